@@ -1,0 +1,249 @@
+// Package activities holds every step of a dunning run that touches the outside world:
+// PostgreSQL, the LLM, SendGrid, Twilio and the billing webhook. Activities are methods of
+// one struct that holds their dependencies; the workflow calls them through typed method
+// values. Each takes one input struct and returns one result struct.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/sms"
+	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/webhook"
+)
+
+// Error types of non-retryable application errors the activities return.
+const (
+	ErrTypeUnknownCustomer  = "UnknownCustomer"
+	ErrTypeNotReachable     = "NotReachable"
+	ErrTypeProviderRejected = "ProviderRejected"
+	ErrTypeWebhookRejected  = "WebhookRejected"
+	ErrTypeInvalidInput     = "InvalidInput"
+)
+
+// LLM is the model client (internal/llm.Client).
+type LLM interface {
+	Complete(ctx context.Context, r llm.Request) (llm.Response, error)
+	Model() string
+}
+
+// EmailSender sends one email (internal/email.Sender).
+type EmailSender interface {
+	Send(ctx context.Context, m email.Message) (string, error)
+}
+
+// SMSSender sends one SMS (internal/sms.Sender).
+type SMSSender interface {
+	Send(ctx context.Context, m sms.Message) (string, error)
+}
+
+// Webhook posts signed events to the billing service (internal/webhook.Sender).
+type Webhook interface {
+	Enabled() bool
+	Send(ctx context.Context, e webhook.Event, now time.Time) error
+}
+
+// Activities holds the dependencies of every activity. Nil LLM means the rules policy
+// decides; nil Email or SMS means log delivery mode for that channel.
+type Activities struct {
+	Store   *store.Store
+	Prompts func() *templates.Set // the active prompt set
+	LLM     LLM
+	Email   EmailSender
+	SMS     SMSSender
+	Webhook Webhook
+	Logger  *slog.Logger
+
+	// Schedule overrides the policy's schedule when set (the demo uses seconds).
+	Schedule []time.Duration
+	// FinalWait overrides the policy's wait after the last step when set.
+	FinalWait time.Duration
+	// IgnoreQuietHours sends at any local time (demo only).
+	IgnoreQuietHours bool
+	// PaymentURL and UnsubscribeURL are templates where {invoice_id} and {customer_id} are
+	// replaced; the links are added by the message templates, never by the model.
+	PaymentURL     string
+	UnsubscribeURL string
+}
+
+func (a *Activities) logger(ctx context.Context) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		l = l.With("workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID,
+			"activity", info.ActivityType.Name, "attempt", info.Attempt)
+	}
+	return l
+}
+
+func (a *Activities) link(tmpl, invoiceID, customerID string) string {
+	return strings.NewReplacer("{invoice_id}", invoiceID, "{customer_id}", customerID).Replace(tmpl)
+}
+
+// PlanRunInput starts a run's bookkeeping.
+type PlanRunInput struct {
+	WorkflowID string
+	InvoiceID  string
+	CustomerID string
+	StartedAt  time.Time
+}
+
+// PlanRunResult is the run's schedule.
+type PlanRunResult struct {
+	Schedule      []time.Duration // offsets of the steps from the run's start
+	FinalWait     time.Duration   // wait for a retry outcome after the last step before exhausting
+	PolicyVersion string
+}
+
+// PlanRun records the run in PostgreSQL and returns the follow-up schedule in force.
+func (a *Activities) PlanRun(ctx context.Context, in PlanRunInput) (PlanRunResult, error) {
+	if err := a.Store.StartRun(ctx, in.WorkflowID, in.InvoiceID, in.CustomerID, in.StartedAt); err != nil {
+		return PlanRunResult{}, err
+	}
+	set := a.Prompts()
+	sched := a.Schedule
+	if len(sched) == 0 {
+		sched = set.Policy.Schedule()
+	}
+	final := a.FinalWait
+	if final <= 0 {
+		final = time.Duration(set.Policy.FinalWaitDays) * 24 * time.Hour
+	}
+	return PlanRunResult{Schedule: sched, FinalWait: final, PolicyVersion: set.Version}, nil
+}
+
+// FetchHistoryInput names the customer whose history is needed.
+type FetchHistoryInput struct {
+	WorkflowID string
+	CustomerID string
+	InvoiceID  string
+	Now        time.Time
+}
+
+// CustomerHistory is what the decision sees of a customer: no name, email or phone.
+type CustomerHistory struct {
+	CustomerID           string
+	Plan                 string
+	Locale               string
+	TimeZone             string
+	TenureDays           int
+	LifetimeValueMinor   int64
+	EmailReachable       bool // has an email address and consented to email
+	SMSReachable         bool // has a phone number and consented to SMS
+	PaymentsSucceeded    int  // in the last 12 months
+	PaymentsFailed       int  // in the last 12 months
+	EarlierRuns          int
+	EarlierRunsRecovered int
+	MessagesThisRun      int
+}
+
+// FetchCustomerHistory loads the customer's profile and history. An unknown customer is a
+// non-retryable UnknownCustomer error.
+func (a *Activities) FetchCustomerHistory(ctx context.Context, in FetchHistoryInput) (CustomerHistory, error) {
+	h, err := a.Store.CustomerHistory(ctx, in.CustomerID)
+	if errors.Is(err, store.ErrUnknownCustomer) {
+		return CustomerHistory{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("unknown customer %q: no profile was imported and the payment.failed event carried no customer snapshot", in.CustomerID),
+			ErrTypeUnknownCustomer, err)
+	}
+	if err != nil {
+		return CustomerHistory{}, err
+	}
+	c := h.Customer
+	out := CustomerHistory{
+		CustomerID:         c.CustomerID,
+		Plan:               c.Plan,
+		Locale:             c.Locale,
+		TimeZone:           c.TimeZone,
+		LifetimeValueMinor: c.LifetimeValueMinor,
+		EmailReachable:     c.Email != "" && c.EmailConsent,
+		SMSReachable:       c.Phone != "" && c.SMSConsent,
+	}
+	if !c.CustomerSince.IsZero() {
+		out.TenureDays = int(in.Now.Sub(c.CustomerSince).Hours() / 24)
+	}
+	yearAgo := in.Now.AddDate(-1, 0, 0)
+	for _, p := range h.Payments {
+		if p.OccurredAt.Before(yearAgo) {
+			continue
+		}
+		if p.Succeeded {
+			out.PaymentsSucceeded++
+		} else {
+			out.PaymentsFailed++
+		}
+	}
+	for _, r := range h.Runs {
+		if r.WorkflowID == in.WorkflowID {
+			continue
+		}
+		out.EarlierRuns++
+		if r.Outcome == string(recoup.StatusRecovered) {
+			out.EarlierRunsRecovered++
+		}
+	}
+	for _, m := range h.Messages {
+		if m.WorkflowID == in.WorkflowID {
+			out.MessagesThisRun++
+		}
+	}
+	return out, nil
+}
+
+// FinishRunInput records how a run ended.
+type FinishRunInput struct {
+	WorkflowID  string
+	InvoiceID   string
+	CustomerID  string
+	Outcome     recoup.Status
+	Reason      string
+	Steps       int
+	AmountMinor int64
+	Currency    string
+	EndedAt     time.Time
+}
+
+// FinishRunResult says whether billing was notified.
+type FinishRunResult struct {
+	BillingNotified bool
+}
+
+// FinishRun records the outcome. An exhausted run is announced to billing by the outbound
+// webhook (event dunning.exhausted), or logged when no webhook is configured.
+func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
+	if err := a.Store.FinishRun(ctx, in.WorkflowID, in.InvoiceID, in.CustomerID, string(in.Outcome), in.Reason, in.Steps, in.EndedAt); err != nil {
+		return FinishRunResult{}, err
+	}
+	if in.Outcome != recoup.StatusExhausted {
+		return FinishRunResult{}, nil
+	}
+	payload := map[string]any{
+		"workflow_id": in.WorkflowID, "invoice_id": in.InvoiceID, "customer_id": in.CustomerID,
+		"amount_minor": in.AmountMinor, "currency": in.Currency, "steps": in.Steps, "reason": in.Reason,
+	}
+	if a.Webhook == nil || !a.Webhook.Enabled() {
+		a.logger(ctx).Info("dunning exhausted; BILLING_WEBHOOK_URL is not set, so billing is told by this log line only",
+			"invoice_id", in.InvoiceID, "customer_id", in.CustomerID, "steps", in.Steps)
+		return FinishRunResult{}, nil
+	}
+	err := a.Webhook.Send(ctx, webhook.Event{ID: in.WorkflowID + "/exhausted", Type: "dunning.exhausted", Payload: payload}, in.EndedAt)
+	if err != nil {
+		return FinishRunResult{}, webhookError(err)
+	}
+	return FinishRunResult{BillingNotified: true}, nil
+}

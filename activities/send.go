@@ -1,0 +1,256 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/provider"
+	"github.com/recoup-dunning/recoup/internal/sms"
+	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/webhook"
+)
+
+// IdempotencyKey is the key of the one message a run may send at a step on a channel.
+func IdempotencyKey(workflowID string, step int, ch recoup.Channel) string {
+	return fmt.Sprintf("%s/step-%d/%s", workflowID, step, ch)
+}
+
+// SendInput is one message to send.
+type SendInput struct {
+	IdempotencyKey string // IdempotencyKey(workflow id, step, channel), derived in the workflow
+	WorkflowID     string
+	InvoiceID      string
+	CustomerID     string
+	Step           int
+	Decision       recoup.Decision
+	OfferExpiresAt time.Time // when Decision carries an incentive
+	AmountMinor    int64
+	Currency       string
+}
+
+// SendResult says how the message left.
+type SendResult struct {
+	Delivery          string // store.SendSent, store.SendLogged or store.SendReconcile
+	ProviderMessageID string
+}
+
+// SendEmail sends the step's email through SendGrid exactly once (see send).
+func (a *Activities) SendEmail(ctx context.Context, in SendInput) (SendResult, error) {
+	return a.send(ctx, recoup.ChannelEmail, in)
+}
+
+// SendSMS sends the step's SMS through Twilio exactly once (see send).
+func (a *Activities) SendSMS(ctx context.Context, in SendInput) (SendResult, error) {
+	return a.send(ctx, recoup.ChannelSMS, in)
+}
+
+// send renders the message and hands it to the provider at most once per idempotency key:
+//   - a reservation row is written before the provider is called;
+//   - a later attempt that finds the message sent returns the stored result without calling;
+//   - one that finds a reservation whose outcome is unknown (the worker died mid-call) does
+//     not call again and leaves the send marked for reconciliation;
+//   - a definite rejection (4xx) is a non-retryable ProviderRejected error;
+//   - 429, 5xx and connection failures release the reservation and are retried.
+//
+// With no provider configured for the channel the message is rendered, stored and logged
+// (log delivery mode).
+func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) (SendResult, error) {
+	if in.IdempotencyKey == "" || in.Decision.Channel != ch {
+		return SendResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("send %s: idempotency key %q / decision channel %q do not match", ch, in.IdempotencyKey, in.Decision.Channel),
+			ErrTypeInvalidInput, nil)
+	}
+	log := a.logger(ctx).With("idempotency_key", in.IdempotencyKey, "channel", string(ch))
+	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
+	if err != nil {
+		return SendResult{}, err
+	}
+	if reason := unreachable(c, ch); reason != "" {
+		return SendResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("customer %s cannot be reached by %s: %s", in.CustomerID, ch, reason), ErrTypeNotReachable, nil)
+	}
+	msg, err := a.render(ch, c, in)
+	if err != nil {
+		return SendResult{}, temporal.NewNonRetryableApplicationError("render message: "+err.Error(), ErrTypeInvalidInput, err)
+	}
+	row, claimed, err := a.Store.ReserveSend(ctx, store.Reservation{
+		Key: in.IdempotencyKey, WorkflowID: in.WorkflowID, Step: in.Step, Channel: string(ch),
+		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text,
+	})
+	if err != nil {
+		return SendResult{}, err
+	}
+	if !claimed {
+		switch row.Status {
+		case store.SendSent, store.SendLogged:
+			log.Info("message already delivered by an earlier attempt; not sending again", "delivery", row.Status)
+			return SendResult{Delivery: row.Status, ProviderMessageID: row.ProviderMessageID}, nil
+		case store.SendReconcile:
+			log.Warn("an earlier attempt may have sent this message; not sending again, marked for reconciliation")
+			return SendResult{Delivery: store.SendReconcile}, nil
+		default: // failed
+			return SendResult{}, temporal.NewNonRetryableApplicationError(
+				"provider rejected this message earlier: "+row.Error, ErrTypeProviderRejected, nil)
+		}
+	}
+
+	// From here on the reservation is ours: record the outcome even if ctx ends.
+	bg := context.WithoutCancel(ctx)
+	var providerID string
+	switch {
+	case ch == recoup.ChannelEmail && a.Email != nil:
+		providerID, err = a.Email.Send(ctx, email.Message{
+			To: c.Email, ToName: c.Name, Subject: msg.subject, Text: msg.text, HTML: msg.html,
+			IdempotencyKey: in.IdempotencyKey, Categories: []string{"dunning"},
+		})
+	case ch == recoup.ChannelSMS && a.SMS != nil:
+		providerID, err = a.SMS.Send(ctx, sms.Message{To: c.Phone, Body: msg.text, IdempotencyKey: in.IdempotencyKey})
+	default:
+		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendLogged, ""); err != nil {
+			return SendResult{}, err
+		}
+		log.Info("delivery mode log: no provider credentials for this channel; the rendered message is stored in PostgreSQL (sends.body), not sent",
+			"customer_id", in.CustomerID, "invoice_id", in.InvoiceID, "chars", len(msg.text))
+		return SendResult{Delivery: store.SendLogged}, nil
+	}
+	switch {
+	case err == nil:
+		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendSent, providerID); err != nil {
+			// The provider accepted the message; a retry will find the reservation and
+			// mark it for reconciliation instead of sending again.
+			return SendResult{}, err
+		}
+		log.Info("message sent", "provider_message_id", providerID)
+		return SendResult{Delivery: store.SendSent, ProviderMessageID: providerID}, nil
+	case provider.IsPermanent(err):
+		if ferr := a.Store.FailSend(bg, in.IdempotencyKey, err.Error()); ferr != nil {
+			return SendResult{}, ferr
+		}
+		log.Warn("provider rejected the message", "error", err)
+		return SendResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeProviderRejected, err)
+	case errors.Is(err, provider.ErrOutcomeUnknown):
+		if rerr := a.Store.ReconcileSend(bg, in.IdempotencyKey, err.Error()); rerr != nil {
+			return SendResult{}, rerr
+		}
+		log.Warn("provider outcome unknown; not retrying, marked for reconciliation", "error", err)
+		return SendResult{Delivery: store.SendReconcile}, nil
+	default:
+		if rerr := a.Store.ReleaseSend(bg, in.IdempotencyKey, err.Error()); rerr != nil {
+			return SendResult{}, rerr
+		}
+		return SendResult{}, err
+	}
+}
+
+func unreachable(c store.Customer, ch recoup.Channel) string {
+	switch ch {
+	case recoup.ChannelEmail:
+		if c.Email == "" {
+			return "no email address"
+		}
+		if !c.EmailConsent {
+			return "no consent to email"
+		}
+	case recoup.ChannelSMS:
+		if c.Phone == "" {
+			return "no phone number"
+		}
+		if !c.SMSConsent {
+			return "no consent to SMS"
+		}
+	}
+	return ""
+}
+
+type rendered struct{ subject, text, html string }
+
+func (a *Activities) render(ch recoup.Channel, c store.Customer, in SendInput) (rendered, error) {
+	set := a.Prompts()
+	d := templates.MessageData{
+		FirstName:      firstName(c.Name),
+		Subject:        in.Decision.Subject,
+		Message:        in.Decision.Message,
+		Incentive:      incentiveText(in.Decision.Incentive, in.OfferExpiresAt),
+		AmountDue:      money.Format(in.AmountMinor, in.Currency, c.Locale),
+		PaymentURL:     a.link(a.PaymentURL, in.InvoiceID, in.CustomerID),
+		UnsubscribeURL: a.link(a.UnsubscribeURL, in.InvoiceID, in.CustomerID),
+		Language:       c.Locale,
+	}
+	if ch == recoup.ChannelSMS {
+		body, err := set.SMS(d)
+		return rendered{text: body}, err
+	}
+	subject, text, html, err := set.Email(d)
+	return rendered{subject: subject, text: text, html: html}, err
+}
+
+func firstName(name string) string {
+	f := strings.Fields(name)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+// OfferInput announces an incentive before the message that offers it.
+type OfferInput struct {
+	WorkflowID string
+	InvoiceID  string
+	CustomerID string
+	Step       int
+	Incentive  recoup.Incentive
+	Now        time.Time
+}
+
+// OfferResult is the recorded offer.
+type OfferResult struct {
+	OfferKey        string
+	ExpiresAt       time.Time
+	BillingNotified bool
+}
+
+// AnnounceOffer records the offer and tells billing (webhook event dunning.offer) so that
+// the promise is kept. Without a webhook the offer is recorded and logged.
+func (a *Activities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferResult, error) {
+	set := a.Prompts()
+	key := fmt.Sprintf("%s/step-%d/offer", in.WorkflowID, in.Step)
+	out := OfferResult{OfferKey: key, ExpiresAt: in.Now.AddDate(0, 0, set.Policy.OfferValidDays).UTC()}
+	err := a.Store.SaveOffer(ctx, store.Offer{OfferKey: key, WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID,
+		CustomerID: in.CustomerID, Kind: in.Incentive.Kind, Value: in.Incentive.Value, ExpiresAt: out.ExpiresAt})
+	if err != nil {
+		return OfferResult{}, err
+	}
+	if a.Webhook == nil || !a.Webhook.Enabled() {
+		a.logger(ctx).Info("offer recorded; BILLING_WEBHOOK_URL is not set, so billing is told by this log line only",
+			"offer_key", key, "kind", in.Incentive.Kind, "value", in.Incentive.Value, "expires_at", out.ExpiresAt)
+		return out, nil
+	}
+	err = a.Webhook.Send(ctx, webhook.Event{ID: key, Type: "dunning.offer", Payload: map[string]any{
+		"workflow_id": in.WorkflowID, "invoice_id": in.InvoiceID, "customer_id": in.CustomerID,
+		"kind": in.Incentive.Kind, "value": in.Incentive.Value, "expires_at": out.ExpiresAt,
+	}}, in.Now)
+	if err != nil {
+		return OfferResult{}, webhookError(err)
+	}
+	if err := a.Store.MarkOfferAnnounced(ctx, key); err != nil {
+		return OfferResult{}, err
+	}
+	out.BillingNotified = true
+	return out, nil
+}
+
+func webhookError(err error) error {
+	if provider.IsPermanent(err) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRejected, err)
+	}
+	return err
+}

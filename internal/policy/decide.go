@@ -1,0 +1,221 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/recoup-dunning/recoup"
+)
+
+// Facts are what the policy needs to know about the step being decided.
+type Facts struct {
+	Step            int              // 1-based
+	Plan            string           // the customer's plan, for incentive caps
+	AllowedChannels []recoup.Channel // consented, reachable and not opted out
+	AmountDue       string           // formatted for the customer, e.g. "$49.00"
+}
+
+// Answer is the model's answer, in the shape of Schema.
+type Answer struct {
+	Channel   string `json:"channel"`
+	Tone      string `json:"tone"`
+	Incentive struct {
+		Kind  string `json:"kind"`
+		Value int    `json:"value"`
+	} `json:"incentive"`
+	Subject   string `json:"subject"`
+	Message   string `json:"message"`
+	Rationale string `json:"rationale"`
+}
+
+// Schema returns the JSON Schema (OpenAI strict structured-output form) of Answer.
+func (p *Policy) Schema() json.RawMessage {
+	str := func(enum ...string) map[string]any {
+		m := map[string]any{"type": "string"}
+		if len(enum) > 0 {
+			m["enum"] = enum
+		}
+		return m
+	}
+	s := map[string]any{
+		"type":                 "object",
+		"additionalProperties": false,
+		"required":             []string{"channel", "tone", "incentive", "subject", "message", "rationale"},
+		"properties": map[string]any{
+			"channel": str("email", "sms", "none"),
+			"tone":    str(p.Tones...),
+			"incentive": map[string]any{
+				"type":                 "object",
+				"additionalProperties": false,
+				"required":             []string{"kind", "value"},
+				"properties": map[string]any{
+					"kind":  str(recoup.IncentiveNone, recoup.IncentiveDiscountPercent, recoup.IncentiveExtensionDays),
+					"value": map[string]any{"type": "integer"},
+				},
+			},
+			"subject":   str(),
+			"message":   str(),
+			"rationale": str(),
+		},
+	}
+	b, _ := json.Marshal(s) // a map of strings and slices always marshals
+	return b
+}
+
+var (
+	urlRe   = regexp.MustCompile(`(?i)(\b[a-z][a-z0-9+.-]*://|\bwww\.|\b[a-z0-9-]+\.(com|net|org|io|co|ly|me|app|link|info|biz|xyz|ru|cn)\b)`)
+	emailRe = regexp.MustCompile(`[^\s@]+@[^\s@]+\.[^\s@]+`)
+	phoneRe = regexp.MustCompile(`\+?\d[\d\s().-]{6,}\d`)
+)
+
+// Check enforces the policy on a model answer. It returns the decision when the answer is
+// usable, and the list of violations otherwise (then the caller falls back to RulesDecision).
+func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
+	var v []string
+	ch := recoup.Channel(a.Channel)
+	switch {
+	case ch == recoup.ChannelNone:
+	case !ch.Valid():
+		v = append(v, fmt.Sprintf("channel %q is not email, sms or none", a.Channel))
+	case !slices.Contains(f.AllowedChannels, ch):
+		v = append(v, fmt.Sprintf("channel %s is not allowed for this customer (allowed: %s)", ch, joinChannels(f.AllowedChannels)))
+	}
+	if !slices.Contains(p.Tones, a.Tone) {
+		v = append(v, fmt.Sprintf("tone %q is not one of %s", a.Tone, strings.Join(p.Tones, ", ")))
+	}
+	caps := p.CapsFor(f.Plan)
+	inc := recoup.Incentive{Kind: a.Incentive.Kind, Value: a.Incentive.Value}
+	switch inc.Kind {
+	case recoup.IncentiveNone:
+		inc.Value = 0
+	case recoup.IncentiveDiscountPercent:
+		if inc.Value < 1 || inc.Value > caps.MaxDiscountPercent {
+			v = append(v, fmt.Sprintf("discount %d%% is outside 1..%d%% for plan %q", inc.Value, caps.MaxDiscountPercent, f.Plan))
+		}
+	case recoup.IncentiveExtensionDays:
+		if inc.Value < 1 || inc.Value > caps.MaxExtensionDays {
+			v = append(v, fmt.Sprintf("extension of %d days is outside 1..%d for plan %q", inc.Value, caps.MaxExtensionDays, f.Plan))
+		}
+	default:
+		v = append(v, fmt.Sprintf("incentive kind %q is unknown", inc.Kind))
+	}
+	subject := strings.TrimSpace(Sanitize(a.Subject))
+	message := strings.TrimSpace(Sanitize(a.Message))
+	if ch != recoup.ChannelNone {
+		if message == "" {
+			v = append(v, "message is empty")
+		}
+		v = append(v, checkText("message", message)...)
+	}
+	switch ch {
+	case recoup.ChannelSMS:
+		if n := utf8.RuneCountInString(message); n > p.SMSMaxChars {
+			v = append(v, fmt.Sprintf("SMS message has %d characters, more than %d", n, p.SMSMaxChars))
+		}
+	case recoup.ChannelEmail:
+		if subject == "" {
+			v = append(v, "email subject is empty")
+		}
+		if n := utf8.RuneCountInString(subject); n > p.SubjectMaxChars {
+			v = append(v, fmt.Sprintf("subject has %d characters, more than %d", n, p.SubjectMaxChars))
+		}
+		v = append(v, checkText("subject", subject)...)
+		if n := utf8.RuneCountInString(message); n > p.EmailMaxChars {
+			v = append(v, fmt.Sprintf("email message has %d characters, more than %d", n, p.EmailMaxChars))
+		}
+	}
+	if len(v) > 0 {
+		return recoup.Decision{}, v
+	}
+	return recoup.Decision{
+		Step:      f.Step,
+		Channel:   ch,
+		Tone:      a.Tone,
+		Incentive: inc,
+		Subject:   subject,
+		Message:   message,
+		Rationale: strings.TrimSpace(Sanitize(a.Rationale)),
+		DecidedBy: recoup.DecidedByLLM,
+	}, nil
+}
+
+func checkText(field, s string) []string {
+	var v []string
+	if urlRe.MatchString(s) {
+		v = append(v, field+" contains a link")
+	}
+	if emailRe.MatchString(s) {
+		v = append(v, field+" contains an email address")
+	}
+	if phoneRe.MatchString(s) {
+		v = append(v, field+" contains a phone number")
+	}
+	return v
+}
+
+// Sanitize removes control characters (keeping newlines and tabs) and invalid UTF-8.
+func Sanitize(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func joinChannels(cs []recoup.Channel) string {
+	if len(cs) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = string(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// RulesDecision is the deterministic fallback decision for a step.
+func (p *Policy) RulesDecision(f Facts) (recoup.Decision, error) {
+	i := min(f.Step-1, len(p.Rules)-1)
+	i = max(i, 0)
+	r := p.Rules[i]
+	d := recoup.Decision{Step: f.Step, Tone: r.Tone, Subject: r.Subject, DecidedBy: recoup.DecidedByRules,
+		Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}}
+	switch {
+	case slices.Contains(f.AllowedChannels, r.Channel):
+		d.Channel = r.Channel
+	case len(f.AllowedChannels) > 0:
+		d.Channel = f.AllowedChannels[0]
+	default:
+		d.Channel = recoup.ChannelNone
+		d.Rationale = fmt.Sprintf("rules step %d: no consented, reachable channel; nothing sent", f.Step)
+		return d, nil
+	}
+	caps := p.CapsFor(f.Plan)
+	switch r.Incentive {
+	case recoup.IncentiveDiscountPercent:
+		if caps.MaxDiscountPercent > 0 {
+			d.Incentive = recoup.Incentive{Kind: r.Incentive, Value: caps.MaxDiscountPercent}
+		}
+	case recoup.IncentiveExtensionDays:
+		if caps.MaxExtensionDays > 0 {
+			d.Incentive = recoup.Incentive{Kind: r.Incentive, Value: caps.MaxExtensionDays}
+		}
+	}
+	var b strings.Builder
+	if err := p.ruleTemplates[i].Execute(&b, map[string]any{"AmountDue": f.AmountDue}); err != nil {
+		return recoup.Decision{}, fmt.Errorf("policy.yaml rules[%d].message: %w", i, err)
+	}
+	d.Message = b.String()
+	d.Rationale = fmt.Sprintf("rules step %d: %s on %s, incentive %s", f.Step, d.Tone, d.Channel, d.Incentive.Kind)
+	return d, nil
+}

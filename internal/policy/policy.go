@@ -1,0 +1,208 @@
+// Package policy holds the guardrails Recoup enforces on every decision, whatever the
+// model answers: the follow-up schedule, quiet hours, allowed tones, incentive caps per
+// plan, length limits and the deterministic rules used as the fallback. The policy is read
+// from prompts/policy.yaml.
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/recoup-dunning/recoup"
+)
+
+// Policy is the parsed, validated policy file.
+type Policy struct {
+	ScheduleDays    []int           `yaml:"schedule_days"`
+	FinalWaitDays   int             `yaml:"final_wait_days"`
+	QuietHours      QuietHours      `yaml:"quiet_hours"`
+	Tones           []string        `yaml:"tones"`
+	SMSMaxChars     int             `yaml:"sms_max_chars"`
+	EmailMaxChars   int             `yaml:"email_max_chars"`
+	SubjectMaxChars int             `yaml:"subject_max_chars"`
+	OfferValidDays  int             `yaml:"offer_valid_days"`
+	Plans           map[string]Caps `yaml:"plans"`
+	Rules           []Rule          `yaml:"rules"`
+
+	ruleTemplates []*template.Template
+}
+
+// QuietHours bounds the local time of day at which messages may go out.
+type QuietHours struct {
+	Start string `yaml:"start"` // "HH:MM"
+	End   string `yaml:"end"`   // "HH:MM", after Start
+
+	start, end time.Duration // offsets from local midnight
+}
+
+// Caps are the incentive limits of a plan.
+type Caps struct {
+	MaxDiscountPercent int `yaml:"max_discount_percent"`
+	MaxExtensionDays   int `yaml:"max_extension_days"`
+}
+
+// Rule is one step of the deterministic fallback.
+type Rule struct {
+	Channel   recoup.Channel `yaml:"channel"`
+	Tone      string         `yaml:"tone"`
+	Incentive string         `yaml:"incentive"`
+	Subject   string         `yaml:"subject"`
+	Message   string         `yaml:"message"`
+}
+
+// Parse reads and validates a policy file. Errors name the field at fault.
+func Parse(data []byte) (*Policy, error) {
+	var p Policy
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("policy.yaml: %w", err)
+	}
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("policy.yaml: %w", err)
+	}
+	return &p, nil
+}
+
+func (p *Policy) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(p.ScheduleDays) == 0 {
+		bad("schedule_days: at least one step is required")
+	}
+	for i, d := range p.ScheduleDays {
+		if d < 0 || (i > 0 && d <= p.ScheduleDays[i-1]) {
+			bad("schedule_days[%d]: days must be ≥ 0 and increasing", i)
+		}
+	}
+	if p.FinalWaitDays < 0 || p.FinalWaitDays > 60 {
+		bad("final_wait_days: must be between 0 and 60")
+	}
+	var err error
+	if p.QuietHours.start, err = parseClock(p.QuietHours.Start); err != nil {
+		bad("quiet_hours.start: %v", err)
+	}
+	if p.QuietHours.end, err = parseClock(p.QuietHours.End); err != nil {
+		bad("quiet_hours.end: %v", err)
+	}
+	if p.QuietHours.end <= p.QuietHours.start {
+		bad("quiet_hours: end must be after start")
+	}
+	if len(p.Tones) == 0 {
+		bad("tones: at least one tone is required")
+	}
+	if p.SMSMaxChars < 20 || p.SMSMaxChars > 1600 {
+		bad("sms_max_chars: must be between 20 and 1600")
+	}
+	if p.EmailMaxChars < 50 {
+		bad("email_max_chars: must be at least 50")
+	}
+	if p.SubjectMaxChars < 10 {
+		bad("subject_max_chars: must be at least 10")
+	}
+	if p.OfferValidDays < 1 {
+		bad("offer_valid_days: must be at least 1")
+	}
+	if _, ok := p.Plans["default"]; !ok {
+		bad("plans.default: required")
+	}
+	for name, c := range p.Plans {
+		if c.MaxDiscountPercent < 0 || c.MaxDiscountPercent > 100 {
+			bad("plans.%s.max_discount_percent: must be between 0 and 100", name)
+		}
+		if c.MaxExtensionDays < 0 || c.MaxExtensionDays > 90 {
+			bad("plans.%s.max_extension_days: must be between 0 and 90", name)
+		}
+	}
+	if len(p.Rules) == 0 {
+		bad("rules: at least one rule is required")
+	}
+	p.ruleTemplates = make([]*template.Template, len(p.Rules))
+	for i, r := range p.Rules {
+		if !r.Channel.Valid() {
+			bad("rules[%d].channel: %q is not email or sms", i, r.Channel)
+		}
+		if !slices.Contains(p.Tones, r.Tone) {
+			bad("rules[%d].tone: %q is not one of tones", i, r.Tone)
+		}
+		if !validIncentiveKind(r.Incentive) {
+			bad("rules[%d].incentive: %q is not none, discount_percent or extension_days", i, r.Incentive)
+		}
+		if strings.TrimSpace(r.Subject) == "" {
+			bad("rules[%d].subject: required", i)
+		}
+		t, err := template.New(fmt.Sprintf("rules[%d].message", i)).Option("missingkey=error").Parse(r.Message)
+		if err != nil {
+			bad("rules[%d].message: %v", i, err)
+		}
+		p.ruleTemplates[i] = t
+	}
+	return errors.Join(errs...)
+}
+
+func validIncentiveKind(k string) bool {
+	return k == recoup.IncentiveNone || k == recoup.IncentiveDiscountPercent || k == recoup.IncentiveExtensionDays
+}
+
+func parseClock(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		if s == "24:00" {
+			return 24 * time.Hour, nil
+		}
+		return 0, fmt.Errorf("%q is not HH:MM", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+}
+
+// CapsFor returns the incentive caps of a plan (the default plan's when it is not listed).
+func (p *Policy) CapsFor(plan string) Caps {
+	if c, ok := p.Plans[plan]; ok {
+		return c
+	}
+	return p.Plans["default"]
+}
+
+// Schedule returns the offsets of the steps from the first failure.
+func (p *Policy) Schedule() []time.Duration {
+	out := make([]time.Duration, len(p.ScheduleDays))
+	for i, d := range p.ScheduleDays {
+		out[i] = time.Duration(d) * 24 * time.Hour
+	}
+	return out
+}
+
+// NextAllowed returns the earliest instant at or after now that falls inside the quiet-hours
+// window in the customer's time zone. An unknown time zone is treated as UTC.
+func (q QuietHours) NextAllowed(now time.Time, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
+	local := now.In(loc)
+	midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
+	for day := 0; day < 3; day++ {
+		m := midnight.AddDate(0, 0, day)
+		start := wallClock(m, q.start)
+		end := wallClock(m, q.end)
+		if local.Before(start) {
+			return start.UTC()
+		}
+		if local.Before(end) {
+			return now
+		}
+	}
+	return now // unreachable with a validated window
+}
+
+// wallClock returns the instant at local wall-clock offset d after midnight m, so that a
+// daylight-saving change between midnight and d does not shift the window.
+func wallClock(m time.Time, d time.Duration) time.Time {
+	return time.Date(m.Year(), m.Month(), m.Day(), int(d/time.Hour), int(d%time.Hour/time.Minute), 0, 0, m.Location())
+}

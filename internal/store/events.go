@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Event is an accepted event as written to the event log, with the facts it carries.
+type Event struct {
+	EventID    string
+	Type       string
+	Source     string // "cli", "http", ...
+	InvoiceID  string
+	CustomerID string
+	OccurredAt time.Time
+	Body       []byte // the event as JSON
+
+	Customer *Customer       // profile snapshot carried by the event, upserted (newest wins)
+	Attempt  *PaymentAttempt // a charge attempt this event reports
+	Invoice  *Invoice        // invoice facts this event reports
+}
+
+// PaymentAttempt is one charge attempt of an invoice.
+type PaymentAttempt struct {
+	AttemptID   string
+	Succeeded   bool
+	FailureCode string
+	AmountMinor int64
+	Currency    string
+}
+
+// Invoice is an invoice as the events describe it.
+type Invoice struct {
+	AmountMinor int64
+	Currency    string
+	Status      string // open | paid | canceled
+}
+
+// RecordResult says what RecordEvent did.
+type RecordResult struct {
+	Duplicate   bool // the same event (same id and body) was already recorded
+	DeliveredAt *time.Time
+}
+
+// RecordEvent writes an event to the log exactly once, together with the facts it carries,
+// in one transaction. Recording the same id and body again is a no-op reported as Duplicate;
+// the same id with another body is ErrEventConflict.
+func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) {
+	var res RecordResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, body)
+			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
+			ON CONFLICT (event_id) DO NOTHING`,
+			e.EventID, e.Type, e.Source, e.InvoiceID, e.CustomerID, e.OccurredAt, e.Body)
+		if err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			var same bool
+			if err := tx.QueryRow(ctx,
+				`SELECT body = $2::jsonb, delivered_at FROM events WHERE event_id = $1`,
+				e.EventID, e.Body).Scan(&same, &res.DeliveredAt); err != nil {
+				return fmt.Errorf("read recorded event: %w", err)
+			}
+			if !same {
+				return ErrEventConflict
+			}
+			res.Duplicate = true
+			return nil
+		}
+		if e.Customer != nil {
+			if _, err := upsertCustomer(ctx, tx, *e.Customer); err != nil {
+				return err
+			}
+		}
+		if inv := e.Invoice; inv != nil {
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO invoices (invoice_id, customer_id, amount_minor, currency, status, first_failed_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $6)
+				ON CONFLICT (invoice_id) DO UPDATE SET
+					status = CASE WHEN invoices.updated_at <= EXCLUDED.updated_at THEN EXCLUDED.status ELSE invoices.status END,
+					amount_minor = CASE WHEN EXCLUDED.amount_minor > 0 THEN EXCLUDED.amount_minor ELSE invoices.amount_minor END,
+					updated_at = GREATEST(invoices.updated_at, EXCLUDED.updated_at)`,
+				e.InvoiceID, e.CustomerID, inv.AmountMinor, inv.Currency, inv.Status, e.OccurredAt); err != nil {
+				return fmt.Errorf("upsert invoice: %w", err)
+			}
+		}
+		if a := e.Attempt; a != nil {
+			outcome := "failed"
+			if a.Succeeded {
+				outcome = "succeeded"
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO payment_attempts (event_id, invoice_id, customer_id, attempt_id, outcome,
+					failure_code, amount_minor, currency, occurred_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				e.EventID, e.InvoiceID, e.CustomerID, a.AttemptID, outcome, a.FailureCode,
+				a.AmountMinor, a.Currency, e.OccurredAt); err != nil {
+				return fmt.Errorf("insert payment attempt: %w", err)
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+// MarkDelivered records that an event reached its workflow.
+func (s *Store) MarkDelivered(ctx context.Context, eventID string) error {
+	_, err := s.pool.Exec(ctx,
+		`UPDATE events SET delivered_at = now(), delivery_error = NULL WHERE event_id = $1 AND delivered_at IS NULL`, eventID)
+	if err != nil {
+		return fmt.Errorf("mark event delivered: %w", err)
+	}
+	return nil
+}
+
+// MarkDeliveryFailed records why an event could not be delivered yet (it stays undelivered).
+func (s *Store) MarkDeliveryFailed(ctx context.Context, eventID, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE events SET delivery_error = $2 WHERE event_id = $1`, eventID, reason)
+	if err != nil {
+		return fmt.Errorf("mark event delivery failed: %w", err)
+	}
+	return nil
+}
+
+// UndeliveredEvent is an accepted event not yet delivered to Temporal.
+type UndeliveredEvent struct {
+	EventID string
+	Type    string
+	Body    []byte
+}
+
+// Undelivered lists up to limit accepted events not yet delivered, oldest first by
+// occurred_at within an invoice.
+func (s *Store) Undelivered(ctx context.Context, limit int) ([]UndeliveredEvent, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT event_id, type, body FROM events WHERE delivered_at IS NULL
+		ORDER BY received_at, occurred_at LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list undelivered events: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (UndeliveredEvent, error) {
+		var u UndeliveredEvent
+		err := r.Scan(&u.EventID, &u.Type, &u.Body)
+		return u, err
+	})
+}
+
+// IsNotFound reports whether err means a row was missing.
+func IsNotFound(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

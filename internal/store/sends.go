@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Send statuses (see the sends table in migrations/00001_init.sql).
+const (
+	SendReserved  = "reserved"
+	SendSent      = "sent"
+	SendLogged    = "logged"
+	SendRetry     = "retry"
+	SendFailed    = "failed"
+	SendReconcile = "reconcile"
+)
+
+// Reservation describes a message about to be handed to a provider.
+type Reservation struct {
+	Key        string // "<workflow id>/step-<n>/<channel>"
+	WorkflowID string
+	Step       int
+	Channel    string
+	CustomerID string
+	InvoiceID  string
+	Subject    string
+	Body       string // rendered text, kept for support and for log delivery mode
+}
+
+// SendRow is the stored state of a send.
+type SendRow struct {
+	Key               string
+	Status            string
+	ProviderMessageID string
+	Attempts          int
+	Error             string
+}
+
+// ReserveSend claims the right to call the provider for r.Key.
+//
+// claimed is true when the caller holds a fresh reservation (first attempt, or an earlier
+// attempt that the provider definitely did not accept): it must call the provider and then
+// CompleteSend, ReleaseSend or FailSend. Otherwise row holds the earlier outcome and the
+// provider must not be called. A reservation left by an earlier attempt whose outcome is
+// unknown (the worker died mid-call) is turned into SendReconcile here.
+func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, claimed bool, err error) {
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, subject, body)
+		VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8)
+		ON CONFLICT (idempotency_key) DO NOTHING`,
+		r.Key, r.WorkflowID, r.Step, r.Channel, r.CustomerID, r.InvoiceID, r.Subject, r.Body)
+	if err != nil {
+		return SendRow{}, false, fmt.Errorf("reserve send: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return SendRow{Key: r.Key, Status: SendReserved, Attempts: 1}, true, nil
+	}
+	row, err = scanSend(s.pool.QueryRow(ctx, `
+		UPDATE sends SET status = 'reserved', attempts = attempts + 1, subject = $2, body = $3, updated_at = now()
+		WHERE idempotency_key = $1 AND status = 'retry'
+		RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key, r.Subject, r.Body))
+	if err == nil {
+		return row, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return SendRow{}, false, fmt.Errorf("reclaim send: %w", err)
+	}
+	row, err = scanSend(s.pool.QueryRow(ctx, `
+		UPDATE sends SET status = CASE WHEN status = 'reserved' THEN 'reconcile' ELSE status END,
+			error = CASE WHEN status = 'reserved' THEN 'earlier attempt ended with unknown outcome' ELSE error END,
+			updated_at = CASE WHEN status = 'reserved' THEN now() ELSE updated_at END
+		WHERE idempotency_key = $1
+		RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key))
+	if err != nil {
+		return SendRow{}, false, fmt.Errorf("read send: %w", err)
+	}
+	return row, false, nil
+}
+
+func scanSend(r pgx.Row) (SendRow, error) {
+	var x SendRow
+	err := r.Scan(&x.Key, &x.Status, &x.ProviderMessageID, &x.Attempts, &x.Error)
+	return x, err
+}
+
+// GetSend returns the stored state of a send.
+func (s *Store) GetSend(ctx context.Context, key string) (SendRow, error) {
+	row, err := scanSend(s.pool.QueryRow(ctx, `
+		SELECT idempotency_key, status, provider_message_id, attempts, error FROM sends WHERE idempotency_key = $1`, key))
+	if err != nil {
+		return SendRow{}, fmt.Errorf("get send: %w", err)
+	}
+	return row, nil
+}
+
+// CompleteSend records a provider acceptance (SendSent) or a log-mode delivery (SendLogged).
+func (s *Store) CompleteSend(ctx context.Context, key, status, providerMessageID string) error {
+	return s.setSend(ctx, key, status, providerMessageID, "")
+}
+
+// ReleaseSend records that the provider definitely did not accept the message, so a later
+// attempt may claim the key again.
+func (s *Store) ReleaseSend(ctx context.Context, key, reason string) error {
+	return s.setSend(ctx, key, SendRetry, "", reason)
+}
+
+// FailSend records a definite rejection.
+func (s *Store) FailSend(ctx context.Context, key, reason string) error {
+	return s.setSend(ctx, key, SendFailed, "", reason)
+}
+
+// ReconcileSend records that the outcome of a call is unknown.
+func (s *Store) ReconcileSend(ctx context.Context, key, reason string) error {
+	return s.setSend(ctx, key, SendReconcile, "", reason)
+}
+
+func (s *Store) setSend(ctx context.Context, key, status, providerID, reason string) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE sends SET status = $2, provider_message_id = $3, error = $4, updated_at = now()
+		WHERE idempotency_key = $1 AND status = 'reserved'`, key, status, providerID, reason)
+	if err != nil {
+		return fmt.Errorf("update send %s: %w", status, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update send %s: key %q holds no reservation", status, key)
+	}
+	return nil
+}

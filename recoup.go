@@ -1,0 +1,260 @@
+// Package recoup is the public contract of the Recoup dunning engine: the events the billing
+// service sends, the signals, query and statuses of a dunning run, the task queue and the
+// workflow-ID helper. It imports nothing of Recoup's own, so a Go billing service can import
+// it to build events and signals that the engine accepts.
+//
+// Every failed payment becomes one durable Temporal workflow, DunningWorkflow, with ID
+// WorkflowID(invoiceID). The billing service talks to a run with signals (SignalRetryResult,
+// SignalRecovered, SignalCancel, SignalPause, SignalResume, SignalOptOut) and reads it with
+// the QueryStatus query.
+package recoup
+
+import (
+	"strings"
+	"time"
+)
+
+// TaskQueue is the Temporal task queue the worker polls for dunning workflows and activities.
+const TaskQueue = "recoup-dunning"
+
+// WorkflowType is the registered name of the dunning workflow.
+const WorkflowType = "DunningWorkflow"
+
+// WorkflowIDPrefix prefixes every dunning run's workflow ID.
+const WorkflowIDPrefix = "dunning-"
+
+// WorkflowID returns the ID of the one dunning run of an invoice. Invoice IDs are opaque
+// identifiers from the billing system; they never contain customer contact data.
+func WorkflowID(invoiceID string) string { return WorkflowIDPrefix + invoiceID }
+
+// InvoiceIDFromWorkflowID is the inverse of WorkflowID; ok is false for other IDs.
+func InvoiceIDFromWorkflowID(id string) (invoiceID string, ok bool) {
+	if !strings.HasPrefix(id, WorkflowIDPrefix) || len(id) == len(WorkflowIDPrefix) {
+		return "", false
+	}
+	return id[len(WorkflowIDPrefix):], true
+}
+
+// Event types accepted from the billing service (the "type" field of an Event).
+const (
+	EventPaymentFailed  = "payment.failed"
+	EventRetrySucceeded = "payment.retry_succeeded"
+	EventRetryFailed    = "payment.retry_failed"
+	EventRecovered      = "payment.recovered"
+	EventCancel         = "dunning.cancel"
+)
+
+// Signal names a dunning run accepts. Each carries the payload type named beside it.
+const (
+	SignalPaymentFailed = "payment-failed" // PaymentFailed: a (possibly duplicate) failure for the run's invoice
+	SignalRetryResult   = "retry-result"   // RetryResult: outcome of a retried charge
+	SignalRecovered     = "recovered"      // Recovered: paid another way
+	SignalCancel        = "cancel"         // Cancel: stop dunning
+	SignalPause         = "pause"          // Pause: send nothing until resumed
+	SignalResume        = "resume"         // Resume: continue where the run was
+	SignalOptOut        = "opt-out"        // OptOut: stop one channel for the rest of the run
+)
+
+// QueryStatus is the query that returns a run's whole State.
+const QueryStatus = "status"
+
+// Search attributes kept current on every run (registered on the Temporal server).
+const (
+	SearchAttrCustomerID    = "CustomerId"    // Keyword
+	SearchAttrInvoiceID     = "InvoiceId"     // Keyword
+	SearchAttrDunningStatus = "DunningStatus" // Keyword: a Status
+	SearchAttrDunningStep   = "DunningStep"   // Int: 1-based step number, 0 before the first
+	SearchAttrLastChannel   = "LastChannel"   // Keyword: email|sms
+)
+
+// Status of a dunning run.
+type Status string
+
+const (
+	StatusActive    Status = "active"    // working on a step or waiting for the next one
+	StatusPaused    Status = "paused"    // paused by support; sends nothing until resumed
+	StatusRecovered Status = "recovered" // the invoice was paid (ended)
+	StatusExhausted Status = "exhausted" // every step ran without recovery; billing was told (ended)
+	StatusCanceled  Status = "canceled"  // canceled by billing or support (ended)
+	StatusFailed    Status = "failed"    // could not run at all, e.g. unknown customer (ended)
+)
+
+// Ended reports whether s is a final status.
+func (s Status) Ended() bool {
+	switch s {
+	case StatusRecovered, StatusExhausted, StatusCanceled, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Channel a message is sent on.
+type Channel string
+
+const (
+	ChannelEmail Channel = "email"
+	ChannelSMS   Channel = "sms"
+	ChannelNone  Channel = "none" // decided not to send at this step
+)
+
+// Valid reports whether c is email or sms.
+func (c Channel) Valid() bool { return c == ChannelEmail || c == ChannelSMS }
+
+// CustomerSnapshot is the customer's profile as the billing system knows it when the event
+// is emitted. It upserts Recoup's copy; the newest OccurredAt wins.
+type CustomerSnapshot struct {
+	Name         string `json:"name,omitempty"`
+	Email        string `json:"email,omitempty"`
+	Phone        string `json:"phone,omitempty"`     // E.164, e.g. +14155550100
+	Locale       string `json:"locale,omitempty"`    // BCP 47, e.g. en-US
+	TimeZone     string `json:"time_zone,omitempty"` // IANA, e.g. America/New_York
+	Plan         string `json:"plan,omitempty"`
+	EmailConsent *bool  `json:"email_consent,omitempty"`
+	SMSConsent   *bool  `json:"sms_consent,omitempty"`
+}
+
+// PaymentFailed is the payload of a payment.failed event and of SignalPaymentFailed.
+type PaymentFailed struct {
+	EventID     string            `json:"event_id"`
+	InvoiceID   string            `json:"invoice_id"`
+	CustomerID  string            `json:"customer_id"`
+	AttemptID   string            `json:"attempt_id,omitempty"`
+	AmountMinor int64             `json:"amount_minor"` // in the currency's minor unit (cents)
+	Currency    string            `json:"currency"`     // ISO 4217, e.g. USD
+	FailureCode string            `json:"failure_code,omitempty"`
+	OccurredAt  time.Time         `json:"occurred_at"`
+	Customer    *CustomerSnapshot `json:"customer,omitempty"`
+}
+
+// RetryResult is the payload of SignalRetryResult: billing retried the charge.
+type RetryResult struct {
+	EventID     string    `json:"event_id"`
+	AttemptID   string    `json:"attempt_id"`
+	Succeeded   bool      `json:"succeeded"`
+	FailureCode string    `json:"failure_code,omitempty"`
+	OccurredAt  time.Time `json:"occurred_at"`
+}
+
+// Recovered is the payload of SignalRecovered: the invoice was paid another way.
+type Recovered struct {
+	EventID    string    `json:"event_id"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// Cancel is the payload of SignalCancel.
+type Cancel struct {
+	EventID    string    `json:"event_id"`
+	Reason     string    `json:"reason"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// Pause is the payload of SignalPause.
+type Pause struct {
+	EventID    string    `json:"event_id"`
+	Reason     string    `json:"reason,omitempty"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// Resume is the payload of SignalResume.
+type Resume struct {
+	EventID    string    `json:"event_id"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// OptOut is the payload of SignalOptOut: the customer withdrew consent for one channel.
+type OptOut struct {
+	EventID    string    `json:"event_id"`
+	Channel    Channel   `json:"channel"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// DunningInput starts a run. It is built from the first PaymentFailed of the invoice.
+type DunningInput struct {
+	Failure PaymentFailed `json:"failure"`
+}
+
+// DunningResult is what a finished run returns.
+type DunningResult struct {
+	Status Status `json:"status"`
+	Steps  int    `json:"steps"` // steps whose decision was taken
+	Reason string `json:"reason,omitempty"`
+}
+
+// Incentive offered to the customer. Billing must honour it, so it is announced before the
+// message that offers it is sent.
+type Incentive struct {
+	Kind  string `json:"kind"` // IncentiveNone, IncentiveDiscountPercent or IncentiveExtensionDays
+	Value int    `json:"value,omitempty"`
+}
+
+// Incentive kinds.
+const (
+	IncentiveNone            = "none"
+	IncentiveDiscountPercent = "discount_percent"
+	IncentiveExtensionDays   = "extension_days"
+)
+
+// Decision is what DecideStrategy chose for one step, after guardrails.
+type Decision struct {
+	Step          int       `json:"step"`
+	Channel       Channel   `json:"channel"`
+	Tone          string    `json:"tone"`
+	Incentive     Incentive `json:"incentive"`
+	Subject       string    `json:"subject,omitempty"`
+	Message       string    `json:"message"`
+	Rationale     string    `json:"rationale"`
+	DecidedBy     string    `json:"decided_by"` // DecidedByLLM or DecidedByRules
+	Model         string    `json:"model,omitempty"`
+	PromptVersion string    `json:"prompt_version"`
+	Violations    []string  `json:"violations,omitempty"` // why the model's answer was not used, if it was not
+	SendAt        time.Time `json:"send_at"`              // earliest allowed send time (quiet hours)
+}
+
+// Who decided.
+const (
+	DecidedByLLM   = "llm"
+	DecidedByRules = "rules"
+)
+
+// MessageRecord is one message of a run as the status query reports it.
+type MessageRecord struct {
+	Step              int       `json:"step"`
+	Channel           Channel   `json:"channel"`
+	IdempotencyKey    string    `json:"idempotency_key"`
+	ProviderMessageID string    `json:"provider_message_id,omitempty"`
+	Delivery          string    `json:"delivery"` // sent | logged | reconcile | failed
+	Error             string    `json:"error,omitempty"`
+	At                time.Time `json:"at"`
+}
+
+// SignalRecord is one signal the run received, applied or not.
+type SignalRecord struct {
+	Name       string    `json:"name"`
+	EventID    string    `json:"event_id,omitempty"`
+	OccurredAt time.Time `json:"occurred_at,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	Applied    bool      `json:"applied"`
+	Note       string    `json:"note,omitempty"` // e.g. "duplicate", "stale", "run already ended"
+}
+
+// State is the whole state of a run, returned by QueryStatus.
+type State struct {
+	InvoiceID    string          `json:"invoice_id"`
+	CustomerID   string          `json:"customer_id"`
+	AmountMinor  int64           `json:"amount_minor"`
+	Currency     string          `json:"currency"`
+	Status       Status          `json:"status"`
+	Reason       string          `json:"reason,omitempty"`
+	Step         int             `json:"step"`        // 1-based number of the current step; 0 before the first
+	TotalSteps   int             `json:"total_steps"` // steps in the schedule
+	NextAction   string          `json:"next_action,omitempty"`
+	NextActionAt time.Time       `json:"next_action_at,omitempty"`
+	StartedAt    time.Time       `json:"started_at"`
+	OptedOut     []Channel       `json:"opted_out,omitempty"`
+	Failures     int             `json:"failures"` // payment failures seen (first one included)
+	Decisions    []Decision      `json:"decisions,omitempty"`
+	Messages     []MessageRecord `json:"messages,omitempty"`
+	Signals      []SignalRecord  `json:"signals,omitempty"`
+	Offers       []Incentive     `json:"offers,omitempty"`
+	LastApplied  time.Time       `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
+}
