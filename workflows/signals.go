@@ -80,6 +80,8 @@ func (d *dunning) receive(ctx workflow.Context, name, eventID string, occurredAt
 	})
 	r := &d.state.Signals[len(d.state.Signals)-1]
 	switch {
+	case eventID != "" && eventID == d.in.Failure.EventID:
+		r.Note = "the event that started this run"
 	case eventID != "" && d.seen[eventID]:
 		r.Note = "duplicate"
 	case d.state.Status.Ended():

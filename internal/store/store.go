@@ -118,10 +118,14 @@ type Customer struct {
 	SMSConsent         bool
 	CustomerSince      time.Time
 	UpdatedAt          time.Time // when the profile was true at the source; newest wins
+
+	// For upserts: a nil consent keeps the stored one (false for a new customer). Empty
+	// text fields keep the stored value too: a snapshot that omits a field does not erase it.
+	EmailConsentSet, SMSConsentSet *bool
 }
 
-// UpsertCustomer inserts or updates a profile unless the stored one is newer. It reports
-// whether the stored profile changed.
+// UpsertCustomer inserts or updates a profile unless the stored one is newer (UpdatedAt).
+// It reports whether the stored profile changed.
 func (s *Store) UpsertCustomer(ctx context.Context, c Customer) (bool, error) {
 	return upsertCustomer(ctx, s.pool, c)
 }
@@ -134,17 +138,23 @@ func upsertCustomer(ctx context.Context, db execer, c Customer) (bool, error) {
 	tag, err := db.Exec(ctx, `
 		INSERT INTO customers (customer_id, name, email, phone, locale, time_zone, plan,
 			lifetime_value_minor, email_consent, sms_consent, customer_since, profile_updated_at)
-		VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), $5, $6, $7, $8, $9, $10, $11, $12)
+		VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), COALESCE(NULLIF($5, ''), 'en'), COALESCE(NULLIF($6, ''), 'UTC'),
+			COALESCE(NULLIF($7, ''), 'basic'), $8, COALESCE($9, false), COALESCE($10, false), $11, $12)
 		ON CONFLICT (customer_id) DO UPDATE SET
-			name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
-			locale = EXCLUDED.locale, time_zone = EXCLUDED.time_zone, plan = EXCLUDED.plan,
+			name = COALESCE(NULLIF($2, ''), customers.name),
+			email = COALESCE(NULLIF($3, ''), customers.email),
+			phone = COALESCE(NULLIF($4, ''), customers.phone),
+			locale = COALESCE(NULLIF($5, ''), customers.locale),
+			time_zone = COALESCE(NULLIF($6, ''), customers.time_zone),
+			plan = COALESCE(NULLIF($7, ''), customers.plan),
 			lifetime_value_minor = GREATEST(customers.lifetime_value_minor, EXCLUDED.lifetime_value_minor),
-			email_consent = EXCLUDED.email_consent, sms_consent = EXCLUDED.sms_consent,
+			email_consent = COALESCE($9, customers.email_consent),
+			sms_consent = COALESCE($10, customers.sms_consent),
 			customer_since = COALESCE(customers.customer_since, EXCLUDED.customer_since),
 			profile_updated_at = EXCLUDED.profile_updated_at
 		WHERE customers.profile_updated_at <= EXCLUDED.profile_updated_at`,
 		c.CustomerID, c.Name, c.Email, c.Phone, c.Locale, c.TimeZone, c.Plan,
-		c.LifetimeValueMinor, c.EmailConsent, c.SMSConsent, nullTime(c.CustomerSince), c.UpdatedAt)
+		c.LifetimeValueMinor, c.EmailConsentSet, c.SMSConsentSet, nullTime(c.CustomerSince), c.UpdatedAt)
 	if err != nil {
 		return false, fmt.Errorf("upsert customer: %w", err)
 	}

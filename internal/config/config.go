@@ -1,0 +1,194 @@
+// Package config reads Recoup's configuration from the environment. Every variable has a
+// default where one makes sense; an invalid value is an error that names the variable.
+// Temporal connection settings are the SDK's standard TEMPORAL_* variables (and profile
+// file), read by go.temporal.io/sdk/contrib/envconfig.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/sms"
+	"github.com/recoup-dunning/recoup/internal/webhook"
+)
+
+// DefaultDatabaseURL is the local PostgreSQL the demo and tests use.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/recoup?sslmode=disable"
+
+// Config is the whole configuration of the worker and the starter.
+type Config struct {
+	DatabaseURL string
+	PromptsDir  string
+
+	LLM      llm.Config // used when LLM.APIKey is set
+	SendGrid email.Config
+	Twilio   sms.Config
+	Webhook  webhook.Config
+
+	PaymentURL     string
+	UnsubscribeURL string
+
+	Schedule         []time.Duration // RECOUP_SCHEDULE, overrides the policy's schedule
+	FinalWait        time.Duration   // RECOUP_FINAL_WAIT, overrides the policy's final wait
+	IgnoreQuietHours bool
+
+	LogLevel  slog.Level
+	LogFormat string // json | text
+}
+
+// LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
+func (c Config) LLMEnabled() bool { return c.LLM.APIKey != "" }
+
+// EmailEnabled reports whether SendGrid credentials are configured.
+func (c Config) EmailEnabled() bool { return c.SendGrid.APIKey != "" }
+
+// SMSEnabled reports whether Twilio credentials are configured.
+func (c Config) SMSEnabled() bool { return c.Twilio.AccountSID != "" }
+
+// FromEnv reads the configuration with getenv (os.Getenv in the binaries).
+func FromEnv(getenv func(string) string) (Config, error) {
+	var errs []error
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	dur := func(name string, def time.Duration) time.Duration {
+		v := get(name, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration like 20s or 72h", name, v))
+			return def
+		}
+		return d
+	}
+	boolean := func(name string) bool {
+		v := get(name, "false")
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
+		}
+		return b
+	}
+	urlVar := func(name, def string) string {
+		v := get(name, def)
+		if v == "" {
+			return ""
+		}
+		u, err := url.Parse(strings.NewReplacer("{invoice_id}", "x", "{customer_id}", "x").Replace(v))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL", name, v))
+		}
+		return v
+	}
+	c := Config{
+		DatabaseURL: get("DATABASE_URL", DefaultDatabaseURL),
+		PromptsDir:  get("PROMPTS_DIR", ""),
+		LLM: llm.Config{
+			APIKey:  get("OPENAI_API_KEY", ""),
+			BaseURL: urlVar("OPENAI_BASE_URL", ""),
+			Model:   get("OPENAI_MODEL", ""),
+			Timeout: dur("OPENAI_TIMEOUT", 20*time.Second),
+		},
+		SendGrid: email.Config{
+			APIKey:    get("SENDGRID_API_KEY", ""),
+			BaseURL:   urlVar("SENDGRID_BASE_URL", ""),
+			FromEmail: get("EMAIL_FROM", "billing@example.com"),
+			FromName:  get("EMAIL_FROM_NAME", "Billing"),
+			Timeout:   dur("SENDGRID_TIMEOUT", 10*time.Second),
+		},
+		Twilio: sms.Config{
+			AccountSID:          get("TWILIO_ACCOUNT_SID", ""),
+			AuthToken:           get("TWILIO_AUTH_TOKEN", ""),
+			From:                get("TWILIO_FROM", ""),
+			MessagingServiceSID: get("TWILIO_MESSAGING_SERVICE_SID", ""),
+			BaseURL:             urlVar("TWILIO_BASE_URL", ""),
+			StatusCallbackURL:   urlVar("TWILIO_STATUS_CALLBACK_URL", ""),
+			Timeout:             dur("TWILIO_TIMEOUT", 10*time.Second),
+		},
+		Webhook: webhook.Config{
+			URL:     urlVar("BILLING_WEBHOOK_URL", ""),
+			Secret:  get("BILLING_WEBHOOK_SECRET", ""),
+			Timeout: dur("BILLING_WEBHOOK_TIMEOUT", 10*time.Second),
+		},
+		PaymentURL:       urlVar("PAYMENT_URL_TEMPLATE", "https://billing.example.com/invoices/{invoice_id}/pay"),
+		UnsubscribeURL:   urlVar("UNSUBSCRIBE_URL_TEMPLATE", "https://billing.example.com/customers/{customer_id}/reminders/unsubscribe"),
+		FinalWait:        dur("RECOUP_FINAL_WAIT", 0),
+		IgnoreQuietHours: boolean("RECOUP_IGNORE_QUIET_HOURS"),
+		LogFormat:        get("LOG_FORMAT", "json"),
+	}
+	if v := get("RECOUP_SCHEDULE", ""); v != "" {
+		for i, part := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(part))
+			if err != nil || d < 0 || (i > 0 && d <= c.Schedule[i-1]) {
+				errs = append(errs, fmt.Errorf("RECOUP_SCHEDULE: %q must be increasing durations separated by commas, like 0s,30s,1m", v))
+				c.Schedule = nil
+				break
+			}
+			c.Schedule = append(c.Schedule, d)
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", get("LOG_LEVEL", "")))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat))
+	}
+	if c.SMSEnabled() {
+		if c.Twilio.AuthToken == "" {
+			errs = append(errs, errors.New("TWILIO_AUTH_TOKEN: required when TWILIO_ACCOUNT_SID is set"))
+		}
+		if c.Twilio.From == "" && c.Twilio.MessagingServiceSID == "" {
+			errs = append(errs, errors.New("TWILIO_FROM: required (or TWILIO_MESSAGING_SERVICE_SID) when TWILIO_ACCOUNT_SID is set"))
+		}
+	}
+	if c.Webhook.URL != "" && c.Webhook.Secret == "" {
+		errs = append(errs, errors.New("BILLING_WEBHOOK_SECRET: required when BILLING_WEBHOOK_URL is set"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// Logger builds the process logger.
+func (c Config) Logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// DialTemporal connects to Temporal with the SDK's standard environment configuration
+// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE,
+// TEMPORAL_CONFIG_FILE), logging through logger.
+func DialTemporal(logger *slog.Logger) (client.Client, error) {
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return nil, fmt.Errorf("TEMPORAL_* configuration: %w", err)
+	}
+	opts.Logger = tlog.NewStructuredLogger(logger)
+	c, err := client.Dial(opts)
+	if err != nil {
+		addr := opts.HostPort
+		if addr == "" {
+			addr = client.DefaultHostPort
+		}
+		return nil, fmt.Errorf("connect to Temporal at %s (TEMPORAL_ADDRESS): %w", addr, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,181 @@
+// Package ingest accepts billing events: it validates them, records each in the PostgreSQL
+// event log exactly once (with the customer snapshot and payment facts it carries), and
+// delivers it to the invoice's dunning run — SignalWithStart for payment.failed, Signal for
+// the others. An event is recorded before it is delivered, so an accepted event is never
+// lost: a delivery that fails leaves it undelivered in the log to be delivered again.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/workflows"
+)
+
+// Ingestor records and delivers events.
+type Ingestor struct {
+	Store    *store.Store
+	Temporal client.Client
+	Logger   *slog.Logger
+}
+
+// Result says what happened to an event.
+type Result struct {
+	EventID    string
+	Type       string
+	WorkflowID string
+	Duplicate  bool   // already recorded (same id and body)
+	Delivered  bool   // reached the run (now or earlier)
+	Note       string // e.g. "started or joined the dunning run", "no open dunning run"
+}
+
+// Accept validates, records and delivers one event. A *events.ValidationError means the
+// event was rejected and nothing was recorded; store.ErrEventConflict means its id was
+// already used for another event. Any other error after recording leaves the event in the
+// log, undelivered, and is returned.
+func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Result, error) {
+	ev, err := events.Decode(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{EventID: ev.EventID, Type: ev.Type, WorkflowID: recoup.WorkflowID(ev.InvoiceID)}
+	rec, err := in.Store.RecordEvent(ctx, toStore(ev, source))
+	if err != nil {
+		return res, err
+	}
+	res.Duplicate = rec.Duplicate
+	if rec.DeliveredAt != nil {
+		res.Delivered, res.Note = true, "duplicate of an event already delivered"
+		return res, nil
+	}
+	note, err := in.Deliver(ctx, ev)
+	if err != nil {
+		if merr := in.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), ev.EventID, err.Error()); merr != nil {
+			err = errors.Join(err, merr)
+		}
+		return res, fmt.Errorf("event %s recorded but not delivered yet: %w", ev.EventID, err)
+	}
+	res.Delivered, res.Note = true, note
+	return res, in.Store.MarkDelivered(ctx, ev.EventID)
+}
+
+// Deliver hands a recorded event to its dunning run.
+func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error) {
+	wfID := recoup.WorkflowID(ev.InvoiceID)
+	if ev.Type == recoup.EventPaymentFailed {
+		pf := paymentFailed(ev)
+		pf.Customer = nil // contact data stays in PostgreSQL, out of Temporal's history
+		opts := client.StartWorkflowOptions{
+			ID:        wfID,
+			TaskQueue: recoup.TaskQueue,
+			// One run per invoice, ever: a payment.failed after the run ended is recorded
+			// but does not start a second run.
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				workflows.CustomerIDKey.ValueSet(ev.CustomerID),
+				workflows.InvoiceIDKey.ValueSet(ev.InvoiceID),
+				workflows.DunningStatusKey.ValueSet(string(recoup.StatusActive)),
+				workflows.DunningStepKey.ValueSet(0),
+			),
+		}
+		_, err := in.Temporal.SignalWithStartWorkflow(ctx, wfID, recoup.SignalPaymentFailed, pf, opts,
+			recoup.WorkflowType, recoup.DunningInput{Failure: pf})
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &already) {
+			return "the invoice's dunning run has already ended; recorded only", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("start or signal %s: %w", wfID, err)
+		}
+		return "started or joined the dunning run", nil
+	}
+	name, payload := signalFor(ev)
+	err := in.Temporal.SignalWorkflow(ctx, wfID, "", name, payload)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return "no open dunning run for this invoice; recorded only", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("signal %s to %s: %w", name, wfID, err)
+	}
+	return "signaled the dunning run (" + name + ")", nil
+}
+
+func paymentFailed(ev events.Event) recoup.PaymentFailed {
+	return recoup.PaymentFailed{EventID: ev.EventID, InvoiceID: ev.InvoiceID, CustomerID: ev.CustomerID,
+		AttemptID: ev.AttemptID, AmountMinor: ev.AmountMinor, Currency: ev.Currency,
+		FailureCode: ev.FailureCode, OccurredAt: ev.OccurredAt, Customer: ev.Customer}
+}
+
+func signalFor(ev events.Event) (string, any) {
+	switch ev.Type {
+	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
+		return recoup.SignalRetryResult, recoup.RetryResult{EventID: ev.EventID, AttemptID: ev.AttemptID,
+			Succeeded: ev.Type == recoup.EventRetrySucceeded, FailureCode: ev.FailureCode, OccurredAt: ev.OccurredAt}
+	case recoup.EventRecovered:
+		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
+	case recoup.EventCancel:
+		return recoup.SignalCancel, recoup.Cancel{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
+	case events.EventPause:
+		return recoup.SignalPause, recoup.Pause{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
+	case events.EventResume:
+		return recoup.SignalResume, recoup.Resume{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
+	default: // events.EventOptOut
+		return recoup.SignalOptOut, recoup.OptOut{EventID: ev.EventID, Channel: ev.Channel, OccurredAt: ev.OccurredAt}
+	}
+}
+
+// toStore maps an event to what the log records with it.
+func toStore(ev events.Event, source string) store.Event {
+	se := store.Event{EventID: ev.EventID, Type: ev.Type, Source: source, InvoiceID: ev.InvoiceID,
+		CustomerID: ev.CustomerID, OccurredAt: ev.OccurredAt, Body: ev.Raw}
+	switch ev.Type {
+	case recoup.EventPaymentFailed:
+		se.Attempt = &store.PaymentAttempt{AttemptID: ev.AttemptID, FailureCode: ev.FailureCode,
+			AmountMinor: ev.AmountMinor, Currency: ev.Currency}
+		se.Invoice = &store.Invoice{AmountMinor: ev.AmountMinor, Currency: ev.Currency, Status: "open"}
+		if c := ev.Customer; c != nil {
+			se.Customer = &store.Customer{CustomerID: ev.CustomerID, Name: c.Name, Email: c.Email, Phone: c.Phone,
+				Locale: c.Locale, TimeZone: c.TimeZone, Plan: c.Plan, EmailConsentSet: c.EmailConsent,
+				SMSConsentSet: c.SMSConsent, UpdatedAt: ev.OccurredAt}
+		}
+	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
+		se.Attempt = &store.PaymentAttempt{AttemptID: ev.AttemptID, FailureCode: ev.FailureCode,
+			Succeeded: ev.Type == recoup.EventRetrySucceeded}
+	}
+	return se
+}
+
+// DeliverPending delivers up to limit recorded but undelivered events (oldest first) and
+// returns how many were delivered.
+func (in *Ingestor) DeliverPending(ctx context.Context, limit int) (int, error) {
+	pending, err := in.Store.Undelivered(ctx, limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range pending {
+		ev, err := events.Decode(p.Body)
+		if err != nil {
+			return n, fmt.Errorf("event %s in the log no longer decodes: %w", p.EventID, err)
+		}
+		if _, err := in.Deliver(ctx, ev); err != nil {
+			return n, errors.Join(err, in.Store.MarkDeliveryFailed(ctx, p.EventID, err.Error()))
+		}
+		if err := in.Store.MarkDelivered(ctx, p.EventID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

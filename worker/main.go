@@ -1,0 +1,143 @@
+// Command worker runs Recoup's dunning workflows and activities. It reads its configuration
+// from the environment (see README.md), applies the database migrations, and polls the
+// recoup-dunning task queue until SIGINT or SIGTERM, then shuts down gracefully.
+//
+//	worker            run the worker
+//	worker migrate    apply the database migrations and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/sms"
+	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/webhook"
+	"github.com/recoup-dunning/recoup/workflows"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	logger := cfg.Logger()
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	logger.Info("database migrations applied", "new", applied)
+	if len(args) > 0 {
+		if args[0] == "migrate" && len(args) == 1 {
+			return nil
+		}
+		return fmt.Errorf("unknown arguments %q (usage: worker [migrate])", args)
+	}
+
+	acts, err := NewActivities(cfg, st, logger)
+	if err != nil {
+		return err
+	}
+	c, err := config.DialTemporal(logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := New(c, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker polling", "task_queue", recoup.TaskQueue)
+	<-ctx.Done()
+	logger.Info("shutting down: finishing in-flight tasks")
+	w.Stop()
+	return nil
+}
+
+// New creates a worker on the dunning task queue with the workflow and activities registered.
+func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, recoup.TaskQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
+	w.RegisterActivity(acts)
+	return w
+}
+
+// NewActivities builds the activities' dependencies from the configuration, saying once in
+// the log which parts run in a fallback mode.
+func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
+	set, err := templates.Load(cfg.PromptsDir)
+	if err != nil {
+		return nil, fmt.Errorf("prompts (PROMPTS_DIR=%q): %w", cfg.PromptsDir, err)
+	}
+	logger.Info("prompt set loaded", "version", set.Version, "dir", cfg.PromptsDir)
+	acts := &activities.Activities{
+		Store: st, Prompts: func() *templates.Set { return set }, Logger: logger,
+		Schedule: cfg.Schedule, FinalWait: cfg.FinalWait, IgnoreQuietHours: cfg.IgnoreQuietHours,
+		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL,
+	}
+	var errs []error
+	if cfg.LLMEnabled() {
+		client, err := llm.New(cfg.LLM)
+		if err != nil {
+			return nil, err
+		}
+		acts.LLM = client
+		logger.Info("LLM decisions enabled", "model", client.Model())
+	} else {
+		logger.Info("OPENAI_API_KEY is not set: the deterministic rules policy decides every step")
+	}
+	if cfg.EmailEnabled() {
+		s, err := email.New(cfg.SendGrid)
+		errs = append(errs, err)
+		if err == nil {
+			acts.Email = s
+		}
+	} else {
+		logger.Info("SENDGRID_API_KEY is not set: email delivery mode is log (messages are stored in PostgreSQL and logged, not sent)")
+	}
+	if cfg.SMSEnabled() {
+		s, err := sms.New(cfg.Twilio)
+		errs = append(errs, err)
+		if err == nil {
+			acts.SMS = s
+		}
+	} else {
+		logger.Info("TWILIO_ACCOUNT_SID is not set: SMS delivery mode is log (messages are stored in PostgreSQL and logged, not sent)")
+	}
+	hook, err := webhook.New(cfg.Webhook)
+	errs = append(errs, err)
+	acts.Webhook = hook
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return acts, nil
+}
