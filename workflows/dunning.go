@@ -65,6 +65,8 @@ type dunning struct {
 	seen        map[string]bool  // event ids of signals already received
 	excluded    []recoup.Channel // opted out or undeliverable for the rest of the run
 	failureCode string           // of the newest applied failure
+	pausedAt    time.Time        // when the current pause began
+	pausedFor   time.Duration    // total time paused so far: later steps move back by it
 	log         log.Logger
 }
 
@@ -142,7 +144,8 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 	d.state.TotalSteps = len(plan.Schedule)
 	for i, offset := range plan.Schedule {
 		step := i + 1
-		if !d.waitUntil(ctx, d.state.StartedAt.Add(offset), fmt.Sprintf("step %d", step)) {
+		stepAt := func() time.Time { return d.state.StartedAt.Add(offset + d.pausedFor) }
+		if !d.waitUntil(ctx, stepAt, fmt.Sprintf("step %d", step)) {
 			break
 		}
 		d.state.Step = step
@@ -157,7 +160,9 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 		}
 	}
 	if !d.state.Status.Ended() {
-		d.waitUntil(ctx, workflow.Now(ctx).Add(finalWait), "exhaust if still unpaid")
+		exhaustAt := workflow.Now(ctx).Add(finalWait)
+		pausedBefore := d.pausedFor
+		d.waitUntil(ctx, func() time.Time { return exhaustAt.Add(d.pausedFor - pausedBefore) }, "exhaust if still unpaid")
 	}
 	if ctx.Err() != nil {
 		d.setStatus(ctx, recoup.StatusCanceled, "workflow canceled through Temporal")
@@ -197,7 +202,7 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 	if !dec.Channel.Valid() {
 		return nil
 	}
-	if !d.waitUntil(ctx, dec.SendAt, fmt.Sprintf("send step %d by %s", step, dec.Channel)) {
+	if !d.waitUntil(ctx, func() time.Time { return dec.SendAt }, fmt.Sprintf("send step %d by %s", step, dec.Channel)) {
 		return nil
 	}
 	if slices.Contains(d.excluded, dec.Channel) {
@@ -251,11 +256,12 @@ func (d *dunning) exclude(ch recoup.Channel) {
 	}
 }
 
-// waitUntil blocks until t while the run is active, for as long as it is paused, and
-// returns false when the run ended meanwhile.
-func (d *dunning) waitUntil(ctx workflow.Context, t time.Time, what string) bool {
-	d.state.NextAction, d.state.NextActionAt = what, t
+// waitUntil blocks until the time at() returns while the run is active, and for as long as
+// it is paused (at() may move back by the pause). It returns false when the run ended.
+func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what string) bool {
 	for {
+		t := at()
+		d.state.NextAction, d.state.NextActionAt = what, t
 		if d.state.Status.Ended() || ctx.Err() != nil {
 			return false
 		}

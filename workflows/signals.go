@@ -46,6 +46,11 @@ func (d *dunning) receiveSignals(ctx workflow.Context) {
 		c.Receive(ctx, &s)
 		if r := d.receive(ctx, recoup.SignalPause, s.EventID, s.OccurredAt, false); r != nil {
 			r.Note = s.Reason
+			if d.state.Status == recoup.StatusPaused {
+				r.Applied, r.Note = false, "run already paused"
+				return
+			}
+			d.pausedAt = workflow.Now(ctx)
 			d.setStatus(ctx, recoup.StatusPaused, s.Reason)
 		}
 	})
@@ -54,6 +59,7 @@ func (d *dunning) receiveSignals(ctx workflow.Context) {
 		c.Receive(ctx, &s)
 		if r := d.receive(ctx, recoup.SignalResume, s.EventID, s.OccurredAt, false); r != nil {
 			if d.state.Status == recoup.StatusPaused {
+				d.pausedFor += workflow.Now(ctx).Sub(d.pausedAt)
 				d.setStatus(ctx, recoup.StatusActive, "")
 			} else {
 				r.Applied, r.Note = false, "run was not paused"

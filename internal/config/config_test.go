@@ -1,0 +1,205 @@
+package config_test
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recoup-dunning/recoup/internal/config"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestFromEnvDefaults(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatalf("FromEnv with an empty environment: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DatabaseURL", c.DatabaseURL, config.DefaultDatabaseURL},
+		{"PromptsDir", c.PromptsDir, ""},
+		{"LLM.Timeout", c.LLM.Timeout, 20 * time.Second},
+		{"SendGrid.Timeout", c.SendGrid.Timeout, 10 * time.Second},
+		{"SendGrid.FromEmail", c.SendGrid.FromEmail, "billing@example.com"},
+		{"SendGrid.FromName", c.SendGrid.FromName, "Billing"},
+		{"Twilio.Timeout", c.Twilio.Timeout, 10 * time.Second},
+		{"Webhook.Timeout", c.Webhook.Timeout, 10 * time.Second},
+		{"PaymentURL", c.PaymentURL, "https://billing.example.com/invoices/{invoice_id}/pay"},
+		{"UnsubscribeURL", c.UnsubscribeURL, "https://billing.example.com/customers/{customer_id}/reminders/unsubscribe"},
+		{"FinalWait", c.FinalWait, time.Duration(0)},
+		{"IgnoreQuietHours", c.IgnoreQuietHours, false},
+		{"LogLevel", c.LogLevel, slog.LevelInfo},
+		{"LogFormat", c.LogFormat, "json"},
+		{"LLMEnabled", c.LLMEnabled(), false},
+		{"EmailEnabled", c.EmailEnabled(), false},
+		{"SMSEnabled", c.SMSEnabled(), false},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	if c.Schedule != nil {
+		t.Errorf("Schedule = %v, want nil (the policy's)", c.Schedule)
+	}
+}
+
+func TestFromEnvValues(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{
+		"DATABASE_URL":                 "postgres://u@db:5432/recoup",
+		"PROMPTS_DIR":                  "/etc/recoup/prompts",
+		"OPENAI_API_KEY":               "sk-test",
+		"OPENAI_BASE_URL":              "http://127.0.0.1:8080/v1",
+		"OPENAI_MODEL":                 "gpt-test",
+		"OPENAI_TIMEOUT":               "45s",
+		"SENDGRID_API_KEY":             "SG.x",
+		"SENDGRID_BASE_URL":            "https://sendgrid.test",
+		"TWILIO_ACCOUNT_SID":           "AC123",
+		"TWILIO_AUTH_TOKEN":            "tok",
+		"TWILIO_MESSAGING_SERVICE_SID": "MG123",
+		"BILLING_WEBHOOK_URL":          "https://billing.test/hooks/recoup",
+		"BILLING_WEBHOOK_SECRET":       "whsec_x",
+		"PAYMENT_URL_TEMPLATE":         "https://pay.test/{invoice_id}",
+		"RECOUP_SCHEDULE":              " 0s, 30s ,2m",
+		"RECOUP_FINAL_WAIT":            "90s",
+		"RECOUP_IGNORE_QUIET_HOURS":    "true",
+		"LOG_LEVEL":                    "DEBUG",
+		"LOG_FORMAT":                   "text",
+	}))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if c.DatabaseURL != "postgres://u@db:5432/recoup" || c.PromptsDir != "/etc/recoup/prompts" {
+		t.Errorf("DatabaseURL, PromptsDir = %q, %q", c.DatabaseURL, c.PromptsDir)
+	}
+	if !c.LLMEnabled() || c.LLM.BaseURL != "http://127.0.0.1:8080/v1" || c.LLM.Model != "gpt-test" || c.LLM.Timeout != 45*time.Second {
+		t.Errorf("LLM = %+v", c.LLM)
+	}
+	if !c.EmailEnabled() || c.SendGrid.BaseURL != "https://sendgrid.test" {
+		t.Errorf("SendGrid = %+v", c.SendGrid)
+	}
+	if !c.SMSEnabled() || c.Twilio.MessagingServiceSID != "MG123" {
+		t.Errorf("Twilio = %+v", c.Twilio)
+	}
+	if c.Webhook.URL != "https://billing.test/hooks/recoup" || c.Webhook.Secret != "whsec_x" {
+		t.Errorf("Webhook = %+v", c.Webhook)
+	}
+	if c.PaymentURL != "https://pay.test/{invoice_id}" {
+		t.Errorf("PaymentURL = %q", c.PaymentURL)
+	}
+	if want := []time.Duration{0, 30 * time.Second, 2 * time.Minute}; !slices.Equal(c.Schedule, want) {
+		t.Errorf("Schedule = %v, want %v", c.Schedule, want)
+	}
+	if c.FinalWait != 90*time.Second || !c.IgnoreQuietHours {
+		t.Errorf("FinalWait, IgnoreQuietHours = %v, %v", c.FinalWait, c.IgnoreQuietHours)
+	}
+	if c.LogLevel != slog.LevelDebug || c.LogFormat != "text" {
+		t.Errorf("LogLevel, LogFormat = %v, %q", c.LogLevel, c.LogFormat)
+	}
+}
+
+func TestFromEnvErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // the error must contain it
+	}{
+		{"schedule not increasing", map[string]string{"RECOUP_SCHEDULE": "0s,30s,30s"}, "RECOUP_SCHEDULE:"},
+		{"schedule decreasing", map[string]string{"RECOUP_SCHEDULE": "1m,30s"}, "RECOUP_SCHEDULE:"},
+		{"schedule garbage", map[string]string{"RECOUP_SCHEDULE": "soon,later"}, "RECOUP_SCHEDULE:"},
+		{"schedule empty part", map[string]string{"RECOUP_SCHEDULE": "0s,,1m"}, "RECOUP_SCHEDULE:"},
+		{"schedule negative", map[string]string{"RECOUP_SCHEDULE": "-1s,1m"}, "RECOUP_SCHEDULE:"},
+		{"bad duration", map[string]string{"OPENAI_TIMEOUT": "twenty"}, "OPENAI_TIMEOUT:"},
+		{"duration without unit", map[string]string{"SENDGRID_TIMEOUT": "10"}, "SENDGRID_TIMEOUT:"},
+		{"negative duration", map[string]string{"RECOUP_FINAL_WAIT": "-1h"}, "RECOUP_FINAL_WAIT:"},
+		{"bad bool", map[string]string{"RECOUP_IGNORE_QUIET_HOURS": "sometimes"}, "RECOUP_IGNORE_QUIET_HOURS:"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "verbose"}, `LOG_LEVEL: "verbose"`},
+		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT:"},
+		{"twilio without token", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_FROM": "+14155552671"}, "TWILIO_AUTH_TOKEN:"},
+		{"twilio without from", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_FROM:"},
+		{"webhook without secret", map[string]string{"BILLING_WEBHOOK_URL": "https://billing.test/hook"}, "BILLING_WEBHOOK_SECRET:"},
+		{"non-http sendgrid URL", map[string]string{"SENDGRID_BASE_URL": "ftp://sendgrid.test"}, "SENDGRID_BASE_URL:"},
+		{"sendgrid URL without host", map[string]string{"SENDGRID_BASE_URL": "https://"}, "SENDGRID_BASE_URL:"},
+		{"relative openai URL", map[string]string{"OPENAI_BASE_URL": "localhost:8080"}, "OPENAI_BASE_URL:"},
+		{"bad payment URL", map[string]string{"PAYMENT_URL_TEMPLATE": "/invoices/{invoice_id}"}, "PAYMENT_URL_TEMPLATE:"},
+		{"bad unsubscribe URL", map[string]string{"UNSUBSCRIBE_URL_TEMPLATE": "mailto:stop@example.com"}, "UNSUBSCRIBE_URL_TEMPLATE:"},
+		{"bad twilio status URL", map[string]string{"TWILIO_STATUS_CALLBACK_URL": "javascript:alert(1)"}, "TWILIO_STATUS_CALLBACK_URL:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.FromEnv(env(tt.env))
+			if err == nil {
+				t.Fatalf("FromEnv(%v) succeeded, want an error naming %s", tt.env, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("FromEnv(%v) = %v, want it to name %s", tt.env, err, tt.want)
+			}
+			if n := len(strings.Split(err.Error(), "\n")); n != 1 {
+				t.Errorf("FromEnv(%v) reported %d problems, want 1: %v", tt.env, n, err)
+			}
+		})
+	}
+}
+
+func TestFromEnvInvalidScheduleIsDropped(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{"RECOUP_SCHEDULE": "0s,1m,30s"}))
+	if err == nil {
+		t.Fatal("non-increasing RECOUP_SCHEDULE accepted")
+	}
+	if c.Schedule != nil {
+		t.Errorf("Schedule = %v after an error, want nil", c.Schedule)
+	}
+}
+
+func TestFromEnvTwilioFromOrMessagingService(t *testing.T) {
+	for _, e := range []map[string]string{
+		{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155552671"},
+		{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_MESSAGING_SERVICE_SID": "MG1"},
+	} {
+		if _, err := config.FromEnv(env(e)); err != nil {
+			t.Errorf("FromEnv(%v): %v", e, err)
+		}
+	}
+}
+
+func TestFromEnvReportsSeveralErrorsTogether(t *testing.T) {
+	_, err := config.FromEnv(env(map[string]string{
+		"RECOUP_SCHEDULE":     "garbage",
+		"OPENAI_TIMEOUT":      "x",
+		"LOG_LEVEL":           "loud",
+		"TWILIO_ACCOUNT_SID":  "AC1",
+		"BILLING_WEBHOOK_URL": "https://billing.test/hook",
+		"SENDGRID_BASE_URL":   "gopher://sendgrid.test",
+	}))
+	if err == nil {
+		t.Fatal("FromEnv succeeded")
+	}
+	for _, name := range []string{"RECOUP_SCHEDULE:", "OPENAI_TIMEOUT:", "LOG_LEVEL:", "TWILIO_AUTH_TOKEN:", "TWILIO_FROM:",
+		"BILLING_WEBHOOK_SECRET:", "SENDGRID_BASE_URL:"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error lacks %s:\n%v", name, err)
+		}
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 7 {
+		t.Errorf("want 7 joined errors, got %v", err)
+	}
+}
+
+func TestFromEnvTrimsValues(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{"LOG_FORMAT": " text ", "OPENAI_MODEL": "  ", "EMAIL_FROM": " a@b.test "}))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if c.LogFormat != "text" || c.LLM.Model != "" || c.SendGrid.FromEmail != "a@b.test" {
+		t.Errorf("LogFormat, Model, FromEmail = %q, %q, %q", c.LogFormat, c.LLM.Model, c.SendGrid.FromEmail)
+	}
+}

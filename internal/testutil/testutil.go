@@ -1,0 +1,84 @@
+// Package testutil holds helpers shared by the tests: a real PostgreSQL store in a schema
+// of its own per test, and the path of the Temporal CLI the tests run.
+package testutil
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/recoup-dunning/recoup/internal/store"
+)
+
+// DatabaseURL is the PostgreSQL the tests use: TEST_DATABASE_URL, or the local server's
+// "test" database.
+func DatabaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// MustStore returns a migrated store in a fresh schema that is dropped when the test ends.
+// A PostgreSQL that cannot be reached fails the test: it is never skipped.
+func MustStore(tb testing.TB) *store.Store {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, DatabaseURL())
+	if err != nil {
+		tb.Fatalf("PostgreSQL is required for this test (TEST_DATABASE_URL=%s): %v", DatabaseURL(), err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), DatabaseURL())
+		if err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	st, err := store.Open(ctx, DatabaseURL(), store.Options{Schema: schema, MaxConns: 8})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		tb.Fatalf("migrate: %v", err)
+	}
+	return st
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// TemporalCLI is the Temporal CLI binary the tests start the dev server with: TEMPORAL_CLI,
+// or .bin/temporal in the repository (built by `make temporal`). Missing fails the test.
+func TemporalCLI(tb testing.TB) string {
+	tb.Helper()
+	p := os.Getenv("TEMPORAL_CLI")
+	if p == "" {
+		p = filepath.Join(RepoRoot(), ".bin", "temporal")
+	}
+	if _, err := os.Stat(p); err != nil {
+		tb.Fatalf("the Temporal CLI is required for this test; run `make temporal` (or set TEMPORAL_CLI): %v", err)
+	}
+	return p
+}
