@@ -235,13 +235,14 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	payload := map[string]any{
 		"workflow_id": in.WorkflowID, "invoice_id": in.InvoiceID, "customer_id": in.CustomerID,
 		"amount_minor": in.AmountMinor, "currency": in.Currency, "steps": in.Steps, "reason": in.Reason,
+		"ended_at": in.EndedAt,
 	}
 	if a.Webhook == nil || !a.Webhook.Enabled() {
 		a.logger(ctx).Info("dunning exhausted; BILLING_WEBHOOK_URL is not set, so billing is told by this log line only",
 			"invoice_id", in.InvoiceID, "customer_id", in.CustomerID, "steps", in.Steps)
 		return FinishRunResult{}, nil
 	}
-	err := a.Webhook.Send(ctx, webhook.Event{ID: in.WorkflowID + "/exhausted", Type: "dunning.exhausted", Payload: payload}, in.EndedAt)
+	err := a.Webhook.Send(ctx, webhook.Event{ID: in.WorkflowID + "/exhausted", Type: "dunning.exhausted", Payload: payload}, time.Now()) // signed now: a retry hours later must still verify
 	if err != nil {
 		return FinishRunResult{}, webhookError(err)
 	}

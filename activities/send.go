@@ -237,7 +237,7 @@ func (a *Activities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferRes
 	err = a.Webhook.Send(ctx, webhook.Event{ID: key, Type: "dunning.offer", Payload: map[string]any{
 		"workflow_id": in.WorkflowID, "invoice_id": in.InvoiceID, "customer_id": in.CustomerID,
 		"kind": in.Incentive.Kind, "value": in.Incentive.Value, "expires_at": out.ExpiresAt,
-	}}, in.Now)
+	}}, time.Now()) // signed now: a retry hours later must still verify
 	if err != nil {
 		return OfferResult{}, webhookError(err)
 	}

@@ -141,6 +141,16 @@ func (p *Policy) validate() error {
 		t, err := template.New(fmt.Sprintf("rules[%d].message", i)).Option("missingkey=error").Parse(r.Message)
 		if err != nil {
 			bad("rules[%d].message: %v", i, err)
+		} else {
+			// The rules are the fallback of last resort: a message that cannot be rendered
+			// (e.g. a misspelt {{.AmountDue}}) or renders empty must fail here, at load time,
+			// not in RulesDecision when the model is down.
+			var b strings.Builder
+			if err := t.Execute(&b, map[string]any{"AmountDue": "$49.00"}); err != nil {
+				bad("rules[%d].message: %v", i, err)
+			} else if strings.TrimSpace(b.String()) == "" {
+				bad("rules[%d].message: required", i)
+			}
 		}
 		p.ruleTemplates[i] = t
 	}
@@ -186,11 +196,13 @@ func (q QuietHours) NextAllowed(now time.Time, loc *time.Location) time.Time {
 		loc = time.UTC
 	}
 	local := now.In(loc)
-	midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
+	// Walk calendar dates, not midnights: in zones whose clocks jump at 00:00 (e.g.
+	// America/Santiago, Asia/Beirut) local midnight does not exist on the transition day and
+	// time.Date normalises it into the previous day, which would skip the whole day.
+	y, mo, d := local.Date()
 	for day := 0; day < 3; day++ {
-		m := midnight.AddDate(0, 0, day)
-		start := wallClock(m, q.start)
-		end := wallClock(m, q.end)
+		start := wallClock(y, mo, d+day, q.start, loc)
+		end := wallClock(y, mo, d+day, q.end, loc)
 		if local.Before(start) {
 			return start.UTC()
 		}
@@ -201,8 +213,9 @@ func (q QuietHours) NextAllowed(now time.Time, loc *time.Location) time.Time {
 	return now // unreachable with a validated window
 }
 
-// wallClock returns the instant at local wall-clock offset d after midnight m, so that a
-// daylight-saving change between midnight and d does not shift the window.
-func wallClock(m time.Time, d time.Duration) time.Time {
-	return time.Date(m.Year(), m.Month(), m.Day(), int(d/time.Hour), int(d%time.Hour/time.Minute), 0, 0, m.Location())
+// wallClock returns the instant at local wall-clock offset off after the start of the
+// calendar day y-mo-d in loc, so that a daylight-saving change earlier that day does not
+// shift the window.
+func wallClock(y int, mo time.Month, d int, off time.Duration, loc *time.Location) time.Time {
+	return time.Date(y, mo, d, int(off/time.Hour), int(off%time.Hour/time.Minute), 0, 0, loc)
 }
