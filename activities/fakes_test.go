@@ -27,7 +27,7 @@ type sendGridFake struct {
 	t *testing.T
 	*httptest.Server
 	mu       sync.Mutex
-	statuses []int // answers to give in order; then 202
+	statuses []int  // answers to give in order; then 202
 	hang     func() // when set, called instead of answering (simulates a lost answer)
 	accepted map[string]int
 	requests int
