@@ -136,11 +136,13 @@ type UndeliveredEvent struct {
 }
 
 // Undelivered lists up to limit accepted events not yet delivered, oldest first by
-// occurred_at within an invoice.
+// occurred_at within an invoice. Invoices come in the order their first undelivered event
+// was received.
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]UndeliveredEvent, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT event_id, type, body FROM events WHERE delivered_at IS NULL
-		ORDER BY received_at, occurred_at LIMIT $1`, limit)
+		ORDER BY min(received_at) OVER (PARTITION BY invoice_id), invoice_id, occurred_at, received_at, event_id
+		LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list undelivered events: %w", err)
 	}

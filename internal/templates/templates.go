@@ -135,37 +135,50 @@ func version(content map[string][]byte) string {
 }
 
 // check renders every template against sample data and makes sure the parts that must
-// never be left out (payment link, unsubscribe footer, SMS opt-out) are there.
+// never be left out (payment link, unsubscribe footer, SMS opt-out) are there. It renders
+// twice, with and without the optional parts (first name, incentive), so that a mandatory
+// part hidden inside an {{if}} is caught too.
 func (s *Set) check() error {
-	d := MessageData{FirstName: "Ada", Subject: "Your payment", Message: "Your payment failed.",
+	full := MessageData{FirstName: "Ada", Subject: "Your payment", Message: "Your payment failed.",
 		Incentive: "We extended your grace period by 7 days.", AmountDue: "$49.00",
 		PaymentURL: "https://pay.example/check-link", UnsubscribeURL: "https://pay.example/check-unsubscribe", Language: "en"}
+	bare := full
+	bare.FirstName, bare.Incentive = "", ""
 	var errs []error
-	_, text, html, err := s.Email(d)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for name, body := range map[string]string{"email_text.tmpl": text, "email_html.tmpl": html} {
-		if err == nil && !strings.Contains(body, d.PaymentURL) {
-			errs = append(errs, fmt.Errorf("%s: must include the payment link {{.PaymentURL}}", name))
-		}
-		if err == nil && !strings.Contains(body, d.UnsubscribeURL) {
-			errs = append(errs, fmt.Errorf("%s: must include the unsubscribe link {{.UnsubscribeURL}}", name))
+	seen := map[string]bool{}
+	add := func(err error) {
+		if !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = append(errs, err)
 		}
 	}
-	sms, err := s.SMS(d)
-	if err != nil {
-		errs = append(errs, err)
-	} else {
-		if !strings.Contains(sms, d.PaymentURL) {
-			errs = append(errs, errors.New("sms.tmpl: must include the payment link {{.PaymentURL}}"))
+	for _, d := range []MessageData{full, bare} {
+		_, text, html, err := s.Email(d)
+		if err != nil {
+			add(err)
 		}
-		if !strings.Contains(sms, "STOP") {
-			errs = append(errs, errors.New(`sms.tmpl: must tell the customer to "Reply STOP to opt out"`))
+		for _, f := range []struct{ name, body string }{{"email_text.tmpl", text}, {"email_html.tmpl", html}} {
+			if err == nil && !strings.Contains(f.body, d.PaymentURL) {
+				add(fmt.Errorf("%s: must include the payment link {{.PaymentURL}}", f.name))
+			}
+			if err == nil && !strings.Contains(f.body, d.UnsubscribeURL) {
+				add(fmt.Errorf("%s: must include the unsubscribe link {{.UnsubscribeURL}}", f.name))
+			}
+		}
+		sms, err := s.SMS(d)
+		if err != nil {
+			add(err)
+		} else {
+			if !strings.Contains(sms, d.PaymentURL) {
+				add(errors.New("sms.tmpl: must include the payment link {{.PaymentURL}}"))
+			}
+			if !strings.Contains(sms, "STOP") {
+				add(errors.New(`sms.tmpl: must tell the customer to "Reply STOP to opt out"`))
+			}
 		}
 	}
 	if _, _, err := s.Prompt(PromptData{Step: 1, TotalSteps: 4, AllowedChannels: []string{"email"}, Tones: s.Policy.Tones}); err != nil {
-		errs = append(errs, err)
+		add(err)
 	}
 	return errors.Join(errs...)
 }
