@@ -260,11 +260,11 @@ func (d *dunning) exclude(ch recoup.Channel) {
 // it is paused (at() may move back by the pause). It returns false when the run ended.
 func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what string) bool {
 	for {
-		t := at()
-		d.state.NextAction, d.state.NextActionAt = what, t
 		if d.state.Status.Ended() || ctx.Err() != nil {
 			return false
 		}
+		t := at()
+		d.state.NextAction, d.state.NextActionAt = what, t
 		if d.state.Status == recoup.StatusPaused {
 			if err := workflow.Await(ctx, func() bool { return d.state.Status != recoup.StatusPaused }); err != nil {
 				return false

@@ -98,10 +98,13 @@ func Parse(r io.Reader, format string, now time.Time) ([]store.Customer, error) 
 					perr = append(perr, fmt.Sprintf("lifetime_value_minor: %q is not an integer", v))
 				}
 			}
-			for name, dst := range map[string]*bool{"email_consent": &rec.EmailConsent, "sms_consent": &rec.SMSConsent} {
-				if v := col(name); v != "" {
-					if *dst, err = strconv.ParseBool(v); err != nil {
-						perr = append(perr, fmt.Sprintf("%s: %q is not true or false", name, v))
+			for _, b := range []struct {
+				name string
+				dst  *bool
+			}{{"email_consent", &rec.EmailConsent}, {"sms_consent", &rec.SMSConsent}} {
+				if v := col(b.name); v != "" {
+					if *b.dst, err = strconv.ParseBool(v); err != nil {
+						perr = append(perr, fmt.Sprintf("%s: %q is not true or false", b.name, v))
 					}
 				}
 			}
@@ -124,6 +127,10 @@ func Parse(r io.Reader, format string, now time.Time) ([]store.Customer, error) 
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&rec); err != nil {
 				errs = append(errs, fmt.Errorf("line %d: %v", line, err))
+				continue
+			}
+			if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+				errs = append(errs, fmt.Errorf("line %d: unexpected data after the JSON object (one object per line)", line))
 				continue
 			}
 			recs = append(recs, rec)
@@ -158,8 +165,12 @@ func (r Record) toCustomer(now time.Time) (store.Customer, error) {
 		EmailConsent: r.EmailConsent, SMSConsent: r.SMSConsent, UpdatedAt: now}
 	ec, sc := r.EmailConsent, r.SMSConsent
 	c.EmailConsentSet, c.SMSConsentSet = &ec, &sc
-	if c.CustomerID == "" {
+	switch {
+	case c.CustomerID == "":
 		bad("customer_id: required")
+	case !events.ValidID(c.CustomerID):
+		// Events can only name customers by such ids, and no email address may become one.
+		bad("customer_id: %q must be 1-128 letters, digits, '.', '_', ':' or '-'", c.CustomerID)
 	}
 	if c.Email != "" {
 		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email {

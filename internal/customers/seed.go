@@ -20,7 +20,7 @@ var (
 		"Ritchie", "Perlman", "Dijkstra", "Lamarr"}
 	profiles = []struct{ locale, zone, phone string }{
 		{"en-US", "America/New_York", "+12025550%03d"},
-		{"en-GB", "Europe/London", "+4477009%05d"},
+		{"en-GB", "Europe/London", "+44207946%04d"}, // Ofcom's drama range; +447700900xxx fails E.164 validation
 		{"es-ES", "Europe/Madrid", "+34600%06d"},
 		{"de-DE", "Europe/Berlin", "+4915100%06d"},
 		{"en-US", "America/Los_Angeles", "+14155550%03d"},

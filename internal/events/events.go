@@ -81,6 +81,10 @@ func (e *ValidationError) Error() string {
 // spaces, no '@' (so no email address can become an ID).
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
+// ValidID reports whether s is usable as an event, invoice, customer or attempt id: 1-128
+// letters, digits, '.', '_', ':' or '-', starting with a letter or digit.
+func ValidID(s string) bool { return idRe.MatchString(s) }
+
 // Decode parses and validates one event.
 func Decode(data []byte) (Event, error) {
 	if len(data) > MaxSize {

@@ -260,11 +260,13 @@ func TestSendTimeoutIsOutcomeUnknown(t *testing.T) {
 
 func TestSendCanceledInFlightIsOutcomeUnknown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cancel() // the request has been written; the caller gives up before the answer
-		<-r.Context().Done()
+		<-release
 	}))
 	defer srv.Close()
+	defer close(release)
 
 	_, err := newSender(t, config(srv.URL)).Send(ctx, message())
 	if !errors.Is(err, provider.ErrOutcomeUnknown) {

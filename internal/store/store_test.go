@@ -139,7 +139,6 @@ func fullCustomer(at time.Time) store.Customer {
 }
 
 func TestUpsertCustomerSnapshots(t *testing.T) {
-	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name        string
 		second      store.Customer

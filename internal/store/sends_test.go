@@ -1,0 +1,231 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/testutil"
+)
+
+func reservation(wf string, step int, channel string) store.Reservation {
+	return store.Reservation{
+		Key: fmt.Sprintf("%s/step-%d/%s", wf, step, channel), WorkflowID: wf, Step: step, Channel: channel,
+		CustomerID: "cus_1", InvoiceID: strings.TrimPrefix(wf, "dunning-"), Subject: "Your payment", Body: "Please pay.",
+	}
+}
+
+func mustReserve(t *testing.T, st *store.Store, r store.Reservation) (store.SendRow, bool) {
+	t.Helper()
+	row, claimed, err := st.ReserveSend(context.Background(), r)
+	if err != nil {
+		t.Fatalf("ReserveSend(%s): %v", r.Key, err)
+	}
+	return row, claimed
+}
+
+func TestReserveSendFirstClaim(t *testing.T) {
+	st := testutil.MustStore(t)
+	r := reservation("dunning-inv_1", 1, "email")
+	row, claimed := mustReserve(t, st, r)
+	if !claimed || row.Status != store.SendReserved || row.Attempts != 1 || row.Key != r.Key {
+		t.Errorf("first ReserveSend = %+v, claimed %v; want a fresh reservation", row, claimed)
+	}
+	got, err := st.GetSend(context.Background(), r.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.SendReserved || got.Attempts != 1 {
+		t.Errorf("GetSend = %+v", got)
+	}
+}
+
+func TestReserveSendWhileReservedTurnsIntoReconcile(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	r := reservation("dunning-inv_1", 1, "email")
+	mustReserve(t, st, r)
+	row, claimed := mustReserve(t, st, r)
+	if claimed {
+		t.Fatal("a second ReserveSend claimed a key whose first call's outcome is unknown")
+	}
+	if row.Status != store.SendReconcile || !strings.Contains(row.Error, "unknown outcome") {
+		t.Errorf("row = %+v, want status reconcile with an explanation", row)
+	}
+	row, claimed = mustReserve(t, st, r)
+	if claimed || row.Status != store.SendReconcile || row.Attempts != 1 {
+		t.Errorf("third ReserveSend = %+v, claimed %v; want reconcile, not claimed", row, claimed)
+	}
+	// The stale attempt can no longer complete it.
+	if err := st.CompleteSend(ctx, r.Key, store.SendSent, "SG.late"); err == nil {
+		t.Error("CompleteSend on a key in reconcile succeeded")
+	}
+}
+
+func TestReserveSendAfterOutcomes(t *testing.T) {
+	tests := []struct {
+		name        string
+		settle      func(st *store.Store, key string) error
+		wantClaimed bool
+		wantStatus  string
+		wantID      string
+		wantErr     string
+		wantTries   int
+	}{
+		{"sent", func(st *store.Store, key string) error {
+			return st.CompleteSend(context.Background(), key, store.SendSent, "SM123")
+		}, false, store.SendSent, "SM123", "", 1},
+		{"logged", func(st *store.Store, key string) error {
+			return st.CompleteSend(context.Background(), key, store.SendLogged, "")
+		}, false, store.SendLogged, "", "", 1},
+		{"released for retry", func(st *store.Store, key string) error {
+			return st.ReleaseSend(context.Background(), key, "503 from provider")
+		}, true, store.SendReserved, "", "503 from provider", 2},
+		{"failed", func(st *store.Store, key string) error {
+			return st.FailSend(context.Background(), key, "invalid phone number")
+		}, false, store.SendFailed, "", "invalid phone number", 1},
+		{"reconcile", func(st *store.Store, key string) error {
+			return st.ReconcileSend(context.Background(), key, "timeout")
+		}, false, store.SendReconcile, "", "timeout", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := testutil.MustStore(t)
+			r := reservation("dunning-inv_1", 2, "sms")
+			mustReserve(t, st, r)
+			if err := tt.settle(st, r.Key); err != nil {
+				t.Fatalf("settle: %v", err)
+			}
+			r.Body = "Please pay, second version."
+			row, claimed := mustReserve(t, st, r)
+			if claimed != tt.wantClaimed || row.Status != tt.wantStatus || row.ProviderMessageID != tt.wantID ||
+				row.Error != tt.wantErr || row.Attempts != tt.wantTries {
+				t.Errorf("ReserveSend = %+v, claimed %v\nwant status %s, provider id %q, error %q, attempts %d, claimed %v",
+					row, claimed, tt.wantStatus, tt.wantID, tt.wantErr, tt.wantTries, tt.wantClaimed)
+			}
+			got, err := st.GetSend(context.Background(), r.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tt.wantStatus {
+				t.Errorf("stored status = %s, want %s", got.Status, tt.wantStatus)
+			}
+			var body string
+			if err := st.Pool().QueryRow(context.Background(), "SELECT body FROM sends WHERE idempotency_key = $1", r.Key).Scan(&body); err != nil {
+				t.Fatal(err)
+			}
+			if wantBody := map[bool]string{true: r.Body, false: "Please pay."}[tt.wantClaimed]; body != wantBody {
+				t.Errorf("stored body = %q, want %q", body, wantBody)
+			}
+		})
+	}
+}
+
+func TestReleasedSendCanBeClaimedAgainAndCompleted(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	r := reservation("dunning-inv_1", 1, "email")
+	mustReserve(t, st, r)
+	for attempt := 2; attempt <= 3; attempt++ {
+		if err := st.ReleaseSend(ctx, r.Key, "connection refused"); err != nil {
+			t.Fatal(err)
+		}
+		row, claimed := mustReserve(t, st, r)
+		if !claimed || row.Attempts != attempt || row.Status != store.SendReserved {
+			t.Fatalf("attempt %d: ReserveSend = %+v, claimed %v", attempt, row, claimed)
+		}
+	}
+	if err := st.CompleteSend(ctx, r.Key, store.SendSent, "msg-42"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetSend(ctx, r.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.SendSent || got.ProviderMessageID != "msg-42" || got.Attempts != 3 || got.Error != "" {
+		t.Errorf("GetSend = %+v, want sent after 3 attempts with no error left", got)
+	}
+}
+
+func TestReserveSendConcurrently(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	for _, released := range []bool{false, true} {
+		r := reservation("dunning-inv_1", 1, "email")
+		if released {
+			r = reservation("dunning-inv_1", 2, "email")
+			mustReserve(t, st, r)
+			if err := st.ReleaseSend(ctx, r.Key, "retry"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const n = 10
+		var wg sync.WaitGroup
+		claims := make([]bool, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, claims[i], errs[i] = st.ReserveSend(ctx, r)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		claimed := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Errorf("ReserveSend %d: %v", i, errs[i])
+			}
+			if claims[i] {
+				claimed++
+			}
+		}
+		if claimed != 1 {
+			t.Errorf("released=%v: %d of %d concurrent ReserveSend calls claimed the key, want exactly 1", released, claimed, n)
+		}
+	}
+}
+
+func TestSettlingWithoutReservationFails(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	if err := st.CompleteSend(ctx, "dunning-inv_9/step-1/email", store.SendSent, "x"); err == nil ||
+		!strings.Contains(err.Error(), "holds no reservation") {
+		t.Errorf("CompleteSend on an unknown key = %v, want a 'holds no reservation' error", err)
+	}
+	r := reservation("dunning-inv_1", 1, "email")
+	mustReserve(t, st, r)
+	if err := st.CompleteSend(ctx, r.Key, store.SendSent, "first"); err != nil {
+		t.Fatal(err)
+	}
+	for name, settle := range map[string]func() error{
+		"CompleteSend": func() error { return st.CompleteSend(ctx, r.Key, store.SendSent, "second") },
+		"ReleaseSend":  func() error { return st.ReleaseSend(ctx, r.Key, "x") },
+		"FailSend":     func() error { return st.FailSend(ctx, r.Key, "x") },
+	} {
+		if err := settle(); err == nil {
+			t.Errorf("%s on a sent key succeeded", name)
+		}
+	}
+	got, err := st.GetSend(ctx, r.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.SendSent || got.ProviderMessageID != "first" {
+		t.Errorf("a settled send was changed: %+v", got)
+	}
+}
+
+func TestGetSendUnknown(t *testing.T) {
+	st := testutil.MustStore(t)
+	_, err := st.GetSend(context.Background(), "nope")
+	if err == nil || !store.IsNotFound(err) {
+		t.Errorf("GetSend(unknown) = %v, want a not-found error", err)
+	}
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Recoup local demo: a real Temporal dev server (with the Web UI) and PostgreSQL, the worker,
+# and a handful of billing events that show what the engine does. Run it with `make demo`.
+#
+# The follow-up schedule is shortened to seconds and quiet hours are off so that the whole
+# story plays out in about a minute. No provider credentials are needed: without them emails
+# and SMS are rendered, stored in PostgreSQL and logged ("log delivery mode"). Set
+# SENDGRID_API_KEY / TWILIO_* / OPENAI_API_KEY to use the real providers.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+bin=$root/.bin
+state=$bin/demo
+mkdir -p "$state"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+die() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
+
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/recoup?sslmode=disable}
+export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
+export LOG_FORMAT=${LOG_FORMAT:-text}
+export RECOUP_SCHEDULE=${RECOUP_SCHEDULE:-0s,15s,30s}
+export RECOUP_FINAL_WAIT=${RECOUP_FINAL_WAIT:-10s}
+export RECOUP_IGNORE_QUIET_HOURS=${RECOUP_IGNORE_QUIET_HOURS:-true}
+ui_port=${TEMPORAL_UI_PORT:-8233}
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "PostgreSQL"
+# The default database "recoup" is created if it does not exist yet.
+if [[ $DATABASE_URL == postgres://postgres@127.0.0.1:5432/recoup* ]] && command -v psql >/dev/null; then
+  if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -tAc "SELECT 1" >/dev/null 2>&1; then
+    die "no PostgreSQL answers on 127.0.0.1:5432. Start one (e.g. pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start) or set DATABASE_URL."
+  fi
+  if [[ -z $(psql "postgres://postgres@127.0.0.1:5432/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = 'recoup'") ]]; then
+    psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "CREATE DATABASE recoup"
+    echo "created database recoup"
+  fi
+fi
+"$bin/starter" migrate || die "cannot use DATABASE_URL; see the message above."
+"$bin/starter" seed
+
+say "Temporal dev server"
+if "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then
+  echo "a Temporal server already answers on $TEMPORAL_ADDRESS; using it"
+  for sa in CustomerId=Keyword InvoiceId=Keyword DunningStatus=Keyword DunningStep=Int LastChannel=Keyword; do
+    "$bin/temporal" operator search-attribute create --address "$TEMPORAL_ADDRESS" --name "${sa%=*}" --type "${sa#*=}" >/dev/null 2>&1 || true
+  done
+else
+  "$bin/temporal" server start-dev --ip 127.0.0.1 --port "${TEMPORAL_ADDRESS##*:}" --ui-port "$ui_port" \
+    --log-level error \
+    --search-attribute CustomerId=Keyword --search-attribute InvoiceId=Keyword \
+    --search-attribute DunningStatus=Keyword --search-attribute DunningStep=Int \
+    --search-attribute LastChannel=Keyword >"$state/temporal.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 60); do
+    "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break
+    kill -0 "${pids[-1]}" 2>/dev/null || die "the dev server exited; see $state/temporal.log"
+    sleep 1
+  done
+  echo "dev server on $TEMPORAL_ADDRESS, Web UI on http://localhost:$ui_port"
+fi
+
+say "Worker (log: $state/worker.log)"
+"$bin/worker" >"$state/worker.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 30); do
+  grep -q "worker polling" "$state/worker.log" && break
+  kill -0 "${pids[-1]}" 2>/dev/null || die "the worker exited; see $state/worker.log"
+  sleep 1
+done
+grep -E "rules policy|delivery mode|LLM decisions" "$state/worker.log" | sed 's/^.*msg=/  /' || true
+
+# Invoice ids are unique per demo run, so the demo can be run again on the same database.
+run=$(date +%H%M%S)
+now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+event() { echo "$1" | "$bin/starter" event -; }
+failed() { # invoice customer amount
+  event "{\"type\":\"payment.failed\",\"event_id\":\"evt_${1}_failed\",\"invoice_id\":\"$1\",\"customer_id\":\"$2\",\"amount_minor\":$3,\"currency\":\"USD\",\"failure_code\":\"card_declined\",\"attempt_id\":\"att_1\",\"occurred_at\":\"$(now)\"}"
+}
+recovers=inv_demo_${run}_recovers
+optout=inv_demo_${run}_optout
+exhausts=inv_demo_${run}_exhausts
+cancels=inv_demo_${run}_cancels
+
+say "Billing events"
+echo "-- a payment fails, and billing sends the same event twice:"
+failed "$recovers" cus_demo_01 4900
+failed "$recovers" cus_demo_01 4900
+echo "-- three more failed payments:"
+failed "$optout" cus_demo_02 9900
+failed "$exhausts" cus_demo_04 2900
+failed "$cancels" cus_demo_05 49900
+echo "-- a malformed event is refused with the field at fault, and nothing starts:"
+echo '{"type":"payment.failed","event_id":"evt_bad","invoice_id":"inv_bad","customer_id":"cus_demo_01","amount_minor":-5,"currency":"XYZ","occurred_at":"yesterday"}' \
+  | "$bin/starter" event - || echo "   (exit status $?)"
+
+sleep 3
+echo "-- the retried charge of $recovers succeeds:"
+event "{\"type\":\"payment.retry_succeeded\",\"event_id\":\"evt_${recovers}_retry\",\"invoice_id\":\"$recovers\",\"attempt_id\":\"att_2\",\"occurred_at\":\"$(now)\"}"
+echo "-- the customer of $optout replies STOP to SMS:"
+event "{\"type\":\"dunning.opt_out\",\"event_id\":\"evt_${optout}_stop\",\"invoice_id\":\"$optout\",\"channel\":\"sms\",\"occurred_at\":\"$(now)\"}"
+echo "-- billing writes off $cancels:"
+event "{\"type\":\"dunning.cancel\",\"event_id\":\"evt_${cancels}_cancel\",\"invoice_id\":\"$cancels\",\"reason\":\"written off by finance\",\"occurred_at\":\"$(now)\"}"
+
+say "Waiting for $optout and $exhausts to run their schedule ($RECOUP_SCHEDULE, then $RECOUP_FINAL_WAIT)"
+for _ in $(seq 1 120); do
+  s1=$("$bin/starter" status --json "$optout" | sed -n 's/^  "status": "\(.*\)",$/\1/p')
+  s2=$("$bin/starter" status --json "$exhausts" | sed -n 's/^  "status": "\(.*\)",$/\1/p')
+  [[ -t 1 ]] && printf '\r  %s: %-10s %s: %-10s' "$optout" "$s1" "$exhausts" "$s2"
+  [[ $s1 == exhausted && $s2 == exhausted ]] && break
+  sleep 2
+done
+echo
+
+say "What happened"
+for inv in "$recovers" "$optout" "$exhausts" "$cancels"; do
+  echo
+  "$bin/starter" status "$inv"
+done
+
+say "Messages stored in PostgreSQL (log delivery mode)"
+if command -v psql >/dev/null; then
+  psql "$DATABASE_URL" -P pager=off -c "SELECT idempotency_key, status, left(replace(body, E'\n', ' '), 70) AS message FROM sends WHERE workflow_id LIKE 'dunning-inv_demo_${run}%' ORDER BY created_at"
+fi
+
+ui="http://localhost:$ui_port/namespaces/default/workflows"
+say "Where to look"
+cat <<EOF
+Temporal Web UI: $ui
+List filters support staff use (paste into the UI's search box):
+  InvoiceId = '$recovers'
+  CustomerId = 'cus_demo_02'
+  DunningStatus = 'exhausted'
+  WorkflowType = 'DunningWorkflow' AND ExecutionStatus = 'Running' AND DunningStep = 1
+Each run's "Queries" tab answers the "status" query with its whole state.
+Worker log: $state/worker.log
+EOF
+
+if [[ -t 0 && -t 1 && ${DEMO_EXIT:-} != 1 ]]; then
+  echo
+  echo "The dev server and worker keep running so you can explore the UI. Press Ctrl-C to stop."
+  while sleep 3600; do :; done
+fi
