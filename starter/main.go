@@ -55,16 +55,23 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
-	if err == nil {
-		return
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
 	}
-	fmt.Fprintln(os.Stderr, "starter:", err)
+	os.Exit(exitCode(err))
+}
+
+// exitCode is 0 on success, 2 for bad input (nothing was recorded or started), 1 otherwise.
+func exitCode(err error) int {
 	var ue usageError
 	var ve *events.ValidationError
-	if errors.As(err, &ue) || errors.As(err, &ve) || errors.Is(err, store.ErrEventConflict) {
-		os.Exit(2)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue) || errors.As(err, &ve) || errors.Is(err, store.ErrEventConflict):
+		return 2
 	}
-	os.Exit(1)
+	return 1
 }
 
 // deps are opened lazily: validation errors need neither PostgreSQL nor Temporal.

@@ -28,6 +28,8 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/ingest"
+	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
 	"github.com/recoup-dunning/recoup/internal/testutil"
@@ -80,7 +82,7 @@ type e2e struct {
 	box *mailbox
 }
 
-func startE2E(t *testing.T, schedule []time.Duration, finalWait time.Duration) *e2e {
+func startE2E(t *testing.T, schedule []time.Duration, finalWait time.Duration, configure ...func(*activities.Activities)) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
@@ -108,6 +110,9 @@ func startE2E(t *testing.T, schedule []time.Duration, finalWait time.Duration) *
 	acts := &activities.Activities{Store: st, Prompts: func() *templates.Set { return set }, Email: sender,
 		Schedule: schedule, FinalWait: finalWait, IgnoreQuietHours: true,
 		PaymentURL: "https://pay.example/{invoice_id}", UnsubscribeURL: "https://pay.example/u/{customer_id}"}
+	for _, c := range configure {
+		c(acts)
+	}
 	w := New(srv.Client(), acts)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -342,3 +347,56 @@ func (quietLogger) Debug(string, ...any) {}
 func (quietLogger) Info(string, ...any)  {}
 func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(string, ...any) {}
+
+// mockURL returns a provider mock's URL from the environment (set by `make test`).
+func mockURL(t *testing.T, name string) string {
+	t.Helper()
+	u := os.Getenv(name)
+	if u == "" {
+		if os.Getenv("RECOUP_REQUIRE_PROVIDER_MOCKS") == "1" {
+			t.Fatalf("%s is not set and RECOUP_REQUIRE_PROVIDER_MOCKS=1", name)
+		}
+		t.Skipf("%s not set: run `make test`, which starts the providers' OpenAPI mocks", name)
+	}
+	return u
+}
+
+// TestFlowAgainstProviderContracts runs two steps of a real run with every real client
+// (go-openai, sendgrid-go, twilio-go) pointed at mocks generated from the providers' own
+// OpenAPI specs; `make test` fails if any request broke a contract. The OpenAI mock answers
+// a placeholder that is not a valid decision, so the rules decide, and record why.
+func TestFlowAgainstProviderContracts(t *testing.T) {
+	sg, tw, oa := mockURL(t, "SENDGRID_MOCK_URL"), mockURL(t, "TWILIO_MOCK_URL"), mockURL(t, "OPENAI_MOCK_URL")
+	e := startE2E(t, []time.Duration{0, 2 * time.Second}, time.Second, func(a *activities.Activities) {
+		var err error
+		if a.Email, err = email.New(email.Config{APIKey: "SG.contract", BaseURL: sg, FromEmail: "billing@shop.example"}); err != nil {
+			t.Fatal(err)
+		}
+		if a.SMS, err = sms.New(sms.Config{AccountSID: "AC00000000000000000000000000000000", AuthToken: "token",
+			From: "+14155550100", BaseURL: tw, StatusCallbackURL: "https://recoup.example/v1/twilio/status"}); err != nil {
+			t.Fatal(err)
+		}
+		if a.LLM, err = llm.New(llm.Config{APIKey: "sk-contract", BaseURL: oa, Model: "gpt-4o-mini"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.event(failed("evt_e2e_c1", "inv_e2e_5", "cus_e2e_5", time.Now().UTC()))
+	res := e.result("inv_e2e_5")
+	if res.Status != recoup.StatusExhausted || res.Steps != 2 {
+		t.Fatalf("result = %+v", res)
+	}
+	st := e.state("inv_e2e_5")
+	if len(st.Messages) != 2 || st.Messages[0].Channel != recoup.ChannelEmail || st.Messages[1].Channel != recoup.ChannelSMS {
+		t.Fatalf("messages = %+v, want email then sms", st.Messages)
+	}
+	for _, m := range st.Messages {
+		if m.Delivery != store.SendSent {
+			t.Fatalf("message %+v was not accepted by the provider mock", m)
+		}
+	}
+	for _, d := range st.Decisions {
+		if d.DecidedBy != recoup.DecidedByRules || len(d.Violations) == 0 || d.Model != "gpt-4o-mini" {
+			t.Fatalf("decision %+v: want the rules with the model's unusable answer recorded", d)
+		}
+	}
+}

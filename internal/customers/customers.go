@@ -33,10 +33,12 @@ type Record struct {
 	TimeZone           string `json:"time_zone"`
 	Plan               string `json:"plan"`
 	LifetimeValueMinor int64  `json:"lifetime_value_minor"`
-	EmailConsent       bool   `json:"email_consent"`
-	SMSConsent         bool   `json:"sms_consent"`
-	CustomerSince      string `json:"customer_since"` // RFC 3339 date-time or YYYY-MM-DD, optional
-	UpdatedAt          string `json:"updated_at"`     // RFC 3339; newest wins; default: now
+	// A consent left out (no column, an empty cell, no key or null) keeps the stored one;
+	// a new customer has none.
+	EmailConsent  *bool  `json:"email_consent"`
+	SMSConsent    *bool  `json:"sms_consent"`
+	CustomerSince string `json:"customer_since"` // RFC 3339 date-time or YYYY-MM-DD, optional
+	UpdatedAt     string `json:"updated_at"`     // RFC 3339; newest wins; default: now
 }
 
 // Columns are the CSV header names, in any order; customer_id is required.
@@ -100,12 +102,14 @@ func Parse(r io.Reader, format string, now time.Time) ([]store.Customer, error) 
 			}
 			for _, b := range []struct {
 				name string
-				dst  *bool
+				dst  **bool
 			}{{"email_consent", &rec.EmailConsent}, {"sms_consent", &rec.SMSConsent}} {
 				if v := col(b.name); v != "" {
-					if *b.dst, err = strconv.ParseBool(v); err != nil {
+					ok, err := strconv.ParseBool(v)
+					if err != nil {
 						perr = append(perr, fmt.Sprintf("%s: %q is not true or false", b.name, v))
 					}
+					*b.dst = &ok
 				}
 			}
 			if len(perr) > 0 {
@@ -162,9 +166,8 @@ func (r Record) toCustomer(now time.Time) (store.Customer, error) {
 	bad := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
 	c := store.Customer{CustomerID: r.CustomerID, Name: strings.TrimSpace(r.Name), Email: strings.TrimSpace(r.Email),
 		Locale: r.Locale, TimeZone: r.TimeZone, Plan: r.Plan, LifetimeValueMinor: r.LifetimeValueMinor,
-		EmailConsent: r.EmailConsent, SMSConsent: r.SMSConsent, UpdatedAt: now}
-	ec, sc := r.EmailConsent, r.SMSConsent
-	c.EmailConsentSet, c.SMSConsentSet = &ec, &sc
+		EmailConsent: r.EmailConsent != nil && *r.EmailConsent, SMSConsent: r.SMSConsent != nil && *r.SMSConsent,
+		EmailConsentSet: r.EmailConsent, SMSConsentSet: r.SMSConsent, UpdatedAt: now}
 	switch {
 	case c.CustomerID == "":
 		bad("customer_id: required")

@@ -88,6 +88,55 @@ func TestParseJSONL(t *testing.T) {
 	if b.EmailConsent || b.SMSConsent || !b.UpdatedAt.Equal(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("customer 2 = %+v", b)
 	}
+	if b.EmailConsentSet != nil || b.SMSConsentSet != nil {
+		t.Errorf("customer 2 without consent keys has consents set %v/%v; want nil (keep the stored ones)", b.EmailConsentSet, b.SMSConsentSet)
+	}
+}
+
+func TestImportWithoutConsentColumnsKeepsConsent(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	first := "customer_id,email,email_consent,sms_consent,updated_at\ncus_1,ada@example.com,true,true,2026-11-01T00:00:00Z\n"
+	cs, err := customers.Parse(strings.NewReader(first), "csv", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := customers.Import(ctx, st, cs); err != nil {
+		t.Fatal(err)
+	}
+	// A later file that only changes plans (no consent columns, or empty consent cells)
+	// must not withdraw consent.
+	for _, tt := range []struct{ format, in string }{
+		{"csv", "customer_id,plan\ncus_1,pro\n"},
+		{"csv", "customer_id,plan,email_consent,sms_consent\ncus_1,enterprise,,\n"},
+		{"jsonl", `{"customer_id":"cus_1","plan":"basic","sms_consent":null}`},
+	} {
+		cs, err := customers.Parse(strings.NewReader(tt.in), tt.format, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := customers.Import(ctx, st, cs); err != nil || n != 1 {
+			t.Fatalf("Import(%q) = %d, %v", tt.in, n, err)
+		}
+		c, err := st.GetCustomer(ctx, "cus_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.EmailConsent || !c.SMSConsent {
+			t.Errorf("after importing %q: consents %v/%v, want both kept", tt.in, c.EmailConsent, c.SMSConsent)
+		}
+	}
+	// An explicit false withdraws it.
+	cs, err = customers.Parse(strings.NewReader(`{"customer_id":"cus_1","sms_consent":false}`), "jsonl", now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := customers.Import(ctx, st, cs); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.GetCustomer(ctx, "cus_1"); err != nil || !c.EmailConsent || c.SMSConsent {
+		t.Errorf("after withdrawing SMS consent: %+v, %v", c, err)
+	}
 }
 
 func TestParseErrors(t *testing.T) {

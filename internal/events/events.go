@@ -248,6 +248,9 @@ func jsonProblem(err error) string {
 	if errors.Is(err, io.EOF) {
 		return "event: empty input, expected a JSON object"
 	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "event: not valid JSON: the input ends in the middle of the object"
+	}
 	return "event: " + msg
 }
 

@@ -403,3 +403,28 @@ func TestNormalizePhone(t *testing.T) {
 		}
 	}
 }
+
+func TestValidID(t *testing.T) {
+	tests := []struct {
+		id    string
+		valid bool
+	}{
+		{"evt_1", true},
+		{"in_1MtHbELkdIwHu7ixl4OzzPMv", true},
+		{"urn:billing:inv-42.v2", true},
+		{"9", true},
+		{strings.Repeat("a", 128), true},
+		{strings.Repeat("a", 129), false},
+		{"", false},
+		{"_leading", false},
+		{"ada@example.com", false},
+		{"evt 1", false},
+		{"inv/1", false},
+		{"évt", false},
+	}
+	for _, tt := range tests {
+		if got := events.ValidID(tt.id); got != tt.valid {
+			t.Errorf("ValidID(%q) = %v, want %v", tt.id, got, tt.valid)
+		}
+	}
+}

@@ -132,6 +132,9 @@ func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
 	if len(v) > 0 {
 		return recoup.Decision{}, v
 	}
+	if ch == recoup.ChannelNone {
+		inc = recoup.Incentive{Kind: recoup.IncentiveNone} // nothing is sent, so nothing is offered
+	}
 	return recoup.Decision{
 		Step:      f.Step,
 		Channel:   ch,

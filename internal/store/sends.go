@@ -117,10 +117,15 @@ func (s *Store) ReconcileSend(ctx context.Context, key, reason string) error {
 	return s.setSend(ctx, key, SendReconcile, "", reason)
 }
 
+// setSend moves a reservation to its outcome. A definite outcome (sent, logged, failed) also
+// settles a send that another attempt already marked for reconciliation: that happens when
+// Temporal starts a new attempt while a timed-out one is still talking to the provider.
 func (s *Store) setSend(ctx context.Context, key, status, providerID, reason string) error {
+	definite := status == SendSent || status == SendLogged || status == SendFailed
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE sends SET status = $2, provider_message_id = $3, error = $4, updated_at = now()
-		WHERE idempotency_key = $1 AND status = 'reserved'`, key, status, providerID, reason)
+		WHERE idempotency_key = $1 AND (status = 'reserved' OR ($5 AND status = 'reconcile'))`,
+		key, status, providerID, reason, definite)
 	if err != nil {
 		return fmt.Errorf("update send %s: %w", status, err)
 	}

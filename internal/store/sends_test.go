@@ -59,9 +59,9 @@ func TestReserveSendWhileReservedTurnsIntoReconcile(t *testing.T) {
 	if claimed || row.Status != store.SendReconcile || row.Attempts != 1 {
 		t.Errorf("third ReserveSend = %+v, claimed %v; want reconcile, not claimed", row, claimed)
 	}
-	// The stale attempt can no longer complete it.
-	if err := st.CompleteSend(ctx, r.Key, store.SendSent, "SG.late"); err == nil {
-		t.Error("CompleteSend on a key in reconcile succeeded")
+	// The stale attempt can no longer release it for another call.
+	if err := st.ReleaseSend(ctx, r.Key, "503"); err == nil {
+		t.Error("ReleaseSend on a key in reconcile succeeded")
 	}
 }
 
@@ -227,5 +227,32 @@ func TestGetSendUnknown(t *testing.T) {
 	_, err := st.GetSend(context.Background(), "nope")
 	if err == nil || !store.IsNotFound(err) {
 		t.Errorf("GetSend(unknown) = %v, want a not-found error", err)
+	}
+}
+
+func TestLateDefiniteOutcomeSettlesReconcile(t *testing.T) {
+	st := testutil.MustStore(t)
+	ctx := context.Background()
+	r := store.Reservation{Key: "dunning-inv_9/step-1/email", WorkflowID: "dunning-inv_9", Step: 1, Channel: "email", CustomerID: "c", InvoiceID: "inv_9"}
+	if _, claimed, err := st.ReserveSend(ctx, r); err != nil || !claimed {
+		t.Fatalf("first reserve: %v %v", claimed, err)
+	}
+	// A second attempt starts while the first (timed out) is still at the provider.
+	if row, claimed, err := st.ReserveSend(ctx, r); err != nil || claimed || row.Status != store.SendReconcile {
+		t.Fatalf("second reserve: %+v %v %v", row, claimed, err)
+	}
+	// The first attempt then learns the provider accepted it: the send is settled, not lost.
+	if err := st.CompleteSend(ctx, r.Key, store.SendSent, "msg-1"); err != nil {
+		t.Fatal(err)
+	}
+	if row, _ := st.GetSend(ctx, r.Key); row.Status != store.SendSent || row.ProviderMessageID != "msg-1" {
+		t.Fatalf("row = %+v, want sent with the provider id", row)
+	}
+	// A "not accepted" answer cannot reopen a send another attempt already looked at.
+	r.Key = "dunning-inv_9/step-2/email"
+	_, _, _ = st.ReserveSend(ctx, r)
+	_, _, _ = st.ReserveSend(ctx, r)
+	if err := st.ReleaseSend(ctx, r.Key, "503"); err == nil {
+		t.Fatal("ReleaseSend reopened a send marked for reconciliation")
 	}
 }
