@@ -51,6 +51,9 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -162,6 +165,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
+		return nil
+	case "version", "--version":
+		fmt.Fprintln(stdout, "recoup starter", version)
 		return nil
 	default:
 		return usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}

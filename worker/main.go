@@ -31,6 +31,9 @@ import (
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -76,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker polling", "task_queue", recoup.TaskQueue)
+	logger.Info("worker polling", "task_queue", recoup.TaskQueue, "version", version)
 	<-ctx.Done()
 	logger.Info("shutting down: finishing in-flight tasks")
 	w.Stop()
