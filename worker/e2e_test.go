@@ -21,12 +21,14 @@ import (
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/internal/sms"
@@ -260,7 +262,36 @@ func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
 		recoup.WorkflowID("inv_e2e_1")).Scan(&outcome); err != nil || outcome != "recovered" {
 		t.Fatalf("stored outcome = %q, %v", outcome, err)
 	}
+	// Support staff find the run by its search attributes.
+	e.eventually("the run in a CustomerId list filter", func() bool {
+		resp, err := e.c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "CustomerId = 'cus_e2e_1' AND DunningStatus = 'recovered' AND DunningStep = 1"})
+		return err == nil && len(resp.Executions) == 1
+	})
 	e.record("inv_e2e_1", "recovered")
+}
+
+func TestRelayDeliversAcceptedEvents(t *testing.T) {
+	e := startE2E(t, []time.Duration{0, time.Hour}, time.Hour)
+	// An event accepted while Temporal was unreachable: recorded, not delivered.
+	raw, _ := json.Marshal(failed("evt_e2e_relay", "inv_e2e_6", "cus_e2e_6", time.Now().UTC()))
+	ev, err := events.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.RecordEvent(context.Background(), store.Event{EventID: ev.EventID, Type: ev.Type, Source: "test",
+		InvoiceID: ev.InvoiceID, CustomerID: ev.CustomerID, OccurredAt: ev.OccurredAt, Body: ev.Raw,
+		Customer: &store.Customer{CustomerID: ev.CustomerID, Email: ev.Customer.Email, EmailConsentSet: ev.Customer.EmailConsent, UpdatedAt: ev.OccurredAt}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.in.DeliverPending(context.Background(), 100)
+	if err != nil || n != 1 {
+		t.Fatalf("delivered %d, %v; want 1", n, err)
+	}
+	e.eventually("the first message", func() bool { return len(e.state("inv_e2e_6").Messages) == 1 })
+	if n, err := e.in.DeliverPending(context.Background(), 100); err != nil || n != 0 {
+		t.Fatalf("second relay delivered %d, %v; want nothing", n, err)
+	}
 }
 
 func TestScheduleRunsToExhaustionWithOptOut(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -88,7 +89,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 
 // New creates a worker on the dunning task queue with the workflow and activities registered.
 func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
-	w := sdkworker.New(c, recoup.TaskQueue, sdkworker.Options{})
+	w := sdkworker.New(c, recoup.TaskQueue, sdkworker.Options{
+		// On SIGTERM, running activities get this long to finish (a send records its outcome).
+		WorkerStopTimeout: 30 * time.Second,
+	})
 	w.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
 	w.RegisterActivity(acts)
 	return w
