@@ -379,25 +379,12 @@ func (quietLogger) Info(string, ...any)  {}
 func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(string, ...any) {}
 
-// mockURL returns a provider mock's URL from the environment (set by `make test`).
-func mockURL(t *testing.T, name string) string {
-	t.Helper()
-	u := os.Getenv(name)
-	if u == "" {
-		if os.Getenv("RECOUP_REQUIRE_PROVIDER_MOCKS") == "1" {
-			t.Fatalf("%s is not set and RECOUP_REQUIRE_PROVIDER_MOCKS=1", name)
-		}
-		t.Skipf("%s not set: run `make test`, which starts the providers' OpenAPI mocks", name)
-	}
-	return u
-}
-
 // TestFlowAgainstProviderContracts runs two steps of a real run with every real client
 // (go-openai, sendgrid-go, twilio-go) pointed at mocks generated from the providers' own
 // OpenAPI specs; `make test` fails if any request broke a contract. The OpenAI mock answers
 // a placeholder that is not a valid decision, so the rules decide, and record why.
 func TestFlowAgainstProviderContracts(t *testing.T) {
-	sg, tw, oa := mockURL(t, "SENDGRID_MOCK_URL"), mockURL(t, "TWILIO_MOCK_URL"), mockURL(t, "OPENAI_MOCK_URL")
+	sg, tw, oa := testutil.ProviderMock(t, "SENDGRID_MOCK_URL"), testutil.ProviderMock(t, "TWILIO_MOCK_URL"), testutil.ProviderMock(t, "OPENAI_MOCK_URL")
 	e := startE2E(t, []time.Duration{0, 2 * time.Second}, time.Second, func(a *activities.Activities) {
 		var err error
 		if a.Email, err = email.New(email.Config{APIKey: "SG.contract", BaseURL: sg, FromEmail: "billing@shop.example"}); err != nil {

@@ -29,6 +29,23 @@ func input() recoup.DunningInput {
 	}}
 }
 
+// decision is a decision for the step of in, sent after the given delay.
+func decision(in activities.DecideInput, ch recoup.Channel, inc recoup.Incentive, after time.Duration) recoup.Decision {
+	if inc.Kind == "" {
+		inc.Kind = recoup.IncentiveNone
+	}
+	return recoup.Decision{Step: in.Step, Channel: ch, Tone: "friendly", Incentive: inc, Message: "please pay",
+		DecidedBy: recoup.DecidedByRules, SendAt: in.Now.Add(after)}
+}
+
+// smsUnlessExcluded prefers SMS, and uses email once SMS is excluded from the run.
+func smsUnlessExcluded(in activities.DecideInput) recoup.Decision {
+	if slices.Contains(in.Excluded, recoup.ChannelSMS) {
+		return decision(in, recoup.ChannelEmail, recoup.Incentive{}, 0)
+	}
+	return decision(in, recoup.ChannelSMS, recoup.Incentive{}, 0)
+}
+
 // world is what the mocked activities see and record.
 type world struct {
 	t        *testing.T
@@ -53,9 +70,7 @@ func newWorld(t *testing.T) *world {
 	env.RegisterActivity(&activities.Activities{})
 	w := &world{t: t, env: env}
 	w.decide = func(in activities.DecideInput) recoup.Decision {
-		return recoup.Decision{Step: in.Step, Channel: recoup.ChannelEmail, Tone: "friendly",
-			Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}, Message: "please pay",
-			DecidedBy: recoup.DecidedByRules, SendAt: in.Now}
+		return decision(in, recoup.ChannelEmail, recoup.Incentive{}, 0)
 	}
 	start := t0
 	env.OnActivity(a.PlanRun, mock.Anything, mock.Anything).Return(activities.PlanRunResult{
@@ -228,14 +243,7 @@ func TestPauseSendsNothingAndResumeContinues(t *testing.T) {
 
 func TestOptOutSwitchesChannel(t *testing.T) {
 	w := newWorld(t)
-	w.decide = func(in activities.DecideInput) recoup.Decision {
-		ch := recoup.ChannelSMS
-		if slices.Contains(in.Excluded, recoup.ChannelSMS) {
-			ch = recoup.ChannelEmail
-		}
-		return recoup.Decision{Step: in.Step, Channel: ch, Tone: "friendly", Incentive: recoup.Incentive{Kind: recoup.IncentiveNone},
-			Message: "m", DecidedBy: recoup.DecidedByRules, SendAt: in.Now}
-	}
+	w.decide = smsUnlessExcluded
 	w.at(time.Hour, recoup.SignalOptOut, recoup.OptOut{EventID: "evt_stop", Channel: recoup.ChannelSMS, OccurredAt: t0.Add(time.Hour)})
 	w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c"})
 	_, st := w.run()
@@ -300,14 +308,7 @@ func TestUnknownCustomerFailsWithoutSending(t *testing.T) {
 
 func TestRejectedSMSMovesToEmail(t *testing.T) {
 	w := newWorld(t)
-	w.decide = func(in activities.DecideInput) recoup.Decision {
-		ch := recoup.ChannelSMS
-		if slices.Contains(in.Excluded, recoup.ChannelSMS) {
-			ch = recoup.ChannelEmail
-		}
-		return recoup.Decision{Step: in.Step, Channel: ch, Tone: "friendly", Incentive: recoup.Incentive{Kind: recoup.IncentiveNone},
-			Message: "m", DecidedBy: recoup.DecidedByRules, SendAt: in.Now}
-	}
+	w.decide = smsUnlessExcluded
 	w.sendErr = func(in activities.SendInput) error {
 		if in.Decision.Channel == recoup.ChannelSMS {
 			return temporal.NewNonRetryableApplicationError("twilio: HTTP 400 code 21211", activities.ErrTypeProviderRejected, nil)
@@ -324,8 +325,7 @@ func TestRejectedSMSMovesToEmail(t *testing.T) {
 func TestIncentiveAnnouncedBeforeSend(t *testing.T) {
 	w := newWorld(t)
 	w.decide = func(in activities.DecideInput) recoup.Decision {
-		return recoup.Decision{Step: in.Step, Channel: recoup.ChannelEmail, Tone: "firm", Message: "m",
-			Incentive: recoup.Incentive{Kind: recoup.IncentiveDiscountPercent, Value: 10}, DecidedBy: recoup.DecidedByLLM, SendAt: in.Now}
+		return decision(in, recoup.ChannelEmail, recoup.Incentive{Kind: recoup.IncentiveDiscountPercent, Value: 10}, 0)
 	}
 	w.at(time.Hour, recoup.SignalRecovered, recoup.Recovered{EventID: "evt_paid", OccurredAt: t0.Add(time.Hour)})
 	_, st := w.run()
@@ -340,8 +340,7 @@ func TestIncentiveAnnouncedBeforeSend(t *testing.T) {
 func TestUnannouncedIncentiveIsNotPromised(t *testing.T) {
 	w := newWorld(t)
 	w.decide = func(in activities.DecideInput) recoup.Decision {
-		return recoup.Decision{Step: in.Step, Channel: recoup.ChannelEmail, Tone: "firm", Message: "m",
-			Incentive: recoup.Incentive{Kind: recoup.IncentiveExtensionDays, Value: 7}, DecidedBy: recoup.DecidedByRules, SendAt: in.Now}
+		return decision(in, recoup.ChannelEmail, recoup.Incentive{Kind: recoup.IncentiveExtensionDays, Value: 7}, 0)
 	}
 	w.offerErr = temporal.NewNonRetryableApplicationError("webhook: HTTP 410", activities.ErrTypeWebhookRejected, nil)
 	w.at(time.Hour, recoup.SignalRecovered, recoup.Recovered{EventID: "evt_paid", OccurredAt: t0.Add(time.Hour)})
@@ -354,8 +353,7 @@ func TestUnannouncedIncentiveIsNotPromised(t *testing.T) {
 func TestQuietHoursDelaySend(t *testing.T) {
 	w := newWorld(t)
 	w.decide = func(in activities.DecideInput) recoup.Decision {
-		return recoup.Decision{Step: in.Step, Channel: recoup.ChannelEmail, Tone: "friendly", Message: "m",
-			Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}, DecidedBy: recoup.DecidedByRules, SendAt: in.Now.Add(9 * time.Hour)}
+		return decision(in, recoup.ChannelEmail, recoup.Incentive{}, 9*time.Hour)
 	}
 	w.at(10*time.Hour, recoup.SignalRecovered, recoup.Recovered{EventID: "evt_paid", OccurredAt: t0.Add(10 * time.Hour)})
 	w.run()
@@ -367,8 +365,7 @@ func TestQuietHoursDelaySend(t *testing.T) {
 func TestRecoveredWhileWaitingForSendTimeSendsNothing(t *testing.T) {
 	w := newWorld(t)
 	w.decide = func(in activities.DecideInput) recoup.Decision {
-		return recoup.Decision{Step: in.Step, Channel: recoup.ChannelEmail, Tone: "friendly", Message: "m",
-			Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}, DecidedBy: recoup.DecidedByRules, SendAt: in.Now.Add(9 * time.Hour)}
+		return decision(in, recoup.ChannelEmail, recoup.Incentive{}, 9*time.Hour)
 	}
 	w.at(time.Hour, recoup.SignalRecovered, recoup.Recovered{EventID: "evt_paid", OccurredAt: t0.Add(time.Hour)})
 	res, _ := w.run()

@@ -2,27 +2,13 @@ package llm_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/testutil"
+
 	"github.com/recoup-dunning/recoup/internal/llm"
 )
-
-// mockURL returns the base URL of the OpenAI OpenAPI mock (/work/shared/tools/provider-mocks),
-// skipping the test when it is not configured, or failing it when
-// RECOUP_REQUIRE_PROVIDER_MOCKS=1.
-func mockURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("OPENAI_MOCK_URL")
-	if u == "" {
-		if os.Getenv("RECOUP_REQUIRE_PROVIDER_MOCKS") == "1" {
-			t.Fatal("OPENAI_MOCK_URL is not set and RECOUP_REQUIRE_PROVIDER_MOCKS=1")
-		}
-		t.Skip("OPENAI_MOCK_URL not set; start /work/shared/tools/provider-mocks and set OPENAI_MOCK_URL=http://127.0.0.1:4012")
-	}
-	return u
-}
 
 // TestContractOpenAIMock sends a real structured-output request through go-openai to the
 // Prism mock built from OpenAI's own OpenAPI spec; Prism answers 4xx (and logs a
@@ -31,7 +17,7 @@ func TestContractOpenAIMock(t *testing.T) {
 	// The spec's server is https://api.openai.com/v1 and its paths (/chat/completions) are
 	// relative to it; Prism serves those paths at its root. So the mock URL itself is the
 	// base URL, with no /v1 suffix.
-	c, err := llm.New(llm.Config{APIKey: "sk-contract-test", BaseURL: mockURL(t), Timeout: 10 * time.Second})
+	c, err := llm.New(llm.Config{APIKey: "sk-contract-test", BaseURL: testutil.ProviderMock(t, "OPENAI_MOCK_URL"), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,3 +82,19 @@ func TemporalCLI(tb testing.TB) string {
 	}
 	return p
 }
+
+// ProviderMock returns the URL of one of the providers' OpenAPI mocks from the environment
+// variable env (SENDGRID_MOCK_URL, TWILIO_MOCK_URL or OPENAI_MOCK_URL; `make test` starts the
+// mocks and sets them). Unset, the test is skipped — or fails when
+// RECOUP_REQUIRE_PROVIDER_MOCKS=1, as in CI.
+func ProviderMock(tb testing.TB, env string) string {
+	tb.Helper()
+	u := os.Getenv(env)
+	if u == "" {
+		if os.Getenv("RECOUP_REQUIRE_PROVIDER_MOCKS") == "1" {
+			tb.Fatalf("%s is not set and RECOUP_REQUIRE_PROVIDER_MOCKS=1", env)
+		}
+		tb.Skipf("%s is not set: run `make test`, which starts the providers' OpenAPI mocks", env)
+	}
+	return u
+}
