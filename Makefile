@@ -9,7 +9,6 @@ TEMPORAL_CLI_VERSION := v1.5.1
 WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
-export PROVIDER_MOCKS_DIR := $(BIN)/provider-mocks
 
 .PHONY: all build temporal workflowcheck test test-go lint demo clean
 
