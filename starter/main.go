@@ -238,7 +238,7 @@ func cmdRelay(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	in := &ingest.Ingestor{Store: st, Temporal: tc, Logger: d.cfg.Logger()}
 	total := 0
 	for {
-		n, err := in.DeliverPending(ctx, 100)
+		n, err := in.DeliverPending(ctx, 100, nil)
 		total += n
 		if err != nil {
 			return fmt.Errorf("delivered %d events, then: %w", total, err)

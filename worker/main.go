@@ -14,11 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
-
-	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
@@ -76,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 	defer c.Close()
-	w := New(c, acts)
+	w := workflows.NewWorker(c, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -85,17 +80,6 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	logger.Info("shutting down: finishing in-flight tasks")
 	w.Stop()
 	return nil
-}
-
-// New creates a worker on the dunning task queue with the workflow and activities registered.
-func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
-	w := sdkworker.New(c, recoup.TaskQueue, sdkworker.Options{
-		// On SIGTERM, running activities get this long to finish (a send records its outcome).
-		WorkerStopTimeout: 30 * time.Second,
-	})
-	w.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
-	w.RegisterActivity(acts)
-	return w
 }
 
 // NewActivities builds the activities' dependencies from the configuration, saying once in

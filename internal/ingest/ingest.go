@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -39,24 +40,34 @@ type Result struct {
 	Note       string // e.g. "started or joined the dunning run", "no open dunning run"
 }
 
-// Accept validates, records and delivers one event. A *events.ValidationError means the
-// event was rejected and nothing was recorded; store.ErrEventConflict means its id was
-// already used for another event. Any other error after recording leaves the event in the
-// log, undelivered, and is returned.
-func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Result, error) {
+// Record validates one event and records it in the event log, with the facts it carries,
+// exactly once. A *events.ValidationError means the event was refused and nothing was
+// recorded; store.ErrEventConflict means its id was already used for another event. When
+// Record returns without error the event is durable: delivering it is the relay's job (or
+// Accept's).
+func (in *Ingestor) Record(ctx context.Context, raw []byte, source string) (Result, events.Event, error) {
 	ev, err := events.Decode(raw)
 	if err != nil {
-		return Result{}, err
+		return Result{}, events.Event{}, err
 	}
 	res := Result{EventID: ev.EventID, Type: ev.Type, WorkflowID: recoup.WorkflowID(ev.InvoiceID)}
 	rec, err := in.Store.RecordEvent(ctx, toStore(ev, source))
 	if err != nil {
-		return res, err
+		return res, ev, err
 	}
 	res.Duplicate = rec.Duplicate
 	if rec.DeliveredAt != nil {
 		res.Delivered, res.Note = true, "duplicate of an event already delivered"
-		return res, nil
+	}
+	return res, ev, nil
+}
+
+// Accept records one event (see Record) and delivers it at once. Any error after recording
+// leaves the event in the log, undelivered, for the relay, and is returned.
+func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Result, error) {
+	res, ev, err := in.Record(ctx, raw, source)
+	if err != nil || res.Delivered {
+		return res, err
 	}
 	note, err := in.Deliver(ctx, ev)
 	if err != nil {
@@ -73,6 +84,13 @@ func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Resu
 func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error) {
 	wfID := recoup.WorkflowID(ev.InvoiceID)
 	if ev.Type == recoup.EventPaymentFailed {
+		// Events can arrive out of order: a recovery (or cancel) that happened after this
+		// failure, even if it arrived first, means there is nothing to dun.
+		if settledBy, ok, err := in.Store.SettledBy(ctx, ev.InvoiceID, ev.OccurredAt); err != nil {
+			return "", err
+		} else if ok {
+			return "the invoice was already settled by event " + settledBy + "; no dunning started", nil
+		}
 		pf := paymentFailed(ev)
 		pf.Customer = nil // contact data stays in PostgreSQL, out of Temporal's history
 		opts := client.StartWorkflowOptions{
@@ -156,26 +174,48 @@ func toStore(ev events.Event, source string) store.Event {
 	return se
 }
 
-// DeliverPending delivers up to limit recorded but undelivered events (oldest first) and
-// returns how many were delivered.
-func (in *Ingestor) DeliverPending(ctx context.Context, limit int) (int, error) {
+// Delivery is the outcome of delivering one recorded event.
+type Delivery struct {
+	EventID string
+	Waited  time.Duration // from being received to being delivered
+	Err     error
+}
+
+// DeliverPending delivers up to limit recorded events that are due (oldest first, and in
+// occurred_at order within an invoice), calling report after each. It stops at the first
+// failure, which is recorded on the event (it is tried again after a backoff), so that an
+// unreachable Temporal is not hammered. It returns how many were delivered.
+func (in *Ingestor) DeliverPending(ctx context.Context, limit int, report func(Delivery)) (int, error) {
 	pending, err := in.Store.Undelivered(ctx, limit)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, p := range pending {
-		ev, err := events.Decode(p.Body)
+		err := in.deliverRecorded(ctx, p)
+		if report != nil {
+			report(Delivery{EventID: p.EventID, Waited: time.Since(p.ReceivedAt), Err: err})
+		}
 		if err != nil {
-			return n, fmt.Errorf("event %s in the log no longer decodes: %w", p.EventID, err)
-		}
-		if _, err := in.Deliver(ctx, ev); err != nil {
-			return n, errors.Join(err, in.Store.MarkDeliveryFailed(ctx, p.EventID, err.Error()))
-		}
-		if err := in.Store.MarkDelivered(ctx, p.EventID); err != nil {
-			return n, err
+			if merr := in.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), p.EventID, err.Error()); merr != nil {
+				err = errors.Join(err, merr)
+			}
+			return n, fmt.Errorf("deliver event %s: %w", p.EventID, err)
 		}
 		n++
 	}
 	return n, nil
+}
+
+func (in *Ingestor) deliverRecorded(ctx context.Context, p store.UndeliveredEvent) error {
+	ev, err := events.Decode(p.Body)
+	if err != nil {
+		return fmt.Errorf("the recorded event no longer decodes: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := in.Deliver(dctx, ev); err != nil {
+		return err
+	}
+	return in.Store.MarkDelivered(ctx, p.EventID)
 }

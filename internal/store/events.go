@@ -119,9 +119,13 @@ func (s *Store) MarkDelivered(ctx context.Context, eventID string) error {
 	return nil
 }
 
-// MarkDeliveryFailed records why an event could not be delivered yet (it stays undelivered).
+// MarkDeliveryFailed records why an event could not be delivered yet. It stays undelivered
+// and is due again after an exponential backoff (1 s doubling, at most 1 minute).
 func (s *Store) MarkDeliveryFailed(ctx context.Context, eventID, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE events SET delivery_error = $2 WHERE event_id = $1`, eventID, reason)
+	_, err := s.pool.Exec(ctx, `
+		UPDATE events SET delivery_error = $2, delivery_attempts = delivery_attempts + 1,
+			next_attempt_at = now() + LEAST(interval '1 second' * power(2, LEAST(delivery_attempts, 10)), interval '1 minute')
+		WHERE event_id = $1`, eventID, reason)
 	if err != nil {
 		return fmt.Errorf("mark event delivery failed: %w", err)
 	}
@@ -130,17 +134,18 @@ func (s *Store) MarkDeliveryFailed(ctx context.Context, eventID, reason string) 
 
 // UndeliveredEvent is an accepted event not yet delivered to Temporal.
 type UndeliveredEvent struct {
-	EventID string
-	Type    string
-	Body    []byte
+	EventID    string
+	Type       string
+	Body       []byte
+	ReceivedAt time.Time
 }
 
-// Undelivered lists up to limit accepted events not yet delivered, oldest first by
+// Undelivered lists up to limit accepted events not yet delivered and due, oldest first by
 // occurred_at within an invoice. Invoices come in the order their first undelivered event
 // was received.
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]UndeliveredEvent, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT event_id, type, body FROM events WHERE delivered_at IS NULL
+		SELECT event_id, type, body, received_at FROM events WHERE delivered_at IS NULL AND next_attempt_at <= now()
 		ORDER BY min(received_at) OVER (PARTITION BY invoice_id), invoice_id, occurred_at, received_at, event_id
 		LIMIT $1`, limit)
 	if err != nil {
@@ -148,10 +153,74 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]UndeliveredEvent,
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (UndeliveredEvent, error) {
 		var u UndeliveredEvent
-		err := r.Scan(&u.EventID, &u.Type, &u.Body)
+		err := r.Scan(&u.EventID, &u.Type, &u.Body, &u.ReceivedAt)
 		return u, err
 	})
 }
 
 // IsNotFound reports whether err means a row was missing.
 func IsNotFound(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// RecordRejected keeps an event that was refused for its content, with the reason.
+func (s *Store) RecordRejected(ctx context.Context, source, reason string, body []byte) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO rejected_events (source, reason, body) VALUES ($1, $2, $3)`, source, reason, body)
+	if err != nil {
+		return fmt.Errorf("record rejected event: %w", err)
+	}
+	return nil
+}
+
+// RejectedEvent is an event refused for its content.
+type RejectedEvent struct {
+	ID         int64
+	Source     string
+	Reason     string
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// Rejected lists the newest refused events of a source (all sources when source is empty).
+func (s *Store) Rejected(ctx context.Context, source string, limit int) ([]RejectedEvent, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, source, reason, body, received_at FROM rejected_events
+		WHERE $1 = '' OR source = $1 ORDER BY id DESC LIMIT $2`, source, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list rejected events: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RejectedEvent, error) {
+		var e RejectedEvent
+		err := r.Scan(&e.ID, &e.Source, &e.Reason, &e.Body, &e.ReceivedAt)
+		return e, err
+	})
+}
+
+// Backlog is how many accepted events wait for delivery and how long the oldest has waited.
+func (s *Store) Backlog(ctx context.Context) (count int, oldest time.Duration, err error) {
+	var secs float64
+	err = s.pool.QueryRow(ctx, `
+		SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(received_at)), 0)::float8
+		FROM events WHERE delivered_at IS NULL`).Scan(&count, &secs)
+	if err != nil {
+		return 0, 0, fmt.Errorf("event backlog: %w", err)
+	}
+	return count, time.Duration(secs * float64(time.Second)), nil
+}
+
+// SettledBy returns the id of an event that settled the invoice (payment.recovered,
+// payment.retry_succeeded or dunning.cancel) at or after t, if the log holds one: such an
+// event, even if it arrived first, means a payment.failed at t must not start dunning.
+func (s *Store) SettledBy(ctx context.Context, invoiceID string, t time.Time) (string, bool, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `
+		SELECT event_id FROM events
+		WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
+			AND occurred_at >= $2
+		ORDER BY occurred_at LIMIT 1`, invoiceID, t).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("check whether the invoice was settled: %w", err)
+	}
+	return id, true, nil
+}

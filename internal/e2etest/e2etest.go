@@ -1,0 +1,296 @@
+// Package e2etest is the end-to-end test harness: a real Temporal dev server (the pinned
+// CLI), real PostgreSQL, the real worker (workflow and activities), the real ingest path,
+// and the real SendGrid client talking to a fake that counts messages per idempotency key.
+package e2etest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/ingest"
+	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/workflows"
+)
+
+// SearchAttributeArgs registers Recoup's search attributes on a dev server.
+var SearchAttributeArgs = []string{
+	"--search-attribute", recoup.SearchAttrCustomerID + "=Keyword",
+	"--search-attribute", recoup.SearchAttrInvoiceID + "=Keyword",
+	"--search-attribute", recoup.SearchAttrDunningStatus + "=Keyword",
+	"--search-attribute", recoup.SearchAttrDunningStep + "=Int",
+	"--search-attribute", recoup.SearchAttrLastChannel + "=Keyword",
+}
+
+// Mailbox is a SendGrid /v3/mail/send fake counting accepted messages per idempotency key.
+type Mailbox struct {
+	mu   sync.Mutex
+	keys map[string]int
+}
+
+func (m *Mailbox) handle(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Personalizations []struct {
+			CustomArgs map[string]string `json:"custom_args"`
+		} `json:"personalizations"`
+	}
+	if r.URL.Path != "/v3/mail/send" || json.NewDecoder(r.Body).Decode(&body) != nil || len(body.Personalizations) != 1 {
+		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
+		return
+	}
+	key := body.Personalizations[0].CustomArgs["idempotency_key"]
+	m.mu.Lock()
+	m.keys[key]++
+	m.mu.Unlock()
+	w.Header().Set("X-Message-Id", "sg-"+key)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// Count returns how many messages the fake accepted for key.
+func (m *Mailbox) Count(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.keys[key]
+}
+
+// Total returns how many messages the fake accepted in all.
+func (m *Mailbox) Total() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, c := range m.keys {
+		n += c
+	}
+	return n
+}
+
+// Options shape a Harness.
+type Options struct {
+	Schedule  []time.Duration // default: 0 and 1h
+	FinalWait time.Duration   // default: 1h
+	Configure func(*activities.Activities)
+	// DBFile persists the dev server's state so that it can be restarted (RestartTemporal).
+	DBFile string
+	// NoWorker leaves the worker to the test (StartWorker).
+	NoWorker bool
+}
+
+// Harness is a running end-to-end environment.
+type Harness struct {
+	T      testing.TB
+	Client client.Client // survives RestartTemporal
+	Store  *store.Store
+	Ingest *ingest.Ingestor
+	Mail   *Mailbox
+	Acts   *activities.Activities
+
+	opts     Options
+	hostPort string
+	server   *testsuite.DevServer
+	worker   worker.Worker
+}
+
+// Start starts the dev server, a store on a fresh schema, the SendGrid fake and the worker.
+func Start(t testing.TB, o Options) *Harness {
+	t.Helper()
+	if o.Schedule == nil {
+		o.Schedule = []time.Duration{0, time.Hour}
+	}
+	if o.FinalWait == 0 {
+		o.FinalWait = time.Hour
+	}
+	h := &Harness{T: t, opts: o, Mail: &Mailbox{keys: map[string]int{}}}
+	h.StartTemporal()
+	t.Cleanup(func() { h.StopTemporal() })
+	h.Store = testutil.MustStore(t)
+	fake := httptest.NewServer(http.HandlerFunc(h.Mail.handle))
+	t.Cleanup(fake.Close)
+	sender, err := email.New(email.Config{APIKey: "SG.e2e", BaseURL: fake.URL, FromEmail: "billing@shop.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Acts = &activities.Activities{Store: h.Store, Prompts: func() *templates.Set { return set }, Email: sender,
+		Schedule: o.Schedule, FinalWait: o.FinalWait, IgnoreQuietHours: true,
+		PaymentURL: "https://pay.example/{invoice_id}", UnsubscribeURL: "https://pay.example/u/{customer_id}"}
+	if o.Configure != nil {
+		o.Configure(h.Acts)
+	}
+	h.Client, err = client.NewLazyClient(client.Options{HostPort: h.hostPort, Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Client.Close)
+	h.Ingest = &ingest.Ingestor{Store: h.Store, Temporal: h.Client}
+	if !o.NoWorker {
+		h.StartWorker()
+	}
+	return h
+}
+
+// StartTemporal starts (or restarts, on the same port and database file) the dev server.
+func (h *Harness) StartTemporal() {
+	h.T.Helper()
+	opts := testsuite.DevServerOptions{
+		ExistingPath: testutil.TemporalCLI(h.T),
+		ExtraArgs:    append([]string{"--headless"}, SearchAttributeArgs...),
+		LogLevel:     "error",
+		DBFilename:   h.opts.DBFile,
+		ClientOptions: &client.Options{HostPort: h.hostPort, Logger: quietLogger{}},
+	}
+	srv, err := testsuite.StartDevServer(context.Background(), opts)
+	if err != nil {
+		h.T.Fatalf("start the Temporal dev server: %v", err)
+	}
+	h.server, h.hostPort = srv, srv.FrontendHostPort()
+}
+
+// StopTemporal stops the dev server.
+func (h *Harness) StopTemporal() {
+	if h.server != nil {
+		_ = h.server.Stop()
+		h.server = nil
+	}
+}
+
+// StartWorker starts the worker on the harness's client.
+func (h *Harness) StartWorker() {
+	h.T.Helper()
+	h.worker = workflows.NewWorker(h.Client, h.Acts)
+	if err := h.worker.Start(); err != nil {
+		h.T.Fatal(err)
+	}
+	h.T.Cleanup(h.worker.Stop)
+}
+
+// Event accepts one event through the ingest path (record, then deliver).
+func (h *Harness) Event(v map[string]any) ingest.Result {
+	h.T.Helper()
+	raw, _ := json.Marshal(v)
+	res, err := h.Ingest.Accept(context.Background(), raw, "test")
+	if err != nil {
+		h.T.Fatalf("event %v: %v", v["event_id"], err)
+	}
+	return res
+}
+
+// State queries a run's state.
+func (h *Harness) State(invoice string) recoup.State {
+	h.T.Helper()
+	v, err := h.Client.QueryWorkflow(context.Background(), recoup.WorkflowID(invoice), "", recoup.QueryStatus)
+	if err != nil {
+		h.T.Fatalf("query %s: %v", invoice, err)
+	}
+	var s recoup.State
+	if err := v.Get(&s); err != nil {
+		h.T.Fatal(err)
+	}
+	return s
+}
+
+// Messages returns how many messages a run has recorded, 0 when it cannot be queried yet.
+func (h *Harness) Messages(invoice string) int {
+	v, err := h.Client.QueryWorkflow(context.Background(), recoup.WorkflowID(invoice), "", recoup.QueryStatus)
+	if err != nil {
+		return 0
+	}
+	var s recoup.State
+	if v.Get(&s) != nil {
+		return 0
+	}
+	return len(s.Messages)
+}
+
+// Eventually polls cond until it holds, failing the test after a minute.
+func (h *Harness) Eventually(what string, cond func() bool) {
+	h.T.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.T.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Result waits for a run to end and returns its result.
+func (h *Harness) Result(invoice string) recoup.DunningResult {
+	h.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var res recoup.DunningResult
+	if err := h.Client.GetWorkflow(ctx, recoup.WorkflowID(invoice), "").Get(ctx, &res); err != nil {
+		h.T.Fatalf("run %s: %v", invoice, err)
+	}
+	return res
+}
+
+// Record writes the run's history to workflows/testdata/<name>.json for the replay tests
+// when RECOUP_RECORD_HISTORIES=1.
+func (h *Harness) Record(invoice, name string) {
+	h.T.Helper()
+	if os.Getenv("RECOUP_RECORD_HISTORIES") != "1" {
+		return
+	}
+	ctx := context.Background()
+	it := h.Client.GetWorkflowHistory(ctx, recoup.WorkflowID(invoice), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	hist := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	path := filepath.Join(testutil.RepoRoot(), "workflows", "testdata", name+".json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		h.T.Fatal(err)
+	}
+	h.T.Logf("recorded %s", path)
+}
+
+// Customer is a full profile snapshot for a payment.failed event.
+func Customer(id string) map[string]any {
+	return map[string]any{"name": "Ada Lovelace", "email": id + "@example.com", "phone": "+14155550123",
+		"locale": "en-US", "time_zone": "America/New_York", "plan": "pro", "email_consent": true, "sms_consent": true}
+}
+
+// Failed is a payment.failed event with a customer snapshot.
+func Failed(eventID, invoice, cust string, at time.Time) map[string]any {
+	return map[string]any{"type": "payment.failed", "event_id": eventID, "invoice_id": invoice, "customer_id": cust,
+		"amount_minor": 4900, "currency": "USD", "failure_code": "card_declined", "attempt_id": "att_1",
+		"occurred_at": at.Format(time.RFC3339Nano), "customer": Customer(cust)}
+}
+
+// quietLogger drops the SDK client's logs in tests.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}

@@ -1,0 +1,104 @@
+package ingress
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/recoup-dunning/recoup/internal/ingest"
+	"github.com/recoup-dunning/recoup/internal/metrics"
+)
+
+// Relay delivers recorded events to Temporal: at once when nudged, and every Interval in
+// any case, so that events accepted while Temporal (or the worker) was down, or before a
+// restart, are delivered once it is back. Several relays may run at once: delivering an
+// event twice is harmless (runs ignore event ids they have seen).
+type Relay struct {
+	Ingest   *ingest.Ingestor
+	Metrics  *metrics.Ingress
+	Logger   *slog.Logger
+	Interval time.Duration // default 1s
+	Batch    int           // default 100
+
+	nudge chan struct{}
+}
+
+// NewRelay returns a relay.
+func NewRelay(in *ingest.Ingestor, m *metrics.Ingress, logger *slog.Logger) *Relay {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Relay{Ingest: in, Metrics: m, Logger: logger, Interval: time.Second, Batch: 100, nudge: make(chan struct{}, 1)}
+}
+
+// Nudge asks for a delivery round now.
+func (r *Relay) Nudge() {
+	select {
+	case r.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (r *Relay) Run(ctx context.Context) {
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		err := r.round(ctx)
+		if err != nil && err.Error() != lastErr && ctx.Err() == nil {
+			r.Logger.Warn("relay: delivery failed; the event stays in the log and is retried with backoff", "error", err)
+		}
+		if err == nil && lastErr != "" {
+			r.Logger.Info("relay: deliveries resumed")
+			lastErr = ""
+		} else if err != nil {
+			lastErr = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.nudge:
+		case <-t.C:
+		}
+	}
+}
+
+// round delivers due events until none is left or one fails.
+func (r *Relay) round(ctx context.Context) error {
+	defer r.observeBacklog(ctx)
+	for ctx.Err() == nil {
+		n, err := r.Ingest.DeliverPending(ctx, r.Batch, r.report)
+		if err != nil {
+			return err
+		}
+		if n < r.Batch {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *Relay) report(d ingest.Delivery) {
+	if r.Metrics == nil {
+		return
+	}
+	if d.Err != nil {
+		r.Metrics.Deliveries.WithLabelValues("failed").Inc()
+		return
+	}
+	r.Metrics.Deliveries.WithLabelValues("delivered").Inc()
+	r.Metrics.DeliveryLag.Observe(d.Waited.Seconds())
+}
+
+func (r *Relay) observeBacklog(ctx context.Context) {
+	if r.Metrics == nil || ctx.Err() != nil {
+		return
+	}
+	n, age, err := r.Ingest.Store.Backlog(ctx)
+	if err != nil {
+		return
+	}
+	r.Metrics.Backlog.Set(float64(n))
+	r.Metrics.BacklogAge.Set(age.Seconds())
+}
