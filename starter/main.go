@@ -2,6 +2,8 @@
 //
 //	starter event [FILE|-]              validate, record and deliver one event (JSON) from a file or stdin
 //	starter status [--json] INVOICE_ID  print the dunning run's state
+//	starter serve                       HTTP ingress: POST /v1/events, POST /v1/stripe, /healthz, /readyz, /metrics
+//	starter consume                     consume native events from Kafka
 //	starter relay                       deliver every recorded event not yet delivered
 //	starter customers import FILE       import profiles and consents (.csv or .jsonl; --format to force)
 //	starter seed                        load the demo data set
@@ -41,6 +43,8 @@ import (
 const usage = `usage:
   starter event [FILE|-]              validate, record and deliver one event (JSON)
   starter status [--json] INVOICE_ID  print the dunning run's state
+  starter serve                       HTTP ingress (INGRESS_ADDR, WEBHOOK_SECRETS, STRIPE_WEBHOOK_SECRETS)
+  starter consume                     consume events from Kafka (KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_GROUP)
   starter relay                       deliver recorded events not yet delivered
   starter customers import [--format csv|jsonl] FILE
   starter seed                        load the demo data set
@@ -136,6 +140,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdEvent(ctx, d, rest, stdin, stdout)
 	case "status":
 		return cmdStatus(ctx, d, rest, stdout)
+	case "serve":
+		return cmdServe(ctx, d, rest, stdout)
+	case "consume":
+		return cmdConsume(ctx, d, rest, stdout)
 	case "relay":
 		return cmdRelay(ctx, d, rest, stdout)
 	case "customers":

@@ -46,6 +46,13 @@ type Config struct {
 
 	LogLevel  slog.Level
 	LogFormat string // json | text
+
+	IngressAddr   string   // INGRESS_ADDR, for `starter serve`
+	WebhookSecret []string // WEBHOOK_SECRETS: Standard Webhooks secrets accepted on POST /v1/events
+	StripeSecrets []string // STRIPE_WEBHOOK_SECRETS: Stripe endpoint secrets for POST /v1/stripe
+	KafkaBrokers  []string // KAFKA_BROKERS, for `starter consume`
+	KafkaTopic    string   // KAFKA_TOPIC
+	KafkaGroup    string   // KAFKA_GROUP
 }
 
 // LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
@@ -133,6 +140,21 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		IgnoreQuietHours: boolean("RECOUP_IGNORE_QUIET_HOURS"),
 		LogFormat:        get("LOG_FORMAT", "json"),
 	}
+	list := func(name string) []string {
+		var out []string
+		for _, part := range strings.Split(get(name, ""), ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+		return out
+	}
+	c.IngressAddr = get("INGRESS_ADDR", ":8080")
+	c.WebhookSecret = list("WEBHOOK_SECRETS")
+	c.StripeSecrets = list("STRIPE_WEBHOOK_SECRETS")
+	c.KafkaBrokers = list("KAFKA_BROKERS")
+	c.KafkaTopic = get("KAFKA_TOPIC", "recoup.events")
+	c.KafkaGroup = get("KAFKA_GROUP", "recoup-ingress")
 	if v := get("RECOUP_SCHEDULE", ""); v != "" {
 		for i, part := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(part))
@@ -171,6 +193,21 @@ func (c Config) Logger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// LazyTemporal returns a Temporal client that connects on first use, so that a process can
+// start (and accept events into the log) while Temporal is unreachable.
+func LazyTemporal(logger *slog.Logger) (client.Client, error) {
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return nil, fmt.Errorf("TEMPORAL_* configuration: %w", err)
+	}
+	opts.Logger = tlog.NewStructuredLogger(logger)
+	c, err := client.NewLazyClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("TEMPORAL_* configuration: %w", err)
+	}
+	return c, nil
 }
 
 // DialTemporal connects to Temporal with the SDK's standard environment configuration

@@ -1,6 +1,19 @@
 // Package events decodes and validates the events the billing service sends (JSON, one
 // object per event, field "type" naming the kind). Every problem is reported with the path
 // of the field at fault; nothing is accepted half-valid.
+//
+// The contract of each event type is a published JSON Schema (draft 2020-12), embedded from
+// schemas/v1/<type>.json and described for producers in docs/events/README.md. Decode
+// enforces it in three stages:
+//
+//  1. the input must be one UTF-8 JSON object, at most MaxSize bytes, whose "type" is one of
+//     Types; the type selects the schema;
+//  2. the v1 leniencies are applied (see normalize: null and empty strings count as absent,
+//     surrounding whitespace is ignored in ids and codes, a formatted international phone
+//     number is reduced to E.164) and the result is validated against the schema;
+//  3. the checks a schema cannot express run on the fields the schema accepted: the currency
+//     is a known ISO 4217 code, the time zone exists, the locale is a BCP 47 tag, the phone
+//     number is valid for its country, the email address parses.
 package events
 
 import (
@@ -11,8 +24,10 @@ import (
 	"io"
 	"net/mail"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/text/language"
@@ -28,7 +43,7 @@ const (
 	EventOptOut = "dunning.opt_out"
 )
 
-// Types lists every accepted event type.
+// Types lists every accepted event type. Each has a schema, schemas/v1/<type>.json.
 var Types = []string{recoup.EventPaymentFailed, recoup.EventRetrySucceeded, recoup.EventRetryFailed,
 	recoup.EventRecovered, recoup.EventCancel, EventPause, EventResume, EventOptOut}
 
@@ -52,22 +67,6 @@ type Event struct {
 	Raw         []byte // the event as received (compacted JSON)
 }
 
-// wire is the JSON shape; pointers tell a missing field from a zero one.
-type wire struct {
-	Type        *string                  `json:"type"`
-	EventID     *string                  `json:"event_id"`
-	InvoiceID   *string                  `json:"invoice_id"`
-	CustomerID  *string                  `json:"customer_id"`
-	OccurredAt  *string                  `json:"occurred_at"`
-	AttemptID   *string                  `json:"attempt_id"`
-	AmountMinor *int64                   `json:"amount_minor"`
-	Currency    *string                  `json:"currency"`
-	FailureCode *string                  `json:"failure_code"`
-	Reason      *string                  `json:"reason"`
-	Channel     *string                  `json:"channel"`
-	Customer    *recoup.CustomerSnapshot `json:"customer"`
-}
-
 // ValidationError lists every problem of an event, each as "field: message".
 type ValidationError struct {
 	Problems []string
@@ -77,9 +76,11 @@ func (e *ValidationError) Error() string {
 	return "invalid event: " + strings.Join(e.Problems, "; ")
 }
 
-// idRe is the alphabet of ids that end up in workflow IDs and search attributes: no
-// spaces, no '@' (so no email address can become an ID).
-var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+// idPattern is the alphabet of ids that end up in workflow IDs and search attributes: no
+// spaces, no '@' (so no email address can become an ID). The schemas use the same pattern.
+const idPattern = `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`
+
+var idRe = regexp.MustCompile(idPattern)
 
 // ValidID reports whether s is usable as an event, invoice, customer or attempt id: 1-128
 // letters, digits, '.', '_', ':' or '-', starting with a letter or digit.
@@ -87,132 +88,240 @@ func ValidID(s string) bool { return idRe.MatchString(s) }
 
 // Decode parses and validates one event.
 func Decode(data []byte) (Event, error) {
+	fail := func(problems ...string) (Event, error) {
+		return Event{}, &ValidationError{Problems: problems}
+	}
 	if len(data) > MaxSize {
-		return Event{}, &ValidationError{Problems: []string{fmt.Sprintf("event: larger than %d bytes", MaxSize)}}
+		return fail(fmt.Sprintf("event: larger than %d bytes", MaxSize))
 	}
-	var w wire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return Event{}, &ValidationError{Problems: []string{jsonProblem(err)}}
+	if !utf8.Valid(data) {
+		return fail("event: not valid UTF-8 (JSON text must be UTF-8)")
 	}
-	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
-		return Event{}, &ValidationError{Problems: []string{"event: unexpected data after the JSON object"}}
+	doc, problem := parseObject(data)
+	if problem != "" {
+		return fail(problem)
 	}
-	var p []string
-	bad := func(field, format string, a ...any) { p = append(p, field+": "+fmt.Sprintf(format, a...)) }
-	str := func(v *string) string {
-		if v == nil {
-			return ""
-		}
-		return strings.TrimSpace(*v)
+	typ, problem := readType(doc)
+	if problem != "" {
+		return fail(problem)
 	}
-	e := Event{Type: str(w.Type), EventID: str(w.EventID), InvoiceID: str(w.InvoiceID), CustomerID: str(w.CustomerID),
-		AttemptID: str(w.AttemptID), Currency: strings.ToUpper(str(w.Currency)), FailureCode: str(w.FailureCode),
-		Reason: str(w.Reason), Channel: recoup.Channel(str(w.Channel)), Customer: w.Customer}
-	known := false
-	for _, t := range Types {
-		known = known || t == e.Type
+	normalize(doc)
+	if problem := numberProblem(doc, nil); problem != "" {
+		return fail(problem)
 	}
-	if e.Type == "" {
-		bad("type", "required (one of %s)", strings.Join(Types, ", "))
-	} else if !known {
-		bad("type", "%q is not one of %s", e.Type, strings.Join(Types, ", "))
+	ps := newProblemSet(typ)
+	if err := schemas[typ].Validate(doc); err != nil {
+		ps.addSchemaError(err, doc)
 	}
-	id := func(field, v string, required bool) {
-		switch {
-		case v == "" && required:
-			bad(field, "required")
-		case v != "" && !idRe.MatchString(v):
-			bad(field, "%q must be 1-128 letters, digits, '.', '_', ':' or '-'", v)
-		}
-	}
-	id("event_id", e.EventID, true)
-	id("invoice_id", e.InvoiceID, true)
-	if w.OccurredAt == nil {
-		bad("occurred_at", "required (RFC 3339 time, e.g. 2026-11-29T10:00:00Z)")
-	} else if t, err := time.Parse(time.RFC3339Nano, *w.OccurredAt); err != nil {
-		bad("occurred_at", "%q is not an RFC 3339 time", *w.OccurredAt)
-	} else {
-		e.OccurredAt = t.UTC()
-	}
-	switch e.Type {
-	case recoup.EventPaymentFailed:
-		id("customer_id", e.CustomerID, true)
-		id("attempt_id", e.AttemptID, false)
-		switch {
-		case w.AmountMinor == nil:
-			bad("amount_minor", "required (integer amount in the currency's minor unit)")
-		case *w.AmountMinor <= 0:
-			bad("amount_minor", "must be positive, got %d", *w.AmountMinor)
-		default:
-			e.AmountMinor = *w.AmountMinor
-		}
-		if e.Currency == "" {
-			bad("currency", "required (ISO 4217 code, e.g. USD)")
-		} else if c, err := money.ParseCurrency(e.Currency); err != nil {
-			bad("currency", "%v", err)
-		} else {
-			e.Currency = c
-		}
-		if e.Customer != nil {
-			p = append(p, checkSnapshot(e.Customer)...)
-		}
-	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
-		id("attempt_id", e.AttemptID, true)
-	case EventOptOut:
-		if !e.Channel.Valid() {
-			bad("channel", "%q is not email or sms", e.Channel)
-		}
-	}
-	if e.Type != recoup.EventPaymentFailed && e.Customer != nil {
-		bad("customer", "only payment.failed events carry a customer snapshot")
-	}
-	if len(p) > 0 {
-		return Event{}, &ValidationError{Problems: p}
+	e := check(typ, doc, ps)
+	if !ps.empty() {
+		return fail(ps.list()...)
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, data); err != nil {
-		return Event{}, &ValidationError{Problems: []string{jsonProblem(err)}}
+		return fail(jsonProblem(err))
 	}
 	e.Raw = buf.Bytes()
 	return e, nil
 }
 
-func checkSnapshot(c *recoup.CustomerSnapshot) []string {
-	var p []string
-	bad := func(field, format string, a ...any) { p = append(p, "customer."+field+": "+fmt.Sprintf(format, a...)) }
-	c.Email = strings.TrimSpace(c.Email)
-	if c.Email != "" {
+// parseObject reads data as exactly one JSON object, numbers kept as json.Number.
+func parseObject(data []byte) (map[string]any, string) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, jsonProblem(err)
+	}
+	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+		return nil, "event: unexpected data after the JSON object"
+	}
+	doc, ok := v.(map[string]any)
+	if !ok {
+		return nil, "event: must be an object, got JSON " + jsonKind(v)
+	}
+	return doc, ""
+}
+
+// readType returns the event's type, or the one problem that stops validation: without a
+// known type there is no schema to validate against.
+func readType(doc map[string]any) (string, string) {
+	list := strings.Join(Types, ", ")
+	v := doc["type"]
+	if v == nil {
+		return "", "type: required (one of " + list + ")"
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", "type: must be a string, got JSON " + jsonKind(v)
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", "type: required (one of " + list + ")"
+	}
+	if schemas[s] == nil {
+		return "", fmt.Sprintf("type: %s is not one of %s", quote(s), list)
+	}
+	return s, ""
+}
+
+// The v1 envelope: every field name any v1 event type defines, and those of the customer
+// snapshot. The leniencies of normalize apply to these names only.
+var (
+	envelopeFields = []string{"type", "event_id", "invoice_id", "occurred_at", "customer_id", "attempt_id",
+		"amount_minor", "currency", "failure_code", "reason", "channel", "customer"}
+	snapshotFields = []string{"name", "email", "phone", "locale", "time_zone", "plan", "email_consent", "sms_consent"}
+	// trimmedFields ignore surrounding whitespace.
+	trimmedFields = map[string]bool{"type": true, "event_id": true, "invoice_id": true, "customer_id": true,
+		"attempt_id": true, "currency": true, "failure_code": true, "reason": true, "channel": true}
+)
+
+// normalize applies the leniencies v1 producers have always had, so that the schema sees
+// the canonical form: a null, and a string that is empty (after trimming, for the fields
+// that are trimmed), count as an absent field; ids, codes, the type and the email address
+// may carry surrounding whitespace; a phone number may be written with the usual
+// punctuation (+1 (415) 555-2671) and is reduced to E.164. Raw keeps what was sent.
+func normalize(doc map[string]any) {
+	absentIfEmpty(doc, envelopeFields, trimmedFields)
+	c, ok := doc["customer"].(map[string]any)
+	if !ok {
+		return
+	}
+	absentIfEmpty(c, snapshotFields, map[string]bool{"email": true})
+	if s, ok := c["phone"].(string); ok {
+		if e164, err := NormalizePhone(s); err == nil {
+			c["phone"] = e164
+		}
+	}
+}
+
+func absentIfEmpty(obj map[string]any, fields []string, trim map[string]bool) {
+	for _, f := range fields {
+		switch v := obj[f].(type) {
+		case nil:
+			delete(obj, f)
+		case string:
+			if trim[f] {
+				v = strings.TrimSpace(v)
+				obj[f] = v
+			}
+			if v == "" {
+				delete(obj, f)
+			}
+		}
+	}
+}
+
+// maxNumberDigits bounds the digits and the exponent of any number in an event, so that
+// no number costs the validator's exact arithmetic more than a trifle.
+const maxNumberDigits = 1000
+
+// numberProblem reports the first number under v that is absurdly long or large.
+func numberProblem(v any, loc []string) string {
+	switch v := v.(type) {
+	case json.Number:
+		mant, exp, _ := strings.Cut(strings.ToLower(string(v)), "e")
+		if len(mant) > maxNumberDigits || len(strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0")) > 3 {
+			return pathOf(loc) + ": number out of range"
+		}
+	case map[string]any:
+		for k, x := range v {
+			if p := numberProblem(x, append(loc, k)); p != "" {
+				return p
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if p := numberProblem(x, append(loc, strconv.Itoa(i))); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// check runs the checks a schema cannot express on the fields the schema accepted, and
+// builds the event from the normalized document.
+func check(typ string, doc map[string]any, ps *problemSet) Event {
+	str := func(f string) string { s, _ := doc[f].(string); return s }
+	e := Event{Type: typ, EventID: str("event_id"), InvoiceID: str("invoice_id"), CustomerID: str("customer_id"),
+		AttemptID: str("attempt_id"), Currency: strings.ToUpper(str("currency")), FailureCode: str("failure_code"),
+		Reason: str("reason"), Channel: recoup.Channel(str("channel"))}
+	if s, ok := doc["occurred_at"].(string); ok && ps.fine("occurred_at") {
+		if t, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			ps.add("occurred_at", prioSemantic, quote(s)+" is not an RFC 3339 time")
+		} else {
+			e.OccurredAt = t.UTC()
+		}
+	}
+	if n, ok := doc["amount_minor"].(json.Number); ok && ps.fine("amount_minor") {
+		if v, err := plainInt(n); err != nil {
+			ps.add("amount_minor", prioSemantic, "must be an integer written without a fraction or exponent, got "+string(n))
+		} else if typ == recoup.EventPaymentFailed {
+			e.AmountMinor = v
+		}
+	}
+	if typ != recoup.EventPaymentFailed {
+		return e
+	}
+	if e.Currency != "" && ps.fine("currency") {
+		if c, err := money.ParseCurrency(e.Currency); err != nil {
+			ps.add("currency", prioSemantic, err.Error())
+		} else {
+			e.Currency = c
+		}
+	}
+	if c, ok := doc["customer"].(map[string]any); ok && ps.fine("customer") {
+		e.Customer = checkSnapshot(c, ps)
+	}
+	return e
+}
+
+var plainIntRe = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+
+func plainInt(n json.Number) (int64, error) {
+	if !plainIntRe.MatchString(string(n)) {
+		return 0, errors.New("not a plain integer")
+	}
+	return strconv.ParseInt(string(n), 10, 64)
+}
+
+// checkSnapshot checks the customer snapshot (already normalized and schema-checked) and
+// returns it.
+func checkSnapshot(obj map[string]any, ps *problemSet) *recoup.CustomerSnapshot {
+	str := func(f string) string { s, _ := obj[f].(string); return s }
+	boolean := func(f string) *bool {
+		if b, ok := obj[f].(bool); ok {
+			return &b
+		}
+		return nil
+	}
+	c := &recoup.CustomerSnapshot{Name: str("name"), Email: str("email"), Phone: str("phone"), Locale: str("locale"),
+		TimeZone: str("time_zone"), Plan: str("plan"), EmailConsent: boolean("email_consent"), SMSConsent: boolean("sms_consent")}
+	bad := func(field, msg string) { ps.add("customer."+field, prioSemantic, msg) }
+	if c.Email != "" && ps.fine("customer.email") {
 		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email {
 			bad("email", "not a valid email address")
 		}
 	}
-	if c.Phone != "" {
-		e164, err := NormalizePhone(c.Phone)
-		if err != nil {
-			bad("phone", "%v", err)
+	if c.Phone != "" && ps.fine("customer.phone") {
+		if e164, err := NormalizePhone(c.Phone); err != nil {
+			bad("phone", err.Error())
 		} else {
 			c.Phone = e164
 		}
 	}
-	if c.TimeZone != "" {
+	if c.TimeZone != "" && ps.fine("customer.time_zone") {
 		if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "Local" {
-			bad("time_zone", "%q is not an IANA time zone like Europe/Berlin", c.TimeZone)
+			bad("time_zone", quote(c.TimeZone)+" is not an IANA time zone like Europe/Berlin")
 		}
 	}
-	if c.Locale != "" {
+	if c.Locale != "" && ps.fine("customer.locale") {
 		if _, err := language.Parse(c.Locale); err != nil {
-			bad("locale", "%q is not a BCP 47 language tag like en-US", c.Locale)
+			bad("locale", quote(c.Locale)+" is not a BCP 47 language tag like en-US")
 		}
 	}
-	if len(c.Name) > 200 {
-		bad("name", "longer than 200 characters")
-	}
-	if len(c.Plan) > 64 {
-		bad("plan", "longer than 64 characters")
-	}
-	return p
+	return c
 }
 
 // NormalizePhone returns a phone number in E.164 form; it must be given with its country
@@ -229,21 +338,9 @@ func NormalizePhone(s string) (string, error) {
 }
 
 func jsonProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			field = "event"
-		}
-		return fmt.Sprintf("%s: must be %s, got JSON %s", field, jsonType(te.Type.Kind().String()), te.Value)
-	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("event: not valid JSON at byte %d: %v", se.Offset, err)
-	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return strings.Trim(f, `"`) + ": unknown field"
 	}
 	if errors.Is(err, io.EOF) {
 		return "event: empty input, expected a JSON object"
@@ -251,19 +348,33 @@ func jsonProblem(err error) string {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return "event: not valid JSON: the input ends in the middle of the object"
 	}
-	return "event: " + msg
+	return "event: " + err.Error()
 }
 
-func jsonType(kind string) string {
-	switch kind {
-	case "int64", "int", "int32":
-		return "an integer"
-	case "ptr", "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "struct":
-		return "an object"
+// jsonKind names the JSON type of a decoded value.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case json.Number, float64:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
 	}
-	return kind
+	return fmt.Sprintf("%T", v)
+}
+
+// quote quotes a value for a message, cut to a readable length.
+func quote(s string) string {
+	const max = 64
+	if utf8.RuneCountInString(s) > max {
+		s = string([]rune(s)[:max]) + "…"
+	}
+	return strconv.Quote(s)
 }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/sdk/client"
+
+	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/ingest"
+	"github.com/recoup-dunning/recoup/internal/ingress"
+	"github.com/recoup-dunning/recoup/internal/kafka"
+	"github.com/recoup-dunning/recoup/internal/metrics"
+	"github.com/recoup-dunning/recoup/internal/store"
+)
+
+// ingressDeps are what serve and consume share: the event log, a lazy Temporal client (so
+// events are accepted while Temporal is down), metrics and the relay.
+type ingressDeps struct {
+	logger *slog.Logger
+	st     *store.Store
+	tc     client.Client
+	in     *ingest.Ingestor
+}
+
+func newIngressDeps(ctx context.Context, d *deps) (*ingressDeps, error) {
+	st, err := d.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	logger := d.cfg.Logger()
+	if d.tc == nil {
+		if d.tc, err = config.LazyTemporal(logger); err != nil {
+			return nil, err
+		}
+	}
+	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: logger}
+	return &ingressDeps{logger: logger, st: st, tc: d.tc, in: in}, nil
+}
+
+// serve runs the HTTP ingress on ln until ctx ends, then drains in-flight requests.
+func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) error {
+	x, err := newIngressDeps(ctx, d)
+	if err != nil {
+		return err
+	}
+	reg := metrics.NewRegistry()
+	m := metrics.NewIngress(reg)
+	relay := ingress.NewRelay(x.in, m, x.logger)
+	srv, err := ingress.New(ingress.Options{
+		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,
+		Metrics: m, Registry: reg, Logger: x.logger,
+		Ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if err := x.st.Pool().Ping(ctx); err != nil {
+				return fmt.Errorf("PostgreSQL: %w", err)
+			}
+			if _, err := x.tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				return fmt.Errorf("Temporal: %w", err)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); relay.Run(relayCtx) }()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "ingress listening on %s (POST /v1/events, POST /v1/stripe, /healthz, /readyz, /metrics)\n", ln.Addr())
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		x.logger.Info("shutting down: draining in-flight requests")
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = hs.Shutdown(sctx)
+		cancel()
+	}
+	stopRelay()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func cmdServe(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageError{"serve takes no arguments (set INGRESS_ADDR, WEBHOOK_SECRETS, STRIPE_WEBHOOK_SECRETS)"}
+	}
+	if len(d.cfg.WebhookSecret) == 0 {
+		return usageError{"WEBHOOK_SECRETS: at least one Standard Webhooks secret (whsec_…) is required to accept events over HTTP"}
+	}
+	ln, err := net.Listen("tcp", d.cfg.IngressAddr)
+	if err != nil {
+		return fmt.Errorf("INGRESS_ADDR %q: %w", d.cfg.IngressAddr, err)
+	}
+	return serve(ctx, d, ln, stdout)
+}
+
+// consume reads native events from Kafka into the log until ctx ends, and relays them.
+func consume(ctx context.Context, d *deps, stdout io.Writer, opts ...kgo.Opt) error {
+	x, err := newIngressDeps(ctx, d)
+	if err != nil {
+		return err
+	}
+	relay := ingress.NewRelay(x.in, nil, x.logger)
+	handle := func(ctx context.Context, value []byte) error {
+		_, _, err := x.in.Record(ctx, value, "kafka")
+		var ve *events.ValidationError
+		switch {
+		case errors.As(err, &ve):
+			return &kafka.Rejection{Reason: ve.Error()}
+		case errors.Is(err, store.ErrEventConflict):
+			return &kafka.Rejection{Reason: err.Error()}
+		case err != nil:
+			return err
+		}
+		relay.Nudge()
+		return nil
+	}
+	reject := func(ctx context.Context, value []byte, reason string) error {
+		return x.st.RecordRejected(ctx, "kafka", reason, value)
+	}
+	c, err := kafka.New(kafka.Config{Brokers: d.cfg.KafkaBrokers, Topic: d.cfg.KafkaTopic, Group: d.cfg.KafkaGroup},
+		handle, reject, x.logger, opts...)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); relay.Run(relayCtx) }()
+	fmt.Fprintf(stdout, "consuming %s as group %s from %v\n", d.cfg.KafkaTopic, d.cfg.KafkaGroup, d.cfg.KafkaBrokers)
+	err = c.Run(ctx)
+	stopRelay()
+	wg.Wait()
+	return err
+}
+
+func cmdConsume(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageError{"consume takes no arguments (set KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_GROUP)"}
+	}
+	return consume(ctx, d, stdout)
+}
