@@ -153,10 +153,10 @@ func Start(t testing.TB, o Options) *Harness {
 func (h *Harness) StartTemporal() {
 	h.T.Helper()
 	opts := testsuite.DevServerOptions{
-		ExistingPath: testutil.TemporalCLI(h.T),
-		ExtraArgs:    append([]string{"--headless"}, SearchAttributeArgs...),
-		LogLevel:     "error",
-		DBFilename:   h.opts.DBFile,
+		ExistingPath:  testutil.TemporalCLI(h.T),
+		ExtraArgs:     append([]string{"--headless"}, SearchAttributeArgs...),
+		LogLevel:      "error",
+		DBFilename:    h.opts.DBFile,
 		ClientOptions: &client.Options{HostPort: h.hostPort, Logger: quietLogger{}},
 	}
 	srv, err := testsuite.StartDevServer(context.Background(), opts)
