@@ -10,7 +10,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: all build temporal workflowcheck test test-go lint demo clean
+.PHONY: all build temporal workflowcheck test lint demo bench-ingress clean
 
 all: build
 
@@ -51,6 +51,10 @@ test: temporal lint
 
 demo: temporal build
 	@scripts/demo.sh
+
+# Ingress benchmark; figures go to BENCHMARKS.md.
+bench-ingress: temporal build
+	@scripts/bench-ingress.sh
 
 clean:
 	rm -rf $(BIN)

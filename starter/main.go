@@ -46,6 +46,7 @@ const usage = `usage:
   starter serve                       HTTP ingress (INGRESS_ADDR, WEBHOOK_SECRETS, STRIPE_WEBHOOK_SECRETS)
   starter consume                     consume events from Kafka (KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_GROUP)
   starter relay                       deliver recorded events not yet delivered
+  starter bench [--rate N] [--count N] ingress load generator (see BENCHMARKS.md)
   starter customers import [--format csv|jsonl] FILE
   starter seed                        load the demo data set
   starter migrate                     apply the database migrations`
@@ -144,6 +145,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdServe(ctx, d, rest, stdout)
 	case "consume":
 		return cmdConsume(ctx, d, rest, stdout)
+	case "bench":
+		return cmdBench(ctx, d, rest, stdout)
 	case "relay":
 		return cmdRelay(ctx, d, rest, stdout)
 	case "customers":

@@ -43,7 +43,7 @@ func newIngressDeps(ctx context.Context, d *deps) (*ingressDeps, error) {
 			return nil, err
 		}
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: logger}
+	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: logger, Parallel: d.cfg.RelayParallel}
 	return &ingressDeps{logger: logger, st: st, tc: d.tc, in: in}, nil
 }
 

@@ -53,6 +53,7 @@ type Config struct {
 	KafkaBrokers  []string // KAFKA_BROKERS, for `starter consume`
 	KafkaTopic    string   // KAFKA_TOPIC
 	KafkaGroup    string   // KAFKA_GROUP
+	RelayParallel int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
 }
 
 // LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
@@ -155,6 +156,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.KafkaBrokers = list("KAFKA_BROKERS")
 	c.KafkaTopic = get("KAFKA_TOPIC", "recoup.events")
 	c.KafkaGroup = get("KAFKA_GROUP", "recoup-ingress")
+	if v := get("RELAY_PARALLEL", "4"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 256 {
+			errs = append(errs, fmt.Errorf("RELAY_PARALLEL: %q is not a number from 1 to 256", v))
+		}
+		c.RelayParallel = n
+	}
 	if v := get("RECOUP_SCHEDULE", ""); v != "" {
 		for i, part := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(part))

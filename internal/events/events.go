@@ -6,11 +6,13 @@
 // schemas/v1/<type>.json and described for producers in docs/events/README.md. Decode
 // enforces it in three stages:
 //
-//  1. the input must be one UTF-8 JSON object, at most MaxSize bytes, whose "type" is one of
-//     Types; the type selects the schema;
+//  1. the input must be one UTF-8 JSON object, at most MaxSize bytes, without the \u0000 and
+//     unpaired surrogate escapes PostgreSQL's jsonb refuses, whose "type" is one of Types;
+//     the type selects the schema, and without one no other problem is reported;
 //  2. the v1 leniencies are applied (see normalize: null and empty strings count as absent,
 //     surrounding whitespace is ignored in ids and codes, a formatted international phone
-//     number is reduced to E.164) and the result is validated against the schema;
+//     number is reduced to E.164, an internationalised email address is allowed) and the
+//     result is validated against the schema;
 //  3. the checks a schema cannot express run on the fields the schema accepted: the currency
 //     is a known ISO 4217 code, the time zone exists, the locale is a BCP 47 tag, the phone
 //     number is valid for its country, the email address parses.
@@ -101,6 +103,9 @@ func Decode(data []byte) (Event, error) {
 	if problem != "" {
 		return fail(problem)
 	}
+	if problem := escapeProblem(data); problem != "" {
+		return fail(problem)
+	}
 	typ, problem := readType(doc)
 	if problem != "" {
 		return fail(problem)
@@ -141,6 +146,47 @@ func parseObject(data []byte) (map[string]any, string) {
 		return nil, "event: must be an object, got JSON " + jsonKind(v)
 	}
 	return doc, ""
+}
+
+// escapeProblem refuses the two escapes JSON allows but no event needs and PostgreSQL's
+// jsonb (the event log) refuses: \u0000, and a UTF-16 surrogate escape that is not half of
+// a pair. data is known to be valid JSON.
+func escapeProblem(data []byte) string {
+	const msg = `event: strings must not contain \u0000 or an unpaired UTF-16 surrogate escape`
+	inString := false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString:
+			i++ // the escaped character
+			if data[i] != 'u' {
+				continue
+			}
+			r := hex4(data[i+1 : i+5])
+			i += 4
+			switch {
+			case r == 0:
+				return msg
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return msg
+			case r >= 0xD800 && r <= 0xDBFF:
+				if i+6 >= len(data) || data[i+1] != '\\' || data[i+2] != 'u' {
+					return msg
+				}
+				if lo := hex4(data[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
+					return msg
+				}
+				i += 6
+			}
+		}
+	}
+	return ""
+}
+
+func hex4(b []byte) rune {
+	v, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(v)
 }
 
 // readType returns the event's type, or the one problem that stops validation: without a
@@ -212,8 +258,9 @@ func absentIfEmpty(obj map[string]any, fields []string, trim map[string]bool) {
 	}
 }
 
-// maxNumberDigits bounds the digits and the exponent of any number in an event, so that
-// no number costs the validator's exact arithmetic more than a trifle.
+// maxNumberDigits bounds the length of a number's digits; its exponent must also be below
+// 1000. Then no number costs the validator's exact (math/big) arithmetic more than a trifle,
+// and none makes it fail: big.Rat refuses exponents beyond about 10^7.
 const maxNumberDigits = 1000
 
 // numberProblem reports the first number under v that is absurdly long or large.
@@ -256,7 +303,7 @@ func check(typ string, doc map[string]any, ps *problemSet) Event {
 	}
 	if n, ok := doc["amount_minor"].(json.Number); ok && ps.fine("amount_minor") {
 		if v, err := plainInt(n); err != nil {
-			ps.add("amount_minor", prioSemantic, "must be an integer written without a fraction or exponent, got "+string(n))
+			ps.add("amount_minor", prioSemantic, "must be an integer written without a fraction or exponent, got "+numberText(n))
 		} else if typ == recoup.EventPaymentFailed {
 			e.AmountMinor = v
 		}

@@ -278,7 +278,7 @@ func TestDecodeProblemsOfOtherTypes(t *testing.T) {
 		{"retry failed without attempt_id", `{"type":"payment.retry_failed",` + base + `}`, "attempt_id:", "required"},
 		{"opt-out with bad channel", `{"type":"dunning.opt_out",` + base + `,"channel":"fax"}`, "channel:", `"fax" is not email or sms`},
 		{"opt-out with channel none", `{"type":"dunning.opt_out",` + base + `,"channel":"none"}`, "channel:", "not email or sms"},
-		{"opt-out without channel", `{"type":"dunning.opt_out",` + base + `}`, "channel:", "not email or sms"},
+		{"opt-out without channel", `{"type":"dunning.opt_out",` + base + `}`, "channel:", "required (email or sms)"},
 		{"snapshot on a retry event", `{"type":"payment.retry_failed",` + base + `,"attempt_id":"a1","customer":{"name":"Ada"}}`,
 			"customer:", "only payment.failed events carry a customer snapshot"},
 		{"snapshot on a cancel event", `{"type":"dunning.cancel",` + base + `,"customer":{}}`,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -28,6 +29,7 @@ type Ingestor struct {
 	Store    *store.Store
 	Temporal client.Client
 	Logger   *slog.Logger
+	Parallel int // invoices delivered at once by DeliverPending (default 4)
 }
 
 // Result says what happened to an event.
@@ -181,30 +183,67 @@ type Delivery struct {
 	Err     error
 }
 
-// DeliverPending delivers up to limit recorded events that are due (oldest first, and in
-// occurred_at order within an invoice), calling report after each. It stops at the first
-// failure, which is recorded on the event (it is tried again after a backoff), so that an
-// unreachable Temporal is not hammered. It returns how many were delivered.
+// DeliverPending delivers up to limit recorded events that are due, calling report (which
+// must be safe for concurrent use) after each. Invoices are delivered concurrently (at most
+// Parallel at once), the events of one invoice one after another in occurred_at order. An
+// invoice stops at its first failure, which is recorded on the event (it is tried again
+// after a backoff). It returns how many were delivered and the first failure.
 func (in *Ingestor) DeliverPending(ctx context.Context, limit int, report func(Delivery)) (int, error) {
 	pending, err := in.Store.Undelivered(ctx, limit)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	var groups [][]store.UndeliveredEvent
+	index := map[string]int{}
 	for _, p := range pending {
-		err := in.deliverRecorded(ctx, p)
-		if report != nil {
-			report(Delivery{EventID: p.EventID, Waited: time.Since(p.ReceivedAt), Err: err})
+		i, ok := index[p.InvoiceID]
+		if !ok {
+			i = len(groups)
+			index[p.InvoiceID] = i
+			groups = append(groups, nil)
 		}
-		if err != nil {
-			if merr := in.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), p.EventID, err.Error()); merr != nil {
-				err = errors.Join(err, merr)
-			}
-			return n, fmt.Errorf("deliver event %s: %w", p.EventID, err)
-		}
-		n++
+		groups[i] = append(groups[i], p)
 	}
-	return n, nil
+	parallel := in.Parallel
+	if parallel <= 0 {
+		parallel = 4
+	}
+	var (
+		mu        sync.Mutex
+		delivered int
+		firstErr  error
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, parallel)
+	)
+	for _, g := range groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for _, p := range g {
+				err := in.deliverRecorded(ctx, p)
+				if report != nil {
+					report(Delivery{EventID: p.EventID, Waited: time.Since(p.ReceivedAt), Err: err})
+				}
+				if err != nil {
+					if merr := in.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), p.EventID, err.Error()); merr != nil {
+						err = errors.Join(err, merr)
+					}
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("deliver event %s: %w", p.EventID, err)
+					}
+					mu.Unlock()
+					return
+				}
+				mu.Lock()
+				delivered++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return delivered, firstErr
 }
 
 func (in *Ingestor) deliverRecorded(ctx context.Context, p store.UndeliveredEvent) error {

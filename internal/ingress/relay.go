@@ -18,7 +18,7 @@ type Relay struct {
 	Metrics  *metrics.Ingress
 	Logger   *slog.Logger
 	Interval time.Duration // default 1s
-	Batch    int           // default 100
+	Batch    int           // events read per round, default 500
 
 	nudge chan struct{}
 }
@@ -28,7 +28,7 @@ func NewRelay(in *ingest.Ingestor, m *metrics.Ingress, logger *slog.Logger) *Rel
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Relay{Ingest: in, Metrics: m, Logger: logger, Interval: time.Second, Batch: 100, nudge: make(chan struct{}, 1)}
+	return &Relay{Ingest: in, Metrics: m, Logger: logger, Interval: time.Second, Batch: 500, nudge: make(chan struct{}, 1)}
 }
 
 // Nudge asks for a delivery round now.
@@ -72,7 +72,7 @@ func (r *Relay) round(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if n < r.Batch {
+		if n == 0 {
 			return nil
 		}
 	}

@@ -135,6 +135,7 @@ func (s *Store) MarkDeliveryFailed(ctx context.Context, eventID, reason string) 
 // UndeliveredEvent is an accepted event not yet delivered to Temporal.
 type UndeliveredEvent struct {
 	EventID    string
+	InvoiceID  string
 	Type       string
 	Body       []byte
 	ReceivedAt time.Time
@@ -145,7 +146,7 @@ type UndeliveredEvent struct {
 // was received.
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]UndeliveredEvent, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT event_id, type, body, received_at FROM events WHERE delivered_at IS NULL AND next_attempt_at <= now()
+		SELECT event_id, invoice_id, type, body, received_at FROM events WHERE delivered_at IS NULL AND next_attempt_at <= now()
 		ORDER BY min(received_at) OVER (PARTITION BY invoice_id), invoice_id, occurred_at, received_at, event_id
 		LIMIT $1`, limit)
 	if err != nil {
@@ -153,7 +154,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]UndeliveredEvent,
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (UndeliveredEvent, error) {
 		var u UndeliveredEvent
-		err := r.Scan(&u.EventID, &u.Type, &u.Body, &u.ReceivedAt)
+		err := r.Scan(&u.EventID, &u.InvoiceID, &u.Type, &u.Body, &u.ReceivedAt)
 		return u, err
 	})
 }
