@@ -224,8 +224,12 @@ func TestUndeliveredAndMarkDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(u); !slices.Equal(got, []string{"evt_a", "evt_c"}) {
-		t.Errorf("Undelivered after delivering evt_b and failing evt_a = %v, want [evt_a evt_c]", got)
+	// evt_a failed: it stays undelivered but is not due again until its backoff has passed.
+	if got := ids(u); !slices.Equal(got, []string{"evt_c"}) {
+		t.Errorf("Undelivered after delivering evt_b and failing evt_a = %v, want [evt_c]", got)
+	}
+	if n, _, err := st.Backlog(ctx); err != nil || n != 2 {
+		t.Errorf("Backlog = %d, %v; want 2 (evt_a waiting for its retry, evt_c)", n, err)
 	}
 
 	// Delivering clears the error; delivering again keeps the first delivery time.
