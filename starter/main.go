@@ -217,13 +217,19 @@ func cmdEvent(ctx context.Context, d *deps, args []string, stdin io.Reader, stdo
 	if err != nil {
 		return err
 	}
-	tc, err := d.temporal()
-	if err != nil {
-		return err
+	// A lazy client: the event is recorded even when Temporal is unreachable, and then
+	// delivered by `starter relay` or a running `starter serve`.
+	if d.tc == nil {
+		if d.tc, err = config.LazyTemporal(d.cfg.Logger()); err != nil {
+			return err
+		}
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: tc, Logger: d.cfg.Logger()}
+	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: d.cfg.Logger()}
 	res, err := in.Accept(ctx, raw, "cli")
 	if err != nil {
+		if res.EventID != "" && !errors.Is(err, store.ErrEventConflict) {
+			return fmt.Errorf("%w\nthe event is recorded; `starter relay` (or a running `starter serve`) delivers it once Temporal is reachable", err)
+		}
 		return err
 	}
 	dup := ""
