@@ -58,6 +58,48 @@ const (
 // QueryStatus is the query that returns a run's whole State.
 const QueryStatus = "status"
 
+// Support actions. Each is a Temporal Update with a validator (a clear rejection for a run
+// that ended, a channel the customer opted out of, …) and, for use from the Web UI, a signal
+// of the same name with the same payload. Pause, resume and cancel take the same payloads as
+// the billing signals of those names.
+const (
+	UpdatePause      = "pause"            // Pause
+	UpdateResume     = "resume"           // Resume
+	UpdateCancel     = "cancel"           // Cancel
+	UpdateActNow     = "act-now"          // ActNowRequest: end the current wait and act now
+	UpdateSetChannel = "set-next-channel" // SetChannelRequest: the next message goes by this channel
+	SignalActNow     = UpdateActNow
+	SignalSetChannel = UpdateSetChannel
+)
+
+// ActNowRequest ends the current wait (next step or allowed send time) so the run acts now.
+type ActNowRequest struct {
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// SetChannelRequest makes the next message go by Channel (if the customer can be reached on it).
+type SetChannelRequest struct {
+	By      string  `json:"by,omitempty"`
+	Reason  string  `json:"reason,omitempty"`
+	Channel Channel `json:"channel"`
+}
+
+// ActionResult is what a support update returns.
+type ActionResult struct {
+	Status  Status `json:"status"`
+	Message string `json:"message"`
+}
+
+// ActionRecord is one support action applied to a run.
+type ActionRecord struct {
+	Action string    `json:"action"`
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+	Via    string    `json:"via"` // update | signal
+}
+
 // Search attributes kept current on every run (registered on the Temporal server).
 const (
 	SearchAttrCustomerID    = "CustomerId"    // Keyword
@@ -65,7 +107,19 @@ const (
 	SearchAttrDunningStatus = "DunningStatus" // Keyword: a Status
 	SearchAttrDunningStep   = "DunningStep"   // Int: 1-based step number, 0 before the first
 	SearchAttrLastChannel   = "LastChannel"   // Keyword: email|sms
+	SearchAttrPromptVersion = "PromptVersion" // Keyword: prompt set version of the last decision
+	SearchAttrDecidedBy     = "DecidedBy"     // Keyword: llm|rules, of the last decision
+	SearchAttrAmountDue     = "AmountDue"     // Int: amount due in minor units
+	SearchAttrCurrency      = "Currency"      // Keyword: ISO 4217
 )
+
+// SearchAttributes lists every custom search attribute with its type, for registration
+// (`temporal operator search-attribute create --name N --type T`).
+var SearchAttributes = []struct{ Name, Type string }{
+	{SearchAttrCustomerID, "Keyword"}, {SearchAttrInvoiceID, "Keyword"}, {SearchAttrDunningStatus, "Keyword"},
+	{SearchAttrDunningStep, "Int"}, {SearchAttrLastChannel, "Keyword"}, {SearchAttrPromptVersion, "Keyword"},
+	{SearchAttrDecidedBy, "Keyword"}, {SearchAttrAmountDue, "Int"}, {SearchAttrCurrency, "Keyword"},
+}
 
 // Status of a dunning run.
 type Status string
@@ -143,21 +197,25 @@ type Recovered struct {
 
 // Cancel is the payload of SignalCancel.
 type Cancel struct {
-	EventID    string    `json:"event_id"`
+	EventID    string    `json:"event_id,omitempty"`
+	By         string    `json:"by,omitempty"` // who asked, when support does
 	Reason     string    `json:"reason"`
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
 // Pause is the payload of SignalPause.
 type Pause struct {
-	EventID    string    `json:"event_id"`
+	EventID    string    `json:"event_id,omitempty"`
+	By         string    `json:"by,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
 // Resume is the payload of SignalResume.
 type Resume struct {
-	EventID    string    `json:"event_id"`
+	EventID    string    `json:"event_id,omitempty"`
+	By         string    `json:"by,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
@@ -256,5 +314,7 @@ type State struct {
 	Messages     []MessageRecord `json:"messages,omitempty"`
 	Signals      []SignalRecord  `json:"signals,omitempty"`
 	Offers       []Incentive     `json:"offers,omitempty"`
+	Actions      []ActionRecord  `json:"actions,omitempty"`         // support actions, with who and why
+	NextChannel  Channel         `json:"next_channel,omitempty"`    // set by support for the next message
 	LastApplied  time.Time       `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
 }

@@ -26,6 +26,9 @@ type DecideInput struct {
 	AmountMinor int64
 	Currency    string
 	Now         time.Time
+	// Channel, when set (support's set-next-channel), is the only channel this step may use,
+	// if the customer can be reached on it.
+	Channel recoup.Channel
 }
 
 // DecideStrategy asks the model for channel, tone, incentive and message, enforces the
@@ -38,7 +41,7 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 	facts := policy.Facts{
 		Step:            in.Step,
 		Plan:            h.Plan,
-		AllowedChannels: allowedChannels(h, in.Excluded),
+		AllowedChannels: allowedChannels(h, in.Excluded, in.Channel),
 		AmountDue:       money.Format(in.AmountMinor, in.Currency, h.Locale),
 	}
 	var (
@@ -124,8 +127,13 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, in Decide
 	return d, nil
 }
 
-func allowedChannels(h CustomerHistory, excluded []recoup.Channel) []recoup.Channel {
+func allowedChannels(h CustomerHistory, excluded []recoup.Channel, only recoup.Channel) []recoup.Channel {
 	var out []recoup.Channel
+	defer func() {
+		if only != "" && slices.Contains(out, only) {
+			out = []recoup.Channel{only}
+		}
+	}()
 	if h.EmailReachable && !slices.Contains(excluded, recoup.ChannelEmail) {
 		out = append(out, recoup.ChannelEmail)
 	}

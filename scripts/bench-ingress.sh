@@ -19,9 +19,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 
 psql postgres://postgres@127.0.0.1:5432/postgres -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 "$bin/temporal" server start-dev --headless --ip 127.0.0.1 --port 17233 --log-level error \
-  --search-attribute CustomerId=Keyword --search-attribute InvoiceId=Keyword \
-  --search-attribute DunningStatus=Keyword --search-attribute DunningStep=Int \
-  --search-attribute LastChannel=Keyword >"$state/temporal.log" 2>&1 &
+  $("$bin/starter" search-attributes | sed 's/^/--search-attribute /') >"$state/temporal.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 60); do "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break; sleep 1; done
 "$bin/starter" migrate >/dev/null

@@ -49,15 +49,13 @@ fi
 say "Temporal dev server"
 if "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then
   echo "a Temporal server already answers on $TEMPORAL_ADDRESS; using it"
-  for sa in CustomerId=Keyword InvoiceId=Keyword DunningStatus=Keyword DunningStep=Int LastChannel=Keyword; do
+  for sa in $("$bin/starter" search-attributes); do
     "$bin/temporal" operator search-attribute create --address "$TEMPORAL_ADDRESS" --name "${sa%=*}" --type "${sa#*=}" >/dev/null 2>&1 || true
   done
 else
   "$bin/temporal" server start-dev --ip 127.0.0.1 --port "${TEMPORAL_ADDRESS##*:}" --ui-port "$ui_port" \
     --log-level error \
-    --search-attribute CustomerId=Keyword --search-attribute InvoiceId=Keyword \
-    --search-attribute DunningStatus=Keyword --search-attribute DunningStep=Int \
-    --search-attribute LastChannel=Keyword >"$state/temporal.log" 2>&1 &
+    $("$bin/starter" search-attributes | sed 's/^/--search-attribute /') >"$state/temporal.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 60); do
     "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break

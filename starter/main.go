@@ -8,6 +8,9 @@
 //	starter customers import FILE       import profiles and consents (.csv or .jsonl; --format to force)
 //	starter seed                        load the demo data set
 //	starter migrate                     apply the database migrations
+//	starter pause|resume|cancel|act-now INVOICE_ID [--by NAME] [--reason TEXT]   support actions (Updates)
+//	starter set-channel INVOICE_ID email|sms [--by NAME] [--reason TEXT]
+//	starter search-attributes           print the search attributes to register
 //
 // Configuration comes from the environment (see README.md). Exit status: 0 on success,
 // 1 on a runtime failure, 2 on bad input or usage (nothing was recorded or started).
@@ -49,7 +52,10 @@ const usage = `usage:
   starter bench [--rate N] [--count N] ingress load generator (see BENCHMARKS.md)
   starter customers import [--format csv|jsonl] FILE
   starter seed                        load the demo data set
-  starter migrate                     apply the database migrations`
+  starter migrate                     apply the database migrations
+  starter pause|resume|cancel|act-now INVOICE_ID [--by NAME] [--reason TEXT]
+  starter set-channel INVOICE_ID email|sms [--by NAME] [--reason TEXT]
+  starter search-attributes           the search attributes to register (Name=Type)`
 
 // usageError is bad input: exit status 2.
 type usageError struct{ msg string }
@@ -173,6 +179,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		fmt.Fprintf(stdout, "migrations applied: %d new %v\n", len(applied), applied)
+		return nil
+	case "pause", "resume", "cancel", "act-now", "set-channel":
+		return cmdSupport(ctx, d, cmd, rest, stdout)
+	case "search-attributes":
+		// One "Name=Type" per line, for `temporal server start-dev --search-attribute`.
+		for _, sa := range recoup.SearchAttributes {
+			fmt.Fprintf(stdout, "%s=%s\n", sa.Name, sa.Type)
+		}
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)

@@ -24,6 +24,10 @@ var (
 	DunningStatusKey = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrDunningStatus)
 	DunningStepKey   = temporal.NewSearchAttributeKeyInt64(recoup.SearchAttrDunningStep)
 	LastChannelKey   = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrLastChannel)
+	PromptVersionKey = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrPromptVersion)
+	DecidedByKey     = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrDecidedBy)
+	AmountDueKey     = temporal.NewSearchAttributeKeyInt64(recoup.SearchAttrAmountDue)
+	CurrencyKey      = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrCurrency)
 )
 
 // FinalWait is how long a run waits for a retry outcome after its last step before it is
@@ -67,7 +71,9 @@ type dunning struct {
 	failureCode string           // of the newest applied failure
 	pausedAt    time.Time        // when the current pause began
 	pausedFor   time.Duration    // total time paused so far: later steps move back by it
-	log         log.Logger
+	// actNowPending ends the current wait (support's act-now).
+	actNowPending bool
+	log           log.Logger
 }
 
 // DunningWorkflow runs the dunning schedule of one failed invoice until it is recovered,
@@ -102,9 +108,13 @@ func (d *dunning) setup(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := d.registerUpdates(ctx); err != nil {
+		return err
+	}
 	d.upsert(ctx, CustomerIDKey.ValueSet(f.CustomerID), InvoiceIDKey.ValueSet(f.InvoiceID),
 		DunningStatusKey.ValueSet(string(d.state.Status)), DunningStepKey.ValueSet(0))
 	workflow.Go(ctx, d.receiveSignals)
+	d.updateDetails(ctx)
 	return nil
 }
 
@@ -125,13 +135,64 @@ func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string
 	}
 	d.upsert(ctx, DunningStatusKey.ValueSet(string(s)))
 	d.log.Info("dunning status changed", "status", string(s), "reason", reason)
+	d.updateDetails(ctx)
+}
+
+// updateDetails keeps the run's current details (shown in the Web UI) up to date: status,
+// step, next action and when, and the last decision in one line.
+func (d *dunning) updateDetails(ctx workflow.Context) {
+	st := d.state
+	lines := []string{fmt.Sprintf("**%s** · step %d of %d", st.Status, st.Step, st.TotalSteps)}
+	if st.Reason != "" {
+		lines[0] += " · " + st.Reason
+	}
+	if st.NextAction != "" {
+		lines = append(lines, fmt.Sprintf("Next: %s at %s", st.NextAction, st.NextActionAt.UTC().Format("2006-01-02 15:04 MST")))
+	}
+	if st.NextChannel != "" {
+		lines = append(lines, "Next message by "+string(st.NextChannel)+" (set by support)")
+	}
+	if n := len(st.Decisions); n > 0 {
+		lines = append(lines, "Last decision: "+decisionLine(st.Decisions[n-1]))
+	}
+	details := ""
+	for i, l := range lines {
+		if i > 0 {
+			details += "\n\n"
+		}
+		details += l
+	}
+	workflow.SetCurrentDetails(ctx, details)
+}
+
+// decisionLine is a decision in one line, e.g. "Email · friendly · 10% off · decided by LLM".
+func decisionLine(dec recoup.Decision) string {
+	ch := map[recoup.Channel]string{recoup.ChannelEmail: "Email", recoup.ChannelSMS: "SMS", recoup.ChannelNone: "No message"}[dec.Channel]
+	inc := "no incentive"
+	switch dec.Incentive.Kind {
+	case recoup.IncentiveDiscountPercent:
+		inc = fmt.Sprintf("%d%% off", dec.Incentive.Value)
+	case recoup.IncentiveExtensionDays:
+		inc = fmt.Sprintf("%d more days", dec.Incentive.Value)
+	}
+	by := "rules"
+	if dec.DecidedBy == recoup.DecidedByLLM {
+		by = "LLM"
+	}
+	return fmt.Sprintf("%s · %s · %s · decided by %s", ch, dec.Tone, inc, by)
+}
+
+// withSummary returns ctx with activity options carrying a one-line summary for the UI.
+func withSummary(ctx workflow.Context, opts workflow.ActivityOptions, summary string) workflow.Context {
+	opts.Summary = summary
+	return workflow.WithActivityOptions(ctx, opts)
 }
 
 func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 	f := d.in.Failure
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	var plan activities.PlanRunResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dbActivity), a.PlanRun, activities.PlanRunInput{
+	err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Plan the run"), a.PlanRun, activities.PlanRunInput{
 		WorkflowID: wfID, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, StartedAt: d.state.StartedAt,
 	}).Get(ctx, &plan)
 	if err != nil {
@@ -178,7 +239,7 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 	f := d.in.Failure
 	var hist activities.CustomerHistory
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dbActivity), a.FetchCustomerHistory,
+	err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, fmt.Sprintf("Step %d · customer history", step)), a.FetchCustomerHistory,
 		activities.FetchHistoryInput{WorkflowID: wfID, CustomerID: f.CustomerID, InvoiceID: f.InvoiceID, Now: workflow.Now(ctx)},
 	).Get(ctx, &hist)
 	if err != nil {
@@ -188,15 +249,22 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 		return nil
 	}
 	var dec recoup.Decision
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, decideActivity), a.DecideStrategy, activities.DecideInput{
+	err = workflow.ExecuteActivity(withSummary(ctx, decideActivity, fmt.Sprintf("Step %d · decide channel, tone and incentive", step)), a.DecideStrategy, activities.DecideInput{
 		WorkflowID: wfID, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
 		Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
-		Currency: f.Currency, Now: workflow.Now(ctx),
+		Currency: f.Currency, Now: workflow.Now(ctx), Channel: d.state.NextChannel,
 	}).Get(ctx, &dec)
 	if err != nil {
 		return err
 	}
+	if d.state.NextChannel != "" && dec.Channel == d.state.NextChannel {
+		d.state.NextChannel = ""
+	}
 	d.state.Decisions = append(d.state.Decisions, dec)
+	if workflow.GetVersion(ctx, "decision-search-attributes", workflow.DefaultVersion, 1) >= 1 {
+		d.upsert(ctx, PromptVersionKey.ValueSet(dec.PromptVersion), DecidedByKey.ValueSet(dec.DecidedBy))
+	}
+	d.updateDetails(ctx)
 	d.log.Info("decided", "step", step, "channel", string(dec.Channel), "tone", dec.Tone,
 		"incentive", dec.Incentive.Kind, "decided_by", dec.DecidedBy)
 	if !dec.Channel.Valid() {
@@ -217,7 +285,7 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 	}
 	if dec.Incentive.Kind != recoup.IncentiveNone {
 		var offer activities.OfferResult
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dbActivity), a.AnnounceOffer, activities.OfferInput{
+		err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Tell billing of the offer: "+decisionLine(dec)), a.AnnounceOffer, activities.OfferInput{
 			WorkflowID: wfID, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step,
 			Incentive: dec.Incentive, Now: workflow.Now(ctx),
 		}).Get(ctx, &offer)
@@ -235,7 +303,7 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 		send = a.SendSMS
 	}
 	var res activities.SendResult
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, sendActivity), send, in).Get(ctx, &res)
+	err = workflow.ExecuteActivity(withSummary(ctx, sendActivity, decisionLine(in.Decision)), send, in).Get(ctx, &res)
 	rec := recoup.MessageRecord{Step: step, Channel: dec.Channel, IdempotencyKey: in.IdempotencyKey,
 		ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
 	if err != nil {
@@ -247,6 +315,7 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 	}
 	d.state.Messages = append(d.state.Messages, rec)
 	d.upsert(ctx, LastChannelKey.ValueSet(string(dec.Channel)))
+	d.updateDetails(ctx)
 	return nil
 }
 
@@ -272,12 +341,14 @@ func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what stri
 			continue
 		}
 		now := workflow.Now(ctx)
-		if !now.Before(t) {
+		if !now.Before(t) || d.actNowPending {
+			d.actNowPending = false
 			d.state.NextAction, d.state.NextActionAt = "", time.Time{}
 			return true
 		}
+		d.updateDetails(ctx)
 		if _, err := workflow.AwaitWithTimeout(ctx, t.Sub(now), func() bool {
-			return d.state.Status != recoup.StatusActive
+			return d.state.Status != recoup.StatusActive || d.actNowPending
 		}); err != nil {
 			return false
 		}
@@ -291,7 +362,7 @@ func (d *dunning) finish(ctx workflow.Context, s recoup.Status, reason string) (
 	// A disconnected context lets the outcome be recorded even when the run was canceled.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var res activities.FinishRunResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, dbActivity), a.FinishRun, activities.FinishRunInput{
+	err := workflow.ExecuteActivity(withSummary(dctx, dbActivity, "Record the outcome: "+string(d.state.Status)), a.FinishRun, activities.FinishRunInput{
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID,
 		Outcome: d.state.Status, Reason: d.state.Reason, Steps: d.state.Step, AmountMinor: f.AmountMinor,
 		Currency: f.Currency, EndedAt: workflow.Now(ctx),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -371,5 +372,77 @@ func TestRecoveredWhileWaitingForSendTimeSendsNothing(t *testing.T) {
 	res, _ := w.run()
 	if res.Status != recoup.StatusRecovered || len(w.sends) != 0 {
 		t.Fatalf("result %+v with %d sends, want recovered and nothing sent", res, len(w.sends))
+	}
+}
+
+// update sends an update at d and records how it ended.
+type updateOutcome struct {
+	rejected error
+	result   recoup.ActionResult
+	err      error
+}
+
+func (w *world) update(d time.Duration, name string, arg any) *updateOutcome {
+	out := &updateOutcome{}
+	w.env.RegisterDelayedCallback(func() {
+		w.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { out.rejected = err },
+			OnAccept: func() {},
+			OnComplete: func(v interface{}, err error) {
+				out.err = err
+				if r, ok := v.(recoup.ActionResult); ok {
+					out.result = r
+				}
+			},
+		}, arg)
+	}, d)
+	return out
+}
+
+func TestSupportUpdates(t *testing.T) {
+	w := newWorld(t)
+	pause := w.update(time.Hour, recoup.UpdatePause, recoup.Pause{By: "alice", Reason: "customer called"})
+	pauseAgain := w.update(2*time.Hour, recoup.UpdatePause, recoup.Pause{By: "bob"})
+	actWhilePaused := w.update(3*time.Hour, recoup.UpdateActNow, recoup.ActNowRequest{By: "bob"})
+	resume := w.update(4*time.Hour, recoup.UpdateResume, recoup.Resume{By: "alice"})
+	w.at(5*time.Hour, recoup.SignalOptOut, recoup.OptOut{EventID: "evt_stop", Channel: recoup.ChannelSMS})
+	toSMS := w.update(6*time.Hour, recoup.UpdateSetChannel, recoup.SetChannelRequest{By: "bob", Channel: recoup.ChannelSMS})
+	toFax := w.update(6*time.Hour, recoup.UpdateSetChannel, recoup.SetChannelRequest{By: "bob", Channel: "fax"})
+	toEmail := w.update(7*time.Hour, recoup.UpdateSetChannel, recoup.SetChannelRequest{By: "bob", Channel: recoup.ChannelEmail})
+	// Step 2 is due on day 3 (plus the 3 h paused); acting now on day 1 sends it then.
+	actNow := w.update(day, recoup.UpdateActNow, recoup.ActNowRequest{By: "carol", Reason: "customer asked for the link again"})
+	cancel := w.update(2*day, recoup.UpdateCancel, recoup.Cancel{By: "dave", Reason: "refunded"})
+	res, st := w.run()
+
+	if pause.rejected != nil || pause.result.Status != recoup.StatusPaused {
+		t.Fatalf("pause: %+v", pause)
+	}
+	for name, u := range map[string]*updateOutcome{"pause again": pauseAgain, "act now while paused": actWhilePaused, "opted-out channel": toSMS, "unknown channel": toFax} {
+		if u.rejected == nil {
+			t.Errorf("%s was accepted, want a rejection", name)
+		}
+	}
+	if resume.rejected != nil || toEmail.rejected != nil || actNow.rejected != nil || cancel.rejected != nil {
+		t.Fatalf("rejections: resume %v, email %v, act now %v, cancel %v", resume.rejected, toEmail.rejected, actNow.rejected, cancel.rejected)
+	}
+	if !strings.Contains(toSMS.rejected.Error(), "opted out") || !strings.Contains(toFax.rejected.Error(), "unknown channel") {
+		t.Fatalf("rejection messages: %v / %v", toSMS.rejected, toFax.rejected)
+	}
+	if !slices.Equal(w.sendTimes, []time.Duration{0, day}) {
+		t.Fatalf("sends at %v, want the first at once and the second when support acted (day 1)", w.sendTimes)
+	}
+	if w.decisions[1].Channel != recoup.ChannelEmail {
+		t.Fatalf("step 2 decided with channel %q, want email (set by support)", w.decisions[1].Channel)
+	}
+	if res.Status != recoup.StatusCanceled || res.Reason != "refunded" {
+		t.Fatalf("result = %+v", res)
+	}
+	var actions []string
+	for _, a := range st.Actions {
+		actions = append(actions, a.Action+" by "+a.By)
+	}
+	want := []string{"pause by alice", "resume by alice", "set-next-channel email by bob", "act-now by carol", "cancel by dave"}
+	if !slices.Equal(actions, want) {
+		t.Fatalf("actions = %q, want %q", actions, want)
 	}
 }

@@ -33,38 +33,56 @@ func (d *dunning) receiveSignals(ctx workflow.Context) {
 		var s recoup.Cancel
 		c.Receive(ctx, &s)
 		if r := d.receive(ctx, recoup.SignalCancel, s.EventID, s.OccurredAt, false); r != nil {
-			reason := s.Reason
-			if reason == "" {
-				reason = "canceled"
-			}
-			r.Note = reason
-			d.setStatus(ctx, recoup.StatusCanceled, reason)
+			r.Note = d.cancel(ctx, s, "signal")
 		}
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalPause), func(c workflow.ReceiveChannel, _ bool) {
 		var s recoup.Pause
 		c.Receive(ctx, &s)
 		if r := d.receive(ctx, recoup.SignalPause, s.EventID, s.OccurredAt, false); r != nil {
-			r.Note = s.Reason
-			if d.state.Status == recoup.StatusPaused {
-				r.Applied, r.Note = false, "run already paused"
+			if err := d.validatePause(s); err != nil {
+				r.Applied, r.Note = false, err.Error()
 				return
 			}
-			d.pausedAt = workflow.Now(ctx)
-			d.setStatus(ctx, recoup.StatusPaused, s.Reason)
+			r.Note = d.pause(ctx, s, "signal")
 		}
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalResume), func(c workflow.ReceiveChannel, _ bool) {
 		var s recoup.Resume
 		c.Receive(ctx, &s)
 		if r := d.receive(ctx, recoup.SignalResume, s.EventID, s.OccurredAt, false); r != nil {
-			if d.state.Status == recoup.StatusPaused {
-				d.pausedFor += workflow.Now(ctx).Sub(d.pausedAt)
-				d.setStatus(ctx, recoup.StatusActive, "")
-			} else {
-				r.Applied, r.Note = false, "run was not paused"
+			if err := d.validateResume(s); err != nil {
+				r.Applied, r.Note = false, err.Error()
+				return
 			}
+			r.Note = d.resume(ctx, s, "signal")
 		}
+	})
+	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalActNow), func(c workflow.ReceiveChannel, _ bool) {
+		var s recoup.ActNowRequest
+		c.Receive(ctx, &s)
+		r := d.receive(ctx, recoup.SignalActNow, "", time.Time{}, false)
+		if r == nil {
+			return
+		}
+		if err := d.validateActNow(s); err != nil {
+			r.Applied, r.Note = false, err.Error()
+			return
+		}
+		r.Note = d.actNow(ctx, s, "signal")
+	})
+	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalSetChannel), func(c workflow.ReceiveChannel, _ bool) {
+		var s recoup.SetChannelRequest
+		c.Receive(ctx, &s)
+		r := d.receive(ctx, recoup.SignalSetChannel, "", time.Time{}, false)
+		if r == nil {
+			return
+		}
+		if err := d.validateSetChannel(s); err != nil {
+			r.Applied, r.Note = false, err.Error()
+			return
+		}
+		r.Note = d.setNextChannel(ctx, s, "signal")
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalOptOut), func(c workflow.ReceiveChannel, _ bool) {
 		var s recoup.OptOut

@@ -32,13 +32,13 @@ import (
 )
 
 // SearchAttributeArgs registers Recoup's search attributes on a dev server.
-var SearchAttributeArgs = []string{
-	"--search-attribute", recoup.SearchAttrCustomerID + "=Keyword",
-	"--search-attribute", recoup.SearchAttrInvoiceID + "=Keyword",
-	"--search-attribute", recoup.SearchAttrDunningStatus + "=Keyword",
-	"--search-attribute", recoup.SearchAttrDunningStep + "=Int",
-	"--search-attribute", recoup.SearchAttrLastChannel + "=Keyword",
-}
+var SearchAttributeArgs = func() []string {
+	var args []string
+	for _, sa := range recoup.SearchAttributes {
+		args = append(args, "--search-attribute", sa.Name+"="+sa.Type)
+	}
+	return args
+}()
 
 // Mailbox is a SendGrid /v3/mail/send fake counting accepted messages per idempotency key.
 type Mailbox struct {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/money"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/workflows"
 )
@@ -106,7 +107,11 @@ func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error
 				workflows.InvoiceIDKey.ValueSet(ev.InvoiceID),
 				workflows.DunningStatusKey.ValueSet(string(recoup.StatusActive)),
 				workflows.DunningStepKey.ValueSet(0),
+				workflows.AmountDueKey.ValueSet(ev.AmountMinor),
+				workflows.CurrencyKey.ValueSet(ev.Currency),
 			),
+			StaticSummary: staticSummary(ev),
+			StaticDetails: staticDetails(ev),
 		}
 		_, err := in.Temporal.SignalWithStartWorkflow(ctx, wfID, recoup.SignalPaymentFailed, pf, opts,
 			recoup.WorkflowType, recoup.DunningInput{Failure: pf})
@@ -257,4 +262,23 @@ func (in *Ingestor) deliverRecorded(ctx context.Context, p store.UndeliveredEven
 		return err
 	}
 	return in.Store.MarkDelivered(ctx, p.EventID)
+}
+
+// staticSummary is the run's one-line summary in the Web UI: invoice, amount, plan. It
+// carries no contact data.
+func staticSummary(ev events.Event) string {
+	s := fmt.Sprintf("Invoice %s · %s", ev.InvoiceID, money.Format(ev.AmountMinor, ev.Currency, "en"))
+	if ev.Customer != nil && ev.Customer.Plan != "" {
+		s += " · plan " + ev.Customer.Plan
+	}
+	return s
+}
+
+func staticDetails(ev events.Event) string {
+	d := fmt.Sprintf("**Customer** %s\n\n**Amount due** %s (%d minor units)\n\n**First failure** %s",
+		ev.CustomerID, money.Format(ev.AmountMinor, ev.Currency, "en"), ev.AmountMinor, ev.OccurredAt.Format(time.RFC3339))
+	if ev.FailureCode != "" {
+		d += " · " + ev.FailureCode
+	}
+	return d
 }
