@@ -18,6 +18,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
@@ -65,6 +66,8 @@ type Activities struct {
 	SMS     SMSSender
 	Webhook Webhook
 	Logger  *slog.Logger
+	// Metrics records the business metrics; nil records nothing.
+	Metrics *observability.Business
 
 	// Schedule overrides the policy's schedule when set (the demo uses seconds).
 	Schedule []time.Duration
@@ -115,6 +118,7 @@ func (a *Activities) PlanRun(ctx context.Context, in PlanRunInput) (PlanRunResul
 	if err := a.Store.StartRun(ctx, in.WorkflowID, in.InvoiceID, in.CustomerID, in.StartedAt); err != nil {
 		return PlanRunResult{}, err
 	}
+	a.Metrics.RunStarted()
 	set := a.Prompts()
 	sched := a.Schedule
 	if len(sched) == 0 {
@@ -230,6 +234,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 		return FinishRunResult{}, err
 	}
 	if in.Outcome != recoup.StatusExhausted {
+		a.Metrics.RunEnded(string(in.Outcome))
 		return FinishRunResult{}, nil
 	}
 	payload := map[string]any{
@@ -240,11 +245,14 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRu
 	if a.Webhook == nil || !a.Webhook.Enabled() {
 		a.logger(ctx).Info("dunning exhausted; BILLING_WEBHOOK_URL is not set, so billing is told by this log line only",
 			"invoice_id", in.InvoiceID, "customer_id", in.CustomerID, "steps", in.Steps)
+		a.Metrics.RunEnded(string(in.Outcome))
 		return FinishRunResult{}, nil
 	}
 	err := a.Webhook.Send(ctx, webhook.Event{ID: in.WorkflowID + "/exhausted", Type: "dunning.exhausted", Payload: payload}, time.Now()) // signed now: a retry hours later must still verify
 	if err != nil {
+		a.Metrics.ProviderError("webhook", err)
 		return FinishRunResult{}, webhookError(err)
 	}
+	a.Metrics.RunEnded(string(in.Outcome))
 	return FinishRunResult{BillingNotified: true}, nil
 }

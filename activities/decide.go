@@ -9,6 +9,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/policy"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
@@ -48,10 +49,16 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		d          recoup.Decision
 		violations []string
 		model      string
+		fallback   string // why the rules decided although a model is configured
 	)
 	if a.LLM != nil && len(facts.AllowedChannels) > 0 {
 		model = a.LLM.Model()
-		d, violations = a.askModel(ctx, set, in, facts)
+		d, violations, fallback = a.askModel(ctx, set, in, facts)
+	} else if a.LLM != nil {
+		fallback = observability.FallbackNoChannel
+	}
+	if fallback != "" {
+		a.Metrics.LLMFallback(fallback)
 	}
 	if d.DecidedBy != recoup.DecidedByLLM {
 		var err error
@@ -85,8 +92,9 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 	return d, nil
 }
 
-// askModel returns an LLM decision, or violations explaining why there is none.
-func (a *Activities) askModel(ctx context.Context, set *templates.Set, in DecideInput, f policy.Facts) (recoup.Decision, []string) {
+// askModel returns an LLM decision, or violations explaining why there is none and the
+// fallback reason (an observability.Fallback* constant).
+func (a *Activities) askModel(ctx context.Context, set *templates.Set, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
 	pol := set.Policy
 	caps := pol.CapsFor(f.Plan)
 	allowed := make([]string, len(f.AllowedChannels))
@@ -104,27 +112,29 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, in Decide
 		SMSMaxChars: pol.SMSMaxChars, EmailMaxChars: pol.EmailMaxChars, SubjectMaxChars: pol.SubjectMaxChars,
 	})
 	if err != nil {
-		return recoup.Decision{}, []string{"prompt template: " + err.Error()}
+		return recoup.Decision{}, []string{"prompt template: " + err.Error()}, observability.FallbackError
 	}
+	start := time.Now()
 	resp, err := a.LLM.Complete(ctx, llm.Request{
 		System: system, User: user, SchemaName: "dunning_decision", Schema: pol.Schema(),
 		Temperature: 0.2, MaxTokens: 800,
 	})
+	a.Metrics.LLMRequest(time.Since(start), resp.PromptTokens, resp.CompletionTokens, err)
 	if err != nil {
-		return recoup.Decision{}, []string{"model call failed: " + err.Error()}
+		return recoup.Decision{}, []string{"model call failed: " + err.Error()}, observability.FallbackError
 	}
 	if resp.Refusal != "" {
-		return recoup.Decision{}, []string{"model refused: " + truncate(resp.Refusal, 200)}
+		return recoup.Decision{}, []string{"model refused: " + truncate(resp.Refusal, 200)}, observability.FallbackRefusal
 	}
 	var ans policy.Answer
 	if err := llm.DecodeStrict(resp.Content, &ans); err != nil {
-		return recoup.Decision{}, []string{"model answer is not valid JSON for the schema: " + err.Error()}
+		return recoup.Decision{}, []string{"model answer is not valid JSON for the schema: " + err.Error()}, observability.FallbackInvalidJSON
 	}
 	d, violations := pol.Check(ans, f)
 	if len(violations) > 0 {
-		return recoup.Decision{}, violations
+		return recoup.Decision{}, violations, observability.FallbackViolation
 	}
-	return d, nil
+	return d, nil, ""
 }
 
 func allowedChannels(h CustomerHistory, excluded []recoup.Channel, only recoup.Channel) []recoup.Channel {

@@ -96,6 +96,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 			return SendResult{Delivery: row.Status, ProviderMessageID: row.ProviderMessageID}, nil
 		case store.SendReconcile:
 			log.Warn("an earlier attempt may have sent this message; not sending again, marked for reconciliation")
+			a.recordReconcile(ch, in)
 			return SendResult{Delivery: store.SendReconcile}, nil
 		default: // failed
 			return SendResult{}, temporal.NewNonRetryableApplicationError(
@@ -118,9 +119,13 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendLogged, ""); err != nil {
 			return SendResult{}, err
 		}
+		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendLogged)
 		log.Info("delivery mode log: no provider credentials for this channel; the rendered message is stored in PostgreSQL (sends.body), not sent",
 			"customer_id", in.CustomerID, "invoice_id", in.InvoiceID, "chars", len(msg.text))
 		return SendResult{Delivery: store.SendLogged}, nil
+	}
+	if err != nil {
+		a.Metrics.ProviderError(providerName(ch), err)
 	}
 	switch {
 	case err == nil:
@@ -129,6 +134,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 			// mark it for reconciliation instead of sending again.
 			return SendResult{}, err
 		}
+		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendSent)
 		log.Info("message sent", "provider_message_id", providerID)
 		return SendResult{Delivery: store.SendSent, ProviderMessageID: providerID}, nil
 	case provider.IsPermanent(err):
@@ -141,6 +147,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		if rerr := a.Store.ReconcileSend(bg, in.IdempotencyKey, err.Error()); rerr != nil {
 			return SendResult{}, rerr
 		}
+		a.recordReconcile(ch, in)
 		log.Warn("provider outcome unknown; not retrying, marked for reconciliation", "error", err)
 		return SendResult{Delivery: store.SendReconcile}, nil
 	default:
@@ -149,6 +156,20 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		}
 		return SendResult{}, err
 	}
+}
+
+// recordReconcile counts a message marked for reconciliation.
+func (a *Activities) recordReconcile(ch recoup.Channel, in SendInput) {
+	a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendReconcile)
+	a.Metrics.SendReconciled(string(ch))
+}
+
+// providerName names the provider of a channel in metrics.
+func providerName(ch recoup.Channel) string {
+	if ch == recoup.ChannelSMS {
+		return "twilio"
+	}
+	return "sendgrid"
 }
 
 func unreachable(c store.Customer, ch recoup.Channel) string {
@@ -230,6 +251,7 @@ func (a *Activities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferRes
 		return OfferResult{}, err
 	}
 	if a.Webhook == nil || !a.Webhook.Enabled() {
+		a.Metrics.IncentiveOffered(in.Incentive.Kind, in.Incentive.Value)
 		a.logger(ctx).Info("offer recorded; BILLING_WEBHOOK_URL is not set, so billing is told by this log line only",
 			"offer_key", key, "kind", in.Incentive.Kind, "value", in.Incentive.Value, "expires_at", out.ExpiresAt)
 		return out, nil
@@ -239,11 +261,13 @@ func (a *Activities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferRes
 		"kind": in.Incentive.Kind, "value": in.Incentive.Value, "expires_at": out.ExpiresAt,
 	}}, time.Now()) // signed now: a retry hours later must still verify
 	if err != nil {
+		a.Metrics.ProviderError("webhook", err)
 		return OfferResult{}, webhookError(err)
 	}
 	if err := a.Store.MarkOfferAnnounced(ctx, key); err != nil {
 		return OfferResult{}, err
 	}
+	a.Metrics.IncentiveOffered(in.Incentive.Kind, in.Incentive.Value)
 	out.BillingNotified = true
 	return out, nil
 }

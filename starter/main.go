@@ -55,7 +55,8 @@ const usage = `usage:
   starter migrate                     apply the database migrations
   starter pause|resume|cancel|act-now INVOICE_ID [--by NAME] [--reason TEXT]
   starter set-channel INVOICE_ID email|sms [--by NAME] [--reason TEXT]
-  starter search-attributes           the search attributes to register (Name=Type)`
+  starter search-attributes           the search attributes to register (Name=Type)
+  starter codec-server                payload codec server for the Web UI (RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN)`
 
 // usageError is bad input: exit status 2.
 type usageError struct{ msg string }
@@ -115,7 +116,7 @@ func (d *deps) temporal() (client.Client, error) {
 	if d.tc != nil {
 		return d.tc, nil
 	}
-	tc, err := config.DialTemporal(d.cfg.Logger())
+	tc, err := d.cfg.DialTemporal(d.cfg.Logger())
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +181,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		fmt.Fprintf(stdout, "migrations applied: %d new %v\n", len(applied), applied)
 		return nil
+	case "codec-server":
+		return cmdCodecServer(ctx, d, rest, stdout)
 	case "pause", "resume", "cancel", "act-now", "set-channel":
 		return cmdSupport(ctx, d, cmd, rest, stdout)
 	case "search-attributes":
@@ -234,7 +237,7 @@ func cmdEvent(ctx context.Context, d *deps, args []string, stdin io.Reader, stdo
 	// A lazy client: the event is recorded even when Temporal is unreachable, and then
 	// delivered by `starter relay` or a running `starter serve`.
 	if d.tc == nil {
-		if d.tc, err = config.LazyTemporal(d.cfg.Logger()); err != nil {
+		if d.tc, err = d.cfg.LazyTemporal(d.cfg.Logger()); err != nil {
 			return err
 		}
 	}

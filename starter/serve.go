@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/client"
 
-	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
@@ -39,7 +39,7 @@ func newIngressDeps(ctx context.Context, d *deps) (*ingressDeps, error) {
 	}
 	logger := d.cfg.Logger()
 	if d.tc == nil {
-		if d.tc, err = config.LazyTemporal(logger); err != nil {
+		if d.tc, err = d.cfg.LazyTemporal(logger); err != nil {
 			return nil, err
 		}
 	}
@@ -157,4 +157,38 @@ func cmdConsume(ctx context.Context, d *deps, args []string, stdout io.Writer) e
 		return usageError{"consume takes no arguments (set KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_GROUP)"}
 	}
 	return consume(ctx, d, stdout)
+}
+
+// cmdCodecServer serves the Temporal remote codec protocol so that the Web UI (and the CLI
+// with --codec-endpoint) can show encrypted payloads to staff who hold CODEC_AUTH_TOKEN.
+func cmdCodecServer(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageError{"codec-server takes no arguments (set RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR, CODEC_CORS_ORIGINS)"}
+	}
+	if d.cfg.Codec == nil {
+		return usageError{"RECOUP_CODEC_KEYS: required by the codec server"}
+	}
+	h, err := codec.Handler(d.cfg.Codec, d.cfg.CodecToken, d.cfg.CodecOrigins)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	ln, err := net.Listen("tcp", d.cfg.CodecAddr)
+	if err != nil {
+		return fmt.Errorf("CODEC_ADDR %q: %w", d.cfg.CodecAddr, err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "codec server on %s (keys %v; CORS origins %v)\n", ln.Addr(), d.cfg.Codec.KeyIDs(), d.cfg.CodecOrigins)
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = hs.Shutdown(sctx)
+		cancel()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
 }

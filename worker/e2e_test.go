@@ -7,15 +7,21 @@ package main
 // histories to workflows/testdata for the replay tests.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/events"
@@ -25,6 +31,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/testutil"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 )
 
 func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
@@ -230,4 +237,51 @@ func TestFlowAgainstProviderContracts(t *testing.T) {
 			t.Fatalf("decision %+v: want the rules with the model's unusable answer recorded", d)
 		}
 	}
+}
+
+// With RECOUP_CODEC_KEYS set, a run's history as stored on the server holds no customer
+// data in plain text: no name, email, phone, or message text.
+func TestHistoryIsEncrypted(t *testing.T) {
+	keys, err := codec.ParseKeys(e2etest.TestKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := e2etest.Start(t, e2etest.Options{DataConverter: codec.DataConverter(keys)})
+	e.Event(e2etest.Failed("evt_enc_1", "inv_enc", "cus_enc", time.Now().UTC()))
+	e.Eventually("the first message", func() bool { return e.Messages("inv_enc") == 1 })
+	if st := e.State("inv_enc"); st.Decisions[0].Message == "" { // the codec client reads it back
+		t.Fatal("the status query did not decode")
+	}
+	e.Event(map[string]any{"type": "payment.recovered", "event_id": "evt_enc_2", "invoice_id": "inv_enc",
+		"occurred_at": time.Now().UTC().Format(time.RFC3339Nano)})
+	e.Result("inv_enc")
+	// Read the history with a client that has no keys: what the server stores.
+	raw, err := client.NewLazyClient(client.Options{HostPort: e.HostPort()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	it := raw.GetWorkflowHistory(context.Background(), recoup.WorkflowID("inv_enc"), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	hist := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	// The binary form holds payload bytes as they are, unencoded.
+	b, err := proto.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, plain := range []string{"Ada", "Lovelace", "example.com", "4155550123", "couldn't process", "card_declined", "friendly"} {
+		if bytes.Contains(b, []byte(plain)) {
+			t.Errorf("the stored history contains %q in plain text", plain)
+		}
+	}
+	if !bytes.Contains(b, []byte("binary/encrypted")) {
+		t.Fatal("no encrypted payload in the history")
+	}
+	e.Record("inv_enc", filepath.Join("encrypted", "recovered_k1"))
 }

@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	c, err := config.DialTemporal(logger)
+	c, err := cfg.DialTemporal(logger)
 	if err != nil {
 		return err
 	}

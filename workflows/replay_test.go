@@ -2,12 +2,15 @@ package workflows_test
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/codec"
+	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -30,5 +33,30 @@ func TestReplayRecordedHistories(t *testing.T) {
 				t.Fatalf("replay %s: %v", f, err)
 			}
 		})
+	}
+}
+
+// A history encrypted with key k1 still replays after the keys were rotated to k2 (k1 kept
+// for decryption), and does not without k1.
+func TestReplayEncryptedHistoryAfterKeyRotation(t *testing.T) {
+	file := filepath.Join("testdata", "encrypted", "recovered_k1.json")
+	replay := func(keys string) error {
+		c, err := codec.ParseKeys(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: codec.DataConverter(c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
+		return r.ReplayWorkflowHistoryFromJSONFile(nil, file)
+	}
+	if err := replay(e2etest.TestKeysRotated); err != nil {
+		t.Fatalf("replay with rotated keys: %v", err)
+	}
+	k2only := strings.Split(e2etest.TestKeysRotated, ",")[0]
+	if err := replay(k2only); err == nil {
+		t.Fatal("replay without the key the history was written with succeeded")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/internal/sms"
@@ -54,6 +55,11 @@ type Config struct {
 	KafkaTopic    string   // KAFKA_TOPIC
 	KafkaGroup    string   // KAFKA_GROUP
 	RelayParallel int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
+
+	Codec        *codec.Codec // RECOUP_CODEC_KEYS: payload encryption, nil when unset
+	CodecAddr    string       // CODEC_ADDR, for `starter codec-server`
+	CodecToken   string       // CODEC_AUTH_TOKEN
+	CodecOrigins []string     // CODEC_CORS_ORIGINS: Web UI origins allowed to call the codec server
 }
 
 // LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
@@ -163,6 +169,19 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.RelayParallel = n
 	}
+	if v := get("RECOUP_CODEC_KEYS", ""); v != "" {
+		k, err := codec.ParseKeys(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Codec = k
+	}
+	c.CodecAddr = get("CODEC_ADDR", ":8081")
+	c.CodecToken = get("CODEC_AUTH_TOKEN", "")
+	c.CodecOrigins = list("CODEC_CORS_ORIGINS")
+	if len(c.CodecOrigins) == 0 {
+		c.CodecOrigins = []string{"http://localhost:8233"}
+	}
 	if v := get("RECOUP_SCHEDULE", ""); v != "" {
 		for i, part := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(part))
@@ -203,31 +222,43 @@ func (c Config) Logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
-// LazyTemporal returns a Temporal client that connects on first use, so that a process can
-// start (and accept events into the log) while Temporal is unreachable.
-func LazyTemporal(logger *slog.Logger) (client.Client, error) {
+// TemporalOptions are the client options: the SDK's standard environment configuration
+// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE,
+// TEMPORAL_CONFIG_FILE), logging through logger, and the payload codec when
+// RECOUP_CODEC_KEYS is set (every payload encrypted with AES-256-GCM).
+func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
-		return nil, fmt.Errorf("TEMPORAL_* configuration: %w", err)
+		return client.Options{}, fmt.Errorf("TEMPORAL_* configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
-	c, err := client.NewLazyClient(opts)
-	if err != nil {
-		return nil, fmt.Errorf("TEMPORAL_* configuration: %w", err)
+	if c.Codec != nil {
+		opts.DataConverter = codec.DataConverter(c.Codec)
 	}
-	return c, nil
+	return opts, nil
 }
 
-// DialTemporal connects to Temporal with the SDK's standard environment configuration
-// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE,
-// TEMPORAL_CONFIG_FILE), logging through logger.
-func DialTemporal(logger *slog.Logger) (client.Client, error) {
-	opts, err := envconfig.LoadDefaultClientOptions()
+// LazyTemporal returns a Temporal client that connects on first use, so that a process can
+// start (and accept events into the log) while Temporal is unreachable.
+func (c Config) LazyTemporal(logger *slog.Logger) (client.Client, error) {
+	opts, err := c.TemporalOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.NewLazyClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("TEMPORAL_* configuration: %w", err)
 	}
-	opts.Logger = tlog.NewStructuredLogger(logger)
-	c, err := client.Dial(opts)
+	return tc, nil
+}
+
+// DialTemporal connects to Temporal (see TemporalOptions).
+func (c Config) DialTemporal(logger *slog.Logger) (client.Client, error) {
+	opts, err := c.TemporalOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.Dial(opts)
 	if err != nil {
 		addr := opts.HostPort
 		if addr == "" {
@@ -235,5 +266,5 @@ func DialTemporal(logger *slog.Logger) (client.Client, error) {
 		}
 		return nil, fmt.Errorf("connect to Temporal at %s (TEMPORAL_ADDRESS): %w", addr, err)
 	}
-	return c, nil
+	return tc, nil
 }

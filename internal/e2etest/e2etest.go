@@ -18,6 +18,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
@@ -82,8 +83,17 @@ func (m *Mailbox) Total() int {
 	return n
 }
 
+// Test-only payload encryption keys (never used outside tests). TestKeysRotated is the
+// set after rotating to k2: it encrypts with k2 and still decrypts k1.
+const (
+	TestKeys        = "k1:8tXgTnqJDTkWgOEcgyNytokDmBuGFvCyC2aL1C9SW6A="
+	TestKeysRotated = "k2:8JqjxjGcl6t2SrzU267nMkRCBmcAFYNFDe5exoJ4Irg=,k1:8tXgTnqJDTkWgOEcgyNytokDmBuGFvCyC2aL1C9SW6A="
+)
+
 // Options shape a Harness.
 type Options struct {
+	// DataConverter, when set, is used by the worker and the clients (payload encryption).
+	DataConverter converter.DataConverter
 	Schedule  []time.Duration // default: 0 and 1h
 	FinalWait time.Duration   // default: 1h
 	Configure func(*activities.Activities)
@@ -137,7 +147,7 @@ func Start(t testing.TB, o Options) *Harness {
 	if o.Configure != nil {
 		o.Configure(h.Acts)
 	}
-	h.Client, err = client.NewLazyClient(client.Options{HostPort: h.hostPort, Logger: quietLogger{}})
+	h.Client, err = client.NewLazyClient(client.Options{HostPort: h.hostPort, Logger: quietLogger{}, DataConverter: o.DataConverter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +175,9 @@ func (h *Harness) StartTemporal() {
 	}
 	h.server, h.hostPort = srv, srv.FrontendHostPort()
 }
+
+// HostPort is the dev server's frontend address.
+func (h *Harness) HostPort() string { return h.hostPort }
 
 // StopTemporal stops the dev server.
 func (h *Harness) StopTemporal() {
