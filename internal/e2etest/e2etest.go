@@ -94,9 +94,9 @@ const (
 type Options struct {
 	// DataConverter, when set, is used by the worker and the clients (payload encryption).
 	DataConverter converter.DataConverter
-	Schedule  []time.Duration // default: 0 and 1h
-	FinalWait time.Duration   // default: 1h
-	Configure func(*activities.Activities)
+	Schedule      []time.Duration // default: 0 and 1h
+	FinalWait     time.Duration   // default: 1h
+	Configure     func(*activities.Activities)
 	// DBFile persists the dev server's state so that it can be restarted (RestartTemporal).
 	DBFile string
 	// NoWorker leaves the worker to the test (StartWorker).
