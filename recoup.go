@@ -17,6 +17,13 @@ import (
 // TaskQueue is the Temporal task queue the worker polls for dunning workflows and activities.
 const TaskQueue = "recoup-dunning"
 
+// Sends run on task queues of their own so that a provider's account rate limit holds across
+// every worker replica (the server enforces a task queue's activities-per-second limit).
+const (
+	EmailTaskQueue = "recoup-sends-email"
+	SMSTaskQueue   = "recoup-sends-sms"
+)
+
 // WorkflowType is the registered name of the dunning workflow.
 const WorkflowType = "DunningWorkflow"
 

@@ -71,14 +71,18 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 	defer c.Close()
-	w := workflows.NewWorker(c, acts)
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	workers := workflows.NewWorkers(c, acts, workflows.Tuning(cfg.Tuning))
+	for _, w := range workers {
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
 	}
-	logger.Info("worker polling", "task_queue", recoup.TaskQueue, "version", version)
+	logger.Info("worker polling", "task_queues", []string{recoup.TaskQueue, recoup.EmailTaskQueue, recoup.SMSTaskQueue}, "version", version)
 	<-ctx.Done()
 	logger.Info("shutting down: finishing in-flight tasks")
-	w.Stop()
+	for _, w := range workers {
+		w.Stop()
+	}
 	return nil
 }
 

@@ -298,12 +298,16 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 			d.state.Offers = append(d.state.Offers, dec.Incentive)
 		}
 	}
-	send := a.SendEmail
+	send, queue := a.SendEmail, recoup.EmailTaskQueue
 	if dec.Channel == recoup.ChannelSMS {
-		send = a.SendSMS
+		send, queue = a.SendSMS, recoup.SMSTaskQueue
+	}
+	opts := sendActivity
+	if workflow.GetVersion(ctx, "sends-task-queue", workflow.DefaultVersion, 1) >= 1 {
+		opts.TaskQueue = queue // rate-limited per provider across all workers
 	}
 	var res activities.SendResult
-	err = workflow.ExecuteActivity(withSummary(ctx, sendActivity, decisionLine(in.Decision)), send, in).Get(ctx, &res)
+	err = workflow.ExecuteActivity(withSummary(ctx, opts, decisionLine(in.Decision)), send, in).Get(ctx, &res)
 	rec := recoup.MessageRecord{Step: step, Channel: dec.Channel, IdempotencyKey: in.IdempotencyKey,
 		ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
 	if err != nil {

@@ -11,14 +11,42 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 )
 
-// NewWorker creates a worker on the dunning task queue with DunningWorkflow and every
-// activity of acts registered.
-func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
-	w := worker.New(c, recoup.TaskQueue, worker.Options{
+// Tuning is the worker's capacity configuration. Zero values keep the SDK's defaults.
+type Tuning struct {
+	MaxConcurrentActivities    int     // WORKER_MAX_CONCURRENT_ACTIVITIES
+	MaxConcurrentWorkflowTasks int     // WORKER_MAX_CONCURRENT_WORKFLOW_TASKS
+	ActivityPollers            int     // WORKER_ACTIVITY_POLLERS
+	WorkflowPollers            int     // WORKER_WORKFLOW_POLLERS
+	EmailsPerSecond            float64 // EMAIL_SENDS_PER_SECOND: across all workers (0: unlimited)
+	SMSPerSecond               float64 // SMS_SENDS_PER_SECOND: across all workers (0: unlimited)
+}
+
+// NewWorkers creates the workers of one process: the dunning task queue with
+// DunningWorkflow and every activity, and one worker per send queue whose
+// activities-per-second limit the server enforces across all replicas.
+func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker.Worker {
+	base := worker.Options{
+		MaxConcurrentActivityExecutionSize:     t.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: t.MaxConcurrentWorkflowTasks,
+		MaxConcurrentActivityTaskPollers:       t.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:       t.WorkflowPollers,
 		// On SIGTERM, running activities get this long to finish (a send records its outcome).
 		WorkerStopTimeout: 30 * time.Second,
-	})
-	w.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
-	w.RegisterActivity(acts)
-	return w
+	}
+	main := worker.New(c, recoup.TaskQueue, base)
+	main.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
+	main.RegisterActivity(acts)
+	workers := []worker.Worker{main}
+	for _, q := range []struct {
+		name string
+		rate float64
+	}{{recoup.EmailTaskQueue, t.EmailsPerSecond}, {recoup.SMSTaskQueue, t.SMSPerSecond}} {
+		opts := base
+		opts.TaskQueueActivitiesPerSecond = q.rate
+		opts.DisableWorkflowWorker = true
+		w := worker.New(c, q.name, opts)
+		w.RegisterActivity(acts)
+		workers = append(workers, w)
+	}
+	return workers
 }

@@ -56,10 +56,23 @@ type Config struct {
 	KafkaGroup    string   // KAFKA_GROUP
 	RelayParallel int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
 
+	Tuning Tuning // WORKER_* and *_SENDS_PER_SECOND
+
 	Codec        *codec.Codec // RECOUP_CODEC_KEYS: payload encryption, nil when unset
 	CodecAddr    string       // CODEC_ADDR, for `starter codec-server`
 	CodecToken   string       // CODEC_AUTH_TOKEN
 	CodecOrigins []string     // CODEC_CORS_ORIGINS: Web UI origins allowed to call the codec server
+}
+
+// Tuning is the worker's capacity configuration (converted to workflows.Tuning, which has
+// the same fields). Zero values keep the SDK's defaults.
+type Tuning struct {
+	MaxConcurrentActivities    int     // WORKER_MAX_CONCURRENT_ACTIVITIES
+	MaxConcurrentWorkflowTasks int     // WORKER_MAX_CONCURRENT_WORKFLOW_TASKS
+	ActivityPollers            int     // WORKER_ACTIVITY_POLLERS
+	WorkflowPollers            int     // WORKER_WORKFLOW_POLLERS
+	EmailsPerSecond            float64 // EMAIL_SENDS_PER_SECOND: across all workers (0: unlimited)
+	SMSPerSecond               float64 // SMS_SENDS_PER_SECOND: across all workers (0: unlimited)
 }
 
 // LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
@@ -168,6 +181,36 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("RELAY_PARALLEL: %q is not a number from 1 to 256", v))
 		}
 		c.RelayParallel = n
+	}
+	intVar := func(name string) int {
+		v := get(name, "")
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive number", name, v))
+		}
+		return n
+	}
+	rateVar := func(name string) float64 {
+		v := get(name, "")
+		if v == "" {
+			return 0
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive rate (messages per second)", name, v))
+		}
+		return f
+	}
+	c.Tuning = Tuning{
+		MaxConcurrentActivities:    intVar("WORKER_MAX_CONCURRENT_ACTIVITIES"),
+		MaxConcurrentWorkflowTasks: intVar("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"),
+		ActivityPollers:            intVar("WORKER_ACTIVITY_POLLERS"),
+		WorkflowPollers:            intVar("WORKER_WORKFLOW_POLLERS"),
+		EmailsPerSecond:            rateVar("EMAIL_SENDS_PER_SECOND"),
+		SMSPerSecond:               rateVar("SMS_SENDS_PER_SECOND"),
 	}
 	if v := get("RECOUP_CODEC_KEYS", ""); v != "" {
 		k, err := codec.ParseKeys(v)

@@ -203,3 +203,38 @@ func TestFromEnvTrimsValues(t *testing.T) {
 		t.Errorf("LogFormat, Model, FromEmail = %q, %q, %q", c.LogFormat, c.LLM.Model, c.SendGrid.FromEmail)
 	}
 }
+
+// Temporal Cloud (or any cluster): the SDK's standard variables give address, namespace,
+// API key and TLS; worker tuning and per-provider send rates are read and checked.
+func TestTemporalCloudAndTuning(t *testing.T) {
+	for k, v := range map[string]string{
+		"TEMPORAL_ADDRESS":   "recoup.a1b2c.tmprl.cloud:7233",
+		"TEMPORAL_NAMESPACE": "recoup.a1b2c",
+		"TEMPORAL_API_KEY":   "test-api-key",
+	} {
+		t.Setenv(k, v)
+	}
+	env := map[string]string{"WORKER_MAX_CONCURRENT_ACTIVITIES": "50", "EMAIL_SENDS_PER_SECOND": "10", "SMS_SENDS_PER_SECOND": "0.5"}
+	cfg, err := config.FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cfg.TemporalOptions(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.HostPort != "recoup.a1b2c.tmprl.cloud:7233" || opts.Namespace != "recoup.a1b2c" || opts.Credentials == nil {
+		t.Fatalf("options = %+v", opts)
+	}
+	if opts.ConnectionOptions.TLS == nil {
+		t.Fatal("an API key must turn TLS on")
+	}
+	if cfg.Tuning.MaxConcurrentActivities != 50 || cfg.Tuning.EmailsPerSecond != 10 || cfg.Tuning.SMSPerSecond != 0.5 {
+		t.Fatalf("tuning = %+v", cfg.Tuning)
+	}
+	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2"}
+	_, err = config.FromEnv(func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "SMS_SENDS_PER_SECOND") || !strings.Contains(err.Error(), "WORKER_ACTIVITY_POLLERS") {
+		t.Fatalf("error = %v, want both variables named", err)
+	}
+}

@@ -115,7 +115,7 @@ type Harness struct {
 	opts     Options
 	hostPort string
 	server   *testsuite.DevServer
-	worker   worker.Worker
+	workers  []worker.Worker
 }
 
 // Start starts the dev server, a store on a fresh schema, the SendGrid fake and the worker.
@@ -190,11 +190,13 @@ func (h *Harness) StopTemporal() {
 // StartWorker starts the worker on the harness's client.
 func (h *Harness) StartWorker() {
 	h.T.Helper()
-	h.worker = workflows.NewWorker(h.Client, h.Acts)
-	if err := h.worker.Start(); err != nil {
-		h.T.Fatal(err)
+	h.workers = workflows.NewWorkers(h.Client, h.Acts, workflows.Tuning{})
+	for _, w := range h.workers {
+		if err := w.Start(); err != nil {
+			h.T.Fatal(err)
+		}
+		h.T.Cleanup(w.Stop)
 	}
-	h.T.Cleanup(h.worker.Stop)
 }
 
 // Event accepts one event through the ingest path (record, then deliver).
