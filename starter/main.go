@@ -56,7 +56,9 @@ const usage = `usage:
   starter pause|resume|cancel|act-now INVOICE_ID [--by NAME] [--reason TEXT]
   starter set-channel INVOICE_ID email|sms [--by NAME] [--reason TEXT]
   starter search-attributes           the search attributes to register (Name=Type)
-  starter codec-server                payload codec server for the Web UI (RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN)`
+  starter codec-server                payload codec server for the Web UI (RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN)
+  starter setup                       apply migrations and register the search attributes
+  starter probe URL                   health check: exit 0 when URL answers 2xx`
 
 // usageError is bad input: exit status 2.
 type usageError struct{ msg string }
@@ -181,6 +183,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		fmt.Fprintf(stdout, "migrations applied: %d new %v\n", len(applied), applied)
 		return nil
+	case "setup":
+		return cmdSetup(ctx, d, rest, stdout)
+	case "probe":
+		return cmdProbe(ctx, rest)
 	case "codec-server":
 		return cmdCodecServer(ctx, d, rest, stdout)
 	case "pause", "resume", "cancel", "act-now", "set-channel":

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+
+	"github.com/recoup-dunning/recoup"
+)
+
+// cmdSetup prepares a deployment: applies the database migrations and registers Recoup's
+// search attributes on the Temporal namespace (those already there are left alone).
+func cmdSetup(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageError{"setup takes no arguments"}
+	}
+	if _, err := d.store(ctx); err != nil { // opening the store applies the migrations
+		return err
+	}
+	fmt.Fprintln(stdout, "database migrations applied")
+	tc, err := d.temporal()
+	if err != nil {
+		return err
+	}
+	opts, err := d.cfg.TemporalOptions(d.cfg.Logger())
+	if err != nil {
+		return err
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	have, err := tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", ns, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, sa := range recoup.SearchAttributes {
+		if _, ok := have.CustomAttributes[sa.Name]; ok {
+			continue
+		}
+		t := enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		if sa.Type == "Int" {
+			t = enumspb.INDEXED_VALUE_TYPE_INT
+		}
+		missing[sa.Name] = t
+	}
+	if len(missing) > 0 {
+		if _, err := tc.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+			Namespace: ns, SearchAttributes: missing,
+		}); err != nil {
+			return fmt.Errorf("register search attributes on namespace %s (on Temporal Cloud, add them with tcld or the Cloud UI: `starter search-attributes` lists them): %w", ns, err)
+		}
+	}
+	fmt.Fprintf(stdout, "search attributes on namespace %s: %d registered, %d already there\n", ns, len(missing), len(recoup.SearchAttributes)-len(missing))
+	return nil
+}
+
+// cmdProbe is the containers' health check (the images have no shell or curl): GET URL and
+// exit 0 on a 2xx answer.
+func cmdProbe(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return usageError{"usage: starter probe URL"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", args[0], resp.Status)
+	}
+	return nil
+}
