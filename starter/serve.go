@@ -20,6 +20,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/metrics"
+	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/store"
 )
 
@@ -32,14 +33,14 @@ type ingressDeps struct {
 	in     *ingest.Ingestor
 }
 
-func newIngressDeps(ctx context.Context, d *deps) (*ingressDeps, error) {
+func newIngressDeps(ctx context.Context, d *deps, adjust ...func(*client.Options)) (*ingressDeps, error) {
 	st, err := d.store(ctx)
 	if err != nil {
 		return nil, err
 	}
 	logger := d.cfg.Logger()
 	if d.tc == nil {
-		if d.tc, err = d.cfg.LazyTemporal(logger); err != nil {
+		if d.tc, err = d.cfg.LazyTemporal(logger, adjust...); err != nil {
 			return nil, err
 		}
 	}
@@ -49,11 +50,26 @@ func newIngressDeps(ctx context.Context, d *deps) (*ingressDeps, error) {
 
 // serve runs the HTTP ingress on ln until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) error {
-	x, err := newIngressDeps(ctx, d)
+	reg := metrics.NewRegistry()
+	sdkMetrics, err := observability.SDKMetricsHandler(reg)
 	if err != nil {
 		return err
 	}
-	reg := metrics.NewRegistry()
+	tracing, shutdownTracing, err := observability.SetupTracing(ctx, "recoup-ingress")
+	if err != nil {
+		return fmt.Errorf("OTEL_* configuration: %w", err)
+	}
+	defer func() { _ = shutdownTracing(context.Background()) }()
+	// Traces run from the HTTP request through the workflow start or signal to the activities.
+	x, err := newIngressDeps(ctx, d, func(o *client.Options) {
+		o.MetricsHandler = sdkMetrics
+		if tracing != nil {
+			o.Interceptors = append(o.Interceptors, tracing)
+		}
+	})
+	if err != nil {
+		return err
+	}
 	m := metrics.NewIngress(reg)
 	relay := ingress.NewRelay(x.in, m, x.logger)
 	srv, err := ingress.New(ingress.Options{
@@ -74,7 +90,7 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: observability.HTTPMiddleware(srv.Handler(), "ingress"), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(1)

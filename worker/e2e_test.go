@@ -10,6 +10,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +29,8 @@ import (
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/metrics"
+	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/testutil"
@@ -284,4 +289,32 @@ func TestHistoryIsEncrypted(t *testing.T) {
 		t.Fatal("no encrypted payload in the history")
 	}
 	e.Record("inv_enc", filepath.Join("encrypted", "recovered_k1"))
+}
+
+// After a run, the worker's /metrics shows the business metrics.
+func TestMetricsEndpointAfterARun(t *testing.T) {
+	reg := metrics.NewRegistry()
+	e := e2etest.Start(t, e2etest.Options{Configure: func(a *activities.Activities) { a.Metrics = observability.NewBusiness(reg) }})
+	e.Event(e2etest.Failed("evt_met_1", "inv_met", "cus_met", time.Now().UTC()))
+	e.Eventually("the first message", func() bool { return e.Messages("inv_met") == 1 })
+	e.Event(map[string]any{"type": "dunning.cancel", "event_id": "evt_met_2", "invoice_id": "inv_met", "reason": "test",
+		"occurred_at": time.Now().UTC().Format(time.RFC3339Nano)})
+	e.Result("inv_met")
+	srv := httptest.NewServer(MetricsHandler(reg))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"recoup_runs_started_total 1",
+		`recoup_runs_ended_total{outcome="canceled"} 1`,
+		`recoup_messages_total{channel="email",decided_by="rules",delivery="sent",tone="friendly"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

@@ -11,9 +11,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/recoup-dunning/recoup/internal/metrics"
+	"github.com/recoup-dunning/recoup/internal/observability"
+	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
@@ -66,11 +75,34 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	c, err := cfg.DialTemporal(logger)
+	reg := metrics.NewRegistry()
+	acts.Metrics = observability.NewBusiness(reg)
+	sdkMetrics, err := observability.SDKMetricsHandler(reg)
+	if err != nil {
+		return err
+	}
+	tracing, shutdownTracing, err := observability.SetupTracing(ctx, "recoup-worker")
+	if err != nil {
+		return fmt.Errorf("OTEL_* configuration: %w", err)
+	}
+	defer func() { _ = shutdownTracing(context.Background()) }()
+	c, err := cfg.DialTemporal(logger, func(o *client.Options) {
+		o.MetricsHandler = sdkMetrics
+		if tracing != nil {
+			o.Interceptors = append(o.Interceptors, tracing)
+		}
+	})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR %q: %w", cfg.MetricsAddr, err)
+	}
+	hs := &http.Server{Handler: MetricsHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
 	workers := workflows.NewWorkers(c, acts, workflows.Tuning(cfg.Tuning))
 	for _, w := range workers {
 		if err := w.Start(); err != nil {
@@ -84,6 +116,14 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		w.Stop()
 	}
 	return nil
+}
+
+// MetricsHandler serves /metrics (Recoup's business metrics and the SDK's) and /healthz.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return mux
 }
 
 // NewActivities builds the activities' dependencies from the configuration, saying once in

@@ -21,6 +21,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
@@ -55,6 +56,7 @@ type Config struct {
 	KafkaTopic    string   // KAFKA_TOPIC
 	KafkaGroup    string   // KAFKA_GROUP
 	RelayParallel int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
+	MetricsAddr   string   // METRICS_ADDR: the worker's /metrics and /healthz
 
 	Tuning Tuning // WORKER_* and *_SENDS_PER_SECOND
 
@@ -170,6 +172,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return out
 	}
 	c.IngressAddr = get("INGRESS_ADDR", ":8080")
+	c.MetricsAddr = get("METRICS_ADDR", ":9090")
 	c.WebhookSecret = list("WEBHOOK_SECRETS")
 	c.StripeSecrets = list("STRIPE_WEBHOOK_SECRETS")
 	c.KafkaBrokers = list("KAFKA_BROKERS")
@@ -257,12 +260,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 }
 
 // Logger builds the process logger.
+// Emails and phone numbers are masked in every line.
 func (c Config) Logger() *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
-	if c.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return observability.NewLogger(c.LogFormat, c.LogLevel, os.Stderr)
 }
 
 // TemporalOptions are the client options: the SDK's standard environment configuration
@@ -283,10 +283,13 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 
 // LazyTemporal returns a Temporal client that connects on first use, so that a process can
 // start (and accept events into the log) while Temporal is unreachable.
-func (c Config) LazyTemporal(logger *slog.Logger) (client.Client, error) {
+func (c Config) LazyTemporal(logger *slog.Logger, adjust ...func(*client.Options)) (client.Client, error) {
 	opts, err := c.TemporalOptions(logger)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range adjust {
+		f(&opts)
 	}
 	tc, err := client.NewLazyClient(opts)
 	if err != nil {
@@ -295,11 +298,15 @@ func (c Config) LazyTemporal(logger *slog.Logger) (client.Client, error) {
 	return tc, nil
 }
 
-// DialTemporal connects to Temporal (see TemporalOptions).
-func (c Config) DialTemporal(logger *slog.Logger) (client.Client, error) {
+// DialTemporal connects to Temporal (see TemporalOptions); adjust, when given, changes the
+// options first (metrics handler, interceptors).
+func (c Config) DialTemporal(logger *slog.Logger, adjust ...func(*client.Options)) (client.Client, error) {
 	opts, err := c.TemporalOptions(logger)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range adjust {
+		f(&opts)
 	}
 	tc, err := client.Dial(opts)
 	if err != nil {
