@@ -46,6 +46,18 @@ fi
 "$bin/starter" migrate || die "cannot use DATABASE_URL; see the message above."
 "$bin/starter" seed
 
+codec_args=()
+if [[ -n ${RECOUP_CODEC_KEYS:-} ]]; then
+  # Encryption on: every payload Temporal stores is encrypted; the UI decodes through the
+  # codec server (on localhost, for the operator running the demo).
+  export CODEC_AUTH_TOKEN=${CODEC_AUTH_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+  export CODEC_ADDR=${CODEC_ADDR:-127.0.0.1:8081}
+  "$bin/starter" codec-server >"$state/codec.log" 2>&1 &
+  pids+=($!)
+  codec_args=(--ui-codec-endpoint "http://${CODEC_ADDR}")
+  echo "payload encryption on (keys ${RECOUP_CODEC_KEYS%%:*}…); codec server on $CODEC_ADDR"
+fi
+
 say "Temporal dev server"
 if "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then
   echo "a Temporal server already answers on $TEMPORAL_ADDRESS; using it"
@@ -54,7 +66,7 @@ if "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/n
   done
 else
   "$bin/temporal" server start-dev --ip 127.0.0.1 --port "${TEMPORAL_ADDRESS##*:}" --ui-port "$ui_port" \
-    --log-level error \
+    --log-level error "${codec_args[@]}" \
     $("$bin/starter" search-attributes | sed 's/^/--search-attribute /') >"$state/temporal.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 60); do
