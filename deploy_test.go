@@ -79,6 +79,14 @@ func TestComposeServices(t *testing.T) {
 	if !slices.Contains(c.Services["worker-sandbox"].Profiles, "sandbox") || !slices.Contains(c.Services["worker"].Profiles, "live") {
 		t.Error("the sandbox and live profiles are not set on the workers")
 	}
+	if c.Services["codec-server"].Profiles != nil {
+		t.Error("payload encryption must be on by default: the codec server runs in every profile")
+	}
+	for _, w := range []string{"worker", "worker-sandbox", "ingress", "setup"} {
+		if v, _ := c.Services[w].Environment["RECOUP_CODEC_KEYS"].(string); !strings.Contains(v, ":?") {
+			t.Errorf("%s: RECOUP_CODEC_KEYS = %q, want it required", w, v)
+		}
+	}
 	for _, key := range []string{"SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "OPENAI_API_KEY"} {
 		if _, ok := c.Services["worker-sandbox"].Environment[key]; ok {
 			t.Errorf("the sandbox worker gets %s: it must run in log delivery mode", key)
