@@ -130,6 +130,7 @@ type DecisionRow struct {
 	IncentiveValue                    int
 	Subject, Message, Rationale       string
 	DecidedBy, Model, PromptVersion   string
+	Variant, PolicyVersion            string
 	Violations                        []string
 }
 
@@ -140,15 +141,18 @@ func (s *Store) SaveDecision(ctx context.Context, d DecisionRow) error {
 	}
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO decisions (workflow_id, step, customer_id, invoice_id, channel, tone, incentive_kind,
-			incentive_value, subject, message, rationale, decided_by, model, prompt_version, violations)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			incentive_value, subject, message, rationale, decided_by, model, prompt_version, violations,
+			variant, policy_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		ON CONFLICT (workflow_id, step) DO UPDATE SET channel = EXCLUDED.channel, tone = EXCLUDED.tone,
 			incentive_kind = EXCLUDED.incentive_kind, incentive_value = EXCLUDED.incentive_value,
 			subject = EXCLUDED.subject, message = EXCLUDED.message, rationale = EXCLUDED.rationale,
 			decided_by = EXCLUDED.decided_by, model = EXCLUDED.model,
-			prompt_version = EXCLUDED.prompt_version, violations = EXCLUDED.violations, created_at = now()`,
+			prompt_version = EXCLUDED.prompt_version, violations = EXCLUDED.violations,
+			variant = EXCLUDED.variant, policy_version = EXCLUDED.policy_version, created_at = now()`,
 		d.WorkflowID, d.Step, d.CustomerID, d.InvoiceID, d.Channel, d.Tone, d.IncentiveKind,
-		d.IncentiveValue, d.Subject, d.Message, d.Rationale, d.DecidedBy, d.Model, d.PromptVersion, d.Violations)
+		d.IncentiveValue, d.Subject, d.Message, d.Rationale, d.DecidedBy, d.Model, d.PromptVersion, d.Violations,
+		d.Variant, d.PolicyVersion)
 	if err != nil {
 		return fmt.Errorf("save decision: %w", err)
 	}
