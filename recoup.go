@@ -271,6 +271,8 @@ type Decision struct {
 	DecidedBy     string    `json:"decided_by"` // DecidedByLLM or DecidedByRules
 	Model         string    `json:"model,omitempty"`
 	PromptVersion string    `json:"prompt_version"`
+	PolicyVersion string    `json:"policy_version,omitempty"`
+	Variant       string    `json:"variant,omitempty"`    // prompt A/B variant
 	Violations    []string  `json:"violations,omitempty"` // why the model's answer was not used, if it was not
 	SendAt        time.Time `json:"send_at"`              // earliest allowed send time (quiet hours)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
@@ -11,6 +12,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/money"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/policy"
+	"github.com/recoup-dunning/recoup/internal/segments"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
 )
@@ -42,18 +44,34 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 	facts := policy.Facts{
 		Step:            in.Step,
 		Plan:            h.Plan,
-		AllowedChannels: allowedChannels(h, in.Excluded, in.Channel),
+		AllowedChannels: allowedChannels(h, in.Excluded, in.Channel, pol.Channels),
 		AmountDue:       money.Format(in.AmountMinor, in.Currency, h.Locale),
 	}
+	variant := pol.VariantFor(h.CustomerID)
 	var (
 		d          recoup.Decision
 		violations []string
 		model      string
 		fallback   string // why the rules decided although a model is configured
 	)
+	// Contact cap across all of the customer's runs: over it, this step sends nothing.
+	since := in.Now.AddDate(0, 0, -pol.ContactCap.Days)
+	recent, err := a.Store.CountSends(ctx, h.CustomerID, since)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	capped := recent >= pol.ContactCap.Messages
+	if capped {
+		facts.AllowedChannels = nil
+	}
 	if a.LLM != nil && len(facts.AllowedChannels) > 0 {
 		model = a.LLM.Model()
-		d, violations, fallback = a.askModel(ctx, set, in, facts)
+		d, violations, fallback = a.askModel(ctx, set, variant, in, facts)
+		if d.DecidedBy == recoup.DecidedByLLM {
+			if v := a.smsTooLong(set, d, h); v != "" {
+				d, violations, fallback = recoup.Decision{}, []string{v}, observability.FallbackViolation
+			}
+		}
 	} else if a.LLM != nil {
 		fallback = observability.FallbackNoChannel
 	}
@@ -61,7 +79,6 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		a.Metrics.LLMFallback(fallback)
 	}
 	if d.DecidedBy != recoup.DecidedByLLM {
-		var err error
 		if d, err = pol.RulesDecision(facts); err != nil {
 			return recoup.Decision{}, err
 		}
@@ -69,9 +86,32 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 			a.logger(ctx).Warn("model answer not used; rules policy decided", "step", in.Step, "violations", violations)
 		}
 	}
+	if capped {
+		d.Rationale = fmt.Sprintf("contact cap: %d messages to this customer in the last %d days (at most %d); nothing sent at this step",
+			recent, pol.ContactCap.Days, pol.ContactCap.Messages)
+	}
+	// The yearly incentive budget of the customer's plan, across all runs.
+	if d.Incentive.Kind != recoup.IncentiveNone {
+		offered, err := a.Store.OfferedSince(ctx, h.CustomerID, d.Incentive.Kind, in.Now.AddDate(-1, 0, 0))
+		if err != nil {
+			return recoup.Decision{}, err
+		}
+		caps := pol.CapsFor(h.Plan)
+		budget := caps.DiscountBudgetPerYear
+		if d.Incentive.Kind == recoup.IncentiveExtensionDays {
+			budget = caps.ExtensionBudgetPerYear
+		}
+		if offered+d.Incentive.Value > budget {
+			violations = append(violations, fmt.Sprintf("yearly %s budget of plan %q: %d already offered, %d more would exceed %d; no incentive",
+				d.Incentive.Kind, h.Plan, offered, d.Incentive.Value, budget))
+			d.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+		}
+	}
 	d.Model = model
 	d.Violations = violations
 	d.PromptVersion = set.Version
+	d.PolicyVersion = set.PolicyVersion
+	d.Variant = variant
 	d.SendAt = in.Now
 	if !a.IgnoreQuietHours {
 		loc, err := time.LoadLocation(h.TimeZone)
@@ -80,11 +120,12 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		}
 		d.SendAt = pol.QuietHours.NextAllowed(in.Now, loc)
 	}
-	err := a.Store.SaveDecision(ctx, store.DecisionRow{
+	err = a.Store.SaveDecision(ctx, store.DecisionRow{
 		WorkflowID: in.WorkflowID, CustomerID: h.CustomerID, InvoiceID: in.InvoiceID, Step: in.Step,
 		Channel: string(d.Channel), Tone: d.Tone, IncentiveKind: d.Incentive.Kind, IncentiveValue: d.Incentive.Value,
 		Subject: d.Subject, Message: d.Message, Rationale: d.Rationale, DecidedBy: d.DecidedBy,
 		Model: d.Model, PromptVersion: d.PromptVersion, Violations: d.Violations,
+		Variant: d.Variant, PolicyVersion: d.PolicyVersion,
 	})
 	if err != nil {
 		return recoup.Decision{}, err
@@ -92,9 +133,27 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 	return d, nil
 }
 
+// smsTooLong renders an SMS decision the way it would go out and says why it is refused when
+// it takes more than templates.MaxSMSSegments segments (e.g. non-GSM characters).
+func (a *Activities) smsTooLong(set *templates.Set, d recoup.Decision, h CustomerHistory) string {
+	if d.Channel != recoup.ChannelSMS {
+		return ""
+	}
+	sms, err := set.SMS(templates.MessageData{Message: d.Message, Tone: d.Tone, Language: h.Locale,
+		Incentive:  templates.Incentive{Kind: d.Incentive.Kind, Value: d.Incentive.Value, Expires: templates.FormatDate(time.Now(), h.Locale)},
+		PaymentURL: a.link(a.PaymentURL, "inv_0000000000", h.CustomerID)})
+	if err != nil {
+		return "SMS template: " + err.Error()
+	}
+	if c := segments.Of(sms); c.Segments > templates.MaxSMSSegments {
+		return fmt.Sprintf("the SMS would take %d %s segments, more than %d", c.Segments, c.Encoding, templates.MaxSMSSegments)
+	}
+	return ""
+}
+
 // askModel returns an LLM decision, or violations explaining why there is none and the
 // fallback reason (an observability.Fallback* constant).
-func (a *Activities) askModel(ctx context.Context, set *templates.Set, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
+func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
 	pol := set.Policy
 	caps := pol.CapsFor(f.Plan)
 	allowed := make([]string, len(f.AllowedChannels))
@@ -102,12 +161,12 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, in Decide
 		allowed[i] = string(c)
 	}
 	h := in.History
-	system, user, err := set.Prompt(templates.PromptData{
-		Step: in.Step, TotalSteps: in.TotalSteps, Plan: policy.Sanitize(h.Plan), TenureDays: h.TenureDays,
+	system, user, err := set.Prompt(variant, templates.PromptData{
+		Step: in.Step, TotalSteps: in.TotalSteps, Plan: customerText(h.Plan), TenureDays: h.TenureDays,
 		LifetimeValue: money.Format(h.LifetimeValueMinor, in.Currency, h.Locale), AmountDue: f.AmountDue,
-		FailureCode: policy.Sanitize(in.FailureCode), PaymentsSucceeded: h.PaymentsSucceeded, PaymentsFailed: h.PaymentsFailed,
+		FailureCode: customerText(in.FailureCode), PaymentsSucceeded: h.PaymentsSucceeded, PaymentsFailed: h.PaymentsFailed,
 		EarlierRuns: h.EarlierRuns, EarlierRunsRecovered: h.EarlierRunsRecovered, MessagesThisRun: h.MessagesThisRun,
-		AllowedChannels: allowed, Language: policy.Sanitize(h.Locale), Tones: pol.Tones,
+		AllowedChannels: allowed, Language: customerText(h.Locale), Tones: pol.Tones,
 		MaxDiscountPercent: caps.MaxDiscountPercent, MaxExtensionDays: caps.MaxExtensionDays,
 		SMSMaxChars: pol.SMSMaxChars, EmailMaxChars: pol.EmailMaxChars, SubjectMaxChars: pol.SubjectMaxChars,
 	})
@@ -137,9 +196,18 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, in Decide
 	return d, nil, ""
 }
 
-func allowedChannels(h CustomerHistory, excluded []recoup.Channel, only recoup.Channel) []recoup.Channel {
+// customerText is data that came from outside (billing, the customer): control characters
+// stripped, one line, at most 64 characters. It goes to the model only inside the delimited
+// <customer_data> block, never as instructions.
+func customerText(s string) string {
+	s = strings.Join(strings.Fields(policy.Sanitize(s)), " ")
+	return truncate(s, 64)
+}
+
+func allowedChannels(h CustomerHistory, excluded []recoup.Channel, only recoup.Channel, enabled []recoup.Channel) []recoup.Channel {
 	var out []recoup.Channel
 	defer func() {
+		out = slices.DeleteFunc(out, func(c recoup.Channel) bool { return !slices.Contains(enabled, c) })
 		if only != "" && slices.Contains(out, only) {
 			out = []recoup.Channel{only}
 		}
@@ -159,15 +227,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
-}
-
-// incentiveText is the sentence the templates add for an offer.
-func incentiveText(inc recoup.Incentive, expires time.Time) string {
-	switch inc.Kind {
-	case recoup.IncentiveDiscountPercent:
-		return fmt.Sprintf("Update your payment details by %s and we'll take %d%% off this invoice.", expires.Format("January 2"), inc.Value)
-	case recoup.IncentiveExtensionDays:
-		return fmt.Sprintf("We've extended your grace period by %d days.", inc.Value)
-	}
-	return ""
 }

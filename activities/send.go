@@ -200,7 +200,8 @@ func (a *Activities) render(ch recoup.Channel, c store.Customer, in SendInput) (
 		FirstName:      firstName(c.Name),
 		Subject:        in.Decision.Subject,
 		Message:        in.Decision.Message,
-		Incentive:      incentiveText(in.Decision.Incentive, in.OfferExpiresAt),
+		Tone:           in.Decision.Tone,
+		Incentive:      messageIncentive(in.Decision.Incentive, in.OfferExpiresAt, c.Locale),
 		AmountDue:      money.Format(in.AmountMinor, in.Currency, c.Locale),
 		PaymentURL:     a.link(a.PaymentURL, in.InvoiceID, in.CustomerID),
 		UnsubscribeURL: a.link(a.UnsubscribeURL, in.InvoiceID, in.CustomerID),
@@ -277,4 +278,12 @@ func webhookError(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRejected, err)
 	}
 	return err
+}
+
+// messageIncentive is what the templates need of an offer, its date in the customer's locale.
+func messageIncentive(inc recoup.Incentive, expires time.Time, locale string) templates.Incentive {
+	if inc.Kind == recoup.IncentiveNone || inc.Kind == "" {
+		return templates.Incentive{}
+	}
+	return templates.Incentive{Kind: inc.Kind, Value: inc.Value, Expires: templates.FormatDate(expires, locale)}
 }

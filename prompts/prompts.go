@@ -8,5 +8,5 @@ import "embed"
 
 // Default is the embedded, shipped prompt set.
 //
-//go:embed *.tmpl policy.yaml
+//go:embed *.tmpl policy.yaml messages variants
 var Default embed.FS

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"text/template"
@@ -20,16 +21,20 @@ import (
 
 // Policy is the parsed, validated policy file.
 type Policy struct {
-	ScheduleDays    []int           `yaml:"schedule_days"`
-	FinalWaitDays   int             `yaml:"final_wait_days"`
-	QuietHours      QuietHours      `yaml:"quiet_hours"`
-	Tones           []string        `yaml:"tones"`
-	SMSMaxChars     int             `yaml:"sms_max_chars"`
-	EmailMaxChars   int             `yaml:"email_max_chars"`
-	SubjectMaxChars int             `yaml:"subject_max_chars"`
-	OfferValidDays  int             `yaml:"offer_valid_days"`
-	Plans           map[string]Caps `yaml:"plans"`
-	Rules           []Rule          `yaml:"rules"`
+	ScheduleDays    []int            `yaml:"schedule_days"`
+	FinalWaitDays   int              `yaml:"final_wait_days"`
+	QuietHours      QuietHours       `yaml:"quiet_hours"`
+	Tones           []string         `yaml:"tones"`
+	Channels        []recoup.Channel `yaml:"channels"`
+	ContactCap      ContactCap       `yaml:"contact_cap"`
+	TokenBudget     int              `yaml:"prompt_token_budget"`
+	Experiment      Experiment       `yaml:"experiment"`
+	SMSMaxChars     int              `yaml:"sms_max_chars"`
+	EmailMaxChars   int              `yaml:"email_max_chars"`
+	SubjectMaxChars int              `yaml:"subject_max_chars"`
+	OfferValidDays  int              `yaml:"offer_valid_days"`
+	Plans           map[string]Caps  `yaml:"plans"`
+	Rules           []Rule           `yaml:"rules"`
 
 	ruleTemplates []*template.Template
 }
@@ -44,8 +49,50 @@ type QuietHours struct {
 
 // Caps are the incentive limits of a plan.
 type Caps struct {
-	MaxDiscountPercent int `yaml:"max_discount_percent"`
-	MaxExtensionDays   int `yaml:"max_extension_days"`
+	MaxDiscountPercent     int `yaml:"max_discount_percent"`
+	MaxExtensionDays       int `yaml:"max_extension_days"`
+	DiscountBudgetPerYear  int `yaml:"discount_budget_percent_per_year"` // summed percent offered over 365 days
+	ExtensionBudgetPerYear int `yaml:"extension_budget_days_per_year"`   // summed days offered over 365 days
+}
+
+// ContactCap bounds the messages one customer gets across all runs.
+type ContactCap struct {
+	Messages int `yaml:"messages"`
+	Days     int `yaml:"days"`
+}
+
+// Experiment is an A/B test of prompt variants.
+type Experiment struct {
+	Name     string    `yaml:"name"`
+	Variants []Variant `yaml:"variants"`
+}
+
+// Variant is one arm of the experiment.
+type Variant struct {
+	Name   string `yaml:"name"`
+	Weight int    `yaml:"weight"`
+}
+
+// VariantFor returns the customer's variant: the same for a customer as long as the
+// experiment's name and weights stay the same. Empty when there is no experiment.
+func (p *Policy) VariantFor(customerID string) string {
+	total := 0
+	for _, v := range p.Experiment.Variants {
+		total += v.Weight
+	}
+	if total == 0 {
+		return ""
+	}
+	h := fnv.New64a()
+	h.Write([]byte(p.Experiment.Name + "\x00" + customerID))
+	n := int(h.Sum64() % uint64(total))
+	for _, v := range p.Experiment.Variants {
+		if n < v.Weight {
+			return v.Name
+		}
+		n -= v.Weight
+	}
+	return p.Experiment.Variants[len(p.Experiment.Variants)-1].Name
 }
 
 // Rule is one step of the deterministic fallback.
@@ -98,6 +145,36 @@ func (p *Policy) validate() error {
 	if len(p.Tones) == 0 {
 		bad("tones: at least one tone is required")
 	}
+	if len(p.Channels) == 0 {
+		bad("channels: at least one of email, sms is required")
+	}
+	for i, c := range p.Channels {
+		if !c.Valid() {
+			bad("channels[%d]: %q is not email or sms", i, c)
+		}
+	}
+	if p.ContactCap.Messages < 1 || p.ContactCap.Days < 1 {
+		bad("contact_cap: messages and days must be at least 1")
+	}
+	if p.TokenBudget < 200 {
+		bad("prompt_token_budget: must be at least 200")
+	}
+	seenVariant := map[string]bool{}
+	for i, v := range p.Experiment.Variants {
+		if v.Name == "" || strings.ContainsAny(v.Name, "/\\ .") {
+			bad("experiment.variants[%d].name: %q must be a plain name", i, v.Name)
+		}
+		if seenVariant[v.Name] {
+			bad("experiment.variants[%d].name: %q appears twice", i, v.Name)
+		}
+		seenVariant[v.Name] = true
+		if v.Weight < 0 {
+			bad("experiment.variants[%d].weight: must not be negative", i)
+		}
+	}
+	if len(p.Experiment.Variants) > 0 && p.Experiment.Name == "" {
+		bad("experiment.name: required when variants are listed")
+	}
 	if p.SMSMaxChars < 20 || p.SMSMaxChars > 1600 {
 		bad("sms_max_chars: must be between 20 and 1600")
 	}
@@ -119,6 +196,9 @@ func (p *Policy) validate() error {
 		}
 		if c.MaxExtensionDays < 0 || c.MaxExtensionDays > 90 {
 			bad("plans.%s.max_extension_days: must be between 0 and 90", name)
+		}
+		if c.DiscountBudgetPerYear < 0 || c.ExtensionBudgetPerYear < 0 {
+			bad("plans.%s: yearly budgets must not be negative", name)
 		}
 	}
 	if len(p.Rules) == 0 {

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"strconv"
 	"encoding/json"
 	"io/fs"
 	"slices"
@@ -63,7 +64,7 @@ func TestParseShippedPolicy(t *testing.T) {
 	if p.QuietHours.Start != "09:00" || p.QuietHours.End != "20:00" {
 		t.Errorf("QuietHours = %+v", p.QuietHours)
 	}
-	if p.SMSMaxChars != 200 || p.EmailMaxChars != 1200 || p.SubjectMaxChars != 100 || p.OfferValidDays != 14 || p.FinalWaitDays != 3 {
+	if p.SMSMaxChars != 160 || p.EmailMaxChars != 1200 || p.SubjectMaxChars != 100 || p.OfferValidDays != 14 || p.FinalWaitDays != 3 {
 		t.Errorf("limits = %d %d %d %d %d", p.SMSMaxChars, p.EmailMaxChars, p.SubjectMaxChars, p.OfferValidDays, p.FinalWaitDays)
 	}
 	if len(p.Rules) != 4 {
@@ -77,11 +78,11 @@ func TestCapsFor(t *testing.T) {
 		plan string
 		want policy.Caps
 	}{
-		{"pro", policy.Caps{MaxDiscountPercent: 10, MaxExtensionDays: 14}},
-		{"enterprise", policy.Caps{MaxDiscountPercent: 20, MaxExtensionDays: 30}},
-		{"basic", policy.Caps{MaxDiscountPercent: 0, MaxExtensionDays: 7}},
-		{"startup-2019", policy.Caps{MaxDiscountPercent: 0, MaxExtensionDays: 7}}, // not listed: default
-		{"", policy.Caps{MaxDiscountPercent: 0, MaxExtensionDays: 7}},
+		{"pro", policy.Caps{MaxDiscountPercent: 10, MaxExtensionDays: 14, DiscountBudgetPerYear: 20, ExtensionBudgetPerYear: 30}},
+		{"enterprise", policy.Caps{MaxDiscountPercent: 20, MaxExtensionDays: 30, DiscountBudgetPerYear: 40, ExtensionBudgetPerYear: 60}},
+		{"basic", policy.Caps{MaxDiscountPercent: 0, MaxExtensionDays: 7, ExtensionBudgetPerYear: 14}},
+		{"startup-2019", policy.Caps{MaxDiscountPercent: 0, MaxExtensionDays: 7, ExtensionBudgetPerYear: 14}}, // not listed: default
+		{"", policy.Caps{MaxDiscountPercent: 0, MaxExtensionDays: 7, ExtensionBudgetPerYear: 14}},
 	}
 	for _, tt := range tests {
 		if got := p.CapsFor(tt.plan); got != tt.want {
@@ -375,5 +376,21 @@ func TestSchema(t *testing.T) {
 	}
 	if !strings.Contains(string(p2.Schema()), `"playful"`) {
 		t.Errorf("Schema() of a policy with tone playful lacks it: %s", p2.Schema())
+	}
+}
+
+func TestVariantForIsStableAndWeighted(t *testing.T) {
+	p := defaultPolicy(t)
+	counts := map[string]int{}
+	for i := range 2000 {
+		id := "cus_" + strconv.Itoa(i)
+		v := p.VariantFor(id)
+		if v != p.VariantFor(id) {
+			t.Fatalf("%s got two variants", id)
+		}
+		counts[v]++
+	}
+	if len(counts) != 2 || counts["control"] < 800 || counts["empathetic"] < 800 {
+		t.Fatalf("variants over 2000 customers = %v, want both near 1000 (weights 50/50)", counts)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -133,4 +134,29 @@ func (s *Store) setSend(ctx context.Context, key, status, providerID, reason str
 		return fmt.Errorf("update send %s: key %q holds no reservation", status, key)
 	}
 	return nil
+}
+
+// CountSends counts the dunning messages a customer was sent (or may have been: sent,
+// logged, reconcile) since t, across all runs.
+func (s *Store) CountSends(ctx context.Context, customerID string, t time.Time) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FROM sends WHERE customer_id = $1 AND created_at >= $2
+			AND status IN ('sent', 'logged', 'reconcile', 'reserved')`, customerID, t).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count recent sends: %w", err)
+	}
+	return n, nil
+}
+
+// OfferedSince sums the incentives of one kind offered to a customer since t.
+func (s *Store) OfferedSince(ctx context.Context, customerID, kind string, t time.Time) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		SELECT COALESCE(sum(value), 0) FROM offers WHERE customer_id = $1 AND kind = $2 AND created_at >= $3`,
+		customerID, kind, t).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sum offered incentives: %w", err)
+	}
+	return n, nil
 }

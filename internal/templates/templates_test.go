@@ -1,6 +1,7 @@
 package templates_test
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -8,21 +9,27 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
+	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/templates"
 	"github.com/recoup-dunning/recoup/prompts"
 )
 
-// defaultFiles is an editable copy of the shipped prompt set.
-func defaultFiles(t *testing.T) fstest.MapFS {
+// shipped is an editable copy of the shipped prompt set.
+func shipped(t *testing.T) fstest.MapFS {
 	t.Helper()
 	m := fstest.MapFS{}
-	for _, name := range templates.Files {
-		b, err := fs.ReadFile(prompts.Default, name)
-		if err != nil {
-			t.Fatalf("shipped prompt set: %v", err)
+	err := fs.WalkDir(prompts.Default, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		m[name] = &fstest.MapFile{Data: b, Mode: 0o644}
+		b, err := fs.ReadFile(prompts.Default, p)
+		m[p] = &fstest.MapFile{Data: b, Mode: 0o644}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
@@ -33,10 +40,10 @@ func edit(t *testing.T, m fstest.MapFS, name, old, new string) {
 	if !strings.Contains(s, old) {
 		t.Fatalf("%s does not contain %q", name, old)
 	}
-	m[name] = &fstest.MapFile{Data: []byte(strings.ReplaceAll(s, old, new)), Mode: 0o644}
+	m[name] = &fstest.MapFile{Data: []byte(strings.Replace(s, old, new, 1)), Mode: 0o644}
 }
 
-func mustLoadDefault(t *testing.T) *templates.Set {
+func mustLoad(t *testing.T) *templates.Set {
 	t.Helper()
 	s, err := templates.Load("")
 	if err != nil {
@@ -45,272 +52,215 @@ func mustLoadDefault(t *testing.T) *templates.Set {
 	return s
 }
 
-var hex12 = regexp.MustCompile(`^[0-9a-f]{12}$`)
+func problems(t *testing.T, m fstest.MapFS) []string {
+	t.Helper()
+	_, err := templates.LoadFS(m)
+	var le *templates.LintError
+	if !errors.As(err, &le) {
+		t.Fatalf("LoadFS = %v, want a *LintError", err)
+	}
+	var out []string
+	for _, p := range le.Problems {
+		out = append(out, p.String())
+	}
+	return out
+}
 
-func TestLoadDefault(t *testing.T) {
-	s := mustLoadDefault(t)
-	if !hex12.MatchString(s.Version) {
-		t.Errorf("Version = %q, want 12 lower-case hex digits", s.Version)
+func TestShippedSetLoadsCleanly(t *testing.T) {
+	s := mustLoad(t)
+	hex12 := regexp.MustCompile(`^[0-9a-f]{12}$`)
+	if !hex12.MatchString(s.Version) || !hex12.MatchString(s.PolicyVersion) || s.Version == s.PolicyVersion {
+		t.Fatalf("versions %q / %q", s.Version, s.PolicyVersion)
 	}
-	if s.Policy == nil || len(s.Policy.Rules) == 0 {
-		t.Fatalf("Policy not loaded: %+v", s.Policy)
+	if got := strings.Join(s.Locales(), ","); got != "de,en,es" {
+		t.Fatalf("locales = %s", got)
 	}
-	again := mustLoadDefault(t)
-	if again.Version != s.Version {
-		t.Errorf("Version changed between loads: %q then %q", s.Version, again.Version)
+	if got := strings.Join(s.Variants(), ","); got != ",empathetic" {
+		t.Fatalf("variants = %q", got)
 	}
-	fromMap, err := templates.LoadFS(defaultFiles(t))
+	if ps := templates.Lint(""); len(ps) != 0 {
+		t.Fatalf("the shipped prompts have lint problems: %v", ps)
+	}
+}
+
+func TestVersions(t *testing.T) {
+	base, err := templates.LoadFS(shipped(t))
 	if err != nil {
-		t.Fatalf("LoadFS(copy of the default): %v", err)
+		t.Fatal(err)
 	}
-	if fromMap.Version != s.Version {
-		t.Errorf("the same files in another FS give Version %q, want %q", fromMap.Version, s.Version)
-	}
-}
-
-func TestLoadDirectory(t *testing.T) {
-	dir := t.TempDir()
-	for name, f := range defaultFiles(t) {
-		if err := os.WriteFile(filepath.Join(dir, name), f.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := templates.Load(dir)
+	m := shipped(t)
+	edit(t, m, "messages/es/email_text.tmpl", "Hola:", "Buenas:")
+	changed, err := templates.LoadFS(m)
 	if err != nil {
-		t.Fatalf("Load(%s): %v", dir, err)
+		t.Fatal(err)
 	}
-	if s.Version != mustLoadDefault(t).Version {
-		t.Errorf("a directory with the default files has Version %q, want the default's", s.Version)
+	if changed.Version == base.Version || changed.PolicyVersion != base.PolicyVersion {
+		t.Fatalf("a template edit: version %s→%s, policy %s→%s", base.Version, changed.Version, base.PolicyVersion, changed.PolicyVersion)
 	}
-
-	if _, err := templates.Load(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "PROMPTS_DIR") {
-		t.Errorf("Load(missing dir) = %v, want an error naming PROMPTS_DIR", err)
+	m = shipped(t)
+	edit(t, m, "policy.yaml", "offer_valid_days: 14", "offer_valid_days: 10")
+	pol, err := templates.LoadFS(m)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := templates.Load(filepath.Join(dir, "sms.tmpl")); err == nil || !strings.Contains(err.Error(), "not a directory") {
-		t.Errorf("Load(a file) = %v, want a 'not a directory' error", err)
-	}
-}
-
-func TestVersionChangesWithAnyFile(t *testing.T) {
-	base := mustLoadDefault(t).Version
-	seen := map[string]string{base: "default"}
-	for _, name := range templates.Files {
-		m := defaultFiles(t)
-		suffix := "\n{{/* edited */}}\n"
-		if name == "policy.yaml" {
-			suffix = "\n# edited\n"
-		}
-		m[name] = &fstest.MapFile{Data: append(append([]byte{}, m[name].Data...), suffix...)}
-		s, err := templates.LoadFS(m)
-		if err != nil {
-			t.Fatalf("LoadFS with %s edited: %v", name, err)
-		}
-		if prev, dup := seen[s.Version]; dup {
-			t.Errorf("editing %s gives Version %s, the same as %s", name, s.Version, prev)
-		}
-		seen[s.Version] = name
+	if pol.PolicyVersion == base.PolicyVersion {
+		t.Fatal("a policy edit did not change the policy version")
 	}
 }
 
-func TestLoadFSRejects(t *testing.T) {
-	tests := []struct {
-		name   string
-		change func(t *testing.T, m fstest.MapFS)
-		want   []string
+func TestLintReportsFileLineAndProblem(t *testing.T) {
+	cases := []struct {
+		name  string
+		apply func(fstest.MapFS)
+		want  string
 	}{
-		{"email_text.tmpl without the payment link", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "email_text.tmpl", "{{.PaymentURL}}", "")
-		}, []string{"email_text.tmpl", "payment link"}},
-		{"email_html.tmpl without the payment link", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "email_html.tmpl", "{{.PaymentURL}}", "#")
-		}, []string{"email_html.tmpl", "payment link"}},
-		{"email_text.tmpl without the unsubscribe link", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "email_text.tmpl", "{{.UnsubscribeURL}}", "")
-		}, []string{"email_text.tmpl", "unsubscribe link"}},
-		{"email_html.tmpl without the unsubscribe link", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "email_html.tmpl", "{{.UnsubscribeURL}}", "#")
-		}, []string{"email_html.tmpl", "unsubscribe link"}},
-		{"payment link only when there is an incentive", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "email_text.tmpl", "Update your payment details: {{.PaymentURL}}",
-				"{{if .Incentive}}Update your payment details: {{.PaymentURL}}{{end}}")
-		}, []string{"email_text.tmpl", "payment link"}},
-		{"unsubscribe link only for named customers", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "email_html.tmpl", `<a href="{{.UnsubscribeURL}}">`, `{{if .FirstName}}<a href="{{.UnsubscribeURL}}">{{end}}`)
-		}, []string{"email_html.tmpl", "unsubscribe link"}},
-		{"sms.tmpl without STOP", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "sms.tmpl", "Reply STOP to opt out.", "")
-		}, []string{"sms.tmpl", "STOP"}},
-		{"sms.tmpl without the payment link", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "sms.tmpl", "{{.PaymentURL}}", "")
-		}, []string{"sms.tmpl", "payment link"}},
-		{"missing file", func(t *testing.T, m fstest.MapFS) { delete(m, "user.tmpl") }, []string{"user.tmpl"}},
-		{"two missing files", func(t *testing.T, m fstest.MapFS) {
-			delete(m, "system.tmpl")
-			delete(m, "policy.yaml")
-		}, []string{"system.tmpl", "policy.yaml"}},
-		{"template syntax error", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "system.tmpl", "{{join .Tones", "{{join .Tones {{")
-		}, []string{"system.tmpl"}},
-		{"html syntax error", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "email_html.tmpl", "{{.Message}}", "{{.Message")
-		}, []string{"email_html.tmpl"}},
-		{"unknown field in a template", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "user.tmpl", "{{.Plan}}", "{{.PlanName}}")
-		}, []string{"user.tmpl", "PlanName"}},
-		{"unknown function", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "sms.tmpl", "{{.Message}}", "{{upper .Message}}")
-		}, []string{"sms.tmpl", "upper"}},
-		{"invalid policy", func(t *testing.T, m fstest.MapFS) {
-			edit(t, m, "policy.yaml", "schedule_days: [0, 3, 7, 14]", "schedule_days: [0, 7, 3]")
-		}, []string{"policy.yaml", "schedule_days[2]"}},
+		{"payment link only with a first name", func(m fstest.MapFS) {
+			edit(t, m, "messages/es/email_text.tmpl", "Actualiza tus datos de pago: {{.PaymentURL}}", "{{if .FirstName}}Actualiza tus datos de pago: {{.PaymentURL}}{{end}}")
+		}, "messages/es/email_text.tmpl: must include the payment link"},
+		{"no unsubscribe link", func(m fstest.MapFS) {
+			edit(t, m, "messages/de/email_html.tmpl", `<a href="{{.UnsubscribeURL}}">Zahlungserinnerungen abbestellen</a>`, "")
+		}, "messages/de/email_html.tmpl: must include the unsubscribe link"},
+		{"SMS without STOP", func(m fstest.MapFS) {
+			edit(t, m, "messages/en/sms.tmpl", "Reply STOP to opt out.", "")
+		}, "messages/en/sms.tmpl: must tell the customer how to opt out"},
+		{"SMS over two segments", func(m fstest.MapFS) {
+			edit(t, m, "messages/en/sms.tmpl", "Reply STOP", "We value you as a customer and want to help you keep your account in good standing. Reply STOP")
+		}, "messages/en/sms.tmpl: with a 160-character message (sms_max_chars) the SMS takes 3 GSM-7 segments"},
+		{"non-GSM character makes UCS-2", func(m fstest.MapFS) {
+			edit(t, m, "messages/es/sms.tmpl", "Responde STOP", "Contéstanos «STOP»")
+		}, "UCS-2 segments"},
+		{"undeclared variable", func(m fstest.MapFS) {
+			edit(t, m, "messages/en/email_text.tmpl", "Amount due: {{.AmountDue}}", "Amount due: {{.AmountDue}} ({{.Language}})")
+		}, "messages/en/email_text.tmpl:10: uses .Language, which is not in its vars: list"},
+		{"unknown declared variable", func(m fstest.MapFS) {
+			edit(t, m, "user.tmpl", "{{/* vars: .Step", "{{/* vars: .Email .Step")
+		}, "user.tmpl:1: declares unknown variable .Email"},
+		{"missing vars header", func(m fstest.MapFS) {
+			edit(t, m, "messages/de/sms.tmpl", "{{/* vars: .Message .Incentive .PaymentURL */ -}}\n", "")
+		}, "messages/de/sms.tmpl:1: must start with {{/* vars:"},
+		{"syntax error", func(m fstest.MapFS) {
+			edit(t, m, "messages/en/email_text.tmpl", "{{.Message}}", "{{.Message}")
+		}, "messages/en/email_text.tmpl:4:"},
+		{"policy error", func(m fstest.MapFS) {
+			edit(t, m, "policy.yaml", "  messages: 2\n", "  messages: 0\n")
+		}, "policy.yaml: contact_cap: messages and days must be at least 1"},
+		{"unknown policy key", func(m fstest.MapFS) {
+			edit(t, m, "policy.yaml", "offer_valid_days: 14", "offer_valid_dayz: 14")
+		}, "policy.yaml:"},
+		{"missing locale file", func(m fstest.MapFS) { delete(m, "messages/de/sms.tmpl") }, "messages/de/sms.tmpl: file is missing"},
+		{"variant without prompts", func(m fstest.MapFS) { delete(m, "variants/empathetic/system.tmpl") }, `experiment variant "empathetic" has no directory`},
+		{"prompt over the token budget", func(m fstest.MapFS) {
+			edit(t, m, "policy.yaml", "prompt_token_budget: 1500", "prompt_token_budget: 200")
+		}, "over the budget of 200"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := defaultFiles(t)
-			tt.change(t, m)
-			s, err := templates.LoadFS(m)
-			if err == nil {
-				t.Fatalf("LoadFS succeeded (version %s), want an error naming %q", s.Version, tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := shipped(t)
+			tc.apply(m)
+			got := problems(t, m)
+			if !strings.Contains(strings.Join(got, "\n"), tc.want) {
+				t.Fatalf("problems:\n%s\nwant one containing %q", strings.Join(got, "\n"), tc.want)
 			}
 		})
 	}
 }
 
-func messageData() templates.MessageData {
-	return templates.MessageData{
-		FirstName:      "Ada",
-		Subject:        "  Your payment didn't go through ",
-		Message:        "We could not charge your card.",
-		AmountDue:      "$49.00",
-		PaymentURL:     "https://billing.example.com/invoices/inv_1/pay?t=a&b=c",
-		UnsubscribeURL: "https://billing.example.com/customers/cus_1/reminders/unsubscribe",
-		Language:       "en",
-	}
-}
-
-func TestEmail(t *testing.T) {
-	s := mustLoadDefault(t)
-	d := messageData()
-	subject, text, html, err := s.Email(d)
-	if err != nil {
-		t.Fatalf("Email: %v", err)
-	}
-	if subject != "Your payment didn't go through" {
-		t.Errorf("subject = %q, want it trimmed", subject)
-	}
-	for _, want := range []string{"Hi Ada,", d.Message, "Amount due: $49.00", d.PaymentURL, d.UnsubscribeURL} {
-		if !strings.Contains(text, want) {
-			t.Errorf("text body lacks %q:\n%s", want, text)
+func TestLintDirectory(t *testing.T) {
+	dir := t.TempDir()
+	m := shipped(t)
+	for name, f := range m {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	for _, want := range []string{"Hi Ada,", `lang="en"`, "Amount due: $49.00",
-		`href="https://billing.example.com/invoices/inv_1/pay?t=a&amp;b=c"`, `href="` + d.UnsubscribeURL + `"`} {
-		if !strings.Contains(html, want) {
-			t.Errorf("HTML body lacks %q:\n%s", want, html)
+	if ps := templates.Lint(dir); len(ps) != 0 {
+		t.Fatalf("a copy of the shipped set: %v", ps)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "messages/en/sms.tmpl"), []byte("{{/* vars: .Message */ -}}\n{{.Message}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ps := templates.Lint(dir); len(ps) < 2 {
+		t.Fatalf("an SMS without link or STOP: %v", ps)
+	}
+	if ps := templates.Lint(filepath.Join(dir, "nope")); len(ps) != 1 || !strings.Contains(ps[0].Message, "PROMPTS_DIR") {
+		t.Fatalf("missing directory: %v", ps)
+	}
+}
+
+func message(lang string, inc templates.Incentive) templates.MessageData {
+	return templates.MessageData{FirstName: "Ada", Subject: "Your payment", Message: "<script>alert(1)</script> Please update your card.",
+		Tone: "friendly", Incentive: inc, AmountDue: "$49.00", PaymentURL: "https://pay.example/i/inv_1",
+		UnsubscribeURL: "https://pay.example/u/cus_1", Language: lang}
+}
+
+func TestMessagesByLocale(t *testing.T) {
+	s := mustLoad(t)
+	dec := time.Date(2026, 12, 13, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		lang, greeting, offer, sms string
+	}{
+		{"en-US", "Hi Ada,", "we'll take 10% off", "Reply STOP to opt out."},
+		{"es-MX", "Hola Ada:", "antes del 13 de diciembre", "Responde STOP"},
+		{"de-AT", "Hallo Ada,", "bis zum 13. Dezember", "STOP zum Abbestellen."},
+		{"fr-FR", "Hi Ada,", "December 13", "Reply STOP"}, // no French messages: English
+	}
+	for _, tc := range cases {
+		inc := templates.Incentive{Kind: recoup.IncentiveDiscountPercent, Value: 10, Expires: templates.FormatDate(dec, tc.lang)}
+		d := message(tc.lang, inc)
+		_, text, html, err := s.Email(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{tc.greeting, tc.offer, d.PaymentURL, d.UnsubscribeURL} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s text lacks %q:\n%s", tc.lang, want, text)
+			}
+		}
+		if strings.Contains(html, "<script>") || !strings.Contains(html, "&lt;script&gt;") {
+			t.Errorf("%s HTML does not escape the message", tc.lang)
+		}
+		sms, err := s.SMS(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(sms, tc.sms) || strings.Contains(sms, "\n") || strings.Contains(sms, "  ") {
+			t.Errorf("%s SMS = %q", tc.lang, sms)
 		}
 	}
-	if strings.Contains(text, "grace period") {
-		t.Errorf("text body has an incentive paragraph without an incentive:\n%s", text)
-	}
 }
 
-func TestEmailGreetingWithoutName(t *testing.T) {
-	s := mustLoadDefault(t)
-	d := messageData()
-	d.FirstName = ""
-	_, text, html, err := s.Email(d)
+func TestPromptVariants(t *testing.T) {
+	s := mustLoad(t)
+	d := templates.PromptData{Step: 1, TotalSteps: 4, Plan: "pro", AllowedChannels: []string{"email"}, Language: "es-ES",
+		Tones: s.Policy.Tones, MaxDiscountPercent: 10, MaxExtensionDays: 14, SMSMaxChars: 160, EmailMaxChars: 1200, SubjectMaxChars: 100}
+	sys, user, err := s.Prompt("", d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(text, "Hello,") || strings.Contains(text, "Hi ,") {
-		t.Errorf("text greeting without a name:\n%s", text)
-	}
-	if !strings.Contains(html, "<p>Hello,</p>") {
-		t.Errorf("HTML greeting without a name:\n%s", html)
-	}
-}
-
-func TestEmailIncentive(t *testing.T) {
-	s := mustLoadDefault(t)
-	d := messageData()
-	d.Incentive = "We have extended your grace period by 7 days."
-	_, text, html, err := s.Email(d)
+	empSys, empUser, err := s.Prompt("empathetic", d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text, d.Incentive) || !strings.Contains(html, "<strong>"+d.Incentive+"</strong>") {
-		t.Errorf("incentive missing:\n%s\n%s", text, html)
+	if sys == empSys || !strings.Contains(empSys, "assumes good faith") {
+		t.Fatal("the empathetic variant did not use its own system prompt")
+	}
+	if user != empUser || !strings.Contains(user, "<customer_data>") || !strings.Contains(user, "language: es-ES") {
+		t.Fatalf("user prompt = %q", user)
+	}
+	if strings.Contains(sys, "{{") {
+		t.Fatal("unrendered template syntax in the prompt")
 	}
 }
 
-func TestEmailHTMLEscapesContent(t *testing.T) {
-	s := mustLoadDefault(t)
-	d := messageData()
-	d.FirstName = `<b onmouseover="x()">Eve</b>`
-	d.Message = `Hello <script>alert("pwned")</script> & goodbye`
-	d.PaymentURL = "javascript:alert(1)"
-	_, _, html, err := s.Email(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range []string{"<script>", "<b onmouseover", `href="javascript:`} {
-		if strings.Contains(html, bad) {
-			t.Errorf("HTML body contains %q unescaped:\n%s", bad, html)
-		}
-	}
-	if !strings.Contains(html, "&lt;script&gt;") || !strings.Contains(html, "&amp; goodbye") {
-		t.Errorf("HTML body does not show the escaped message:\n%s", html)
-	}
-}
-
-func TestSMS(t *testing.T) {
-	s := mustLoadDefault(t)
-	d := messageData()
-	d.Message = "  Your payment\n\nfailed.\t Please   update your card. "
-	sms, err := s.SMS(d)
-	if err != nil {
-		t.Fatalf("SMS: %v", err)
-	}
-	want := "Your payment failed. Please update your card. Pay: " + d.PaymentURL + " Reply STOP to opt out."
-	if sms != want {
-		t.Errorf("SMS = %q\nwant %q", sms, want)
-	}
-	if strings.ContainsAny(sms, "\n\t") || strings.Contains(sms, "  ") {
-		t.Errorf("SMS keeps line breaks or double spaces: %q", sms)
-	}
-
-	d.Incentive = "Use 10% off within 14 days."
-	sms, err = s.SMS(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(sms, "update your card. Use 10% off within 14 days. Pay: ") || !strings.HasSuffix(sms, "Reply STOP to opt out.") {
-		t.Errorf("SMS with incentive = %q", sms)
-	}
-}
-
-func TestPrompt(t *testing.T) {
-	s := mustLoadDefault(t)
-	system, user, err := s.Prompt(templates.PromptData{
-		Step: 2, TotalSteps: 4, Plan: "pro", TenureDays: 400, LifetimeValue: "$1,188.00", AmountDue: "$99.00",
-		FailureCode: "insufficient_funds", PaymentsSucceeded: 11, PaymentsFailed: 1,
-		AllowedChannels: []string{"email", "sms"}, Language: "de-DE", Tones: s.Policy.Tones,
-		MaxDiscountPercent: 10, MaxExtensionDays: 14, SMSMaxChars: 200, EmailMaxChars: 1200, SubjectMaxChars: 100,
-	})
-	if err != nil {
-		t.Fatalf("Prompt: %v", err)
-	}
-	if !strings.Contains(system, "friendly, helpful, firm, urgent") || !strings.Contains(system, "de-DE") {
-		t.Errorf("system prompt lacks the tones or the language:\n%s", system)
-	}
-	for _, want := range []string{"step 2 of 4", "plan: pro", "amount due: $99.00", "allowed channels: email, sms", "insufficient_funds"} {
-		if !strings.Contains(user, want) {
-			t.Errorf("user prompt lacks %q:\n%s", want, user)
+func TestFormatDate(t *testing.T) {
+	d := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for lang, want := range map[string]string{"en": "March 1", "es-ES": "1 de marzo", "de": "1. März", "xx": "March 1"} {
+		if got := templates.FormatDate(d, lang); got != want {
+			t.Errorf("FormatDate(%s) = %q, want %q", lang, got, want)
 		}
 	}
 }

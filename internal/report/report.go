@@ -1,0 +1,216 @@
+// Package report builds the recovery report: how dunning runs ended, broken down by prompt
+// variant, channel, tone and incentive, read from PostgreSQL.
+//
+// Which runs count: those that have ended (outcome is set) and started at or after the
+// report's since time. A run is recovered when its outcome is "recovered".
+//
+// Attribution: a run counts under a dimension value when ANY of its decisions had that
+// value, so a run whose step 1 went by email and step 2 by SMS counts once under
+// channel=email and once under channel=sms (the rows of a dimension do not add up to the
+// number of runs). The variant is the exception: all decisions of a run share one, and the
+// run's variant is taken from its first decision (lowest step). The incentive dimension is
+// the incentive kind ("none", "discount_percent", "extension_days"). Runs without any
+// decision belong to no row. Every figure of a row (messages, incentive cost, time to
+// recovery) is the whole run's, attributed in full to each value the run counts under.
+//
+// Rows are grouped by the invoice's currency too (upper-cased; "" when the invoice is not
+// in the database), so incentive costs are never summed across currencies.
+package report
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/recoup-dunning/recoup/internal/money"
+)
+
+// Dimension is what the runs are broken down by.
+type Dimension string
+
+// The dimensions, in report order.
+const (
+	Variant   Dimension = "variant"
+	Channel   Dimension = "channel"
+	Tone      Dimension = "tone"
+	Incentive Dimension = "incentive"
+)
+
+// Row is one line of the report: the runs under one value of one dimension, in one currency.
+type Row struct {
+	Dimension Dimension
+	Value     string // as stored in the decisions ("" for decisions made before variants)
+	Currency  string // the invoices' ISO 4217 code
+
+	Runs      int // ended runs counted under Value
+	Recovered int // of which recovered
+	// RecoveryRate is Recovered / Runs, a fraction in [0, 1].
+	RecoveryRate float64
+	// MedianHoursToRecovery is the median of ended_at - started_at over the recovered runs,
+	// in hours (0 when none recovered).
+	MedianHoursToRecovery float64
+	// MessagesPerRecovery is the number of messages sent (sends with status "sent" or
+	// "logged") in the recovered runs divided by the recovered runs (0 when none recovered).
+	MessagesPerRecovery float64
+	// IncentiveCostMinor is the discount given away by the recovered runs, in minor units of
+	// Currency: for each recovered run with a discount_percent offer, the invoice's
+	// amount_minor * value / 100 (integer division, rounding down) of its largest such offer —
+	// a run settles one invoice once, so offers made at several steps are not added up.
+	// Extension days cost 0.
+	IncentiveCostMinor int64
+}
+
+const query = `
+WITH run AS (
+    SELECT r.workflow_id,
+           r.outcome = 'recovered' AS recovered,
+           (EXTRACT(EPOCH FROM r.ended_at - r.started_at) / 3600)::float8 AS hours,
+           upper(COALESCE(i.currency, '')) AS currency,
+           (SELECT count(*) FROM sends s
+             WHERE s.workflow_id = r.workflow_id AND s.status IN ('sent', 'logged')) AS messages,
+           COALESCE((SELECT COALESCE(i.amount_minor, 0) * max(o.value) / 100 FROM offers o
+             WHERE o.workflow_id = r.workflow_id AND o.kind = 'discount_percent'), 0) AS cost
+      FROM dunning_runs r
+      LEFT JOIN invoices i ON i.invoice_id = r.invoice_id
+     WHERE r.outcome IS NOT NULL AND r.started_at >= $1
+),
+dec AS (
+    SELECT d.* FROM decisions d WHERE d.workflow_id IN (SELECT workflow_id FROM run)
+),
+attr AS (
+    SELECT 'variant' AS dimension, f.variant AS value, f.workflow_id
+      FROM (SELECT DISTINCT ON (workflow_id) workflow_id, variant FROM dec ORDER BY workflow_id, step) f
+    UNION SELECT 'channel', channel, workflow_id FROM dec
+    UNION SELECT 'tone', tone, workflow_id FROM dec
+    UNION SELECT 'incentive', incentive_kind, workflow_id FROM dec
+)
+SELECT a.dimension, a.value, run.currency,
+       count(*) AS runs,
+       count(*) FILTER (WHERE run.recovered) AS recovered,
+       COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY run.hours) FILTER (WHERE run.recovered), 0) AS median_hours,
+       COALESCE(sum(run.messages) FILTER (WHERE run.recovered), 0)::bigint AS messages,
+       COALESCE(sum(run.cost) FILTER (WHERE run.recovered), 0)::bigint AS cost
+  FROM attr a JOIN run ON run.workflow_id = a.workflow_id
+ GROUP BY a.dimension, a.value, run.currency
+ ORDER BY array_position(ARRAY['variant', 'channel', 'tone', 'incentive'], a.dimension),
+          a.value, run.currency`
+
+// Build computes the report over the runs that ended and started at or after since. The rows
+// come ordered by dimension (variant, channel, tone, incentive), value and currency; no
+// ended run gives no rows.
+func Build(ctx context.Context, pool *pgxpool.Pool, since time.Time) ([]Row, error) {
+	rows, err := pool.Query(ctx, query, since)
+	if err != nil {
+		return nil, fmt.Errorf("recovery report: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Row, error) {
+		var (
+			row      Row
+			dim      string
+			messages int64
+		)
+		if err := r.Scan(&dim, &row.Value, &row.Currency, &row.Runs, &row.Recovered,
+			&row.MedianHoursToRecovery, &messages, &row.IncentiveCostMinor); err != nil {
+			return Row{}, err
+		}
+		row.Dimension = Dimension(dim)
+		if row.Runs > 0 {
+			row.RecoveryRate = float64(row.Recovered) / float64(row.Runs)
+		}
+		if row.Recovered > 0 {
+			row.MessagesPerRecovery = float64(messages) / float64(row.Recovered)
+		}
+		return row, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recovery report: %w", err)
+	}
+	return out, nil
+}
+
+// WriteTable writes rows as an aligned text table (recovery rate as a percentage with one
+// decimal, incentive cost in major units of its currency). An empty value or currency shows
+// as "-". With no rows it writes a single "no ended runs" line; WriteTableSince names the
+// since time in it.
+func WriteTable(w io.Writer, rows []Row) error {
+	return writeTable(w, rows, "no ended runs since the start of the report period")
+}
+
+// WriteTableSince is WriteTable whose "no ended runs since …" line names since.
+func WriteTableSince(w io.Writer, rows []Row, since time.Time) error {
+	return writeTable(w, rows, "no ended runs since "+since.UTC().Format(time.RFC3339))
+}
+
+func writeTable(w io.Writer, rows []Row, empty string) error {
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, empty)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DIMENSION\tVALUE\tCURRENCY\tRUNS\tRECOVERED\tRATE\tMEDIAN HOURS\tMSGS/RECOVERY\tINCENTIVE COST")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.1f%%\t%.1f\t%.2f\t%s\n",
+			r.Dimension, dash(r.Value), dash(r.Currency), r.Runs, r.Recovered, r.RecoveryRate*100,
+			r.MedianHoursToRecovery, r.MessagesPerRecovery, major(r.IncentiveCostMinor, r.Currency))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// major renders minor units as a plain decimal with the currency's exponent (1234 USD → "12.34").
+func major(minor int64, currency string) string {
+	exp := 2
+	if currency != "" {
+		exp = money.Exponent(currency)
+	}
+	if exp == 0 {
+		return strconv.FormatInt(minor, 10)
+	}
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	p := int64(1)
+	for range exp {
+		p *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d", sign, minor/p, exp, minor%p)
+}
+
+// CSVHeader is the header row WriteCSV writes.
+var CSVHeader = []string{"dimension", "value", "currency", "runs", "recovered", "recovery_rate",
+	"median_hours_to_recovery", "messages_per_recovery", "incentive_cost_minor"}
+
+// WriteCSV writes rows as CSV with a header row (CSVHeader). Floats are written with the
+// fewest digits that parse back to the same float64 (recovery_rate as a fraction in [0, 1]),
+// the incentive cost in minor units.
+func WriteCSV(w io.Writer, rows []Row) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader); err != nil {
+		return err
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	for _, r := range rows {
+		if err := cw.Write([]string{string(r.Dimension), r.Value, r.Currency,
+			strconv.Itoa(r.Runs), strconv.Itoa(r.Recovered), f(r.RecoveryRate),
+			f(r.MedianHoursToRecovery), f(r.MessagesPerRecovery),
+			strconv.FormatInt(r.IncentiveCostMinor, 10)}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
