@@ -1,10 +1,10 @@
 package policy_test
 
 import (
-	"strconv"
 	"encoding/json"
 	"io/fs"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
