@@ -32,6 +32,7 @@ lint: workflowcheck
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(BIN)/workflowcheck ./workflows/...
+	$(GO) run ./starter prompts lint
 
 # All tests: lint, then unit, PostgreSQL, dev-server, replay and provider-contract tests
 # with the race detector. Contract tests run against the providers' OpenAPI mocks when

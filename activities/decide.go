@@ -46,6 +46,7 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		Plan:            h.Plan,
 		AllowedChannels: allowedChannels(h, in.Excluded, in.Channel, pol.Channels),
 		AmountDue:       money.Format(in.AmountMinor, in.Currency, h.Locale),
+		Language:        h.Locale,
 	}
 	variant := pol.VariantFor(h.CustomerID)
 	var (
@@ -151,9 +152,8 @@ func (a *Activities) smsTooLong(set *templates.Set, d recoup.Decision, h Custome
 	return ""
 }
 
-// askModel returns an LLM decision, or violations explaining why there is none and the
-// fallback reason (an observability.Fallback* constant).
-func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
+// buildPrompt renders the system and user messages the model receives for a step.
+func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Facts) (system, user string, err error) {
 	pol := set.Policy
 	caps := pol.CapsFor(f.Plan)
 	allowed := make([]string, len(f.AllowedChannels))
@@ -161,7 +161,7 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant s
 		allowed[i] = string(c)
 	}
 	h := in.History
-	system, user, err := set.Prompt(variant, templates.PromptData{
+	return set.Prompt(variant, templates.PromptData{
 		Step: in.Step, TotalSteps: in.TotalSteps, Plan: customerText(h.Plan), TenureDays: h.TenureDays,
 		LifetimeValue: money.Format(h.LifetimeValueMinor, in.Currency, h.Locale), AmountDue: f.AmountDue,
 		FailureCode: customerText(in.FailureCode), PaymentsSucceeded: h.PaymentsSucceeded, PaymentsFailed: h.PaymentsFailed,
@@ -170,6 +170,13 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant s
 		MaxDiscountPercent: caps.MaxDiscountPercent, MaxExtensionDays: caps.MaxExtensionDays,
 		SMSMaxChars: pol.SMSMaxChars, EmailMaxChars: pol.EmailMaxChars, SubjectMaxChars: pol.SubjectMaxChars,
 	})
+}
+
+// askModel returns an LLM decision, or violations explaining why there is none and the
+// fallback reason (an observability.Fallback* constant).
+func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
+	pol := set.Policy
+	system, user, err := buildPrompt(set, variant, in, f)
 	if err != nil {
 		return recoup.Decision{}, []string{"prompt template: " + err.Error()}, observability.FallbackError
 	}

@@ -58,6 +58,9 @@ const usage = `usage:
   starter search-attributes           the search attributes to register (Name=Type)
   starter codec-server                payload codec server for the Web UI (RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN)
   starter setup                       apply migrations and register the search attributes
+  starter prompts lint [DIR]          check a prompt set (file:line: problem)
+  starter prompts preview --customer ID|FIXTURE [--step N] [--variant V] [--dir DIR]
+  starter report [--days N] [--csv]   recovery by prompt variant, channel, tone and incentive
   starter probe URL                   health check: exit 0 when URL answers 2xx`
 
 // usageError is bad input: exit status 2.
@@ -183,6 +186,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		fmt.Fprintf(stdout, "migrations applied: %d new %v\n", len(applied), applied)
 		return nil
+	case "prompts":
+		return cmdPrompts(ctx, d, rest, stdout)
+	case "report":
+		return cmdReport(ctx, d, rest, stdout)
 	case "setup":
 		return cmdSetup(ctx, d, rest, stdout)
 	case "probe":

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return fmt.Errorf("unknown arguments %q (usage: worker [migrate])", args)
 	}
 
-	acts, err := NewActivities(cfg, st, logger)
+	acts, err := NewActivities(ctx, cfg, st, logger)
 	if err != nil {
 		return err
 	}
@@ -128,14 +128,24 @@ func MetricsHandler(reg *prometheus.Registry) http.Handler {
 
 // NewActivities builds the activities' dependencies from the configuration, saying once in
 // the log which parts run in a fallback mode.
-func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
+func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
 	set, err := templates.Load(cfg.PromptsDir)
 	if err != nil {
 		return nil, fmt.Errorf("prompts (PROMPTS_DIR=%q): %w", cfg.PromptsDir, err)
 	}
-	logger.Info("prompt set loaded", "version", set.Version, "dir", cfg.PromptsDir)
+	logger.Info("prompt set loaded", "version", set.Version, "policy_version", set.PolicyVersion, "dir", cfg.PromptsDir)
+	prompts := func() *templates.Set { return set }
+	if cfg.PromptsDir != "" {
+		// Marketing's edits go live without a restart once they pass lint.
+		w, err := templates.NewWatcher(cfg.PromptsDir, 2*time.Second, logger)
+		if err != nil {
+			return nil, fmt.Errorf("prompts (PROMPTS_DIR=%q): %w", cfg.PromptsDir, err)
+		}
+		go w.Run(ctx)
+		prompts = w.Current
+	}
 	acts := &activities.Activities{
-		Store: st, Prompts: func() *templates.Set { return set }, Logger: logger,
+		Store: st, Prompts: prompts, Logger: logger,
 		Schedule: cfg.Schedule, FinalWait: cfg.FinalWait, IgnoreQuietHours: cfg.IgnoreQuietHours,
 		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL,
 	}

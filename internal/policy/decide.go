@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/language"
+
 	"github.com/recoup-dunning/recoup"
 )
 
@@ -18,6 +20,7 @@ type Facts struct {
 	Plan            string           // the customer's plan, for incentive caps
 	AllowedChannels []recoup.Channel // consented, reachable and not opted out
 	AmountDue       string           // formatted for the customer, e.g. "$49.00"
+	Language        string           // the customer's BCP 47 locale, for the rules' translations
 }
 
 // Answer is the model's answer, in the shape of Schema.
@@ -214,8 +217,16 @@ func (p *Policy) RulesDecision(f Facts) (recoup.Decision, error) {
 			d.Incentive = recoup.Incentive{Kind: r.Incentive, Value: caps.MaxExtensionDays}
 		}
 	}
+	lang := ""
+	if t, err := language.Parse(f.Language); err == nil {
+		base, _ := t.Base()
+		if _, ok := r.Translations[base.String()]; ok {
+			lang = base.String()
+			d.Subject = r.Translations[lang].Subject
+		}
+	}
 	var b strings.Builder
-	if err := p.ruleTemplates[i].Execute(&b, map[string]any{"AmountDue": f.AmountDue}); err != nil {
+	if err := p.ruleTemplates[i][lang].Execute(&b, map[string]any{"AmountDue": f.AmountDue}); err != nil {
 		return recoup.Decision{}, fmt.Errorf("policy.yaml rules[%d].message: %w", i, err)
 	}
 	d.Message = b.String()

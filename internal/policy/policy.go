@@ -14,6 +14,8 @@ import (
 	"text/template"
 	"time"
 
+	"golang.org/x/text/language"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/recoup-dunning/recoup"
@@ -36,7 +38,7 @@ type Policy struct {
 	Plans           map[string]Caps  `yaml:"plans"`
 	Rules           []Rule           `yaml:"rules"`
 
-	ruleTemplates []*template.Template
+	ruleTemplates []map[string]*template.Template // by language; "" is the English default
 }
 
 // QuietHours bounds the local time of day at which messages may go out.
@@ -102,6 +104,15 @@ type Rule struct {
 	Incentive string         `yaml:"incentive"`
 	Subject   string         `yaml:"subject"`
 	Message   string         `yaml:"message"`
+	// Translations by language ("es", "de"): subject and message; a language without one
+	// uses the English subject and message above.
+	Translations map[string]Translation `yaml:"translations"`
+}
+
+// Translation is a rule's subject and message in one language.
+type Translation struct {
+	Subject string `yaml:"subject"`
+	Message string `yaml:"message"`
 }
 
 // Parse reads and validates a policy file. Errors name the field at fault.
@@ -204,7 +215,7 @@ func (p *Policy) validate() error {
 	if len(p.Rules) == 0 {
 		bad("rules: at least one rule is required")
 	}
-	p.ruleTemplates = make([]*template.Template, len(p.Rules))
+	p.ruleTemplates = make([]map[string]*template.Template, len(p.Rules))
 	for i, r := range p.Rules {
 		if !r.Channel.Valid() {
 			bad("rules[%d].channel: %q is not email or sms", i, r.Channel)
@@ -218,21 +229,39 @@ func (p *Policy) validate() error {
 		if strings.TrimSpace(r.Subject) == "" {
 			bad("rules[%d].subject: required", i)
 		}
-		t, err := template.New(fmt.Sprintf("rules[%d].message", i)).Option("missingkey=error").Parse(r.Message)
-		if err != nil {
-			bad("rules[%d].message: %v", i, err)
-		} else {
+		p.ruleTemplates[i] = map[string]*template.Template{}
+		texts := map[string]Translation{"": {Subject: r.Subject, Message: r.Message}}
+		for lang, tr := range r.Translations {
+			if _, err := language.ParseBase(lang); err != nil || strings.Contains(lang, "-") {
+				bad("rules[%d].translations.%s: not a language code like es or de", i, lang)
+				continue
+			}
+			if strings.TrimSpace(tr.Subject) == "" {
+				bad("rules[%d].translations.%s.subject: required", i, lang)
+			}
+			texts[lang] = tr
+		}
+		for lang, tr := range texts {
+			field := fmt.Sprintf("rules[%d].message", i)
+			if lang != "" {
+				field = fmt.Sprintf("rules[%d].translations.%s.message", i, lang)
+			}
+			t, err := template.New(field).Option("missingkey=error").Parse(tr.Message)
+			if err != nil {
+				bad("%s: %v", field, err)
+				continue
+			}
 			// The rules are the fallback of last resort: a message that cannot be rendered
 			// (e.g. a misspelt {{.AmountDue}}) or renders empty must fail here, at load time,
 			// not in RulesDecision when the model is down.
 			var b strings.Builder
 			if err := t.Execute(&b, map[string]any{"AmountDue": "$49.00"}); err != nil {
-				bad("rules[%d].message: %v", i, err)
+				bad("%s: %v", field, err)
 			} else if strings.TrimSpace(b.String()) == "" {
-				bad("rules[%d].message: required", i)
+				bad("%s: required", field)
 			}
+			p.ruleTemplates[i][lang] = t
 		}
-		p.ruleTemplates[i] = t
 	}
 	return errors.Join(errs...)
 }

@@ -264,3 +264,50 @@ func TestFormatDate(t *testing.T) {
 		}
 	}
 }
+
+func writeSet(t *testing.T, dir string, m fstest.MapFS) {
+	t.Helper()
+	for name, f := range m {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWatcherActivatesGoodChangesOnly(t *testing.T) {
+	dir := t.TempDir()
+	writeSet(t, dir, shipped(t))
+	w, err := templates.NewWatcher(dir, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := w.Current().Version
+	if w.Check() {
+		t.Fatal("nothing changed, yet the set changed")
+	}
+	// A good edit becomes active.
+	p := filepath.Join(dir, "messages/en/email_text.tmpl")
+	b, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, []byte(strings.Replace(string(b), "Hi {{.FirstName}},", "Dear {{.FirstName}},", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Check() || w.Current().Version == first {
+		t.Fatal("a valid edit did not become active")
+	}
+	good := w.Current().Version
+	// A broken edit is refused and the last good set keeps serving.
+	if err := os.WriteFile(filepath.Join(dir, "messages/en/sms.tmpl"), []byte("{{/* vars: .Message */ -}}\n{{.Message}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w.Check() || w.Current().Version != good {
+		t.Fatal("a broken edit replaced the last good set")
+	}
+	_, text, _, err := w.Current().Email(message("en", templates.Incentive{}))
+	if err != nil || !strings.Contains(text, "Dear Ada,") {
+		t.Fatalf("the active set renders %q, %v", text, err)
+	}
+}
