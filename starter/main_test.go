@@ -95,3 +95,31 @@ func TestCustomersImportRefusesABadFileWhole(t *testing.T) {
 		t.Fatalf("bad file: error = %v", err)
 	}
 }
+
+func TestPromptsLintAndPreview(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"prompts", "lint"}, unreachable, nil, &out); err != nil || !strings.Contains(out.String(), "no problems") {
+		t.Fatalf("lint of the shipped prompts: %v\n%s", err, out.String())
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte("schedule_days: [3, 1]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run(context.Background(), []string{"prompts", "lint", dir}, unreachable, nil, &out)
+	if exitCode(err) != 2 || !strings.Contains(out.String(), "system.tmpl: file is missing") || !strings.Contains(out.String(), "policy.yaml") {
+		t.Fatalf("lint of a broken set: %v (exit %d)\n%s", err, exitCode(err), out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"prompts", "preview", "--customer", "lucia-basic-es", "--step", "2"}, unreachable, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"===== system message =====", "<customer_data>", "===== answer schema =====", "rules  ", "Hola Lucía:", "GSM-7 segments"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("preview lacks %q", want)
+		}
+	}
+	if err := run(context.Background(), []string{"prompts", "preview", "--customer", "lucia-basic-es", "--variant", "nope"}, unreachable, nil, &out); exitCode(err) != 2 {
+		t.Fatalf("unknown variant: %v", err)
+	}
+}
