@@ -19,6 +19,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/internal/observability"
+	"github.com/recoup-dunning/recoup/internal/policy"
 	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
@@ -73,6 +74,8 @@ type Activities struct {
 	Schedule []time.Duration
 	// FinalWait overrides the policy's wait after the last step when set.
 	FinalWait time.Duration
+	// ContactCap overrides the policy's contact cap when set (the demo's compressed schedule).
+	ContactCap *policy.ContactCap
 	// IgnoreQuietHours sends at any local time (demo only).
 	IgnoreQuietHours bool
 	// PaymentURL and UnsubscribeURL are templates where {invoice_id} and {customer_id} are

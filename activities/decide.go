@@ -56,12 +56,16 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		fallback   string // why the rules decided although a model is configured
 	)
 	// Contact cap across all of the customer's runs: over it, this step sends nothing.
-	since := in.Now.AddDate(0, 0, -pol.ContactCap.Days)
+	contactCap := pol.ContactCap
+	if a.ContactCap != nil {
+		contactCap = *a.ContactCap
+	}
+	since := in.Now.AddDate(0, 0, -contactCap.Days)
 	recent, err := a.Store.CountSends(ctx, h.CustomerID, since)
 	if err != nil {
 		return recoup.Decision{}, err
 	}
-	capped := recent >= pol.ContactCap.Messages
+	capped := recent >= contactCap.Messages
 	if capped {
 		facts.AllowedChannels = nil
 	}
@@ -89,7 +93,7 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 	}
 	if capped {
 		d.Rationale = fmt.Sprintf("contact cap: %d messages to this customer in the last %d days (at most %d); nothing sent at this step",
-			recent, pol.ContactCap.Days, pol.ContactCap.Messages)
+			recent, contactCap.Days, contactCap.Messages)
 	}
 	// The yearly incentive budget of the customer's plan, across all runs.
 	if d.Incentive.Kind != recoup.IncentiveNone {

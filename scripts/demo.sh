@@ -2,8 +2,8 @@
 # Recoup local demo: a real Temporal dev server (with the Web UI) and PostgreSQL, the worker,
 # and a handful of billing events that show what the engine does. Run it with `make demo`.
 #
-# The follow-up schedule is shortened to seconds and quiet hours are off so that the whole
-# story plays out in about a minute. No provider credentials are needed: without them emails
+# The follow-up schedule is shortened to seconds, quiet hours are off and the contact cap is
+# raised so that the whole story plays out in about a minute. No provider credentials are needed: without them emails
 # and SMS are rendered, stored in PostgreSQL and logged ("log delivery mode"). Set
 # SENDGRID_API_KEY / TWILIO_* / OPENAI_API_KEY to use the real providers.
 set -euo pipefail
@@ -22,6 +22,8 @@ export LOG_FORMAT=${LOG_FORMAT:-text}
 export RECOUP_SCHEDULE=${RECOUP_SCHEDULE:-0s,15s,30s}
 export RECOUP_FINAL_WAIT=${RECOUP_FINAL_WAIT:-10s}
 export RECOUP_IGNORE_QUIET_HOURS=${RECOUP_IGNORE_QUIET_HOURS:-true}
+# The schedule of seconds would hit the weekly contact cap of policy.yaml.
+export RECOUP_CONTACT_CAP=${RECOUP_CONTACT_CAP:-10/7}
 ui_port=${TEMPORAL_UI_PORT:-8233}
 
 pids=()

@@ -146,7 +146,7 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 	}
 	acts := &activities.Activities{
 		Store: st, Prompts: prompts, Logger: logger,
-		Schedule: cfg.Schedule, FinalWait: cfg.FinalWait, IgnoreQuietHours: cfg.IgnoreQuietHours,
+		Schedule: cfg.Schedule, FinalWait: cfg.FinalWait, IgnoreQuietHours: cfg.IgnoreQuietHours, ContactCap: cfg.ContactCap,
 		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL,
 	}
 	var errs []error

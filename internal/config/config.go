@@ -22,6 +22,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/internal/observability"
+	"github.com/recoup-dunning/recoup/internal/policy"
 	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
@@ -42,8 +43,9 @@ type Config struct {
 	PaymentURL     string
 	UnsubscribeURL string
 
-	Schedule         []time.Duration // RECOUP_SCHEDULE, overrides the policy's schedule
-	FinalWait        time.Duration   // RECOUP_FINAL_WAIT, overrides the policy's final wait
+	Schedule         []time.Duration    // RECOUP_SCHEDULE, overrides the policy's schedule
+	FinalWait        time.Duration      // RECOUP_FINAL_WAIT, overrides the policy's final wait
+	ContactCap       *policy.ContactCap // RECOUP_CONTACT_CAP "messages/days", overrides the policy's
 	IgnoreQuietHours bool
 
 	LogLevel  slog.Level
@@ -227,6 +229,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.CodecOrigins = list("CODEC_CORS_ORIGINS")
 	if len(c.CodecOrigins) == 0 {
 		c.CodecOrigins = []string{"http://localhost:8233"}
+	}
+	if v := get("RECOUP_CONTACT_CAP", ""); v != "" {
+		var cc policy.ContactCap
+		if _, err := fmt.Sscanf(v, "%d/%d", &cc.Messages, &cc.Days); err != nil || cc.Messages < 1 || cc.Days < 1 {
+			errs = append(errs, fmt.Errorf("RECOUP_CONTACT_CAP: %q is not messages/days, like 2/7", v))
+		} else {
+			c.ContactCap = &cc
+		}
 	}
 	if v := get("RECOUP_SCHEDULE", ""); v != "" {
 		for i, part := range strings.Split(v, ",") {

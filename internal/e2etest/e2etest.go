@@ -26,6 +26,7 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/ingest"
+	"github.com/recoup-dunning/recoup/internal/policy"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
 	"github.com/recoup-dunning/recoup/internal/testutil"
@@ -143,6 +144,8 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	h.Acts = &activities.Activities{Store: h.Store, Prompts: func() *templates.Set { return set }, Email: sender,
 		Schedule: o.Schedule, FinalWait: o.FinalWait, IgnoreQuietHours: true,
+		// Schedules of seconds would hit the weekly contact cap; it has tests of its own.
+		ContactCap: &policy.ContactCap{Messages: 100, Days: 7},
 		PaymentURL: "https://pay.example/{invoice_id}", UnsubscribeURL: "https://pay.example/u/{customer_id}"}
 	if o.Configure != nil {
 		o.Configure(h.Acts)
