@@ -46,7 +46,7 @@ func readCompose(t *testing.T) composeFile {
 
 func TestComposeServices(t *testing.T) {
 	c := readCompose(t)
-	for _, want := range []string{"postgres", "temporal", "setup", "temporal-ui", "worker", "worker-sandbox", "ingress", "codec-server"} {
+	for _, want := range []string{"postgres", "temporal-schema", "temporal", "setup", "temporal-ui", "worker", "worker-sandbox", "ingress", "codec-server"} {
 		if _, ok := c.Services[want]; !ok {
 			t.Errorf("service %s is missing", want)
 		}

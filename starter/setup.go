@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -35,7 +40,32 @@ func cmdSetup(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	if ns == "" {
 		ns = "default"
 	}
-	have, err := tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if _, err := tc.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: ns}); err != nil {
+		var nf *serviceerror.NamespaceNotFound
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("describe namespace %s: %w", ns, err)
+		}
+		if _, err := tc.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+			Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(30 * 24 * time.Hour),
+		}); err != nil {
+			return fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+		fmt.Fprintf(stdout, "namespace %s created (30 days retention)\n", ns)
+	}
+	// A namespace just created becomes visible to every server role within seconds.
+	var have *operatorservice.ListSearchAttributesResponse
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		have, err = tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+		var nf *serviceerror.NamespaceNotFound
+		if !errors.As(err, &nf) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("list search attributes of namespace %s: %w", ns, err)
 	}

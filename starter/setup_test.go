@@ -43,3 +43,21 @@ func TestSetupRegistersSearchAttributes(t *testing.T) {
 		}
 	}
 }
+
+func TestSetupCreatesTheNamespace(t *testing.T) {
+	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
+		ExistingPath: testutil.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	t.Setenv("TEMPORAL_NAMESPACE", "recoup-prod")
+	cfg, _ := config.FromEnv(func(string) string { return "" })
+	var out bytes.Buffer
+	if err := cmdSetup(context.Background(), &deps{cfg: cfg, st: testutil.MustStore(t), tc: srv.Client()}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "namespace recoup-prod created") || !strings.Contains(out.String(), "9 registered") {
+		t.Fatalf("setup said %q", out.String())
+	}
+}
