@@ -10,7 +10,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: all build temporal workflowcheck test lint demo bench-ingress clean
+.PHONY: all build temporal workflowcheck test lint demo bench bench-ingress bench-first-touch bench-decision chaos clean
 
 all: build
 
@@ -53,9 +53,24 @@ test: temporal lint
 demo: temporal build
 	@scripts/demo.sh
 
-# Ingress benchmark; figures go to BENCHMARKS.md.
+# Benchmarks (measure and report; figures go to BENCHMARKS.md with the command and machine).
+bench: bench-decision bench-first-touch bench-ingress
+
+bench-decision:
+	@scripts/bench-decision.sh
+
+# N payment.failed (BENCH_RUNS, default 500) to a fresh dev server until every first message
+# is sent, against a baseline workflow of four no-op activities on the same server.
+bench-first-touch: temporal
+	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 30m -run FirstTouch -v ./internal/benchmarks \
+		| grep -E '^first-touch|^(ok|FAIL|---)'
+
 bench-ingress: temporal build
 	@scripts/bench-ingress.sh
+
+# Chaos suite against the real dev server and PostgreSQL.
+chaos: temporal
+	RECOUP_CHAOS=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 20m -v ./internal/chaos/ | grep -E '^(kill|temporal|postgres|provider|llm|storm)-|^(ok|FAIL|---)'
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,167 @@
+// Package benchmarks holds Recoup's throughput benchmarks. They measure and report; they do
+// not assert on speed. Run them with `make bench` (RECOUP_BENCH=1); without it they skip.
+package benchmarks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/llm"
+)
+
+const baselineQueue = "recoup-bench-baseline"
+
+// Baseline is the same shape as a dunning run's first touch (plan, history, decide, send:
+// four activities) with activities that do nothing.
+func Baseline(ctx workflow.Context, n int) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	for i := range 4 {
+		if err := workflow.ExecuteActivity(ctx, Noop, i).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Noop does nothing.
+func Noop(ctx context.Context, i int) (int, error) { _ = activity.GetInfo(ctx); return i, nil }
+
+func fixedModel(t *testing.T) *httptest.Server {
+	answer, _ := json.Marshal(map[string]any{"channel": "email", "tone": "friendly",
+		"incentive": map[string]any{"kind": "none", "value": 0}, "subject": "Your payment did not go through",
+		"message": "We could not charge your card. Updating it takes a minute.", "rationale": "First reminder."})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": "c1", "object": "chat.completion", "model": "fixed",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": string(answer)}}},
+			"usage": map[string]any{"prompt_tokens": 400, "completion_tokens": 60}})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestFirstTouchThroughput: N payment.failed events through the starter's ingest path to a
+// fresh dev server; time until every run has sent its first message (model: a local fake
+// with a fixed answer; email: the SendGrid fake). Then, on the same server, N baseline
+// workflows with four no-op activities. Reports both rates and their ratio.
+func TestFirstTouchThroughput(t *testing.T) {
+	if os.Getenv("RECOUP_BENCH") != "1" {
+		t.Skip("a benchmark: run it with `make bench` (RECOUP_BENCH=1)")
+	}
+	n := 500
+	if v, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && v > 0 {
+		n = v
+	}
+	model := fixedModel(t)
+	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
+		c, err := llm.New(llm.Config{APIKey: "sk-bench", BaseURL: model.URL, Model: "fixed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.LLM = c
+	}})
+	bw := worker.New(h.Client, baselineQueue, worker.Options{})
+	bw.RegisterWorkflow(Baseline)
+	bw.RegisterActivity(Noop)
+	if err := bw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer bw.Stop()
+
+	ctx := context.Background()
+	start := time.Now()
+	ids := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				ev := e2etest.Failed(fmt.Sprintf("evt_ft_%d", i), fmt.Sprintf("inv_ft_%d", i), fmt.Sprintf("cus_ft_%d", i%200), time.Now().UTC())
+				raw, _ := json.Marshal(ev)
+				if _, err := h.Ingest.Accept(ctx, raw, "bench"); err != nil {
+					t.Errorf("event %d: %v", i, err)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	accepted := time.Since(start)
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		var sent int
+		if err := h.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM sends WHERE status = 'sent' AND step = 1`).Scan(&sent); err != nil {
+			t.Fatal(err)
+		}
+		if sent >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d first messages after 10 minutes", sent, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	recoup := time.Since(start)
+	if got := h.Mail.Total(); got != n {
+		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
+	}
+
+	// Baseline: start all N (as the events above started all N runs), then wait for all.
+	start = time.Now()
+	runs := make(chan int)
+	started := make([]client.WorkflowRun, n)
+	var bwg sync.WaitGroup
+	for range 8 {
+		bwg.Add(1)
+		go func() {
+			defer bwg.Done()
+			for i := range runs {
+				run, err := h.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("baseline-%d", i), TaskQueue: baselineQueue}, Baseline, i)
+				if err != nil {
+					t.Errorf("baseline %d: %v", i, err)
+				}
+				started[i] = run
+			}
+		}()
+	}
+	for i := range n {
+		runs <- i
+	}
+	close(runs)
+	bwg.Wait()
+	for i, run := range started {
+		if run == nil {
+			continue
+		}
+		if err := run.Get(ctx, nil); err != nil {
+			t.Errorf("baseline %d: %v", i, err)
+		}
+	}
+	baseline := time.Since(start)
+
+	rRate, bRate := float64(n)/recoup.Seconds(), float64(n)/baseline.Seconds()
+	line := fmt.Sprintf("first-touch: %d runs; Recoup %.1f runs/s (%s; events accepted in %s), baseline %.1f wf/s (%s), ratio %.2f",
+		n, rRate, recoup.Round(time.Millisecond), accepted.Round(time.Millisecond), bRate, baseline.Round(time.Millisecond), rRate/bRate)
+	t.Log(line)
+	fmt.Println(line)
+}
