@@ -25,6 +25,9 @@ import (
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
+// deliveryTimeout bounds one delivery to Temporal.
+const deliveryTimeout = 10 * time.Second
+
 // Ingestor records and delivers events.
 type Ingestor struct {
 	Store    *store.Store
@@ -72,7 +75,10 @@ func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Resu
 	if err != nil || res.Delivered {
 		return res, err
 	}
-	note, err := in.Deliver(ctx, ev)
+	// Bounded: when Temporal is unreachable the event stays recorded for the relay.
+	dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	note, err := in.Deliver(dctx, ev)
+	cancel()
 	if err != nil {
 		if merr := in.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), ev.EventID, err.Error()); merr != nil {
 			err = errors.Join(err, merr)
@@ -256,7 +262,7 @@ func (in *Ingestor) deliverRecorded(ctx context.Context, p store.UndeliveredEven
 	if err != nil {
 		return fmt.Errorf("the recorded event no longer decodes: %w", err)
 	}
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
 	if _, err := in.Deliver(dctx, ev); err != nil {
 		return err

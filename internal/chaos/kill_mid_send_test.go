@@ -1,0 +1,719 @@
+package chaos_test
+
+// Chaos scenario "worker killed mid-send": the real worker binary runs as a separate OS
+// process and is SIGKILLed 20 times at random points of its sends — while the provider
+// holds a request it has not accepted, after the provider accepted a message but before
+// the worker heard the answer, just after the answer reached the worker, and at random
+// moments — and restarted each time. Afterwards no idempotency key may have been accepted
+// twice by the provider, every run must have ended, and every send whose outcome was cut
+// must be marked for reconciliation (sends.status = 'reconcile').
+//
+// Kills start once the first worker has made every run's first decision, so that they
+// land on sends rather than on the initial burst of decisions. CHAOS_SEED replays a kill
+// plan; CHAOS_LOG_DIR keeps the workers' output (kill-mid-send-worker.log).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/testutil"
+)
+
+// Shape of the scenario. Every run has two email steps; the provider's send queue is rate
+// limited by the server so that sends keep arriving one by one across the 20 worker
+// lifetimes instead of all at once in the first.
+const (
+	kmsKills        = 20
+	kmsRuns         = 32
+	kmsSendsPerSec  = "3"
+	kmsWaitForSend  = 5 * time.Second // longest wait for a send to cut before killing anyway
+	kmsFinishWithin = 150 * time.Second
+)
+
+// How a kill is placed relative to a send.
+type kmsMode int
+
+const (
+	// The provider received the request and holds it without accepting: nothing is sent,
+	// but the worker cannot know that.
+	kmsBeforeAccept kmsMode = iota
+	// The provider accepted the message and holds the answer: the worker dies before it
+	// hears that the message went out.
+	kmsAfterAccept
+	// The answer (202) was written to the worker; the kill follows 0–5 ms later, before or
+	// after the worker recorded it.
+	kmsAfterAnswer
+	// A random moment: after 1–3 more accepted sends or 50–1500 ms, whichever comes first.
+	kmsRandom
+)
+
+func (m kmsMode) String() string {
+	return [...]string{"held-before-accept", "held-after-accept", "just-after-answer", "random-moment"}[m]
+}
+
+func TestKillMidSend(t *testing.T) {
+	if os.Getenv("RECOUP_CHAOS") != "1" {
+		t.Skip("a chaos scenario: run it with `make chaos` (RECOUP_CHAOS=1)")
+	}
+	began := time.Now()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SEED=%q: %v", v, err)
+		}
+		seed = s
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
+	t.Logf("seed %d (set CHAOS_SEED to replay the same kill plan)", seed)
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "worker")
+	built, buildDone := make(chan error, 1), make(chan struct{})
+	go func() { defer close(buildDone); built <- kmsBuildWorker(bin) }()
+	t.Cleanup(func() { <-buildDone }) // before the temporary directory is removed
+
+	// Dev server (the pinned CLI, with Recoup's search attributes), a migrated schema, and
+	// the ingest path; no in-process worker.
+	h := e2etest.Start(t, e2etest.Options{NoWorker: true})
+	ctx := context.Background()
+	var schema string
+	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatalf("current schema: %v", err)
+	}
+	dbURL, err := kmsWithSearchPath(testutil.DatabaseURL(), schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := newKmsProvider()
+	fake := httptest.NewServer(prov)
+	t.Cleanup(fake.Close)
+	t.Cleanup(prov.releaseAll) // before fake.Close, which waits for held handlers
+
+	home := filepath.Join(dir, "home") // no stray Temporal profile from the real $HOME
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + dir,
+		"DATABASE_URL=" + dbURL,
+		"TEMPORAL_ADDRESS=" + h.HostPort(), "TEMPORAL_NAMESPACE=default",
+		"SENDGRID_API_KEY=SG.chaos", "SENDGRID_BASE_URL=" + fake.URL, "SENDGRID_TIMEOUT=2s",
+		"EMAIL_FROM=billing@shop.example", "EMAIL_SENDS_PER_SECOND=" + kmsSendsPerSec,
+		"RECOUP_SCHEDULE=0s,2s", "RECOUP_FINAL_WAIT=1s", "RECOUP_IGNORE_QUIET_HOURS=true",
+		"RECOUP_CONTACT_CAP=100/7", "METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text",
+	}
+	logPath := filepath.Join(dir, "worker.log")
+	if d := os.Getenv("CHAOS_LOG_DIR"); d != "" { // keep the workers' output after the test
+		logPath = filepath.Join(d, "kill-mid-send-worker.log")
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		logFile.Close()
+		if t.Failed() {
+			kmsTail(t, logPath, 60)
+		}
+	})
+	var logMu sync.Mutex // the workers' output, one after the other, in one file
+
+	// The runs: every customer consents to email only, so both steps go to the provider.
+	invoices := make([]string, kmsRuns)
+	for i := range kmsRuns {
+		invoices[i] = fmt.Sprintf("inv_kms_%02d", i)
+		ev := e2etest.Failed(fmt.Sprintf("evt_kms_%02d", i), invoices[i], fmt.Sprintf("cus_kms_%02d", i), time.Now().UTC())
+		ev["customer"].(map[string]any)["sms_consent"] = false
+		if res := h.Event(ev); !res.Delivered {
+			t.Fatalf("event for %s not delivered: %+v", invoices[i], res)
+		}
+	}
+	if err := <-built; err != nil {
+		t.Fatalf("build the worker: %v", err)
+	}
+	t.Logf("setup (build, dev server, %d runs started) took %s", kmsRuns, time.Since(began).Round(time.Millisecond))
+
+	start := func(n int) *kmsWorker {
+		w, err := startKmsWorker(bin, env, n, logFile, &logMu)
+		if err != nil {
+			t.Fatalf("start worker %d: %v", n, err)
+		}
+		t.Cleanup(w.kill)
+		return w
+	}
+
+	// The kill plan: a fixed mix of kill placements in a random order.
+	var plan []kmsMode
+	for mode, n := range map[kmsMode]int{kmsAfterAccept: 8, kmsBeforeAccept: 2, kmsAfterAnswer: 4, kmsRandom: 6} {
+		for range n {
+			plan = append(plan, mode)
+		}
+	}
+	if len(plan) != kmsKills {
+		t.Fatalf("the kill plan has %d kills, want %d", len(plan), kmsKills)
+	}
+	sort.Slice(plan, func(i, j int) bool { return plan[i] < plan[j] })
+	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
+
+	type cut struct {
+		key  string
+		mode kmsMode
+	}
+	var cuts []cut
+	idle := 0 // kills with no send to cut within kmsWaitForSend
+	killPhase := time.Now()
+	for i, mode := range plan {
+		w := start(i)
+		if i == 0 {
+			// The first worker makes every run's first decision before the kills begin: a
+			// worker killed during DecideStrategy stalls that run for its 90 s start-to-close
+			// timeout, and the initial burst of decisions would put that on the test's
+			// critical path. From here on the kills are placed on sends.
+			kmsEventually(t, 30*time.Second, "every run's first decision", func() bool {
+				var n int
+				err := h.Store.Pool().QueryRow(ctx, `SELECT count(DISTINCT workflow_id) FROM decisions WHERE step = 1`).Scan(&n)
+				return err == nil && n >= kmsRuns
+			})
+		}
+		switch mode {
+		case kmsRandom:
+			if !w.waitReady(30 * time.Second) {
+				t.Fatalf("worker %d did not start polling (exited: %v)", i, w.exited())
+			}
+			target := prov.total() + 1 + rng.IntN(3)
+			deadline := time.NewTimer(time.Duration(50+rng.IntN(1450)) * time.Millisecond)
+		wait:
+			for {
+				n, changed := prov.watch()
+				if n >= target {
+					break
+				}
+				select {
+				case <-changed:
+				case <-deadline.C:
+					break wait
+				}
+			}
+			deadline.Stop()
+			if w.exited() {
+				t.Fatalf("worker %d exited by itself", i)
+			}
+			w.kill()
+			cuts = append(cuts, cut{mode: mode})
+		default:
+			arm := prov.arm(mode)
+			var held kmsHeld
+			var ok bool
+			select {
+			case held = <-arm.held:
+				ok = true
+			case <-time.After(kmsWaitForSend):
+			case <-w.done:
+				t.Fatalf("worker %d exited by itself", i)
+			}
+			if !ok {
+				if !prov.disarm(arm) { // a request took the arm meanwhile
+					held, ok = <-arm.held, true
+				}
+			}
+			if ok && mode == kmsAfterAnswer {
+				<-time.After(time.Duration(rng.IntN(5000)) * time.Microsecond) // the kill point, not synchronisation
+			}
+			w.kill() // SIGKILL, and the process is reaped
+			if held.release != nil {
+				close(held.release) // answer a dead connection
+			}
+			if ok {
+				cuts = append(cuts, cut{key: held.key, mode: mode})
+			} else {
+				idle++
+				cuts = append(cuts, cut{mode: mode})
+			}
+		}
+	}
+	t.Logf("%d kills in %s (%d found no send to cut within %s)", len(plan), time.Since(killPhase).Round(time.Millisecond), idle, kmsWaitForSend)
+
+	// The last restart: the worker runs until every run has ended.
+	final := start(len(plan))
+	lastKill := time.Now()
+	waitCtx, cancel := context.WithTimeout(ctx, kmsFinishWithin)
+	defer cancel()
+	lost := 0
+	results := map[string]recoup.DunningResult{}
+	for _, inv := range invoices {
+		var res recoup.DunningResult
+		if err := h.Client.GetWorkflow(waitCtx, recoup.WorkflowID(inv), "").Get(waitCtx, &res); err != nil {
+			lost++
+			t.Errorf("run %s did not finish within %s of the last restart: %v", inv, kmsFinishWithin, err)
+			continue
+		}
+		results[inv] = res
+	}
+	t.Logf("%d of %d runs ended, the last %s after the last restart", len(results), kmsRuns, time.Since(lastKill).Round(time.Millisecond))
+	// What each run recorded about its messages (queried while a worker is up to answer).
+	states := map[string]recoup.State{}
+	for inv := range results {
+		qctx, qcancel := context.WithTimeout(ctx, 20*time.Second)
+		v, err := h.Client.QueryWorkflow(qctx, recoup.WorkflowID(inv), "", recoup.QueryStatus)
+		var st recoup.State
+		if err == nil {
+			err = v.Get(&st)
+		}
+		qcancel()
+		if err != nil {
+			t.Errorf("query %s: %v", inv, err)
+			continue
+		}
+		states[inv] = st
+	}
+	if err := final.terminate(45 * time.Second); err != nil {
+		t.Errorf("worker on SIGTERM: %v", err)
+	}
+
+	// What the provider accepted, and what PostgreSQL says about every send.
+	accepted := prov.snapshot()
+	rows, err := h.Store.Pool().Query(ctx, `SELECT idempotency_key, status, provider_message_id, error FROM sends ORDER BY idempotency_key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type sendRow struct{ status, providerID, err string }
+	sends := map[string]sendRow{}
+	for rows.Next() {
+		var k string
+		var r sendRow
+		if err := rows.Scan(&k, &r.status, &r.providerID, &r.err); err != nil {
+			t.Fatal(err)
+		}
+		sends[k] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	duplicates, reconcile, reconcileUnaccepted, sent := 0, 0, 0, 0
+	for k, n := range accepted {
+		if n > 1 {
+			duplicates++
+			t.Errorf("the provider accepted %d messages with idempotency key %s", n, k)
+		}
+		if r, ok := sends[k]; !ok || (r.status != store.SendSent && r.status != store.SendReconcile) {
+			t.Errorf("key %s was accepted by the provider but its send row is %+v (found %v), want sent or reconcile", k, r, ok)
+		}
+	}
+	for k, r := range sends {
+		switch r.status {
+		case store.SendSent:
+			sent++
+			if accepted[k] != 1 || r.providerID != "sg-"+k {
+				t.Errorf("send %s is 'sent' (provider id %q) but the provider accepted it %d times", k, r.providerID, accepted[k])
+			}
+		case store.SendReconcile:
+			reconcile++
+			if accepted[k] == 0 {
+				reconcileUnaccepted++
+			}
+		default:
+			t.Errorf("send %s ended %q (%s), want sent or reconcile", k, r.status, r.err)
+		}
+	}
+	afterAccept := 0
+	for _, c := range cuts {
+		if c.key == "" {
+			continue
+		}
+		r := sends[c.key]
+		switch c.mode {
+		case kmsAfterAccept, kmsBeforeAccept:
+			if c.mode == kmsAfterAccept {
+				afterAccept++
+			}
+			if r.status != store.SendReconcile {
+				t.Errorf("send %s was cut %s but is %q, want reconcile", c.key, c.mode, r.status)
+			}
+		case kmsAfterAnswer:
+			if r.status != store.SendSent && r.status != store.SendReconcile {
+				t.Errorf("send %s was cut %s but is %q, want sent or reconcile", c.key, c.mode, r.status)
+			}
+		}
+	}
+	for _, inv := range invoices {
+		res, ok := results[inv]
+		if !ok {
+			continue
+		}
+		if res.Status != recoup.StatusExhausted || res.Steps != 2 {
+			t.Errorf("run %s ended %+v, want exhausted after 2 steps", inv, res)
+		}
+		st, ok := states[inv]
+		if !ok {
+			continue
+		}
+		if len(st.Messages) != 2 {
+			t.Errorf("run %s recorded %d messages, want 2: %+v", inv, len(st.Messages), st.Messages)
+		}
+		for _, m := range st.Messages {
+			if r, ok := sends[m.IdempotencyKey]; !ok || r.status != m.Delivery {
+				t.Errorf("run %s step %d: the run recorded delivery %q (%s), the sends table %q", inv, m.Step, m.Delivery, m.Error, r.status)
+			}
+		}
+	}
+	var exhausted int
+	if err := h.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM dunning_runs WHERE outcome = 'exhausted'`).Scan(&exhausted); err != nil {
+		t.Fatal(err)
+	}
+	if exhausted != kmsRuns {
+		t.Errorf("dunning_runs records %d exhausted runs, want %d", exhausted, kmsRuns)
+	}
+
+	line := fmt.Sprintf("kill-mid-send: %d kills, %d duplicates, %d lost, %d reconcile", len(plan), duplicates, lost, reconcile)
+	t.Log(line)
+	if testing.Verbose() {
+		fmt.Println(line)
+	}
+	var perMode []string
+	for _, mode := range []kmsMode{kmsAfterAccept, kmsBeforeAccept, kmsAfterAnswer} {
+		n, outcomes := 0, map[string]int{}
+		for _, c := range cuts {
+			if c.mode == mode && c.key != "" {
+				n++
+				outcomes[sends[c.key].status]++
+			}
+		}
+		perMode = append(perMode, fmt.Sprintf("%d %s (%d then sent, %d reconcile)", n, mode, outcomes[store.SendSent], outcomes[store.SendReconcile]))
+	}
+	random := 0
+	for _, c := range cuts {
+		if c.mode == kmsRandom {
+			random++
+		}
+	}
+	perMode = append(perMode, fmt.Sprintf("%d %s", random, kmsRandom))
+	t.Logf("kills: %s, %d with no send in reach; sends: %d accepted by the provider, %d sent, %d reconcile (%d never accepted by the provider); %d runs exhausted; total %s",
+		strings.Join(perMode, ", "), idle, len(accepted), sent, reconcile, reconcileUnaccepted, exhausted, time.Since(began).Round(time.Millisecond))
+	if reconcile == 0 || reconcile < afterAccept {
+		t.Errorf("%d sends marked reconcile, want at least the %d cut after the provider accepted them (and more than 0)", reconcile, afterAccept)
+	}
+	if duplicates != 0 || lost != 0 {
+		t.Error(line)
+	}
+}
+
+// kmsEventually polls cond until it holds, failing the test after d.
+func kmsEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// kmsBuildWorker builds ./worker into bin.
+func kmsBuildWorker(bin string) error {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	cmd := exec.Command(goBin, "build", "-o", bin, "./worker")
+	cmd.Dir = testutil.RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
+
+// kmsWithSearchPath adds the schema as the search_path runtime parameter (pgx passes
+// unknown URL parameters and DSN keywords to the server).
+func kmsWithSearchPath(dsn, schema string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("database URL: %w", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return dsn + " search_path=" + schema, nil
+}
+
+// kmsTail logs the last n lines of the workers' output.
+func kmsTail(t *testing.T, path string, n int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	t.Logf("last %d lines of the workers' output (%s):\n%s", len(lines), path, strings.Join(lines, "\n"))
+}
+
+// kmsWorker is one worker process.
+type kmsWorker struct {
+	cmd       *exec.Cmd
+	ready     chan struct{} // closed when the worker logs that it is polling
+	done      chan struct{} // closed when the process has exited and been reaped
+	waitErr   error
+	readyOnce sync.Once
+}
+
+func startKmsWorker(bin string, env []string, n int, log *os.File, mu *sync.Mutex) (*kmsWorker, error) {
+	w := &kmsWorker{ready: make(chan struct{}), done: make(chan struct{})}
+	out := &kmsLines{prefix: fmt.Sprintf("[worker %02d] ", n), file: log, mu: mu, onLine: func(l string) {
+		if strings.Contains(l, "worker polling") {
+			w.readyOnce.Do(func() { close(w.ready) })
+		}
+	}}
+	w.cmd = exec.Command(bin)
+	w.cmd.Env = env
+	w.cmd.Stdout, w.cmd.Stderr = out, out
+	if err := w.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		w.waitErr = w.cmd.Wait()
+		out.flush()
+		close(w.done)
+	}()
+	return w, nil
+}
+
+func (w *kmsWorker) waitReady(d time.Duration) bool {
+	select {
+	case <-w.ready:
+		return true
+	case <-w.done:
+		return false
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (w *kmsWorker) exited() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL to the worker (by its pid) and waits until it has been reaped.
+func (w *kmsWorker) kill() {
+	if w.exited() {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.done
+}
+
+// terminate asks the worker to shut down (SIGTERM) and reports how it exited.
+func (w *kmsWorker) terminate(within time.Duration) error {
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-w.done:
+		return w.waitErr
+	case <-time.After(within):
+		w.kill()
+		return fmt.Errorf("still running %s after SIGTERM; killed", within)
+	}
+}
+
+// kmsLines writes a process's output to the shared log file line by line.
+type kmsLines struct {
+	prefix string
+	file   *os.File
+	mu     *sync.Mutex
+	onLine func(string)
+	buf    []byte
+}
+
+func (l *kmsLines) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *kmsLines) flush() {
+	if len(l.buf) > 0 {
+		l.line(string(l.buf))
+		l.buf = nil
+	}
+}
+
+func (l *kmsLines) line(s string) {
+	l.onLine(s)
+	l.mu.Lock()
+	fmt.Fprintln(l.file, l.prefix+s)
+	l.mu.Unlock()
+}
+
+// kmsProvider is a SendGrid /v3/mail/send fake that counts accepted messages per
+// personalizations[0].custom_args.idempotency_key. Armed, it holds the next request — before
+// or after accepting it, or reports it once answered — so that the test can kill the
+// worker at that point of the send.
+type kmsProvider struct {
+	mu       sync.Mutex
+	accepted map[string]int
+	count    int
+	changed  chan struct{} // closed and replaced on every acceptance
+	armed    *kmsArm
+	holds    []chan struct{}
+}
+
+type kmsArm struct {
+	mode kmsMode
+	held chan kmsHeld // receives the request the arm caught
+}
+
+type kmsHeld struct {
+	key     string
+	release chan struct{} // nil when nothing is held (kmsAfterAnswer)
+}
+
+func newKmsProvider() *kmsProvider {
+	return &kmsProvider{accepted: map[string]int{}, changed: make(chan struct{})}
+}
+
+func (p *kmsProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Personalizations []struct {
+			CustomArgs map[string]string `json:"custom_args"`
+		} `json:"personalizations"`
+	}
+	if r.URL.Path != "/v3/mail/send" || json.NewDecoder(r.Body).Decode(&body) != nil || len(body.Personalizations) != 1 {
+		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
+		return
+	}
+	key := body.Personalizations[0].CustomArgs["idempotency_key"]
+	p.mu.Lock()
+	arm := p.armed
+	p.armed = nil
+	var release chan struct{}
+	if arm != nil && arm.mode != kmsAfterAnswer {
+		release = make(chan struct{})
+		p.holds = append(p.holds, release)
+	}
+	p.mu.Unlock()
+
+	if arm != nil && arm.mode == kmsBeforeAccept {
+		arm.held <- kmsHeld{key: key, release: release}
+		<-release
+		http.Error(w, `{"errors":[{"message":"unavailable"}]}`, http.StatusServiceUnavailable)
+		return
+	}
+	p.mu.Lock()
+	p.accepted[key]++
+	p.count++
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	if arm != nil && arm.mode == kmsAfterAccept {
+		arm.held <- kmsHeld{key: key, release: release}
+		<-release
+	}
+	w.Header().Set("X-Message-Id", "sg-"+key)
+	w.WriteHeader(http.StatusAccepted)
+	if arm != nil && arm.mode == kmsAfterAnswer {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		arm.held <- kmsHeld{key: key}
+	}
+}
+
+// arm makes the next request a cut point of the given mode.
+func (p *kmsProvider) arm(mode kmsMode) *kmsArm {
+	a := &kmsArm{mode: mode, held: make(chan kmsHeld, 1)}
+	p.mu.Lock()
+	p.armed = a
+	p.mu.Unlock()
+	return a
+}
+
+// disarm withdraws a; false when a request took it first.
+func (p *kmsProvider) disarm(a *kmsArm) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.armed == a {
+		p.armed = nil
+		return true
+	}
+	return false
+}
+
+// releaseAll lets every held request finish.
+func (p *kmsProvider) releaseAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.holds {
+		select {
+		case <-c:
+		default:
+			close(c)
+		}
+	}
+	p.holds = nil
+}
+
+func (p *kmsProvider) total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count
+}
+
+// watch returns the number of acceptances and a channel closed at the next one.
+func (p *kmsProvider) watch() (int, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count, p.changed
+}
+
+func (p *kmsProvider) snapshot() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := make(map[string]int, len(p.accepted))
+	for k, v := range p.accepted {
+		m[k] = v
+	}
+	return m
+}
