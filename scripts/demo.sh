@@ -22,8 +22,9 @@ export LOG_FORMAT=${LOG_FORMAT:-text}
 export RECOUP_SCHEDULE=${RECOUP_SCHEDULE:-0s,15s,30s}
 export RECOUP_FINAL_WAIT=${RECOUP_FINAL_WAIT:-10s}
 export RECOUP_IGNORE_QUIET_HOURS=${RECOUP_IGNORE_QUIET_HOURS:-true}
-# The schedule of seconds would hit the weekly contact cap of policy.yaml.
-export RECOUP_CONTACT_CAP=${RECOUP_CONTACT_CAP:-10/7}
+# The schedule of seconds, and every earlier demo run messaging the same demo customers,
+# would hit the weekly contact cap of policy.yaml.
+export RECOUP_CONTACT_CAP=${RECOUP_CONTACT_CAP:-1000/7}
 ui_port=${TEMPORAL_UI_PORT:-8233}
 
 pids=()
