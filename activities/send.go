@@ -96,7 +96,9 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 			return SendResult{Delivery: row.Status, ProviderMessageID: row.ProviderMessageID}, nil
 		case store.SendReconcile:
 			log.Warn("an earlier attempt may have sent this message; not sending again, marked for reconciliation")
-			a.recordReconcile(ch, in)
+			if row.Reconciled { // count each send once, however many attempts find it
+				a.recordReconcile(ch, in)
+			}
 			return SendResult{Delivery: store.SendReconcile}, nil
 		default: // failed
 			return SendResult{}, temporal.NewNonRetryableApplicationError(

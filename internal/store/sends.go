@@ -38,6 +38,9 @@ type SendRow struct {
 	ProviderMessageID string
 	Attempts          int
 	Error             string
+	// Reconciled is true when this ReserveSend call found an earlier attempt's unfinished
+	// reservation and marked it SendReconcile (false when it already was).
+	Reconciled bool
 }
 
 // ReserveSend claims the right to call the provider for r.Key.
@@ -70,13 +73,19 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 		return SendRow{}, false, fmt.Errorf("reclaim send: %w", err)
 	}
 	row, err = scanSend(s.pool.QueryRow(ctx, `
-		UPDATE sends SET status = CASE WHEN status = 'reserved' THEN 'reconcile' ELSE status END,
-			error = CASE WHEN status = 'reserved' THEN 'earlier attempt ended with unknown outcome' ELSE error END,
-			updated_at = CASE WHEN status = 'reserved' THEN now() ELSE updated_at END
-		WHERE idempotency_key = $1
+		UPDATE sends SET status = 'reconcile', error = 'earlier attempt ended with unknown outcome', updated_at = now()
+		WHERE idempotency_key = $1 AND status = 'reserved'
 		RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key))
+	if err == nil {
+		row.Reconciled = true
+		return row, false, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return SendRow{}, false, fmt.Errorf("mark send for reconciliation: %w", err)
+	}
+	row, err = s.GetSend(ctx, r.Key)
 	if err != nil {
-		return SendRow{}, false, fmt.Errorf("read send: %w", err)
+		return SendRow{}, false, err
 	}
 	return row, false, nil
 }

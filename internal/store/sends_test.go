@@ -238,8 +238,12 @@ func TestLateDefiniteOutcomeSettlesReconcile(t *testing.T) {
 		t.Fatalf("first reserve: %v %v", claimed, err)
 	}
 	// A second attempt starts while the first (timed out) is still at the provider.
-	if row, claimed, err := st.ReserveSend(ctx, r); err != nil || claimed || row.Status != store.SendReconcile {
+	if row, claimed, err := st.ReserveSend(ctx, r); err != nil || claimed || row.Status != store.SendReconcile || !row.Reconciled {
 		t.Fatalf("second reserve: %+v %v %v", row, claimed, err)
+	}
+	// A third attempt finds it already marked: it is reported, but not as newly reconciled.
+	if row, _, err := st.ReserveSend(ctx, r); err != nil || row.Status != store.SendReconcile || row.Reconciled {
+		t.Fatalf("third reserve: %+v %v", row, err)
 	}
 	// The first attempt then learns the provider accepted it: the send is settled, not lost.
 	if err := st.CompleteSend(ctx, r.Key, store.SendSent, "msg-1"); err != nil {
