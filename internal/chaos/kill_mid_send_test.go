@@ -15,7 +15,6 @@ package chaos_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -615,16 +614,11 @@ func newKmsProvider() *kmsProvider {
 }
 
 func (p *kmsProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Personalizations []struct {
-			CustomArgs map[string]string `json:"custom_args"`
-		} `json:"personalizations"`
-	}
-	if r.URL.Path != "/v3/mail/send" || json.NewDecoder(r.Body).Decode(&body) != nil || len(body.Personalizations) != 1 {
+	key, ok := e2etest.SendGridKey(r)
+	if !ok {
 		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
 		return
 	}
-	key := body.Personalizations[0].CustomArgs["idempotency_key"]
 	p.mu.Lock()
 	arm := p.armed
 	p.armed = nil

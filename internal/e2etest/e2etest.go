@@ -48,17 +48,26 @@ type Mailbox struct {
 	keys map[string]int
 }
 
-func (m *Mailbox) handle(w http.ResponseWriter, r *http.Request) {
+// SendGridKey reads the idempotency key of a /v3/mail/send request (its one
+// personalization's custom_args); ok is false for any other request.
+func SendGridKey(r *http.Request) (key string, ok bool) {
 	var body struct {
 		Personalizations []struct {
 			CustomArgs map[string]string `json:"custom_args"`
 		} `json:"personalizations"`
 	}
 	if r.URL.Path != "/v3/mail/send" || json.NewDecoder(r.Body).Decode(&body) != nil || len(body.Personalizations) != 1 {
+		return "", false
+	}
+	return body.Personalizations[0].CustomArgs["idempotency_key"], true
+}
+
+func (m *Mailbox) handle(w http.ResponseWriter, r *http.Request) {
+	key, ok := SendGridKey(r)
+	if !ok {
 		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
 		return
 	}
-	key := body.Personalizations[0].CustomArgs["idempotency_key"]
 	m.mu.Lock()
 	m.keys[key]++
 	m.mu.Unlock()
