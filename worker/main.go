@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -100,7 +101,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("METRICS_ADDR %q: %w", cfg.MetricsAddr, err)
 	}
-	hs := &http.Server{Handler: MetricsHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+	handler := MetricsHandler(reg)
+	if getenv("RECOUP_PPROF") == "1" {
+		handler = WithPprof(handler)
+		logger.Warn("RECOUP_PPROF=1: Go's profiler is served on METRICS_ADDR under /debug/pprof/ (for benchmarks; do not expose it)")
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	defer hs.Close()
 	workers := workflows.NewWorkers(c, acts, workflows.Tuning(cfg.Tuning))
@@ -123,6 +129,19 @@ func MetricsHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return mux
+}
+
+// WithPprof adds Go's profiler (/debug/pprof/) to h. The worker serves it only when
+// RECOUP_PPROF=1: the benchmarks take CPU profiles of worker processes with it.
+func WithPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 
