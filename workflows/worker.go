@@ -19,12 +19,22 @@ type Tuning struct {
 	WorkflowPollers            int     // WORKER_WORKFLOW_POLLERS
 	EmailsPerSecond            float64 // EMAIL_SENDS_PER_SECOND: across all workers (0: unlimited)
 	SMSPerSecond               float64 // SMS_SENDS_PER_SECOND: across all workers (0: unlimited)
+	// StickyCacheSize bounds how many workflow executions the process keeps in memory
+	// between workflow tasks (WORKER_STICKY_CACHE_SIZE; 0: the SDK's default, 10,000). A
+	// run evicted from the cache is replayed from its history on its next task.
+	StickyCacheSize int
 }
 
 // NewWorkers creates the workers of one process: the dunning task queue with
 // DunningWorkflow and every activity, and one worker per send queue whose
 // activities-per-second limit the server enforces across all replicas.
+//
+// A non-zero t.StickyCacheSize sets the SDK's process-wide workflow cache size, which must
+// happen before any worker of the process starts.
 func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker.Worker {
+	if t.StickyCacheSize > 0 {
+		worker.SetStickyWorkflowCacheSize(t.StickyCacheSize)
+	}
 	base := worker.Options{
 		MaxConcurrentActivityExecutionSize:     t.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: t.MaxConcurrentWorkflowTasks,

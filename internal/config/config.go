@@ -77,6 +77,10 @@ type Tuning struct {
 	WorkflowPollers            int     // WORKER_WORKFLOW_POLLERS
 	EmailsPerSecond            float64 // EMAIL_SENDS_PER_SECOND: across all workers (0: unlimited)
 	SMSPerSecond               float64 // SMS_SENDS_PER_SECOND: across all workers (0: unlimited)
+	// StickyCacheSize bounds how many workflow executions the process keeps in memory
+	// between workflow tasks (WORKER_STICKY_CACHE_SIZE; 0: the SDK's default, 10,000). A
+	// run evicted from the cache is replayed from its history on its next task.
+	StickyCacheSize int
 }
 
 // LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
@@ -216,6 +220,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		WorkflowPollers:            intVar("WORKER_WORKFLOW_POLLERS"),
 		EmailsPerSecond:            rateVar("EMAIL_SENDS_PER_SECOND"),
 		SMSPerSecond:               rateVar("SMS_SENDS_PER_SECOND"),
+		StickyCacheSize:            intVar("WORKER_STICKY_CACHE_SIZE"),
 	}
 	if v := get("RECOUP_CODEC_KEYS", ""); v != "" {
 		k, err := codec.ParseKeys(v)

@@ -214,7 +214,8 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	env := map[string]string{"WORKER_MAX_CONCURRENT_ACTIVITIES": "50", "EMAIL_SENDS_PER_SECOND": "10", "SMS_SENDS_PER_SECOND": "0.5"}
+	env := map[string]string{"WORKER_MAX_CONCURRENT_ACTIVITIES": "50", "EMAIL_SENDS_PER_SECOND": "10", "SMS_SENDS_PER_SECOND": "0.5",
+		"WORKER_STICKY_CACHE_SIZE": "2000"}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -229,12 +230,14 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 	if opts.ConnectionOptions.TLS == nil {
 		t.Fatal("an API key must turn TLS on")
 	}
-	if cfg.Tuning.MaxConcurrentActivities != 50 || cfg.Tuning.EmailsPerSecond != 10 || cfg.Tuning.SMSPerSecond != 0.5 {
+	if cfg.Tuning.MaxConcurrentActivities != 50 || cfg.Tuning.EmailsPerSecond != 10 || cfg.Tuning.SMSPerSecond != 0.5 ||
+		cfg.Tuning.StickyCacheSize != 2000 {
 		t.Fatalf("tuning = %+v", cfg.Tuning)
 	}
-	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2"}
+	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2", "WORKER_STICKY_CACHE_SIZE": "none"}
 	_, err = config.FromEnv(func(k string) string { return env[k] })
-	if err == nil || !strings.Contains(err.Error(), "SMS_SENDS_PER_SECOND") || !strings.Contains(err.Error(), "WORKER_ACTIVITY_POLLERS") {
-		t.Fatalf("error = %v, want both variables named", err)
+	if err == nil || !strings.Contains(err.Error(), "SMS_SENDS_PER_SECOND") || !strings.Contains(err.Error(), "WORKER_ACTIVITY_POLLERS") ||
+		!strings.Contains(err.Error(), "WORKER_STICKY_CACHE_SIZE") {
+		t.Fatalf("error = %v, want every variable named", err)
 	}
 }
