@@ -191,37 +191,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.RelayParallel = n
 	}
-	intVar := func(name string) int {
-		v := get(name, "")
-		if v == "" {
-			return 0
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("%s: %q is not a positive number", name, v))
-		}
-		return n
-	}
-	rateVar := func(name string) float64 {
-		v := get(name, "")
-		if v == "" {
-			return 0
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 {
-			errs = append(errs, fmt.Errorf("%s: %q is not a positive rate (messages per second)", name, v))
-		}
-		return f
-	}
-	c.Tuning = Tuning{
-		MaxConcurrentActivities:    intVar("WORKER_MAX_CONCURRENT_ACTIVITIES"),
-		MaxConcurrentWorkflowTasks: intVar("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"),
-		ActivityPollers:            intVar("WORKER_ACTIVITY_POLLERS"),
-		WorkflowPollers:            intVar("WORKER_WORKFLOW_POLLERS"),
-		EmailsPerSecond:            rateVar("EMAIL_SENDS_PER_SECOND"),
-		SMSPerSecond:               rateVar("SMS_SENDS_PER_SECOND"),
-		StickyCacheSize:            intVar("WORKER_STICKY_CACHE_SIZE"),
-	}
+	tuning, err := TuningFromEnv(getenv)
+	errs = append(errs, err)
+	c.Tuning = tuning
 	if v := get("RECOUP_CODEC_KEYS", ""); v != "" {
 		k, err := codec.ParseKeys(v)
 		if err != nil {
@@ -272,6 +244,44 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("BILLING_WEBHOOK_SECRET: required when BILLING_WEBHOOK_URL is set"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// TuningFromEnv reads the worker's capacity configuration (WORKER_*, *_SENDS_PER_SECOND)
+// alone; FromEnv reads it too. Unset variables keep the SDK's defaults.
+func TuningFromEnv(getenv func(string) string) (Tuning, error) {
+	var errs []error
+	intVar := func(name string) int {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive number", name, v))
+		}
+		return n
+	}
+	rateVar := func(name string) float64 {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return 0
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive rate (messages per second)", name, v))
+		}
+		return f
+	}
+	t := Tuning{
+		MaxConcurrentActivities:    intVar("WORKER_MAX_CONCURRENT_ACTIVITIES"),
+		MaxConcurrentWorkflowTasks: intVar("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"),
+		ActivityPollers:            intVar("WORKER_ACTIVITY_POLLERS"),
+		WorkflowPollers:            intVar("WORKER_WORKFLOW_POLLERS"),
+		EmailsPerSecond:            rateVar("EMAIL_SENDS_PER_SECOND"),
+		SMSPerSecond:               rateVar("SMS_SENDS_PER_SECOND"),
+		StickyCacheSize:            intVar("WORKER_STICKY_CACHE_SIZE"),
+	}
+	return t, errors.Join(errs...)
 }
 
 // Logger builds the process logger.

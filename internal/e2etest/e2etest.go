@@ -24,6 +24,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/policy"
@@ -200,9 +201,15 @@ func (h *Harness) StopTemporal() {
 }
 
 // StartWorker starts the worker on the harness's client.
+// Its tuning comes from the WORKER_* variables, as the worker binary's does (benchmarks set
+// them; tests leave them unset, which keeps the SDK's defaults).
 func (h *Harness) StartWorker() {
 	h.T.Helper()
-	h.workers = workflows.NewWorkers(h.Client, h.Acts, workflows.Tuning{})
+	tuning, err := config.TuningFromEnv(os.Getenv)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	h.workers = workflows.NewWorkers(h.Client, h.Acts, workflows.Tuning(tuning))
 	for _, w := range h.workers {
 		if err := w.Start(); err != nil {
 			h.T.Fatal(err)
