@@ -10,7 +10,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: all build temporal workflowcheck test lint demo bench bench-ingress bench-first-touch bench-decision chaos clean
+.PHONY: all build temporal workflowcheck test lint demo bench bench-ingress bench-first-touch bench-decision bench-server chaos clean
 
 all: build
 
@@ -67,6 +67,14 @@ bench-first-touch: temporal
 
 bench-ingress: temporal build
 	@scripts/bench-ingress.sh
+
+# The first-touch benchmark past the dev server: a Temporal server persisted in the local
+# PostgreSQL with 4 history shards (scripts/temporal-server-pg.sh, deploy/bench/), the worker
+# in 1 and in 2 processes, the dev server for reference, CPU profiles and the CPU split
+# (BENCH_RUNS, BENCH_CONFIGS; results in .bin/bench-server/). Not part of `make bench`: it
+# builds the server from source and takes a quarter of an hour.
+bench-server: temporal
+	@scripts/bench-server.sh
 
 # Chaos suite against the real dev server and PostgreSQL.
 chaos: temporal

@@ -16,7 +16,6 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup/activities"
@@ -69,22 +68,17 @@ func TestFirstTouchThroughput(t *testing.T) {
 		n = v
 	}
 	model := fixedModel(t)
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
+	h, setup := startFirstTouch(t, model.URL, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
 		c, err := llm.New(llm.Config{APIKey: "sk-bench", BaseURL: model.URL, Model: "fixed"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.LLM = c
 	}})
-	bw := worker.New(h.Client, baselineQueue, worker.Options{})
-	bw.RegisterWorkflow(Baseline)
-	bw.RegisterActivity(Noop)
-	if err := bw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer bw.Stop()
+	defer setup.baselineWorkers()() // in this process, or in BENCH_WORKERS processes (external_test.go)
 
 	ctx := context.Background()
+	endPhase := setup.phase("firsttouch") // CPU split and profiles (external_test.go)
 	start := time.Now()
 	ids := make(chan int)
 	var wg sync.WaitGroup
@@ -122,11 +116,13 @@ func TestFirstTouchThroughput(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	recoup := time.Since(start)
+	endPhase()
 	if got := h.Mail.Total(); got != n {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
 
 	// Baseline: start all N (as the events above started all N runs), then wait for all.
+	endPhase = setup.phase("baseline")
 	start = time.Now()
 	runs := make(chan int)
 	started := make([]client.WorkflowRun, n)
@@ -158,6 +154,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 		}
 	}
 	baseline := time.Since(start)
+	endPhase()
 
 	rRate, bRate := float64(n)/recoup.Seconds(), float64(n)/baseline.Seconds()
 	line := fmt.Sprintf("first-touch: %d runs; Recoup %.1f runs/s (%s; events accepted in %s), baseline %.1f wf/s (%s), ratio %.2f",

@@ -112,6 +112,9 @@ type Options struct {
 	DBFile string
 	// NoWorker leaves the worker to the test (StartWorker).
 	NoWorker bool
+	// HostPort, when set, is an existing Temporal server's frontend (namespace "default",
+	// Recoup's search attributes registered): no dev server is started.
+	HostPort string
 }
 
 // Harness is a running end-to-end environment.
@@ -121,7 +124,9 @@ type Harness struct {
 	Store  *store.Store
 	Ingest *ingest.Ingestor
 	Mail   *Mailbox
-	Acts   *activities.Activities
+	// MailURL is the SendGrid fake's base URL (SENDGRID_BASE_URL for a worker process).
+	MailURL string
+	Acts    *activities.Activities
 
 	opts     Options
 	hostPort string
@@ -139,11 +144,16 @@ func Start(t testing.TB, o Options) *Harness {
 		o.FinalWait = time.Hour
 	}
 	h := &Harness{T: t, opts: o, Mail: &Mailbox{keys: map[string]int{}}}
-	h.StartTemporal()
-	t.Cleanup(func() { h.StopTemporal() })
+	if o.HostPort != "" {
+		h.hostPort = o.HostPort
+	} else {
+		h.StartTemporal()
+		t.Cleanup(func() { h.StopTemporal() })
+	}
 	h.Store = testutil.MustStore(t)
 	fake := httptest.NewServer(http.HandlerFunc(h.Mail.handle))
 	t.Cleanup(fake.Close)
+	h.MailURL = fake.URL
 	sender, err := email.New(email.Config{APIKey: "SG.e2e", BaseURL: fake.URL, FromEmail: "billing@shop.example"})
 	if err != nil {
 		t.Fatal(err)
