@@ -185,6 +185,11 @@ type PaymentFailed struct {
 	FailureCode string            `json:"failure_code,omitempty"`
 	OccurredAt  time.Time         `json:"occurred_at"`
 	Customer    *CustomerSnapshot `json:"customer,omitempty"`
+	// Payment context, for failure-spike detection (no PII): the gateway that ran the charge,
+	// the card's BIN (first 6 digits only) and the issuer's country (ISO 3166-1 alpha-2).
+	Gateway       string `json:"gateway,omitempty"`
+	CardBIN       string `json:"card_bin,omitempty"`
+	IssuerCountry string `json:"issuer_country,omitempty"`
 }
 
 // RetryResult is the payload of SignalRetryResult: billing retried the charge.

@@ -63,10 +63,14 @@ type Event struct {
 	AmountMinor int64
 	Currency    string
 	FailureCode string
-	Reason      string
-	Channel     recoup.Channel
-	Customer    *recoup.CustomerSnapshot
-	Raw         []byte // the event as received (compacted JSON)
+	// Payment context of a payment.failed, for failure-spike detection (no PII).
+	Gateway       string
+	CardBIN       string // first 6 digits only
+	IssuerCountry string // ISO 3166-1 alpha-2, upper case
+	Reason        string
+	Channel       recoup.Channel
+	Customer      *recoup.CustomerSnapshot
+	Raw           []byte // the event as received (compacted JSON)
 }
 
 // ValidationError lists every problem of an event, each as "field: message".
@@ -215,11 +219,12 @@ func readType(doc map[string]any) (string, string) {
 // snapshot. The leniencies of normalize apply to these names only.
 var (
 	envelopeFields = []string{"type", "event_id", "invoice_id", "occurred_at", "customer_id", "attempt_id",
-		"amount_minor", "currency", "failure_code", "reason", "channel", "customer"}
+		"amount_minor", "currency", "failure_code", "gateway", "card_bin", "issuer_country", "reason", "channel", "customer"}
 	snapshotFields = []string{"name", "email", "phone", "locale", "time_zone", "plan", "email_consent", "sms_consent"}
 	// trimmedFields ignore surrounding whitespace.
 	trimmedFields = map[string]bool{"type": true, "event_id": true, "invoice_id": true, "customer_id": true,
-		"attempt_id": true, "currency": true, "failure_code": true, "reason": true, "channel": true}
+		"attempt_id": true, "currency": true, "failure_code": true, "gateway": true, "card_bin": true,
+		"issuer_country": true, "reason": true, "channel": true}
 )
 
 // normalize applies the leniencies v1 producers have always had, so that the schema sees
@@ -293,7 +298,11 @@ func check(typ string, doc map[string]any, ps *problemSet) Event {
 	str := func(f string) string { s, _ := doc[f].(string); return s }
 	e := Event{Type: typ, EventID: str("event_id"), InvoiceID: str("invoice_id"), CustomerID: str("customer_id"),
 		AttemptID: str("attempt_id"), Currency: strings.ToUpper(str("currency")), FailureCode: str("failure_code"),
-		Reason: str("reason"), Channel: recoup.Channel(str("channel"))}
+		Reason: str("reason"), Channel: recoup.Channel(str("channel")), Gateway: str("gateway"),
+		CardBIN: str("card_bin"), IssuerCountry: strings.ToUpper(str("issuer_country"))}
+	if len(e.CardBIN) > 6 {
+		e.CardBIN = e.CardBIN[:6] // only the first 6 digits are kept
+	}
 	if s, ok := doc["occurred_at"].(string); ok && ps.fine("occurred_at") {
 		if t, err := time.Parse(time.RFC3339Nano, s); err != nil {
 			ps.add("occurred_at", prioSemantic, quote(s)+" is not an RFC 3339 time")

@@ -154,7 +154,7 @@ func (ps *problemSet) empty() bool { return len(ps.byPath) == 0 }
 
 // fieldOrder is the order problems are listed in; other paths follow, alphabetically.
 var fieldOrder = []string{"event", "type", "event_id", "invoice_id", "occurred_at", "customer_id", "attempt_id",
-	"amount_minor", "currency", "failure_code", "reason", "channel", "customer", "customer.name", "customer.email",
+	"amount_minor", "currency", "failure_code", "gateway", "card_bin", "issuer_country", "reason", "channel", "customer", "customer.name", "customer.email",
 	"customer.phone", "customer.locale", "customer.time_zone", "customer.plan", "customer.email_consent",
 	"customer.sms_consent"}
 
@@ -291,6 +291,9 @@ const (
 	localePattern   = `^[A-Za-z]{1,8}([-_][A-Za-z0-9]{1,8})*$`
 	timeZonePattern = `^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`
 	dateTimePattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
+	gatewayPattern  = `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
+	binPattern      = `^[0-9]{6,8}$`
+	countryPattern  = `^[A-Za-z]{2}$`
 )
 
 var patternMessages = map[string]func(string) string{
@@ -313,6 +316,12 @@ var patternMessages = map[string]func(string) string{
 	localePattern:   func(s string) string { return quote(s) + " is not a BCP 47 language tag like en-US" },
 	timeZonePattern: func(s string) string { return quote(s) + " is not an IANA time zone like Europe/Berlin" },
 	dateTimePattern: func(s string) string { return quote(s) + " is not an RFC 3339 time" },
+	gatewayPattern: func(s string) string {
+		return quote(s) + " must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+	},
+	// Never repeats the value: it could be a whole card number sent by mistake.
+	binPattern:     func(string) string { return "must be the first 6 to 8 digits of the card number (a BIN), nothing more" },
+	countryPattern: func(s string) string { return quote(s) + " is not a 2-letter ISO 3166-1 country code like DE" },
 }
 
 func patternMessage(pattern, s string) string {

@@ -145,7 +145,8 @@ func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error
 func paymentFailed(ev events.Event) recoup.PaymentFailed {
 	return recoup.PaymentFailed{EventID: ev.EventID, InvoiceID: ev.InvoiceID, CustomerID: ev.CustomerID,
 		AttemptID: ev.AttemptID, AmountMinor: ev.AmountMinor, Currency: ev.Currency,
-		FailureCode: ev.FailureCode, OccurredAt: ev.OccurredAt, Customer: ev.Customer}
+		FailureCode: ev.FailureCode, OccurredAt: ev.OccurredAt, Customer: ev.Customer,
+		Gateway: ev.Gateway, CardBIN: ev.CardBIN, IssuerCountry: ev.IssuerCountry}
 }
 
 func signalFor(ev events.Event) (string, any) {

@@ -1,0 +1,657 @@
+// Package spike detects failure spikes: a payment gateway, an issuer's BIN range, a country
+// or a failure code whose failures suddenly rise far above their learned baseline. It is
+// the pure, deterministic core of the failure-spike detector workflow: no I/O, no clock,
+// no goroutines, no map iteration whose order matters, so the workflow can run it and
+// replay it. Its whole state is a JSON-serializable value carried across continue-as-new.
+//
+// Model. Stream time advances with the failure records' own timestamps (and with the
+// workflow's timer when no failures arrive). Failures are counted per cohort — one value of
+// one dimension, e.g. "bin=411111" — in one-minute buckets, kept for the long window. Each
+// cohort's per-minute rate has an exponentially weighted mean and variance (bias-corrected,
+// so a baseline is usable minutes after the detector starts). A cohort is flagged when its
+// count in the short window (the current minute) or the long window (the last 15 minutes)
+// is at least MinCount, at least MinRatio times the expected count, has a Poisson tail
+// probability below PValue, and a z-score (with the variance, so an over-dispersed cohort
+// needs more) of at least MinZ. Failures that match an open incident are attributed to it
+// alone, so one outage opens one incident, not one per dimension it shows up in. An
+// incident clears after ClearAfter of consecutive minutes consistent with the baseline.
+package spike
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Dimensions a cohort can be keyed by.
+const (
+	DimGateway = "gateway"
+	DimBIN     = "bin"
+	DimCountry = "country"
+	DimCode    = "code"
+	DimAmount  = "amount"
+)
+
+var allDimensions = []string{DimGateway, DimBIN, DimCountry, DimCode, DimAmount}
+
+// Record is one compact failure record: what the detector needs and no PII.
+type Record struct {
+	At           time.Time `json:"at"`
+	Gateway      string    `json:"gateway,omitempty"`
+	BIN          string    `json:"bin,omitempty"`     // first 6 digits only
+	Country      string    `json:"country,omitempty"` // issuer country, ISO 3166-1 alpha-2
+	Code         string    `json:"code,omitempty"`    // failure code
+	AmountBucket string    `json:"amount,omitempty"`  // AmountBucket of the amount due
+}
+
+func (r Record) value(dim string) string {
+	switch dim {
+	case DimGateway:
+		return r.Gateway
+	case DimBIN:
+		return r.BIN
+	case DimCountry:
+		return r.Country
+	case DimCode:
+		return r.Code
+	case DimAmount:
+		return r.AmountBucket
+	}
+	return ""
+}
+
+// AmountBucket is the order of magnitude of an amount in minor units, e.g. "1e3" for
+// 1000–9999: enough to tell small from large charges, without the amount.
+func AmountBucket(minor int64) string {
+	if minor <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("1e%d", len(fmt.Sprint(minor))-1)
+}
+
+// Cohort names one value of one dimension, e.g. "bin=411111".
+func Cohort(dim, value string) string { return dim + "=" + value }
+
+// Config holds the thresholds and windows (the `spike:` section of prompts/policy.yaml).
+type Config struct {
+	Enabled    bool     `yaml:"enabled" json:"enabled"`
+	Dimensions []string `yaml:"dimensions" json:"dimensions"`
+	// ShortWindow is the bucket size and the first window (1m); LongWindow the second (15m).
+	ShortWindow time.Duration `yaml:"short_window" json:"short_window"`
+	LongWindow  time.Duration `yaml:"long_window" json:"long_window"`
+	// BaselineHalfLife is how fast the baseline forgets (EWMA half-life).
+	BaselineHalfLife time.Duration `yaml:"baseline_half_life" json:"baseline_half_life"`
+	// Warmup is how much stream time the detector learns before it flags anything.
+	Warmup time.Duration `yaml:"warmup" json:"warmup"`
+	// A window is anomalous when all of these hold.
+	MinCount int     `yaml:"min_count" json:"min_count"`
+	MinRatio float64 `yaml:"min_ratio" json:"min_ratio"`
+	PValue   float64 `yaml:"p_value" json:"p_value"`
+	MinZ     float64 `yaml:"min_z" json:"min_z"`
+	// FloorPerMinute is the smallest expected rate of any cohort (a cohort never seen
+	// still has some chance of failing).
+	FloorPerMinute float64 `yaml:"floor_per_minute" json:"floor_per_minute"`
+	// ClearAfter is how long a cohort must look normal before its incident clears.
+	ClearAfter time.Duration `yaml:"clear_after" json:"clear_after"`
+	// MaxHold is the longest a run holds its first message for an incident; after it the
+	// run continues even if the incident is still open.
+	MaxHold time.Duration `yaml:"max_hold" json:"max_hold"`
+	// MaxCohorts bounds memory: the least recently seen cohorts are forgotten beyond it.
+	MaxCohorts int `yaml:"max_cohorts" json:"max_cohorts"`
+}
+
+// DefaultConfig is the configuration when the policy file has no `spike:` section.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:          true,
+		Dimensions:       []string{DimGateway, DimBIN, DimCountry, DimCode},
+		ShortWindow:      time.Minute,
+		LongWindow:       15 * time.Minute,
+		BaselineHalfLife: time.Hour,
+		Warmup:           30 * time.Minute,
+		MinCount:         12,
+		MinRatio:         3,
+		PValue:           1e-10,
+		MinZ:             4,
+		FloorPerMinute:   0.2,
+		ClearAfter:       10 * time.Minute,
+		MaxHold:          24 * time.Hour,
+		MaxCohorts:       5000,
+	}
+}
+
+// WithDefaults fills the fields left zero with DefaultConfig's.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.Dimensions == nil {
+		c.Dimensions = d.Dimensions
+	}
+	durs := []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&c.ShortWindow, d.ShortWindow}, {&c.LongWindow, d.LongWindow}, {&c.BaselineHalfLife, d.BaselineHalfLife},
+		{&c.Warmup, d.Warmup}, {&c.ClearAfter, d.ClearAfter}, {&c.MaxHold, d.MaxHold},
+	}
+	for _, x := range durs {
+		if *x.v == 0 {
+			*x.v = x.d
+		}
+	}
+	if c.MinCount == 0 {
+		c.MinCount = d.MinCount
+	}
+	if c.MinRatio == 0 {
+		c.MinRatio = d.MinRatio
+	}
+	if c.PValue == 0 {
+		c.PValue = d.PValue
+	}
+	if c.MinZ == 0 {
+		c.MinZ = d.MinZ
+	}
+	if c.FloorPerMinute == 0 {
+		c.FloorPerMinute = d.FloorPerMinute
+	}
+	if c.MaxCohorts == 0 {
+		c.MaxCohorts = d.MaxCohorts
+	}
+	return c
+}
+
+// Validate says everything wrong with c, each problem naming its key under `spike:`.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("spike."+format, a...)) }
+	if len(c.Dimensions) == 0 {
+		bad("dimensions: at least one of %s", strings.Join(allDimensions, ", "))
+	}
+	for _, d := range c.Dimensions {
+		if !slices.Contains(allDimensions, d) {
+			bad("dimensions: %q is not one of %s", d, strings.Join(allDimensions, ", "))
+		}
+	}
+	if c.ShortWindow < time.Minute || c.ShortWindow%time.Minute != 0 {
+		bad("short_window: %s must be a whole number of minutes, at least 1m", c.ShortWindow)
+	}
+	if c.ShortWindow > 0 && (c.LongWindow <= c.ShortWindow || c.LongWindow%c.ShortWindow != 0 || c.LongWindow > 6*time.Hour) {
+		bad("long_window: %s must be a multiple of short_window (%s), longer than it and at most 6h", c.LongWindow, c.ShortWindow)
+	}
+	if c.BaselineHalfLife < c.LongWindow {
+		bad("baseline_half_life: %s must be at least long_window (%s)", c.BaselineHalfLife, c.LongWindow)
+	}
+	if c.Warmup < 0 {
+		bad("warmup: %s must not be negative", c.Warmup)
+	}
+	if c.MinCount < 1 {
+		bad("min_count: %d must be at least 1", c.MinCount)
+	}
+	if c.MinRatio <= 1 {
+		bad("min_ratio: %g must be greater than 1", c.MinRatio)
+	}
+	if c.PValue <= 0 || c.PValue >= 0.5 {
+		bad("p_value: %g must be between 0 and 0.5", c.PValue)
+	}
+	if c.MinZ < 0 {
+		bad("min_z: %g must not be negative", c.MinZ)
+	}
+	if c.FloorPerMinute <= 0 {
+		bad("floor_per_minute: %g must be greater than 0", c.FloorPerMinute)
+	}
+	if c.ClearAfter < c.ShortWindow {
+		bad("clear_after: %s must be at least short_window (%s)", c.ClearAfter, c.ShortWindow)
+	}
+	if c.MaxHold < time.Minute {
+		bad("max_hold: %s must be at least 1m", c.MaxHold)
+	}
+	if c.MaxCohorts < 10 || c.MaxCohorts > 100000 {
+		bad("max_cohorts: %d must be between 10 and 100000", c.MaxCohorts)
+	}
+	return errors.Join(errs...)
+}
+
+// Incident statuses.
+const (
+	Open         = "open"
+	Acknowledged = "acknowledged" // an operator saw it; still holding
+	Cleared      = "cleared"      // the rate returned to baseline
+	Released     = "released"     // an operator released the holds; still watched
+	FalseAlarm   = "false_alarm"  // an operator said it was not an outage
+)
+
+// Holding reports whether runs in an incident with this status hold their first message.
+func Holding(status string) bool { return status == Open || status == Acknowledged }
+
+// Active reports whether an incident with this status is still attributed failures.
+func Active(status string) bool {
+	return status == Open || status == Acknowledged || status == Released
+}
+
+// Evidence is why a cohort was flagged: observed against expected in one window.
+type Evidence struct {
+	Window   time.Duration `json:"window"`
+	Observed int           `json:"observed"`
+	Expected float64       `json:"expected"`
+	Ratio    float64       `json:"ratio"`
+	PValue   float64       `json:"p_value"`
+	Z        float64       `json:"z"`
+}
+
+func (e Evidence) String() string {
+	return fmt.Sprintf("%d failures in %s, expected %.1f (%.0fx, p=%.1e)", e.Observed, e.Window, e.Expected, e.Ratio, e.PValue)
+}
+
+// Incident is one flagged cohort.
+type Incident struct {
+	ID         string    `json:"id"`
+	Cohort     string    `json:"cohort"`
+	Dimension  string    `json:"dimension"`
+	Value      string    `json:"value"`
+	Status     string    `json:"status"`
+	Severity   string    `json:"severity"` // minor | major | critical
+	OpenedAt   time.Time `json:"opened_at"`
+	OnsetAt    time.Time `json:"onset_at"` // start of the first anomalous minute
+	ClearedAt  time.Time `json:"cleared_at,omitzero"`
+	Evidence   Evidence  `json:"evidence"` // when flagged
+	Peak       Evidence  `json:"peak"`     // the worst minute since
+	Failures   int       `json:"failures"` // attributed to the incident while it was active
+	NormalFrom time.Time `json:"normal_from,omitzero"`
+	Note       string    `json:"note,omitempty"` // who acknowledged, released or marked it, and why
+}
+
+// Matches reports whether a failure record falls in the incident's cohort.
+func (i Incident) Matches(r Record) bool { return r.value(i.Dimension) == i.Value && i.Value != "" }
+
+func severity(ratio float64) string {
+	switch {
+	case ratio >= 20:
+		return "critical"
+	case ratio >= 8:
+		return "major"
+	}
+	return "minor"
+}
+
+// cohort is the per-cohort state.
+type cohort struct {
+	Key      string    `json:"k"`
+	Counts   []int     `json:"c"` // per bucket, newest last; len = long window / short window
+	Mean     float64   `json:"m"` // EWMA of the per-bucket count (not bias-corrected)
+	Var      float64   `json:"v"`
+	LastSeen time.Time `json:"s"`
+}
+
+// State is the detector's whole state.
+type State struct {
+	Config    Config     `json:"config"`
+	Started   time.Time  `json:"started"` // start of the first bucket
+	Bucket    time.Time  `json:"bucket"`  // start of the current bucket
+	Buckets   int        `json:"buckets"` // closed buckets learned since Started
+	Cohorts   []*cohort  `json:"cohorts"` // sorted by key
+	Incidents []Incident `json:"incidents"`
+	NextID    int        `json:"next_id"`
+	Late      int        `json:"late"` // records older than the long window, ignored
+}
+
+// Event is something the caller must act on (alert, record, release holds).
+type Event struct {
+	Kind     string   `json:"kind"` // opened | escalated | cleared
+	Incident Incident `json:"incident"`
+}
+
+// Detector runs the model over a State.
+type Detector struct {
+	S     *State
+	alpha float64
+	n     int // buckets per long window
+}
+
+// New returns a detector over s (a zero State starts fresh with cfg).
+func New(s *State, cfg Config) *Detector {
+	cfg = cfg.WithDefaults()
+	s.Config = cfg
+	n := int(cfg.LongWindow / cfg.ShortWindow)
+	for _, c := range s.Cohorts {
+		c.Counts = resize(c.Counts, n)
+	}
+	halfLife := float64(cfg.BaselineHalfLife) / float64(cfg.ShortWindow)
+	return &Detector{S: s, alpha: 1 - math.Exp(-math.Ln2/halfLife), n: n}
+}
+
+func resize(c []int, n int) []int {
+	switch {
+	case len(c) == n:
+		return c
+	case len(c) > n:
+		return c[len(c)-n:]
+	}
+	return append(make([]int, n-len(c)), c...)
+}
+
+func (d *Detector) cohort(key string, create bool) *cohort {
+	i, ok := slices.BinarySearchFunc(d.S.Cohorts, key, func(c *cohort, k string) int { return strings.Compare(c.Key, k) })
+	if ok {
+		return d.S.Cohorts[i]
+	}
+	if !create {
+		return nil
+	}
+	c := &cohort{Key: key, Counts: make([]int, d.n)}
+	d.S.Cohorts = slices.Insert(d.S.Cohorts, i, c)
+	return c
+}
+
+// Advance moves stream time to now, closing every bucket before it: baselines learn, and
+// incidents whose cohort looked normal for ClearAfter clear.
+func (d *Detector) Advance(now time.Time) []Event {
+	b := now.Truncate(d.S.Config.ShortWindow)
+	if d.S.Started.IsZero() {
+		d.S.Started, d.S.Bucket = b, b
+		return nil
+	}
+	var out []Event
+	for d.S.Bucket.Before(b) {
+		out = append(out, d.closeBucket()...)
+		// A long silence needs no bucket-by-bucket walk beyond what the baseline can feel;
+		// the last buckets are walked so incidents can clear.
+		cfg := d.S.Config
+		if walk := cfg.ClearAfter + cfg.LongWindow; b.Sub(d.S.Bucket) > 4*cfg.BaselineHalfLife+walk {
+			skip := b.Sub(d.S.Bucket) - walk
+			d.decayIdle(int(skip / cfg.ShortWindow))
+			d.S.Bucket = d.S.Bucket.Add(skip)
+		}
+	}
+	return out
+}
+
+// decayIdle applies k empty buckets to every baseline at once.
+func (d *Detector) decayIdle(k int) {
+	f := math.Pow(1-d.alpha, float64(k))
+	for _, c := range d.S.Cohorts {
+		c.Mean *= f
+		c.Var *= f
+		clear(c.Counts)
+	}
+	d.S.Buckets += k
+}
+
+func (d *Detector) closeBucket() []Event {
+	var out []Event
+	for _, c := range d.S.Cohorts {
+		x := float64(c.Counts[d.n-1])
+		inc := d.activeIncident(c.Key)
+		if inc == nil {
+			// Learn only from buckets that are not part of an incident.
+			diff := x - c.Mean
+			c.Mean += d.alpha * diff
+			c.Var = (1 - d.alpha) * (c.Var + d.alpha*diff*diff)
+		} else {
+			exp := d.expected(c, 1)
+			if tail(int(x), exp) >= 0.01 || x <= exp {
+				if inc.NormalFrom.IsZero() {
+					inc.NormalFrom = d.S.Bucket
+				}
+				if d.S.Bucket.Add(d.S.Config.ShortWindow).Sub(inc.NormalFrom) >= d.S.Config.ClearAfter {
+					inc.Status = Cleared
+					inc.ClearedAt = d.S.Bucket.Add(d.S.Config.ShortWindow)
+					// The incident's buckets are accounted for; they must not flag it again.
+					clear(c.Counts)
+					out = append(out, Event{Kind: "cleared", Incident: *inc})
+				}
+			} else {
+				inc.NormalFrom = time.Time{}
+				if ev := d.evidence(c, 1); ev.Ratio > inc.Peak.Ratio {
+					inc.Peak = ev
+					if s := severity(ev.Ratio); s != inc.Severity && rank(s) > rank(inc.Severity) {
+						inc.Severity = s
+						out = append(out, Event{Kind: "escalated", Incident: *inc})
+					}
+				}
+			}
+		}
+		copy(c.Counts, c.Counts[1:])
+		c.Counts[d.n-1] = 0
+	}
+	d.S.Buckets++
+	d.S.Bucket = d.S.Bucket.Add(d.S.Config.ShortWindow)
+	d.evict()
+	d.trimIncidents()
+	return out
+}
+
+func rank(sev string) int { return map[string]int{"minor": 1, "major": 2, "critical": 3}[sev] }
+
+// evict forgets the least recently seen cohorts beyond MaxCohorts (never one with an
+// active incident).
+func (d *Detector) evict() {
+	over := len(d.S.Cohorts) - d.S.Config.MaxCohorts
+	if over <= 0 {
+		return
+	}
+	byAge := slices.Clone(d.S.Cohorts)
+	slices.SortStableFunc(byAge, func(a, b *cohort) int { return a.LastSeen.Compare(b.LastSeen) })
+	drop := map[string]bool{}
+	for _, c := range byAge {
+		if len(drop) == over {
+			break
+		}
+		if d.activeIncident(c.Key) == nil {
+			drop[c.Key] = true
+		}
+	}
+	d.S.Cohorts = slices.DeleteFunc(d.S.Cohorts, func(c *cohort) bool { return drop[c.Key] })
+}
+
+// trimIncidents keeps the active incidents and the 50 most recent ended ones.
+func (d *Detector) trimIncidents() {
+	ended := 0
+	for i := len(d.S.Incidents) - 1; i >= 0; i-- {
+		if !Active(d.S.Incidents[i].Status) {
+			ended++
+			if ended > 50 {
+				d.S.Incidents = slices.Delete(d.S.Incidents, i, i+1)
+			}
+		}
+	}
+}
+
+func (d *Detector) activeIncident(key string) *Incident {
+	for i := range d.S.Incidents {
+		if in := &d.S.Incidents[i]; in.Cohort == key && Active(in.Status) {
+			return in
+		}
+	}
+	return nil
+}
+
+// Incident returns the incident with this id.
+func (d *Detector) Incident(id string) *Incident {
+	for i := range d.S.Incidents {
+		if d.S.Incidents[i].ID == id {
+			return &d.S.Incidents[i]
+		}
+	}
+	return nil
+}
+
+// expected is the expected count of c over the last buckets buckets.
+func (d *Detector) expected(c *cohort, buckets int) float64 {
+	mean := c.Mean
+	if d.S.Buckets > 0 {
+		mean /= 1 - math.Pow(1-d.alpha, float64(d.S.Buckets)) // bias correction
+	}
+	return max(mean, d.S.Config.FloorPerMinute*d.S.Config.ShortWindow.Minutes()) * float64(buckets)
+}
+
+func (d *Detector) evidence(c *cohort, buckets int) Evidence {
+	obs := 0
+	for _, x := range c.Counts[d.n-buckets:] {
+		obs += x
+	}
+	exp := d.expected(c, buckets)
+	variance := c.Var
+	if d.S.Buckets > 0 {
+		variance /= 1 - math.Pow(1-d.alpha, float64(d.S.Buckets))
+	}
+	sd := math.Sqrt(max(variance, exp/float64(buckets)) * float64(buckets))
+	return Evidence{Window: time.Duration(buckets) * d.S.Config.ShortWindow, Observed: obs, Expected: exp,
+		Ratio: float64(obs) / exp, PValue: tail(obs, exp), Z: (float64(obs) - exp) / sd}
+}
+
+func (d *Detector) anomalous(e Evidence) bool {
+	cfg := d.S.Config
+	return e.Observed >= cfg.MinCount && e.Ratio >= cfg.MinRatio && e.Z >= cfg.MinZ && e.PValue < cfg.PValue
+}
+
+// Observe counts one failure (advancing stream time to it) and returns what happened.
+// Records are attributed to the active incidents they match; otherwise they count for
+// every cohort of theirs and may flag one (the most anomalous, so one outage opens one
+// incident, not one per dimension it shows up in).
+func (d *Detector) Observe(r Record) []Event {
+	out := d.Advance(r.At)
+	cfg := d.S.Config
+	b := r.At.Truncate(cfg.ShortWindow)
+	age := int(d.S.Bucket.Sub(b) / cfg.ShortWindow)
+	if age >= d.n {
+		d.S.Late++
+		return out
+	}
+	var keys []string
+	for _, dim := range cfg.Dimensions {
+		if v := r.value(dim); v != "" {
+			keys = append(keys, Cohort(dim, v))
+		}
+	}
+	var matched []*Incident
+	for _, k := range keys {
+		if in := d.activeIncident(k); in != nil {
+			matched = append(matched, in)
+		}
+	}
+	if len(matched) > 0 {
+		for _, in := range matched {
+			in.Failures++
+			c := d.cohort(in.Cohort, true)
+			c.Counts[d.n-1-age]++
+			if r.At.After(c.LastSeen) {
+				c.LastSeen = r.At
+			}
+		}
+		return out
+	}
+	var best *cohort
+	var bestEv Evidence
+	for _, k := range keys {
+		c := d.cohort(k, true)
+		c.Counts[d.n-1-age]++
+		if r.At.After(c.LastSeen) {
+			c.LastSeen = r.At
+		}
+		if d.S.Bucket.Sub(d.S.Started) < cfg.Warmup {
+			continue
+		}
+		for _, w := range []int{1, 2, d.n} { // the current bucket, the last two (a sliding short window), the long window
+			if ev := d.evidence(c, w); d.anomalous(ev) && (best == nil || ev.Ratio > bestEv.Ratio) {
+				best, bestEv = c, ev
+			}
+		}
+	}
+	if best == nil {
+		return out
+	}
+	// The record's other cohorts rose with the same failures: their excess so far is this
+	// incident's, so it must not flag them a moment later.
+	for _, k := range keys {
+		if c := d.cohort(k, false); c != best {
+			ceil := int(math.Ceil(d.expected(c, 1)))
+			for i, x := range c.Counts {
+				c.Counts[i] = min(x, ceil)
+			}
+		}
+	}
+	d.S.NextID++
+	dim, val, _ := strings.Cut(best.Key, "=")
+	onset := d.S.Bucket
+	for i := d.n - 1; i > 0 && best.Counts[i-1] > 0 && float64(best.Counts[i-1]) >= cfg.MinRatio*d.expected(best, 1); i-- {
+		onset = onset.Add(-cfg.ShortWindow)
+	}
+	in := Incident{ID: fmt.Sprintf("inc-%s-%d", d.S.Started.UTC().Format("20060102T1504"), d.S.NextID),
+		Cohort: best.Key, Dimension: dim, Value: val, Status: Open, Severity: severity(bestEv.Ratio),
+		OpenedAt: r.At, OnsetAt: onset, Evidence: bestEv, Peak: bestEv, Failures: 1}
+	d.S.Incidents = append(d.S.Incidents, in)
+	return append(out, Event{Kind: "opened", Incident: in})
+}
+
+// Open returns the incidents whose runs hold their first message.
+func (d *Detector) Open() []Incident {
+	var out []Incident
+	for _, in := range d.S.Incidents {
+		if Holding(in.Status) {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// Act applies an operator's action (acknowledge, release, false_alarm) to an incident.
+func (d *Detector) Act(id, action, note string) (Incident, error) {
+	in := d.Incident(id)
+	if in == nil {
+		return Incident{}, fmt.Errorf("no incident %q (see `starter incidents`)", id)
+	}
+	switch action {
+	case "acknowledge":
+		if in.Status != Open {
+			return *in, fmt.Errorf("incident %s is %s; only an open incident can be acknowledged", id, in.Status)
+		}
+		in.Status = Acknowledged
+	case "release":
+		if !Holding(in.Status) {
+			return *in, fmt.Errorf("incident %s is %s and holds nothing", id, in.Status)
+		}
+		in.Status = Released
+	case "false_alarm":
+		if !Active(in.Status) {
+			return *in, fmt.Errorf("incident %s already ended (%s)", id, in.Status)
+		}
+		in.Status = FalseAlarm
+	default:
+		return *in, fmt.Errorf("unknown action %q: acknowledge, release or false_alarm", action)
+	}
+	if note != "" {
+		in.Note = strings.TrimSpace(in.Note + "; " + action + ": " + note)
+		in.Note = strings.TrimPrefix(in.Note, "; ")
+	}
+	return *in, nil
+}
+
+// tail is P(X ≥ k) for X ~ Poisson(lambda), accurate far into the tail.
+func tail(k int, lambda float64) float64 {
+	if k <= 0 {
+		return 1
+	}
+	if float64(k) <= lambda {
+		return 1 // not in the upper tail; never anomalous
+	}
+	// Sum pmf(i) for i ≥ k; terms fall geometrically once i > lambda.
+	lg, _ := math.Lgamma(float64(k) + 1)
+	term := math.Exp(float64(k)*math.Log(lambda) - lambda - lg)
+	sum := 0.0
+	for i := k; i < k+10000; i++ {
+		sum += term
+		if term < sum*1e-12 {
+			break
+		}
+		term *= lambda / float64(i+1)
+	}
+	return min(sum, 1)
+}
+
+// SortIncidents orders incidents newest first.
+func SortIncidents(in []Incident) {
+	slices.SortStableFunc(in, func(a, b Incident) int { return cmp.Compare(b.OpenedAt.UnixNano(), a.OpenedAt.UnixNano()) })
+}
