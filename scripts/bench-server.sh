@@ -9,6 +9,12 @@
 #   BENCH_CONFIGS   configurations, server:workers (default "postgres:1 postgres:2 dev:1 dev:2")
 #   BENCH_PROFILE_SECONDS  length of each CPU profile from the start of a phase (default 30)
 #   BENCH_KEEP=1    leave the server's databases (temporal_bench*) in place at the end
+#   BENCH_REV       the commit whose worker and benchmark are measured (default HEAD): they are
+#                   built from `git archive`, so uncommitted changes in the working tree are
+#                   never measured
+#
+#   scripts/bench-server.sh profiles   only print the breakdown of the profiles already in
+#                                      .bin/bench-server/
 #
 # Each PostgreSQL configuration gets fresh databases. The measurement runs under
 # flock /tmp/recoup-bench.lock, so that no other benchmark runs at the same time. Results,
@@ -24,11 +30,57 @@ cli=${TEMPORAL_CLI:-$root/.bin/temporal}
 server=scripts/temporal-server-pg.sh
 mkdir -p "$out"
 
-# Builds first (outside the lock): the server, the worker, the benchmark's test binary.
+# breakdown FILE NAME=REGEX…: the share of a CPU profile's samples whose stack includes a
+# function matching REGEX (the shares overlap: a history handler's time includes its
+# persistence calls).
+breakdown() {
+	local file=$1 entry share line
+	shift
+	line="breakdown of $(basename "$file" .pprof), share of samples whose stack includes:"
+	for entry in "$@"; do
+		share=$(go tool pprof -top -nodecount=1000000 -focus="${entry#*=}" "$file" 2>/dev/null |
+			sed -n 's/^Showing nodes accounting for [^,]*, \([0-9.]*%\) of .*/\1/p')
+		line+=" ${entry%%=*} ${share:-0%};"
+	done
+	echo "$line"
+}
+common=('gRPC transport=google.golang.org/grpc/internal/transport|golang.org/x/net/http2'
+	'protobuf=google.golang.org/protobuf|github.com/gogo/protobuf'
+	'GC=runtime.gcBgMarkWorker|runtime.gcAssistAlloc|runtime.bgsweep|runtime.bgscavenge'
+	'gzip (the SDK compresses gRPC by default)=compress/flate|compress/gzip'
+	'allocation=runtime.mallocgc' 'syscalls=syscall.Syscall|internal/runtime/syscall')
+server_parts=('history service=go.temporal.io/server/service/history'
+	'matching service=go.temporal.io/server/service/matching'
+	'frontend service=go.temporal.io/server/service/frontend'
+	'persistence layer=go.temporal.io/server/common/persistence'
+	'SQL driver (lib/pq, database/sql)=github.com/lib/pq|database/sql'
+	'visibility=go.temporal.io/server/common/persistence/visibility' "${common[@]}")
+worker_parts=('Recoup code=github.com/recoup-dunning/recoup'
+	'templates=text/template|html/template' 'regexp=^regexp'
+	'Recoup store (pgx)=github.com/jackc/pgx' 'net/http (model, SendGrid)=^net/http'
+	'Temporal SDK=go.temporal.io/sdk' "${common[@]}")
+
+profile_breakdown() {
+	case $1 in
+	*-server.pprof) breakdown "$1" "${server_parts[@]}" ;;
+	*-bench.pprof) breakdown "$1" "${worker_parts[@]}" 'Recoup ingest=recoup/internal/ingest' ;;
+	*) breakdown "$1" "${worker_parts[@]}" ;;
+	esac
+}
+if [[ ${1:-} == profiles ]]; then
+	for p in "$out"/*.pprof; do profile_breakdown "$p"; done
+	exit 0
+fi
+
+# Builds first (outside the lock): the server, and the worker and the benchmark's test
+# binary from a clean copy of BENCH_REV.
 [[ -x $cli ]] || { echo "the Temporal CLI is missing at $cli: run \`make temporal\`" >&2; exit 1; }
 "$server" build
-go build -o "$out/worker" ./worker
-go test -c -o "$out/benchmarks.test" ./internal/benchmarks
+rev=$(git rev-parse "${BENCH_REV:-HEAD}")
+src=$out/src
+rm -rf "$src" && mkdir -p "$src"
+git archive "$rev" | tar -x -C "$src"
+(cd "$src" && go build -o "$out/worker" ./worker && go test -c -o "$out/benchmarks.test" ./internal/benchmarks)
 
 trap '"$server" stop || true; [[ ${BENCH_KEEP:-} == 1 ]] || "$server" drop || true' EXIT
 exec 9>/tmp/recoup-bench.lock
@@ -39,7 +91,7 @@ fi
 
 summary=$out/summary.txt
 {
-	echo "date: $(date -u +%Y-%m-%dT%H:%MZ); runs per configuration: $runs"
+	echo "date: $(date -u +%Y-%m-%dT%H:%MZ); runs per configuration: $runs; commit $rev$(git diff --quiet "$rev" -- . 2>/dev/null || echo " (the working tree differs from it; the commit is measured)")"
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | cut -d' ' -f3), $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version' 2>/dev/null | sed 's/^/PostgreSQL /')"
 } | tee "$summary"
 
@@ -62,7 +114,7 @@ for cfg in $configs; do
 	echo | tee -a "$summary"
 	echo "== $label: $kind server, $workers worker process(es); load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
 	rm -f "$out/$label"-*.pprof "$out/$label"-*.txt
-	(cd internal/benchmarks && env "${env[@]}" "$out/benchmarks.test" -test.run '^TestFirstTouchThroughput$' \
+	(cd "$src/internal/benchmarks" && env "${env[@]}" "$out/benchmarks.test" -test.run '^TestFirstTouchThroughput$' \
 		-test.count=1 -test.timeout 40m -test.v) >"$out/$label.log" 2>&1 || {
 		echo "the benchmark failed; the end of $out/$label.log:" >&2
 		tail -40 "$out/$label.log" >&2
@@ -76,6 +128,7 @@ for cfg in $configs; do
 		go tool pprof -top -nodecount=40 "$p" >"${p%.pprof}.txt" 2>/dev/null || true
 		go tool pprof -top -cum -nodecount=40 "$p" >"${p%.pprof}.cum.txt" 2>/dev/null || true
 		{
+			profile_breakdown "$p"
 			echo "-- top of $(basename "$p") (flat):"
 			awk '/flat%/ {f = 1; print; next} f && n++ < 12' "${p%.pprof}.txt"
 		} >>"$summary"

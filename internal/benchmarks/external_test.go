@@ -64,6 +64,7 @@ type benchSetup struct {
 	profileFor time.Duration
 	label      string
 	dir        string
+	runs       int // workflows per phase (BENCH_RUNS), for the CPU per run
 
 	mu    sync.Mutex
 	procs []*benchProc // running worker processes (Recoup's, then the baseline's)
@@ -94,7 +95,7 @@ func startFirstTouch(t *testing.T, modelURL string, o e2etest.Options) (*e2etest
 	s := &benchSetup{t: t, addr: os.Getenv("BENCH_TEMPORAL_ADDRESS"), workers: envInt(t, "BENCH_WORKERS", 0),
 		serverPID: envInt(t, "BENCH_SERVER_PID", 0), pprofAddr: os.Getenv("BENCH_SERVER_PPROF"),
 		profileDir: os.Getenv("BENCH_PROFILE_DIR"), profileFor: time.Duration(envInt(t, "BENCH_PROFILE_SECONDS", 30)) * time.Second,
-		label: os.Getenv("BENCH_LABEL"), dir: t.TempDir()}
+		label: os.Getenv("BENCH_LABEL"), dir: t.TempDir(), runs: envInt(t, "BENCH_RUNS", 500)}
 	if s.label == "" {
 		s.label = "bench"
 	}
@@ -538,10 +539,14 @@ func (s *benchSetup) printSplit(name string, wall time.Duration, a, b cpuSample)
 		if busy > 0 {
 			share = 100 * float64(used[part]) / float64(busy)
 		}
-		parts = append(parts, fmt.Sprintf("%s %.2f cores (%.0f%%)", part, float64(used[part])/100/secs, share))
+		perRun := ""
+		if part != cpuParts[7] && s.runs > 0 {
+			perRun = fmt.Sprintf(", %.1f ms/run", float64(used[part])*10/float64(s.runs)) // ticks are 10 ms
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f cores (%.0f%%%s)", part, float64(used[part])/100/secs, share, perRun))
 	}
-	fmt.Printf("first-touch-cpu: %s phase, %.1f s, machine busy %.2f of %d cores: %s\n",
-		name, secs, float64(busy)/100/secs, runtime.NumCPU(), strings.Join(parts, "; "))
+	fmt.Printf("first-touch-cpu: %s phase, %.1f s, machine busy %.2f of %d cores (%d runs): %s\n",
+		name, secs, float64(busy)/100/secs, runtime.NumCPU(), s.runs, strings.Join(parts, "; "))
 }
 
 // loadAverage is /proc/loadavg's first three fields.
