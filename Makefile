@@ -10,7 +10,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: all build temporal workflowcheck test lint demo bench bench-ingress bench-first-touch bench-decision bench-server chaos clean
+.PHONY: all build temporal workflowcheck test lint demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server chaos clean
 
 all: build
 
@@ -54,7 +54,7 @@ demo: temporal build
 	@scripts/demo.sh
 
 # Benchmarks (measure and report; figures go to BENCHMARKS.md with the command and machine).
-bench: bench-decision bench-first-touch bench-ingress
+bench: bench-decision bench-first-touch bench-parked bench-ingress
 
 bench-decision:
 	@scripts/bench-decision.sh
@@ -64,6 +64,13 @@ bench-decision:
 bench-first-touch: temporal
 	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 30m -run FirstTouch -v ./internal/benchmarks \
 		| grep -E '^first-touch|^(ok|FAIL|---)'
+
+# N runs (BENCH_PARKED_RUNS, default 10000) parked after their first message, the real worker
+# binary in its own process (WORKER_STICKY_CACHE_SIZE, default 1000 here): worker and dev
+# server memory, PostgreSQL rows and sizes, then a payment.retry_succeeded to every run.
+bench-parked: temporal
+	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 120m -run ParkedScale -v ./internal/benchmarks \
+		| grep -E '^parked:|^(ok|FAIL|---)|_test.go'
 
 bench-ingress: temporal build
 	@scripts/bench-ingress.sh
