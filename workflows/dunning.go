@@ -192,7 +192,7 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 	f := d.in.Failure
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	var plan activities.PlanRunResult
-	err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Plan the run"), a.PlanRun, activities.PlanRunInput{
+	err := dbCall(ctx, "Plan the run", a.PlanRun, activities.PlanRunInput{
 		WorkflowID: wfID, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, StartedAt: d.state.StartedAt,
 	}).Get(ctx, &plan)
 	if err != nil {
@@ -239,7 +239,7 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 	f := d.in.Failure
 	var hist activities.CustomerHistory
-	err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, fmt.Sprintf("Step %d · customer history", step)), a.FetchCustomerHistory,
+	err := dbCall(ctx, fmt.Sprintf("Step %d · customer history", step), a.FetchCustomerHistory,
 		activities.FetchHistoryInput{WorkflowID: wfID, CustomerID: f.CustomerID, InvoiceID: f.InvoiceID, Now: workflow.Now(ctx)},
 	).Get(ctx, &hist)
 	if err != nil {
@@ -261,7 +261,7 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 		d.state.NextChannel = ""
 	}
 	d.state.Decisions = append(d.state.Decisions, dec)
-	if workflow.GetVersion(ctx, "decision-search-attributes", workflow.DefaultVersion, 1) >= 1 {
+	if changed(ctx, "decision-search-attributes") {
 		d.upsert(ctx, PromptVersionKey.ValueSet(dec.PromptVersion), DecidedByKey.ValueSet(dec.DecidedBy))
 	}
 	d.updateDetails(ctx)
@@ -303,7 +303,7 @@ func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 		send, queue = a.SendSMS, recoup.SMSTaskQueue
 	}
 	opts := sendActivity
-	if workflow.GetVersion(ctx, "sends-task-queue", workflow.DefaultVersion, 1) >= 1 {
+	if changed(ctx, "sends-task-queue") {
 		opts.TaskQueue = queue // rate-limited per provider across all workers
 	}
 	var res activities.SendResult

@@ -1,0 +1,53 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// ChangeLocalDBReads is the workflow.GetVersion change id under which a run's short
+// PostgreSQL activities (PlanRun, FetchCustomerHistory) run as local activities: in the
+// worker that runs the workflow task, recorded as one marker event each, instead of a
+// round trip through a task queue (three events and a workflow task each). Sends stay
+// regular activities on their own task queues (exactly once, rate limited).
+//
+// A run recorded with this change also took every earlier change of the workflow
+// ("decision-search-attributes", "sends-task-queue"): their GetVersion calls are skipped
+// for it, which saves a marker and a search-attribute upsert each.
+const ChangeLocalDBReads = "local-db-reads"
+
+// dbLocalActivity: the same timeouts and retries as dbActivity. A local activity retried
+// for longer than a workflow task keeps the task alive with heartbeats; a backoff longer
+// than a minute becomes a timer.
+var dbLocalActivity = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+	},
+}
+
+// localDBReads reports whether this run takes the "local-db-reads" change. Its first call,
+// at the run's first activity (PlanRun), records the version; later calls return it.
+func localDBReads(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeLocalDBReads, workflow.DefaultVersion, 1) >= 1
+}
+
+// dbCall runs a short PostgreSQL activity: a local activity for runs with the
+// "local-db-reads" change, a regular activity (dbActivity) for runs recorded before it.
+func dbCall(ctx workflow.Context, summary string, activity, in any) workflow.Future {
+	if localDBReads(ctx) {
+		opts := dbLocalActivity
+		opts.Summary = summary
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), activity, in)
+	}
+	return workflow.ExecuteActivity(withSummary(ctx, dbActivity, summary), activity, in)
+}
+
+// changed reports whether the run takes the change changeID (version 1): always for runs
+// with "local-db-reads", which came after it, without a GetVersion call of its own.
+func changed(ctx workflow.Context, changeID string) bool {
+	return localDBReads(ctx) || workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1) >= 1
+}
