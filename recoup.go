@@ -60,7 +60,43 @@ const (
 	SignalPause         = "pause"          // Pause: send nothing until resumed
 	SignalResume        = "resume"         // Resume: continue where the run was
 	SignalOptOut        = "opt-out"        // OptOut: stop one channel for the rest of the run
+	SignalReleaseHold   = "release-hold"   // ReleaseHold: the incident holding the run ended or was released
 )
+
+// ReleaseHold is the payload of SignalReleaseHold. The spike detector sends it to every run
+// an incident held when the incident clears, is released by an operator or is marked a
+// false alarm; support can send it to one run (IncidentID empty releases whatever holds it).
+type ReleaseHold struct {
+	IncidentID string `json:"incident_id,omitempty"`
+	Status     string `json:"status,omitempty"` // the incident's status: cleared, released, false_alarm
+	By         string `json:"by,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Hold is why a run holds its first message.
+type Hold struct {
+	IncidentID string    `json:"incident_id"`
+	Since      time.Time `json:"since"`
+	Until      time.Time `json:"until"` // the run goes on by itself at this time even if the incident is still open
+}
+
+// The failure-spike detector: one long-running workflow per namespace, fed a compact record
+// of every payment.failed by the ingress.
+const (
+	DetectorWorkflowID   = "recoup-spike-detector"
+	DetectorWorkflowType = "SpikeDetectorWorkflow"
+	SignalFailures       = "failures"        // []spike.Record (internal)
+	QueryIncidents       = "incidents"       // the detector's incidents
+	UpdateIncident       = "incident-action" // IncidentAction
+)
+
+// IncidentAction is an operator's action on an incident (UpdateIncident).
+type IncidentAction struct {
+	IncidentID string `json:"incident_id"`
+	Action     string `json:"action"` // acknowledge | release | false_alarm
+	By         string `json:"by,omitempty"`
+	Note       string `json:"note,omitempty"`
+}
 
 // QueryStatus is the query that returns a run's whole State.
 const QueryStatus = "status"
@@ -134,6 +170,7 @@ type Status string
 const (
 	StatusActive    Status = "active"    // working on a step or waiting for the next one
 	StatusPaused    Status = "paused"    // paused by support; sends nothing until resumed
+	StatusHeld      Status = "held"      // holding its first message during a failure-spike incident
 	StatusRecovered Status = "recovered" // the invoice was paid (ended)
 	StatusExhausted Status = "exhausted" // every step ran without recovery; billing was told (ended)
 	StatusCanceled  Status = "canceled"  // canceled by billing or support (ended)
@@ -330,5 +367,6 @@ type State struct {
 	Offers       []Incentive     `json:"offers,omitempty"`
 	Actions      []ActionRecord  `json:"actions,omitempty"`         // support actions, with who and why
 	NextChannel  Channel         `json:"next_channel,omitempty"`    // set by support for the next message
+	Hold         *Hold           `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
 	LastApplied  time.Time       `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
 }

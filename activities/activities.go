@@ -69,6 +69,12 @@ type Activities struct {
 	Logger  *slog.Logger
 	// Metrics records the business metrics; nil records nothing.
 	Metrics *observability.Business
+	// Signaler releases runs held by a failure-spike incident (the worker's Temporal client).
+	Signaler Signaler
+	// Alerts receives failure-spike incidents as signed webhooks (nil or disabled: log only);
+	// AlertEmail, when set, receives them by email through Email.
+	Alerts     Webhook
+	AlertEmail string
 
 	// Schedule overrides the policy's schedule when set (the demo uses seconds).
 	Schedule []time.Duration

@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 	defer c.Close()
+	acts.Signaler = c // releases runs held by a failure-spike incident
 	ln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("METRICS_ADDR %q: %w", cfg.MetricsAddr, err)
@@ -200,6 +201,13 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 	hook, err := webhook.New(cfg.Webhook)
 	errs = append(errs, err)
 	acts.Webhook = hook
+	alerts, err := webhook.New(cfg.AlertWebhook)
+	if err != nil {
+		err = fmt.Errorf("ALERT_WEBHOOK_URL: %w", err)
+	}
+	errs = append(errs, err)
+	acts.Alerts = alerts
+	acts.AlertEmail = cfg.AlertEmail
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

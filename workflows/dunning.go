@@ -73,6 +73,7 @@ type dunning struct {
 	pausedFor   time.Duration    // total time paused so far: later steps move back by it
 	// actNowPending ends the current wait (support's act-now).
 	actNowPending bool
+	holdReleased  bool // the detector (or support) released the failure-spike hold
 	log           log.Logger
 }
 
@@ -238,6 +239,12 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 // and sends. It returns an error only when the step could not be carried out.
 func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
 	f := d.in.Failure
+	if step == 1 {
+		d.holdIfIncident(ctx, wfID)
+		if d.state.Status.Ended() {
+			return nil
+		}
+	}
 	var hist activities.CustomerHistory
 	err := dbCall(ctx, fmt.Sprintf("Step %d · customer history", step), a.FetchCustomerHistory,
 		activities.FetchHistoryInput{WorkflowID: wfID, CustomerID: f.CustomerID, InvoiceID: f.InvoiceID, Now: workflow.Now(ctx)},

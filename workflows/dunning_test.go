@@ -55,6 +55,9 @@ type world struct {
 	sendErr  func(in activities.SendInput) error
 	fetchErr error
 	offerErr error
+	hold     func(in activities.HoldInput) activities.HoldResult // nil: no incident holds the run
+
+	holdChecks []activities.HoldInput
 
 	decisions []activities.DecideInput
 	sends     []activities.SendInput
@@ -82,6 +85,14 @@ func newWorld(t *testing.T) *world {
 				return activities.CustomerHistory{}, w.fetchErr
 			}
 			return activities.CustomerHistory{CustomerID: in.CustomerID, Plan: "pro", EmailReachable: true, SMSReachable: true}, nil
+		})
+	env.OnActivity(a.CheckHold, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.HoldInput) (activities.HoldResult, error) {
+			w.holdChecks = append(w.holdChecks, in)
+			if w.hold == nil {
+				return activities.HoldResult{}, nil
+			}
+			return w.hold(in), nil
 		})
 	env.OnActivity(a.DecideStrategy, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DecideInput) (recoup.Decision, error) {

@@ -89,6 +89,11 @@ func (d *dunning) receiveSignals(ctx workflow.Context) {
 		c.Receive(ctx, &s)
 		d.onOptOut(ctx, s)
 	})
+	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalReleaseHold), func(c workflow.ReceiveChannel, _ bool) {
+		var s recoup.ReleaseHold
+		c.Receive(ctx, &s)
+		d.onReleaseHold(ctx, s)
+	})
 	for {
 		sel.Select(ctx)
 	}

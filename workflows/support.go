@@ -124,7 +124,11 @@ func (d *dunning) pause(ctx workflow.Context, r recoup.Pause, via string) string
 func (d *dunning) resume(ctx workflow.Context, r recoup.Resume, via string) string {
 	paused := workflow.Now(ctx).Sub(d.pausedAt)
 	d.pausedFor += paused
-	d.setStatus(ctx, recoup.StatusActive, "")
+	if d.state.Hold != nil {
+		d.setStatus(ctx, recoup.StatusHeld, "failure-spike incident "+d.state.Hold.IncidentID)
+	} else {
+		d.setStatus(ctx, recoup.StatusActive, "")
+	}
 	d.record(ctx, "resume", r.By, r.Reason, via)
 	return fmt.Sprintf("resumed: later steps move back by the %s paused", paused.Round(1e9))
 }

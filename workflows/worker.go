@@ -23,6 +23,10 @@ type Tuning struct {
 	// between workflow tasks (WORKER_STICKY_CACHE_SIZE; 0: the SDK's default, 10,000). A
 	// run evicted from the cache is replayed from its history on its next task.
 	StickyCacheSize int
+	// PollerAutoscaling lets the SDK scale the number of pollers on the server's feedback
+	// (WORKER_POLLER_AUTOSCALING=true); WorkflowPollers and ActivityPollers are then the
+	// maximums (0: the SDK's default maximum, 100).
+	PollerAutoscaling bool
 }
 
 // NewWorkers creates the workers of one process: the dunning task queue with
@@ -43,8 +47,14 @@ func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker
 		// On SIGTERM, running activities get this long to finish (a send records its outcome).
 		WorkerStopTimeout: 30 * time.Second,
 	}
+	if t.PollerAutoscaling {
+		base.MaxConcurrentWorkflowTaskPollers, base.MaxConcurrentActivityTaskPollers = 0, 0
+		base.WorkflowTaskPollerBehavior = worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{MaximumNumberOfPollers: t.WorkflowPollers})
+		base.ActivityTaskPollerBehavior = worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{MaximumNumberOfPollers: t.ActivityPollers})
+	}
 	main := worker.New(c, recoup.TaskQueue, base)
 	main.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
+	main.RegisterWorkflowWithOptions(SpikeDetectorWorkflow, workflow.RegisterOptions{Name: recoup.DetectorWorkflowType})
 	main.RegisterActivity(acts)
 	workers := []worker.Worker{main}
 	for _, q := range []struct {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"net/url"
 	"os"
 	"strconv"
@@ -39,6 +40,10 @@ type Config struct {
 	SendGrid email.Config
 	Twilio   sms.Config
 	Webhook  webhook.Config
+	// Failure-spike incidents: ALERT_WEBHOOK_URL/ALERT_WEBHOOK_SECRET (Standard Webhooks)
+	// and ALERT_EMAIL (sent through SendGrid when it is configured). Unset: log only.
+	AlertWebhook webhook.Config
+	AlertEmail   string
 
 	PaymentURL     string
 	UnsubscribeURL string
@@ -81,6 +86,9 @@ type Tuning struct {
 	// between workflow tasks (WORKER_STICKY_CACHE_SIZE; 0: the SDK's default, 10,000). A
 	// run evicted from the cache is replayed from its history on its next task.
 	StickyCacheSize int
+	// PollerAutoscaling lets the SDK scale the number of pollers on the server's feedback
+	// (WORKER_POLLER_AUTOSCALING=true); WORKER_*_POLLERS are then the maximums.
+	PollerAutoscaling bool
 }
 
 // LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
@@ -162,6 +170,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			Secret:  get("BILLING_WEBHOOK_SECRET", ""),
 			Timeout: dur("BILLING_WEBHOOK_TIMEOUT", 10*time.Second),
 		},
+		AlertWebhook: webhook.Config{
+			URL:     urlVar("ALERT_WEBHOOK_URL", ""),
+			Secret:  get("ALERT_WEBHOOK_SECRET", ""),
+			Timeout: dur("ALERT_WEBHOOK_TIMEOUT", 10*time.Second),
+		},
+		AlertEmail:       get("ALERT_EMAIL", ""),
 		PaymentURL:       urlVar("PAYMENT_URL_TEMPLATE", "https://billing.example.com/invoices/{invoice_id}/pay"),
 		UnsubscribeURL:   urlVar("UNSUBSCRIBE_URL_TEMPLATE", "https://billing.example.com/customers/{customer_id}/reminders/unsubscribe"),
 		FinalWait:        dur("RECOUP_FINAL_WAIT", 0),
@@ -243,6 +257,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.Webhook.URL != "" && c.Webhook.Secret == "" {
 		errs = append(errs, errors.New("BILLING_WEBHOOK_SECRET: required when BILLING_WEBHOOK_URL is set"))
 	}
+	if c.AlertWebhook.URL != "" && c.AlertWebhook.Secret == "" {
+		errs = append(errs, errors.New("ALERT_WEBHOOK_SECRET: required when ALERT_WEBHOOK_URL is set"))
+	}
+	if c.AlertEmail != "" {
+		if a, err := mail.ParseAddress(c.AlertEmail); err != nil || a.Address != c.AlertEmail {
+			errs = append(errs, errors.New("ALERT_EMAIL: must be a bare email address, e.g. oncall@shop.example"))
+		} else if !c.EmailEnabled() {
+			errs = append(errs, errors.New("ALERT_EMAIL: needs SENDGRID_API_KEY to send through"))
+		}
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -280,6 +304,13 @@ func TuningFromEnv(getenv func(string) string) (Tuning, error) {
 		EmailsPerSecond:            rateVar("EMAIL_SENDS_PER_SECOND"),
 		SMSPerSecond:               rateVar("SMS_SENDS_PER_SECOND"),
 		StickyCacheSize:            intVar("WORKER_STICKY_CACHE_SIZE"),
+	}
+	if v := strings.TrimSpace(getenv("WORKER_POLLER_AUTOSCALING")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("WORKER_POLLER_AUTOSCALING: %q is not true or false", v))
+		}
+		t.PollerAutoscaling = b
 	}
 	return t, errors.Join(errs...)
 }

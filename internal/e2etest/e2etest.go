@@ -175,6 +175,7 @@ func Start(t testing.TB, o Options) *Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Client.Close)
+	h.Acts.Signaler = h.Client
 	h.Ingest = &ingest.Ingestor{Store: h.Store, Temporal: h.Client}
 	if !o.NoWorker {
 		h.StartWorker()

@@ -21,6 +21,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/spike"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/workflows"
 )
@@ -100,6 +101,11 @@ func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error
 		} else if ok {
 			return "the invoice was already settled by event " + settledBy + "; no dunning started", nil
 		}
+		// The detector hears of the failure first, so a failure that opens an incident can
+		// hold its own run.
+		if err := in.feedDetector(ctx, ev); err != nil {
+			return "", err
+		}
 		pf := paymentFailed(ev)
 		pf.Customer = nil // contact data stays in PostgreSQL, out of Temporal's history
 		opts := client.StartWorkflowOptions{
@@ -140,6 +146,28 @@ func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error
 		return "", fmt.Errorf("signal %s to %s: %w", name, wfID, err)
 	}
 	return "signaled the dunning run (" + name + ")", nil
+}
+
+// feedDetector sends the failure-spike detector a compact record of a payment failure
+// (no PII: gateway, BIN prefix, issuer country, failure code, amount bucket, time),
+// starting the detector if it is not running.
+func (in *Ingestor) feedDetector(ctx context.Context, ev events.Event) error {
+	rec := spike.Record{At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
+		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor)}
+	opts := client.StartWorkflowOptions{
+		ID:                       recoup.DetectorWorkflowID,
+		TaskQueue:                recoup.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            "Failure-spike detector",
+		StaticDetails:            "Watches every payment failure for spikes per gateway, BIN, issuer country and failure code. `starter incidents` lists what it found.",
+	}
+	_, err := in.Temporal.SignalWithStartWorkflow(ctx, recoup.DetectorWorkflowID, recoup.SignalFailures, []spike.Record{rec}, opts,
+		recoup.DetectorWorkflowType, workflows.DetectorInput{})
+	if err != nil {
+		return fmt.Errorf("feed the spike detector: %w", err)
+	}
+	return nil
 }
 
 func paymentFailed(ev events.Event) recoup.PaymentFailed {

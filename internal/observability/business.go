@@ -38,6 +38,9 @@ type Business struct {
 	llmTokens        *prometheus.CounterVec
 	providerErrors   *prometheus.CounterVec
 	sendsReconciled  *prometheus.CounterVec
+	incidents        *prometheus.CounterVec
+	runsHeld         prometheus.Counter
+	detectionLatency prometheus.Histogram
 }
 
 // NewBusiness registers the business metrics on r (metrics.NewRegistry() in the binaries).
@@ -89,11 +92,25 @@ func NewBusiness(r prometheus.Registerer) *Business {
 			Name: "recoup_sends_reconciled_total",
 			Help: "Sends whose provider outcome is unknown and that were marked for reconciliation instead of being sent again, by channel.",
 		}, []string{"channel"}),
+		incidents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recoup_incidents_total",
+			Help: "Failure-spike incident events, by kind (opened, escalated, cleared, acknowledge, release, false_alarm) and severity.",
+		}, []string{"kind", "severity"}),
+		runsHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recoup_runs_held_total",
+			Help: "Dunning runs that held their first message because a failure-spike incident matched their failure.",
+		}),
+		detectionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recoup_incident_detection_latency_seconds",
+			Help:    "Stream time from the start of a spike's first anomalous minute to the incident being flagged.",
+			Buckets: []float64{15, 30, 45, 60, 90, 120, 180, 300, 600, 900},
+		}),
 	}
 	b.llmTokens.WithLabelValues("prompt")
 	b.llmTokens.WithLabelValues("completion")
 	r.MustRegister(b.runsStarted, b.runsEnded, b.messages, b.incentiveOffered, b.incentiveValue,
-		b.llmRequest, b.llmErrors, b.llmFallbacks, b.llmTokens, b.providerErrors, b.sendsReconciled)
+		b.llmRequest, b.llmErrors, b.llmFallbacks, b.llmTokens, b.providerErrors, b.sendsReconciled,
+		b.incidents, b.runsHeld, b.detectionLatency)
 	return b
 }
 
@@ -236,4 +253,24 @@ func LLMErrorReason(err error) string {
 		return "timeout"
 	}
 	return "other"
+}
+
+// Incident counts a failure-spike incident event; an opening also records its detection
+// latency.
+func (b *Business) Incident(kind, severity string, latency time.Duration) {
+	if b == nil {
+		return
+	}
+	b.incidents.WithLabelValues(kind, orUnknown(severity)).Inc()
+	if kind == "opened" {
+		b.detectionLatency.Observe(latency.Seconds())
+	}
+}
+
+// RunHeld counts a run holding its first message for an incident.
+func (b *Business) RunHeld() {
+	if b == nil {
+		return
+	}
+	b.runsHeld.Inc()
 }

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/spike"
 )
 
 // Policy is the parsed, validated policy file.
@@ -37,6 +38,8 @@ type Policy struct {
 	OfferValidDays  int              `yaml:"offer_valid_days"`
 	Plans           map[string]Caps  `yaml:"plans"`
 	Rules           []Rule           `yaml:"rules"`
+	// Spike configures failure-spike detection; absent means spike.DefaultConfig().
+	Spike spike.Config `yaml:"spike"`
 
 	ruleTemplates []map[string]*template.Template // by language; "" is the English default
 }
@@ -117,7 +120,7 @@ type Translation struct {
 
 // Parse reads and validates a policy file. Errors name the field at fault.
 func Parse(data []byte) (*Policy, error) {
-	var p Policy
+	p := Policy{Spike: spike.DefaultConfig()}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil {
@@ -262,6 +265,9 @@ func (p *Policy) validate() error {
 			}
 			p.ruleTemplates[i][lang] = t
 		}
+	}
+	if err := p.Spike.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

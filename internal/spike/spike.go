@@ -48,7 +48,8 @@ type Record struct {
 	AmountBucket string    `json:"amount,omitempty"`  // AmountBucket of the amount due
 }
 
-func (r Record) value(dim string) string {
+// Value is the record's value in a dimension ("" when it has none).
+func (r Record) Value(dim string) string {
 	switch dim {
 	case DimGateway:
 		return r.Gateway
@@ -264,7 +265,7 @@ type Incident struct {
 }
 
 // Matches reports whether a failure record falls in the incident's cohort.
-func (i Incident) Matches(r Record) bool { return r.value(i.Dimension) == i.Value && i.Value != "" }
+func (i Incident) Matches(r Record) bool { return r.Value(i.Dimension) == i.Value && i.Value != "" }
 
 func severity(ratio float64) string {
 	switch {
@@ -522,7 +523,7 @@ func (d *Detector) Observe(r Record) []Event {
 	}
 	var keys []string
 	for _, dim := range cfg.Dimensions {
-		if v := r.value(dim); v != "" {
+		if v := r.Value(dim); v != "" {
 			keys = append(keys, Cohort(dim, v))
 		}
 	}
@@ -597,34 +598,44 @@ func (d *Detector) Open() []Incident {
 	return out
 }
 
-// Act applies an operator's action (acknowledge, release, false_alarm) to an incident.
-func (d *Detector) Act(id, action, note string) (Incident, error) {
+// CheckAct says why an operator's action cannot apply to an incident (nil if it can). It
+// changes nothing, so it can validate an update.
+func (d *Detector) CheckAct(id, action string) error {
 	in := d.Incident(id)
 	if in == nil {
-		return Incident{}, fmt.Errorf("no incident %q (see `starter incidents`)", id)
+		return fmt.Errorf("no incident %q (see `starter incidents`)", id)
 	}
 	switch action {
 	case "acknowledge":
 		if in.Status != Open {
-			return *in, fmt.Errorf("incident %s is %s; only an open incident can be acknowledged", id, in.Status)
+			return fmt.Errorf("incident %s is %s; only an open incident can be acknowledged", id, in.Status)
 		}
-		in.Status = Acknowledged
 	case "release":
 		if !Holding(in.Status) {
-			return *in, fmt.Errorf("incident %s is %s and holds nothing", id, in.Status)
+			return fmt.Errorf("incident %s is %s and holds nothing", id, in.Status)
 		}
-		in.Status = Released
 	case "false_alarm":
 		if !Active(in.Status) {
-			return *in, fmt.Errorf("incident %s already ended (%s)", id, in.Status)
+			return fmt.Errorf("incident %s already ended (%s)", id, in.Status)
 		}
-		in.Status = FalseAlarm
 	default:
-		return *in, fmt.Errorf("unknown action %q: acknowledge, release or false_alarm", action)
+		return fmt.Errorf("unknown action %q: acknowledge, release or false_alarm", action)
 	}
+	return nil
+}
+
+// Act applies an operator's action (acknowledge, release, false_alarm) to an incident.
+func (d *Detector) Act(id, action, note string) (Incident, error) {
+	if err := d.CheckAct(id, action); err != nil {
+		return Incident{}, err
+	}
+	in := d.Incident(id)
+	in.Status = map[string]string{"acknowledge": Acknowledged, "release": Released, "false_alarm": FalseAlarm}[action]
 	if note != "" {
-		in.Note = strings.TrimSpace(in.Note + "; " + action + ": " + note)
-		in.Note = strings.TrimPrefix(in.Note, "; ")
+		if in.Note != "" {
+			in.Note += "; "
+		}
+		in.Note += action + ": " + note
 	}
 	return *in, nil
 }
