@@ -215,7 +215,7 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	env := map[string]string{"WORKER_MAX_CONCURRENT_ACTIVITIES": "50", "EMAIL_SENDS_PER_SECOND": "10", "SMS_SENDS_PER_SECOND": "0.5",
-		"WORKER_STICKY_CACHE_SIZE": "2000"}
+		"WORKER_STICKY_CACHE_SIZE": "2000", "WORKER_POLLER_AUTOSCALING": "true"}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -231,13 +231,13 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		t.Fatal("an API key must turn TLS on")
 	}
 	if cfg.Tuning.MaxConcurrentActivities != 50 || cfg.Tuning.EmailsPerSecond != 10 || cfg.Tuning.SMSPerSecond != 0.5 ||
-		cfg.Tuning.StickyCacheSize != 2000 {
+		cfg.Tuning.StickyCacheSize != 2000 || !cfg.Tuning.PollerAutoscaling {
 		t.Fatalf("tuning = %+v", cfg.Tuning)
 	}
-	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2", "WORKER_STICKY_CACHE_SIZE": "none"}
+	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2", "WORKER_STICKY_CACHE_SIZE": "none", "WORKER_POLLER_AUTOSCALING": "maybe"}
 	_, err = config.FromEnv(func(k string) string { return env[k] })
 	if err == nil || !strings.Contains(err.Error(), "SMS_SENDS_PER_SECOND") || !strings.Contains(err.Error(), "WORKER_ACTIVITY_POLLERS") ||
-		!strings.Contains(err.Error(), "WORKER_STICKY_CACHE_SIZE") {
+		!strings.Contains(err.Error(), "WORKER_STICKY_CACHE_SIZE") || !strings.Contains(err.Error(), "WORKER_POLLER_AUTOSCALING") {
 		t.Fatalf("error = %v, want every variable named", err)
 	}
 }
