@@ -55,6 +55,8 @@ const usage = `usage:
   starter migrate                     apply the database migrations
   starter pause|resume|cancel|act-now INVOICE_ID [--by NAME] [--reason TEXT]
   starter set-channel INVOICE_ID email|sms [--by NAME] [--reason TEXT]
+  starter incidents [--all]           failure-spike incidents: open ones, or all recent
+  starter incidents ack|release|false-alarm INCIDENT_ID [--by NAME] [--note TEXT]
   starter search-attributes           the search attributes to register (Name=Type)
   starter codec-server                payload codec server for the Web UI (RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN)
   starter setup                       apply migrations and register the search attributes
@@ -198,6 +200,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdCodecServer(ctx, d, rest, stdout)
 	case "pause", "resume", "cancel", "act-now", "set-channel":
 		return cmdSupport(ctx, d, cmd, rest, stdout)
+	case "incidents":
+		return cmdIncidents(ctx, d, rest, stdout)
 	case "search-attributes":
 		// One "Name=Type" per line, for `temporal server start-dev --search-attribute`.
 		for _, sa := range recoup.SearchAttributes {

@@ -60,3 +60,23 @@ func TestReplayEncryptedHistoryAfterKeyRotation(t *testing.T) {
 		t.Fatal("replay without the key the history was written with succeeded")
 	}
 }
+
+// TestReplayDetectorHistories replays the failure-spike detector's recorded histories
+// (worker/spike_e2e_test.go with RECOUP_RECORD_HISTORIES=1): its state is rebuilt from the
+// signals alone, so a change to the detector or to package spike that would decide
+// differently on the same records fails here.
+func TestReplayDetectorHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "detector", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded detector histories in testdata/detector (%v)", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(workflows.SpikeDetectorWorkflow, workflow.RegisterOptions{Name: recoup.DetectorWorkflowType})
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+				t.Fatalf("replay %s: %v", f, err)
+			}
+		})
+	}
+}

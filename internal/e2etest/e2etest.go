@@ -6,6 +6,7 @@ package e2etest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -295,11 +296,18 @@ func (h *Harness) Result(invoice string) recoup.DunningResult {
 // when RECOUP_RECORD_HISTORIES=1.
 func (h *Harness) Record(invoice, name string) {
 	h.T.Helper()
+	h.RecordWorkflow(recoup.WorkflowID(invoice), name)
+}
+
+// RecordWorkflow writes any workflow's history to workflows/testdata/<name>.json (name may
+// hold a subdirectory) when RECOUP_RECORD_HISTORIES=1.
+func (h *Harness) RecordWorkflow(workflowID, name string) {
+	h.T.Helper()
 	if os.Getenv("RECOUP_RECORD_HISTORIES") != "1" {
 		return
 	}
 	ctx := context.Background()
-	it := h.Client.GetWorkflowHistory(ctx, recoup.WorkflowID(invoice), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := h.Client.GetWorkflowHistory(ctx, workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	hist := &historypb.History{}
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -339,3 +347,34 @@ func (quietLogger) Debug(string, ...any) {}
 func (quietLogger) Info(string, ...any)  {}
 func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(string, ...any) {}
+
+// SpikeEvent is a payment.failed with the payment context the failure-spike detector uses.
+func SpikeEvent(eventID, invoice, cust, bin string, at time.Time) map[string]any {
+	ev := Failed(eventID, invoice, cust, at)
+	ev["gateway"], ev["card_bin"], ev["issuer_country"] = "stripe", bin, "de"
+	return ev
+}
+
+// FailureSpike sends 40 minutes of background failures (one every 2 minutes, two other
+// BINs) and then a burst of 16 failures of bin in the last minute, through the ingest path,
+// and waits until the detector's incident is recorded. It returns the number of events.
+func (h *Harness) FailureSpike(prefix, bin string) int {
+	h.T.Helper()
+	now := time.Now().UTC()
+	n := 0
+	send := func(b string, at time.Time) {
+		n++
+		h.Event(SpikeEvent(fmt.Sprintf("evt_%s_%d", prefix, n), fmt.Sprintf("inv_%s_%d", prefix, n), fmt.Sprintf("cus_%s_%d", prefix, n%7), b, at))
+	}
+	for i := range 20 {
+		send([]string{"424242", "555555"}[i%2], now.Add(-45*time.Minute+time.Duration(i)*2*time.Minute))
+	}
+	for i := range 16 {
+		send(bin, now.Add(-50*time.Second+time.Duration(i)*2*time.Second))
+	}
+	h.Eventually("the failure-spike incident recorded in PostgreSQL", func() bool {
+		incs, _, err := h.Store.Incidents(context.Background(), false, 10)
+		return err == nil && len(incs) > 0
+	})
+	return n
+}
