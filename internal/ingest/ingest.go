@@ -35,7 +35,23 @@ type Ingestor struct {
 	Temporal client.Client
 	Logger   *slog.Logger
 	Parallel int // invoices delivered at once by DeliverPending (default 4)
+
+	feed feeder // batches failure records for the spike detector
 }
+
+// feeder group-commits failure records to the spike detector: one signal carries every
+// record that arrived while the previous signal was in flight, so the detector gets one
+// signal per round trip instead of one per event, and no caller returns before its record
+// is with the detector.
+type feeder struct {
+	mu       sync.Mutex
+	flushing bool
+	pending  []spike.Record
+	waiters  []chan error
+}
+
+// maxBatch bounds one signal's records (a record is about 150 bytes of JSON).
+const maxBatch = 1000
 
 // Result says what happened to an event.
 type Result struct {
@@ -148,26 +164,64 @@ func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error
 	return "signaled the dunning run (" + name + ")", nil
 }
 
-// feedDetector sends the failure-spike detector a compact record of a payment failure
+// feedDetector hands the failure-spike detector a compact record of a payment failure
 // (no PII: gateway, BIN prefix, issuer country, failure code, amount bucket, time),
-// starting the detector if it is not running.
+// starting the detector if it is not running. It returns once the record's signal was
+// accepted by Temporal.
 func (in *Ingestor) feedDetector(ctx context.Context, ev events.Event) error {
 	rec := spike.Record{At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
 		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor)}
-	opts := client.StartWorkflowOptions{
-		ID:                       recoup.DetectorWorkflowID,
-		TaskQueue:                recoup.TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		StaticSummary:            "Failure-spike detector",
-		StaticDetails:            "Watches every payment failure for spikes per gateway, BIN, issuer country and failure code. `starter incidents` lists what it found.",
+	done := make(chan error, 1)
+	f := &in.feed
+	f.mu.Lock()
+	f.pending = append(f.pending, rec)
+	f.waiters = append(f.waiters, done)
+	if !f.flushing {
+		f.flushing = true
+		go in.flushDetector()
 	}
-	_, err := in.Temporal.SignalWithStartWorkflow(ctx, recoup.DetectorWorkflowID, recoup.SignalFailures, []spike.Record{rec}, opts,
-		recoup.DetectorWorkflowType, workflows.DetectorInput{})
-	if err != nil {
-		return fmt.Errorf("feed the spike detector: %w", err)
+	f.mu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("feed the spike detector: %w", ctx.Err())
 	}
-	return nil
+}
+
+// flushDetector signals the pending records, batch after batch, until none are left.
+func (in *Ingestor) flushDetector() {
+	f := &in.feed
+	for {
+		f.mu.Lock()
+		n := min(len(f.pending), maxBatch)
+		if n == 0 {
+			f.flushing = false
+			f.mu.Unlock()
+			return
+		}
+		batch, waiters := f.pending[:n:n], f.waiters[:n:n]
+		f.pending, f.waiters = f.pending[n:], f.waiters[n:]
+		f.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+		opts := client.StartWorkflowOptions{
+			ID:                       recoup.DetectorWorkflowID,
+			TaskQueue:                recoup.TaskQueue,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			StaticSummary:            "Failure-spike detector",
+			StaticDetails:            "Watches every payment failure for spikes per gateway, BIN, issuer country and failure code. `starter incidents` lists what it found.",
+		}
+		_, err := in.Temporal.SignalWithStartWorkflow(ctx, recoup.DetectorWorkflowID, recoup.SignalFailures, batch, opts,
+			recoup.DetectorWorkflowType, workflows.DetectorInput{})
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("feed the spike detector: %w", err)
+		}
+		for _, w := range waiters {
+			w <- err
+		}
+	}
 }
 
 func paymentFailed(ev events.Event) recoup.PaymentFailed {
