@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/recoup-dunning/recoup/internal/policy"
+	"github.com/recoup-dunning/recoup/internal/spike"
 	"github.com/recoup-dunning/recoup/prompts"
 )
 
@@ -70,6 +72,15 @@ func TestParseShippedPolicy(t *testing.T) {
 	if len(p.Rules) != 4 {
 		t.Errorf("%d rules, want 4", len(p.Rules))
 	}
+	// The shipped spike section spells out the defaults (what BENCHMARKS.md measured).
+	if got, want := fmt.Sprintf("%+v", p.Spike), fmt.Sprintf("%+v", spike.DefaultConfig()); got != want {
+		t.Errorf("spike = %s\nwant the defaults %s", got, want)
+	}
+	// Without the section, the defaults apply.
+	noSpike := mutated(t, func(m map[string]any) { delete(m, "spike") })
+	if q, err := policy.Parse(noSpike); err != nil || fmt.Sprintf("%+v", q.Spike) != fmt.Sprintf("%+v", spike.DefaultConfig()) {
+		t.Errorf("without a spike section: %+v, %v", q, err)
+	}
 }
 
 func TestCapsFor(t *testing.T) {
@@ -104,6 +115,16 @@ func TestParseInvalidPolicies(t *testing.T) {
 			return mutated(t, func(m map[string]any) { rule(m, 0)["discount"] = 5 })
 		}, []string{"discount"}},
 		{"not YAML", func(*testing.T) []byte { return []byte("schedule_days: [0, 3\n") }, []string{"policy.yaml"}},
+		{"spike: unknown dimension and a long window that is not a multiple", func(t *testing.T) []byte {
+			return mutated(t, func(m map[string]any) {
+				sp := m["spike"].(map[string]any)
+				sp["dimensions"] = []string{"bin", "planet"}
+				sp["long_window"] = "90s"
+			})
+		}, []string{`spike.dimensions: "planet" is not one of`, "spike.long_window: 1m30s must be a multiple of short_window"}},
+		{"spike: unknown key", func(t *testing.T) []byte {
+			return mutated(t, func(m map[string]any) { m["spike"].(map[string]any)["threshold"] = 3 })
+		}, []string{"threshold"}},
 		{"empty schedule", func(t *testing.T) []byte {
 			return mutated(t, func(m map[string]any) { m["schedule_days"] = []int{} })
 		}, []string{"schedule_days:"}},
