@@ -428,3 +428,33 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+// The payment context for failure-spike detection: an 8-digit BIN keeps its first 6
+// digits, the country is upper-cased, and a bad value gets a message that never repeats a
+// card number sent by mistake.
+func TestDecodePaymentContext(t *testing.T) {
+	m := paymentFailed()
+	m["gateway"], m["card_bin"], m["issuer_country"] = " adyen-eu ", "41111111", "de"
+	ev, err := events.Decode(encode(t, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Gateway != "adyen-eu" || ev.CardBIN != "411111" || ev.IssuerCountry != "DE" {
+		t.Fatalf("decoded gateway %q, BIN %q, country %q", ev.Gateway, ev.CardBIN, ev.IssuerCountry)
+	}
+	m["card_bin"], m["issuer_country"], m["gateway"] = "4111111111111111", "Germany", "ad yen"
+	_, err = events.Decode(encode(t, m))
+	var ve *events.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("bad payment context accepted: %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"card_bin: must be the first 6 to 8 digits", `issuer_country: "Germany" is not a 2-letter ISO 3166-1`, "gateway: "} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "4111111111111111") {
+		t.Errorf("the error repeats the card number: %q", msg)
+	}
+}
