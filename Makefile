@@ -10,7 +10,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: all build temporal workflowcheck test lint demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server chaos clean
+.PHONY: all build temporal workflowcheck test lint demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike chaos clean
 
 all: build
 
@@ -54,7 +54,7 @@ demo: temporal build
 	@scripts/demo.sh
 
 # Benchmarks (measure and report; figures go to BENCHMARKS.md with the command and machine).
-bench: bench-decision bench-first-touch bench-parked bench-ingress
+bench: bench-decision bench-first-touch bench-parked bench-ingress bench-spike
 
 bench-decision:
 	@scripts/bench-decision.sh
@@ -71,6 +71,12 @@ bench-first-touch: temporal
 bench-parked: temporal
 	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 120m -run ParkedScale -v ./internal/benchmarks \
 		| grep -E '^parked:|^(ok|FAIL|---)|_test.go'
+
+# Failure-spike detection on synthetic streams: detection delay of injected spikes and the
+# false-positive rate on 24 h of steady traffic, over SPIKE_SEEDS seeds (default 100).
+bench-spike:
+	@SPIKE_SEEDS=$${SPIKE_SEEDS:-100} $(GO) test -count=1 -timeout 60m -run 'BINSpike|GatewayOutage|NoIncident' -v ./internal/spike \
+		| grep -E '^spike-|^(ok|FAIL|---)'
 
 bench-ingress: temporal build
 	@scripts/bench-ingress.sh
