@@ -35,6 +35,9 @@
 //   - Failure code: only when the payload carries an expanded charge or payment intent (or
 //     an invoice.payments entry with one), else the invoice's last_finalization_error.code.
 //     Webhook payloads are not expanded, so real events often have none.
+//   - Failure-spike context: gateway is always "stripe"; issuer_country only from an
+//     expanded charge's payment_method_details.card.country; no card_bin (Stripe's webhook
+//     payloads do not carry the card's BIN).
 //   - Contact data that would make the native event invalid is dropped, never fatal: a phone
 //     that is not valid E.164 (with its +country code), an invalid email, a name longer
 //     than 200 bytes is cut at a character boundary.
@@ -250,6 +253,8 @@ type nativeEvent struct {
 	AmountMinor int64                    `json:"amount_minor,omitempty"`
 	Currency    string                   `json:"currency,omitempty"`
 	FailureCode string                   `json:"failure_code,omitempty"`
+	Gateway     string                   `json:"gateway,omitempty"`
+	Country     string                   `json:"issuer_country,omitempty"`
 	Reason      string                   `json:"reason,omitempty"`
 	Customer    *recoup.CustomerSnapshot `json:"customer,omitempty"`
 }
@@ -295,7 +300,12 @@ type customer struct {
 }
 
 type charge struct {
-	FailureCode string `json:"failure_code"`
+	FailureCode          string `json:"failure_code"`
+	PaymentMethodDetails *struct {
+		Card *struct {
+			Country string `json:"country"` // the card's (issuer's) country
+		} `json:"card"`
+	} `json:"payment_method_details"`
 }
 
 type paymentIntent struct {
@@ -371,6 +381,7 @@ func paymentFailed(ev stripe.Event) (*nativeEvent, error) {
 	if n.FailureCode, err = failureCode(in); err != nil {
 		return nil, err
 	}
+	n.Gateway, n.Country = "stripe", cardCountry(in) // for failure-spike detection
 	n.Customer = snapshot(in, cust)
 	return n, nil
 }
@@ -428,6 +439,26 @@ func ref(raw json.RawMessage) (id string, obj json.RawMessage, err error) {
 		return strings.TrimSpace(o.ID), raw, nil
 	}
 	return "", nil, errors.New("must be an id string or an object")
+}
+
+// cardCountry is the issuer country of the failed charge's card, when the payload has an
+// expanded charge that says it (an unreadable one was already reported by failureCode).
+func cardCountry(in invoice) string {
+	charges := []json.RawMessage{in.Charge}
+	if in.Payments != nil {
+		for _, p := range in.Payments.Data {
+			charges = append(charges, p.Payment.Charge)
+		}
+	}
+	for _, raw := range charges {
+		var ch charge
+		if _, obj, err := ref(raw); err == nil && obj != nil && json.Unmarshal(obj, &ch) == nil {
+			if d := ch.PaymentMethodDetails; d != nil && d.Card != nil && len(d.Card.Country) == 2 {
+				return strings.ToUpper(d.Card.Country)
+			}
+		}
+	}
+	return ""
 }
 
 // failureCode picks the most specific decline reason the payload carries: a payment
