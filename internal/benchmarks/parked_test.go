@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/recoup-dunning/recoup"
@@ -128,8 +129,8 @@ func TestParkedScale(t *testing.T) {
 	})
 	workerPID := cmd.Process.Pid
 	parkedPoll(t, exited, time.Minute, "the worker polling", func() bool {
-		b, _ := os.ReadFile(logPath)
-		return strings.Contains(string(b), "worker polling")
+		resp, err := h.Client.DescribeTaskQueue(ctx, recoup.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		return err == nil && len(resp.Pollers) > 0
 	})
 	startRSS := parkedReadMem(t, workerPID)
 
