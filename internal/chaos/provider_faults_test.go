@@ -1,0 +1,470 @@
+package chaos_test
+
+// Chaos scenario "provider faults", in two parts that run side by side, each on a dev server
+// of its own:
+//
+//   - sendgrid-outage: SendGrid answers every request with 500, or 429 with Retry-After,
+//     for a sustained burst (30 s, CHAOS_PROVIDER_OUTAGE to change it) while 20 runs try to
+//     send their first email. Every email must end up accepted exactly once, after retries
+//     that back off (no message may see more rejected attempts than the send retry policy
+//     allows in that time), and every run must have recorded its message as sent.
+//   - twilio-invalid-number: Twilio answers HTTP 400 with code 21211 ("Invalid 'To' Phone
+//     Number", Twilio's real error shape) for some customers' numbers. The model prefers SMS
+//     whenever it is allowed, so step 1 goes by SMS: the rejected send must not be retried
+//     (one request to Twilio for its key) and step 2 of those runs must go by email. Runs
+//     whose number Twilio accepts keep using SMS.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/sms"
+	"github.com/recoup-dunning/recoup/internal/store"
+)
+
+func TestProviderFaults(t *testing.T) {
+	chaosOnly(t)
+	t.Run("sendgrid-outage", func(t *testing.T) { t.Parallel(); providerOutage(t) })
+	t.Run("twilio-invalid-number", func(t *testing.T) { t.Parallel(); providerInvalidNumber(t) })
+}
+
+// Send retry policy of the workflow (workflows/dunning.go sendActivity): the first retry
+// after 2 s, each next one twice as late.
+const (
+	sendRetryInitial     = 2 * time.Second
+	sendRetryCoefficient = 2
+)
+
+// maxAttemptsWithin is how many attempts of one send can start within d of its first under
+// the send retry policy: attempt k (0-based) starts no earlier than 2 s × (2^k − 1) after the
+// first. A send retried without backoff would exceed it.
+func maxAttemptsWithin(d time.Duration) int {
+	n, at, next := 0, time.Duration(0), sendRetryInitial
+	for at < d {
+		n++
+		at += next
+		next *= sendRetryCoefficient
+	}
+	return n
+}
+
+// sendGridOutage is a SendGrid /v3/mail/send fake that rejects every request until its
+// outage ends (alternately 500, and 429 with Retry-After), then accepts and counts messages
+// per idempotency key. It records the time of every attempt per key.
+type sendGridOutage struct {
+	mu       sync.Mutex
+	until    time.Time
+	attempts map[string][]time.Time
+	rejected map[string]int
+	answers  map[int]int // status -> rejected attempts answered with it
+	accepted map[string]int
+}
+
+func newSendGridOutage() *sendGridOutage {
+	return &sendGridOutage{attempts: map[string][]time.Time{}, rejected: map[string]int{},
+		answers: map[int]int{}, accepted: map[string]int{}}
+}
+
+func (p *sendGridOutage) start(d time.Duration) {
+	p.mu.Lock()
+	p.until = time.Now().Add(d)
+	p.mu.Unlock()
+}
+
+func (p *sendGridOutage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key, ok := e2etest.SendGridKey(r)
+	if !ok {
+		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	p.attempts[key] = append(p.attempts[key], now)
+	if now.Before(p.until) {
+		total := 0
+		for _, n := range p.rejected {
+			total += n
+		}
+		p.rejected[key]++
+		status := http.StatusInternalServerError
+		if total%2 == 1 {
+			status = http.StatusTooManyRequests
+		}
+		p.answers[status]++
+		p.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, `{"errors":[{"field":null,"message":"too many requests"}]}`)
+			return
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"errors":[{"field":null,"message":"internal server error"}]}`)
+		return
+	}
+	p.accepted[key]++
+	p.mu.Unlock()
+	w.Header().Set("X-Message-Id", "sg-"+key)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (p *sendGridOutage) acceptedKeys() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.accepted)
+}
+
+func providerOutage(t *testing.T) {
+	const runs = 20
+	outage := 30 * time.Second
+	if v := os.Getenv("CHAOS_PROVIDER_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("CHAOS_PROVIDER_OUTAGE=%q: want a positive duration such as 30s", v)
+		}
+		outage = d
+	}
+	began := time.Now()
+	prov := newSendGridOutage()
+	fake := httptest.NewServer(prov)
+	t.Cleanup(fake.Close)
+	sender, err := email.New(email.Config{APIKey: "SG.chaos", BaseURL: fake.URL, FromEmail: "billing@shop.example", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
+		Configure: func(a *activities.Activities) { a.Email = sender }})
+	ctx := context.Background()
+
+	prov.start(outage) // every send from here on meets the outage first
+	outageStart := time.Now()
+	for i := range runs {
+		ev := e2etest.Failed(fmt.Sprintf("evt_po_%02d", i), fmt.Sprintf("inv_po_%02d", i), fmt.Sprintf("cus_po_%02d", i), time.Now().UTC())
+		ev["customer"].(map[string]any)["sms_consent"] = false // email only
+		if res := h.Event(ev); !res.Delivered {
+			t.Fatalf("event %d not delivered: %+v", i, res)
+		}
+	}
+	kmsEventually(t, outage+90*time.Second, "every run's first email accepted by SendGrid and recorded as sent", func() bool {
+		return prov.acceptedKeys() >= runs && sentFirst(t, h.Store) >= runs
+	})
+	recovered := time.Since(outageStart)
+
+	prov.mu.Lock()
+	defer prov.mu.Unlock()
+	dups, lost, rejected, minRej, maxRej := 0, 0, 0, -1, 0
+	bound := maxAttemptsWithin(outage)
+	var firstGaps, lastGaps []time.Duration
+	for i := range runs {
+		inv := fmt.Sprintf("inv_po_%02d", i)
+		key := activities.IdempotencyKey(recoup.WorkflowID(inv), 1, recoup.ChannelEmail)
+		switch n := prov.accepted[key]; {
+		case n == 0:
+			lost++
+			t.Errorf("%s: SendGrid never accepted the first email", inv)
+		case n > 1:
+			dups++
+			t.Errorf("%s: SendGrid accepted the first email %d times", inv, n)
+		}
+		r := prov.rejected[key]
+		rejected += r
+		if minRej < 0 || r < minRej {
+			minRej = r
+		}
+		maxRej = max(maxRej, r)
+		if r > bound {
+			t.Errorf("%s: %d rejected attempts within the %s outage; the send retry policy (%s, doubling) allows at most %d — retries without backoff",
+				inv, r, outage, sendRetryInitial, bound)
+		}
+		at := prov.attempts[key]
+		if len(at) >= 3 {
+			firstGaps = append(firstGaps, at[1].Sub(at[0]))
+			lastGaps = append(lastGaps, at[len(at)-1].Sub(at[len(at)-2]))
+		}
+		if st := h.State(inv); len(st.Messages) != 1 || st.Messages[0].Delivery != store.SendSent {
+			t.Errorf("%s recorded messages %+v, want one sent", inv, st.Messages)
+		}
+	}
+	if rejected == 0 {
+		t.Errorf("SendGrid rejected no attempt: the outage did not meet the sends")
+	}
+	var sentRows int
+	if err := h.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM sends WHERE status = 'sent'`).Scan(&sentRows); err != nil {
+		t.Fatal(err)
+	}
+	if sentRows != runs {
+		t.Errorf("sends table: %d sent, want %d", sentRows, runs)
+	}
+	perMessage := fmt.Sprintf("%d–%d", minRej, maxRej)
+	if minRej == maxRej {
+		perMessage = strconv.Itoa(minRej)
+	}
+	line := fmt.Sprintf("provider-outage: SendGrid 500/429 for %s, %d runs, %d rejected attempts (%d×500, %d×429; %s per message, retry gaps %s→%s), %d emails accepted once, %d duplicates, %d lost",
+		outage, runs, rejected, prov.answers[http.StatusInternalServerError], prov.answers[http.StatusTooManyRequests],
+		perMessage, median(firstGaps).Round(100*time.Millisecond), median(lastGaps).Round(100*time.Millisecond),
+		runs-dups-lost, dups, lost)
+	t.Log(line)
+	t.Logf("every first email accepted %s after the outage began (%s total)", recovered.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	fmt.Println(line)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// twilioFake is Twilio's Messages endpoint. It answers Twilio's real error for the numbers
+// in invalid (HTTP 400, code 21211) and accepts the others, counting requests per
+// idempotency key (read from the status callback URL the sender adds).
+type twilioFake struct {
+	invalid  map[string]bool
+	mu       sync.Mutex
+	requests map[string]int
+	accepted map[string]int
+	bad      []string // requests that were not a Messages create
+}
+
+func (f *twilioFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/2010-04-01/Accounts/ACchaos/Messages.json" || r.ParseForm() != nil {
+		f.mu.Lock()
+		f.bad = append(f.bad, r.Method+" "+r.URL.Path)
+		f.mu.Unlock()
+		http.Error(w, `{"code":20404,"message":"not found","status":404}`, http.StatusNotFound)
+		return
+	}
+	cb, _ := url.Parse(r.PostForm.Get("StatusCallback"))
+	key := cb.Query().Get(sms.IdempotencyKeyParam)
+	to := r.PostForm.Get("To")
+	f.mu.Lock()
+	f.requests[key]++
+	rejected := f.invalid[to]
+	if !rejected {
+		f.accepted[key]++
+	}
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if rejected {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = fmt.Fprintf(w, `{"code":21211,"message":"Invalid 'To' Phone Number: %s","more_info":"https://www.twilio.com/docs/errors/21211","status":400}`, to)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, `{"sid":"SM00000000000000000000000000000001","status":"queued","to":"`+to+`"}`)
+}
+
+// allowedChannelsRe reads the allowed channels from the user prompt (prompts/user.tmpl).
+var allowedChannelsRe = regexp.MustCompile(`allowed channels: ([a-z, ]*)`)
+
+// smsFirstModel is an OpenAI-compatible fake whose answer is always valid: SMS whenever the
+// prompt allows it, email otherwise. It keeps the allowed channels of every request.
+type smsFirstModel struct {
+	mu      sync.Mutex
+	allowed []string
+}
+
+func (m *smsFirstModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	user, err := chatUserMessage(r)
+	if err != nil {
+		http.Error(w, `{"error":{"message":"bad request","type":"invalid_request_error","code":null}}`, http.StatusBadRequest)
+		return
+	}
+	allowed := ""
+	if mm := allowedChannelsRe.FindStringSubmatch(user); mm != nil {
+		allowed = strings.TrimSpace(mm[1])
+	}
+	m.mu.Lock()
+	m.allowed = append(m.allowed, allowed)
+	m.mu.Unlock()
+	answer := goodEmailAnswer
+	if slices.Contains(strings.Split(allowed, ", "), "sms") {
+		answer = goodSMSAnswer
+	}
+	writeChatCompletion(w, answer, "")
+}
+
+func providerInvalidNumber(t *testing.T) {
+	const (
+		invalid = 4 // runs whose number Twilio refuses with 21211
+		valid   = 2 // runs whose number Twilio accepts
+	)
+	phone := func(i int) string { return fmt.Sprintf("+1415555012%d", i) }
+	tw := &twilioFake{invalid: map[string]bool{}, requests: map[string]int{}, accepted: map[string]int{}}
+	for i := range invalid {
+		tw.invalid[phone(i)] = true
+	}
+	twSrv := httptest.NewServer(tw)
+	t.Cleanup(twSrv.Close)
+	texter, err := sms.New(sms.Config{AccountSID: "ACchaos", AuthToken: "chaos", From: "+14155550100", BaseURL: twSrv.URL,
+		StatusCallbackURL: "https://recoup.example/v1/twilio/status", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := &smsFirstModel{}
+	modelSrv := httptest.NewServer(model)
+	t.Cleanup(modelSrv.Close)
+	mc, err := llm.New(llm.Config{APIKey: "sk-chaos", BaseURL: modelSrv.URL + "/v1", Model: "sms-first", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two steps a second apart, then one far away: runs park after step 2.
+	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, time.Second, 24 * time.Hour},
+		Configure: func(a *activities.Activities) { a.SMS, a.LLM = texter, mc }})
+	ctx := context.Background()
+	inv := func(i int) string { return fmt.Sprintf("inv_pi_%d", i) }
+	for i := range invalid + valid {
+		ev := e2etest.Failed(fmt.Sprintf("evt_pi_%d", i), inv(i), fmt.Sprintf("cus_pi_%d", i), time.Now().UTC())
+		ev["customer"].(map[string]any)["phone"] = phone(i)
+		if res := h.Event(ev); !res.Delivered {
+			t.Fatalf("event %d not delivered: %+v", i, res)
+		}
+	}
+	kmsEventually(t, 90*time.Second, "two messages recorded by every run", func() bool {
+		for i := range invalid + valid {
+			if h.Messages(inv(i)) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+
+	smsKey := func(i, step int) string {
+		return activities.IdempotencyKey(recoup.WorkflowID(inv(i)), step, recoup.ChannelSMS)
+	}
+	emailKey := func(i, step int) string {
+		return activities.IdempotencyKey(recoup.WorkflowID(inv(i)), step, recoup.ChannelEmail)
+	}
+	retried, switched := 0, 0
+	for i := range invalid {
+		st := h.State(inv(i))
+		tw.mu.Lock()
+		reqs, step2SMS := tw.requests[smsKey(i, 1)], tw.requests[smsKey(i, 2)]
+		tw.mu.Unlock()
+		if reqs != 1 {
+			retried++
+			t.Errorf("%s: Twilio received %d requests for the rejected SMS %s, want exactly 1 (a 21211 must not be retried)", inv(i), reqs, smsKey(i, 1))
+		}
+		var row struct{ status, err string }
+		if err := h.Store.Pool().QueryRow(ctx, `SELECT status, error FROM sends WHERE idempotency_key = $1`, smsKey(i, 1)).Scan(&row.status, &row.err); err != nil {
+			t.Fatalf("%s: send row of step 1: %v", inv(i), err)
+		}
+		if row.status != store.SendFailed || !strings.Contains(row.err, "21211") {
+			t.Errorf("%s: step 1 send is %q (%s), want failed with Twilio code 21211", inv(i), row.status, row.err)
+		}
+		if strings.Contains(row.err, phone(i)) || strings.Contains(row.err, strings.TrimPrefix(phone(i), "+")) {
+			t.Errorf("%s: the recorded error carries the phone number: %s", inv(i), row.err)
+		}
+		m := st.Messages
+		if len(m) < 2 || m[0].Channel != recoup.ChannelSMS || m[0].Delivery != "failed" {
+			t.Errorf("%s: messages %+v, want step 1 by SMS, failed", inv(i), m)
+			continue
+		}
+		if m[1].Step != 2 || m[1].Channel != recoup.ChannelEmail || m[1].Delivery != store.SendSent || h.Mail.Count(emailKey(i, 2)) != 1 || step2SMS != 0 {
+			t.Errorf("%s: step 2 is %+v (email accepted %d times, SMS requests %d), want one email, sent", inv(i), m[1], h.Mail.Count(emailKey(i, 2)), step2SMS)
+			continue
+		}
+		switched++
+	}
+	for i := invalid; i < invalid+valid; i++ {
+		m := h.State(inv(i)).Messages
+		tw.mu.Lock()
+		a1, a2 := tw.accepted[smsKey(i, 1)], tw.accepted[smsKey(i, 2)]
+		tw.mu.Unlock()
+		if len(m) < 2 || m[0].Channel != recoup.ChannelSMS || m[1].Channel != recoup.ChannelSMS || a1 != 1 || a2 != 1 {
+			t.Errorf("%s (valid number): messages %+v, Twilio accepted %d and %d; want both steps by SMS, each accepted once", inv(i), m, a1, a2)
+		}
+	}
+	var llmDecisions int
+	if err := h.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM decisions WHERE decided_by = 'llm'`).Scan(&llmDecisions); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * (invalid + valid); llmDecisions != want {
+		t.Errorf("%d decisions by the model, want %d (the model's valid answer at every step)", llmDecisions, want)
+	}
+	tw.mu.Lock()
+	if len(tw.bad) > 0 {
+		t.Errorf("unexpected requests to Twilio: %v", tw.bad)
+	}
+	tw.mu.Unlock()
+	line := fmt.Sprintf("provider-twilio-21211: %d runs with a number Twilio rejects (HTTP 400, code 21211): %d SMS retried, %d switched to email at step 2; %d runs with a valid number stayed on SMS",
+		invalid, retried, switched, valid)
+	t.Log(line)
+	fmt.Println(line)
+}
+
+// Answers of the OpenAI-compatible fakes that pass the policy.
+var (
+	goodEmailAnswer = mustJSON(map[string]any{"channel": "email", "tone": "friendly",
+		"incentive": map[string]any{"kind": "none", "value": 0}, "subject": "Your payment did not go through",
+		"message": "We could not charge your card. Updating it takes a minute.", "rationale": "First reminder, friendly."})
+	goodSMSAnswer = mustJSON(map[string]any{"channel": "sms", "tone": "friendly",
+		"incentive": map[string]any{"kind": "none", "value": 0}, "subject": "",
+		"message": "We could not charge your card. Updating it takes a minute.", "rationale": "The customer reads texts."})
+)
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// chatUserMessage reads the user message of a chat completion request.
+func chatUserMessage(r *http.Request) (string, error) {
+	if r.URL.Path != "/v1/chat/completions" {
+		return "", fmt.Errorf("unexpected path %s", r.URL.Path)
+	}
+	var body struct {
+		Messages []struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		return "", err
+	}
+	for _, m := range body.Messages {
+		if m.Role == "user" {
+			return m.Content, nil
+		}
+	}
+	return "", fmt.Errorf("no user message")
+}
+
+// writeChatCompletion answers a chat completion with content, or with a refusal.
+func writeChatCompletion(w http.ResponseWriter, content, refusal string) {
+	msg := map[string]any{"role": "assistant", "content": content}
+	if refusal != "" {
+		msg = map[string]any{"role": "assistant", "content": nil, "refusal": refusal}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"id": "chatcmpl-chaos", "object": "chat.completion", "created": time.Now().Unix(), "model": "chaos-model",
+		"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": "stop"}},
+		"usage":   map[string]any{"prompt_tokens": 400, "completion_tokens": 60, "total_tokens": 460},
+	})
+}
