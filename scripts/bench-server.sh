@@ -38,7 +38,7 @@ breakdown() {
 	shift
 	line="breakdown of $(basename "$file" .pprof), share of samples whose stack includes:"
 	for entry in "$@"; do
-		share=$(go tool pprof -top -nodecount=1000000 -focus="${entry#*=}" "$file" 2>/dev/null |
+		share=$(go tool pprof -top -nodecount=1000000 -nodefraction=0 -focus="${entry#*=}" "$file" 2>/dev/null |
 			sed -n 's/^Showing nodes accounting for [^,]*, \([0-9.]*%\) of .*/\1/p')
 		line+=" ${entry%%=*} ${share:-0%};"
 	done
@@ -49,9 +49,12 @@ common=('gRPC transport=google.golang.org/grpc/internal/transport|golang.org/x/n
 	'GC=runtime.gcBgMarkWorker|runtime.gcAssistAlloc|runtime.bgsweep|runtime.bgscavenge'
 	'gzip (the SDK compresses gRPC by default)=compress/flate|compress/gzip'
 	'allocation=runtime.mallocgc' 'syscalls=syscall.Syscall|internal/runtime/syscall')
-server_parts=('history service=go.temporal.io/server/service/history'
+server_parts=('RPC handlers=google.golang.org/grpc.\(\*Server\).processUnaryRPC'
+	'history service=go.temporal.io/server/service/history'
+	'history task queues (transfer, timer, visibility)=go.temporal.io/server/service/history/queues'
 	'matching service=go.temporal.io/server/service/matching'
 	'frontend service=go.temporal.io/server/service/frontend'
+	'workflow state writes=UpdateWorkflowExecution$|CreateWorkflowExecution$'
 	'persistence layer=go.temporal.io/server/common/persistence'
 	'SQL driver (lib/pq, database/sql)=github.com/lib/pq|database/sql'
 	'visibility=go.temporal.io/server/common/persistence/visibility' "${common[@]}")
