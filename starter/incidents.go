@@ -99,4 +99,3 @@ func listIncidents(ctx context.Context, d *deps, all bool, limit int, stdout io.
 	}
 	return tw.Flush()
 }
-
