@@ -158,6 +158,21 @@ func TestParkedScale(t *testing.T) {
 	if got := mails.Load(); got != int64(n) {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
+	report := func(format string, args ...any) { // printed at once: a long run keeps what it measured
+		l := "parked: " + fmt.Sprintf(format, args...)
+		t.Log(l)
+		fmt.Println(l)
+	}
+	report("%d runs, WORKER_STICKY_CACHE_SIZE=%s, %d CPUs, load average %s", n, cache, runtime.NumCPU(), parkedLoad())
+	report("first touch: %d events accepted in %s; every first message sent after %s (%.1f runs/s); every run parked after %s",
+		n, parkedRound(accepted), parkedRound(firstTouch), float64(n)/firstTouch.Seconds(), parkedRound(parkedAt))
+	report("worker RSS %s at start, %s with %d runs parked (peak so far %s)",
+		parkedSize(startRSS.rss), parkedSize(parkedWorker.rss), n, parkedSize(parkedWorker.hwm))
+	report("Temporal dev server RSS %s with %d runs parked (peak so far %s)", parkedSize(parkedServer.rss), n, parkedSize(parkedServer.hwm))
+	for _, name := range slices.Sorted(maps.Keys(parkedTables)) {
+		ts := parkedTables[name]
+		report("PostgreSQL with the runs parked: %-18s %7d rows %9s", ts.name, ts.rows, parkedSize(ts.bytes))
+	}
 
 	// Phase 2: a payment.retry_succeeded to every run through the ingest path (recorded,
 	// then signaled); wait until every run has recorded its recovery in PostgreSQL.
@@ -168,6 +183,8 @@ func TestParkedScale(t *testing.T) {
 			"attempt_id": "att_2", "occurred_at": time.Now().UTC().Format(time.RFC3339Nano)}
 	})
 	signaled := time.Since(start)
+	report("recovery: %d payment.retry_succeeded accepted and signaled in %s (%.1f signals/s)",
+		n, parkedRound(signaled), float64(n)/signaled.Seconds())
 	parkedPoll(t, exited, time.Hour, "every run recovered", func() bool {
 		var done int
 		err := h.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM dunning_runs WHERE outcome = 'recovered'`).Scan(&done)
@@ -179,28 +196,12 @@ func TestParkedScale(t *testing.T) {
 	if got := mails.Load(); got != int64(n) {
 		t.Fatalf("the provider accepted %d messages after the recoveries, want still %d", got, n)
 	}
-
-	out := []string{
-		fmt.Sprintf("parked: %d runs, WORKER_STICKY_CACHE_SIZE=%s, %d CPUs, load average %s", n, cache, runtime.NumCPU(), parkedLoad()),
-		fmt.Sprintf("parked: first touch: %d events accepted in %s; every first message sent after %s (%.1f runs/s); every run parked after %s",
-			n, parkedRound(accepted), parkedRound(firstTouch), float64(n)/firstTouch.Seconds(), parkedRound(parkedAt)),
-		fmt.Sprintf("parked: worker RSS %s at start, %s with %d runs parked (peak so far %s)", parkedSize(startRSS.rss), parkedSize(parkedWorker.rss), n, parkedSize(parkedWorker.hwm)),
-		fmt.Sprintf("parked: Temporal dev server RSS %s with %d runs parked (peak so far %s)", parkedSize(parkedServer.rss), n, parkedSize(parkedServer.hwm)),
-	}
-	for _, name := range slices.Sorted(maps.Keys(parkedTables)) {
-		ts := parkedTables[name]
-		out = append(out, fmt.Sprintf("parked: PostgreSQL %-18s %7d rows %9s (parked) %7d rows %9s (recovered)",
-			ts.name, ts.rows, parkedSize(ts.bytes), endTables[ts.name].rows, parkedSize(endTables[ts.name].bytes)))
-	}
-	out = append(out,
-		fmt.Sprintf("parked: recovery: %d payment.retry_succeeded accepted and signaled in %s (%.1f signals/s); every run recovered after %s (%.1f runs/s)",
-			n, parkedRound(signaled), float64(n)/signaled.Seconds(), parkedRound(recovered), float64(n)/recovered.Seconds()),
-		fmt.Sprintf("parked: worker RSS %s after the recoveries, peak %s; dev server RSS %s, peak %s; load average %s",
-			parkedSize(endWorker.rss), parkedSize(endWorker.hwm), parkedSize(endServer.rss), parkedSize(endServer.hwm), parkedLoad()),
-	)
-	for _, l := range out {
-		t.Log(l)
-		fmt.Println(l)
+	report("recovery: every run recovered %s after the first signal (%.1f runs/s)", parkedRound(recovered), float64(n)/recovered.Seconds())
+	report("worker RSS %s after the recoveries, peak %s; dev server RSS %s, peak %s; load average %s",
+		parkedSize(endWorker.rss), parkedSize(endWorker.hwm), parkedSize(endServer.rss), parkedSize(endServer.hwm), parkedLoad())
+	for _, name := range slices.Sorted(maps.Keys(endTables)) {
+		ts := endTables[name]
+		report("PostgreSQL with the runs recovered: %-18s %7d rows %9s", ts.name, ts.rows, parkedSize(ts.bytes))
 	}
 }
 
