@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"go.temporal.io/sdk/activity"
+	"golang.org/x/sync/errgroup"
 
 	"go.temporal.io/api/serviceerror"
 
@@ -112,28 +116,39 @@ func (a *Activities) RecordIncidents(ctx context.Context, in IncidentsInput) (In
 	return res, nil
 }
 
+// releaseHolds signals every run the incident still holds (16 at a time: an incident may
+// hold thousands) and marks each released once its signal is accepted, so a retry after a
+// timeout continues where this attempt stopped.
 func (a *Activities) releaseHolds(ctx context.Context, inc spike.Incident) (int, error) {
 	runs, err := a.Store.HeldRuns(ctx, inc.ID)
 	if err != nil {
 		return 0, err
 	}
-	released := 0
+	var released atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
 	for _, wf := range runs {
-		err := a.Signaler.SignalWorkflow(ctx, wf, "", recoup.SignalReleaseHold, recoup.ReleaseHold{
-			IncidentID: inc.ID, Status: inc.Status, By: "spike-detector", Reason: "incident " + inc.ID + " " + inc.Status})
-		var notFound *serviceerror.NotFound
-		if err != nil && !errors.As(err, &notFound) { // a run that ended holds nothing
-			return released, fmt.Errorf("release %s: %w", wf, err)
-		}
-		if err := a.Store.ReleaseHold(ctx, wf, time.Now()); err != nil {
-			return released, err
-		}
-		released++
+		g.Go(func() error {
+			err := a.Signaler.SignalWorkflow(gctx, wf, "", recoup.SignalReleaseHold, recoup.ReleaseHold{
+				IncidentID: inc.ID, Status: inc.Status, By: "spike-detector", Reason: "incident " + inc.ID + " " + inc.Status})
+			var notFound *serviceerror.NotFound
+			if err != nil && !errors.As(err, &notFound) { // a run that ended holds nothing
+				return fmt.Errorf("release %s: %w", wf, err)
+			}
+			if err := a.Store.ReleaseHold(gctx, wf, time.Now()); err != nil {
+				return err
+			}
+			if n := released.Add(1); n%100 == 0 && activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx, n)
+			}
+			return nil
+		})
 	}
-	if released > 0 {
-		a.logger(ctx).Info("released held runs", "incident", inc.ID, "status", inc.Status, "runs", released)
+	err = g.Wait()
+	if n := released.Load(); n > 0 {
+		a.logger(ctx).Info("released held runs", "incident", inc.ID, "status", inc.Status, "runs", n)
 	}
-	return released, nil
+	return int(released.Load()), err
 }
 
 func (a *Activities) alert(ctx context.Context, ev spike.Event) error {
