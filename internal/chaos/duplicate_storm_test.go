@@ -47,8 +47,13 @@ import (
 
 func TestDuplicateStorm(t *testing.T) {
 	chaosOnly(t)
+	// CHAOS_STORM_EVENTS shrinks the storm (CI runs 300 under the race detector; the full
+	// 1,000 is `make chaos`, recorded in RELIABILITY.md).
+	distinct := 1000
+	if v, err := strconv.Atoi(os.Getenv("CHAOS_STORM_EVENTS")); err == nil && v >= 50 {
+		distinct = v
+	}
 	const (
-		distinct    = 1000
 		copies      = 5
 		customers   = 250 // several invoices per customer
 		httpSenders = 16
@@ -291,7 +296,7 @@ func TestDuplicateStorm(t *testing.T) {
 			return false
 		}
 		temporalRuns = r.GetCount()
-		return temporalRuns >= distinct
+		return temporalRuns >= int64(distinct)
 	})
 
 	recorded := count(`SELECT count(*) FROM events`)
@@ -318,7 +323,7 @@ func TestDuplicateStorm(t *testing.T) {
 		}
 	}
 
-	if recorded != distinct || runs != distinct || temporalRuns != distinct || sendRows != distinct || rejected != 0 {
+	if recorded != distinct || runs != distinct || temporalRuns != int64(distinct) || sendRows != distinct || rejected != 0 {
 		t.Errorf("event log %d, dunning_runs %d, Temporal runs %d, sends %d, rejected %d; want %d, %d, %d, %d, 0",
 			recorded, runs, temporalRuns, sendRows, rejected, distinct, distinct, distinct, distinct)
 	}
