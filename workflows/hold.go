@@ -16,15 +16,25 @@ import (
 // policy's max_hold, or when the run ends (a retry that succeeds recovers it). Later steps
 // move back by the time held. A failing check never blocks dunning.
 func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
-	if workflow.GetVersion(ctx, "spike-hold", workflow.DefaultVersion, 1) < 1 {
+	v := workflow.GetVersion(ctx, "spike-hold", workflow.DefaultVersion, 2)
+	if v < 1 {
 		return
 	}
 	f := d.in.Failure
 	var res activities.HoldResult
-	err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Check for a failure-spike incident"), a.CheckHold, activities.HoldInput{
+	in := activities.HoldInput{
 		WorkflowID: wfID, Gateway: f.Gateway, CardBIN: f.CardBIN, Country: f.IssuerCountry, FailureCode: f.FailureCode,
 		AmountMinor: f.AmountMinor, Now: workflow.Now(ctx),
-	}).Get(ctx, &res)
+	}
+	var check workflow.Future
+	if v >= 2 { // a local activity, like the run's other short PostgreSQL calls ("local-db-reads")
+		opts := dbLocalActivity
+		opts.Summary = "Check for a failure-spike incident"
+		check = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.CheckHold, in)
+	} else {
+		check = workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Check for a failure-spike incident"), a.CheckHold, in)
+	}
+	err := check.Get(ctx, &res)
 	if err != nil {
 		d.log.Warn("could not check for failure-spike incidents; not holding", "error", err)
 		return
