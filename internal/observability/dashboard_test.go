@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -119,6 +120,8 @@ func TestDashboardQueriesExistingRecoupMetrics(t *testing.T) {
 	b.LLMRequest(1, 1, 1, provider.FromStatus("openai", 500, "", ""))
 	b.LLMFallback(observability.FallbackError)
 	b.SendReconciled("email")
+	b.Incident("opened", "critical", 45*time.Second)
+	b.RunHeld()
 	have := exposedNames(families(t, reg))
 
 	used := dashboardMetrics(t)
