@@ -70,7 +70,7 @@ bench-first-touch: temporal
 # server memory, PostgreSQL rows and sizes, then a payment.retry_succeeded to every run.
 bench-parked: temporal
 	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 120m -run ParkedScale -v ./internal/benchmarks \
-		| grep -E '^parked:|^(ok|FAIL|---)|_test.go'
+		| grep --line-buffered -E '^parked:|^(ok|FAIL|---)|_test.go'
 
 # Failure-spike detection on synthetic streams: detection delay of injected spikes and the
 # false-positive rate on 24 h of steady traffic, over SPIKE_SEEDS seeds (default 100).

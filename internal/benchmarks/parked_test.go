@@ -159,9 +159,7 @@ func TestParkedScale(t *testing.T) {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
 	report := func(format string, args ...any) { // printed at once: a long run keeps what it measured
-		l := "parked: " + fmt.Sprintf(format, args...)
-		t.Log(l)
-		fmt.Println(l)
+		fmt.Println("parked: " + fmt.Sprintf(format, args...))
 	}
 	report("%d runs, WORKER_STICKY_CACHE_SIZE=%s, %d CPUs, load average %s", n, cache, runtime.NumCPU(), parkedLoad())
 	report("first touch: %d events accepted in %s; every first message sent after %s (%.1f runs/s); every run parked after %s",
