@@ -155,7 +155,7 @@ func (p *proxy) setCut(cut bool) {
 // (nothing half-accepted), activities retry, and everything completes once it heals.
 func TestPostgresCut(t *testing.T) {
 	chaosOnly(t)
-	outage := 5 * time.Second
+	outage := 20 * time.Second // the figure; CHAOS_PG_OUTAGE changes it
 	if v, err := time.ParseDuration(os.Getenv("CHAOS_PG_OUTAGE")); err == nil {
 		outage = v
 	}
