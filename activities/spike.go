@@ -62,20 +62,13 @@ func (a *Activities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, e
 	for _, d := range cfg.Dimensions {
 		vals[d] = r.Value(d)
 	}
-	id, err := a.Store.HoldIfIncident(ctx, store.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now})
-	if err != nil || id == "" {
+	inc, err := a.Store.HoldIfIncident(ctx, store.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now})
+	if err != nil || inc.ID == "" {
 		return HoldResult{}, err
 	}
-	res := HoldResult{IncidentID: id, MaxHold: cfg.MaxHold}
-	if incs, _, err := a.Store.Incidents(ctx, false, 100); err == nil {
-		for _, i := range incs {
-			if i.ID == id {
-				res.Cohort, res.Evidence = i.Cohort, i.Evidence.String()
-			}
-		}
-	}
+	res := HoldResult{IncidentID: inc.ID, Cohort: inc.Cohort, Evidence: inc.Evidence.String(), MaxHold: cfg.MaxHold}
 	a.Metrics.RunHeld()
-	a.logger(ctx).Info("run holds its first message for a failure-spike incident", "incident", id, "cohort", res.Cohort)
+	a.logger(ctx).Info("run holds its first message for a failure-spike incident", "incident", inc.ID, "cohort", res.Cohort)
 	return res, nil
 }
 

@@ -74,8 +74,8 @@ func TestIncidentsHoldAndRelease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.IncidentID != "" && res.MaxHold != 24*time.Hour {
-			t.Fatalf("max hold %s", res.MaxHold)
+		if res.IncidentID != "" && (res.MaxHold != 24*time.Hour || res.Cohort != "bin=411111" || !strings.Contains(res.Evidence, "12 failures")) {
+			t.Fatalf("hold %+v: want max hold 24h, the cohort and the evidence", res)
 		}
 		return res.IncidentID
 	}

@@ -85,12 +85,12 @@ type HoldKey struct {
 }
 
 // HoldIfIncident holds the run when an open (or acknowledged) incident matches its failure,
-// recording the hold, and returns that incident's id ("" when nothing matches). It is
+// recording the hold, and returns that incident (ID "" when nothing matches). It is
 // atomic with respect to an incident's status change: the incident row is locked, so a run
 // either sees the incident ended or is in the list of holds that its ending releases.
 // Called again for a run already holding, it returns the same incident while it holds.
-func (s *Store) HoldIfIncident(ctx context.Context, k HoldKey) (string, error) {
-	var id string
+func (s *Store) HoldIfIncident(ctx context.Context, k HoldKey) (spike.Incident, error) {
+	var in spike.Incident
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var dims, vals []string
 		for d, v := range k.Values {
@@ -98,29 +98,31 @@ func (s *Store) HoldIfIncident(ctx context.Context, k HoldKey) (string, error) {
 				dims, vals = append(dims, d), append(vals, v)
 			}
 		}
+		var ev []byte
 		err := tx.QueryRow(ctx, `
-			SELECT i.id FROM incidents i
+			SELECT i.id, i.cohort, i.status, i.evidence FROM incidents i
 			JOIN unnest($1::text[], $2::text[]) AS f(dimension, value) ON f.dimension = i.dimension AND f.value = i.value
 			WHERE i.status IN ('open', 'acknowledged')
 			ORDER BY i.opened_at LIMIT 1
-			FOR SHARE OF i`, dims, vals).Scan(&id)
+			FOR SHARE OF i`, dims, vals).Scan(&in.ID, &in.Cohort, &in.Status, &ev)
 		if errors.Is(err, pgx.ErrNoRows) {
-			id = ""
+			in = spike.Incident{}
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		_ = json.Unmarshal(ev, &in.Evidence)
 		_, err = tx.Exec(ctx, `
 			INSERT INTO held_runs (workflow_id, incident_id, held_at) VALUES ($1, $2, $3)
 			ON CONFLICT (workflow_id) DO UPDATE SET incident_id = EXCLUDED.incident_id, released_at = NULL`,
-			k.WorkflowID, id, k.At)
+			k.WorkflowID, in.ID, k.At)
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("check holds for %s: %w", k.WorkflowID, err)
+		return spike.Incident{}, fmt.Errorf("check holds for %s: %w", k.WorkflowID, err)
 	}
-	return id, nil
+	return in, nil
 }
 
 // HeldRuns returns the runs still holding for an incident that no longer holds (it is
