@@ -264,9 +264,6 @@ type Incident struct {
 	Note       string    `json:"note,omitempty"` // who acknowledged, released or marked it, and why
 }
 
-// Matches reports whether a failure record falls in the incident's cohort.
-func (i Incident) Matches(r Record) bool { return r.Value(i.Dimension) == i.Value && i.Value != "" }
-
 func severity(ratio float64) string {
 	switch {
 	case ratio >= 20:
@@ -585,17 +582,6 @@ func (d *Detector) Observe(r Record) []Event {
 		OpenedAt: r.At, OnsetAt: onset, Evidence: bestEv, Peak: bestEv, Failures: 1}
 	d.S.Incidents = append(d.S.Incidents, in)
 	return append(out, Event{Kind: "opened", Incident: in})
-}
-
-// Open returns the incidents whose runs hold their first message.
-func (d *Detector) Open() []Incident {
-	var out []Incident
-	for _, in := range d.S.Incidents {
-		if Holding(in.Status) {
-			out = append(out, in)
-		}
-	}
-	return out
 }
 
 // CheckAct says why an operator's action cannot apply to an incident (nil if it can). It
