@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +51,7 @@ func TestParkedScale(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "worker")
-	if err := parkedBuildWorker(bin); err != nil {
+	if err := testutil.BuildWorker(bin); err != nil {
 		t.Fatalf("build the worker: %v", err)
 	}
 
@@ -65,7 +64,7 @@ func TestParkedScale(t *testing.T) {
 	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
-	dbURL, err := parkedSearchPath(testutil.DatabaseURL(), schema)
+	dbURL, err := testutil.WithSearchPath(testutil.DatabaseURL(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,35 +341,6 @@ func parkedTableStats(t *testing.T, h *e2etest.Harness) map[string]parkedTable {
 		out[name] = ts
 	}
 	return out
-}
-
-func parkedBuildWorker(bin string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	cmd := exec.Command(goBin, "build", "-o", bin, "./worker")
-	cmd.Dir = testutil.RepoRoot()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v\n%s", err, out)
-	}
-	return nil
-}
-
-// parkedSearchPath adds the schema as the search_path runtime parameter.
-func parkedSearchPath(dsn, schema string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("database URL: %w", err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String(), nil
-	}
-	return dsn + " search_path=" + schema, nil
 }
 
 func parkedLoad() string {

@@ -19,11 +19,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,7 +87,7 @@ func TestKillMidSend(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "worker")
 	built, buildDone := make(chan error, 1), make(chan struct{})
-	go func() { defer close(buildDone); built <- kmsBuildWorker(bin) }()
+	go func() { defer close(buildDone); built <- testutil.BuildWorker(bin) }()
 	t.Cleanup(func() { <-buildDone }) // before the temporary directory is removed
 
 	// Dev server (the pinned CLI, with Recoup's search attributes), a migrated schema, and
@@ -100,7 +98,7 @@ func TestKillMidSend(t *testing.T) {
 	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatalf("current schema: %v", err)
 	}
-	dbURL, err := kmsWithSearchPath(testutil.DatabaseURL(), schema)
+	dbURL, err := testutil.WithSearchPath(testutil.DatabaseURL(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,37 +429,6 @@ func kmsEventually(t *testing.T, d time.Duration, what string, cond func() bool)
 		}
 		<-tick.C
 	}
-}
-
-// kmsBuildWorker builds ./worker into bin.
-func kmsBuildWorker(bin string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	cmd := exec.Command(goBin, "build", "-o", bin, "./worker")
-	cmd.Dir = testutil.RepoRoot()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v\n%s", err, out)
-	}
-	return nil
-}
-
-// kmsWithSearchPath adds the schema as the search_path runtime parameter (pgx passes
-// unknown URL parameters and DSN keywords to the server).
-func kmsWithSearchPath(dsn, schema string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("database URL: %w", err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String(), nil
-	}
-	return dsn + " search_path=" + schema, nil
 }
 
 // kmsTail logs the last n lines of the workers' output.

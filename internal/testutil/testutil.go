@@ -6,9 +6,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -97,4 +101,37 @@ func ProviderMock(tb testing.TB, env string) string {
 		tb.Skipf("%s is not set: run `make test`, which starts the providers' OpenAPI mocks", env)
 	}
 	return u
+}
+
+// BuildWorker builds the real worker binary (./worker) into bin, for tests and benchmarks
+// that run it as a process of its own.
+func BuildWorker(bin string) error {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	cmd := exec.Command(goBin, "build", "-o", bin, "./worker")
+	cmd.Dir = RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
+
+// WithSearchPath adds the schema as the search_path runtime parameter of a PostgreSQL URL or
+// DSN (pgx passes unknown URL parameters and DSN keywords to the server), so a worker
+// process uses a test's schema.
+func WithSearchPath(dsn, schema string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("database URL: %w", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return dsn + " search_path=" + schema, nil
 }
