@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
-	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
@@ -135,23 +134,7 @@ func consume(ctx context.Context, d *deps, stdout io.Writer, opts ...kgo.Opt) er
 		return err
 	}
 	relay := ingress.NewRelay(x.in, nil, x.logger)
-	handle := func(ctx context.Context, value []byte) error {
-		_, _, err := x.in.Record(ctx, value, "kafka")
-		var ve *events.ValidationError
-		switch {
-		case errors.As(err, &ve):
-			return &kafka.Rejection{Reason: ve.Error()}
-		case errors.Is(err, store.ErrEventConflict):
-			return &kafka.Rejection{Reason: err.Error()}
-		case err != nil:
-			return err
-		}
-		relay.Nudge()
-		return nil
-	}
-	reject := func(ctx context.Context, value []byte, reason string) error {
-		return x.st.RecordRejected(ctx, "kafka", reason, value)
-	}
+	handle, reject := ingress.KafkaHandlers(x.in, x.st, relay)
 	c, err := kafka.New(kafka.Config{Brokers: d.cfg.KafkaBrokers, Topic: d.cfg.KafkaTopic, Group: d.cfg.KafkaGroup},
 		handle, reject, x.logger, opts...)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -36,7 +35,6 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/e2etest"
-	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
@@ -126,23 +124,7 @@ func TestDuplicateStorm(t *testing.T) {
 	kafkaIn := &ingest.Ingestor{Store: kst, Temporal: h.Client, Logger: quiet}
 	kafkaRelay := ingress.NewRelay(kafkaIn, nil, quiet)
 	go func() { defer relays.Done(); kafkaRelay.Run(relayCtx) }()
-	handle := func(ctx context.Context, value []byte) error {
-		_, _, err := kafkaIn.Record(ctx, value, "kafka")
-		var ve *events.ValidationError
-		switch {
-		case errors.As(err, &ve):
-			return &kafka.Rejection{Reason: ve.Error()}
-		case errors.Is(err, store.ErrEventConflict):
-			return &kafka.Rejection{Reason: err.Error()}
-		case err != nil:
-			return err
-		}
-		kafkaRelay.Nudge()
-		return nil
-	}
-	reject := func(ctx context.Context, value []byte, reason string) error {
-		return kst.RecordRejected(ctx, "kafka", reason, value)
-	}
+	handle, reject := ingress.KafkaHandlers(kafkaIn, kst, kafkaRelay)
 	consumer, err := kafka.New(kafka.Config{Brokers: brokers, Topic: topic, Group: "recoup-chaos"}, handle, reject, quiet,
 		kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
