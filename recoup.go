@@ -10,6 +10,7 @@
 package recoup
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -278,6 +279,19 @@ type OptOut struct {
 // DunningInput starts a run. It is built from the first PaymentFailed of the invoice.
 type DunningInput struct {
 	Failure PaymentFailed `json:"failure"`
+	// Episode numbers the dunning runs of one invoice: 0 or 1 for the first, n for the n-th
+	// (a new failure after an earlier run of the invoice closed). See RunKey.
+	Episode int `json:"episode,omitempty"`
+}
+
+// RunKey identifies one dunning run of an invoice in PostgreSQL and in idempotency keys: the
+// workflow ID for the first episode, "<workflow id>#<n>" for the n-th, so that a second run
+// of the same invoice never finds the first run's sends, decisions or offers.
+func RunKey(workflowID string, episode int) string {
+	if episode <= 1 {
+		return workflowID
+	}
+	return workflowID + "#" + strconv.Itoa(episode)
 }
 
 // DunningResult is what a finished run returns.
@@ -317,6 +331,10 @@ type Decision struct {
 	Variant       string    `json:"variant,omitempty"`    // prompt A/B variant
 	Violations    []string  `json:"violations,omitempty"` // why the model's answer was not used, if it was not
 	SendAt        time.Time `json:"send_at"`              // earliest allowed send time (quiet hours)
+	// SendUntil is the end of the allowed-hours window that begins at SendAt; a message not
+	// handed to the provider by then waits for the next window (zero: no limit recorded,
+	// runs decided before this field existed).
+	SendUntil time.Time `json:"send_until,omitempty"`
 }
 
 // Who decided.

@@ -33,6 +33,10 @@ const (
 	ErrTypeProviderRejected = "ProviderRejected"
 	ErrTypeWebhookRejected  = "WebhookRejected"
 	ErrTypeInvalidInput     = "InvalidInput"
+	// ErrTypeOutsideAllowedHours: the send was attempted outside the allowed-hours window
+	// (SendInput.NotBefore/NotAfter) by the worker's clock; nothing was sent and the workflow
+	// waits for the next window.
+	ErrTypeOutsideAllowedHours = "OutsideAllowedHours"
 )
 
 // LLM is the model client (internal/llm.Client).
@@ -84,6 +88,8 @@ type Activities struct {
 	ContactCap *policy.ContactCap
 	// IgnoreQuietHours sends at any local time (demo only).
 	IgnoreQuietHours bool
+	// Clock is the activities' clock (time.Now when nil); the send-time checks use it.
+	Clock func() time.Time
 	// PaymentURL and UnsubscribeURL are templates where {invoice_id} and {customer_id} are
 	// replaced; the links are added by the message templates, never by the model.
 	PaymentURL     string
@@ -101,6 +107,13 @@ func (a *Activities) logger(ctx context.Context) *slog.Logger {
 			"activity", info.ActivityType.Name, "attempt", info.Attempt)
 	}
 	return l
+}
+
+func (a *Activities) now() time.Time {
+	if a.Clock != nil {
+		return a.Clock()
+	}
+	return time.Now()
 }
 
 func (a *Activities) link(tmpl, invoiceID, customerID string) string {

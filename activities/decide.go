@@ -29,6 +29,9 @@ type DecideInput struct {
 	AmountMinor int64
 	Currency    string
 	Now         time.Time
+	// ScheduledAt is when the step was due by the schedule (after pauses and holds); zero
+	// for runs recorded before it existed.
+	ScheduledAt time.Time
 	// Channel, when set (support's set-next-channel), is the only channel this step may use,
 	// if the customer can be reached on it.
 	Channel recoup.Channel

@@ -35,6 +35,11 @@ type SendInput struct {
 	OfferExpiresAt time.Time // when Decision carries an incentive
 	AmountMinor    int64
 	Currency       string
+	// NotBefore and NotAfter bound the allowed-hours window in which the message may be
+	// handed to the provider (checked with the worker's clock at every attempt); zero values
+	// are not checked.
+	NotBefore time.Time
+	NotAfter  time.Time
 }
 
 // SendResult says how the message left.
@@ -288,4 +293,34 @@ func messageIncentive(inc recoup.Incentive, expires time.Time, locale string) te
 		return templates.Incentive{}
 	}
 	return templates.Incentive{Kind: inc.Kind, Value: inc.Value, Expires: templates.FormatDate(expires, locale)}
+}
+
+// SendWindowInput asks when a message to the customer may be sent on a channel.
+type SendWindowInput struct {
+	CustomerID string
+	Channel    recoup.Channel
+	Now        time.Time
+}
+
+// SendWindowResult is the allowed-hours window at or after Now: a message may be handed to
+// the provider from NotBefore until NotAfter.
+type SendWindowResult struct {
+	NotBefore time.Time
+	NotAfter  time.Time
+	Zone      string // the time zone used (or the candidates', when it was inferred)
+}
+
+// SendWindow returns the allowed-hours window for the customer at or after in.Now.
+func (a *Activities) SendWindow(ctx context.Context, in SendWindowInput) (SendWindowResult, error) {
+	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
+	if err != nil {
+		return SendWindowResult{}, err
+	}
+	pol := a.Prompts().Policy
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil || c.TimeZone == "" {
+		loc = time.UTC
+	}
+	start := pol.QuietHours.NextAllowed(in.Now, loc)
+	return SendWindowResult{NotBefore: start, NotAfter: start.Add(time.Hour), Zone: loc.String()}, nil
 }
