@@ -282,6 +282,25 @@ type DunningInput struct {
 	// Episode numbers the dunning runs of one invoice: 0 or 1 for the first, n for the n-th
 	// (a new failure after an earlier run of the invoice closed). See RunKey.
 	Episode int `json:"episode,omitempty"`
+	// Continued is set only by the run itself when it continues as new (a long run's history
+	// is kept short): the state it carries over. Billing never sets it.
+	Continued *Continuation `json:"continued,omitempty"`
+}
+
+// Continuation is the state a run carries across continue-as-new.
+type Continuation struct {
+	State       State           `json:"state"`
+	Seen        []string        `json:"seen,omitempty"` // event ids already received, newest last (bounded)
+	Excluded    []Channel       `json:"excluded,omitempty"`
+	FailureCode string          `json:"failure_code,omitempty"`
+	PausedAt    time.Time       `json:"paused_at,omitempty"`
+	PausedFor   time.Duration   `json:"paused_for,omitempty"`
+	Schedule    []time.Duration `json:"schedule"`
+	FinalWait   time.Duration   `json:"final_wait"`
+	NextStep    int             `json:"next_step"` // 0-based index of the step not yet taken
+	ExhaustAt   time.Time       `json:"exhaust_at,omitempty"`
+	// ExhaustPausedFor is PausedFor when ExhaustAt was set (later pauses move it back).
+	ExhaustPausedFor time.Duration `json:"exhaust_paused_for,omitempty"`
 }
 
 // RunKey identifies one dunning run of an invoice in PostgreSQL and in idempotency keys: the
@@ -382,9 +401,11 @@ type State struct {
 	Decisions    []Decision      `json:"decisions,omitempty"`
 	Messages     []MessageRecord `json:"messages,omitempty"`
 	Signals      []SignalRecord  `json:"signals,omitempty"`
-	Offers       []Incentive     `json:"offers,omitempty"`
-	Actions      []ActionRecord  `json:"actions,omitempty"`         // support actions, with who and why
-	NextChannel  Channel         `json:"next_channel,omitempty"`    // set by support for the next message
-	Hold         *Hold           `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
-	LastApplied  time.Time       `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
+	// SignalsOmitted counts the oldest signal records dropped to keep the state bounded.
+	SignalsOmitted int            `json:"signals_omitted,omitempty"`
+	Offers         []Incentive    `json:"offers,omitempty"`
+	Actions        []ActionRecord `json:"actions,omitempty"`         // support actions, with who and why
+	NextChannel    Channel        `json:"next_channel,omitempty"`    // set by support for the next message
+	Hold           *Hold          `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
+	LastApplied    time.Time      `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
 }

@@ -6,7 +6,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/log"
@@ -37,23 +37,24 @@ const FinalWait = 72 * time.Hour
 // Activity options. Every activity has explicit timeouts and a retry policy; errors that
 // retrying cannot fix come back as non-retryable application errors.
 var (
+	// Every activity is idempotent, so none has a schedule-to-close limit: an outage of any
+	// length (PostgreSQL, billing's webhook, a provider) delays the run and never fails it
+	// (invariant I7). While they fail, the SDK's activity-failure metrics and the activities'
+	// own error metrics alert; a settle, cancel or pause stops the wait (see stoppable).
 	dbActivity = workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: time.Hour,
+		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 		},
 	}
 	decideActivity = workflow.ActivityOptions{
-		StartToCloseTimeout:    90 * time.Second,
-		ScheduleToCloseTimeout: time.Hour,
+		StartToCloseTimeout: 90 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 		},
 	}
 	sendActivity = workflow.ActivityOptions{
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: 2 * time.Hour,
+		StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
 		},
@@ -63,17 +64,58 @@ var (
 // a is used only for typed method values; the worker registers the real struct.
 var a *activities.Activities
 
+// waitKind is what a run is waiting for; support's act-now ends only some of them.
+type waitKind string
+
+const (
+	waitNone  waitKind = ""
+	waitStep  waitKind = "step"  // the schedule's next step: act-now ends it
+	waitHold  waitKind = "hold"  // a failure-spike hold: act-now ends it
+	waitFinal waitKind = "final" // the wait for a retry outcome after the last step: act-now ends it
+	waitHours waitKind = "hours" // the customer's allowed hours: nobody overrides them
+	waitRetry waitKind = "retry" // before trying a step that could not complete again: act-now ends it
+)
+
+// stepRetryInterval is how long a run waits before trying a step that could not complete.
+const stepRetryInterval = time.Hour
+
+// actNowEnds reports whether act-now may end a wait of kind k.
+func (k waitKind) actNowEnds() bool {
+	return k == waitStep || k == waitHold || k == waitFinal || k == waitRetry
+}
+
+// maxSeen bounds the event ids a run remembers (and carries across continue-as-new); the
+// relay redelivers recent events, never thousands back.
+const maxSeen = 5000
+
+// maxSignalRecords bounds the signal records kept in the state (the oldest are counted in
+// State.SignalsOmitted).
+const maxSignalRecords = 200
+
 type dunning struct {
-	in          recoup.DunningInput
-	state       recoup.State
-	seen        map[string]bool  // event ids of signals already received
-	excluded    []recoup.Channel // opted out or undeliverable for the rest of the run
-	failureCode string           // of the newest applied failure
-	pausedAt    time.Time        // when the current pause began
-	pausedFor   time.Duration    // total time paused so far: later steps move back by it
-	// actNowPending ends the current wait (support's act-now).
+	in     recoup.DunningInput
+	state  recoup.State
+	wfID   string // the workflow ID: what the detector and support signal
+	runKey string // recoup.RunKey: what PostgreSQL and idempotency keys know the run by
+	// settleAnyTime: a settling event (recovered, retry success, cancel) applies whatever
+	// its occurred_at; only failures can be stale (change "settle-any-time").
+	settleAnyTime bool
+	seen          map[string]bool  // event ids of signals already received
+	seenOrder     []string         // the same ids, oldest first (bounded by maxSeen)
+	excluded      []recoup.Channel // opted out or undeliverable for the rest of the run
+	failureCode   string           // of the newest applied failure
+	pausedAt      time.Time        // when the current pause began
+	pausedFor     time.Duration    // total time paused so far: later steps move back by it
+	waiting       waitKind         // what the run waits for right now
+	// actNowPending ends the current wait (support's act-now); set only while waiting.
 	actNowPending bool
 	holdReleased  bool // the detector (or support) released the failure-spike hold
+	schedule      []time.Duration
+	finalWait     time.Duration
+	nextStep      int // 0-based index of the next step of the schedule
+	exhaustAt     time.Time
+	exhaustPaused time.Duration
+	signalChans   []workflow.ReceiveChannel
 	log           log.Logger
 }
 
@@ -95,15 +137,21 @@ func (d *dunning) setup(ctx workflow.Context) error {
 	case f.CustomerID == "":
 		return temporal.NewNonRetryableApplicationError("input: failure.customer_id is required", activities.ErrTypeInvalidInput, nil)
 	}
+	d.wfID = workflow.GetInfo(ctx).WorkflowExecution.ID
+	d.runKey = recoup.RunKey(d.wfID, d.in.Episode)
 	d.log = log.With(workflow.GetLogger(ctx), "invoice_id", f.InvoiceID, "customer_id", f.CustomerID)
-	d.state = recoup.State{
-		InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, AmountMinor: f.AmountMinor, Currency: f.Currency,
-		Status: recoup.StatusActive, StartedAt: workflow.Now(ctx), Failures: 1, LastApplied: f.OccurredAt,
+	if c := d.in.Continued; c != nil {
+		d.restore(c)
+	} else {
+		d.state = recoup.State{
+			InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, AmountMinor: f.AmountMinor, Currency: f.Currency,
+			Status: recoup.StatusActive, StartedAt: workflow.Now(ctx), Failures: 1,
+			LastApplied: clampFuture(f.OccurredAt, workflow.Now(ctx)),
+		}
+		d.remember(f.EventID)
+		d.failureCode = f.FailureCode
 	}
-	if f.EventID != "" {
-		d.seen[f.EventID] = true
-	}
-	d.failureCode = f.FailureCode
+	d.settleAnyTime = d.in.Continued != nil || workflow.GetVersion(ctx, ChangeSettleAnyTime, workflow.DefaultVersion, 1) >= 1
 	if err := workflow.SetQueryHandler(ctx, recoup.QueryStatus, func() (recoup.State, error) {
 		return d.state, nil
 	}); err != nil {
@@ -112,11 +160,26 @@ func (d *dunning) setup(ctx workflow.Context) error {
 	if err := d.registerUpdates(ctx); err != nil {
 		return err
 	}
-	d.upsert(ctx, CustomerIDKey.ValueSet(f.CustomerID), InvoiceIDKey.ValueSet(f.InvoiceID),
-		DunningStatusKey.ValueSet(string(d.state.Status)), DunningStepKey.ValueSet(0))
-	workflow.Go(ctx, d.receiveSignals)
+	if d.in.Continued == nil {
+		d.upsert(ctx, CustomerIDKey.ValueSet(f.CustomerID), InvoiceIDKey.ValueSet(f.InvoiceID),
+			DunningStatusKey.ValueSet(string(d.state.Status)), DunningStepKey.ValueSet(0))
+	}
+	d.startSignals(ctx)
 	d.updateDetails(ctx)
 	return nil
+}
+
+// remember records an event id as seen (bounded).
+func (d *dunning) remember(id string) {
+	if id == "" || d.seen[id] {
+		return
+	}
+	d.seen[id] = true
+	d.seenOrder = append(d.seenOrder, id)
+	if len(d.seenOrder) > maxSeen {
+		delete(d.seen, d.seenOrder[0])
+		d.seenOrder = d.seenOrder[1:]
+	}
 }
 
 func (d *dunning) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
@@ -147,23 +210,16 @@ func (d *dunning) updateDetails(ctx workflow.Context) {
 	if st.Reason != "" {
 		lines[0] += " · " + st.Reason
 	}
-	if st.NextAction != "" {
+	if st.NextAction != "" && !st.Status.Ended() {
 		lines = append(lines, fmt.Sprintf("Next: %s at %s", st.NextAction, st.NextActionAt.UTC().Format("2006-01-02 15:04 MST")))
 	}
-	if st.NextChannel != "" {
+	if st.NextChannel != "" && !st.Status.Ended() {
 		lines = append(lines, "Next message by "+string(st.NextChannel)+" (set by support)")
 	}
 	if n := len(st.Decisions); n > 0 {
 		lines = append(lines, "Last decision: "+decisionLine(st.Decisions[n-1]))
 	}
-	details := ""
-	for i, l := range lines {
-		if i > 0 {
-			details += "\n\n"
-		}
-		details += l
-	}
-	workflow.SetCurrentDetails(ctx, details)
+	workflow.SetCurrentDetails(ctx, strings.Join(lines, "\n\n"))
 }
 
 // decisionLine is a decision in one line, e.g. "Email · friendly · 10% off · decided by LLM".
@@ -191,41 +247,65 @@ func withSummary(ctx workflow.Context, opts workflow.ActivityOptions, summary st
 
 func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 	f := d.in.Failure
-	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
-	var plan activities.PlanRunResult
-	err := dbCall(ctx, "Plan the run", a.PlanRun, activities.PlanRunInput{
-		WorkflowID: wfID, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, StartedAt: d.state.StartedAt,
-	}).Get(ctx, &plan)
-	if err != nil {
-		return d.finish(ctx, recoup.StatusFailed, "could not plan the run: "+err.Error())
+	if d.in.Continued == nil {
+		var plan activities.PlanRunResult
+		err := dbCall(ctx, "Plan the run", a.PlanRun, activities.PlanRunInput{
+			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, StartedAt: d.state.StartedAt,
+		}).Get(ctx, &plan)
+		if err != nil {
+			return d.finish(ctx, recoup.StatusFailed, "could not plan the run: "+err.Error())
+		}
+		d.schedule, d.finalWait = plan.Schedule, plan.FinalWait
+		if d.finalWait <= 0 {
+			d.finalWait = FinalWait
+		}
+		d.state.TotalSteps = len(d.schedule)
 	}
-	finalWait := plan.FinalWait
-	if finalWait <= 0 {
-		finalWait = FinalWait
-	}
-	d.state.TotalSteps = len(plan.Schedule)
-	for i, offset := range plan.Schedule {
-		step := i + 1
+	for ; d.nextStep < len(d.schedule); d.nextStep++ {
+		step := d.nextStep + 1
+		offset := d.schedule[d.nextStep]
 		stepAt := func() time.Time { return d.state.StartedAt.Add(offset + d.pausedFor) }
-		if !d.waitUntil(ctx, stepAt, fmt.Sprintf("step %d", step)) {
-			break
+		switch d.waitUntil(ctx, stepAt, fmt.Sprintf("step %d", step), waitStep) {
+		case waitContinueAsNew:
+			return d.continueAsNew(ctx)
+		case waitEnded:
+			return d.end(ctx)
 		}
 		d.state.Step = step
 		d.upsert(ctx, DunningStepKey.ValueSet(int64(step)))
-		if err := d.runStep(ctx, wfID, step); err != nil {
+		// A step that could not complete (a dependency failed past its retries, or answered
+		// with an error retrying cannot fix) is tried again later, never skipped (I7).
+		for attempt := 1; ; attempt++ {
+			err := d.runStep(ctx, step, stepAt())
+			if err == nil || d.state.Status.Ended() || ctx.Err() != nil {
+				break
+			}
 			var appErr *temporal.ApplicationError
 			if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownCustomer {
 				res, _ := d.finish(ctx, recoup.StatusFailed, appErr.Message())
 				return res, temporal.NewNonRetryableApplicationError(appErr.Message(), activities.ErrTypeUnknownCustomer, nil)
 			}
-			d.log.Error("step could not complete; continuing with the schedule", "step", step, "error", err)
+			d.log.Error("step could not complete; trying it again in an hour", "step", step, "attempt", attempt, "error", err)
+			retryAt := workflow.Now(ctx).Add(stepRetryInterval)
+			if d.waitUntil(ctx, func() time.Time { return retryAt }, fmt.Sprintf("try step %d again", step), waitRetry) != waitDone {
+				break
+			}
 		}
 	}
-	if !d.state.Status.Ended() {
-		exhaustAt := workflow.Now(ctx).Add(finalWait)
-		pausedBefore := d.pausedFor
-		d.waitUntil(ctx, func() time.Time { return exhaustAt.Add(d.pausedFor - pausedBefore) }, "exhaust if still unpaid")
+	if !d.state.Status.Ended() && ctx.Err() == nil {
+		if d.exhaustAt.IsZero() {
+			d.exhaustAt, d.exhaustPaused = workflow.Now(ctx).Add(d.finalWait), d.pausedFor
+		}
+		at := func() time.Time { return d.exhaustAt.Add(d.pausedFor - d.exhaustPaused) }
+		if d.waitUntil(ctx, at, "exhaust if still unpaid", waitFinal) == waitContinueAsNew {
+			return d.continueAsNew(ctx)
+		}
 	}
+	return d.end(ctx)
+}
+
+// end settles the run's final status and records it.
+func (d *dunning) end(ctx workflow.Context) (recoup.DunningResult, error) {
 	if ctx.Err() != nil {
 		d.setStatus(ctx, recoup.StatusCanceled, "workflow canceled through Temporal")
 	}
@@ -235,138 +315,9 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 	return d.finish(ctx, d.state.Status, d.state.Reason)
 }
 
-// runStep fetches history, decides, waits for the allowed send time, announces any offer
-// and sends. It returns an error only when the step could not be carried out.
-func (d *dunning) runStep(ctx workflow.Context, wfID string, step int) error {
-	f := d.in.Failure
-	if step == 1 {
-		d.holdIfIncident(ctx, wfID)
-		if d.state.Status.Ended() {
-			return nil
-		}
-	}
-	var hist activities.CustomerHistory
-	err := dbCall(ctx, fmt.Sprintf("Step %d · customer history", step), a.FetchCustomerHistory,
-		activities.FetchHistoryInput{WorkflowID: wfID, CustomerID: f.CustomerID, InvoiceID: f.InvoiceID, Now: workflow.Now(ctx)},
-	).Get(ctx, &hist)
-	if err != nil {
-		return err
-	}
-	if d.state.Status.Ended() {
-		return nil
-	}
-	var dec recoup.Decision
-	err = workflow.ExecuteActivity(withSummary(ctx, decideActivity, fmt.Sprintf("Step %d · decide channel, tone and incentive", step)), a.DecideStrategy, activities.DecideInput{
-		WorkflowID: wfID, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
-		Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
-		Currency: f.Currency, Now: workflow.Now(ctx), Channel: d.state.NextChannel,
-	}).Get(ctx, &dec)
-	if err != nil {
-		return err
-	}
-	if d.state.NextChannel != "" && dec.Channel == d.state.NextChannel {
-		d.state.NextChannel = ""
-	}
-	d.state.Decisions = append(d.state.Decisions, dec)
-	if changed(ctx, "decision-search-attributes") {
-		d.upsert(ctx, PromptVersionKey.ValueSet(dec.PromptVersion), DecidedByKey.ValueSet(dec.DecidedBy))
-	}
-	d.updateDetails(ctx)
-	d.log.Info("decided", "step", step, "channel", string(dec.Channel), "tone", dec.Tone,
-		"incentive", dec.Incentive.Kind, "decided_by", dec.DecidedBy)
-	if !dec.Channel.Valid() {
-		return nil
-	}
-	if !d.waitUntil(ctx, func() time.Time { return dec.SendAt }, fmt.Sprintf("send step %d by %s", step, dec.Channel)) {
-		return nil
-	}
-	if slices.Contains(d.excluded, dec.Channel) {
-		d.state.Messages = append(d.state.Messages, recoup.MessageRecord{Step: step, Channel: dec.Channel,
-			Delivery: "skipped", Error: "channel became unavailable while waiting (opt-out)", At: workflow.Now(ctx)})
-		return nil
-	}
-	in := activities.SendInput{
-		IdempotencyKey: activities.IdempotencyKey(wfID, step, dec.Channel), WorkflowID: wfID,
-		InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step, Decision: dec,
-		AmountMinor: f.AmountMinor, Currency: f.Currency,
-	}
-	if dec.Incentive.Kind != recoup.IncentiveNone {
-		var offer activities.OfferResult
-		err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Tell billing of the offer: "+decisionLine(dec)), a.AnnounceOffer, activities.OfferInput{
-			WorkflowID: wfID, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step,
-			Incentive: dec.Incentive, Now: workflow.Now(ctx),
-		}).Get(ctx, &offer)
-		if err != nil {
-			// Billing could not be told of the offer, so the message must not promise it.
-			d.log.Warn("offer could not be announced; sending without the incentive", "step", step, "error", err)
-			in.Decision.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
-		} else {
-			in.OfferExpiresAt = offer.ExpiresAt
-			d.state.Offers = append(d.state.Offers, dec.Incentive)
-		}
-	}
-	send, queue := a.SendEmail, recoup.EmailTaskQueue
-	if dec.Channel == recoup.ChannelSMS {
-		send, queue = a.SendSMS, recoup.SMSTaskQueue
-	}
-	opts := sendActivity
-	if changed(ctx, "sends-task-queue") {
-		opts.TaskQueue = queue // rate-limited per provider across all workers
-	}
-	var res activities.SendResult
-	err = workflow.ExecuteActivity(withSummary(ctx, opts, decisionLine(in.Decision)), send, in).Get(ctx, &res)
-	rec := recoup.MessageRecord{Step: step, Channel: dec.Channel, IdempotencyKey: in.IdempotencyKey,
-		ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
-	if err != nil {
-		rec.Delivery, rec.Error = "failed", err.Error()
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && (appErr.Type() == activities.ErrTypeProviderRejected || appErr.Type() == activities.ErrTypeNotReachable) {
-			d.exclude(dec.Channel) // e.g. an invalid phone number: the next steps use the other channel
-		}
-	}
-	d.state.Messages = append(d.state.Messages, rec)
-	d.upsert(ctx, LastChannelKey.ValueSet(string(dec.Channel)))
-	d.updateDetails(ctx)
-	return nil
-}
-
-func (d *dunning) exclude(ch recoup.Channel) {
-	if !slices.Contains(d.excluded, ch) {
-		d.excluded = append(d.excluded, ch)
-	}
-}
-
-// waitUntil blocks until the time at() returns while the run is active, and for as long as
-// it is paused (at() may move back by the pause). It returns false when the run ended.
-func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what string) bool {
-	for {
-		if d.state.Status.Ended() || ctx.Err() != nil {
-			return false
-		}
-		t := at()
-		d.state.NextAction, d.state.NextActionAt = what, t
-		if d.state.Status == recoup.StatusPaused {
-			if err := workflow.Await(ctx, func() bool { return d.state.Status != recoup.StatusPaused }); err != nil {
-				return false
-			}
-			continue
-		}
-		now := workflow.Now(ctx)
-		if !now.Before(t) || d.actNowPending {
-			d.actNowPending = false
-			d.state.NextAction, d.state.NextActionAt = "", time.Time{}
-			return true
-		}
-		d.updateDetails(ctx)
-		if _, err := workflow.AwaitWithTimeout(ctx, t.Sub(now), func() bool {
-			return d.state.Status != recoup.StatusActive || d.actNowPending
-		}); err != nil {
-			return false
-		}
-	}
-}
-
-// finish records the outcome (telling billing when exhausted) and ends the run.
+// finish records the outcome (telling billing when exhausted) and ends the run. FinishRun
+// retries until PostgreSQL and billing's webhook answer; only a definite rejection (a 4xx
+// from the webhook) is given up on, and then the run still completes with its outcome.
 func (d *dunning) finish(ctx workflow.Context, s recoup.Status, reason string) (recoup.DunningResult, error) {
 	d.setStatus(ctx, s, reason)
 	f := d.in.Failure
@@ -374,13 +325,14 @@ func (d *dunning) finish(ctx workflow.Context, s recoup.Status, reason string) (
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var res activities.FinishRunResult
 	err := workflow.ExecuteActivity(withSummary(dctx, dbActivity, "Record the outcome: "+string(d.state.Status)), a.FinishRun, activities.FinishRunInput{
-		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID,
+		WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID,
 		Outcome: d.state.Status, Reason: d.state.Reason, Steps: d.state.Step, AmountMinor: f.AmountMinor,
 		Currency: f.Currency, EndedAt: workflow.Now(ctx),
 	}).Get(dctx, &res)
 	result := recoup.DunningResult{Status: d.state.Status, Steps: d.state.Step, Reason: d.state.Reason}
 	if err != nil {
-		return result, fmt.Errorf("record outcome %s: %w", d.state.Status, err)
+		d.log.Error("the outcome could not be recorded or announced; the run ends with it anyway", "status", string(d.state.Status), "error", err)
+		result.Reason = strings.TrimPrefix(result.Reason+"; ", "; ") + "outcome not recorded: " + err.Error()
 	}
 	return result, nil
 }

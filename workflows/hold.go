@@ -16,7 +16,7 @@ import (
 // policy's max_hold, or when the run ends (a retry that succeeds recovers it). Later steps
 // move back by the time held. A failing check never blocks dunning.
 func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
-	v := workflow.GetVersion(ctx, "spike-hold", workflow.DefaultVersion, 2)
+	v := workflow.GetVersion(ctx, ChangeSpikeHold, workflow.DefaultVersion, 2)
 	if v < 1 {
 		return
 	}
@@ -55,9 +55,11 @@ func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
 	d.state.NextAction, d.state.NextActionAt = "release from "+reason, d.state.Hold.Until
 	d.updateDetails(ctx)
 	d.log.Info("holding the first message", "incident", res.IncidentID, "cohort", res.Cohort)
+	d.waiting = waitHold
 	_, _ = workflow.AwaitWithTimeout(ctx, res.MaxHold, func() bool {
 		return d.holdReleased || d.actNowPending || d.state.Status.Ended()
 	})
+	d.waiting = waitNone
 	d.actNowPending = false
 	held := workflow.Now(ctx).Sub(since)
 	if d.state.Status != recoup.StatusPaused {
@@ -73,7 +75,7 @@ func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
 }
 
 func (d *dunning) onReleaseHold(ctx workflow.Context, s recoup.ReleaseHold) {
-	r := d.receive(ctx, recoup.SignalReleaseHold, "", time.Time{}, false)
+	r := d.receive(ctx, recoup.SignalReleaseHold, "", time.Time{}, other)
 	if r == nil {
 		return
 	}

@@ -18,12 +18,12 @@ import (
 // for it, which saves a marker and a search-attribute upsert each.
 const ChangeLocalDBReads = "local-db-reads"
 
-// dbLocalActivity: the same timeouts and retries as dbActivity. A local activity retried
-// for longer than a workflow task keeps the task alive with heartbeats; a backoff longer
-// than a minute becomes a timer.
+// dbLocalActivity: the same timeouts and retries as dbActivity (no overall limit: an outage
+// of any length delays the run, never fails it). A local activity retried for longer than a
+// workflow task keeps the task alive with heartbeats; a backoff longer than a minute
+// becomes a timer.
 var dbLocalActivity = workflow.LocalActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
-	ScheduleToCloseTimeout: time.Hour,
+	StartToCloseTimeout: 30 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 	},

@@ -1,113 +1,138 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup"
 )
 
-// receiveSignals applies every signal to the run's state for as long as the run lives.
-func (d *dunning) receiveSignals(ctx workflow.Context) {
+// onSignal makes the run apply every signal of one name with apply. A payload that cannot be
+// decoded into T (support typing "sms" instead of {"channel":"sms"}) is recorded as refused
+// with the reason, and every later signal of every name is still applied (invariant I5).
+func onSignal[T any](d *dunning, ctx workflow.Context, sel workflow.Selector, name string, apply func(workflow.Context, T)) {
+	ch := workflow.GetSignalChannel(ctx, name)
+	d.signalChans = append(d.signalChans, ch)
+	sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+		var raw converter.RawValue
+		if !c.ReceiveAsync(&raw) {
+			return // the SDK dropped a payload its codec could not read (counted in its metrics)
+		}
+		var v T
+		if err := converter.GetDefaultDataConverter().FromPayload(raw.Payload(), &v); err != nil {
+			d.refuse(ctx, name, fmt.Sprintf("refused: the payload is not a %T: %v", v, err))
+			return
+		}
+		apply(ctx, v)
+	})
+}
+
+// signalsPending reports whether any signal waits to be applied.
+func (d *dunning) signalsPending() bool {
+	for _, c := range d.signalChans {
+		if c.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// startSignals applies every signal to the run's state for as long as the run lives.
+func (d *dunning) startSignals(ctx workflow.Context) {
 	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalPaymentFailed), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.PaymentFailed
-		c.Receive(ctx, &s)
-		d.onPaymentFailed(ctx, s)
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalRetryResult), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.RetryResult
-		c.Receive(ctx, &s)
-		d.onRetryResult(ctx, s)
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalRecovered), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.Recovered
-		c.Receive(ctx, &s)
-		if r := d.receive(ctx, recoup.SignalRecovered, s.EventID, s.OccurredAt, true); r != nil {
+	onSignal(d, ctx, sel, recoup.SignalPaymentFailed, d.onPaymentFailed)
+	onSignal(d, ctx, sel, recoup.SignalRetryResult, d.onRetryResult)
+	onSignal(d, ctx, sel, recoup.SignalRecovered, func(ctx workflow.Context, s recoup.Recovered) {
+		if r := d.receive(ctx, recoup.SignalRecovered, s.EventID, s.OccurredAt, settles); r != nil {
 			d.setStatus(ctx, recoup.StatusRecovered, "paid another way")
 		}
 	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalCancel), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.Cancel
-		c.Receive(ctx, &s)
-		if r := d.receive(ctx, recoup.SignalCancel, s.EventID, s.OccurredAt, false); r != nil {
+	onSignal(d, ctx, sel, recoup.SignalCancel, func(ctx workflow.Context, s recoup.Cancel) {
+		if r := d.receive(ctx, recoup.SignalCancel, s.EventID, s.OccurredAt, settles); r != nil {
 			r.Note = d.cancel(ctx, s, "signal")
 		}
 	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalPause), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.Pause
-		c.Receive(ctx, &s)
-		if r := d.receive(ctx, recoup.SignalPause, s.EventID, s.OccurredAt, false); r != nil {
-			if err := d.validatePause(s); err != nil {
-				r.Applied, r.Note = false, err.Error()
-				return
-			}
-			r.Note = d.pause(ctx, s, "signal")
+	onSignal(d, ctx, sel, recoup.SignalPause, func(ctx workflow.Context, s recoup.Pause) {
+		d.supportSignal(ctx, recoup.SignalPause, s.EventID, s.OccurredAt, func() error { return d.validatePause(s) },
+			func() string { return d.pause(ctx, s, "signal") })
+	})
+	onSignal(d, ctx, sel, recoup.SignalResume, func(ctx workflow.Context, s recoup.Resume) {
+		d.supportSignal(ctx, recoup.SignalResume, s.EventID, s.OccurredAt, func() error { return d.validateResume(s) },
+			func() string { return d.resume(ctx, s, "signal") })
+	})
+	onSignal(d, ctx, sel, recoup.SignalActNow, func(ctx workflow.Context, s recoup.ActNowRequest) {
+		d.supportSignal(ctx, recoup.SignalActNow, "", time.Time{}, func() error { return d.validateActNow(s) },
+			func() string { return d.actNow(ctx, s, "signal") })
+	})
+	onSignal(d, ctx, sel, recoup.SignalSetChannel, func(ctx workflow.Context, s recoup.SetChannelRequest) {
+		d.supportSignal(ctx, recoup.SignalSetChannel, "", time.Time{}, func() error { return d.validateSetChannel(s) },
+			func() string { return d.setNextChannel(ctx, s, "signal") })
+	})
+	onSignal(d, ctx, sel, recoup.SignalOptOut, d.onOptOut)
+	onSignal(d, ctx, sel, recoup.SignalReleaseHold, d.onReleaseHold)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel.Select(ctx)
 		}
 	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalResume), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.Resume
-		c.Receive(ctx, &s)
-		if r := d.receive(ctx, recoup.SignalResume, s.EventID, s.OccurredAt, false); r != nil {
-			if err := d.validateResume(s); err != nil {
-				r.Applied, r.Note = false, err.Error()
-				return
-			}
-			r.Note = d.resume(ctx, s, "signal")
-		}
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalActNow), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.ActNowRequest
-		c.Receive(ctx, &s)
-		r := d.receive(ctx, recoup.SignalActNow, "", time.Time{}, false)
-		if r == nil {
-			return
-		}
-		if err := d.validateActNow(s); err != nil {
-			r.Applied, r.Note = false, err.Error()
-			return
-		}
-		r.Note = d.actNow(ctx, s, "signal")
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalSetChannel), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.SetChannelRequest
-		c.Receive(ctx, &s)
-		r := d.receive(ctx, recoup.SignalSetChannel, "", time.Time{}, false)
-		if r == nil {
-			return
-		}
-		if err := d.validateSetChannel(s); err != nil {
-			r.Applied, r.Note = false, err.Error()
-			return
-		}
-		r.Note = d.setNextChannel(ctx, s, "signal")
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalOptOut), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.OptOut
-		c.Receive(ctx, &s)
-		d.onOptOut(ctx, s)
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, recoup.SignalReleaseHold), func(c workflow.ReceiveChannel, _ bool) {
-		var s recoup.ReleaseHold
-		c.Receive(ctx, &s)
-		d.onReleaseHold(ctx, s)
-	})
-	for {
-		sel.Select(ctx)
+}
+
+// supportSignal applies a support action sent as a signal: the same validation as its
+// Update, a rejection recorded instead of returned.
+func (d *dunning) supportSignal(ctx workflow.Context, name, eventID string, occurredAt time.Time, validate func() error, apply func() string) {
+	r := d.receive(ctx, name, eventID, occurredAt, other)
+	if r == nil {
+		return
 	}
+	if err := validate(); err != nil {
+		r.Applied, r.Note = false, err.Error()
+		return
+	}
+	r.Note = apply()
+}
+
+// signalKind says how a signal's occurred_at matters.
+type signalKind int
+
+const (
+	other   signalKind = iota // order does not matter
+	failure                   // a failure: ignored when older than the newest applied failure
+	settles                   // a success, recovery or cancel: applies whatever its time
+)
+
+// refuse records a signal that could not be applied at all.
+func (d *dunning) refuse(ctx workflow.Context, name, why string) {
+	d.addSignalRecord(recoup.SignalRecord{Name: name, ReceivedAt: workflow.Now(ctx), Note: why})
+	d.log.Warn("signal refused", "signal", name, "why", why)
+}
+
+func (d *dunning) addSignalRecord(r recoup.SignalRecord) *recoup.SignalRecord {
+	if len(d.state.Signals) >= maxSignalRecords {
+		drop := len(d.state.Signals) - maxSignalRecords + 1
+		d.state.Signals = slices.Delete(d.state.Signals, 0, drop)
+		d.state.SignalsOmitted += drop
+	}
+	d.state.Signals = append(d.state.Signals, r)
+	return &d.state.Signals[len(d.state.Signals)-1]
 }
 
 // receive records a signal and decides whether it applies. It returns the record (already
 // appended to the state, so the caller may amend it) when the signal applies, and nil when
-// it is a duplicate (same event id), stale (a payment-state event older than the newest
-// applied one) or arrives after the run ended.
-func (d *dunning) receive(ctx workflow.Context, name, eventID string, occurredAt time.Time, paymentState bool) *recoup.SignalRecord {
-	d.state.Signals = append(d.state.Signals, recoup.SignalRecord{
-		Name: name, EventID: eventID, OccurredAt: occurredAt, ReceivedAt: workflow.Now(ctx),
-	})
-	r := &d.state.Signals[len(d.state.Signals)-1]
+// it is a duplicate (same event id), a stale failure (older than the newest applied one) or
+// arrives after the run ended. A settling event is never stale: once it is received no
+// message leaves (invariant I1). An occurred_at further in the future than the allowed
+// clock skew is clamped for ordering, and the clamp noted.
+func (d *dunning) receive(ctx workflow.Context, name, eventID string, occurredAt time.Time, kind signalKind) *recoup.SignalRecord {
+	now := workflow.Now(ctx)
+	r := d.addSignalRecord(recoup.SignalRecord{Name: name, EventID: eventID, OccurredAt: occurredAt, ReceivedAt: now})
+	if !d.settleAnyTime && kind == settles {
+		kind = failure // runs recorded before "settle-any-time" replay the old rule
+	}
+	ordered := clampFuture(occurredAt, now)
 	switch {
 	case eventID != "" && eventID == d.in.Failure.EventID:
 		r.Note = "the event that started this run"
@@ -115,42 +140,45 @@ func (d *dunning) receive(ctx workflow.Context, name, eventID string, occurredAt
 		r.Note = "duplicate"
 	case d.state.Status.Ended():
 		r.Note = "run already " + string(d.state.Status)
-	case paymentState && !occurredAt.IsZero() && occurredAt.Before(d.state.LastApplied):
-		r.Note = "stale: older than the last applied event"
+	case kind == failure && !occurredAt.IsZero() && ordered.Before(d.state.LastApplied):
+		r.Note = "stale: older than the newest applied failure"
 	default:
-		if eventID != "" {
-			d.seen[eventID] = true
+		d.remember(eventID)
+		if kind == failure && ordered.After(d.state.LastApplied) {
+			d.state.LastApplied = ordered
 		}
-		if paymentState && occurredAt.After(d.state.LastApplied) {
-			d.state.LastApplied = occurredAt
+		if !ordered.Equal(occurredAt) {
+			r.Note = "occurred_at is in the future; ordered at the run's clock + " + maxClockSkew.String()
 		}
 		r.Applied = true
 		return r
 	}
-	if eventID != "" {
-		d.seen[eventID] = true
-	}
+	d.remember(eventID)
 	d.log.Info("signal ignored", "signal", name, "event_id", eventID, "why", r.Note)
 	return nil
 }
 
 func (d *dunning) onPaymentFailed(ctx workflow.Context, s recoup.PaymentFailed) {
-	if r := d.receive(ctx, recoup.SignalPaymentFailed, s.EventID, s.OccurredAt, true); r != nil {
+	if r := d.receive(ctx, recoup.SignalPaymentFailed, s.EventID, s.OccurredAt, failure); r != nil {
 		d.state.Failures++
 		if s.FailureCode != "" {
 			d.failureCode = s.FailureCode
 		}
-		r.Note = "failure " + s.FailureCode
+		r.Note = joinNote(r.Note, "failure "+s.FailureCode)
 	}
 }
 
 func (d *dunning) onRetryResult(ctx workflow.Context, s recoup.RetryResult) {
-	r := d.receive(ctx, recoup.SignalRetryResult, s.EventID, s.OccurredAt, true)
+	kind := failure
+	if s.Succeeded {
+		kind = settles
+	}
+	r := d.receive(ctx, recoup.SignalRetryResult, s.EventID, s.OccurredAt, kind)
 	if r == nil {
 		return
 	}
 	if s.Succeeded {
-		r.Note = "retry " + s.AttemptID + " succeeded"
+		r.Note = joinNote(r.Note, "retry "+s.AttemptID+" succeeded")
 		d.setStatus(ctx, recoup.StatusRecovered, "retry "+s.AttemptID+" succeeded")
 		return
 	}
@@ -158,11 +186,11 @@ func (d *dunning) onRetryResult(ctx workflow.Context, s recoup.RetryResult) {
 	if s.FailureCode != "" {
 		d.failureCode = s.FailureCode
 	}
-	r.Note = "retry " + s.AttemptID + " failed: " + s.FailureCode
+	r.Note = joinNote(r.Note, "retry "+s.AttemptID+" failed: "+s.FailureCode)
 }
 
 func (d *dunning) onOptOut(ctx workflow.Context, s recoup.OptOut) {
-	r := d.receive(ctx, recoup.SignalOptOut, s.EventID, s.OccurredAt, false)
+	r := d.receive(ctx, recoup.SignalOptOut, s.EventID, s.OccurredAt, other)
 	if r == nil {
 		return
 	}
@@ -170,9 +198,20 @@ func (d *dunning) onOptOut(ctx workflow.Context, s recoup.OptOut) {
 		r.Applied, r.Note = false, "unknown channel "+string(s.Channel)
 		return
 	}
-	r.Note = "opted out of " + string(s.Channel)
+	r.Note = joinNote(r.Note, "opted out of "+string(s.Channel))
 	if !slices.Contains(d.state.OptedOut, s.Channel) {
 		d.state.OptedOut = append(d.state.OptedOut, s.Channel)
 	}
+	if d.state.NextChannel == s.Channel {
+		d.state.NextChannel = ""
+	}
 	d.exclude(s.Channel)
+	d.updateDetails(ctx)
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return b + " (" + a + ")"
 }

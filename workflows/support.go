@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -88,12 +89,22 @@ func (d *dunning) validateResume(recoup.Resume) error {
 	return nil
 }
 
+// validateActNow accepts act-now only while the run waits for a step, a failure-spike hold
+// or the final retry outcome: never to skip the customer's allowed hours, and never while an
+// activity runs (it would make a later wait end at once).
 func (d *dunning) validateActNow(recoup.ActNowRequest) error {
 	if err := d.validateActive(); err != nil {
 		return err
 	}
-	if d.state.Status == recoup.StatusPaused {
+	switch {
+	case d.state.Status == recoup.StatusPaused:
 		return rejected("the run is paused; resume it first")
+	case d.waiting == waitHours:
+		return rejected("the run is waiting for the customer's allowed hours (%s), which act-now does not override", d.state.NextActionAt.UTC().Format(time.RFC3339))
+	case !d.waiting.actNowEnds():
+		return rejected("the run is not waiting (it is working on step %d); act-now applies only to a wait in progress", d.state.Step)
+	case d.actNowPending:
+		return rejected("act-now was already requested")
 	}
 	return nil
 }

@@ -1,0 +1,9 @@
+package workflows
+
+// SetContinueAsNewAfterEvents lowers the history length at which a waiting run continues as
+// new, for tests; it returns a function that restores it.
+func SetContinueAsNewAfterEvents(n int) (restore func()) {
+	old := continueAsNewAfterEvents
+	continueAsNewAfterEvents = n
+	return func() { continueAsNewAfterEvents = old }
+}

@@ -1,0 +1,211 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+)
+
+// runStep fetches history, decides, waits for the customer's allowed hours, announces any
+// offer and sends. It returns an error only when the step could not be carried out.
+func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time) error {
+	f := d.in.Failure
+	if step == 1 {
+		d.holdIfIncident(ctx, d.wfID)
+		if d.state.Status.Ended() {
+			return nil
+		}
+	}
+	var hist activities.CustomerHistory
+	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+		return dbCall(ctx, fmt.Sprintf("Step %d · customer history", step), a.FetchCustomerHistory,
+			activities.FetchHistoryInput{WorkflowID: d.runKey, CustomerID: f.CustomerID, InvoiceID: f.InvoiceID, Now: workflow.Now(ctx)})
+	}, &hist)
+	if stopped || err != nil || d.state.Status.Ended() {
+		return err
+	}
+	var dec recoup.Decision
+	stopped, err = d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, fmt.Sprintf("Step %d · decide channel, tone and incentive", step)), a.DecideStrategy, activities.DecideInput{
+			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
+			Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
+			Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
+		})
+	}, &dec)
+	if stopped || err != nil || d.state.Status.Ended() {
+		return err
+	}
+	if d.state.NextChannel != "" && dec.Channel == d.state.NextChannel {
+		d.state.NextChannel = ""
+	}
+	d.state.Decisions = append(d.state.Decisions, dec)
+	if changed(ctx, ChangeDecisionSearchAttributes) {
+		d.upsert(ctx, PromptVersionKey.ValueSet(dec.PromptVersion), DecidedByKey.ValueSet(dec.DecidedBy))
+	}
+	d.updateDetails(ctx)
+	d.log.Info("decided", "step", step, "channel", string(dec.Channel), "tone", dec.Tone,
+		"incentive", dec.Incentive.Kind, "decided_by", dec.DecidedBy)
+	if !dec.Channel.Valid() {
+		return nil
+	}
+	d.deliver(ctx, step, dec)
+	return nil
+}
+
+// window is an allowed-hours window; a zero until means no end is known (decisions
+// recorded before windows existed).
+type window struct{ from, until time.Time }
+
+func (w window) passed(now time.Time) bool { return !w.until.IsZero() && !now.Before(w.until) }
+
+// deliver hands the step's message to the provider once, inside the customer's allowed
+// hours, while the run is active: a settle, cancel, opt-out or pause that arrives at any
+// moment before the send starts (waiting, announcing the offer, retrying the send) stops it.
+// A pause moves the message to the first allowed window after the resume.
+func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
+	f := d.in.Failure
+	in := activities.SendInput{
+		IdempotencyKey: activities.IdempotencyKey(d.runKey, step, dec.Channel), WorkflowID: d.runKey,
+		InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step, Decision: dec,
+		AmountMinor: f.AmountMinor, Currency: f.Currency,
+	}
+	win := window{from: dec.SendAt, until: dec.SendUntil}
+	announced := dec.Incentive.Kind == recoup.IncentiveNone || dec.Incentive.Kind == ""
+	what := fmt.Sprintf("send step %d by %s", step, dec.Channel)
+	for {
+		if d.state.Status.Ended() || ctx.Err() != nil {
+			return
+		}
+		if win.passed(workflow.Now(ctx)) {
+			win = d.nextWindow(ctx, dec.Channel)
+		}
+		if d.waitUntil(ctx, func() time.Time { return win.from }, what, waitHours) != waitDone {
+			return
+		}
+		if win.passed(workflow.Now(ctx)) || d.state.Status != recoup.StatusActive {
+			continue // a pause or a hold outlasted the window
+		}
+		if slices.Contains(d.excluded, dec.Channel) {
+			d.state.Messages = append(d.state.Messages, recoup.MessageRecord{Step: step, Channel: dec.Channel,
+				Delivery: "skipped", Error: "channel became unavailable before sending (opt-out or undeliverable)", At: workflow.Now(ctx)})
+			d.updateDetails(ctx)
+			return
+		}
+		if !announced {
+			var offer activities.OfferResult
+			stopped, err := d.stoppable(ctx, d.sendStops(dec.Channel), func(ctx workflow.Context) workflow.Future {
+				return workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Tell billing of the offer: "+decisionLine(dec)), a.AnnounceOffer, activities.OfferInput{
+					WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step,
+					Incentive: dec.Incentive, Now: workflow.Now(ctx),
+				})
+			}, &offer)
+			if stopped {
+				continue
+			}
+			announced = true
+			if err != nil {
+				// Billing refused the offer, so the message must not promise it.
+				d.log.Warn("offer could not be announced; sending without the incentive", "step", step, "error", err)
+				in.Decision.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+			} else {
+				in.OfferExpiresAt = offer.ExpiresAt
+				d.state.Offers = append(d.state.Offers, dec.Incentive)
+			}
+			continue // the announcement may have taken long: check the window and the run again
+		}
+		in.NotBefore, in.NotAfter = win.from, win.until
+		send, queue := a.SendEmail, recoup.EmailTaskQueue
+		if dec.Channel == recoup.ChannelSMS {
+			send, queue = a.SendSMS, recoup.SMSTaskQueue
+		}
+		opts := sendActivity
+		if changed(ctx, ChangeSendsTaskQueue) {
+			opts.TaskQueue = queue // rate-limited per provider across all workers
+		}
+		var res activities.SendResult
+		stopped, err := d.stoppable(ctx, d.sendStops(dec.Channel), func(ctx workflow.Context) workflow.Future {
+			return workflow.ExecuteActivity(withSummary(ctx, opts, decisionLine(in.Decision)), send, in)
+		}, &res)
+		if stopped {
+			continue
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeOutsideAllowedHours {
+			d.log.Info("the send reached the provider step outside the allowed hours; waiting for the next window", "step", step)
+			win.until = workflow.Now(ctx) // ask for the next window
+			continue
+		}
+		rec := recoup.MessageRecord{Step: step, Channel: dec.Channel, IdempotencyKey: in.IdempotencyKey,
+			ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
+		if err != nil {
+			rec.Delivery, rec.Error = "failed", err.Error()
+			if appErr != nil && (appErr.Type() == activities.ErrTypeProviderRejected || appErr.Type() == activities.ErrTypeNotReachable) {
+				d.exclude(dec.Channel) // e.g. an invalid phone number: the next steps use the other channel
+			}
+		}
+		d.state.Messages = append(d.state.Messages, rec)
+		d.upsert(ctx, LastChannelKey.ValueSet(string(dec.Channel)))
+		d.updateDetails(ctx)
+		return
+	}
+}
+
+// nextWindow asks for the customer's next allowed-hours window on a channel.
+func (d *dunning) nextWindow(ctx workflow.Context, ch recoup.Channel) window {
+	opts := dbLocalActivity
+	opts.Summary = "Next allowed hours by " + string(ch)
+	var res activities.SendWindowResult
+	_, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.SendWindow, activities.SendWindowInput{
+			CustomerID: d.in.Failure.CustomerID, Channel: ch, Now: workflow.Now(ctx),
+		})
+	}, &res)
+	if err != nil || res.NotBefore.IsZero() || !res.NotAfter.After(workflow.Now(ctx)) {
+		// Only a non-retryable error (or a window that makes no sense) gets here: wait a day
+		// rather than send outside the allowed hours.
+		now := workflow.Now(ctx)
+		return window{from: now.Add(24 * time.Hour), until: now.Add(24*time.Hour + time.Minute)}
+	}
+	return window{from: res.NotBefore, until: res.NotAfter}
+}
+
+// ended is the stop condition of the activities that only an ended run stops.
+func (d *dunning) ended() bool { return d.state.Status.Ended() }
+
+// sendStops is the stop condition of announcing and sending on ch: the run ended or was
+// paused, or the customer can no longer be reached on ch (an opt-out).
+func (d *dunning) sendStops(ch recoup.Channel) func() bool {
+	return func() bool {
+		return d.state.Status.Ended() || d.state.Status == recoup.StatusPaused || slices.Contains(d.excluded, ch)
+	}
+}
+
+// stoppable runs an activity and waits for it, unless stop() becomes true first: then the
+// activity is canceled and stopped is true. Activities
+// retry without limit, so this is what lets a settle or a cancel end a run whose
+// dependency is down.
+func (d *dunning) stoppable(ctx workflow.Context, stop func() bool, start func(workflow.Context) workflow.Future, out any) (stopped bool, err error) {
+	cctx, cancel := workflow.WithCancel(ctx)
+	f := start(cctx)
+	if !f.IsReady() {
+		_ = workflow.Await(ctx, func() bool { return f.IsReady() || stop() })
+	}
+	if !f.IsReady() {
+		cancel()
+		return true, nil
+	}
+	return false, f.Get(ctx, out)
+}
+
+func (d *dunning) exclude(ch recoup.Channel) {
+	if !slices.Contains(d.excluded, ch) {
+		d.excluded = append(d.excluded, ch)
+	}
+}
