@@ -324,11 +324,23 @@ func (d *dunning) finish(ctx workflow.Context, s recoup.Status, reason string) (
 	// A disconnected context lets the outcome be recorded even when the run was canceled.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var res activities.FinishRunResult
-	err := workflow.ExecuteActivity(withSummary(dctx, dbActivity, "Record the outcome: "+string(d.state.Status)), a.FinishRun, activities.FinishRunInput{
+	in := activities.FinishRunInput{
 		WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID,
 		Outcome: d.state.Status, Reason: d.state.Reason, Steps: d.state.Step, AmountMinor: f.AmountMinor,
 		Currency: f.Currency, EndedAt: workflow.Now(ctx),
-	}).Get(dctx, &res)
+	}
+	var err error
+	for {
+		err = workflow.ExecuteActivity(withSummary(dctx, dbActivity, "Record the outcome: "+string(d.state.Status)), a.FinishRun, in).Get(dctx, &res)
+		var appErr *temporal.ApplicationError
+		if err == nil || (errors.As(err, &appErr) && appErr.NonRetryable()) {
+			break
+		}
+		// Retries ran out (a worker configured with a limit): billing must still learn the
+		// outcome once it is reachable, so try again in an hour.
+		d.log.Error("the outcome could not be recorded yet; trying again in an hour", "error", err)
+		_ = workflow.Sleep(dctx, stepRetryInterval)
+	}
 	result := recoup.DunningResult{Status: d.state.Status, Steps: d.state.Step, Reason: d.state.Reason}
 	if err != nil {
 		d.log.Error("the outcome could not be recorded or announced; the run ends with it anyway", "status", string(d.state.Status), "error", err)
