@@ -16,8 +16,9 @@ import (
 // Allowed hours: a message may be handed to a provider only while the local time of day is
 // inside quiet_hours (start inclusive, end exclusive) in the customer's time zone.
 //
-// The zone is the customer's IANA time_zone when it is valid. Otherwise it is inferred, and
-// there may be several candidates:
+// The zone is the customer's IANA time_zone when it is valid and not UTC (the store's
+// default when none was given). Otherwise it is inferred, and there may be several
+// candidates:
 //   - the zones libphonenumber maps the phone number's prefix to (+1 415: Los Angeles);
 //   - else the zones of the phone number's country (tzdata zone1970.tab);
 //   - else the zones of the locale's explicit region (en-US: every US zone; "en" names no
@@ -38,7 +39,7 @@ const windowSearchDays = 3
 
 // ZoneHints is what is known of a customer's whereabouts.
 type ZoneHints struct {
-	TimeZone string // IANA name; used when valid
+	TimeZone string // IANA name; used when valid and not UTC
 	Phone    string // E.164; its prefix or country is used when TimeZone is not valid
 	Locale   string // BCP 47; its explicit region is used when neither of the above is known
 }
@@ -75,7 +76,7 @@ const fromNothing = "nothing known"
 
 // CustomerZones resolves the zones in which the customer's allowed hours are computed.
 func CustomerZones(h ZoneHints) Zones {
-	if h.TimeZone != "" && h.TimeZone != "Local" {
+	if h.TimeZone != "" && h.TimeZone != "Local" && !isUTC(h.TimeZone) {
 		if loc := location(h.TimeZone); loc != nil {
 			return Zones{Locs: []*time.Location{loc}}
 		}
@@ -104,6 +105,16 @@ func CustomerZones(h ZoneHints) Zones {
 		}
 	}
 	return Zones{Locs: []*time.Location{time.UTC}, From: fromNothing}
+}
+
+// isUTC reports whether name is UTC under one of its names. UTC is no one's civil time,
+// and it is what the store records when a profile gave no time zone, so it means unknown.
+func isUTC(name string) bool {
+	switch strings.TrimPrefix(name, "Etc/") {
+	case "UTC", "UCT", "Universal", "Zulu", "GMT", "GMT0", "GMT+0", "GMT-0", "Greenwich":
+		return true
+	}
+	return false
 }
 
 var locCache sync.Map // name → *time.Location

@@ -94,7 +94,8 @@ func TestSendWindowOnDSTTransitionDays(t *testing.T) {
 func TestSendWindowWithoutTimeZoneUsesPhonePrefixNotUTC(t *testing.T) {
 	q := defaultPolicy(t).QuietHours
 	la := mustZone(t, "America/Los_Angeles")
-	for _, tz := range []string{"", "Mars/Olympus_Mons", "Local"} {
+	// The store records UTC when a profile gave no time zone.
+	for _, tz := range []string{"", "UTC", "Etc/UTC", "Mars/Olympus_Mons", "Local"} {
 		z := policy.CustomerZones(policy.ZoneHints{TimeZone: tz, Phone: "+14155550123", Locale: "en"})
 		// 18:00 UTC is 10:00 in Los Angeles (PST): allowed there.
 		now := time.Date(2026, 11, 30, 18, 0, 0, 0, time.UTC)
@@ -105,8 +106,7 @@ func TestSendWindowWithoutTimeZoneUsesPhonePrefixNotUTC(t *testing.T) {
 		if !strings.Contains(w.Zone, "phone number prefix") || !strings.Contains(w.Zone, "America/Los_Angeles") || strings.Contains(w.Zone, "415") {
 			t.Errorf("time_zone %q: Zone = %q, want it to name the inferred zone (and not the number)", tz, w.Zone)
 		}
-		// 05:00 UTC is 21:00 in Los Angeles although 05:00 is inside 09:00-20:00 nowhere in UTC
-		// terms either; 16:00 UTC (08:00 Pacific) would be allowed by a UTC default.
+		// 16:00 UTC is 08:00 in Los Angeles: a UTC default would send now.
 		if w := window(t, q, time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC), z); localSpan(w, la) != "2026-11-30 09:00 PST - 2026-11-30 20:00 PST" {
 			t.Errorf("time_zone %q: at 08:00 Pacific the window = %s, want 09:00-20:00 PST", tz, localSpan(w, la))
 		}
@@ -139,7 +139,7 @@ func TestSendWindowFromLocaleRegionIsNarrowestOfItsZones(t *testing.T) {
 
 func TestSendWindowWithNothingKnownIsUTCAndSaysSo(t *testing.T) {
 	q := defaultPolicy(t).QuietHours
-	for _, h := range []policy.ZoneHints{{}, {Locale: "en"}, {Phone: "+1555", Locale: "xx-invalid-"}} {
+	for _, h := range []policy.ZoneHints{{}, {TimeZone: "UTC", Locale: "en"}, {Phone: "+1555", Locale: "xx-invalid-"}} {
 		z := policy.CustomerZones(h)
 		w := window(t, q, time.Date(2026, 11, 30, 4, 30, 0, 0, time.UTC), z)
 		if localSpan(w, time.UTC) != "2026-11-30 09:00 UTC - 2026-11-30 20:00 UTC" {
