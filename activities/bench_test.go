@@ -179,11 +179,11 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 		}
 	}
 	// 7. send time
-	loc, err := time.LoadLocation(h.TimeZone)
+	w, err := pol.QuietHours.WindowAt(in.Now, policy.CustomerZones(policy.ZoneHints{TimeZone: h.TimeZone, Locale: h.Locale}))
 	if err != nil {
-		loc = time.UTC
+		return r, err
 	}
-	r.d.SendAt = pol.QuietHours.NextAllowed(in.Now, loc)
+	r.d.SendAt, r.d.SendUntil = w.Start, w.End
 	// 8. messages
 	replacer := strings.NewReplacer("{invoice_id}", in.InvoiceID, "{customer_id}", h.CustomerID)
 	msg := templates.MessageData{FirstName: firstName, Subject: r.d.Subject, Message: r.d.Message, Tone: r.d.Tone,

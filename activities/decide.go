@@ -120,14 +120,16 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 	d.PromptVersion = set.Version
 	d.PolicyVersion = set.PolicyVersion
 	d.Variant = variant
-	d.SendAt = in.Now
-	if !a.IgnoreQuietHours {
-		loc, err := time.LoadLocation(h.TimeZone)
-		if err != nil {
-			loc = time.UTC
-		}
-		d.SendAt = pol.QuietHours.NextAllowed(in.Now, loc)
+	// The allowed-hours window at or after now for the chosen channel (see hours.go).
+	c, err := a.Store.GetCustomer(ctx, h.CustomerID)
+	if err != nil {
+		return recoup.Decision{}, err
 	}
+	w, err := a.sendWindow(c, d.Channel, in.Now)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	d.SendAt, d.SendUntil = w.NotBefore, w.NotAfter
 	err = a.Store.SaveDecision(ctx, store.DecisionRow{
 		WorkflowID: in.WorkflowID, CustomerID: h.CustomerID, InvoiceID: in.InvoiceID, Step: in.Step,
 		Channel: string(d.Channel), Tone: d.Tone, IncentiveKind: d.Incentive.Kind, IncentiveValue: d.Incentive.Value,

@@ -104,6 +104,7 @@ type twilioFake struct {
 	accepted map[string]int
 	bodies   []string
 	status   int
+	requests int
 }
 
 func newTwilioFake(t *testing.T) *twilioFake {
@@ -122,6 +123,7 @@ func newTwilioFake(t *testing.T) *twilioFake {
 		key := cb.Query().Get("idempotency_key")
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		f.requests++
 		if f.status != 0 {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(f.status)
@@ -214,6 +216,7 @@ func newFixture(t *testing.T) *fixture {
 	f.acts = &activities.Activities{
 		Store: st, Prompts: func() *templates.Set { return set }, Email: em, SMS: tx,
 		PaymentURL: "https://pay.example/invoices/{invoice_id}", UnsubscribeURL: "https://pay.example/unsub/{customer_id}",
+		Clock: func() time.Time { return now }, // 10:00 in New York: inside cus_1's allowed hours
 	}
 	yes := true
 	f.customer(t, store.Customer{CustomerID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+14155550123",

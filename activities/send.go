@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -36,8 +37,9 @@ type SendInput struct {
 	AmountMinor    int64
 	Currency       string
 	// NotBefore and NotAfter bound the allowed-hours window in which the message may be
-	// handed to the provider (checked with the worker's clock at every attempt); zero values
-	// are not checked.
+	// handed to the provider (checked with the worker's clock at every attempt); a zero value
+	// bounds nothing. The customer's allowed hours are checked at every attempt as well,
+	// whether or not a window is given (see hours.go).
 	NotBefore time.Time
 	NotAfter  time.Time
 }
@@ -83,6 +85,23 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("customer %s cannot be reached by %s: %s", in.CustomerID, ch, reason), ErrTypeNotReachable, nil)
 	}
+	// Allowed hours, by the worker's clock at this attempt (see hours.go). Outside them
+	// nothing is reserved or sent, unless an earlier attempt already settled the message.
+	why, err := a.outsideHours(c, ch, in, a.now())
+	if err != nil {
+		return SendResult{}, err
+	}
+	if why != "" {
+		row, found, err := a.Store.FindSend(ctx, in.IdempotencyKey)
+		if err != nil {
+			return SendResult{}, err
+		}
+		if found && row.Status != store.SendReserved && row.Status != store.SendRetry {
+			return a.earlier(log, ch, in, row)
+		}
+		log.Info("attempt outside allowed hours; not sent", "reason", why)
+		return SendResult{}, temporal.NewNonRetryableApplicationError(why, ErrTypeOutsideAllowedHours, nil)
+	}
 	msg, err := a.render(ch, c, in)
 	if err != nil {
 		return SendResult{}, temporal.NewNonRetryableApplicationError("render message: "+err.Error(), ErrTypeInvalidInput, err)
@@ -95,20 +114,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		return SendResult{}, err
 	}
 	if !claimed {
-		switch row.Status {
-		case store.SendSent, store.SendLogged:
-			log.Info("message already delivered by an earlier attempt; not sending again", "delivery", row.Status)
-			return SendResult{Delivery: row.Status, ProviderMessageID: row.ProviderMessageID}, nil
-		case store.SendReconcile:
-			log.Warn("an earlier attempt may have sent this message; not sending again, marked for reconciliation")
-			if row.Reconciled { // count each send once, however many attempts find it
-				a.recordReconcile(ch, in)
-			}
-			return SendResult{Delivery: store.SendReconcile}, nil
-		default: // failed
-			return SendResult{}, temporal.NewNonRetryableApplicationError(
-				"provider rejected this message earlier: "+row.Error, ErrTypeProviderRejected, nil)
-		}
+		return a.earlier(log, ch, in, row)
 	}
 
 	// From here on the reservation is ours: record the outcome even if ctx ends.
@@ -165,6 +171,25 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 	}
 }
 
+// earlier returns the outcome of an earlier attempt at the send (row) without calling the
+// provider.
+func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, row store.SendRow) (SendResult, error) {
+	switch row.Status {
+	case store.SendSent, store.SendLogged:
+		log.Info("message already delivered by an earlier attempt; not sending again", "delivery", row.Status)
+		return SendResult{Delivery: row.Status, ProviderMessageID: row.ProviderMessageID}, nil
+	case store.SendReconcile:
+		log.Warn("an earlier attempt may have sent this message; not sending again, marked for reconciliation")
+		if row.Reconciled { // count each send once, however many attempts find it
+			a.recordReconcile(ch, in)
+		}
+		return SendResult{Delivery: store.SendReconcile}, nil
+	default: // failed
+		return SendResult{}, temporal.NewNonRetryableApplicationError(
+			"provider rejected this message earlier: "+row.Error, ErrTypeProviderRejected, nil)
+	}
+}
+
 // recordReconcile counts a message marked for reconciliation.
 func (a *Activities) recordReconcile(ch recoup.Channel, in SendInput) {
 	a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendReconcile)
@@ -188,6 +213,7 @@ func unreachable(c store.Customer, ch recoup.Channel) string {
 		if !c.EmailConsent {
 			return "no consent to email"
 		}
+		return invalidAddress(c, ch)
 	case recoup.ChannelSMS:
 		if c.Phone == "" {
 			return "no phone number"
@@ -195,6 +221,7 @@ func unreachable(c store.Customer, ch recoup.Channel) string {
 		if !c.SMSConsent {
 			return "no consent to SMS"
 		}
+		return invalidAddress(c, ch)
 	}
 	return ""
 }
@@ -293,34 +320,4 @@ func messageIncentive(inc recoup.Incentive, expires time.Time, locale string) te
 		return templates.Incentive{}
 	}
 	return templates.Incentive{Kind: inc.Kind, Value: inc.Value, Expires: templates.FormatDate(expires, locale)}
-}
-
-// SendWindowInput asks when a message to the customer may be sent on a channel.
-type SendWindowInput struct {
-	CustomerID string
-	Channel    recoup.Channel
-	Now        time.Time
-}
-
-// SendWindowResult is the allowed-hours window at or after Now: a message may be handed to
-// the provider from NotBefore until NotAfter.
-type SendWindowResult struct {
-	NotBefore time.Time
-	NotAfter  time.Time
-	Zone      string // the time zone used (or the candidates', when it was inferred)
-}
-
-// SendWindow returns the allowed-hours window for the customer at or after in.Now.
-func (a *Activities) SendWindow(ctx context.Context, in SendWindowInput) (SendWindowResult, error) {
-	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
-	if err != nil {
-		return SendWindowResult{}, err
-	}
-	pol := a.Prompts().Policy
-	loc, err := time.LoadLocation(c.TimeZone)
-	if err != nil || c.TimeZone == "" {
-		loc = time.UTC
-	}
-	start := pol.QuietHours.NextAllowed(in.Now, loc)
-	return SendWindowResult{NotBefore: start, NotAfter: start.Add(time.Hour), Zone: loc.String()}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	netmail "net/mail"
 	"net/url"
 	"regexp"
 	"strings"
@@ -151,6 +152,9 @@ func validate(m Message) error {
 	switch {
 	case m.To == "":
 		missing = "To"
+	case !ValidAddress(m.To):
+		// Like sms.Send's E.164 check: a stored address that is not one is never handed on.
+		return &provider.Error{Provider: providerName, Message: "invalid message: To is not a valid email address", Permanent: true}
 	case m.Subject == "":
 		missing = "Subject"
 	case m.Text == "" && m.HTML == "":
@@ -192,4 +196,11 @@ var emailAddress = regexp.MustCompile(`[^\s"'<>(),;:@]+@[^\s"'<>(),;:@]+`)
 // redact removes anything that looks like an email address from a provider message.
 func redact(s string) string {
 	return emailAddress.ReplaceAllString(s, "[redacted]")
+}
+
+// ValidAddress reports whether s is a bare email address (no display name), as the
+// customer imports and event ingestion require.
+func ValidAddress(s string) bool {
+	a, err := netmail.ParseAddress(s)
+	return err == nil && a.Address == s
 }

@@ -266,6 +266,8 @@ func TestSendInvalidMessageIsPermanent(t *testing.T) {
 		mutate func(*email.Message)
 	}{
 		{"no recipient", func(m *email.Message) { m.To = "" }},
+		{"recipient not an address", func(m *email.Message) { m.To = "jane.doe at example.com" }},
+		{"recipient with a display name", func(m *email.Message) { m.To = "Jane <jane.doe@example.com>" }},
 		{"no subject", func(m *email.Message) { m.Subject = "" }},
 		{"no body", func(m *email.Message) { m.Text, m.HTML = "", "" }},
 	}

@@ -305,32 +305,14 @@ func (p *Policy) Schedule() []time.Duration {
 }
 
 // NextAllowed returns the earliest instant at or after now that falls inside the quiet-hours
-// window in the customer's time zone. An unknown time zone is treated as UTC.
+// window in loc (UTC when nil); see WindowAt, which also says until when.
 func (q QuietHours) NextAllowed(now time.Time, loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.UTC
 	}
-	local := now.In(loc)
-	// Walk calendar dates, not midnights: in zones whose clocks jump at 00:00 (e.g.
-	// America/Santiago, Asia/Beirut) local midnight does not exist on the transition day and
-	// time.Date normalises it into the previous day, which would skip the whole day.
-	y, mo, d := local.Date()
-	for day := 0; day < 3; day++ {
-		start := wallClock(y, mo, d+day, q.start, loc)
-		end := wallClock(y, mo, d+day, q.end, loc)
-		if local.Before(start) {
-			return start.UTC()
-		}
-		if local.Before(end) {
-			return now
-		}
+	w, err := q.WindowAt(now, Zones{Locs: []*time.Location{loc}})
+	if err != nil {
+		return now // not a parsed window
 	}
-	return now // unreachable with a validated window
-}
-
-// wallClock returns the instant at local wall-clock offset off after the start of the
-// calendar day y-mo-d in loc, so that a daylight-saving change earlier that day does not
-// shift the window.
-func wallClock(y int, mo time.Month, d int, off time.Duration, loc *time.Location) time.Time {
-	return time.Date(y, mo, d, int(off/time.Hour), int(off%time.Hour/time.Minute), 0, 0, loc)
+	return w.Start
 }
