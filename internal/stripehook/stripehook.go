@@ -20,9 +20,9 @@
 // version 2025-03-31.basil.
 //
 // amount_minor is Stripe's amount_due (amount_remaining when amount_due is 0), converted from
-// Stripe's minor unit to Recoup's (internal/money's exponent) where the two differ: Stripe
-// treats e.g. ISK, IDR and COP as two-decimal currencies, Recoup's currency table as
-// zero-decimal, so a Stripe ISK amount of 50000 becomes 500.
+// Stripe's minor unit to Recoup's (ISO 4217's exponent, internal/money) where the two differ:
+// Stripe treats ISK as two-decimal, ISO 4217 as zero-decimal, so a Stripe ISK amount of
+// 50000 becomes 500.
 //
 // Known gaps, by design or because Stripe does not say:
 //   - Country: Stripe gives customer_address.country, but the native customer snapshot has
