@@ -11,7 +11,7 @@ rm -rf "$state"; mkdir -p "$state"
 db=recoup_bench
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db?sslmode=disable
 export TEMPORAL_ADDRESS=127.0.0.1:17233
-export WEBHOOK_SECRETS=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+export WEBHOOK_SECRETS="whsec_$(head -c 32 /dev/urandom | base64)"
 export INGRESS_ADDR=127.0.0.1:18080
 export LOG_LEVEL=warn
 pids=()

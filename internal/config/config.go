@@ -210,6 +210,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.Tuning = tuning
 	if v := get("RECOUP_CODEC_KEYS", ""); v != "" {
 		k, err := codec.ParseKeys(v)
+		if err == nil {
+			err = checkCodecKeys(v)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -254,6 +257,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, errors.New("TWILIO_FROM: required (or TWILIO_MESSAGING_SERVICE_SID) when TWILIO_ACCOUNT_SID is set"))
 		}
 	}
+	errs = append(errs, c.checkSecrets()...)
 	if c.Webhook.URL != "" && c.Webhook.Secret == "" {
 		errs = append(errs, errors.New("BILLING_WEBHOOK_SECRET: required when BILLING_WEBHOOK_URL is set"))
 	}
@@ -268,6 +272,41 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// checkSecrets refuses every secret that is set but empty of key material, too short, not
+// random or an example (see CheckWebhookSecret, CheckStripeSecret, CheckToken). Unset
+// optional secrets are fine; the commands that need one say so.
+func (c Config) checkSecrets() []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, s := range c.WebhookSecret {
+		add(CheckWebhookSecret(fmt.Sprintf("WEBHOOK_SECRETS (secret %d)", i+1), s))
+	}
+	for i, s := range c.StripeSecrets {
+		add(CheckStripeSecret(fmt.Sprintf("STRIPE_WEBHOOK_SECRETS (secret %d)", i+1), s))
+	}
+	if c.Webhook.Secret != "" {
+		add(CheckWebhookSecret("BILLING_WEBHOOK_SECRET", c.Webhook.Secret))
+	}
+	if c.AlertWebhook.Secret != "" {
+		add(CheckWebhookSecret("ALERT_WEBHOOK_SECRET", c.AlertWebhook.Secret))
+	}
+	if c.CodecToken != "" {
+		add(CheckToken("CODEC_AUTH_TOKEN", c.CodecToken))
+	}
+	for _, cred := range []struct{ name, v string }{{"OPENAI_API_KEY", c.LLM.APIKey},
+		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken}} {
+		if cred.v != "" {
+			add(checkCredential(cred.name, cred.v))
+		}
+	}
+	add(checkDatabasePassword(c.DatabaseURL))
+	return errs
 }
 
 // TuningFromEnv reads the worker's capacity configuration (WORKER_*, *_SENDS_PER_SECOND)

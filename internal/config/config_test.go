@@ -66,7 +66,7 @@ func TestFromEnvValues(t *testing.T) {
 		"TWILIO_AUTH_TOKEN":            "tok",
 		"TWILIO_MESSAGING_SERVICE_SID": "MG123",
 		"BILLING_WEBHOOK_URL":          "https://billing.test/hooks/recoup",
-		"BILLING_WEBHOOK_SECRET":       "whsec_x",
+		"BILLING_WEBHOOK_SECRET":       testWebhookSecret,
 		"PAYMENT_URL_TEMPLATE":         "https://pay.test/{invoice_id}",
 		"RECOUP_SCHEDULE":              " 0s, 30s ,2m",
 		"RECOUP_FINAL_WAIT":            "90s",
@@ -89,7 +89,7 @@ func TestFromEnvValues(t *testing.T) {
 	if !c.SMSEnabled() || c.Twilio.MessagingServiceSID != "MG123" {
 		t.Errorf("Twilio = %+v", c.Twilio)
 	}
-	if c.Webhook.URL != "https://billing.test/hooks/recoup" || c.Webhook.Secret != "whsec_x" {
+	if c.Webhook.URL != "https://billing.test/hooks/recoup" || c.Webhook.Secret != testWebhookSecret {
 		t.Errorf("Webhook = %+v", c.Webhook)
 	}
 	if c.PaymentURL != "https://pay.test/{invoice_id}" {

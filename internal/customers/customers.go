@@ -1,6 +1,8 @@
 // Package customers imports customer profiles and consents from CSV or JSON lines, and
-// generates the demo data set. Every row is validated before anything is written; a file
-// with a bad row imports nothing and the error names each row and field at fault.
+// generates the demo data set. Every row is validated before anything is written (text
+// fields with the limits of a payment.failed snapshot) and written in one transaction: a
+// file with a bad row, or one PostgreSQL refuses, imports nothing and the error names the
+// row and field at fault.
 package customers
 
 import (
@@ -168,6 +170,15 @@ func (r Record) toCustomer(now time.Time) (store.Customer, error) {
 		Locale: r.Locale, TimeZone: r.TimeZone, Plan: r.Plan, LifetimeValueMinor: r.LifetimeValueMinor,
 		EmailConsent: r.EmailConsent != nil && *r.EmailConsent, SMSConsent: r.SMSConsent != nil && *r.SMSConsent,
 		EmailConsentSet: r.EmailConsent, SMSConsentSet: r.SMSConsent, UpdatedAt: now}
+	// The limits of a payment.failed snapshot (events.CheckCustomerText): one rule for both.
+	long := map[string]bool{}
+	for _, f := range []struct{ name, v string }{{"name", c.Name}, {"email", c.Email}, {"locale", c.Locale},
+		{"time_zone", c.TimeZone}, {"plan", c.Plan}} {
+		if err := events.CheckCustomerText(f.name, f.v); err != nil {
+			bad("%v", err)
+			long[f.name] = true
+		}
+	}
 	switch {
 	case c.CustomerID == "":
 		bad("customer_id: required")
@@ -175,7 +186,7 @@ func (r Record) toCustomer(now time.Time) (store.Customer, error) {
 		// Events can only name customers by such ids, and no email address may become one.
 		bad("customer_id: %q must be 1-128 letters, digits, '.', '_', ':' or '-'", c.CustomerID)
 	}
-	if c.Email != "" {
+	if c.Email != "" && !long["email"] {
 		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email {
 			bad("email: not a valid email address")
 		}
@@ -187,12 +198,12 @@ func (r Record) toCustomer(now time.Time) (store.Customer, error) {
 		}
 		c.Phone = e164
 	}
-	if c.TimeZone != "" {
+	if c.TimeZone != "" && !long["time_zone"] {
 		if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "Local" {
 			bad("time_zone: %q is not an IANA time zone", c.TimeZone)
 		}
 	}
-	if c.Locale != "" {
+	if c.Locale != "" && !long["locale"] {
 		if _, err := language.Parse(c.Locale); err != nil {
 			bad("locale: %q is not a BCP 47 language tag", c.Locale)
 		}
@@ -227,17 +238,17 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
-// Import writes the profiles (newest wins) and returns how many changed.
+// Import writes the profiles (newest wins) in one transaction and returns how many changed.
+// When PostgreSQL refuses a profile nothing is imported, and the error names its row (1 for
+// the first profile of the file) and customer.
 func Import(ctx context.Context, st *store.Store, cs []store.Customer) (int, error) {
-	n := 0
-	for _, c := range cs {
-		changed, err := st.UpsertCustomer(ctx, c)
-		if err != nil {
-			return n, fmt.Errorf("customer %q: %w", c.CustomerID, err)
-		}
-		if changed {
-			n++
-		}
+	n, err := st.UpsertCustomers(ctx, cs)
+	var re *store.CustomerRowError
+	if errors.As(err, &re) {
+		return 0, fmt.Errorf("row %d (customer %q): PostgreSQL refused it, so nothing was imported: %w", re.Index+1, re.CustomerID, re.Err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("nothing was imported: %w", err)
 	}
 	return n, nil
 }

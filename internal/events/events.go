@@ -355,6 +355,16 @@ func checkSnapshot(obj map[string]any, ps *problemSet) *recoup.CustomerSnapshot 
 	c := &recoup.CustomerSnapshot{Name: str("name"), Email: str("email"), Phone: str("phone"), Locale: str("locale"),
 		TimeZone: str("time_zone"), Plan: str("plan"), EmailConsent: boolean("email_consent"), SMSConsent: boolean("sms_consent")}
 	bad := func(field, msg string) { ps.add("customer."+field, prioSemantic, msg) }
+	// The schema checks the same (TestSnapshotLimitsAgreeWithSchema); this keeps Decode
+	// and the customer import to one rule.
+	for _, f := range []string{"name", "email", "locale", "time_zone", "plan"} {
+		if s := str(f); s != "" && ps.fine("customer."+f) {
+			if err := CheckCustomerText(f, s); err != nil {
+				_, msg, _ := strings.Cut(err.Error(), ": ")
+				bad(f, msg)
+			}
+		}
+	}
 	if c.Email != "" && ps.fine("customer.email") {
 		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email {
 			bad("email", "not a valid email address")

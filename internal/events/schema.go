@@ -322,6 +322,10 @@ var patternMessages = map[string]func(string) string{
 	// Never repeats the value: it could be a whole card number sent by mistake.
 	binPattern:     func(string) string { return "must be the first 6 to 8 digits of the card number (a BIN), nothing more" },
 	countryPattern: func(s string) string { return quote(s) + " is not a 2-letter ISO 3166-1 country code like DE" },
+	// Never repeats the value (a name).
+	controlPattern: func(string) string {
+		return "must not contain control characters such as line breaks or tabs"
+	},
 }
 
 func patternMessage(pattern, s string) string {

@@ -57,6 +57,11 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{ingest: o.Ingest, relay: o.Relay, metrics: o.Metrics, registry: o.Registry, ready: o.Ready, log: o.Logger}
 	for i, sec := range o.Secrets {
+		// NewWebhook takes "whsec_" alone as an empty HMAC key, with which anyone can sign.
+		// (config.CheckWebhookSecret, run at startup, also refuses short and example keys.)
+		if strings.TrimPrefix(strings.TrimSpace(sec), "whsec_") == "" {
+			return nil, fmt.Errorf("WEBHOOK_SECRETS: secret %d has an empty key after whsec_, so anyone could sign", i+1)
+		}
 		wh, err := standardwebhooks.NewWebhook(sec)
 		if err != nil {
 			return nil, fmt.Errorf("WEBHOOK_SECRETS: secret %d is not a valid whsec_ secret: %v", i+1, err)

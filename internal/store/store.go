@@ -130,6 +130,39 @@ func (s *Store) UpsertCustomer(ctx context.Context, c Customer) (bool, error) {
 	return upsertCustomer(ctx, s.pool, c)
 }
 
+// CustomerRowError is UpsertCustomers' error: PostgreSQL refused the profile at Index (0-based).
+type CustomerRowError struct {
+	Index      int
+	CustomerID string
+	Err        error
+}
+
+func (e *CustomerRowError) Error() string { return e.Err.Error() }
+func (e *CustomerRowError) Unwrap() error { return e.Err }
+
+// UpsertCustomers upserts the profiles as UpsertCustomer does, in one transaction: when
+// PostgreSQL refuses one (a *CustomerRowError says which), none is written. It reports how
+// many stored profiles changed.
+func (s *Store) UpsertCustomers(ctx context.Context, cs []Customer) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for i, c := range cs {
+			changed, err := upsertCustomer(ctx, tx, c)
+			if err != nil {
+				return &CustomerRowError{Index: i, CustomerID: c.CustomerID, Err: err}
+			}
+			if changed {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }

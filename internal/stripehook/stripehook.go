@@ -20,9 +20,9 @@
 // version 2025-03-31.basil.
 //
 // amount_minor is Stripe's amount_due (amount_remaining when amount_due is 0), converted from
-// Stripe's minor unit to Recoup's (internal/money's exponent) where the two differ: Stripe
-// treats e.g. ISK, IDR and COP as two-decimal currencies, Recoup's currency table as
-// zero-decimal, so a Stripe ISK amount of 50000 becomes 500.
+// Stripe's minor unit to Recoup's (ISO 4217's exponent, internal/money) where the two differ:
+// Stripe treats ISK as two-decimal, ISO 4217 as zero-decimal, so a Stripe ISK amount of
+// 50000 becomes 500.
 //
 // Known gaps, by design or because Stripe does not say:
 //   - Country: Stripe gives customer_address.country, but the native customer snapshot has
@@ -39,8 +39,9 @@
 //     expanded charge's payment_method_details.card.country; no card_bin (Stripe's webhook
 //     payloads do not carry the card's BIN).
 //   - Contact data that would make the native event invalid is dropped, never fatal: a phone
-//     that is not valid E.164 (with its +country code), an invalid email, a name longer
-//     than 200 bytes is cut at a character boundary.
+//     that is not valid E.164 (with its +country code), an invalid or over-long email, an
+//     over-long locale; a name's control characters (line breaks, tabs) become spaces and a
+//     name longer than 200 bytes is cut at a character boundary.
 package stripehook
 
 import (
@@ -53,6 +54,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v83"
@@ -532,12 +534,18 @@ func snapshot(in invoice, c customer) *recoup.CustomerSnapshot {
 		Name:  first(in.CustomerName, c.Name),
 		Email: first(in.CustomerEmail, c.Email),
 	}
+	s.Name = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s.Name))
 	for len(s.Name) > maxName {
 		_, size := utf8.DecodeLastRuneInString(s.Name[:maxName+1])
 		s.Name = strings.TrimSpace(s.Name[:maxName+1-size])
 	}
 	if s.Email != "" {
-		if a, err := mail.ParseAddress(s.Email); err != nil || a.Address != s.Email {
+		if a, err := mail.ParseAddress(s.Email); err != nil || a.Address != s.Email || len(s.Email) > events.MaxEmailLen {
 			s.Email = ""
 		}
 	}
@@ -547,7 +555,7 @@ func snapshot(in invoice, c customer) *recoup.CustomerSnapshot {
 		}
 	}
 	if len(c.PreferredLocales) > 0 {
-		if tag, err := language.Parse(strings.TrimSpace(c.PreferredLocales[0])); err == nil {
+		if tag, err := language.Parse(strings.TrimSpace(c.PreferredLocales[0])); err == nil && len(tag.String()) <= events.MaxLocaleLen {
 			s.Locale = tag.String()
 		}
 	}
