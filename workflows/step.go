@@ -167,7 +167,7 @@ func (d *dunning) nextWindow(ctx workflow.Context, ch recoup.Channel) window {
 			CustomerID: d.in.Failure.CustomerID, Channel: ch, Now: workflow.Now(ctx),
 		})
 	}, &res)
-	if err != nil || res.NotBefore.IsZero() || !res.NotAfter.After(workflow.Now(ctx)) {
+	if err != nil || (!res.NotAfter.IsZero() && !res.NotAfter.After(workflow.Now(ctx))) {
 		// Only a non-retryable error (or a window that makes no sense) gets here: wait a day
 		// rather than send outside the allowed hours.
 		now := workflow.Now(ctx)
