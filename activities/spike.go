@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
 	"go.temporal.io/api/serviceerror"
@@ -49,8 +50,10 @@ type HoldResult struct {
 	MaxHold    time.Duration
 }
 
-// CheckHold holds the run when an open failure-spike incident matches its failure (see
-// store.HoldIfIncident: atomic with the incident ending, so no hold is missed by a release).
+// CheckHold holds the run when an open failure-spike incident that a live detector maintains
+// matches its failure (see store.HoldIfIncident: atomic with the incident ending, so no hold
+// is missed by a release; an incident the detector has not evaluated within
+// spike.Config.LiveWithin holds nothing new).
 func (a *Activities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, error) {
 	cfg := a.Prompts().Policy.Spike
 	if !cfg.Enabled {
@@ -62,7 +65,7 @@ func (a *Activities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, e
 	for _, d := range cfg.Dimensions {
 		vals[d] = r.Value(d)
 	}
-	inc, err := a.Store.HoldIfIncident(ctx, store.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now})
+	inc, err := a.Store.HoldIfIncident(ctx, store.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now, LiveWithin: cfg.LiveWithin()})
 	if err != nil || inc.ID == "" {
 		return HoldResult{}, err
 	}
@@ -83,30 +86,91 @@ type IncidentsResult struct {
 	Released int
 }
 
-// RecordIncidents persists the detector's incidents, alerts on them (log, outbound webhook,
-// email when configured) and releases the runs held by incidents that stopped holding.
-// Every part is idempotent, so a retry repeats nothing a receiver would see twice (the
-// webhook carries a stable webhook-id; the email a stable idempotency key).
+// RecordIncidents persists the detector's incidents, releases the runs held by incidents
+// that stopped holding and alerts on them (log, outbound webhook, email when configured).
+// It is the detector's one activity before the "detector-holds-end" change; releasing runs
+// does not depend on alerting (an alert that fails fails the activity after the releases,
+// and the retry repeats nothing a receiver would see twice: the webhook carries a stable
+// webhook-id, the email a stable idempotency key).
 func (a *Activities) RecordIncidents(ctx context.Context, in IncidentsInput) (IncidentsResult, error) {
 	var res IncidentsResult
 	for _, ev := range in.Events {
-		inc := ev.Incident
-		if err := a.Store.SaveIncident(ctx, inc); err != nil {
+		if err := a.Store.SaveIncident(ctx, ev.Incident); err != nil {
 			return res, err
 		}
-		if err := a.alert(ctx, ev); err != nil {
-			return res, err
-		}
-		if spike.Holding(inc.Status) {
+	}
+	for _, ev := range in.Events {
+		if spike.Holding(ev.Incident.Status) {
 			continue
 		}
-		n, err := a.releaseHolds(ctx, inc)
+		n, err := a.releaseHolds(ctx, ev.Incident)
 		res.Released += n
 		if err != nil {
 			return res, err
 		}
 	}
-	return res, nil
+	return res, a.AlertIncidents(ctx, in)
+}
+
+// StoreIncidentsInput is what the detector stores: incidents as they are now, and the
+// holding incidents it evaluated (so they keep holding new runs; see CheckHold).
+type StoreIncidentsInput struct {
+	Incidents []spike.Incident
+	Live      []string
+}
+
+// StoreIncidents persists the detector's incidents and records that it evaluated the live
+// ones now. Idempotent.
+func (a *Activities) StoreIncidents(ctx context.Context, in StoreIncidentsInput) error {
+	for _, inc := range in.Incidents {
+		if err := a.Store.SaveIncident(ctx, inc); err != nil {
+			return err
+		}
+	}
+	return a.Store.TouchIncidents(ctx, in.Live)
+}
+
+// IncidentActionInput is an operator's action on an incident, with the incident as the
+// action leaves it: stored before the detector applies it.
+type IncidentActionInput struct {
+	Action   string
+	By       string
+	Incident spike.Incident
+}
+
+// StoreIncidentAction persists an operator's action: the incident's new status and note.
+func (a *Activities) StoreIncidentAction(ctx context.Context, in IncidentActionInput) error {
+	if err := a.Store.SaveIncident(ctx, in.Incident); err != nil {
+		return err
+	}
+	a.logger(ctx).Info("incident action stored", "incident", in.Incident.ID, "action", in.Action, "status", in.Incident.Status)
+	return nil
+}
+
+// ReleaseInput names an incident that stopped holding (released, cleared or a false alarm).
+type ReleaseInput struct {
+	Incident spike.Incident
+}
+
+// ReleaseIncidentHolds releases every run the incident still holds; it needs the incident's
+// status stored first (store.HeldRuns lists the runs of an incident that stopped holding).
+// Idempotent: a retry continues where an attempt stopped.
+func (a *Activities) ReleaseIncidentHolds(ctx context.Context, in ReleaseInput) (IncidentsResult, error) {
+	if spike.Holding(in.Incident.Status) {
+		return IncidentsResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("incident %s is %s: it still holds its runs", in.Incident.ID, in.Incident.Status), "BadInput", nil)
+	}
+	n, err := a.releaseHolds(ctx, in.Incident)
+	return IncidentsResult{Released: n}, err
+}
+
+// RecoverIncidents reads what a detector starting over takes over (store.RecoverIncidents).
+func (a *Activities) RecoverIncidents(ctx context.Context) (store.Recovery, error) {
+	r, err := a.Store.RecoverIncidents(ctx)
+	if err == nil && (len(r.Incidents) > 0 || len(r.Unreleased) > 0) {
+		a.logger(ctx).Info("recovering failure-spike incidents", "active", len(r.Incidents), "unreleased", len(r.Unreleased))
+	}
+	return r, err
 }
 
 // releaseHolds signals every run the incident still holds (16 at a time: an incident may
@@ -144,18 +208,41 @@ func (a *Activities) releaseHolds(ctx context.Context, inc spike.Incident) (int,
 	return int(released.Load()), err
 }
 
-func (a *Activities) alert(ctx context.Context, ev spike.Event) error {
+// AlertIncidents alerts on the detector's incident events: a log line, the incident metric,
+// the outbound webhook and the email, when configured. Each channel is tried for every
+// event; a failing one is counted (provider errors) and fails the activity, whose retries
+// repeat nothing a receiver would see twice (stable webhook-id and email idempotency key).
+// Nothing else waits for it: the detector stores incidents and releases runs on its own.
+func (a *Activities) AlertIncidents(ctx context.Context, in IncidentsInput) error {
+	first := !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt <= 1
+	var errs []error
+	for _, ev := range in.Events {
+		if err := a.alert(ctx, ev, first); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		a.logger(ctx).Error("could not alert on failure-spike incidents; retrying", "error", err)
+		return err
+	}
+	return nil
+}
+
+func (a *Activities) alert(ctx context.Context, ev spike.Event, first bool) error {
 	inc := ev.Incident
 	title := fmt.Sprintf("Recoup incident %s %s: %s failures spiking (%s)", inc.ID, ev.Kind, inc.Cohort, inc.Severity)
-	a.logger(ctx).Warn("failure-spike incident", "kind", ev.Kind, "incident", inc.ID, "cohort", inc.Cohort,
-		"status", inc.Status, "severity", inc.Severity, "evidence", inc.Evidence.String(),
-		"detection_latency", inc.OpenedAt.Sub(inc.OnsetAt).String())
-	a.Metrics.Incident(ev.Kind, inc.Severity, inc.OpenedAt.Sub(inc.OnsetAt))
+	if first {
+		a.logger(ctx).Warn("failure-spike incident", "kind", ev.Kind, "incident", inc.ID, "cohort", inc.Cohort,
+			"status", inc.Status, "severity", inc.Severity, "evidence", inc.Evidence.String(),
+			"detection_latency", inc.OpenedAt.Sub(inc.OnsetAt).String())
+		a.Metrics.Incident(ev.Kind, inc.Severity, inc.OpenedAt.Sub(inc.OnsetAt))
+	}
+	var errs []error
 	if a.Alerts != nil && a.Alerts.Enabled() {
 		err := a.Alerts.Send(ctx, webhook.Event{ID: "incident-" + inc.ID + "-" + ev.Kind + "-" + inc.Status, Type: "incident." + ev.Kind, Payload: inc}, time.Now())
 		if err != nil {
 			a.Metrics.ProviderError("webhook", err)
-			return fmt.Errorf("alert webhook: %w", err)
+			errs = append(errs, fmt.Errorf("alert webhook for incident %s %s: %w", inc.ID, ev.Kind, err))
 		}
 	}
 	if a.AlertEmail != "" && a.Email != nil {
@@ -170,8 +257,8 @@ func (a *Activities) alert(ctx context.Context, ev spike.Event) error {
 			IdempotencyKey: "incident-" + inc.ID + "-" + ev.Kind + "-" + inc.Status, Categories: []string{"recoup-incident"}})
 		if err != nil {
 			a.Metrics.ProviderError("sendgrid", err)
-			return fmt.Errorf("alert email: %w", err)
+			errs = append(errs, fmt.Errorf("alert email for incident %s %s: %w", inc.ID, ev.Kind, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

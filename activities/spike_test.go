@@ -2,6 +2,8 @@ package activities_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +129,103 @@ func TestIncidentsHoldAndRelease(t *testing.T) {
 	f.acts.Prompts = func() *templates.Set { return &off }
 	if got := hold("dunning-inv_d", "411111"); got != "" {
 		t.Fatalf("held by %s with detection disabled", got)
+	}
+}
+
+// Releasing held runs does not depend on alerting: with the alert webhook answering 503
+// every time, an incident's runs are released once its new status is stored (by
+// ReleaseIncidentHolds, and by the legacy RecordIncidents, which fails only after its
+// releases); AlertIncidents fails, naming the webhook, and counts the provider error.
+func TestReleaseDoesNotDependOnAlerting(t *testing.T) {
+	f := newFixture(t)
+	reg := withMetrics(f)
+	ctx := context.Background()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	alerts, err := webhook.New(webhook.Config{URL: down.URL, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := &signals{sent: map[string][]recoup.ReleaseHold{}}
+	f.acts.Alerts, f.acts.Signaler = alerts, sig
+
+	hold := func(wf, bin string) string {
+		t.Helper()
+		res, err := f.acts.CheckHold(ctx, activities.HoldInput{WorkflowID: wf, CardBIN: bin, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.IncidentID
+	}
+	inc := spike.Incident{ID: "inc-t-1", Cohort: "bin=411111", Dimension: "bin", Value: "411111", Status: spike.Open,
+		Severity: "major", OpenedAt: now, OnsetAt: now, Evidence: spike.Evidence{Window: time.Minute, Observed: 12, Expected: 0.2, Ratio: 60}}
+	inc2 := inc
+	inc2.ID, inc2.Cohort, inc2.Value = "inc-t-2", "bin=424242", "424242"
+	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc, inc2}}); err != nil {
+		t.Fatal(err)
+	}
+	if hold("dunning-inv_a", "411111") != inc.ID || hold("dunning-inv_b", "424242") != inc2.ID {
+		t.Fatal("runs in the incidents' cohorts are not held")
+	}
+	err = f.acts.AlertIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "opened", Incident: inc}}})
+	if err == nil || !strings.Contains(err.Error(), "alert webhook for incident inc-t-1 opened") {
+		t.Fatalf("alerting with the webhook down: %v, want an error naming the webhook and the incident", err)
+	}
+	if got := value(t, reg, "recoup_provider_errors_total", map[string]string{"provider": "webhook", "code": "503"}); got != 1 {
+		t.Fatalf("webhook provider errors counted: %v, want 1", got)
+	}
+
+	inc.Status = spike.Cleared
+	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.acts.ReleaseIncidentHolds(ctx, activities.ReleaseInput{Incident: inc})
+	if err != nil || res.Released != 1 || len(sig.sent["dunning-inv_a"]) != 1 {
+		t.Fatalf("release: %+v, %v, signals %v; want the held run released", res, err, sig.sent)
+	}
+	if _, err := f.acts.ReleaseIncidentHolds(ctx, activities.ReleaseInput{Incident: inc2}); err == nil || !strings.Contains(err.Error(), "still holds") {
+		t.Fatalf("releasing an open incident: %v, want a refusal", err)
+	}
+
+	// The legacy activity: the release happens, then the failing alert fails it.
+	inc2.Status = spike.Released
+	_, err = f.acts.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "release", Incident: inc2}}})
+	if err == nil || len(sig.sent["dunning-inv_b"]) != 1 {
+		t.Fatalf("RecordIncidents with the webhook down: %v, signals %v; want the run released and the alert error", err, sig.sent)
+	}
+}
+
+// A detector that is lost stops holding new runs within minutes, not max_hold: CheckHold
+// holds no new run for an open incident the detector has not evaluated for 6 minutes (the
+// policy's spike windows give 5), and holds again once it is evaluated.
+func TestCheckHoldIgnoresIncidentOfLostDetector(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	inc := spike.Incident{ID: "inc-t-1", Cohort: "bin=411111", Dimension: "bin", Value: "411111", Status: spike.Open,
+		Severity: "major", OpenedAt: now, OnsetAt: now}
+	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Pool().Exec(ctx, `UPDATE incidents SET evaluated_at = now() - interval '6 minutes'`); err != nil {
+		t.Fatal(err)
+	}
+	hold := func(wf string) string {
+		t.Helper()
+		res, err := f.acts.CheckHold(ctx, activities.HoldInput{WorkflowID: wf, CardBIN: "411111", Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.IncidentID
+	}
+	if got := hold("dunning-inv_a"); got != "" {
+		t.Fatalf("a new run is held by %s, whose detector stopped evaluating it 6 minutes ago", got)
+	}
+	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Live: []string{inc.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hold("dunning-inv_b"); got != inc.ID {
+		t.Fatalf("after the detector kept it live, a new run is held by %q, want %s", got, inc.ID)
 	}
 }

@@ -40,6 +40,9 @@ var allDimensions = []string{DimGateway, DimBIN, DimCountry, DimCode, DimAmount}
 
 // Record is one compact failure record: what the detector needs and no PII.
 type Record struct {
+	// EventID is the payment.failed event's id: a record delivered again (the relay
+	// redelivers; several relays may deliver one event) counts once. Empty: not deduplicated.
+	EventID      string    `json:"id,omitempty"`
 	At           time.Time `json:"at"`
 	Gateway      string    `json:"gateway,omitempty"`
 	BIN          string    `json:"bin,omitempty"`     // first 6 digits only
@@ -103,6 +106,13 @@ type Config struct {
 	MaxHold time.Duration `yaml:"max_hold" json:"max_hold"`
 	// MaxCohorts bounds memory: the least recently seen cohorts are forgotten beyond it.
 	MaxCohorts int `yaml:"max_cohorts" json:"max_cohorts"`
+}
+
+// LiveWithin is how recently the detector must have evaluated an incident for the incident
+// to hold new runs: five short windows (the detector evaluates every short window), at
+// least five minutes. An incident no live detector maintains stops holding new runs.
+func (c Config) LiveWithin() time.Duration {
+	return max(5*time.Minute, 5*c.ShortWindow)
 }
 
 // DefaultConfig is the configuration when the policy file has no `spike:` section.
@@ -281,6 +291,9 @@ type cohort struct {
 	Mean     float64   `json:"m"` // EWMA of the per-bucket count (not bias-corrected)
 	Var      float64   `json:"v"`
 	LastSeen time.Time `json:"s"`
+	// Floor is the least count per bucket to expect while the cohort's incident, recovered
+	// from a lost detector (whose baseline was lost with it), is active.
+	Floor float64 `json:"f,omitempty"`
 }
 
 // State is the detector's whole state.
@@ -293,6 +306,10 @@ type State struct {
 	Incidents []Incident `json:"incidents"`
 	NextID    int        `json:"next_id"`
 	Late      int        `json:"late"` // records older than the long window, ignored
+	// Seen holds the event ids of the records counted recently; Duplicates counts the
+	// records not counted again because their event id was seen.
+	Seen       seenWindow `json:"seen,omitzero"`
+	Duplicates int        `json:"duplicates,omitempty"`
 }
 
 // Event is something the caller must act on (alert, record, release holds).
@@ -352,6 +369,7 @@ func (d *Detector) Advance(now time.Time) []Event {
 		return nil
 	}
 	var out []Event
+	defer func() { d.S.Seen.expire(d.S.Bucket.Add(-time.Duration(d.n-1) * d.S.Config.ShortWindow)) }()
 	for d.S.Bucket.Before(b) {
 		out = append(out, d.closeBucket()...)
 		// A long silence needs no bucket-by-bucket walk beyond what the baseline can feel;
@@ -396,6 +414,7 @@ func (d *Detector) closeBucket() []Event {
 				if d.S.Bucket.Add(d.S.Config.ShortWindow).Sub(inc.NormalFrom) >= d.S.Config.ClearAfter {
 					inc.Status = Cleared
 					inc.ClearedAt = d.S.Bucket.Add(d.S.Config.ShortWindow)
+					d.settle(c)
 					// The incident's buckets are accounted for; they must not flag it again.
 					clear(c.Counts)
 					out = append(out, Event{Kind: "cleared", Incident: *inc})
@@ -482,7 +501,7 @@ func (d *Detector) expected(c *cohort, buckets int) float64 {
 	if d.S.Buckets > 0 {
 		mean /= 1 - math.Pow(1-d.alpha, float64(d.S.Buckets)) // bias correction
 	}
-	return max(mean, d.S.Config.FloorPerMinute*d.S.Config.ShortWindow.Minutes()) * float64(buckets)
+	return max(mean, d.S.Config.FloorPerMinute*d.S.Config.ShortWindow.Minutes(), c.Floor) * float64(buckets)
 }
 
 func (d *Detector) evidence(c *cohort, buckets int) Evidence {
@@ -517,6 +536,12 @@ func (d *Detector) Observe(r Record) []Event {
 	if age >= d.n {
 		d.S.Late++
 		return out
+	}
+	if r.EventID != "" {
+		if !d.S.Seen.add(r.EventID, b) {
+			d.S.Duplicates++
+			return out
+		}
 	}
 	var keys []string
 	for _, dim := range cfg.Dimensions {
@@ -612,10 +637,20 @@ func (d *Detector) CheckAct(id, action string) error {
 
 // Act applies an operator's action (acknowledge, release, false_alarm) to an incident.
 func (d *Detector) Act(id, action, note string) (Incident, error) {
+	in, err := d.Acted(id, action, note)
+	if err != nil {
+		return Incident{}, err
+	}
+	return in, d.Apply(in)
+}
+
+// Acted returns the incident as an operator's action would leave it, changing nothing: the
+// caller stores it, then applies it with Apply, so the state never runs ahead of the store.
+func (d *Detector) Acted(id, action, note string) (Incident, error) {
 	if err := d.CheckAct(id, action); err != nil {
 		return Incident{}, err
 	}
-	in := d.Incident(id)
+	in := *d.Incident(id)
 	in.Status = map[string]string{"acknowledge": Acknowledged, "release": Released, "false_alarm": FalseAlarm}[action]
 	if note != "" {
 		if in.Note != "" {
@@ -623,7 +658,52 @@ func (d *Detector) Act(id, action, note string) (Incident, error) {
 		}
 		in.Note += action + ": " + note
 	}
-	return *in, nil
+	return in, nil
+}
+
+// Apply sets an incident's status and note to in's (what Acted returned, once stored).
+func (d *Detector) Apply(in Incident) error {
+	cur := d.Incident(in.ID)
+	if cur == nil {
+		return fmt.Errorf("no incident %q", in.ID)
+	}
+	cur.Status, cur.Note = in.Status, in.Note
+	if !Active(cur.Status) {
+		d.settle(d.cohort(cur.Cohort, false))
+	}
+	return nil
+}
+
+// Recover adds the active incidents a lost detector left (read back from the store) to the
+// state, so this detector keeps attributing their failures, clears them and releases their
+// runs. Their cohorts' baselines were lost with the old detector: until an incident ends,
+// its cohort expects at least what the incident's evidence expected. lastID is the highest
+// incident number already used, so new incidents get ids of their own.
+func (d *Detector) Recover(incs []Incident, lastID int) {
+	d.S.NextID = max(d.S.NextID, lastID)
+	for _, in := range incs {
+		if !Active(in.Status) || d.Incident(in.ID) != nil || d.activeIncident(in.Cohort) != nil {
+			continue
+		}
+		in.NormalFrom = time.Time{}
+		d.S.Incidents = append(d.S.Incidents, in)
+		c := d.cohort(in.Cohort, true)
+		if w := in.Evidence.Window; w > 0 {
+			c.Floor = max(c.Floor, in.Evidence.Expected*float64(d.S.Config.ShortWindow)/float64(w))
+		}
+	}
+}
+
+// settle turns a recovered cohort's floor into its baseline once its incident ended.
+func (d *Detector) settle(c *cohort) {
+	if c == nil || c.Floor == 0 {
+		return
+	}
+	m := c.Floor
+	if d.S.Buckets > 0 {
+		m *= 1 - math.Pow(1-d.alpha, float64(d.S.Buckets)) // undo expected's bias correction
+	}
+	c.Mean, c.Var, c.Floor = max(c.Mean, m), max(c.Var, m), 0
 }
 
 // tail is P(X ≥ k) for X ~ Poisson(lambda), accurate far into the tail.
