@@ -164,8 +164,12 @@ func (a *Activities) ReleaseIncidentHolds(ctx context.Context, in ReleaseInput) 
 	return IncidentsResult{Released: n}, err
 }
 
+// IncidentRecovery is what a detector starting over takes over (store.Recovery; named here so
+// that workflows import no adapter).
+type IncidentRecovery = store.Recovery
+
 // RecoverIncidents reads what a detector starting over takes over (store.RecoverIncidents).
-func (a *Activities) RecoverIncidents(ctx context.Context) (store.Recovery, error) {
+func (a *Activities) RecoverIncidents(ctx context.Context) (IncidentRecovery, error) {
 	r, err := a.Store.RecoverIncidents(ctx)
 	if err == nil && (len(r.Incidents) > 0 || len(r.Unreleased) > 0) {
 		a.logger(ctx).Info("recovering failure-spike incidents", "active", len(r.Incidents), "unreleased", len(r.Unreleased))

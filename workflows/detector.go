@@ -13,7 +13,6 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/spike"
-	"github.com/recoup-dunning/recoup/internal/store"
 )
 
 // DetectorHoldsEnd is the change (workflow.GetVersion id) after which the detector recovers
@@ -131,7 +130,7 @@ func (d *detector) run(ctx workflow.Context) error {
 		// Started over (first start, terminated, or its history lost): take over the
 		// incidents a predecessor left, keep them live, and release the runs of those that
 		// stopped holding.
-		var rec store.Recovery
+		var rec activities.IncidentRecovery
 		d.acts++
 		if err := workflow.ExecuteActivity(withSummary(ctx, recoverActivity, "Recover open incidents"), a.RecoverIncidents).Get(ctx, &rec); err != nil {
 			return err
