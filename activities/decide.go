@@ -99,20 +99,24 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 			recent, contactCap.Days, contactCap.Messages)
 	}
 	// The yearly incentive budget of the customer's plan, across all runs.
-	if d.Incentive.Kind != recoup.IncentiveNone {
-		offered, err := a.Store.OfferedSince(ctx, h.CustomerID, d.Incentive.Kind, in.Now.AddDate(-1, 0, 0))
-		if err != nil {
-			return recoup.Decision{}, err
-		}
-		caps := pol.CapsFor(h.Plan)
-		budget := caps.DiscountBudgetPerYear
-		if d.Incentive.Kind == recoup.IncentiveExtensionDays {
-			budget = caps.ExtensionBudgetPerYear
-		}
-		if offered+d.Incentive.Value > budget {
-			violations = append(violations, fmt.Sprintf("yearly %s budget of plan %q: %d already offered, %d more would exceed %d; no incentive",
-				d.Incentive.Kind, h.Plan, offered, d.Incentive.Value, budget))
-			d.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+	withdrawn, err := a.withinBudget(ctx, pol, h, &d, &violations, in.Now)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	if withdrawn && d.DecidedBy == recoup.DecidedByLLM {
+		// The model's text may speak of the incentive just withdrawn; then the customer would
+		// read an offer that is not made. Its text must pass as it now stands, or the rules
+		// decide (their texts pass with no incentive: lint checks it).
+		if v := append(pol.CheckText("subject", d.Subject, d.Incentive, facts.AmountDue), pol.CheckText("message", d.Message, d.Incentive, facts.AmountDue)...); len(v) > 0 {
+			violations = append(violations, v...)
+			if d, err = pol.RulesDecision(facts); err != nil {
+				return recoup.Decision{}, err
+			}
+			if _, err := a.withinBudget(ctx, pol, h, &d, &violations, in.Now); err != nil {
+				return recoup.Decision{}, err
+			}
+			a.Metrics.LLMFallback(observability.FallbackViolation)
+			a.logger(ctx).Warn("model answer not used; rules policy decided", "step", in.Step, "violations", violations)
 		}
 	}
 	d.Model = model
@@ -139,6 +143,30 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		return recoup.Decision{}, err
 	}
 	return d, nil
+}
+
+// withinBudget withdraws d's incentive when it would exceed the yearly budget of the
+// customer's plan across all runs, recording why; it says whether it did.
+func (a *Activities) withinBudget(ctx context.Context, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
+	if d.Incentive.Kind == recoup.IncentiveNone || d.Incentive.Kind == "" {
+		return false, nil
+	}
+	offered, err := a.Store.OfferedSince(ctx, h.CustomerID, d.Incentive.Kind, now.AddDate(-1, 0, 0))
+	if err != nil {
+		return false, err
+	}
+	caps := pol.CapsFor(h.Plan)
+	budget := caps.DiscountBudgetPerYear
+	if d.Incentive.Kind == recoup.IncentiveExtensionDays {
+		budget = caps.ExtensionBudgetPerYear
+	}
+	if offered+d.Incentive.Value <= budget {
+		return false, nil
+	}
+	*violations = append(*violations, fmt.Sprintf("yearly %s budget of plan %q: %d already offered, %d more would exceed %d; no incentive",
+		d.Incentive.Kind, h.Plan, offered, d.Incentive.Value, budget))
+	d.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+	return true, nil
 }
 
 // smsTooLong renders an SMS decision the way it would go out and says why it is refused when

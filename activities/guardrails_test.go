@@ -33,6 +33,24 @@ func TestAdversarialCorpus(t *testing.T) {
 		{"refusal", "", "I can't help with that.", "model refused"},
 		{"tone outside the policy", answer("email", "threatening", "none", 0, "Pay", "Pay or else."), "", "tone"},
 		{"control characters", answer("email", "friendly", "none", 0, "Pay\u202e", "Please\u0007 update your card."), "", ""},
+		// What the customer reads must be true: no offer the decision does not make, no
+		// figures, no threats, whatever the spelling.
+		{"promises 50% off with no incentive", answer("email", "friendly", "none", 0, "Good news", "We will take 50% off this invoice."), "", "mentions a percentage"},
+		{"states a new balance", answer("email", "friendly", "none", 0, "Your balance", "Your balance is now $4.90."), "", "states an amount of money"},
+		{"claims a waiver", answer("email", "friendly", "none", 0, "Good news", "We waived this invoice."), "", "promises what the policy does not offer"},
+		{"threatens collections", answer("email", "firm", "none", 0, "Final notice", "Pay today or your account is sent to collections."), "", "threatens"},
+		{"threatens in German", answer("email", "firm", "none", 0, "Letzte Mahnung", "Sonst geht Ihre Forderung an ein Inkassobüro."), "", "threatens"},
+		{"threatens in Spanish", answer("email", "firm", "none", 0, "Aviso", "Si no pagas, iniciaremos acciones legales."), "", "threatens"},
+		{"threat in the subject", answer("email", "firm", "none", 0, "Final notice before collections", "Please update your card."), "", "subject threatens"},
+		{"threat split by zero-width spaces", answer("email", "firm", "none", 0, "Notice", "Your account goes to col\u200blec\u200btions."), "", "threatens"},
+		{"threat in full-width letters", answer("email", "firm", "none", 0, "Notice", "Your account goes to ｃｏｌｌｅｃｔｉｏｎｓ."), "", "threatens"},
+		{"threat with a look-alike letter", answer("email", "firm", "none", 0, "Notice", "Your account goes to \u0441ollections."), "", "mixes alphabets"},
+		{"an extension the decision does not make", answer("email", "friendly", "none", 0, "More time", "We have extended your deadline."), "", "mentions more time to pay"},
+		{"link with an uncommon ending", answer("email", "friendly", "none", 0, "Pay", "Pay at pay.example.zip today."), "", "contains a link"},
+		{"link in full-width letters", answer("email", "friendly", "none", 0, "Pay", "Pay at ｅｘａｍｐｌｅ．ｃｏｍ today."), "", "contains a link"},
+		{"punycode link", answer("email", "friendly", "none", 0, "Pay", "Pay at xn--80ak6aa92e.com today."), "", "contains a link"},
+		{"defanged link", answer("email", "friendly", "none", 0, "Pay", "Pay at hxxp://evil today."), "", "contains a link"},
+		{"phone number in full-width digits", answer("email", "friendly", "none", 0, "Pay", "Call ０８００ １２３ ４５６７."), "", "phone number"},
 	}
 	for _, tc := range answers {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,6 +40,9 @@ type Policy struct {
 	Rules           []Rule           `yaml:"rules"`
 	// Spike configures failure-spike detection; absent means spike.DefaultConfig().
 	Spike spike.Config `yaml:"spike"`
+	// Guardrails are the word lists of guardrails.yaml (ParseGuardrails); without them
+	// Check refuses every text.
+	Guardrails *Guardrails `yaml:"-"`
 
 	ruleTemplates []map[string]*template.Template // by language; "" is the English default
 }

@@ -1,8 +1,8 @@
 // Package templates loads the prompt set in prompts/ (embedded default or PROMPTS_DIR),
 // lints it, renders the LLM prompts (per A/B variant) and the customer messages (per
 // locale) from it, and reloads it when the directory changes. The content hash of the set
-// is the prompt version recorded with every decision; the hash of policy.yaml alone is the
-// policy version.
+// is the prompt version recorded with every decision; the hash of policy.yaml and
+// guardrails.yaml alone is the policy version.
 package templates
 
 import (
@@ -26,14 +26,16 @@ import (
 
 // Layout of a prompt set.
 const (
-	PolicyFile  = "policy.yaml"
-	SystemFile  = "system.tmpl"
-	UserFile    = "user.tmpl"
-	MessagesDir = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
-	VariantsDir = "variants" // variants/<name>/{system,user}.tmpl, each optional
-	EmailText   = "email_text.tmpl"
-	EmailHTML   = "email_html.tmpl"
-	SMSFile     = "sms.tmpl"
+	PolicyFile = "policy.yaml"
+	// GuardrailsFile holds the word lists the model's text is checked against.
+	GuardrailsFile = "guardrails.yaml"
+	SystemFile     = "system.tmpl"
+	UserFile       = "user.tmpl"
+	MessagesDir    = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
+	VariantsDir    = "variants" // variants/<name>/{system,user}.tmpl, each optional
+	EmailText      = "email_text.tmpl"
+	EmailHTML      = "email_html.tmpl"
+	SMSFile        = "sms.tmpl"
 	// DefaultLocale's messages must exist; other locales fall back to it.
 	DefaultLocale = "en"
 )
@@ -42,7 +44,7 @@ const (
 type Set struct {
 	Policy        *policy.Policy
 	Version       string // first 12 hex digits of the SHA-256 over every file's name and content
-	PolicyVersion string // the same over policy.yaml alone
+	PolicyVersion string // the same over policy.yaml and guardrails.yaml alone
 
 	files    map[string][]byte
 	prompts  map[string]*promptTemplates  // "" (default) and each variant
@@ -132,7 +134,7 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile) {
+		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile) {
 			return nil
 		}
 		b, err := fs.ReadFile(fsys, p)
@@ -146,9 +148,9 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 		return s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
 	}
 	s.Version = hashFiles(s.files, nil)
-	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile })
+	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
 
-	required := []string{PolicyFile, SystemFile, UserFile,
+	required := []string{PolicyFile, GuardrailsFile, SystemFile, UserFile,
 		path.Join(MessagesDir, DefaultLocale, EmailText), path.Join(MessagesDir, DefaultLocale, EmailHTML),
 		path.Join(MessagesDir, DefaultLocale, SMSFile)}
 	for _, r := range required {
@@ -162,6 +164,15 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 			problems = append(problems, policyProblems(err)...)
 		}
 		s.Policy = pol
+	}
+	if gb, ok := s.files[GuardrailsFile]; ok {
+		g, err := policy.ParseGuardrails(gb)
+		if err != nil {
+			problems = append(problems, fileProblems(GuardrailsFile, err)...)
+		}
+		if s.Policy != nil {
+			s.Policy.Guardrails = g
+		}
 	}
 	text := func(name string) *texttemplate.Template {
 		b, ok := s.files[name]
