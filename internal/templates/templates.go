@@ -60,6 +60,9 @@ type messageTemplates struct {
 
 // PromptData fills the system and user prompt templates. It holds no contact data; every
 // string in it is data about the customer, sanitised and length-limited before it is used.
+// Prompt puts the strings on one line with <, > and & escaped (as \u003c, \u003e, \u0026)
+// and reduces Language to a plain language tag, so that no value can close the
+// <customer_data> block, add a line to it, or speak outside it.
 type PromptData struct {
 	Step, TotalSteps                            int
 	Plan                                        string
@@ -74,6 +77,37 @@ type PromptData struct {
 	Tones                                       []string
 	MaxDiscountPercent, MaxExtensionDays        int
 	SMSMaxChars, EmailMaxChars, SubjectMaxChars int
+}
+
+// safePromptData escapes the customer's strings and reduces the locale to a language tag.
+func safePromptData(d PromptData) PromptData {
+	d.Language = promptLanguage(d.Language)
+	d.Plan, d.LifetimeValue, d.AmountDue, d.FailureCode = escapeData(d.Plan), escapeData(d.LifetimeValue), escapeData(d.AmountDue), escapeData(d.FailureCode)
+	channels := make([]string, len(d.AllowedChannels))
+	for i, c := range d.AllowedChannels {
+		channels[i] = escapeData(c)
+	}
+	d.AllowedChannels = channels
+	return d
+}
+
+var dataEscaper = strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`)
+
+// escapeData makes a customer's value safe in a prompt: one line, and <, > and & escaped.
+func escapeData(s string) string { return dataEscaper.Replace(strings.Join(strings.Fields(s), " ")) }
+
+// promptLanguage reduces a customer's locale to language and region ("es-MX"); anything that
+// is not a BCP 47 tag becomes DefaultLocale. The language is named in the system prompt.
+func promptLanguage(tag string) string {
+	t, err := language.Parse(tag)
+	if err != nil || tag == "" {
+		return DefaultLocale
+	}
+	base, _ := t.Base()
+	if r, conf := t.Region(); conf == language.Exact {
+		return base.String() + "-" + r.String()
+	}
+	return base.String()
 }
 
 // Incentive is what the message templates know of an offer.
@@ -318,6 +352,7 @@ func (s *Set) Locale(tag string) string {
 // Prompt renders the system and user messages for the model with a variant's prompts
 // (a variant without its own file uses the default one).
 func (s *Set) Prompt(variant string, d PromptData) (system, user string, err error) {
+	d = safePromptData(d)
 	def := s.prompts[""]
 	sys, usr := def.system, def.user
 	if v := s.prompts[variant]; v != nil && variant != "" {
