@@ -47,3 +47,16 @@ func TestWithdrawnIncentiveIsNotAnnouncedByTheModelsText(t *testing.T) {
 		})
 	}
 }
+
+// A customer whose name is a link is greeted without the name in the email that goes out.
+func TestSendGreetsACustomerNamedLikeALinkWithoutTheName(t *testing.T) {
+	f := newFixture(t)
+	f.customer(t, store.Customer{CustomerID: "cus_1", Name: "www.pay-here.example", UpdatedAt: time.Now().Add(time.Minute)})
+	if _, err := f.acts.SendEmail(context.Background(), sendInput(1, recoup.ChannelEmail)); err != nil {
+		t.Fatal(err)
+	}
+	text := f.sg.last["content"].([]any)[0].(map[string]any)["value"].(string)
+	if !strings.HasPrefix(text, "Hello,") || strings.Contains(text, "pay-here") {
+		t.Fatalf("email text:\n%s", text)
+	}
+}

@@ -119,7 +119,7 @@ type Incentive struct {
 
 // MessageData fills the email and SMS templates.
 type MessageData struct {
-	FirstName      string
+	FirstName      string // shown only when GreetingName accepts it
 	Subject        string
 	Message        string
 	Tone           string
@@ -377,6 +377,7 @@ func (s *Set) Prompt(variant string, d PromptData) (system, user string, err err
 
 // Email renders an email's subject, plain text and HTML bodies in the customer's locale.
 func (s *Set) Email(d MessageData) (subject, text, html string, err error) {
+	d.FirstName = GreetingName(d.FirstName)
 	m := s.messages[s.Locale(d.Language)]
 	var b strings.Builder
 	if err := m.emailText.Execute(&b, d); err != nil {
@@ -392,6 +393,7 @@ func (s *Set) Email(d MessageData) (subject, text, html string, err error) {
 
 // SMS renders an SMS body in the customer's locale, whitespace collapsed.
 func (s *Set) SMS(d MessageData) (string, error) {
+	d.FirstName = GreetingName(d.FirstName)
 	m := s.messages[s.Locale(d.Language)]
 	var b strings.Builder
 	if err := m.sms.Execute(&b, d); err != nil {
