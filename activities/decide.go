@@ -58,12 +58,19 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		model      string
 		fallback   string // why the rules decided although a model is configured
 	)
-	// Contact cap across all of the customer's runs: over it, this step sends nothing.
+	// Contact cap across all of the customer's runs: over it, this step sends nothing. The
+	// window is counted from when the step was due, in whole days (ContactCap.CountFrom), so
+	// that how late a worker ran a step, or quiet hours delayed an earlier message, does not
+	// decide whether the step sends.
 	contactCap := pol.ContactCap
 	if a.ContactCap != nil {
 		contactCap = *a.ContactCap
 	}
-	since := in.Now.AddDate(0, 0, -contactCap.Days)
+	due := in.ScheduledAt
+	if due.IsZero() {
+		due = in.Now
+	}
+	since := contactCap.CountFrom(due)
 	recent, err := a.Store.CountSends(ctx, h.CustomerID, since)
 	if err != nil {
 		return recoup.Decision{}, err
@@ -95,8 +102,8 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		}
 	}
 	if capped {
-		d.Rationale = fmt.Sprintf("contact cap: %d messages to this customer in the last %d days (at most %d); nothing sent at this step",
-			recent, contactCap.Days, contactCap.Messages)
+		d.Rationale = fmt.Sprintf("contact cap: %d messages to this customer since %s (at most %d within %d days of when this step was due); nothing sent at this step",
+			recent, since.UTC().Format(time.RFC3339), contactCap.Messages, contactCap.Days)
 	}
 	// The yearly incentive budget of the customer's plan, across all runs.
 	withdrawn, err := a.withinBudget(ctx, pol, h, &d, &violations, in.Now)

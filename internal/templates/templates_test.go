@@ -152,6 +152,9 @@ func TestLintReportsFileLineAndProblem(t *testing.T) {
 		{"prompt over the token budget", func(m fstest.MapFS) {
 			edit(t, m, "policy.yaml", "prompt_token_budget: 1500", "prompt_token_budget: 200")
 		}, "over the budget of 200"},
+		{"schedule the contact cap forbids", func(m fstest.MapFS) {
+			edit(t, m, "policy.yaml", "schedule_days: [0, 3, 7, 14]", "schedule_days: [0, 3, 6, 14]")
+		}, "policy.yaml: contact_cap: step 3 (day 6) could never send"},
 		{"missing guardrails", func(m fstest.MapFS) { delete(m, "guardrails.yaml") }, "guardrails.yaml: file is missing"},
 		{"guardrails entry with a bad wildcard", func(m fstest.MapFS) {
 			edit(t, m, "guardrails.yaml", "waiv*,", "wa*iv,")
