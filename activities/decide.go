@@ -58,12 +58,19 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		model      string
 		fallback   string // why the rules decided although a model is configured
 	)
-	// Contact cap across all of the customer's runs: over it, this step sends nothing.
+	// Contact cap across all of the customer's runs: over it, this step sends nothing. The
+	// window is counted from when the step was due, in whole days (ContactCap.CountFrom), so
+	// that how late a worker ran a step, or quiet hours delayed an earlier message, does not
+	// decide whether the step sends.
 	contactCap := pol.ContactCap
 	if a.ContactCap != nil {
 		contactCap = *a.ContactCap
 	}
-	since := in.Now.AddDate(0, 0, -contactCap.Days)
+	due := in.ScheduledAt
+	if due.IsZero() {
+		due = in.Now
+	}
+	since := contactCap.CountFrom(due)
 	recent, err := a.Store.CountSends(ctx, h.CustomerID, since)
 	if err != nil {
 		return recoup.Decision{}, err
@@ -95,24 +102,28 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		}
 	}
 	if capped {
-		d.Rationale = fmt.Sprintf("contact cap: %d messages to this customer in the last %d days (at most %d); nothing sent at this step",
-			recent, contactCap.Days, contactCap.Messages)
+		d.Rationale = fmt.Sprintf("contact cap: %d messages to this customer since %s (at most %d within %d days of when this step was due); nothing sent at this step",
+			recent, since.UTC().Format(time.RFC3339), contactCap.Messages, contactCap.Days)
 	}
 	// The yearly incentive budget of the customer's plan, across all runs.
-	if d.Incentive.Kind != recoup.IncentiveNone {
-		offered, err := a.Store.OfferedSince(ctx, h.CustomerID, d.Incentive.Kind, in.Now.AddDate(-1, 0, 0))
-		if err != nil {
-			return recoup.Decision{}, err
-		}
-		caps := pol.CapsFor(h.Plan)
-		budget := caps.DiscountBudgetPerYear
-		if d.Incentive.Kind == recoup.IncentiveExtensionDays {
-			budget = caps.ExtensionBudgetPerYear
-		}
-		if offered+d.Incentive.Value > budget {
-			violations = append(violations, fmt.Sprintf("yearly %s budget of plan %q: %d already offered, %d more would exceed %d; no incentive",
-				d.Incentive.Kind, h.Plan, offered, d.Incentive.Value, budget))
-			d.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+	withdrawn, err := a.withinBudget(ctx, pol, h, &d, &violations, in.Now)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	if withdrawn && d.DecidedBy == recoup.DecidedByLLM {
+		// The model's text may speak of the incentive just withdrawn; then the customer would
+		// read an offer that is not made. Its text must pass as it now stands, or the rules
+		// decide (their texts pass with no incentive: lint checks it).
+		if v := append(pol.CheckText("subject", d.Subject, d.Incentive, facts.AmountDue), pol.CheckText("message", d.Message, d.Incentive, facts.AmountDue)...); len(v) > 0 {
+			violations = append(violations, v...)
+			if d, err = pol.RulesDecision(facts); err != nil {
+				return recoup.Decision{}, err
+			}
+			if _, err := a.withinBudget(ctx, pol, h, &d, &violations, in.Now); err != nil {
+				return recoup.Decision{}, err
+			}
+			a.Metrics.LLMFallback(observability.FallbackViolation)
+			a.logger(ctx).Warn("model answer not used; rules policy decided", "step", in.Step, "violations", violations)
 		}
 	}
 	d.Model = model
@@ -141,6 +152,30 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		return recoup.Decision{}, err
 	}
 	return d, nil
+}
+
+// withinBudget withdraws d's incentive when it would exceed the yearly budget of the
+// customer's plan across all runs, recording why; it says whether it did.
+func (a *Activities) withinBudget(ctx context.Context, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
+	if d.Incentive.Kind == recoup.IncentiveNone || d.Incentive.Kind == "" {
+		return false, nil
+	}
+	offered, err := a.Store.OfferedSince(ctx, h.CustomerID, d.Incentive.Kind, now.AddDate(-1, 0, 0))
+	if err != nil {
+		return false, err
+	}
+	caps := pol.CapsFor(h.Plan)
+	budget := caps.DiscountBudgetPerYear
+	if d.Incentive.Kind == recoup.IncentiveExtensionDays {
+		budget = caps.ExtensionBudgetPerYear
+	}
+	if offered+d.Incentive.Value <= budget {
+		return false, nil
+	}
+	*violations = append(*violations, fmt.Sprintf("yearly %s budget of plan %q: %d already offered, %d more would exceed %d; no incentive",
+		d.Incentive.Kind, h.Plan, offered, d.Incentive.Value, budget))
+	d.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+	return true, nil
 }
 
 // smsTooLong renders an SMS decision the way it would go out and says why it is refused when

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -231,7 +230,7 @@ type rendered struct{ subject, text, html string }
 func (a *Activities) render(ch recoup.Channel, c store.Customer, in SendInput) (rendered, error) {
 	set := a.Prompts()
 	d := templates.MessageData{
-		FirstName:      firstName(c.Name),
+		FirstName:      templates.GreetingName(c.Name),
 		Subject:        in.Decision.Subject,
 		Message:        in.Decision.Message,
 		Tone:           in.Decision.Tone,
@@ -247,14 +246,6 @@ func (a *Activities) render(ch recoup.Channel, c store.Customer, in SendInput) (
 	}
 	subject, text, html, err := set.Email(d)
 	return rendered{subject: subject, text: text, html: html}, err
-}
-
-func firstName(name string) string {
-	f := strings.Fields(name)
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
 }
 
 // OfferInput announces an incentive before the message that offers it.

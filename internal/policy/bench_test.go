@@ -16,7 +16,8 @@ import (
 	"github.com/recoup-dunning/recoup/prompts"
 )
 
-// benchPolicy parses the shipped prompts/policy.yaml once, outside any timed loop.
+// benchPolicy parses the shipped prompts/policy.yaml and guardrails.yaml once, outside any
+// timed loop.
 func benchPolicy(b *testing.B) *policy.Policy {
 	b.Helper()
 	y, err := fs.ReadFile(prompts.Default, "policy.yaml")
@@ -27,6 +28,7 @@ func benchPolicy(b *testing.B) *policy.Policy {
 	if err != nil {
 		b.Fatalf("Parse(prompts/policy.yaml): %v", err)
 	}
+	p.Guardrails = defaultGuardrails(b)
 	return p
 }
 

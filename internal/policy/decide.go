@@ -3,7 +3,6 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -70,12 +69,6 @@ func (p *Policy) Schema() json.RawMessage {
 	return b
 }
 
-var (
-	urlRe   = regexp.MustCompile(`(?i)(\b[a-z][a-z0-9+.-]*://|\bwww\.|\b[a-z0-9-]+\.(com|net|org|io|co|ly|me|app|link|info|biz|xyz|ru|cn)\b)`)
-	emailRe = regexp.MustCompile(`[^\s@]+@[^\s@]+\.[^\s@]+`)
-	phoneRe = regexp.MustCompile(`\+?\d[\d\s().-]{6,}\d`)
-)
-
 // Check enforces the policy on a model answer. It returns the decision when the answer is
 // usable, and the list of violations otherwise (then the caller falls back to RulesDecision).
 func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
@@ -113,7 +106,10 @@ func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
 		if message == "" {
 			v = append(v, "message is empty")
 		}
-		v = append(v, checkText("message", message)...)
+		// What the customer reads may not promise, threaten, state figures or carry
+		// contact data (guardrails.yaml); the templates add the amount, offer and links.
+		v = append(v, p.CheckText("subject", subject, inc, f.AmountDue)...)
+		v = append(v, p.CheckText("message", message, inc, f.AmountDue)...)
 	}
 	switch ch {
 	case recoup.ChannelSMS:
@@ -127,7 +123,6 @@ func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
 		if n := utf8.RuneCountInString(subject); n > p.SubjectMaxChars {
 			v = append(v, fmt.Sprintf("subject has %d characters, more than %d", n, p.SubjectMaxChars))
 		}
-		v = append(v, checkText("subject", subject)...)
 		if n := utf8.RuneCountInString(message); n > p.EmailMaxChars {
 			v = append(v, fmt.Sprintf("email message has %d characters, more than %d", n, p.EmailMaxChars))
 		}
@@ -148,20 +143,6 @@ func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
 		Rationale: strings.TrimSpace(Sanitize(a.Rationale)),
 		DecidedBy: recoup.DecidedByLLM,
 	}, nil
-}
-
-func checkText(field, s string) []string {
-	var v []string
-	if urlRe.MatchString(s) {
-		v = append(v, field+" contains a link")
-	}
-	if emailRe.MatchString(s) {
-		v = append(v, field+" contains an email address")
-	}
-	if phoneRe.MatchString(s) {
-		v = append(v, field+" contains a phone number")
-	}
-	return v
 }
 
 // Sanitize removes control characters (keeping newlines and tabs) and invalid UTF-8.

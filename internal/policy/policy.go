@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -40,6 +41,9 @@ type Policy struct {
 	Rules           []Rule           `yaml:"rules"`
 	// Spike configures failure-spike detection; absent means spike.DefaultConfig().
 	Spike spike.Config `yaml:"spike"`
+	// Guardrails are the word lists of guardrails.yaml (ParseGuardrails); without them
+	// Check refuses every text.
+	Guardrails *Guardrails `yaml:"-"`
 
 	ruleTemplates []map[string]*template.Template // by language; "" is the English default
 }
@@ -64,6 +68,35 @@ type Caps struct {
 type ContactCap struct {
 	Messages int `yaml:"messages"`
 	Days     int `yaml:"days"`
+}
+
+// CountFrom is the start of the window a step due at scheduledAt is counted in: messages sent
+// at or after it count against the cap. The window is counted in whole days: it starts
+// Days−1 days before the step was due, so that a message of a step due Days or more days
+// earlier never counts, even when quiet hours or the worker delayed it (by less than a day).
+// Messages sent after scheduledAt count too.
+func (c ContactCap) CountFrom(scheduledAt time.Time) time.Time {
+	return scheduledAt.Add(-time.Duration(c.Days-1) * 24 * time.Hour)
+}
+
+// ScheduleConflicts checks a schedule (days after the first failure) against the cap, counted
+// the way CountFrom counts: every step must be able to send when every earlier step sent.
+// It returns one error per step that could never send.
+func (c ContactCap) ScheduleConflicts(scheduleDays []int) []error {
+	var errs []error
+	for i, day := range scheduleDays {
+		var within []string
+		for _, earlier := range scheduleDays[:i] {
+			if day-earlier < c.Days {
+				within = append(within, strconv.Itoa(earlier))
+			}
+		}
+		if len(within) >= c.Messages {
+			errs = append(errs, fmt.Errorf("contact_cap: step %d (day %d) could never send: the steps of days %s already use the %d messages allowed within %d days; space schedule_days out or raise contact_cap",
+				i+1, day, strings.Join(within, ", "), c.Messages, c.Days))
+		}
+	}
+	return errs
 }
 
 // Experiment is an A/B test of prompt variants.
@@ -169,6 +202,10 @@ func (p *Policy) validate() error {
 	}
 	if p.ContactCap.Messages < 1 || p.ContactCap.Days < 1 {
 		bad("contact_cap: messages and days must be at least 1")
+	} else {
+		for _, e := range p.ContactCap.ScheduleConflicts(p.ScheduleDays) {
+			bad("%s", e)
+		}
 	}
 	if p.TokenBudget < 200 {
 		bad("prompt_token_budget: must be at least 200")

@@ -26,13 +26,28 @@ func defaultYAML(t *testing.T) []byte {
 	return b
 }
 
+// defaultPolicy is the shipped policy.yaml with the shipped guardrails.yaml.
 func defaultPolicy(t *testing.T) *policy.Policy {
 	t.Helper()
 	p, err := policy.Parse(defaultYAML(t))
 	if err != nil {
 		t.Fatalf("Parse(prompts/policy.yaml): %v", err)
 	}
+	p.Guardrails = defaultGuardrails(t)
 	return p
+}
+
+func defaultGuardrails(t testing.TB) *policy.Guardrails {
+	t.Helper()
+	b, err := fs.ReadFile(prompts.Default, "guardrails.yaml")
+	if err != nil {
+		t.Fatalf("read the shipped guardrails.yaml: %v", err)
+	}
+	g, err := policy.ParseGuardrails(b)
+	if err != nil {
+		t.Fatalf("ParseGuardrails(prompts/guardrails.yaml): %v", err)
+	}
+	return g
 }
 
 // mutated returns the shipped policy.yaml after mutate changed its decoded form.

@@ -13,6 +13,8 @@ import (
 	"text/template/parse"
 	"unicode/utf8"
 
+	"golang.org/x/text/language"
+
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/segments"
 )
@@ -65,14 +67,18 @@ var (
 	varsRe = regexp.MustCompile(`^\{\{-?\s*/\*\s*vars:([^*]*)\*/`)
 )
 
-func policyProblems(err error) []Problem {
+func policyProblems(err error) []Problem { return fileProblems(PolicyFile, err) }
+
+// fileProblems splits a parse error of a YAML file into problems, with the line when the
+// message names one.
+func fileProblems(file string, err error) []Problem {
 	var out []Problem
 	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimPrefix(strings.TrimSpace(line), "policy.yaml: ")
+		line = strings.TrimPrefix(strings.TrimSpace(line), file+": ")
 		if line == "" {
 			continue
 		}
-		p := Problem{File: PolicyFile, Message: line}
+		p := Problem{File: file, Message: line}
 		if m := lineRe.FindStringSubmatch(line); m != nil {
 			p.Line, _ = strconv.Atoi(m[1])
 		}
@@ -153,6 +159,7 @@ func (s *Set) lint() []Problem {
 			}
 		}
 	}
+	ps = append(ps, s.lintGuardrails()...)
 	for _, v := range s.Variants() {
 		for _, lang := range []string{"en-US", "es-ES", "de-DE"} {
 			d := fixturePrompt(pol, lang)
@@ -167,6 +174,51 @@ func (s *Set) lint() []Problem {
 		}
 	}
 	return dedupe(ps)
+}
+
+// lintGuardrails: every language with message templates has its lists in guardrails.yaml,
+// and the rules' fixed texts pass the guardrails as if they offered nothing (the template
+// states the offer, and the yearly budget may withdraw it).
+func (s *Set) lintGuardrails() []Problem {
+	pol := s.Policy
+	var ps []Problem
+	var langs []string
+	for _, loc := range s.Locales() {
+		if t, err := language.Parse(loc); err == nil {
+			b, _ := t.Base()
+			if !slices.Contains(langs, b.String()) {
+				langs = append(langs, b.String())
+			}
+		}
+	}
+	for _, m := range pol.Guardrails.MissingLanguages(langs) {
+		ps = append(ps, Problem{File: GuardrailsFile, Message: fmt.Sprintf("%s: missing; every language with message templates needs a list in every section", m)})
+	}
+	none := recoup.Incentive{Kind: recoup.IncentiveNone}
+	for i, r := range pol.Rules {
+		langs := []string{""}
+		for l := range r.Translations {
+			langs = append(langs, l)
+		}
+		sort.Strings(langs)
+		for _, l := range langs {
+			f := ruleFacts(i)
+			f.Language = l
+			d, err := pol.RulesDecision(f)
+			if err != nil {
+				continue // policy.Parse already reported it
+			}
+			field := fmt.Sprintf("rules[%d]", i)
+			if l != "" {
+				field = fmt.Sprintf("rules[%d].translations.%s", i, l)
+			}
+			v := append(pol.CheckText(field+".subject", d.Subject, none, f.AmountDue), pol.CheckText(field+".message", d.Message, none, f.AmountDue)...)
+			for _, x := range v {
+				ps = append(ps, Problem{File: PolicyFile, Message: x + " (the rules' texts must pass guardrails.yaml as if they offered nothing: the template states the offer)"})
+			}
+		}
+	}
+	return ps
 }
 
 func variantFile(v string) string {

@@ -1,8 +1,8 @@
 // Package templates loads the prompt set in prompts/ (embedded default or PROMPTS_DIR),
 // lints it, renders the LLM prompts (per A/B variant) and the customer messages (per
 // locale) from it, and reloads it when the directory changes. The content hash of the set
-// is the prompt version recorded with every decision; the hash of policy.yaml alone is the
-// policy version.
+// is the prompt version recorded with every decision; the hash of policy.yaml and
+// guardrails.yaml alone is the policy version.
 package templates
 
 import (
@@ -26,14 +26,16 @@ import (
 
 // Layout of a prompt set.
 const (
-	PolicyFile  = "policy.yaml"
-	SystemFile  = "system.tmpl"
-	UserFile    = "user.tmpl"
-	MessagesDir = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
-	VariantsDir = "variants" // variants/<name>/{system,user}.tmpl, each optional
-	EmailText   = "email_text.tmpl"
-	EmailHTML   = "email_html.tmpl"
-	SMSFile     = "sms.tmpl"
+	PolicyFile = "policy.yaml"
+	// GuardrailsFile holds the word lists the model's text is checked against.
+	GuardrailsFile = "guardrails.yaml"
+	SystemFile     = "system.tmpl"
+	UserFile       = "user.tmpl"
+	MessagesDir    = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
+	VariantsDir    = "variants" // variants/<name>/{system,user}.tmpl, each optional
+	EmailText      = "email_text.tmpl"
+	EmailHTML      = "email_html.tmpl"
+	SMSFile        = "sms.tmpl"
 	// DefaultLocale's messages must exist; other locales fall back to it.
 	DefaultLocale = "en"
 )
@@ -42,7 +44,7 @@ const (
 type Set struct {
 	Policy        *policy.Policy
 	Version       string // first 12 hex digits of the SHA-256 over every file's name and content
-	PolicyVersion string // the same over policy.yaml alone
+	PolicyVersion string // the same over policy.yaml and guardrails.yaml alone
 
 	files    map[string][]byte
 	prompts  map[string]*promptTemplates  // "" (default) and each variant
@@ -58,6 +60,9 @@ type messageTemplates struct {
 
 // PromptData fills the system and user prompt templates. It holds no contact data; every
 // string in it is data about the customer, sanitised and length-limited before it is used.
+// Prompt puts the strings on one line with <, > and & escaped (as \u003c, \u003e, \u0026)
+// and reduces Language to a plain language tag, so that no value can close the
+// <customer_data> block, add a line to it, or speak outside it.
 type PromptData struct {
 	Step, TotalSteps                            int
 	Plan                                        string
@@ -74,6 +79,37 @@ type PromptData struct {
 	SMSMaxChars, EmailMaxChars, SubjectMaxChars int
 }
 
+// safePromptData escapes the customer's strings and reduces the locale to a language tag.
+func safePromptData(d PromptData) PromptData {
+	d.Language = promptLanguage(d.Language)
+	d.Plan, d.LifetimeValue, d.AmountDue, d.FailureCode = escapeData(d.Plan), escapeData(d.LifetimeValue), escapeData(d.AmountDue), escapeData(d.FailureCode)
+	channels := make([]string, len(d.AllowedChannels))
+	for i, c := range d.AllowedChannels {
+		channels[i] = escapeData(c)
+	}
+	d.AllowedChannels = channels
+	return d
+}
+
+var dataEscaper = strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`)
+
+// escapeData makes a customer's value safe in a prompt: one line, and <, > and & escaped.
+func escapeData(s string) string { return dataEscaper.Replace(strings.Join(strings.Fields(s), " ")) }
+
+// promptLanguage reduces a customer's locale to language and region ("es-MX"); anything that
+// is not a BCP 47 tag becomes DefaultLocale. The language is named in the system prompt.
+func promptLanguage(tag string) string {
+	t, err := language.Parse(tag)
+	if err != nil || tag == "" {
+		return DefaultLocale
+	}
+	base, _ := t.Base()
+	if r, conf := t.Region(); conf == language.Exact {
+		return base.String() + "-" + r.String()
+	}
+	return base.String()
+}
+
 // Incentive is what the message templates know of an offer.
 type Incentive struct {
 	Kind    string // "", discount_percent or extension_days
@@ -83,7 +119,7 @@ type Incentive struct {
 
 // MessageData fills the email and SMS templates.
 type MessageData struct {
-	FirstName      string
+	FirstName      string // shown only when GreetingName accepts it
 	Subject        string
 	Message        string
 	Tone           string
@@ -132,7 +168,7 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile) {
+		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile) {
 			return nil
 		}
 		b, err := fs.ReadFile(fsys, p)
@@ -146,9 +182,9 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 		return s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
 	}
 	s.Version = hashFiles(s.files, nil)
-	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile })
+	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
 
-	required := []string{PolicyFile, SystemFile, UserFile,
+	required := []string{PolicyFile, GuardrailsFile, SystemFile, UserFile,
 		path.Join(MessagesDir, DefaultLocale, EmailText), path.Join(MessagesDir, DefaultLocale, EmailHTML),
 		path.Join(MessagesDir, DefaultLocale, SMSFile)}
 	for _, r := range required {
@@ -162,6 +198,15 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 			problems = append(problems, policyProblems(err)...)
 		}
 		s.Policy = pol
+	}
+	if gb, ok := s.files[GuardrailsFile]; ok {
+		g, err := policy.ParseGuardrails(gb)
+		if err != nil {
+			problems = append(problems, fileProblems(GuardrailsFile, err)...)
+		}
+		if s.Policy != nil {
+			s.Policy.Guardrails = g
+		}
 	}
 	text := func(name string) *texttemplate.Template {
 		b, ok := s.files[name]
@@ -307,6 +352,7 @@ func (s *Set) Locale(tag string) string {
 // Prompt renders the system and user messages for the model with a variant's prompts
 // (a variant without its own file uses the default one).
 func (s *Set) Prompt(variant string, d PromptData) (system, user string, err error) {
+	d = safePromptData(d)
 	def := s.prompts[""]
 	sys, usr := def.system, def.user
 	if v := s.prompts[variant]; v != nil && variant != "" {
@@ -331,6 +377,7 @@ func (s *Set) Prompt(variant string, d PromptData) (system, user string, err err
 
 // Email renders an email's subject, plain text and HTML bodies in the customer's locale.
 func (s *Set) Email(d MessageData) (subject, text, html string, err error) {
+	d.FirstName = GreetingName(d.FirstName)
 	m := s.messages[s.Locale(d.Language)]
 	var b strings.Builder
 	if err := m.emailText.Execute(&b, d); err != nil {
@@ -346,6 +393,7 @@ func (s *Set) Email(d MessageData) (subject, text, html string, err error) {
 
 // SMS renders an SMS body in the customer's locale, whitespace collapsed.
 func (s *Set) SMS(d MessageData) (string, error) {
+	d.FirstName = GreetingName(d.FirstName)
 	m := s.messages[s.Locale(d.Language)]
 	var b strings.Builder
 	if err := m.sms.Execute(&b, d); err != nil {

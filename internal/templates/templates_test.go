@@ -152,6 +152,22 @@ func TestLintReportsFileLineAndProblem(t *testing.T) {
 		{"prompt over the token budget", func(m fstest.MapFS) {
 			edit(t, m, "policy.yaml", "prompt_token_budget: 1500", "prompt_token_budget: 200")
 		}, "over the budget of 200"},
+		{"schedule the contact cap forbids", func(m fstest.MapFS) {
+			edit(t, m, "policy.yaml", "schedule_days: [0, 3, 7, 14]", "schedule_days: [0, 3, 6, 14]")
+		}, "policy.yaml: contact_cap: step 3 (day 6) could never send"},
+		{"missing guardrails", func(m fstest.MapFS) { delete(m, "guardrails.yaml") }, "guardrails.yaml: file is missing"},
+		{"guardrails entry with a bad wildcard", func(m fstest.MapFS) {
+			edit(t, m, "guardrails.yaml", "waiv*,", "wa*iv,")
+		}, `guardrails.yaml:`},
+		{"guardrails without a list for a message language", func(m fstest.MapFS) {
+			edit(t, m, "guardrails.yaml", "  de: [\"*inkasso*\"", "  it: [\"*inkasso*\"")
+		}, "guardrails.yaml: threats.de: missing"},
+		{"a rule that announces its incentive", func(m fstest.MapFS) {
+			edit(t, m, "policy.yaml", "Please update your payment details so that your account stays active.", "We have extended your grace period.")
+		}, `policy.yaml: rules[2].message mentions more time to pay ("extended")`},
+		{"a rule that threatens", func(m fstest.MapFS) {
+			edit(t, m, "policy.yaml", "Actualiza tus datos de pago para que tu cuenta siga activa.", "Si no pagas, iremos a juicio.")
+		}, `policy.yaml: rules[2].translations.es.message threatens the customer ("juicio")`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
