@@ -99,6 +99,9 @@ func newWorld(t *testing.T) *world {
 	}
 	env.OnActivity(a.SendWindow, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SendWindowInput) (activities.SendWindowResult, error) {
+			if err := outage("SendWindow"); err != nil {
+				return activities.SendWindowResult{}, err
+			}
 			w.windows = append(w.windows, in)
 			if w.window != nil {
 				return w.window(in), nil

@@ -284,3 +284,23 @@ func TestLongRunContinuesAsNewWithItsState(t *testing.T) {
 		t.Fatalf("the redelivered opt-out was not recognised: %+v", st.Signals)
 	}
 }
+
+// I3: when the allowed hours cannot be looked up (PostgreSQL down past every retry), the run
+// waits and asks again; it never makes a window up and sends outside the customer's hours.
+func TestAllowedHoursLookupFailureNeverInventsAWindow(t *testing.T) {
+	w := newWorld(t)
+	w.decide = func(in activities.DecideInput) recoup.Decision {
+		d := decision(in, recoup.ChannelEmail, recoup.Incentive{}, 0)
+		d.SendUntil = d.SendAt // already over: the next window is needed
+		return d
+	}
+	w.down["SendWindow"] = 30 * time.Hour
+	w.at(2*day, recoup.SignalRecovered, recoup.Recovered{EventID: "evt_paid"})
+	w.run()
+	if len(w.sends) != 1 || w.sendTimes[0] < 30*time.Hour || len(w.windows) != 1 {
+		t.Fatalf("sends at %v after %d answered look-ups, want one send after the look-up answered", w.sendTimes, len(w.windows))
+	}
+	if s := w.sends[0]; !s.NotBefore.Equal(w.windows[0].Now) {
+		t.Fatalf("sent in window from %v, want the looked-up window from %v", s.NotBefore, w.windows[0].Now)
+	}
+}

@@ -84,7 +84,15 @@ func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
 			return
 		}
 		if win.passed(workflow.Now(ctx)) {
-			win = d.nextWindow(ctx, dec.Channel)
+			next, ok := d.nextWindow(ctx, dec.Channel)
+			if !ok {
+				retryAt := workflow.Now(ctx).Add(stepRetryInterval)
+				if d.waitUntil(ctx, func() time.Time { return retryAt }, "look up the allowed hours again", waitRetry) != waitDone {
+					return
+				}
+				continue
+			}
+			win = next
 		}
 		if d.waitUntil(ctx, func() time.Time { return win.from }, what, waitHours) != waitDone {
 			return
@@ -157,23 +165,25 @@ func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
 	}
 }
 
-// nextWindow asks for the customer's next allowed-hours window on a channel.
-func (d *dunning) nextWindow(ctx workflow.Context, ch recoup.Channel) window {
+// nextWindow asks for the customer's next allowed-hours window on a channel. ok is false
+// when none could be had (the look-up failed past its retries, or answered nonsense): the
+// caller waits and asks again, and never invents a window.
+func (d *dunning) nextWindow(ctx workflow.Context, ch recoup.Channel) (w window, ok bool) {
 	opts := dbLocalActivity
 	opts.Summary = "Next allowed hours by " + string(ch)
 	var res activities.SendWindowResult
-	_, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.SendWindow, activities.SendWindowInput{
 			CustomerID: d.in.Failure.CustomerID, Channel: ch, Now: workflow.Now(ctx),
 		})
 	}, &res)
-	if err != nil || (!res.NotAfter.IsZero() && !res.NotAfter.After(workflow.Now(ctx))) {
-		// Only a non-retryable error (or a window that makes no sense) gets here: wait a day
-		// rather than send outside the allowed hours.
-		now := workflow.Now(ctx)
-		return window{from: now.Add(24 * time.Hour), until: now.Add(24*time.Hour + time.Minute)}
+	if stopped || err != nil || res.NotBefore.IsZero() || (!res.NotAfter.IsZero() && !res.NotAfter.After(workflow.Now(ctx))) {
+		if err != nil {
+			d.log.Error("could not look up the customer's allowed hours; asking again in an hour", "error", err)
+		}
+		return window{}, false
 	}
-	return window{from: res.NotBefore, until: res.NotAfter}
+	return window{from: res.NotBefore, until: res.NotAfter}, true
 }
 
 // ended is the stop condition of the activities that only an ended run stops.
