@@ -201,8 +201,8 @@ func (in *Ingestor) start(ctx context.Context, claim *store.Claim, ev events.Eve
 		TaskQueue: recoup.TaskQueue,
 		// PostgreSQL (invoice_runs) decides when an invoice gets another run: only for a
 		// failure after the previous run ended. Temporal must then allow it.
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A running run is joined (SignalWithStart's conflict policy).
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.CustomerIDKey.ValueSet(ev.CustomerID),
 			workflows.InvoiceIDKey.ValueSet(ev.InvoiceID),
