@@ -107,7 +107,7 @@ func (d *deps) store(ctx context.Context) (*store.Store, error) {
 	if d.st != nil {
 		return d.st, nil
 	}
-	st, err := store.Open(ctx, d.cfg.DatabaseURL, store.Options{})
+	st, err := store.Open(ctx, d.cfg.DatabaseURL, store.Options{MaxClockSkew: d.cfg.MaxClockSkew})
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ type Config struct {
 	FinalWait        time.Duration      // RECOUP_FINAL_WAIT, overrides the policy's final wait
 	ContactCap       *policy.ContactCap // RECOUP_CONTACT_CAP "messages/days", overrides the policy's
 	IgnoreQuietHours bool
+	MaxClockSkew     time.Duration // RECOUP_MAX_CLOCK_SKEW: future event times beyond it are clamped (default 5m)
 
 	LogLevel  slog.Level
 	LogFormat string // json | text
@@ -180,6 +181,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		UnsubscribeURL:   urlVar("UNSUBSCRIBE_URL_TEMPLATE", "https://billing.example.com/customers/{customer_id}/reminders/unsubscribe"),
 		FinalWait:        dur("RECOUP_FINAL_WAIT", 0),
 		IgnoreQuietHours: boolean("RECOUP_IGNORE_QUIET_HOURS"),
+		MaxClockSkew:     dur("RECOUP_MAX_CLOCK_SKEW", 5*time.Minute),
 		LogFormat:        get("LOG_FORMAT", "json"),
 	}
 	list := func(name string) []string {

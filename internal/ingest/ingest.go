@@ -1,8 +1,9 @@
 // Package ingest accepts billing events: it validates them, records each in the PostgreSQL
-// event log exactly once (with the customer snapshot and payment facts it carries), and
-// delivers it to the invoice's dunning run — SignalWithStart for payment.failed, Signal for
-// the others. An event is recorded before it is delivered, so an accepted event is never
-// lost: a delivery that fails leaves it undelivered in the log to be delivered again.
+// event log exactly once (with the customer snapshot, payment facts and consent it carries),
+// and delivers the events of each invoice, in order, to the invoice's dunning run. An event
+// is recorded before it is delivered, so an accepted event is never lost: a delivery that
+// fails leaves it undelivered in the log to be delivered again, and an event for an invoice
+// without a run waits in the log until the run starts.
 package ingest
 
 import (
@@ -59,8 +60,13 @@ type Result struct {
 	Type       string
 	WorkflowID string
 	Duplicate  bool   // already recorded (same id and body)
-	Delivered  bool   // reached the run (now or earlier)
-	Note       string // e.g. "started or joined the dunning run", "no open dunning run"
+	Delivered  bool   // reached the run, or was judged to have none to reach (now or earlier)
+	Parked     bool   // waits in the log for the invoice's run to start
+	Note       string // e.g. "started the dunning run", "no dunning run for this invoice yet; …"
+	// ClampedFrom is the producer's occurred_at when it lay further in the future than the
+	// allowed clock skew; the event was recorded (and is delivered) with OccurredAt instead.
+	ClampedFrom time.Time
+	OccurredAt  time.Time
 }
 
 // Record validates one event and records it in the event log, with the facts it carries,
@@ -78,14 +84,27 @@ func (in *Ingestor) Record(ctx context.Context, raw []byte, source string) (Resu
 	if err != nil {
 		return res, ev, err
 	}
-	res.Duplicate = rec.Duplicate
+	res.Duplicate, res.ClampedFrom, res.OccurredAt = rec.Duplicate, rec.ClampedFrom, rec.OccurredAt
 	if rec.DeliveredAt != nil {
 		res.Delivered, res.Note = true, "duplicate of an event already delivered"
 	}
+	if rec.Clamped() && !rec.Duplicate {
+		in.log().Warn("event occurred_at lies in the future beyond the allowed clock skew; recorded as received + skew",
+			"event_id", ev.EventID, "type", ev.Type, "occurred_at", rec.ClampedFrom, "recorded_as", rec.OccurredAt)
+	}
+	ev.OccurredAt = rec.OccurredAt
 	return res, ev, nil
 }
 
-// Accept records one event (see Record) and delivers it at once. Any error after recording
+func (in *Ingestor) log() *slog.Logger {
+	if in.Logger != nil {
+		return in.Logger
+	}
+	return slog.Default()
+}
+
+// Accept records one event (see Record) and delivers its invoice's pending events at once,
+// waiting for a relay that is delivering them to finish first. Any error after recording
 // leaves the event in the log, undelivered, for the relay, and is returned.
 func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Result, error) {
 	res, ev, err := in.Record(ctx, raw, source)
@@ -94,74 +113,115 @@ func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Resu
 	}
 	// Bounded: when Temporal is unreachable the event stays recorded for the relay.
 	dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
-	note, err := in.Deliver(dctx, ev)
-	cancel()
-	if err != nil {
-		if merr := in.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), ev.EventID, err.Error()); merr != nil {
-			err = errors.Join(err, merr)
-		}
+	defer cancel()
+	claim, _, err := in.Store.ClaimInvoice(dctx, ev.InvoiceID, true)
+	if err == nil {
+		_, err = in.deliverClaimed(dctx, claim, nil)
+		claim.Release()
+	}
+	d, derr := in.Store.EventDelivery(context.WithoutCancel(ctx), ev.EventID)
+	if derr != nil {
+		return res, errors.Join(err, derr)
+	}
+	res.Delivered, res.Parked, res.Note = d.Delivered, d.Parked, d.Note
+	if err != nil && !d.Delivered && !d.Parked {
 		return res, fmt.Errorf("event %s recorded but not delivered yet: %w", ev.EventID, err)
 	}
-	res.Delivered, res.Note = true, note
-	return res, in.Store.MarkDelivered(ctx, ev.EventID)
+	return res, nil
 }
 
-// Deliver hands a recorded event to its dunning run.
-func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error) {
-	wfID := recoup.WorkflowID(ev.InvoiceID)
-	if ev.Type == recoup.EventPaymentFailed {
-		// Events can arrive out of order: a recovery (or cancel) that happened after this
-		// failure, even if it arrived first, means there is nothing to dun.
-		if settledBy, ok, err := in.Store.SettledBy(ctx, ev.InvoiceID, ev.OccurredAt); err != nil {
-			return "", err
-		} else if ok {
-			return "the invoice was already settled by event " + settledBy + "; no dunning started", nil
-		}
-		// The detector hears of the failure first, so a failure that opens an incident can
-		// hold its own run.
-		if err := in.feedDetector(ctx, ev); err != nil {
-			return "", err
-		}
-		pf := paymentFailed(ev)
-		pf.Customer = nil // contact data stays in PostgreSQL, out of Temporal's history
-		opts := client.StartWorkflowOptions{
-			ID:        wfID,
-			TaskQueue: recoup.TaskQueue,
-			// One run per invoice, ever: a payment.failed after the run ended is recorded
-			// but does not start a second run.
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-			TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.CustomerIDKey.ValueSet(ev.CustomerID),
-				workflows.InvoiceIDKey.ValueSet(ev.InvoiceID),
-				workflows.DunningStatusKey.ValueSet(string(recoup.StatusActive)),
-				workflows.DunningStepKey.ValueSet(0),
-				workflows.AmountDueKey.ValueSet(ev.AmountMinor),
-				workflows.CurrencyKey.ValueSet(ev.Currency),
-			),
-			StaticSummary: staticSummary(ev),
-			StaticDetails: staticDetails(ev),
-		}
-		_, err := in.Temporal.SignalWithStartWorkflow(ctx, wfID, recoup.SignalPaymentFailed, pf, opts,
-			recoup.WorkflowType, recoup.DunningInput{Failure: pf})
-		var already *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &already) {
-			return "the invoice's dunning run has already ended; recorded only", nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("start or signal %s: %w", wfID, err)
-		}
-		return "started or joined the dunning run", nil
-	}
-	name, payload := signalFor(ev)
-	err := in.Temporal.SignalWorkflow(ctx, wfID, "", name, payload)
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return "no open dunning run for this invoice; recorded only", nil
-	}
+// deliverOne delivers one recorded event of a claimed invoice as Claim.Route decides.
+func (in *Ingestor) deliverOne(ctx context.Context, claim *store.Claim, p store.UndeliveredEvent) (Delivery, error) {
+	d := Delivery{EventID: p.EventID, Waited: time.Since(p.ReceivedAt)}
+	ev, err := events.Decode(p.Body)
 	if err != nil {
-		return "", fmt.Errorf("signal %s to %s: %w", name, wfID, err)
+		return d, fmt.Errorf("the recorded event no longer decodes: %w", err)
 	}
-	return "signaled the dunning run (" + name + ")", nil
+	ev.OccurredAt = p.OccurredAt // as recorded: clamped when it lay in the future
+	wfID := recoup.WorkflowID(ev.InvoiceID)
+	// A run that Temporal no longer has is closed, and the event judged again (once).
+	for range 2 {
+		route, err := claim.Route(ctx, p)
+		if err != nil {
+			return d, err
+		}
+		d.Note = route.Note
+		switch route.Action {
+		case store.RoutePark:
+			d.Parked = true
+			return d, claim.Park(ctx, p.EventID, route.Note)
+		case store.RouteIgnore:
+			return d, claim.MarkDelivered(ctx, p.EventID, route.Episode, route.Note)
+		case store.RouteStart:
+			if err := in.start(ctx, claim, ev, route); err != nil {
+				return d, err
+			}
+			return d, claim.MarkDelivered(ctx, p.EventID, route.Episode, route.Note)
+		case store.RouteSignal:
+			if ev.Type == recoup.EventPaymentFailed {
+				if err := in.feedDetector(ctx, ev); err != nil {
+					return d, err
+				}
+			}
+			name, payload := signalFor(ev)
+			dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+			err := in.Temporal.SignalWorkflow(dctx, wfID, "", name, payload)
+			cancel()
+			var notFound *serviceerror.NotFound
+			if errors.As(err, &notFound) {
+				if err := claim.Gone(ctx, route.Episode); err != nil {
+					return d, err
+				}
+				continue
+			}
+			if err != nil {
+				return d, fmt.Errorf("signal %s to %s: %w", name, wfID, err)
+			}
+			d.Note = route.Note + " (" + name + ")"
+			return d, claim.MarkDelivered(ctx, p.EventID, route.Episode, d.Note)
+		}
+	}
+	return d, fmt.Errorf("event %s: the invoice's run vanished twice while delivering it", p.EventID)
+}
+
+// start starts (or joins, when a earlier attempt started it) the episode's run with ev, the
+// payment.failed that opened it, and records the start, which releases the events parked for
+// the run.
+func (in *Ingestor) start(ctx context.Context, claim *store.Claim, ev events.Event, route store.Route) error {
+	wfID := recoup.WorkflowID(ev.InvoiceID)
+	// The detector hears of the failure first, so a failure that opens an incident can hold
+	// its own run.
+	if err := in.feedDetector(ctx, ev); err != nil {
+		return err
+	}
+	pf := paymentFailed(ev)
+	pf.Customer = nil // contact data stays in PostgreSQL, out of Temporal's history
+	opts := client.StartWorkflowOptions{
+		ID:        wfID,
+		TaskQueue: recoup.TaskQueue,
+		// PostgreSQL (invoice_runs) decides when an invoice gets another run: only for a
+		// failure after the previous run ended. Temporal must then allow it.
+		// A running run is joined (SignalWithStart's conflict policy).
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.CustomerIDKey.ValueSet(ev.CustomerID),
+			workflows.InvoiceIDKey.ValueSet(ev.InvoiceID),
+			workflows.DunningStatusKey.ValueSet(string(recoup.StatusActive)),
+			workflows.DunningStepKey.ValueSet(0),
+			workflows.AmountDueKey.ValueSet(ev.AmountMinor),
+			workflows.CurrencyKey.ValueSet(ev.Currency),
+		),
+		StaticSummary: staticSummary(ev, route.Episode),
+		StaticDetails: staticDetails(ev),
+	}
+	dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	run, err := in.Temporal.SignalWithStartWorkflow(dctx, wfID, recoup.SignalPaymentFailed, pf, opts,
+		recoup.WorkflowType, recoup.DunningInput{Failure: pf, Episode: route.Episode})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start %s (run %d): %w", wfID, route.Episode, err)
+	}
+	return claim.Started(ctx, route.Episode, run.GetRunID())
 }
 
 // feedDetector hands the failure-spike detector a compact record of a payment failure
@@ -169,7 +229,7 @@ func (in *Ingestor) Deliver(ctx context.Context, ev events.Event) (string, error
 // starting the detector if it is not running. It returns once the record's signal was
 // accepted by Temporal.
 func (in *Ingestor) feedDetector(ctx context.Context, ev events.Event) error {
-	rec := spike.Record{At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
+	rec := spike.Record{EventID: ev.EventID, At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
 		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor)}
 	done := make(chan error, 1)
 	f := &in.feed
@@ -266,6 +326,8 @@ func toStore(ev events.Event, source string) store.Event {
 	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
 		se.Attempt = &store.PaymentAttempt{AttemptID: ev.AttemptID, FailureCode: ev.FailureCode,
 			Succeeded: ev.Type == recoup.EventRetrySucceeded}
+	case events.EventOptOut:
+		se.OptOut = string(ev.Channel)
 	}
 	return se
 }
@@ -274,34 +336,33 @@ func toStore(ev events.Event, source string) store.Event {
 type Delivery struct {
 	EventID string
 	Waited  time.Duration // from being received to being delivered
+	Parked  bool          // kept for the invoice's run, which has not started
+	Note    string
 	Err     error
 }
 
-// DeliverPending delivers up to limit recorded events that are due, calling report (which
-// must be safe for concurrent use) after each. Invoices are delivered concurrently (at most
-// Parallel at once), the events of one invoice one after another in occurred_at order. An
-// invoice stops at its first failure, which is recorded on the event (it is tried again
-// after a backoff). It returns how many were delivered and the first failure.
+// maxPasses bounds how often one claim re-reads an invoice's pending events (events that
+// arrive while it delivers, events released by a run's start).
+const maxPasses = 20
+
+// DeliverPending delivers the recorded events of up to limit invoices whose next event is
+// due, calling report (which must be safe for concurrent use) after each event. Invoices are
+// delivered concurrently (at most Parallel at once), each by whichever relay claims it
+// first: the events of one invoice one after another, in the log's order, by one relay at a
+// time. An invoice stops at its first failure, which is recorded on the event (it is tried
+// again after a backoff). It returns how many events were delivered or parked, and the
+// first failure.
 func (in *Ingestor) DeliverPending(ctx context.Context, limit int, report func(Delivery)) (int, error) {
-	pending, err := in.Store.Undelivered(ctx, limit)
+	invoices, err := in.Store.DueInvoices(ctx, limit)
 	if err != nil {
 		return 0, err
-	}
-	var groups [][]store.UndeliveredEvent
-	index := map[string]int{}
-	for _, p := range pending {
-		i, ok := index[p.InvoiceID]
-		if !ok {
-			i = len(groups)
-			index[p.InvoiceID] = i
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], p)
 	}
 	parallel := in.Parallel
 	if parallel <= 0 {
 		parallel = 4
 	}
+	// Each claim holds a connection: leave the others to the rest of the process.
+	parallel = max(1, min(parallel, int(in.Store.Pool().Config().MaxConns)/2))
 	var (
 		mu        sync.Mutex
 		delivered int
@@ -309,54 +370,63 @@ func (in *Ingestor) DeliverPending(ctx context.Context, limit int, report func(D
 		wg        sync.WaitGroup
 		sem       = make(chan struct{}, parallel)
 	)
-	for _, g := range groups {
+	for _, inv := range invoices {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			for _, p := range g {
-				err := in.deliverRecorded(ctx, p)
-				if report != nil {
-					report(Delivery{EventID: p.EventID, Waited: time.Since(p.ReceivedAt), Err: err})
-				}
-				if err != nil {
-					if merr := in.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), p.EventID, err.Error()); merr != nil {
-						err = errors.Join(err, merr)
-					}
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("deliver event %s: %w", p.EventID, err)
-					}
-					mu.Unlock()
-					return
-				}
-				mu.Lock()
-				delivered++
-				mu.Unlock()
+			claim, ok, err := in.Store.ClaimInvoice(ctx, inv, false)
+			n := 0
+			if ok {
+				n, err = in.deliverClaimed(ctx, claim, report)
+				claim.Release()
 			}
+			mu.Lock()
+			delivered += n
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	return delivered, firstErr
 }
 
-func (in *Ingestor) deliverRecorded(ctx context.Context, p store.UndeliveredEvent) error {
-	ev, err := events.Decode(p.Body)
-	if err != nil {
-		return fmt.Errorf("the recorded event no longer decodes: %w", err)
+// deliverClaimed delivers a claimed invoice's pending events in order until none is left or
+// one fails, which is recorded on it.
+func (in *Ingestor) deliverClaimed(ctx context.Context, claim *store.Claim, report func(Delivery)) (int, error) {
+	n := 0
+	for range maxPasses {
+		pending, err := claim.Pending(ctx)
+		if err != nil || len(pending) == 0 {
+			return n, err
+		}
+		for _, p := range pending {
+			d, err := in.deliverOne(ctx, claim, p)
+			d.Err = err
+			if report != nil {
+				report(d)
+			}
+			if err != nil {
+				if merr := claim.MarkDeliveryFailed(context.WithoutCancel(ctx), p.EventID, err.Error()); merr != nil {
+					err = errors.Join(err, merr)
+				}
+				return n, fmt.Errorf("deliver event %s: %w", p.EventID, err)
+			}
+			n++
+		}
 	}
-	dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
-	defer cancel()
-	if _, err := in.Deliver(dctx, ev); err != nil {
-		return err
-	}
-	return in.Store.MarkDelivered(ctx, p.EventID)
+	return n, nil
 }
 
-// staticSummary is the run's one-line summary in the Web UI: invoice, amount, plan. It
-// carries no contact data.
-func staticSummary(ev events.Event) string {
+// staticSummary is the run's one-line summary in the Web UI: invoice, amount, the run's
+// number when it is not the invoice's first, plan. It carries no contact data.
+func staticSummary(ev events.Event, episode int) string {
 	s := fmt.Sprintf("Invoice %s · %s", ev.InvoiceID, money.Format(ev.AmountMinor, ev.Currency, "en"))
+	if episode > 1 {
+		s += fmt.Sprintf(" · run %d", episode)
+	}
 	if ev.Customer != nil && ev.Customer.Plan != "" {
 		s += " · plan " + ev.Customer.Plan
 	}

@@ -178,6 +178,9 @@ func (s *Server) verify(body []byte, h http.Header) error {
 // record writes a verified event to the log and answers.
 func (s *Server) record(w http.ResponseWriter, ctx context.Context, body []byte, source string) {
 	res, ev, err := s.ingest.Record(ctx, body, source)
+	if err == nil && !res.Duplicate && !res.ClampedFrom.IsZero() && s.metrics != nil {
+		s.metrics.Clamped.WithLabelValues(source).Inc()
+	}
 	var ve *events.ValidationError
 	switch {
 	case errors.As(err, &ve):

@@ -273,3 +273,31 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// An event dated beyond the allowed clock skew is accepted, recorded as received + skew with
+// the producer's time kept, and counted.
+func TestFutureDatedEventIsClampedAndCounted(t *testing.T) {
+	f := newFixture(t, nil)
+	body := bytes.Replace(event("evt_future"), []byte("2026-11-29T10:00:00Z"), []byte("2099-01-01T00:00:00Z"), 1)
+	if code, r := f.post("/v1/events", signed(t, secretOld, body, time.Now()), body); code != http.StatusAccepted {
+		t.Fatalf("answer %d %+v", code, r)
+	}
+	var occurred, received, original time.Time
+	if err := f.st.Pool().QueryRow(context.Background(),
+		`SELECT occurred_at, received_at, occurred_at_original FROM events WHERE event_id = 'evt_future'`).
+		Scan(&occurred, &received, &original); err != nil {
+		t.Fatal(err)
+	}
+	if !occurred.Equal(received.Add(store.DefaultMaxClockSkew)) || !original.Equal(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("recorded occurred_at %v, received %v, original %v", occurred, received, original)
+	}
+	resp, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	if want := `recoup_events_clock_clamped_total{source="http"} 1`; !strings.Contains(string(m), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}

@@ -16,7 +16,10 @@ import (
 // rejected_events.
 func KafkaHandlers(in *ingest.Ingestor, st *store.Store, relay *Relay) (kafka.Handler, kafka.RejectFunc) {
 	handle := func(ctx context.Context, value []byte) error {
-		_, _, err := in.Record(ctx, value, "kafka")
+		res, _, err := in.Record(ctx, value, "kafka")
+		if err == nil && !res.Duplicate && !res.ClampedFrom.IsZero() && relay.Metrics != nil {
+			relay.Metrics.Clamped.WithLabelValues("kafka").Inc()
+		}
 		var ve *events.ValidationError
 		switch {
 		case errors.As(err, &ve):

@@ -11,8 +11,10 @@ import (
 
 // Relay delivers recorded events to Temporal: at once when nudged, and every Interval in
 // any case, so that events accepted while Temporal (or the worker) was down, or before a
-// restart, are delivered once it is back. Several relays may run at once: delivering an
-// event twice is harmless (runs ignore event ids they have seen).
+// restart, are delivered once it is back. Several relays may run at once, in any number of
+// processes: each invoice is delivered by one relay at a time (a PostgreSQL lock), its
+// events in the log's order, and delivering an event twice is harmless (runs ignore event
+// ids they have seen).
 type Relay struct {
 	Ingest   *ingest.Ingestor
 	Metrics  *metrics.Ingress
@@ -85,6 +87,10 @@ func (r *Relay) report(d ingest.Delivery) {
 	}
 	if d.Err != nil {
 		r.Metrics.Deliveries.WithLabelValues("failed").Inc()
+		return
+	}
+	if d.Parked {
+		r.Metrics.Deliveries.WithLabelValues("parked").Inc()
 		return
 	}
 	r.Metrics.Deliveries.WithLabelValues("delivered").Inc()

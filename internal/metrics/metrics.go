@@ -19,13 +19,16 @@ type Ingress struct {
 	// Received counts events by source (http, stripe, kafka, cli), type and result
 	// (accepted, duplicate, conflict, invalid, unauthorized, ignored, unavailable, too_large, unsupported_media_type).
 	Received *prometheus.CounterVec
-	// Deliveries counts relay deliveries to Temporal by result (delivered, failed).
+	// Deliveries counts relay deliveries to Temporal by result (delivered, parked, failed).
 	Deliveries *prometheus.CounterVec
 	// DeliveryLag is the time from an event being received to it reaching its run.
 	DeliveryLag prometheus.Histogram
 	// Backlog is the number of accepted events not yet delivered; BacklogAge the age of the oldest.
 	Backlog    prometheus.Gauge
 	BacklogAge prometheus.Gauge
+	// Clamped counts events by source whose occurred_at lay further in the future than the
+	// allowed clock skew and was recorded as received + skew.
+	Clamped *prometheus.CounterVec
 }
 
 // NewIngress registers the ingress metrics on r.
@@ -52,7 +55,11 @@ func NewIngress(r prometheus.Registerer) *Ingress {
 			Name: "recoup_event_backlog_oldest_seconds",
 			Help: "Age of the oldest accepted event not yet delivered.",
 		}),
+		Clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recoup_events_clock_clamped_total",
+			Help: "Events whose occurred_at lay in the future beyond RECOUP_MAX_CLOCK_SKEW, recorded as received + skew, by source.",
+		}, []string{"source"}),
 	}
-	r.MustRegister(m.Received, m.Deliveries, m.DeliveryLag, m.Backlog, m.BacklogAge)
+	r.MustRegister(m.Received, m.Deliveries, m.DeliveryLag, m.Backlog, m.BacklogAge, m.Clamped)
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Event is an accepted event as written to the event log, with the facts it carries.
@@ -16,12 +17,15 @@ type Event struct {
 	Source     string // "cli", "http", ...
 	InvoiceID  string
 	CustomerID string
-	OccurredAt time.Time
-	Body       []byte // the event as JSON
+	OccurredAt time.Time // clamped to now + the maximum clock skew when later
+	Body       []byte    // the event as JSON
 
 	Customer *Customer       // profile snapshot carried by the event, upserted (newest wins)
 	Attempt  *PaymentAttempt // a charge attempt this event reports
 	Invoice  *Invoice        // invoice facts this event reports
+	// OptOut is the channel (email, sms) a dunning.opt_out withdraws the customer's consent
+	// for: stored on the customer at once, so that no later run uses it either.
+	OptOut string
 }
 
 // PaymentAttempt is one charge attempt of an invoice.
@@ -44,28 +48,73 @@ type Invoice struct {
 type RecordResult struct {
 	Duplicate   bool // the same event (same id and body) was already recorded
 	DeliveredAt *time.Time
+	// OccurredAt is the event's time as recorded: the producer's, or received_at + the
+	// maximum clock skew when the producer's lay further in the future (then ClampedFrom
+	// holds the producer's).
+	OccurredAt  time.Time
+	ClampedFrom time.Time
+}
+
+// Clamped reports whether the event's occurred_at was clamped.
+func (r RecordResult) Clamped() bool { return !r.ClampedFrom.IsZero() }
+
+// lockInvoice serialises, until tx ends, recording an invoice's events with deciding what
+// its events start (see Claim.Route): a run is never started for an invoice whose settling
+// event was recorded first.
+func lockInvoice(ctx context.Context, tx pgx.Tx, invoiceID string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('recoup:invoice:' || $1, 0))`, invoiceID); err != nil {
+		return fmt.Errorf("lock invoice: %w", err)
+	}
+	return nil
 }
 
 // RecordEvent writes an event to the log exactly once, together with the facts it carries,
 // in one transaction. Recording the same id and body again is a no-op reported as Duplicate;
-// the same id with another body is ErrEventConflict.
+// the same id with another body is ErrEventConflict. An occurred_at later than now + the
+// maximum clock skew is recorded as that (the producer's value is kept).
 func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) {
 	var res RecordResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res = RecordResult{}
+		if err := lockInvoice(ctx, tx, e.InvoiceID); err != nil {
+			return err
+		}
+		var limit time.Time
+		if err := tx.QueryRow(ctx, `SELECT now() + $1::interval`, s.maxSkew).Scan(&limit); err != nil {
+			return fmt.Errorf("read the clock: %w", err)
+		}
+		res.OccurredAt = e.OccurredAt
+		if e.OccurredAt.After(limit) {
+			res.ClampedFrom, res.OccurredAt = e.OccurredAt, limit
+		}
+		at := res.OccurredAt
+		customerID := e.CustomerID
+		if customerID == "" && e.OptOut != "" {
+			// An opt-out need not name the customer: the invoice's is the one.
+			if err := tx.QueryRow(ctx, `SELECT customer_id FROM invoices WHERE invoice_id = $1`, e.InvoiceID).
+				Scan(&customerID); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("read the invoice's customer: %w", err)
+			}
+		}
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, body)
-			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
+			INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, occurred_at_original, body)
+			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8)
 			ON CONFLICT (event_id) DO NOTHING`,
-			e.EventID, e.Type, e.Source, e.InvoiceID, e.CustomerID, e.OccurredAt, e.Body)
+			e.EventID, e.Type, e.Source, e.InvoiceID, customerID, at, nullTime(res.ClampedFrom), e.Body)
 		if err != nil {
 			return fmt.Errorf("insert event: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
 			var same bool
+			var original *time.Time
 			if err := tx.QueryRow(ctx,
-				`SELECT body = $2::jsonb, delivered_at FROM events WHERE event_id = $1`,
-				e.EventID, e.Body).Scan(&same, &res.DeliveredAt); err != nil {
+				`SELECT body = $2::jsonb, delivered_at, occurred_at, occurred_at_original FROM events WHERE event_id = $1`,
+				e.EventID, e.Body).Scan(&same, &res.DeliveredAt, &res.OccurredAt, &original); err != nil {
 				return fmt.Errorf("read recorded event: %w", err)
+			}
+			res.ClampedFrom = time.Time{}
+			if original != nil {
+				res.ClampedFrom = *original
 			}
 			if !same {
 				return ErrEventConflict
@@ -73,8 +122,12 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 			res.Duplicate = true
 			return nil
 		}
-		if e.Customer != nil {
-			if _, err := upsertCustomer(ctx, tx, *e.Customer); err != nil {
+		if c := e.Customer; c != nil {
+			snap := *c
+			if snap.UpdatedAt.IsZero() || snap.UpdatedAt.After(at) {
+				snap.UpdatedAt = at
+			}
+			if _, err := s.upsertCustomer(ctx, tx, snap, ConsentSnapshot, e.EventID); err != nil {
 				return err
 			}
 		}
@@ -86,7 +139,7 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 					status = CASE WHEN invoices.updated_at <= EXCLUDED.updated_at THEN EXCLUDED.status ELSE invoices.status END,
 					amount_minor = CASE WHEN EXCLUDED.amount_minor > 0 THEN EXCLUDED.amount_minor ELSE invoices.amount_minor END,
 					updated_at = GREATEST(invoices.updated_at, EXCLUDED.updated_at)`,
-				e.InvoiceID, e.CustomerID, inv.AmountMinor, inv.Currency, inv.Status, e.OccurredAt); err != nil {
+				e.InvoiceID, e.CustomerID, inv.AmountMinor, inv.Currency, inv.Status, at); err != nil {
 				return fmt.Errorf("upsert invoice: %w", err)
 			}
 		}
@@ -100,13 +153,60 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 					failure_code, amount_minor, currency, occurred_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 				e.EventID, e.InvoiceID, e.CustomerID, a.AttemptID, outcome, a.FailureCode,
-				a.AmountMinor, a.Currency, e.OccurredAt); err != nil {
+				a.AmountMinor, a.Currency, at); err != nil {
 				return fmt.Errorf("insert payment attempt: %w", err)
 			}
+		}
+		if e.OptOut != "" && customerID != "" {
+			if err := lockCustomer(ctx, tx, customerID); err != nil {
+				return err
+			}
+			if _, err := applyConsent(ctx, tx, consentStatement{CustomerID: customerID, Channel: e.OptOut,
+				At: at, Source: ConsentBillingEvent, Evidence: e.EventID}); err != nil {
+				return err
+			}
+		}
+		if e.Invoice != nil && e.CustomerID != "" {
+			return applyWaitingOptOuts(ctx, tx, e.InvoiceID, e.CustomerID)
 		}
 		return nil
 	})
 	return res, err
+}
+
+// applyWaitingOptOuts applies the opt-outs of an invoice that were recorded before its
+// customer was known (an opt-out need not name the customer), now that it is.
+func applyWaitingOptOuts(ctx context.Context, tx pgx.Tx, invoiceID, customerID string) error {
+	rows, err := tx.Query(ctx, `
+		UPDATE events SET customer_id = $2
+		WHERE invoice_id = $1 AND type = 'dunning.opt_out' AND customer_id IS NULL
+		RETURNING event_id, COALESCE(lower(btrim(body->>'channel')), ''), occurred_at`, invoiceID, customerID)
+	if err != nil {
+		return fmt.Errorf("find the invoice's opt-outs: %w", err)
+	}
+	waiting, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (consentStatement, error) {
+		st := consentStatement{CustomerID: customerID, Source: ConsentBillingEvent}
+		err := r.Scan(&st.Evidence, &st.Channel, &st.At)
+		return st, err
+	})
+	if err != nil {
+		return fmt.Errorf("find the invoice's opt-outs: %w", err)
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	if err := lockCustomer(ctx, tx, customerID); err != nil {
+		return err
+	}
+	for _, st := range waiting {
+		if _, ok := consentColumns[st.Channel]; !ok {
+			continue // not an opt-out Decode accepts
+		}
+		if _, err := applyConsent(ctx, tx, st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // MarkDelivered records that an event reached its workflow.
@@ -122,7 +222,15 @@ func (s *Store) MarkDelivered(ctx context.Context, eventID string) error {
 // MarkDeliveryFailed records why an event could not be delivered yet. It stays undelivered
 // and is due again after an exponential backoff (1 s doubling, at most 1 minute).
 func (s *Store) MarkDeliveryFailed(ctx context.Context, eventID, reason string) error {
-	_, err := s.pool.Exec(ctx, `
+	return markDeliveryFailed(ctx, s.pool, eventID, reason)
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func markDeliveryFailed(ctx context.Context, db execer, eventID, reason string) error {
+	_, err := db.Exec(ctx, `
 		UPDATE events SET delivery_error = $2, delivery_attempts = delivery_attempts + 1,
 			next_attempt_at = now() + LEAST(interval '1 second' * power(2, LEAST(delivery_attempts, 10)), interval '1 minute')
 		WHERE event_id = $1`, eventID, reason)
@@ -130,33 +238,6 @@ func (s *Store) MarkDeliveryFailed(ctx context.Context, eventID, reason string) 
 		return fmt.Errorf("mark event delivery failed: %w", err)
 	}
 	return nil
-}
-
-// UndeliveredEvent is an accepted event not yet delivered to Temporal.
-type UndeliveredEvent struct {
-	EventID    string
-	InvoiceID  string
-	Type       string
-	Body       []byte
-	ReceivedAt time.Time
-}
-
-// Undelivered lists up to limit accepted events not yet delivered and due, oldest first by
-// occurred_at within an invoice. Invoices come in the order their first undelivered event
-// was received.
-func (s *Store) Undelivered(ctx context.Context, limit int) ([]UndeliveredEvent, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT event_id, invoice_id, type, body, received_at FROM events WHERE delivered_at IS NULL AND next_attempt_at <= now()
-		ORDER BY min(received_at) OVER (PARTITION BY invoice_id), invoice_id, occurred_at, received_at, event_id
-		LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list undelivered events: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (UndeliveredEvent, error) {
-		var u UndeliveredEvent
-		err := r.Scan(&u.EventID, &u.InvoiceID, &u.Type, &u.Body, &u.ReceivedAt)
-		return u, err
-	})
 }
 
 // IsNotFound reports whether err means a row was missing.
@@ -195,33 +276,15 @@ func (s *Store) Rejected(ctx context.Context, source string, limit int) ([]Rejec
 	})
 }
 
-// Backlog is how many accepted events wait for delivery and how long the oldest has waited.
+// Backlog is how many accepted events wait for delivery and how long the oldest has waited
+// (events parked until their invoice has a run do not count).
 func (s *Store) Backlog(ctx context.Context) (count int, oldest time.Duration, err error) {
 	var secs float64
 	err = s.pool.QueryRow(ctx, `
 		SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(received_at)), 0)::float8
-		FROM events WHERE delivered_at IS NULL`).Scan(&count, &secs)
+		FROM events WHERE delivered_at IS NULL AND parked_at IS NULL`).Scan(&count, &secs)
 	if err != nil {
 		return 0, 0, fmt.Errorf("event backlog: %w", err)
 	}
 	return count, time.Duration(secs * float64(time.Second)), nil
-}
-
-// SettledBy returns the id of an event that settled the invoice (payment.recovered,
-// payment.retry_succeeded or dunning.cancel) at or after t, if the log holds one: such an
-// event, even if it arrived first, means a payment.failed at t must not start dunning.
-func (s *Store) SettledBy(ctx context.Context, invoiceID string, t time.Time) (string, bool, error) {
-	var id string
-	err := s.pool.QueryRow(ctx, `
-		SELECT event_id FROM events
-		WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
-			AND occurred_at >= $2
-		ORDER BY occurred_at LIMIT 1`, invoiceID, t).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("check whether the invoice was settled: %w", err)
-	}
-	return id, true, nil
 }

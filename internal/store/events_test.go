@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -177,114 +176,5 @@ func TestRecordEventInvoiceStatusNewestWins(t *testing.T) {
 	}
 	if status != "paid" || amount != 4900 {
 		t.Errorf("invoice = %s, %d; want paid, 4900", status, amount)
-	}
-}
-
-func ids(us []store.UndeliveredEvent) []string {
-	out := make([]string, len(us))
-	for i, u := range us {
-		out[i] = u.EventID
-	}
-	return out
-}
-
-func TestUndeliveredAndMarkDelivered(t *testing.T) {
-	ctx := context.Background()
-	st := testutil.MustStore(t)
-	for i, id := range []string{"evt_a", "evt_b", "evt_c"} {
-		if _, err := st.RecordEvent(ctx, failedEvent(id, "inv_"+id, t0.Add(time.Duration(i)*time.Minute), 100)); err != nil {
-			t.Fatal(err)
-		}
-		// Received one second apart, in this order.
-		if _, err := st.Pool().Exec(ctx, "UPDATE events SET received_at = $2 WHERE event_id = $1", id, t0.Add(time.Duration(i)*time.Second)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	u, err := st.Undelivered(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := ids(u); !slices.Equal(got, []string{"evt_a", "evt_b", "evt_c"}) {
-		t.Errorf("Undelivered = %v, want oldest first", got)
-	}
-	if u[0].Type != "payment.failed" || len(u[0].Body) == 0 {
-		t.Errorf("Undelivered[0] = %+v, want type and body", u[0])
-	}
-	if u, _ := st.Undelivered(ctx, 2); len(u) != 2 {
-		t.Errorf("Undelivered(limit 2) returned %d events", len(u))
-	}
-
-	if err := st.MarkDeliveryFailed(ctx, "evt_a", "temporal unavailable"); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.MarkDelivered(ctx, "evt_b"); err != nil {
-		t.Fatal(err)
-	}
-	u, err = st.Undelivered(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// evt_a failed: it stays undelivered but is not due again until its backoff has passed.
-	if got := ids(u); !slices.Equal(got, []string{"evt_c"}) {
-		t.Errorf("Undelivered after delivering evt_b and failing evt_a = %v, want [evt_c]", got)
-	}
-	if n, _, err := st.Backlog(ctx); err != nil || n != 2 {
-		t.Errorf("Backlog = %d, %v; want 2 (evt_a waiting for its retry, evt_c)", n, err)
-	}
-
-	// Delivering clears the error; delivering again keeps the first delivery time.
-	if err := st.MarkDelivered(ctx, "evt_a"); err != nil {
-		t.Fatal(err)
-	}
-	var first time.Time
-	var deliveryErr *string
-	if err := st.Pool().QueryRow(ctx, "SELECT delivered_at, delivery_error FROM events WHERE event_id = 'evt_a'").Scan(&first, &deliveryErr); err != nil {
-		t.Fatal(err)
-	}
-	if deliveryErr != nil {
-		t.Errorf("delivery_error = %q after delivery, want NULL", *deliveryErr)
-	}
-	if err := st.MarkDelivered(ctx, "evt_a"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := st.RecordEvent(ctx, failedEvent("evt_a", "inv_evt_a", t0, 100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.DeliveredAt == nil || !res.DeliveredAt.Equal(first) {
-		t.Errorf("DeliveredAt = %v, want the first delivery %v", res.DeliveredAt, first)
-	}
-	if err := st.MarkDelivered(ctx, "evt_unknown"); err != nil {
-		t.Errorf("MarkDelivered(unknown) = %v, want no error", err)
-	}
-}
-
-func TestUndeliveredKeepsAnInvoicesEventsInOccurrenceOrder(t *testing.T) {
-	ctx := context.Background()
-	st := testutil.MustStore(t)
-	type ev struct {
-		id, invoice string
-		occurred    time.Duration // after t0
-		received    time.Duration // after t0
-	}
-	// inv_1's retry result was received before the failure it follows; inv_2's event came in between.
-	for _, e := range []ev{
-		{"evt_1_retry", "inv_1", 10 * time.Minute, 11 * time.Minute},
-		{"evt_2_fail", "inv_2", 5 * time.Minute, 12 * time.Minute},
-		{"evt_1_fail", "inv_1", 0, 13 * time.Minute},
-	} {
-		if _, err := st.RecordEvent(ctx, failedEvent(e.id, e.invoice, t0.Add(e.occurred), 100)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Pool().Exec(ctx, "UPDATE events SET received_at = $2 WHERE event_id = $1", e.id, t0.Add(e.received)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	u, err := st.Undelivered(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := ids(u), []string{"evt_1_fail", "evt_1_retry", "evt_2_fail"}; !slices.Equal(got, want) {
-		t.Errorf("Undelivered = %v, want %v (an invoice's events by occurred_at)", got, want)
 	}
 }

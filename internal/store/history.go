@@ -94,31 +94,55 @@ func (s *Store) CustomerHistory(ctx context.Context, customerID string) (History
 	return h, nil
 }
 
-// StartRun records a run (idempotent).
-func (s *Store) StartRun(ctx context.Context, workflowID, invoiceID, customerID string, startedAt time.Time) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO dunning_runs (workflow_id, invoice_id, customer_id, started_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (workflow_id) DO NOTHING`,
-		workflowID, invoiceID, customerID, startedAt)
-	if err != nil {
-		return fmt.Errorf("record run start: %w", err)
-	}
-	return nil
+// StartRun records a run (idempotent). runKey is recoup.RunKey(workflow ID, episode): the
+// run's key in dunning_runs (its workflow_id column), decisions, sends and offers. A run
+// started without the relay (no payment.failed opened it) is added to the invoice's runs.
+func (s *Store) StartRun(ctx context.Context, runKey, invoiceID, customerID string, startedAt time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO dunning_runs (workflow_id, invoice_id, customer_id, started_at)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (workflow_id) DO NOTHING`,
+			runKey, invoiceID, customerID, startedAt); err != nil {
+			return fmt.Errorf("record run start: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO invoice_runs (invoice_id, episode, run_key, status, opened_at)
+			VALUES ($1, $2, $3, 'open', $4) ON CONFLICT DO NOTHING`,
+			invoiceID, episodeOf(runKey), runKey, startedAt); err != nil {
+			return fmt.Errorf("record run start: %w", err)
+		}
+		return nil
+	})
 }
 
-// FinishRun records a run's outcome (idempotent: the first outcome stays).
-func (s *Store) FinishRun(ctx context.Context, workflowID, invoiceID, customerID, outcome, reason string, steps int, endedAt time.Time) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO dunning_runs (workflow_id, invoice_id, customer_id, outcome, reason, steps, started_at, ended_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-		ON CONFLICT (workflow_id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,
-			steps = EXCLUDED.steps, ended_at = EXCLUDED.ended_at
-		WHERE dunning_runs.outcome IS NULL`,
-		workflowID, invoiceID, customerID, outcome, reason, steps, endedAt)
-	if err != nil {
-		return fmt.Errorf("record run outcome: %w", err)
-	}
-	return nil
+// FinishRun records a run's outcome (idempotent: the first outcome stays) and closes the
+// run's episode of the invoice at endedAt: from then on, only a payment failure that occurs
+// after endedAt starts another run for the invoice. runKey is as for StartRun.
+func (s *Store) FinishRun(ctx context.Context, runKey, invoiceID, customerID, outcome, reason string, steps int, endedAt time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockInvoice(ctx, tx, invoiceID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO dunning_runs (workflow_id, invoice_id, customer_id, outcome, reason, steps, started_at, ended_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+			ON CONFLICT (workflow_id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,
+				steps = EXCLUDED.steps, ended_at = EXCLUDED.ended_at
+			WHERE dunning_runs.outcome IS NULL`,
+			runKey, invoiceID, customerID, outcome, reason, steps, endedAt); err != nil {
+			return fmt.Errorf("record run outcome: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO invoice_runs (invoice_id, episode, run_key, status, opened_at, closed_at, close_note)
+			VALUES ($1, $2, $3, 'closed', $4, $4, $5)
+			ON CONFLICT (invoice_id, episode) DO UPDATE SET status = 'closed', closed_at = EXCLUDED.closed_at,
+				close_note = EXCLUDED.close_note
+			WHERE invoice_runs.status = 'open'`,
+			invoiceID, episodeOf(runKey), runKey, endedAt, outcome); err != nil {
+			return fmt.Errorf("close the invoice's run: %w", err)
+		}
+		return nil
+	})
 }
 
 // DecisionRow is a decision as stored.

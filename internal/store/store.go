@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -30,15 +30,24 @@ var ErrEventConflict = errors.New("event id already recorded with a different bo
 
 // Store is the PostgreSQL store. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	maxSkew time.Duration
 }
+
+// DefaultMaxClockSkew is how far in the future (by PostgreSQL's clock) an event's occurred_at
+// or a profile's updated_at may lie before it is clamped, when Options.MaxClockSkew is zero.
+const DefaultMaxClockSkew = 5 * time.Minute
 
 // Options tune Open.
 type Options struct {
 	// Schema, when set, is the search_path of every connection (tests use one per test).
 	Schema string
-	// MaxConns caps the pool (0: pgx default).
+	// MaxConns caps the pool (0: pool_max_conns from the URL, or at least 10).
 	MaxConns int32
+	// MaxClockSkew bounds how far in the future a recorded time may lie (RECOUP_MAX_CLOCK_SKEW;
+	// 0: DefaultMaxClockSkew). Later times are clamped to now + MaxClockSkew, so that one
+	// future-dated event or snapshot cannot outrank every later one for good.
+	MaxClockSkew time.Duration
 }
 
 // Open connects to databaseURL and checks the connection.
@@ -52,6 +61,17 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	} else if !strings.Contains(databaseURL, "pool_max_conns") {
+		// The relay holds one connection per invoice it is delivering (its delivery lock),
+		// so pgx's default of 4 on a small machine would leave the ingress none.
+		cfg.MaxConns = max(cfg.MaxConns, 10)
+	}
+	if opts.MaxClockSkew < 0 {
+		return nil, fmt.Errorf("RECOUP_MAX_CLOCK_SKEW: %v is negative", opts.MaxClockSkew)
+	}
+	skew := opts.MaxClockSkew
+	if skew == 0 {
+		skew = DefaultMaxClockSkew
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -63,7 +83,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL at %s is not reachable: %w", redactURL(cfg.ConnConfig), err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, maxSkew: skew}, nil
 }
 
 func redactURL(c *pgx.ConnConfig) string {
@@ -124,10 +144,20 @@ type Customer struct {
 	EmailConsentSet, SMSConsentSet *bool
 }
 
-// UpsertCustomer inserts or updates a profile unless the stored one is newer (UpdatedAt).
-// It reports whether the stored profile changed.
+// UpsertCustomer inserts or updates a profile unless the stored one is newer (UpdatedAt), as
+// an import does. Consent is kept per channel, newest statement wins: a consent the snapshot
+// states is applied only when it is newer than the one in force (a withdrawal also when it
+// is as new), so an older import cannot re-grant a consent an opt-out withdrew. An UpdatedAt
+// beyond now + the maximum clock skew is clamped. It reports whether the stored profile
+// changed.
 func (s *Store) UpsertCustomer(ctx context.Context, c Customer) (bool, error) {
-	return upsertCustomer(ctx, s.pool, c)
+	var changed bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		changed, err = s.upsertCustomer(ctx, tx, c, ConsentImport, "")
+		return err
+	})
+	return changed, err
 }
 
 // CustomerRowError is UpsertCustomers' error: PostgreSQL refused the profile at Index (0-based).
@@ -147,7 +177,7 @@ func (s *Store) UpsertCustomers(ctx context.Context, cs []Customer) (int, error)
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for i, c := range cs {
-			changed, err := upsertCustomer(ctx, tx, c)
+			changed, err := s.upsertCustomer(ctx, tx, c, ConsentImport, "")
 			if err != nil {
 				return &CustomerRowError{Index: i, CustomerID: c.CustomerID, Err: err}
 			}
@@ -163,16 +193,23 @@ func (s *Store) UpsertCustomers(ctx context.Context, cs []Customer) (int, error)
 	return n, nil
 }
 
-type execer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-func upsertCustomer(ctx context.Context, db execer, c Customer) (bool, error) {
-	tag, err := db.Exec(ctx, `
+func (s *Store) upsertCustomer(ctx context.Context, tx pgx.Tx, c Customer, source, evidence string) (bool, error) {
+	if err := lockCustomer(ctx, tx, c.CustomerID); err != nil {
+		return false, err
+	}
+	var limit time.Time
+	if err := tx.QueryRow(ctx, `SELECT now() + $1::interval`, s.maxSkew).Scan(&limit); err != nil {
+		return false, fmt.Errorf("upsert customer: %w", err)
+	}
+	if c.UpdatedAt.After(limit) {
+		c.UpdatedAt = limit
+	}
+	var inserted bool
+	err := tx.QueryRow(ctx, `
 		INSERT INTO customers (customer_id, name, email, phone, locale, time_zone, plan,
-			lifetime_value_minor, email_consent, sms_consent, customer_since, profile_updated_at)
+			lifetime_value_minor, customer_since, profile_updated_at)
 		VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), COALESCE(NULLIF($5, ''), 'en'), COALESCE(NULLIF($6, ''), 'UTC'),
-			COALESCE(NULLIF($7, ''), 'basic'), $8, COALESCE($9, false), COALESCE($10, false), $11, $12)
+			COALESCE(NULLIF($7, ''), 'basic'), $8, $9, $10)
 		ON CONFLICT (customer_id) DO UPDATE SET
 			name = COALESCE(NULLIF($2, ''), customers.name),
 			email = COALESCE(NULLIF($3, ''), customers.email),
@@ -181,17 +218,40 @@ func upsertCustomer(ctx context.Context, db execer, c Customer) (bool, error) {
 			time_zone = COALESCE(NULLIF($6, ''), customers.time_zone),
 			plan = COALESCE(NULLIF($7, ''), customers.plan),
 			lifetime_value_minor = GREATEST(customers.lifetime_value_minor, EXCLUDED.lifetime_value_minor),
-			email_consent = COALESCE($9, customers.email_consent),
-			sms_consent = COALESCE($10, customers.sms_consent),
 			customer_since = COALESCE(customers.customer_since, EXCLUDED.customer_since),
 			profile_updated_at = EXCLUDED.profile_updated_at
-		WHERE customers.profile_updated_at <= EXCLUDED.profile_updated_at`,
+		WHERE customers.profile_updated_at <= EXCLUDED.profile_updated_at
+		RETURNING xmax = 0`,
 		c.CustomerID, c.Name, c.Email, c.Phone, c.Locale, c.TimeZone, c.Plan,
-		c.LifetimeValueMinor, c.EmailConsentSet, c.SMSConsentSet, nullTime(c.CustomerSince), c.UpdatedAt)
+		c.LifetimeValueMinor, nullTime(c.CustomerSince), c.UpdatedAt).Scan(&inserted)
+	changed := err == nil
+	if errors.Is(err, pgx.ErrNoRows) { // the stored profile is newer
+		err = nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("upsert customer: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	if inserted {
+		// Opt-outs recorded before the customer had a profile.
+		if err := consentFromLedger(ctx, tx, c.CustomerID); err != nil {
+			return false, err
+		}
+	}
+	for _, st := range []struct {
+		channel string
+		set     *bool
+	}{{"email", c.EmailConsentSet}, {"sms", c.SMSConsentSet}} {
+		if st.set == nil {
+			continue
+		}
+		ch, err := applyConsent(ctx, tx, consentStatement{CustomerID: c.CustomerID, Channel: st.channel,
+			Consent: *st.set, At: c.UpdatedAt, Source: source, Evidence: evidence})
+		if err != nil {
+			return false, err
+		}
+		changed = changed || ch
+	}
+	return changed, nil
 }
 
 func nullTime(t time.Time) *time.Time {
