@@ -306,6 +306,7 @@ func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
 
 // end settles the run's final status and records it.
 func (d *dunning) end(ctx workflow.Context) (recoup.DunningResult, error) {
+	d.applyPendingSignals(ctx) // a settle delivered with the final timer decides the outcome
 	if ctx.Err() != nil {
 		d.setStatus(ctx, recoup.StatusCanceled, "workflow canceled through Temporal")
 	}

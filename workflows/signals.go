@@ -41,6 +41,15 @@ func (d *dunning) signalsPending() bool {
 	return false
 }
 
+// applyPendingSignals lets every signal already delivered be applied before the run decides
+// something (its outcome, a send): a timer and a settle that arrive in the same workflow
+// task must not be decided in the timer's favour.
+func (d *dunning) applyPendingSignals(ctx workflow.Context) {
+	if d.signalsPending() {
+		_ = workflow.Await(ctx, func() bool { return !d.signalsPending() })
+	}
+}
+
 // startSignals applies every signal to the run's state for as long as the run lives.
 func (d *dunning) startSignals(ctx workflow.Context) {
 	sel := workflow.NewSelector(ctx)

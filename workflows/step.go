@@ -80,6 +80,7 @@ func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
 	announced := dec.Incentive.Kind == recoup.IncentiveNone || dec.Incentive.Kind == ""
 	what := fmt.Sprintf("send step %d by %s", step, dec.Channel)
 	for {
+		d.applyPendingSignals(ctx)
 		if d.state.Status.Ended() || ctx.Err() != nil {
 			return
 		}
@@ -99,6 +100,10 @@ func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
 		}
 		if win.passed(workflow.Now(ctx)) || d.state.Status != recoup.StatusActive {
 			continue // a pause or a hold outlasted the window
+		}
+		d.applyPendingSignals(ctx)
+		if d.state.Status.Ended() {
+			return
 		}
 		if slices.Contains(d.excluded, dec.Channel) {
 			d.state.Messages = append(d.state.Messages, recoup.MessageRecord{Step: step, Channel: dec.Channel,
