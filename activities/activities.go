@@ -37,6 +37,9 @@ const (
 	// (SendInput.NotBefore/NotAfter) by the worker's clock; nothing was sent and the workflow
 	// waits for the next window.
 	ErrTypeOutsideAllowedHours = "OutsideAllowedHours"
+	// ErrTypeSettled: the invoice was settled (an event recorded since the run started,
+	// whether or not it has reached the run yet); nothing was sent.
+	ErrTypeSettled = "InvoiceSettled"
 )
 
 // LLM is the model client (internal/llm.Client).

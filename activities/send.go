@@ -109,10 +109,16 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		Key: in.IdempotencyKey, WorkflowID: in.WorkflowID, Step: in.Step, Channel: string(ch),
 		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text,
 	})
-	if err != nil {
+	var barred *store.SendBarredError
+	switch {
+	case errors.As(err, &barred) && barred.Settled:
+		log.Info("invoice settled since the run started; not sent", "event_id", barred.EventID)
+		return SendResult{}, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeSettled, nil)
+	case errors.As(err, &barred):
+		return SendResult{}, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeNotReachable, nil)
+	case err != nil:
 		return SendResult{}, err
-	}
-	if !claimed {
+	case !claimed:
 		return a.earlier(log, ch, in, row)
 	}
 

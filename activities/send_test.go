@@ -229,3 +229,26 @@ func TestIncentiveSentenceIsAdded(t *testing.T) {
 		t.Fatalf("email lacks the offer:\n%s", text)
 	}
 }
+
+// A settle that ingress recorded after the run started, and that has not reached the run
+// yet (the relay is behind), stops the send: no provider call, a non-retryable
+// InvoiceSettled error the workflow records as a skipped message.
+func TestSendAfterARecordedSettleIsNotSent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.st.StartRun(ctx, wfID, "inv_1", "cus_1", time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.RecordEvent(ctx, store.Event{EventID: "evt_paid", Type: recoup.EventRecovered, Source: "test",
+		InvoiceID: "inv_1", OccurredAt: time.Now().Add(-48 * time.Hour),
+		Body: []byte(`{"type":"payment.recovered","event_id":"evt_paid","invoice_id":"inv_1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.acts.SendEmail(ctx, sendInput(1, recoup.ChannelEmail))
+	if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeSettled || !nonRetryable {
+		t.Fatalf("error = %v, want non-retryable %s", err, activities.ErrTypeSettled)
+	}
+	if f.sg.requests != 0 {
+		t.Fatalf("SendGrid was called %d times after the invoice was settled", f.sg.requests)
+	}
+}

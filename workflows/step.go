@@ -159,6 +159,10 @@ func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
 			ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
 		if err != nil {
 			rec.Delivery, rec.Error = "failed", err.Error()
+			if appErr != nil && appErr.Type() == activities.ErrTypeSettled {
+				// Billing's settle is recorded and on its way to this run as a signal.
+				rec.Delivery, rec.Error = "skipped", appErr.Message()
+			}
 			if appErr != nil && (appErr.Type() == activities.ErrTypeProviderRejected || appErr.Type() == activities.ErrTypeNotReachable) {
 				d.exclude(dec.Channel) // e.g. an invalid phone number: the next steps use the other channel
 			}

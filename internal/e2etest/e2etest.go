@@ -48,6 +48,9 @@ var SearchAttributeArgs = func() []string {
 type Mailbox struct {
 	mu   sync.Mutex
 	keys map[string]int
+	// Refuse, when set, is asked before a message is accepted: a status other than 0 (e.g.
+	// 503) is answered instead and the message is not counted (the provider did not take it).
+	Refuse func(key string) int
 }
 
 // SendGridKey reads the idempotency key of a /v3/mail/send request (its one
@@ -71,8 +74,19 @@ func (m *Mailbox) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.mu.Lock()
-	m.keys[key]++
+	refuse := m.Refuse
+	status := 0
+	if refuse != nil {
+		status = refuse(key)
+	}
+	if status == 0 {
+		m.keys[key]++
+	}
 	m.mu.Unlock()
+	if status != 0 {
+		http.Error(w, `{"errors":[{"message":"refused by the test"}]}`, status)
+		return
+	}
 	w.Header().Set("X-Message-Id", "sg-"+key)
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -383,4 +397,15 @@ func (h *Harness) FailureSpike(prefix, bin string) int {
 		return err == nil && len(incs) > 0
 	})
 	return n
+}
+
+// Keys returns a copy of the accepted-message counts per idempotency key.
+func (m *Mailbox) Keys() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int, len(m.keys))
+	for k, n := range m.keys {
+		out[k] = n
+	}
+	return out
 }

@@ -79,8 +79,8 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 		if err := lockInvoice(ctx, tx, e.InvoiceID); err != nil {
 			return err
 		}
-		var limit time.Time
-		if err := tx.QueryRow(ctx, `SELECT now() + $1::interval`, s.maxSkew).Scan(&limit); err != nil {
+		var received, limit time.Time
+		if err := tx.QueryRow(ctx, `SELECT t, t + $1::interval FROM (SELECT clock_timestamp() AS t) c`, s.maxSkew).Scan(&received, &limit); err != nil {
 			return fmt.Errorf("read the clock: %w", err)
 		}
 		res.OccurredAt = e.OccurredAt
@@ -96,11 +96,13 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 				return fmt.Errorf("read the invoice's customer: %w", err)
 			}
 		}
+		// received_at is the moment of recording under the invoice's lock (clock_timestamp,
+		// not the transaction's start): ReserveSend orders sends against it.
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, occurred_at_original, body)
-			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8)
+			INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, occurred_at_original, body, received_at)
+			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9)
 			ON CONFLICT (event_id) DO NOTHING`,
-			e.EventID, e.Type, e.Source, e.InvoiceID, customerID, at, nullTime(res.ClampedFrom), e.Body)
+			e.EventID, e.Type, e.Source, e.InvoiceID, customerID, at, nullTime(res.ClampedFrom), e.Body, received)
 		if err != nil {
 			return fmt.Errorf("insert event: %w", err)
 		}

@@ -50,44 +50,119 @@ type SendRow struct {
 // CompleteSend, ReleaseSend or FailSend. Otherwise row holds the earlier outcome and the
 // provider must not be called. A reservation left by an earlier attempt whose outcome is
 // unknown (the worker died mid-call) is turned into SendReconcile here.
+//
+// A fresh reservation is refused with a *SendBarredError when the invoice was settled (a
+// payment.recovered, payment.retry_succeeded or dunning.cancel recorded since the run
+// started, whether or not it has reached the run yet) or the customer withdrew consent to
+// the channel. The check holds the invoice's and the customer's record locks, the same ones
+// that recording such an event takes, so one of the two comes first: an event recorded
+// before the reservation bars it; a reservation made first is a message already on its way.
 func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, claimed bool, err error) {
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, subject, body)
-		VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8)
-		ON CONFLICT (idempotency_key) DO NOTHING`,
-		r.Key, r.WorkflowID, r.Step, r.Channel, r.CustomerID, r.InvoiceID, r.Subject, r.Body)
-	if err != nil {
-		return SendRow{}, false, fmt.Errorf("reserve send: %w", err)
-	}
-	if tag.RowsAffected() == 1 {
-		return SendRow{Key: r.Key, Status: SendReserved, Attempts: 1}, true, nil
-	}
-	row, err = scanSend(s.pool.QueryRow(ctx, `
-		UPDATE sends SET status = 'reserved', attempts = attempts + 1, subject = $2, body = $3, updated_at = now()
-		WHERE idempotency_key = $1 AND status = 'retry'
-		RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key, r.Subject, r.Body))
-	if err == nil {
-		return row, true, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return SendRow{}, false, fmt.Errorf("reclaim send: %w", err)
-	}
-	row, err = scanSend(s.pool.QueryRow(ctx, `
-		UPDATE sends SET status = 'reconcile', error = 'earlier attempt ended with unknown outcome', updated_at = now()
-		WHERE idempotency_key = $1 AND status = 'reserved'
-		RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key))
-	if err == nil {
-		row.Reconciled = true
-		return row, false, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return SendRow{}, false, fmt.Errorf("mark send for reconciliation: %w", err)
-	}
-	row, err = s.GetSend(ctx, r.Key)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		row, claimed = SendRow{}, false
+		// The locks also serialise concurrent attempts at one key: each reads what the
+		// one before it left.
+		if err := lockInvoice(ctx, tx, r.InvoiceID); err != nil {
+			return err
+		}
+		if err := lockCustomer(ctx, tx, r.CustomerID); err != nil {
+			return err
+		}
+		existing, err := scanSend(tx.QueryRow(ctx, `
+			SELECT idempotency_key, status, provider_message_id, attempts, error FROM sends WHERE idempotency_key = $1`, r.Key))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read send: %w", err)
+		case existing.Status == SendReserved:
+			row, err = scanSend(tx.QueryRow(ctx, `
+				UPDATE sends SET status = 'reconcile', error = 'earlier attempt ended with unknown outcome', updated_at = now()
+				WHERE idempotency_key = $1 AND status = 'reserved'
+				RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key))
+			if err != nil {
+				return fmt.Errorf("mark send for reconciliation: %w", err)
+			}
+			row.Reconciled = true
+			return nil
+		case existing.Status != SendRetry:
+			row = existing
+			return nil
+		}
+		if err := sendBarred(ctx, tx, r); err != nil {
+			return err
+		}
+		// created_at / updated_at: the moment of the claim, after the locks (clock_timestamp,
+		// not the transaction's start), so that it orders against the events' received_at.
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, subject, body, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8, clock_timestamp(), clock_timestamp())
+			ON CONFLICT (idempotency_key) DO NOTHING`,
+			r.Key, r.WorkflowID, r.Step, r.Channel, r.CustomerID, r.InvoiceID, r.Subject, r.Body)
+		if err != nil {
+			return fmt.Errorf("reserve send: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			row, claimed = SendRow{Key: r.Key, Status: SendReserved, Attempts: 1}, true
+			return nil
+		}
+		row, err = scanSend(tx.QueryRow(ctx, `
+			UPDATE sends SET status = 'reserved', attempts = attempts + 1, subject = $2, body = $3, updated_at = clock_timestamp()
+			WHERE idempotency_key = $1 AND status = 'retry'
+			RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key, r.Subject, r.Body))
+		if err != nil {
+			return fmt.Errorf("reclaim send: %w", err)
+		}
+		claimed = true
+		return nil
+	})
 	if err != nil {
 		return SendRow{}, false, err
 	}
-	return row, false, nil
+	return row, claimed, nil
+}
+
+// SendBarredError is why a send may not be reserved: the invoice was settled, or the
+// customer withdrew consent to the channel.
+type SendBarredError struct {
+	Settled bool   // true: settled by EventID; false: no consent to the channel
+	EventID string // the settling event, or the opt-out when one is known
+	Reason  string
+}
+
+func (e *SendBarredError) Error() string { return e.Reason }
+
+// sendBarred returns a *SendBarredError when r may not be sent (see ReserveSend). The caller
+// holds the invoice's and the customer's locks.
+func sendBarred(ctx context.Context, tx pgx.Tx, r Reservation) error {
+	var eventID, typ string
+	err := tx.QueryRow(ctx, `
+		SELECT event_id, type FROM events
+		WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
+			AND received_at >= COALESCE(
+				(SELECT created_at FROM invoice_runs WHERE run_key = $2),
+				(SELECT started_at FROM dunning_runs WHERE workflow_id = $2),
+				'infinity')
+		ORDER BY received_at LIMIT 1`, r.InvoiceID, r.WorkflowID).Scan(&eventID, &typ)
+	if err == nil {
+		return &SendBarredError{Settled: true, EventID: eventID,
+			Reason: fmt.Sprintf("the invoice was settled by %s event %s, recorded since this run started; not sent", typ, eventID)}
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("check whether the invoice was settled: %w", err)
+	}
+	cols, ok := consentColumns[r.Channel]
+	if !ok {
+		return fmt.Errorf("reserve send: unknown channel %q", r.Channel)
+	}
+	var consent *bool
+	err = tx.QueryRow(ctx, `SELECT `+cols[0]+` FROM customers WHERE customer_id = $1`, r.CustomerID).Scan(&consent)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("check the customer's consent: %w", err)
+	}
+	if consent != nil && !*consent {
+		return &SendBarredError{Reason: fmt.Sprintf("customer %s has withdrawn consent to %s; not sent", r.CustomerID, r.Channel)}
+	}
+	return nil
 }
 
 func scanSend(r pgx.Row) (SendRow, error) {

@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/testutil"
@@ -258,5 +260,66 @@ func TestLateDefiniteOutcomeSettlesReconcile(t *testing.T) {
 	_, _, _ = st.ReserveSend(ctx, r)
 	if err := st.ReleaseSend(ctx, r.Key, "503"); err == nil {
 		t.Fatal("ReleaseSend reopened a send marked for reconciliation")
+	}
+}
+
+// A settle recorded since the run started bars its next send even before the settle reaches
+// the run (the relay has not signalled it yet); a settle recorded before the run started does
+// not; nor does either change the outcome of a send already made.
+func TestReserveSendRefusedOnceTheInvoiceIsSettled(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
+		t.Fatal(err)
+	}
+	record(t, st, otherEvent("evt_paid_before", "payment.recovered", "inv_1", t0))
+	if err := st.StartRun(ctx, "dunning-inv_1", "inv_1", "cus_1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	first := reservation("dunning-inv_1", 1, "email")
+	if _, claimed := mustReserve(t, st, first); !claimed {
+		t.Fatal("a settle recorded before the run started barred its first send")
+	}
+	if err := st.CompleteSend(ctx, first.Key, store.SendSent, "sg-1"); err != nil {
+		t.Fatal(err)
+	}
+	// Its value date is older than the run: it still settles it (I1).
+	record(t, st, otherEvent("evt_paid", "payment.retry_succeeded", "inv_1", t0.Add(-time.Hour)))
+	_, claimed, err := st.ReserveSend(ctx, reservation("dunning-inv_1", 2, "email"))
+	var barred *store.SendBarredError
+	if !errors.As(err, &barred) || !barred.Settled || barred.EventID != "evt_paid" || claimed {
+		t.Fatalf("ReserveSend after the settle = claimed %v, %v; want a SendBarredError naming evt_paid", claimed, err)
+	}
+	if row, claimed := mustReserve(t, st, first); claimed || row.Status != store.SendSent {
+		t.Errorf("the earlier send's outcome = %+v, claimed %v; want sent, not claimed", row, claimed)
+	}
+	// Another run's settle (another invoice) bars nothing here.
+	if err := st.StartRun(ctx, "dunning-inv_2", "inv_2", "cus_1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, claimed := mustReserve(t, st, reservation("dunning-inv_2", 1, "email")); !claimed {
+		t.Error("inv_1's settle barred inv_2's send")
+	}
+}
+
+// An opt-out recorded after the activity read the profile (consent) but before it reserved
+// the send still bars it: the reservation re-reads consent under the customer's lock.
+func TestReserveSendRefusedAfterAnOptOut(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StartRun(ctx, "dunning-inv_1", "inv_1", "cus_1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	record(t, st, optOut("evt_stop", "inv_1", "cus_1", "sms", time.Now()))
+	_, claimed, err := st.ReserveSend(ctx, reservation("dunning-inv_1", 1, "sms"))
+	var barred *store.SendBarredError
+	if !errors.As(err, &barred) || barred.Settled || claimed {
+		t.Fatalf("ReserveSend by sms after an sms opt-out = claimed %v, %v; want a consent SendBarredError", claimed, err)
+	}
+	if _, claimed := mustReserve(t, st, reservation("dunning-inv_1", 1, "email")); !claimed {
+		t.Error("an sms opt-out barred the email")
 	}
 }
