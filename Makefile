@@ -53,8 +53,10 @@ test: temporal lint
 # The randomized simulation of docs/INVARIANTS.md: SIM_HISTORIES generated histories (default
 # 100,000) against the real DunningWorkflow, every invariant checked after each; prints the
 # rate and the generator's coverage. A violation prints the minimal history and its seed.
+# SIM_SEED replays a run (default: a new seed, printed first).
 simulate:
-	@set -o pipefail; RAPID_CHECKS=$${SIM_HISTORIES:-100000} $(GO) test -count=1 -timeout 180m -run TestSimulatedHistoriesKeepInvariants -v ./workflows \
+	@set -o pipefail; seed=$${SIM_SEED:-$$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}; echo "sim-seed: $$seed (SIM_SEED=$$seed make simulate replays it)"; \
+	RAPID_CHECKS=$${SIM_HISTORIES:-100000} $(GO) test -count=1 -timeout 180m -run TestSimulatedHistoriesKeepInvariants -v ./workflows -args -rapid.seed=$$seed \
 		| grep -E '^sim|I[0-9]+:|rapid|^(ok|FAIL|---)'
 
 demo: temporal build
