@@ -10,9 +10,14 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: all build temporal workflowcheck test lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike chaos clean
+.PHONY: secrets all build temporal workflowcheck test lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike chaos clean
 
 all: build
+
+# The operator's .env for docker compose: .env.example with fresh secrets (never overwrites
+# a value already set).
+secrets:
+	@scripts/secrets.sh
 
 build:
 	$(GO) build -o $(BIN)/ ./worker ./starter

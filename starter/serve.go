@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
+	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
@@ -117,8 +118,8 @@ func cmdServe(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	if len(args) > 0 {
 		return usageError{"serve takes no arguments (set INGRESS_ADDR, WEBHOOK_SECRETS, STRIPE_WEBHOOK_SECRETS)"}
 	}
-	if len(d.cfg.WebhookSecret) == 0 {
-		return usageError{"WEBHOOK_SECRETS: at least one Standard Webhooks secret (whsec_…) is required to accept events over HTTP"}
+	if err := d.cfg.Require(config.RoleServe); err != nil {
+		return usageError{err.Error()}
 	}
 	ln, err := net.Listen("tcp", d.cfg.IngressAddr)
 	if err != nil {
@@ -155,6 +156,9 @@ func cmdConsume(ctx context.Context, d *deps, args []string, stdout io.Writer) e
 	if len(args) > 0 {
 		return usageError{"consume takes no arguments (set KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_GROUP)"}
 	}
+	if err := d.cfg.Require(config.RoleConsume); err != nil {
+		return usageError{err.Error()}
+	}
 	return consume(ctx, d, stdout)
 }
 
@@ -164,8 +168,8 @@ func cmdCodecServer(ctx context.Context, d *deps, args []string, stdout io.Write
 	if len(args) > 0 {
 		return usageError{"codec-server takes no arguments (set RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR, CODEC_CORS_ORIGINS)"}
 	}
-	if d.cfg.Codec == nil {
-		return usageError{"RECOUP_CODEC_KEYS: required by the codec server"}
+	if err := d.cfg.Require(config.RoleCodecServer); err != nil {
+		return usageError{err.Error()}
 	}
 	h, err := codec.Handler(d.cfg.Codec, d.cfg.CodecToken, d.cfg.CodecOrigins)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -24,12 +25,23 @@ func cmdSetup(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	if len(args) > 0 {
 		return usageError{"setup takes no arguments"}
 	}
-	if _, err := d.store(ctx); err != nil { // opening the store applies the migrations
+	// A deployment starts its services together: wait for PostgreSQL and Temporal to answer.
+	if err := untilReady(ctx, stdout, "PostgreSQL", setupWait, func() error {
+		_, err := d.store(ctx) // opening the store applies the migrations
+		return err
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "database migrations applied")
-	tc, err := d.temporal()
-	if err != nil {
+	var tc client.Client
+	if err := untilReady(ctx, stdout, "Temporal", setupWait, func() error {
+		c, err := d.temporal()
+		if err == nil {
+			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+		}
+		tc = c
+		return err
+	}); err != nil {
 		return err
 	}
 	opts, err := d.cfg.TemporalOptions(d.cfg.Logger())
@@ -112,4 +124,27 @@ func cmdProbe(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s answered %s", args[0], resp.Status)
 	}
 	return nil
+}
+
+// setupWait bounds how long setup waits for PostgreSQL and Temporal to answer.
+var setupWait = 3 * time.Minute
+
+// untilReady calls try until it succeeds, printing why it waits, for at most limit.
+func untilReady(ctx context.Context, stdout io.Writer, what string, limit time.Duration, try func() error) error {
+	deadline := time.Now().Add(limit)
+	for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%s did not answer within %s: %w", what, limit, err)
+		}
+		fmt.Fprintf(stdout, "waiting for %s (%v); trying again in %s\n", what, err, wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }

@@ -51,10 +51,16 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string) error {
 	cfg, err := config.FromEnv(getenv)
+	if err == nil {
+		err = cfg.Require(config.RoleWorker)
+	}
 	if err != nil {
 		return err
 	}
 	logger := cfg.Logger()
+	if cfg.Delivery == config.DeliveryLog {
+		logger.Info("RECOUP_DELIVERY=log: no provider is called; every message is rendered, stored in PostgreSQL and logged")
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
 	if err != nil {
 		return err

@@ -18,7 +18,8 @@ const maxRequestBytes = 64 << 20
 // POST .../decode, Payloads as protobuf JSON; see
 // converter.NewPayloadCodecHTTPHandler) for the Temporal Web UI and CLI.
 //
-// Every request except a CORS preflight (OPTIONS) must carry
+// GET /healthz answers "ok" to anyone (the container's health check). Every other request
+// except a CORS preflight (OPTIONS) must carry
 // "Authorization: Bearer <token>"; otherwise it gets 401. The token is
 // compared in constant time.
 //
@@ -77,6 +78,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Access-Control-Allow-Credentials", "true")
 	}
 
+	if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
+		// Liveness for the container's health check: says nothing about keys or payloads.
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
 	if r.Method == http.MethodOptions {
 		if origin != "" && !allowed {
 			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)

@@ -261,3 +261,17 @@ func TestHandlerConfigErrors(t *testing.T) {
 		t.Fatal("nil codec accepted")
 	}
 }
+
+// GET /healthz answers without the token (the container's health check) and reveals
+// nothing; every other GET still needs it.
+func TestHandlerHealthzNeedsNoToken(t *testing.T) {
+	srv := newServer(t, mustParse(t, "k1:"+testKey(1)))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/healthz", nil)
+	if resp := do(t, srv, req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz: status %d, want 200", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/decode", nil)
+	if resp := do(t, srv, req); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /decode without token: status %d, want 401", resp.StatusCode)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	"github.com/jackc/pgx/v5/pgconn"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
@@ -57,6 +58,11 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string // json | text
 
+	// Delivery is RECOUP_DELIVERY: DeliveryLive (the default) sends through the providers
+	// whose credentials are set; DeliveryLog ignores them (sandbox: every message is
+	// rendered, stored and logged, never sent; an ALERT_EMAIL is logged too).
+	Delivery string
+
 	IngressAddr   string   // INGRESS_ADDR, for `starter serve`
 	WebhookSecret []string // WEBHOOK_SECRETS: Standard Webhooks secrets accepted on POST /v1/events
 	StripeSecrets []string // STRIPE_WEBHOOK_SECRETS: Stripe endpoint secrets for POST /v1/stripe
@@ -91,6 +97,12 @@ type Tuning struct {
 	// (WORKER_POLLER_AUTOSCALING=true); WORKER_*_POLLERS are then the maximums.
 	PollerAutoscaling bool
 }
+
+// Delivery modes (RECOUP_DELIVERY).
+const (
+	DeliveryLive = "live"
+	DeliveryLog  = "log"
+)
 
 // LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
 func (c Config) LLMEnabled() bool { return c.LLM.APIKey != "" }
@@ -251,6 +263,19 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat))
 	}
+	switch c.Delivery = get("RECOUP_DELIVERY", DeliveryLive); c.Delivery {
+	case DeliveryLive:
+	case DeliveryLog:
+		// Sandbox: no provider is called, whatever credentials the environment holds.
+		c.SendGrid.APIKey, c.Twilio.AccountSID, c.Twilio.AuthToken = "", "", ""
+	default:
+		errs = append(errs, fmt.Errorf("RECOUP_DELIVERY: %q is not live or log", c.Delivery))
+	}
+	if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+		// A password with characters that a URL reserves (/, @, :, …) must be
+		// percent-encoded; compose passes it as PGPASSWORD instead.
+		errs = append(errs, fmt.Errorf("DATABASE_URL: %w", err))
+	}
 	if c.SMSEnabled() {
 		if c.Twilio.AuthToken == "" {
 			errs = append(errs, errors.New("TWILIO_AUTH_TOKEN: required when TWILIO_ACCOUNT_SID is set"))
@@ -269,8 +294,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.AlertEmail != "" {
 		if a, err := mail.ParseAddress(c.AlertEmail); err != nil || a.Address != c.AlertEmail {
 			errs = append(errs, errors.New("ALERT_EMAIL: must be a bare email address, e.g. oncall@shop.example"))
-		} else if !c.EmailEnabled() {
-			errs = append(errs, errors.New("ALERT_EMAIL: needs SENDGRID_API_KEY to send through"))
+		} else if !c.EmailEnabled() && c.Delivery != DeliveryLog {
+			errs = append(errs, errors.New("ALERT_EMAIL: needs SENDGRID_API_KEY to send through (or RECOUP_DELIVERY=log, which logs it)"))
 		}
 	}
 	return c, errors.Join(errs...)
@@ -414,4 +439,44 @@ func (c Config) DialTemporal(logger *slog.Logger, adjust ...func(*client.Options
 		return nil, fmt.Errorf("connect to Temporal at %s (TEMPORAL_ADDRESS): %w", addr, err)
 	}
 	return tc, nil
+}
+
+// Role is what a process does with the configuration; each has requirements of its own
+// beyond FromEnv's (see Require).
+type Role string
+
+// The roles of the binaries: the worker, and the starter's long-running commands and jobs.
+const (
+	RoleWorker      Role = "worker"
+	RoleServe       Role = "serve"
+	RoleConsume     Role = "consume"
+	RoleCodecServer Role = "codec-server"
+	RoleSetup       Role = "setup"
+)
+
+// Require reports what the role needs that the configuration lacks. The binaries call it
+// at start-up, and the deployment test calls it with the environment compose gives each
+// service.
+func (c Config) Require(role Role) error {
+	switch role {
+	case RoleServe:
+		if len(c.WebhookSecret) == 0 {
+			return errors.New("WEBHOOK_SECRETS: at least one Standard Webhooks secret (whsec_…) is required to accept events over HTTP")
+		}
+	case RoleConsume:
+		if len(c.KafkaBrokers) == 0 {
+			return errors.New("KAFKA_BROKERS: required by `starter consume` (host:port, comma-separated)")
+		}
+	case RoleCodecServer:
+		if c.Codec == nil {
+			return errors.New("RECOUP_CODEC_KEYS: required by the codec server")
+		}
+		if c.CodecToken == "" {
+			return errors.New("CODEC_AUTH_TOKEN: required by the codec server (generate one with: openssl rand -hex 32)")
+		}
+	case RoleWorker, RoleSetup:
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	return nil
 }

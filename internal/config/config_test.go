@@ -241,3 +241,26 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		t.Fatalf("error = %v, want every variable named", err)
 	}
 }
+
+// RECOUP_DELIVERY=log calls no provider whatever credentials are set (an ALERT_EMAIL is then
+// logged, not refused); a value other than live or log is refused naming the variable.
+func TestDeliveryModeLogIgnoresProviderCredentials(t *testing.T) {
+	creds := map[string]string{"SENDGRID_API_KEY": "SG.Xk2mP9qR7vT4wY6zA1bC3d.E5fG8hJ0kL2nM4pQ6sU8wX0zB2dF4hK6mN8qS0u",
+		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e",
+		"TWILIO_FROM": "+14155550100", "ALERT_EMAIL": "oncall@shop.example", "RECOUP_DELIVERY": "log"}
+	c, err := config.FromEnv(env(creds))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if c.EmailEnabled() || c.SMSEnabled() || c.Delivery != config.DeliveryLog {
+		t.Errorf("RECOUP_DELIVERY=log: email %v, sms %v, delivery %q; want no provider", c.EmailEnabled(), c.SMSEnabled(), c.Delivery)
+	}
+	creds["RECOUP_DELIVERY"] = "live"
+	if c, err = config.FromEnv(env(creds)); err != nil || !c.EmailEnabled() || !c.SMSEnabled() {
+		t.Errorf("RECOUP_DELIVERY=live: email %v, sms %v, %v; want both providers", c.EmailEnabled(), c.SMSEnabled(), err)
+	}
+	creds["RECOUP_DELIVERY"] = "sandbox"
+	if _, err := config.FromEnv(env(creds)); err == nil || !strings.Contains(err.Error(), "RECOUP_DELIVERY") {
+		t.Errorf("RECOUP_DELIVERY=sandbox: %v; want an error naming RECOUP_DELIVERY", err)
+	}
+}
