@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
 )
 
 // TestEveryVariableDocumented finds every environment variable the binaries read and

@@ -15,9 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
-	"github.com/jackc/pgx/v5/pgconn"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
