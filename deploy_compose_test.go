@@ -251,6 +251,12 @@ func TestComposeStartOrder(t *testing.T) {
 			t.Errorf("long-running service %s has no health check", name)
 		}
 	}
+	pinned := regexp.MustCompile(`^[a-z0-9./_-]+:[0-9][A-Za-z0-9._-]*$`)
+	for name, s := range p.Services {
+		if !strings.HasPrefix(s.Image, "recoup:") && !pinned.MatchString(s.Image) {
+			t.Errorf("service %s: image %q is not pinned to a version tag", name, s.Image)
+		}
+	}
 	var builders []string
 	for _, s := range recoupServices(p) {
 		if s.Build != nil {
