@@ -128,7 +128,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 	switch {
 	case ch == recoup.ChannelEmail && a.Email != nil:
 		providerID, err = a.Email.Send(ctx, email.Message{
-			To: c.Email, ToName: c.Name, Subject: msg.subject, Text: msg.text, HTML: msg.html,
+			To: c.Email, ToName: templates.DisplayName(c.Name), Subject: msg.subject, Text: msg.text, HTML: msg.html,
 			IdempotencyKey: in.IdempotencyKey, Categories: []string{"dunning"},
 		})
 	case ch == recoup.ChannelSMS && a.SMS != nil:

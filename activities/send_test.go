@@ -252,3 +252,19 @@ func TestSendAfterARecordedSettleIsNotSent(t *testing.T) {
 		t.Fatalf("SendGrid was called %d times after the invoice was settled", f.sg.requests)
 	}
 }
+
+// The recipient's display name is the customer's name only when it is a plain personal
+// name: a name that is a link is not shown next to the company's sender.
+func TestEmailDisplayNameIsNeverALink(t *testing.T) {
+	f := newFixture(t)
+	yes := true
+	f.customer(t, store.Customer{CustomerID: "cus_1", Name: "www.pay-here.example", Email: "ada@example.com",
+		Locale: "en-US", TimeZone: "America/New_York", EmailConsentSet: &yes, UpdatedAt: time.Now().Add(time.Minute)})
+	if _, err := f.acts.SendEmail(context.Background(), sendInput(1, recoup.ChannelEmail)); err != nil {
+		t.Fatal(err)
+	}
+	to := f.sg.last["personalizations"].([]any)[0].(map[string]any)["to"].([]any)[0].(map[string]any)
+	if name, ok := to["name"]; ok && name != "" {
+		t.Errorf("recipient display name = %q, want none for a name that is a link", name)
+	}
+}

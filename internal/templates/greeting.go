@@ -19,6 +19,17 @@ const MaxGreetingName = 40
 // word mixing alphabets, and nothing that reads as a link, domain, email or street address.
 // A company-signed email must not print "Hi www.pay-here.example," to its customer.
 func GreetingName(name string) string {
+	if name = DisplayName(name); name == "" {
+		return ""
+	}
+	return strings.Fields(name)[0]
+}
+
+// DisplayName returns the customer's whole name, normalised, when it is a plain personal
+// name (as GreetingName judges it), or "": the recipient's display name of an email is
+// shown by the customer's mail client next to the company's sender, so it must not carry a
+// link or an address either.
+func DisplayName(name string) string {
 	name = strings.Join(strings.Fields(norm.NFKC.String(policy.Sanitize(name))), " ")
 	if name == "" || utf8.RuneCountInString(name) > MaxGreetingName {
 		return ""
@@ -36,9 +47,8 @@ func GreetingName(name string) string {
 	if letters == 0 || policy.ContactLike(name) != "" || policy.MixesAlphabets(name) {
 		return ""
 	}
-	first := strings.Fields(name)[0]
-	if !strings.ContainsFunc(first, unicode.IsLetter) {
+	if !strings.ContainsFunc(strings.Fields(name)[0], unicode.IsLetter) {
 		return ""
 	}
-	return first
+	return name
 }

@@ -45,6 +45,13 @@ func TestGreetingNameOnlyForPlainPersonalNames(t *testing.T) {
 		if got := templates.GreetingName(tc.name); got != tc.want {
 			t.Errorf("GreetingName(%q) = %q, want %q", tc.name, got, tc.want)
 		}
+		// The email's recipient display name follows the same rule, whole.
+		if got := templates.DisplayName(tc.name); (got == "") != (tc.want == "") || (got != "" && !strings.HasPrefix(got, tc.want)) {
+			t.Errorf("DisplayName(%q) = %q; want a name starting %q, or none", tc.name, got, tc.want)
+		}
+	}
+	if got := templates.DisplayName("  Ada   Lovelace "); got != "Ada Lovelace" {
+		t.Errorf("DisplayName = %q, want the whole name normalised", got)
 	}
 }
 
