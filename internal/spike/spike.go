@@ -49,6 +49,9 @@ type Record struct {
 	Country      string    `json:"country,omitempty"` // issuer country, ISO 3166-1 alpha-2
 	Code         string    `json:"code,omitempty"`    // failure code
 	AmountBucket string    `json:"amount,omitempty"`  // AmountBucket of the amount due
+	// Succeeded marks a successful payment attempt (payment.succeeded): payment volume, not
+	// a failure. Cohorts with volume are judged on their failure rate (see Config.Normalize).
+	Succeeded bool `json:"ok,omitempty"`
 }
 
 // Value is the record's value in a dimension ("" when it has none).
@@ -106,6 +109,89 @@ type Config struct {
 	MaxHold time.Duration `yaml:"max_hold" json:"max_hold"`
 	// MaxCohorts bounds memory: the least recently seen cohorts are forgotten beyond it.
 	MaxCohorts int `yaml:"max_cohorts" json:"max_cohorts"`
+	// DominantShare: a cohort that usually carries at least this share of all failures (the
+	// only gateway of a single-gateway merchant) cannot be judged by its share, the rest of
+	// the traffic being too small to compare with: without payment volume it is not flagged.
+	DominantShare float64 `yaml:"dominant_share" json:"dominant_share"`
+	// PlannedRuns are the billing runs operators declare (renewals on the 1st, a weekly
+	// batch): while one is in progress, no cohort is flagged on its failure count alone.
+	PlannedRuns []PlannedRun `yaml:"planned_runs" json:"planned_runs,omitempty"`
+	// Normalize judges each cohort against the rest of the traffic instead of its own count
+	// alone: by its failure rate where payment volume is reported, otherwise by its share
+	// of all failures, so that a traffic-wide rise (renewal day) is not an outage. Set by
+	// the detector workflow (a versioned change), not by the policy.
+	Normalize bool `yaml:"-" json:"normalize,omitempty"`
+}
+
+// PlannedRun is a recurring billing run: on the given days of the month (1–31) or weekdays
+// (sunday … saturday), from Start (HH:MM in TimeZone, default UTC) for Duration.
+type PlannedRun struct {
+	DaysOfMonth []int         `yaml:"days_of_month" json:"days_of_month,omitempty"`
+	Weekdays    []string      `yaml:"weekdays" json:"weekdays,omitempty"`
+	Start       string        `yaml:"start" json:"start"`
+	Duration    time.Duration `yaml:"duration" json:"duration"`
+	TimeZone    string        `yaml:"time_zone" json:"time_zone,omitempty"`
+}
+
+var weekdays = []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"}
+
+// check says what is wrong with the run (i is its index under planned_runs).
+func (p PlannedRun) check(i int) []error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("spike.planned_runs[%d].%s", i, fmt.Sprintf(format, a...)))
+	}
+	if len(p.DaysOfMonth) == 0 && len(p.Weekdays) == 0 {
+		bad("days_of_month / weekdays: give at least one day")
+	}
+	for _, d := range p.DaysOfMonth {
+		if d < 1 || d > 31 {
+			bad("days_of_month: %d is not a day of the month (1–31)", d)
+		}
+	}
+	for _, w := range p.Weekdays {
+		if !slices.Contains(weekdays, strings.ToLower(w)) {
+			bad("weekdays: %q is not one of %s", w, strings.Join(weekdays, ", "))
+		}
+	}
+	if _, err := time.Parse("15:04", p.Start); err != nil {
+		bad("start: %q is not a time of day like 00:00", p.Start)
+	}
+	if p.Duration <= 0 || p.Duration > 24*time.Hour {
+		bad("duration: %s must be more than 0 and at most 24h", p.Duration)
+	}
+	if _, err := time.LoadLocation(p.TimeZone); err != nil {
+		bad("time_zone: %q is not an IANA time zone", p.TimeZone)
+	}
+	return errs
+}
+
+// covers reports whether the run is in progress at t (a run that starts on a listed day and
+// lasts past midnight covers the next day's first hours too).
+func (p PlannedRun) covers(t time.Time) bool {
+	loc, err := time.LoadLocation(p.TimeZone)
+	start, perr := time.Parse("15:04", p.Start)
+	if err != nil || perr != nil {
+		return false
+	}
+	t = t.In(loc)
+	for back := 0; back <= 1; back++ {
+		day := t.AddDate(0, 0, -back)
+		from := time.Date(day.Year(), day.Month(), day.Day(), start.Hour(), start.Minute(), 0, 0, loc)
+		if t.Before(from) || !t.Before(from.Add(p.Duration)) {
+			continue
+		}
+		if slices.Contains(p.DaysOfMonth, day.Day()) ||
+			slices.ContainsFunc(p.Weekdays, func(w string) bool { return strings.EqualFold(w, weekdays[day.Weekday()]) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// planned reports whether a declared billing run is in progress at t.
+func (c Config) planned(t time.Time) bool {
+	return slices.ContainsFunc(c.PlannedRuns, func(p PlannedRun) bool { return p.covers(t) })
 }
 
 // LiveWithin is how recently the detector must have evaluated an incident for the incident
@@ -132,6 +218,7 @@ func DefaultConfig() Config {
 		ClearAfter:       10 * time.Minute,
 		MaxHold:          24 * time.Hour,
 		MaxCohorts:       5000,
+		DominantShare:    0.8,
 	}
 }
 
@@ -170,6 +257,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxCohorts == 0 {
 		c.MaxCohorts = d.MaxCohorts
+	}
+	if c.DominantShare == 0 {
+		c.DominantShare = d.DominantShare
 	}
 	return c
 }
@@ -222,6 +312,12 @@ func (c Config) Validate() error {
 	if c.MaxCohorts < 10 || c.MaxCohorts > 100000 {
 		bad("max_cohorts: %d must be between 10 and 100000", c.MaxCohorts)
 	}
+	if c.DominantShare <= 0 || c.DominantShare > 1 {
+		bad("dominant_share: %g must be more than 0 and at most 1", c.DominantShare)
+	}
+	for i, p := range c.PlannedRuns {
+		errs = append(errs, p.check(i)...)
+	}
 	return errors.Join(errs...)
 }
 
@@ -250,10 +346,20 @@ type Evidence struct {
 	Ratio    float64       `json:"ratio"`
 	PValue   float64       `json:"p_value"`
 	Z        float64       `json:"z"`
+	// Basis is what Expected was judged on (with Config.Normalize): "rate" (the cohort's
+	// usual failure rate times its attempts now), "share" (its usual share of all failures
+	// times the rest of the traffic's rise), "count" (its usual count; the rest of the
+	// traffic too small to compare with), "dominant" (a cohort with nearly all failures and
+	// no volume: not judged). Empty: counts, as before Normalize.
+	Basis string `json:"basis,omitempty"`
 }
 
 func (e Evidence) String() string {
-	return fmt.Sprintf("%d failures in %s, expected %.1f (%.0fx, p=%.1e)", e.Observed, e.Window, e.Expected, e.Ratio, e.PValue)
+	s := fmt.Sprintf("%d failures in %s, expected %.1f (%.0fx, p=%.1e)", e.Observed, e.Window, e.Expected, e.Ratio, e.PValue)
+	if e.Basis != "" {
+		s += " by " + e.Basis
+	}
+	return s
 }
 
 // Incident is one flagged cohort.
@@ -294,6 +400,13 @@ type cohort struct {
 	// Floor is the least count per bucket to expect while the cohort's incident, recovered
 	// from a lost detector (whose baseline was lost with it), is active.
 	Floor float64 `json:"f,omitempty"`
+	// Attempts counts payment attempts per bucket (failures and successes), newest last,
+	// and AMean is its EWMA: the cohort's payment volume (Config.Normalize).
+	Attempts []int   `json:"a,omitempty"`
+	AMean    float64 `json:"am,omitempty"`
+	// Share is the EWMA of the cohort's share of all failures per bucket, learned only while
+	// no incident is active (Config.Normalize).
+	Share float64 `json:"sh,omitempty"`
 }
 
 // State is the detector's whole state.
@@ -310,6 +423,23 @@ type State struct {
 	// records not counted again because their event id was seen.
 	Seen       seenWindow `json:"seen,omitzero"`
 	Duplicates int        `json:"duplicates,omitempty"`
+	// Total is every record's failures and attempts, as one cohort (Config.Normalize);
+	// VolumeAt is the time of the newest success record (payment volume reported).
+	Total    *cohort   `json:"total,omitempty"`
+	VolumeAt time.Time `json:"volume_at,omitzero"`
+}
+
+// Mode says how the detector judges cohorts now: "counts" (each cohort against its own
+// usual count), "rates" (payment volume is reported: failure rates) or "shares" (no volume:
+// each cohort's share of all failures; a cohort with nearly all of them is not judged).
+func (d *Detector) Mode(now time.Time) string {
+	switch {
+	case !d.S.Config.Normalize:
+		return "counts"
+	case !d.S.VolumeAt.IsZero() && now.Sub(d.S.VolumeAt) < d.S.Config.LongWindow:
+		return "rates"
+	}
+	return "shares"
 }
 
 // Event is something the caller must act on (alert, record, release holds).
@@ -332,6 +462,15 @@ func New(s *State, cfg Config) *Detector {
 	n := int(cfg.LongWindow / cfg.ShortWindow)
 	for _, c := range s.Cohorts {
 		c.Counts = resize(c.Counts, n)
+		if c.Attempts != nil || cfg.Normalize {
+			c.Attempts = resize(c.Attempts, n)
+		}
+	}
+	if cfg.Normalize {
+		if s.Total == nil {
+			s.Total = &cohort{Key: "*"}
+		}
+		s.Total.Counts, s.Total.Attempts = resize(s.Total.Counts, n), resize(s.Total.Attempts, n)
 	}
 	halfLife := float64(cfg.BaselineHalfLife) / float64(cfg.ShortWindow)
 	return &Detector{S: s, alpha: 1 - math.Exp(-math.Ln2/halfLife), n: n}
@@ -356,6 +495,9 @@ func (d *Detector) cohort(key string, create bool) *cohort {
 		return nil
 	}
 	c := &cohort{Key: key, Counts: make([]int, d.n)}
+	if d.S.Config.Normalize {
+		c.Attempts = make([]int, d.n)
+	}
 	d.S.Cohorts = slices.Insert(d.S.Cohorts, i, c)
 	return c
 }
@@ -387,26 +529,67 @@ func (d *Detector) Advance(now time.Time) []Event {
 // decayIdle applies k empty buckets to every baseline at once.
 func (d *Detector) decayIdle(k int) {
 	f := math.Pow(1-d.alpha, float64(k))
-	for _, c := range d.S.Cohorts {
+	for _, c := range d.cohortsAndTotal() {
 		c.Mean *= f
 		c.Var *= f
+		c.AMean *= f
 		clear(c.Counts)
+		clear(c.Attempts)
 	}
 	d.S.Buckets += k
 }
 
+// cohortsAndTotal is every cohort, and the total when there is one.
+func (d *Detector) cohortsAndTotal() []*cohort {
+	if d.S.Total == nil {
+		return d.S.Cohorts
+	}
+	return append(slices.Clip(d.S.Cohorts), d.S.Total)
+}
+
+// learn moves c's baselines by the bucket that just closed.
+func (d *Detector) learn(c *cohort) {
+	x := float64(c.Counts[d.n-1])
+	diff := x - c.Mean
+	c.Mean += d.alpha * diff
+	c.Var = (1 - d.alpha) * (c.Var + d.alpha*diff*diff)
+	if c.Attempts != nil {
+		c.AMean += d.alpha * (float64(c.Attempts[d.n-1]) - c.AMean)
+	}
+}
+
+// shift starts a new bucket for c.
+func (d *Detector) shift(c *cohort) {
+	copy(c.Counts, c.Counts[1:])
+	c.Counts[d.n-1] = 0
+	if c.Attempts != nil {
+		copy(c.Attempts, c.Attempts[1:])
+		c.Attempts[d.n-1] = 0
+	}
+}
+
 func (d *Detector) closeBucket() []Event {
 	var out []Event
+	if t := d.S.Total; t != nil {
+		d.learn(t)
+		defer d.shift(t)
+		if n := t.Counts[d.n-1]; n > 0 && !slices.ContainsFunc(d.S.Incidents, func(in Incident) bool { return Active(in.Status) }) {
+			for _, c := range d.S.Cohorts {
+				c.Share += d.alpha * (float64(c.Counts[d.n-1])/float64(n) - c.Share)
+			}
+		}
+	}
 	for _, c := range d.S.Cohorts {
 		x := float64(c.Counts[d.n-1])
 		inc := d.activeIncident(c.Key)
 		if inc == nil {
 			// Learn only from buckets that are not part of an incident.
-			diff := x - c.Mean
-			c.Mean += d.alpha * diff
-			c.Var = (1 - d.alpha) * (c.Var + d.alpha*diff*diff)
+			d.learn(c)
 		} else {
 			exp := d.expected(c, 1)
+			if d.S.Config.Normalize {
+				exp = d.evidence(c, 1).Expected
+			}
 			if tail(int(x), exp) >= 0.01 || x <= exp {
 				if inc.NormalFrom.IsZero() {
 					inc.NormalFrom = d.S.Bucket
@@ -430,8 +613,7 @@ func (d *Detector) closeBucket() []Event {
 				}
 			}
 		}
-		copy(c.Counts, c.Counts[1:])
-		c.Counts[d.n-1] = 0
+		d.shift(c)
 	}
 	d.S.Buckets++
 	d.S.Bucket = d.S.Bucket.Add(d.S.Config.ShortWindow)
@@ -504,23 +686,75 @@ func (d *Detector) expected(c *cohort, buckets int) float64 {
 	return max(mean, d.S.Config.FloorPerMinute*d.S.Config.ShortWindow.Minutes(), c.Floor) * float64(buckets)
 }
 
-func (d *Detector) evidence(c *cohort, buckets int) Evidence {
-	obs := 0
-	for _, x := range c.Counts[d.n-buckets:] {
-		obs += x
+// sum adds the last buckets entries of xs.
+func sum(xs []int, buckets int) int {
+	n := 0
+	for _, x := range xs[len(xs)-buckets:] {
+		n += x
 	}
-	exp := d.expected(c, buckets)
-	variance := c.Var
-	if d.S.Buckets > 0 {
-		variance /= 1 - math.Pow(1-d.alpha, float64(d.S.Buckets))
-	}
-	sd := math.Sqrt(max(variance, exp/float64(buckets)) * float64(buckets))
-	return Evidence{Window: time.Duration(buckets) * d.S.Config.ShortWindow, Observed: obs, Expected: exp,
-		Ratio: float64(obs) / exp, PValue: tail(obs, exp), Z: (float64(obs) - exp) / sd}
+	return n
 }
 
-func (d *Detector) anomalous(e Evidence) bool {
+// corrected is an EWMA without its start-up bias.
+func (d *Detector) corrected(mean float64) float64 {
+	if d.S.Buckets > 0 {
+		mean /= 1 - math.Pow(1-d.alpha, float64(d.S.Buckets))
+	}
+	return mean
+}
+
+func (d *Detector) evidence(c *cohort, buckets int) Evidence {
+	obs := sum(c.Counts, buckets)
+	exp := d.expected(c, buckets)
+	variance := d.corrected(c.Var)
+	scale, basis := 1.0, ""
+	if d.S.Config.Normalize && c != d.S.Total {
+		exp, scale, basis = d.normalized(c, buckets, exp)
+	}
+	sd := math.Sqrt(max(variance*scale*scale, exp/float64(buckets)) * float64(buckets))
+	return Evidence{Window: time.Duration(buckets) * d.S.Config.ShortWindow, Observed: obs, Expected: exp,
+		Ratio: float64(obs) / exp, PValue: tail(obs, exp), Z: (float64(obs) - exp) / sd, Basis: basis}
+}
+
+// normalized is the count c is expected to have over the last buckets when the rest of the
+// traffic is taken into account (Config.Normalize), the factor by which that scaled its
+// usual count, and the basis:
+//   - rate: c has payment volume (attempts in the window, successes reported): its usual
+//     failure rate times its attempts now. A renewal burst raises attempts and failures
+//     alike; an outage raises failures alone.
+//   - share: no volume, c is a minority of the failures: its usual count times the rise of
+//     the rest of the traffic (never less than usual), so every cohort rising together is
+//     not anomalous and one rising out of proportion is.
+//   - dominant: c usually carries nearly all failures and has no volume: its share cannot
+//     tell an outage from a busy day, so it is not judged (Expected is +Inf).
+//   - count: the rest of the traffic is too small to compare with: its usual count.
+func (d *Detector) normalized(c *cohort, buckets int, usual float64) (float64, float64, string) {
 	cfg := d.S.Config
+	floor := usual / float64(buckets) // the floored count per bucket
+	if attempts := sum(c.Attempts, buckets); attempts >= cfg.MinCount && c.AMean > 0 && d.Mode(d.S.Bucket) == "rates" {
+		rate := min(1, c.Mean/c.AMean)
+		exp := max(rate*float64(attempts), floor*float64(buckets))
+		return exp, exp / usual, "rate"
+	}
+	if d.corrected(c.Share) >= cfg.DominantShare {
+		return math.Inf(1), 1, "dominant"
+	}
+	t := d.S.Total
+	rest := max(0, d.corrected(t.Mean)-d.corrected(c.Mean)) // the rest's usual count per bucket
+	if rest*float64(d.n) < float64(cfg.MinCount) {
+		return usual, 1, "count" // too little other traffic to compare with
+	}
+	restObs := float64(sum(t.Counts, buckets) - sum(c.Counts, buckets))
+	// +1 on both sides: a window with little traffic does not swing the factor.
+	scale := max(1, (restObs+1)/(rest*float64(buckets)+1))
+	return usual * scale, scale, "share"
+}
+
+func (d *Detector) anomalous(e Evidence, at time.Time) bool {
+	cfg := d.S.Config
+	if (e.Basis == "" || e.Basis == "count") && cfg.planned(at) {
+		return false // a declared billing run: counts alone say nothing
+	}
 	return e.Observed >= cfg.MinCount && e.Ratio >= cfg.MinRatio && e.Z >= cfg.MinZ && e.PValue < cfg.PValue
 }
 
@@ -537,6 +771,9 @@ func (d *Detector) Observe(r Record) []Event {
 		d.S.Late++
 		return out
 	}
+	if r.Succeeded && !cfg.Normalize {
+		return out // payment volume is used only by the normalised model
+	}
 	if r.EventID != "" {
 		if !d.S.Seen.add(r.EventID, b) {
 			d.S.Duplicates++
@@ -548,6 +785,20 @@ func (d *Detector) Observe(r Record) []Event {
 		if v := r.Value(dim); v != "" {
 			keys = append(keys, Cohort(dim, v))
 		}
+	}
+	if cfg.Normalize {
+		t := d.S.Total
+		t.Attempts[d.n-1-age]++
+		for _, k := range keys {
+			d.cohort(k, true).Attempts[d.n-1-age]++
+		}
+		if r.Succeeded {
+			if r.At.After(d.S.VolumeAt) {
+				d.S.VolumeAt = r.At
+			}
+			return out
+		}
+		t.Counts[d.n-1-age]++
 	}
 	var matched []*Incident
 	for _, k := range keys {
@@ -578,7 +829,7 @@ func (d *Detector) Observe(r Record) []Event {
 			continue
 		}
 		for _, w := range []int{1, 2, d.n} { // the current bucket, the last two (a sliding short window), the long window
-			if ev := d.evidence(c, w); d.anomalous(ev) && (best == nil || ev.Ratio > bestEv.Ratio) {
+			if ev := d.evidence(c, w); d.anomalous(ev, r.At) && (best == nil || ev.Ratio > bestEv.Ratio) {
 				best, bestEv = c, ev
 			}
 		}

@@ -21,6 +21,13 @@ type stream struct {
 	rng       *rand.Rand
 	perMinute float64 // mean background failures per minute
 	spikes    []injected
+	// burst, when set, multiplies the background (failures and successes) at t: a renewal
+	// day, a weekly cycle.
+	burst func(t time.Time) float64
+	// volume is the successful payments per background failure (0: no volume reported).
+	volume float64
+	// gen, when set, replaces background (e.g. a single-gateway merchant).
+	gen func(r *rand.Rand, at time.Time) Record
 }
 
 type injected struct {
@@ -95,13 +102,23 @@ func poisson(r *rand.Rand, lambda float64) int {
 func (s *stream) minute(t time.Time, drift float64) []Record {
 	day := 2 * math.Pi * float64(t.Hour()*60+t.Minute()) / 1440
 	rate := s.perMinute * drift * (1 + 0.5*math.Sin(day))
+	if s.burst != nil {
+		rate *= s.burst(t)
+	}
 	var out []Record
 	add := func(n int, gen func(*rand.Rand, time.Time) Record) {
 		for range n {
 			out = append(out, gen(s.rng, t.Add(time.Duration(s.rng.Int64N(int64(time.Minute))))))
 		}
 	}
-	add(poisson(s.rng, rate), background)
+	gen := background
+	if s.gen != nil {
+		gen = s.gen
+	}
+	add(poisson(s.rng, rate), gen)
+	if s.volume > 0 {
+		add(poisson(s.rng, rate*s.volume), func(r *rand.Rand, at time.Time) Record { rec := gen(r, at); rec.Succeeded, rec.Code = true, ""; return rec })
+	}
 	for _, sp := range s.spikes {
 		if !t.Before(sp.from) && t.Before(sp.to) {
 			add(poisson(s.rng, sp.perMinute), func(r *rand.Rand, at time.Time) Record { rec := sp.rec(r); rec.At = at; return rec })
@@ -162,7 +179,7 @@ func TestBINSpikeIsFlaggedWithinTwoMinutes(t *testing.T) {
 				return rec
 			},
 		}}}
-		events, det := s.run(t, t0, 8*time.Hour, DefaultConfig())
+		events, det := s.run(t, t0, 8*time.Hour, normalized())
 		inc := opened(events)
 		if len(inc) != 1 {
 			t.Fatalf("seed %d: %d incidents opened, want exactly 1: %+v", seed, len(inc), inc)
@@ -201,7 +218,7 @@ func TestGatewayOutageIsOneIncident(t *testing.T) {
 			from: spikeAt, to: spikeAt.Add(20 * time.Minute), perMinute: 40,
 			rec: func(r *rand.Rand) Record { rec := background(r, time.Time{}); rec.Gateway = "braintree"; return rec },
 		}}}
-		events, _ := s.run(t, t0, 5*time.Hour, DefaultConfig())
+		events, _ := s.run(t, t0, 5*time.Hour, normalized())
 		inc := opened(events)
 		if len(inc) != 1 || inc[0].Cohort != "gateway=braintree" {
 			t.Fatalf("seed %d: incidents %v, want exactly one, gateway=braintree", seed, cohorts(inc))
@@ -234,7 +251,7 @@ func TestNoIncidentOnSteadyTraffic(t *testing.T) {
 	for seed := range n {
 		for _, rate := range []float64{5, 30, 120} {
 			s := &stream{rng: rand.New(rand.NewPCG(uint64(seed), uint64(rate))), perMinute: rate}
-			events, det := s.run(t, t0, 24*time.Hour, DefaultConfig())
+			events, det := s.run(t, t0, 24*time.Hour, normalized())
 			for _, in := range opened(events) {
 				flagged = append(flagged, fmt.Sprintf("seed %d rate %g: %s %s", seed, rate, in.Cohort, in.Evidence))
 			}
