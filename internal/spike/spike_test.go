@@ -117,7 +117,11 @@ func (s *stream) minute(t time.Time, drift float64) []Record {
 	}
 	add(poisson(s.rng, rate), gen)
 	if s.volume > 0 {
-		add(poisson(s.rng, rate*s.volume), func(r *rand.Rand, at time.Time) Record { rec := gen(r, at); rec.Succeeded, rec.Code = true, ""; return rec })
+		add(poisson(s.rng, rate*s.volume), func(r *rand.Rand, at time.Time) Record {
+			rec := gen(r, at)
+			rec.Succeeded, rec.Code = true, ""
+			return rec
+		})
 	}
 	for _, sp := range s.spikes {
 		if !t.Before(sp.from) && t.Before(sp.to) {
