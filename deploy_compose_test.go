@@ -276,7 +276,7 @@ func TestComposeStartOrder(t *testing.T) {
 	}
 	for _, probe := range []struct{ service, want string }{
 		{"postgres", "127.0.0.1"},            // TCP: not the init phase's socket-only server
-		{"temporal", "cluster"},              // serving, not only listening
+		{"temporal", "7233"},                 // the frontend listens (setup waits until it serves)
 		{"ingress", "/readyz"},               // ready to record events
 		{"codec-server", "/healthz"},         // the codec server answers
 		{"worker", "http://127.0.0.1:9090/"}, // the worker's metrics endpoint
@@ -291,9 +291,16 @@ func TestComposeStartOrder(t *testing.T) {
 }
 
 // Switching RECOUP_DELIVERY switches the one worker service: log never calls a provider, even
-// with credentials in .env; live does. An ALERT_EMAIL without SendGrid stops neither setup
-// nor a sandbox worker.
+// with credentials in .env; live does. It has no default: an .env from before it existed
+// (credentials, COMPOSE_PROFILES=live) is refused, not silently turned into a sandbox. An
+// ALERT_EMAIL without SendGrid stops neither setup nor a sandbox worker.
 func TestComposeDeliveryMode(t *testing.T) {
+	old := generatedEnv(t)
+	delete(old, "RECOUP_DELIVERY")
+	old["COMPOSE_PROFILES"] = "live"
+	if _, err := loadCompose(t, old); err == nil || !strings.Contains(err.Error(), "RECOUP_DELIVERY") {
+		t.Errorf("an .env without RECOUP_DELIVERY: %v; want compose to refuse it naming RECOUP_DELIVERY", err)
+	}
 	for _, tc := range []struct {
 		delivery  string
 		wantEmail bool
@@ -320,9 +327,10 @@ func TestComposeDeliveryMode(t *testing.T) {
 	}
 }
 
-// A password with the characters base64 makes (/, +, =) works: it travels as PGPASSWORD,
-// which pgx reads, not inside DATABASE_URL.
-func TestComposeAnyDatabasePasswordWorks(t *testing.T) {
+// Recoup takes a password with the characters base64 makes (/, +, =) and those a URL
+// reserves: it travels as PGPASSWORD, which pgx reads, not inside DATABASE_URL. (Temporal's
+// image puts it into a URL and a YAML file unescaped: make secrets generates hex for both.)
+func TestComposeRecoupTakesAnyDatabasePassword(t *testing.T) {
 	env := generatedEnv(t)
 	env["POSTGRES_PASSWORD"] = "q/8+Zr=@:x%2F?#y"
 	p := mustLoad(t, env)

@@ -38,9 +38,21 @@ const (
 	// waits for the next window.
 	ErrTypeOutsideAllowedHours = "OutsideAllowedHours"
 	// ErrTypeSettled: the invoice was settled (an event recorded since the run started,
-	// whether or not it has reached the run yet); nothing was sent.
+	// whether or not it has reached the run yet): nothing was sent, or the run may not end
+	// exhausted. The error's details are a SettledBy.
 	ErrTypeSettled = "InvoiceSettled"
 )
+
+// SettledBy names the settling event of an ErrTypeSettled error: the workflow applies it as
+// if its signal had arrived (the signal, when it comes, is then a duplicate).
+type SettledBy struct {
+	EventID string `json:"event_id"`
+	Type    string `json:"type"` // payment.recovered, payment.retry_succeeded or dunning.cancel
+}
+
+func settledError(e *store.SettledError) error {
+	return temporal.NewNonRetryableApplicationError(e.Error(), ErrTypeSettled, nil, SettledBy{EventID: e.EventID, Type: e.Type})
+}
 
 // LLM is the model client (internal/llm.Client).
 type LLM interface {
@@ -256,6 +268,9 @@ type FinishRunResult struct {
 // webhook (event dunning.exhausted), or logged when no webhook is configured.
 func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
 	if err := a.Store.FinishRun(ctx, in.WorkflowID, in.InvoiceID, in.CustomerID, string(in.Outcome), in.Reason, in.Steps, in.EndedAt); err != nil {
+		if settled := (*store.SettledError)(nil); errors.As(err, &settled) {
+			return FinishRunResult{}, settledError(settled) // not exhausted: the run ends with the settle
+		}
 		return FinishRunResult{}, err
 	}
 	if in.Outcome != recoup.StatusExhausted {

@@ -110,10 +110,11 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text,
 	})
 	var barred *store.SendBarredError
+	var settled *store.SettledError
 	switch {
-	case errors.As(err, &barred) && barred.Settled:
-		log.Info("invoice settled since the run started; not sent", "event_id", barred.EventID)
-		return SendResult{}, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeSettled, nil)
+	case errors.As(err, &settled):
+		log.Info("invoice settled since the run started; not sent", "event_id", settled.EventID)
+		return SendResult{}, settledError(settled)
 	case errors.As(err, &barred):
 		return SendResult{}, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeNotReachable, nil)
 	case err != nil:

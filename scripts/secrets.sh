@@ -10,15 +10,18 @@
 # The optional secrets (BILLING_WEBHOOK_SECRET, ALERT_WEBHOOK_SECRET) are filled too: they
 # are used only with their URL, and billing or on-call must be given the same value.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-env_file="${1:-.env}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The path is taken as given (relative to where the command runs); default: the repository's .env.
+env_file="${1:-$root/.env}"
+[[ "$env_file" = /* ]] || env_file="$PWD/$env_file"
+cd "$root"
 command -v openssl >/dev/null || { echo "secrets: openssl is required (apt-get install openssl)" >&2; exit 1; }
 
 if [[ ! -e "$env_file" ]]; then
   cp .env.example "$env_file"
-  chmod 600 "$env_file"
   echo "secrets: wrote $env_file from .env.example"
 fi
+chmod 600 "$env_file" # it holds secrets: the owner only
 
 fill() { # name value: set name=value when the line "name=" is empty
   local name="$1" value="$2"

@@ -333,6 +333,15 @@ func (d *dunning) finish(ctx workflow.Context, s recoup.Status, reason string) (
 	var err error
 	for {
 		err = workflow.ExecuteActivity(withSummary(dctx, dbActivity, "Record the outcome: "+string(d.state.Status)), a.FinishRun, in).Get(dctx, &res)
+		if by, ok := settledBy(err); ok && d.state.Status == recoup.StatusExhausted {
+			// Billing reported the invoice settled before the outcome was recorded (its
+			// event had not reached the run): the run ends with it, billing is not told
+			// "exhausted".
+			d.state.Status = recoup.StatusActive
+			d.applySettledBy(ctx, by)
+			in.Outcome, in.Reason = d.state.Status, d.state.Reason
+			continue
+		}
 		var appErr *temporal.ApplicationError
 		if err == nil || (errors.As(err, &appErr) && appErr.NonRetryable()) {
 			break

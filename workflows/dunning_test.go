@@ -55,6 +55,8 @@ type world struct {
 	sendErr  func(in activities.SendInput) error
 	fetchErr error
 	offerErr error
+	// finishErr, when set, may refuse FinishRun (e.g. a settle recorded but not signalled).
+	finishErr func(in activities.FinishRunInput) error
 	hold     func(in activities.HoldInput) activities.HoldResult // nil: no incident holds the run
 	// window answers SendWindow (nil: from now for an hour).
 	window func(in activities.SendWindowInput) activities.SendWindowResult
@@ -166,6 +168,11 @@ func newWorld(t *testing.T) *world {
 		func(_ context.Context, in activities.FinishRunInput) (activities.FinishRunResult, error) {
 			if err := outage("FinishRun"); err != nil {
 				return activities.FinishRunResult{}, err
+			}
+			if w.finishErr != nil {
+				if err := w.finishErr(in); err != nil {
+					return activities.FinishRunResult{}, err
+				}
 			}
 			w.finished = append(w.finished, in)
 			return activities.FinishRunResult{}, nil

@@ -304,3 +304,51 @@ func TestAllowedHoursLookupFailureNeverInventsAWindow(t *testing.T) {
 		t.Fatalf("sent in window from %v, want the looked-up window from %v", s.NotBefore, w.windows[0].Now)
 	}
 }
+
+func settledErr(eventID, typ string) error {
+	return temporal.NewNonRetryableApplicationError("the invoice was settled", activities.ErrTypeSettled, nil,
+		activities.SettledBy{EventID: eventID, Type: typ})
+}
+
+// I1: billing's settle was recorded but the relay is behind, so its signal has not reached
+// the run; the send finds it recorded and refuses. The run ends recovered with it at once:
+// no later step decides, announces an offer or sends, and billing is not told "exhausted".
+// The signal, when it arrives, is a duplicate.
+func TestSettleRecordedBeforeItReachesTheRunEndsIt(t *testing.T) {
+	w := newWorld(t)
+	w.sendErr = func(in activities.SendInput) error {
+		if in.Step >= 2 {
+			return settledErr("evt_paid", recoup.EventRecovered)
+		}
+		return nil
+	}
+	w.at(20*day, recoup.SignalRecovered, recoup.Recovered{EventID: "evt_paid", OccurredAt: t0})
+	res, st := w.run()
+	if res.Status != recoup.StatusRecovered || len(w.sends) != 2 || len(w.decisions) != 2 {
+		t.Fatalf("result %+v after %d sends and %d decisions; want recovered at step 2, nothing after", res, len(w.sends), len(w.decisions))
+	}
+	w.mustFinish(recoup.StatusRecovered)
+	if last := st.Messages[len(st.Messages)-1]; last.Step != 2 || last.Delivery != "skipped" {
+		t.Errorf("step 2's message = %+v, want skipped", last)
+	}
+	if !slices.ContainsFunc(st.Signals, func(r recoup.SignalRecord) bool { return r.EventID == "evt_paid" && r.Applied }) {
+		t.Errorf("signals %+v: the settle is not recorded as applied", st.Signals)
+	}
+}
+
+// I1/I7: every step ran, but billing's cancel was recorded before the outcome (its signal
+// still on the way): FinishRun refuses "exhausted", and the run ends canceled instead.
+func TestExhaustedRefusedForASettledInvoiceEndsWithTheSettle(t *testing.T) {
+	w := newWorld(t)
+	w.finishErr = func(in activities.FinishRunInput) error {
+		if in.Outcome == recoup.StatusExhausted {
+			return settledErr("evt_cancel", recoup.EventCancel)
+		}
+		return nil
+	}
+	res, _ := w.run()
+	if res.Status != recoup.StatusCanceled {
+		t.Fatalf("result %+v, want canceled", res)
+	}
+	w.mustFinish(recoup.StatusCanceled)
+}

@@ -1,14 +1,17 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
 )
 
 // onSignal makes the run apply every signal of one name with apply. A payload that cannot be
@@ -223,4 +226,34 @@ func joinNote(a, b string) string {
 		return b
 	}
 	return b + " (" + a + ")"
+}
+
+// settledBy reports the settle that an activity found recorded for the invoice but not yet
+// signalled to the run (activities.ErrTypeSettled: the relay is behind).
+func settledBy(err error) (activities.SettledBy, bool) {
+	var appErr *temporal.ApplicationError
+	var by activities.SettledBy
+	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeSettled || appErr.Details(&by) != nil || by.EventID == "" {
+		return by, false
+	}
+	return by, true
+}
+
+// applySettledBy applies a settle an activity found recorded as its signal would: the run
+// ends recovered or canceled, and the signal, when it arrives, is a duplicate.
+func (d *dunning) applySettledBy(ctx workflow.Context, by activities.SettledBy) {
+	name := recoup.SignalRecovered
+	if by.Type == recoup.EventCancel {
+		name = recoup.SignalCancel
+	}
+	r := d.receive(ctx, name, by.EventID, time.Time{}, settles)
+	if r == nil {
+		return
+	}
+	r.Note = joinNote(r.Note, "recorded by billing ("+by.Type+") before it reached the run")
+	if name == recoup.SignalCancel {
+		d.cancel(ctx, recoup.Cancel{EventID: by.EventID, Reason: "canceled by billing"}, "signal")
+		return
+	}
+	d.setStatus(ctx, recoup.StatusRecovered, "paid ("+by.Type+" "+by.EventID+")")
 }

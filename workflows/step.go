@@ -159,9 +159,14 @@ func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
 			ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
 		if err != nil {
 			rec.Delivery, rec.Error = "failed", err.Error()
-			if appErr != nil && appErr.Type() == activities.ErrTypeSettled {
-				// Billing's settle is recorded and on its way to this run as a signal.
+			if by, ok := settledBy(err); ok {
+				// Billing's settle is recorded and on its way to this run as a signal: the
+				// run ends with it now.
 				rec.Delivery, rec.Error = "skipped", appErr.Message()
+				d.state.Messages = append(d.state.Messages, rec)
+				d.applySettledBy(ctx, by)
+				d.updateDetails(ctx)
+				return
 			}
 			if appErr != nil && (appErr.Type() == activities.ErrTypeProviderRejected || appErr.Type() == activities.ErrTypeNotReachable) {
 				d.exclude(dec.Channel) // e.g. an invalid phone number: the next steps use the other channel

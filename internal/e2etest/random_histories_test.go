@@ -635,13 +635,13 @@ func check(t *testing.T, h *e2etest.Harness, histories []*history, results []run
 
 	// I1: once ingress has recorded a settle (recovered, retry succeeded, cancel), whatever
 	// its value date and whether or not it has reached the run, no message of the run is
-	// claimed for sending.
+	// claimed for sending (claimed_at: the first attempt's, or a retry's after a 503).
 	after, err := h.Store.Pool().Query(ctx, `
 		SELECT s.invoice_id, s.idempotency_key, e.event_id, e.type FROM sends s
 		JOIN invoice_runs r ON r.run_key = s.workflow_id
 		JOIN events e ON e.invoice_id = r.invoice_id AND e.received_at >= r.created_at
 			AND e.type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
-		WHERE s.created_at > e.received_at AND s.status IN ('sent', 'logged')`)
+		WHERE s.claimed_at > e.received_at AND s.status IN ('sent', 'logged')`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,14 +653,31 @@ func check(t *testing.T, h *e2etest.Harness, histories []*history, results []run
 		fail(inv, "send %s claimed after %s %s was recorded", key, typ, ev)
 	}
 	after.Close()
+	// Nor does billing hear "exhausted" for a run whose invoice it reported settled before
+	// the run ended.
+	exhausted, err := h.Store.Pool().Query(ctx, `
+		SELECT r.invoice_id, r.run_key, e.event_id FROM invoice_runs r
+		JOIN dunning_runs d ON d.workflow_id = r.run_key AND d.outcome = 'exhausted'
+		JOIN events e ON e.invoice_id = r.invoice_id AND e.received_at >= r.created_at AND e.received_at < r.closed_at
+			AND e.type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for exhausted.Next() {
+		var inv, run, ev string
+		if err := exhausted.Scan(&inv, &run, &ev); err != nil {
+			t.Fatal(err)
+		}
+		fail(inv, "run %s ended exhausted although %s settled the invoice before it ended", run, ev)
+	}
+	exhausted.Close()
 
 	// I2: once an opt-out is in force for the customer, no message on that channel is
 	// claimed, for this invoice or the customer's next.
 	optedOut, err := h.Store.Pool().Query(ctx, `
-		SELECT s.invoice_id, s.idempotency_key, e.event_id FROM sends s
+		SELECT s.invoice_id, s.idempotency_key, l.evidence_event_id FROM sends s
 		JOIN consent_ledger l ON l.customer_id = s.customer_id AND l.channel = s.channel AND NOT l.consent AND l.applied
-		JOIN events e ON e.event_id = l.evidence_event_id
-		WHERE s.created_at > e.received_at AND s.status IN ('sent', 'logged')`)
+		WHERE s.claimed_at > l.recorded_at AND s.status IN ('sent', 'logged')`)
 	if err != nil {
 		t.Fatal(err)
 	}

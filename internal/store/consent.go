@@ -93,10 +93,12 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 			return false, fmt.Errorf("store consent: %w", err)
 		}
 	}
+	// recorded_at: under the customer's lock (clock_timestamp), so it orders against sends'
+	// claimed_at.
 	if changed || st.Source == ConsentBillingEvent {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO consent_ledger (customer_id, channel, consent, source, evidence_event_id, at, applied)
-			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7) ON CONFLICT DO NOTHING`,
+			INSERT INTO consent_ledger (customer_id, channel, consent, source, evidence_event_id, at, applied, recorded_at)
+			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, clock_timestamp()) ON CONFLICT DO NOTHING`,
 			st.CustomerID, st.Channel, st.Consent, st.Source, st.Evidence, st.At, applies); err != nil {
 			return false, fmt.Errorf("record consent change: %w", err)
 		}

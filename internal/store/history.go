@@ -118,10 +118,19 @@ func (s *Store) StartRun(ctx context.Context, runKey, invoiceID, customerID stri
 // FinishRun records a run's outcome (idempotent: the first outcome stays) and closes the
 // run's episode of the invoice at endedAt: from then on, only a payment failure that occurs
 // after endedAt starts another run for the invoice. runKey is as for StartRun.
+//
+// An exhausted outcome is refused with a *SettledError when a settling event was recorded for
+// the invoice since the run started and has not reached it yet (the relay is behind): billing
+// must not be told "exhausted" for an invoice it reported paid or canceled.
 func (s *Store) FinishRun(ctx context.Context, runKey, invoiceID, customerID, outcome, reason string, steps int, endedAt time.Time) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockInvoice(ctx, tx, invoiceID); err != nil {
 			return err
+		}
+		if outcome == "exhausted" {
+			if err := settledSinceStart(ctx, tx, invoiceID, runKey); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO dunning_runs (workflow_id, invoice_id, customer_id, outcome, reason, steps, started_at, ended_at)

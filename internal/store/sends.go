@@ -61,7 +61,12 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		row, claimed = SendRow{}, false
 		// The locks also serialise concurrent attempts at one key: each reads what the
-		// one before it left.
+		// one before it left. A customer import holds customer locks until it commits: wait
+		// at most a few seconds (the attempt is retried), never holding the invoice's lock,
+		// and so billing's events, behind it.
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '3s'`); err != nil {
+			return fmt.Errorf("reserve send: %w", err)
+		}
 		if err := lockInvoice(ctx, tx, r.InvoiceID); err != nil {
 			return err
 		}
@@ -91,11 +96,12 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 		if err := sendBarred(ctx, tx, r); err != nil {
 			return err
 		}
-		// created_at / updated_at: the moment of the claim, after the locks (clock_timestamp,
-		// not the transaction's start), so that it orders against the events' received_at.
+		// claimed_at: the moment of this claim (a reclaim after a refused attempt moves it),
+		// after the locks (clock_timestamp, not the transaction's start), so that it orders
+		// against the events' received_at.
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, subject, body, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8, clock_timestamp(), clock_timestamp())
+			INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, subject, body, created_at, updated_at, claimed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8, clock_timestamp(), clock_timestamp(), clock_timestamp())
 			ON CONFLICT (idempotency_key) DO NOTHING`,
 			r.Key, r.WorkflowID, r.Step, r.Channel, r.CustomerID, r.InvoiceID, r.Subject, r.Body)
 		if err != nil {
@@ -106,7 +112,8 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 			return nil
 		}
 		row, err = scanSend(tx.QueryRow(ctx, `
-			UPDATE sends SET status = 'reserved', attempts = attempts + 1, subject = $2, body = $3, updated_at = clock_timestamp()
+			UPDATE sends SET status = 'reserved', attempts = attempts + 1, subject = $2, body = $3,
+				updated_at = clock_timestamp(), claimed_at = clock_timestamp()
 			WHERE idempotency_key = $1 AND status = 'retry'
 			RETURNING idempotency_key, status, provider_message_id, attempts, error`, r.Key, r.Subject, r.Body))
 		if err != nil {
@@ -121,20 +128,30 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 	return row, claimed, nil
 }
 
-// SendBarredError is why a send may not be reserved: the invoice was settled, or the
-// customer withdrew consent to the channel.
+// SettledError says that a settling event (payment.recovered, payment.retry_succeeded,
+// dunning.cancel) was recorded for the invoice since the run started, whether or not it has
+// reached the run yet: the run may send nothing more, nor end exhausted.
+type SettledError struct {
+	EventID, Type string
+}
+
+func (e *SettledError) Error() string {
+	return fmt.Sprintf("the invoice was settled by %s event %s, recorded since this run started", e.Type, e.EventID)
+}
+
+// SendBarredError is why a send may not be reserved although the invoice is not settled:
+// the customer withdrew consent to the channel.
 type SendBarredError struct {
-	Settled bool   // true: settled by EventID; false: no consent to the channel
-	EventID string // the settling event, or the opt-out when one is known
-	Reason  string
+	Reason string
 }
 
 func (e *SendBarredError) Error() string { return e.Reason }
 
-// sendBarred returns a *SendBarredError when r may not be sent (see ReserveSend). The caller
-// holds the invoice's and the customer's locks.
-func sendBarred(ctx context.Context, tx pgx.Tx, r Reservation) error {
-	var eventID, typ string
+// settledSinceStart returns a *SettledError when a settling event was recorded for the
+// invoice since run runKey started. The caller holds the invoice's lock, which recording an
+// event takes too.
+func settledSinceStart(ctx context.Context, tx pgx.Tx, invoiceID, runKey string) error {
+	var e SettledError
 	err := tx.QueryRow(ctx, `
 		SELECT event_id, type FROM events
 		WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
@@ -142,20 +159,28 @@ func sendBarred(ctx context.Context, tx pgx.Tx, r Reservation) error {
 				(SELECT created_at FROM invoice_runs WHERE run_key = $2),
 				(SELECT started_at FROM dunning_runs WHERE workflow_id = $2),
 				'infinity')
-		ORDER BY received_at LIMIT 1`, r.InvoiceID, r.WorkflowID).Scan(&eventID, &typ)
+		ORDER BY received_at LIMIT 1`, invoiceID, runKey).Scan(&e.EventID, &e.Type)
 	if err == nil {
-		return &SendBarredError{Settled: true, EventID: eventID,
-			Reason: fmt.Sprintf("the invoice was settled by %s event %s, recorded since this run started; not sent", typ, eventID)}
+		return &e
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("check whether the invoice was settled: %w", err)
+	}
+	return nil
+}
+
+// sendBarred returns a *SettledError or a *SendBarredError when r may not be sent (see
+// ReserveSend). The caller holds the invoice's and the customer's locks.
+func sendBarred(ctx context.Context, tx pgx.Tx, r Reservation) error {
+	if err := settledSinceStart(ctx, tx, r.InvoiceID, r.WorkflowID); err != nil {
+		return err
 	}
 	cols, ok := consentColumns[r.Channel]
 	if !ok {
 		return fmt.Errorf("reserve send: unknown channel %q", r.Channel)
 	}
 	var consent *bool
-	err = tx.QueryRow(ctx, `SELECT `+cols[0]+` FROM customers WHERE customer_id = $1`, r.CustomerID).Scan(&consent)
+	err := tx.QueryRow(ctx, `SELECT `+cols[0]+` FROM customers WHERE customer_id = $1`, r.CustomerID).Scan(&consent)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("check the customer's consent: %w", err)
 	}

@@ -286,9 +286,17 @@ func TestReserveSendRefusedOnceTheInvoiceIsSettled(t *testing.T) {
 	// Its value date is older than the run: it still settles it (I1).
 	record(t, st, otherEvent("evt_paid", "payment.retry_succeeded", "inv_1", t0.Add(-time.Hour)))
 	_, claimed, err := st.ReserveSend(ctx, reservation("dunning-inv_1", 2, "email"))
-	var barred *store.SendBarredError
-	if !errors.As(err, &barred) || !barred.Settled || barred.EventID != "evt_paid" || claimed {
-		t.Fatalf("ReserveSend after the settle = claimed %v, %v; want a SendBarredError naming evt_paid", claimed, err)
+	var settled *store.SettledError
+	if !errors.As(err, &settled) || settled.EventID != "evt_paid" || settled.Type != "payment.retry_succeeded" || claimed {
+		t.Fatalf("ReserveSend after the settle = claimed %v, %v; want a SettledError naming evt_paid", claimed, err)
+	}
+	// Nor may the run end exhausted: billing reported the invoice paid.
+	err = st.FinishRun(ctx, "dunning-inv_1", "inv_1", "cus_1", "exhausted", "every step ran", 2, time.Now())
+	if !errors.As(err, &settled) || settled.EventID != "evt_paid" {
+		t.Fatalf("FinishRun exhausted after the settle = %v; want a SettledError naming evt_paid", err)
+	}
+	if err := st.FinishRun(ctx, "dunning-inv_1", "inv_1", "cus_1", "recovered", "paid", 2, time.Now()); err != nil {
+		t.Fatalf("FinishRun recovered: %v", err)
 	}
 	if row, claimed := mustReserve(t, st, first); claimed || row.Status != store.SendSent {
 		t.Errorf("the earlier send's outcome = %+v, claimed %v; want sent, not claimed", row, claimed)
@@ -316,7 +324,7 @@ func TestReserveSendRefusedAfterAnOptOut(t *testing.T) {
 	record(t, st, optOut("evt_stop", "inv_1", "cus_1", "sms", time.Now()))
 	_, claimed, err := st.ReserveSend(ctx, reservation("dunning-inv_1", 1, "sms"))
 	var barred *store.SendBarredError
-	if !errors.As(err, &barred) || barred.Settled || claimed {
+	if !errors.As(err, &barred) || claimed {
 		t.Fatalf("ReserveSend by sms after an sms opt-out = claimed %v, %v; want a consent SendBarredError", claimed, err)
 	}
 	if _, claimed := mustReserve(t, st, reservation("dunning-inv_1", 1, "email")); !claimed {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -175,8 +176,16 @@ func (e *CustomerRowError) Unwrap() error { return e.Err }
 // many stored profiles changed.
 func (s *Store) UpsertCustomers(ctx context.Context, cs []Customer) (int, error) {
 	n := 0
+	// In customer id order: two imports lock their customers in the same order, and never
+	// deadlock each other (nor anything waiting on a customer's lock).
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(cs[a].CustomerID, cs[b].CustomerID) })
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for i, c := range cs {
+		for _, i := range order {
+			c := cs[i]
 			changed, err := s.upsertCustomer(ctx, tx, c, ConsentImport, "")
 			if err != nil {
 				return &CustomerRowError{Index: i, CustomerID: c.CustomerID, Err: err}
