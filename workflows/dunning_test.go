@@ -57,7 +57,7 @@ type world struct {
 	offerErr error
 	// finishErr, when set, may refuse FinishRun (e.g. a settle recorded but not signalled).
 	finishErr func(in activities.FinishRunInput) error
-	hold     func(in activities.HoldInput) activities.HoldResult // nil: no incident holds the run
+	hold      func(in activities.HoldInput) activities.HoldResult // nil: no incident holds the run
 	// window answers SendWindow (nil: from now for an hour).
 	window func(in activities.SendWindowInput) activities.SendWindowResult
 	// down makes an activity fail with a retryable error until that much workflow time has
