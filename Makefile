@@ -88,8 +88,11 @@ bench-parked: temporal
 
 # Failure-spike detection on synthetic streams: detection delay of injected spikes and the
 # false-positive rate on 24 h of steady traffic, over SPIKE_SEEDS seeds (default 100).
+# SPIKE_SEEDS streams per scenario (default 100; the renewal scenarios run 12 streams a seed)
+# and SPIKE_DAYS stream-days of subscription-shaped traffic (default 300).
 bench-spike:
-	@SPIKE_SEEDS=$${SPIKE_SEEDS:-100} $(GO) test -count=1 -timeout 60m -run 'BINSpike|GatewayOutage|NoIncident' -v ./internal/spike \
+	@SPIKE_SEEDS=$${SPIKE_SEEDS:-100} SPIKE_DAYS=$${SPIKE_DAYS:-300} $(GO) test -count=1 -timeout 120m \
+		-run 'BINSpike|GatewayOutage|NoIncident|Renewal|SingleGateway|StreamDays' -v ./internal/spike \
 		| grep -E '^spike-|^(ok|FAIL|---)'
 
 bench-ingress: temporal build

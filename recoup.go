@@ -49,7 +49,10 @@ const (
 	EventRetrySucceeded = "payment.retry_succeeded"
 	EventRetryFailed    = "payment.retry_failed"
 	EventRecovered      = "payment.recovered"
-	EventCancel         = "dunning.cancel"
+	// EventPaymentSucceeded is any successful payment attempt: payment volume for
+	// failure-spike detection, and a settle for an invoice in dunning.
+	EventPaymentSucceeded = "payment.succeeded"
+	EventCancel           = "dunning.cancel"
 )
 
 // Signal names a dunning run accepts. Each carries the payload type named beside it.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/spike"
+	"github.com/recoup-dunning/recoup/workflows"
 )
 
 const incidentsUsage = `usage: starter incidents [--all] [--limit N]
@@ -74,11 +75,45 @@ func cmdIncidents(ctx context.Context, d *deps, args []string, stdout io.Writer)
 	return nil
 }
 
+// modes explains the detector's modes to operators.
+var modes = map[string]string{
+	"rates":  "rates: payment volume is reported (payment.succeeded); each cohort is judged by its failure rate",
+	"shares": "shares: no payment volume reported; each cohort is judged by its share of all failures, so a traffic-wide rise (renewal day) is not an incident, but a cohort with nearly all failures (a single gateway) is not judged: send payment.succeeded events to watch it",
+	"counts": "counts: each cohort against its own usual count (a detector run from before rates and shares)",
+}
+
+// detectorMode asks the running detector how it judges cohorts (best effort: the list comes
+// from PostgreSQL either way).
+func detectorMode(ctx context.Context, d *deps) string {
+	tc, err := d.temporal()
+	if err != nil {
+		return "unknown (Temporal is not reachable)"
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := tc.QueryWorkflow(qctx, recoup.DetectorWorkflowID, "", recoup.QueryIncidents)
+	var st workflows.DetectorStatus
+	if err == nil {
+		err = v.Get(&st)
+	}
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return "not running (it starts with the first payment.failed)"
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case modes[st.Mode] == "":
+		return st.Mode
+	}
+	return modes[st.Mode]
+}
+
 func listIncidents(ctx context.Context, d *deps, all bool, limit int, stdout io.Writer) error {
 	st, err := d.store(ctx)
 	if err != nil {
 		return err
 	}
+	defer func() { fmt.Fprintln(stdout, "detector mode:", detectorMode(ctx, d)) }()
 	incs, held, err := st.Incidents(ctx, all, limit)
 	if err != nil {
 		return err

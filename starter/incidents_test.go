@@ -21,7 +21,7 @@ func TestIncidentsCommand(t *testing.T) {
 		err := cmdIncidents(context.Background(), d, args, &out)
 		return out.String(), err
 	}
-	if out, err := do(); err != nil || !strings.Contains(out, "no open incidents") {
+	if out, err := do(); err != nil || !strings.Contains(out, "no open incidents") || !strings.Contains(out, "detector mode: not running") {
 		t.Fatalf("incidents with none: %q, %v", out, err)
 	}
 	if _, err := do("ack", "inc-1"); exitCode(err) != 2 || !strings.Contains(err.Error(), "not running") {
@@ -35,6 +35,10 @@ func TestIncidentsCommand(t *testing.T) {
 	out, err := do()
 	if err != nil || !strings.Contains(out, "bin=411111") || !strings.Contains(out, "open") || !strings.Contains(out, "expected") {
 		t.Fatalf("incidents: %q, %v", out, err)
+	}
+	// No payment volume was reported: operators are told what the detector cannot see.
+	if !strings.Contains(out, "detector mode: shares") || !strings.Contains(out, "payment.succeeded") {
+		t.Fatalf("incidents do not say how the detector judges: %q", out)
 	}
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
 	if out, err := do("ack", id, "--by", "oncall", "--note", "looking"); err != nil || !strings.Contains(out, "acknowledged") {

@@ -74,6 +74,8 @@ type DetectorStatus struct {
 	Alerting   int              `json:"alerting"`   // alerts not delivered yet
 	Releasing  int              `json:"releasing"`  // incidents whose held runs are not all released yet
 	Config     spike.Config     `json:"config"`
+	// Mode is how cohorts are judged now (spike.Detector.Mode): counts, rates or shares.
+	Mode string `json:"mode"`
 }
 
 // SpikeDetectorWorkflow watches every payment failure (records signalled by the ingress)
@@ -124,6 +126,7 @@ func (d *detector) run(ctx workflow.Context) error {
 		d.log.Warn("could not load the spike policy; keeping the last one", "error", err)
 	}
 	d.acts++
+	cfg.Normalize = workflow.GetVersion(ctx, ChangeSpikeNormalize, workflow.DefaultVersion, 1) >= 1
 	det := spike.New(state, cfg)
 	recovered := 0
 	if d.in.State == nil {
@@ -240,7 +243,7 @@ func (d *detector) handlers(ctx workflow.Context) error {
 		spike.SortIncidents(incs)
 		return DetectorStatus{Incidents: incs, Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
 			Records: d.records, Duplicates: d.det.S.Duplicates, Alerting: len(d.alerts), Releasing: len(d.releases),
-			Config: d.det.S.Config}, nil
+			Config: d.det.S.Config, Mode: d.det.Mode(d.det.S.Bucket)}, nil
 	}); err != nil {
 		return err
 	}

@@ -19,4 +19,9 @@ const (
 	// whatever its occurred_at; only failures can be stale. Runs recorded before it ignored a
 	// settle older than the newest applied failure.
 	ChangeSettleAnyTime = "settle-any-time"
+	// ChangeSpikeNormalize (SpikeDetectorWorkflow): the detector judges each cohort by its
+	// failure rate where payment volume is reported, otherwise by its share of all failures
+	// (spike.Config.Normalize), so a traffic-wide rise is not an incident. Detector runs
+	// recorded before it replay the count model.
+	ChangeSpikeNormalize = "spike-normalize"
 )

@@ -173,7 +173,7 @@ func settledBeforeDelivery(t *testing.T, h *e2etest.Harness, failure string) boo
 	return scalar(t, h, `
 		SELECT count(*) FROM events f JOIN events s ON f.delivery_note = 'the invoice was already settled by event ' || s.event_id || '; no dunning started'
 		WHERE f.event_id = $1 AND s.invoice_id = f.invoice_id AND s.received_at < f.delivered_at
-			AND s.type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')`, failure) == 1
+			AND s.type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')`, failure) == 1
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -217,7 +217,7 @@ type history struct {
 
 var otherTypes = []string{
 	recoup.EventRetryFailed, recoup.EventRetryFailed, events.EventPause, events.EventResume,
-	events.EventOptOut, recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventCancel,
+	events.EventOptOut, recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventCancel, recoup.EventPaymentSucceeded,
 }
 
 func skew(r *rand.Rand) time.Duration {
@@ -247,7 +247,7 @@ func generate(r *rand.Rand, i int) *history {
 		// Settled before the failure reaches Recoup (a payment that went through at once,
 		// or billing's hosts out of order): no run may start.
 		x.settledFirst = true
-		add(action{typ: []string{recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventCancel}[r.IntN(3)], skew: skew(r)})
+		add(action{typ: []string{recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventCancel, recoup.EventPaymentSucceeded}[r.IntN(4)], skew: skew(r)})
 		add(action{at: time.Duration(r.Int64N(int64(time.Second))), typ: recoup.EventPaymentFailed, skew: -time.Hour})
 		return x
 	}
@@ -565,7 +565,7 @@ func check(t *testing.T, h *e2etest.Harness, histories []*history, results []run
 		case x.refail && scalar(t, h, `
 			SELECT count(*) FROM events s JOIN invoice_runs r ON r.invoice_id = s.invoice_id AND r.episode = 1
 			WHERE s.invoice_id = $1 AND s.occurred_at > r.closed_at
-				AND s.type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')`, x.invoice) == 0:
+				AND s.type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')`, x.invoice) == 0:
 			// A failure after the first run ended opens a second run, unless a settle dated
 			// after that run ended says the invoice was paid meanwhile.
 			want = 2
@@ -640,7 +640,7 @@ func check(t *testing.T, h *e2etest.Harness, histories []*history, results []run
 		SELECT s.invoice_id, s.idempotency_key, e.event_id, e.type FROM sends s
 		JOIN invoice_runs r ON r.run_key = s.workflow_id
 		JOIN events e ON e.invoice_id = r.invoice_id AND e.received_at >= r.created_at
-			AND e.type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
+			AND e.type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')
 		WHERE s.claimed_at > e.received_at AND s.status IN ('sent', 'logged')`)
 	if err != nil {
 		t.Fatal(err)
@@ -659,7 +659,7 @@ func check(t *testing.T, h *e2etest.Harness, histories []*history, results []run
 		SELECT r.invoice_id, r.run_key, e.event_id FROM invoice_runs r
 		JOIN dunning_runs d ON d.workflow_id = r.run_key AND d.outcome = 'exhausted'
 		JOIN events e ON e.invoice_id = r.invoice_id AND e.received_at >= r.created_at AND e.received_at < r.closed_at
-			AND e.type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')`)
+			AND e.type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')`)
 	if err != nil {
 		t.Fatal(err)
 	}

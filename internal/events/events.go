@@ -47,7 +47,7 @@ const (
 
 // Types lists every accepted event type. Each has a schema, schemas/v1/<type>.json.
 var Types = []string{recoup.EventPaymentFailed, recoup.EventRetrySucceeded, recoup.EventRetryFailed,
-	recoup.EventRecovered, recoup.EventCancel, EventPause, EventResume, EventOptOut}
+	recoup.EventRecovered, recoup.EventCancel, EventPause, EventResume, EventOptOut, recoup.EventPaymentSucceeded}
 
 // MaxSize is the largest event accepted, in bytes.
 const MaxSize = 256 << 10
@@ -63,7 +63,8 @@ type Event struct {
 	AmountMinor int64
 	Currency    string
 	FailureCode string
-	// Payment context of a payment.failed, for failure-spike detection (no PII).
+	// Payment context of a payment.failed or payment.succeeded, for failure-spike
+	// detection (no PII).
 	Gateway       string
 	CardBIN       string // first 6 digits only
 	IssuerCountry string // ISO 3166-1 alpha-2, upper case

@@ -163,6 +163,8 @@ func TestDecodeOtherTypes(t *testing.T) {
 		{`{"type":"payment.retry_failed",` + base + `,"attempt_id":"att_2","failure_code":"expired_card"}`,
 			events.Event{Type: recoup.EventRetryFailed, AttemptID: "att_2", FailureCode: "expired_card"}},
 		{`{"type":"payment.recovered",` + base + `}`, events.Event{Type: recoup.EventRecovered}},
+		{`{"type":"payment.succeeded",` + base + `,"gateway":"adyen","card_bin":"41111122","issuer_country":"de"}`,
+			events.Event{Type: recoup.EventPaymentSucceeded, Gateway: "adyen", CardBIN: "411111", IssuerCountry: "DE"}},
 		{`{"type":"dunning.cancel",` + base + `,"reason":"written off"}`, events.Event{Type: recoup.EventCancel, Reason: "written off"}},
 		{`{"type":"dunning.pause",` + base + `}`, events.Event{Type: events.EventPause}},
 		{`{"type":"dunning.resume",` + base + `}`, events.Event{Type: events.EventResume}},
@@ -185,8 +187,8 @@ func TestDecodeOtherTypes(t *testing.T) {
 }
 
 func TestDecodeAcceptsEveryListedType(t *testing.T) {
-	if len(events.Types) != 8 {
-		t.Errorf("Types = %v, want the 8 documented event types", events.Types)
+	if len(events.Types) != 9 {
+		t.Errorf("Types = %v, want the 9 documented event types", events.Types)
 	}
 	for _, typ := range events.Types {
 		m := map[string]any{"type": typ, "event_id": "evt_1", "invoice_id": "inv_1", "occurred_at": "2026-11-29T10:00:00Z",

@@ -138,6 +138,12 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *store.Claim, p store.
 		return d, fmt.Errorf("the recorded event no longer decodes: %w", err)
 	}
 	ev.OccurredAt = p.OccurredAt // as recorded: clamped when it lay in the future
+	if ev.Type == recoup.EventPaymentSucceeded {
+		// Payment volume: the detector judges cohorts by their failure rate with it.
+		if err := in.feedDetector(ctx, ev); err != nil {
+			return d, err
+		}
+	}
 	wfID := recoup.WorkflowID(ev.InvoiceID)
 	// A run that Temporal no longer has is closed, and the event judged again (once).
 	for range 2 {
@@ -224,13 +230,17 @@ func (in *Ingestor) start(ctx context.Context, claim *store.Claim, ev events.Eve
 	return claim.Started(ctx, route.Episode, run.GetRunID())
 }
 
-// feedDetector hands the failure-spike detector a compact record of a payment failure
+// feedDetector hands the failure-spike detector a compact record of a payment failure (or,
+// for a payment.succeeded, of a success: payment volume)
 // (no PII: gateway, BIN prefix, issuer country, failure code, amount bucket, time),
 // starting the detector if it is not running. It returns once the record's signal was
 // accepted by Temporal.
 func (in *Ingestor) feedDetector(ctx context.Context, ev events.Event) error {
 	rec := spike.Record{EventID: ev.EventID, At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
-		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor)}
+		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor), Succeeded: ev.Type == recoup.EventPaymentSucceeded}
+	if rec.Succeeded {
+		rec.Code = ""
+	}
 	done := make(chan error, 1)
 	f := &in.feed
 	f.mu.Lock()
@@ -296,7 +306,7 @@ func signalFor(ev events.Event) (string, any) {
 	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
 		return recoup.SignalRetryResult, recoup.RetryResult{EventID: ev.EventID, AttemptID: ev.AttemptID,
 			Succeeded: ev.Type == recoup.EventRetrySucceeded, FailureCode: ev.FailureCode, OccurredAt: ev.OccurredAt}
-	case recoup.EventRecovered:
+	case recoup.EventRecovered, recoup.EventPaymentSucceeded:
 		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
 	case recoup.EventCancel:
 		return recoup.SignalCancel, recoup.Cancel{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}

@@ -40,7 +40,7 @@ func TestRenewalBurstIsNotAnIncident(t *testing.T) {
 				for _, volume := range []float64{0, 9} {
 					s := &stream{rng: rand.New(rand.NewPCG(uint64(seed), uint64(factor)*1000+uint64(d.Minutes()))),
 						perMinute: 30, burst: renewal(factor, d), volume: volume}
-					events, det := s.run(t, start, 10*time.Hour, normalized())
+					events, det := s.run(t, start, 8*time.Hour+30*time.Minute, normalized())
 					streams++
 					for _, in := range opened(events) {
 						flagged = append(flagged, fmt.Sprintf("seed %d ×%g for %s, volume %g (%s): %s %s", seed, factor, d, volume, det.Mode(in.OpenedAt), in.Cohort, in.Evidence))
@@ -82,7 +82,7 @@ func TestBINOutageDuringRenewalBurstIsFlagged(t *testing.T) {
 						return rec
 					},
 				}}}
-			events, _ := s.run(t, start, 10*time.Hour, normalized())
+			events, _ := s.run(t, start, 8*time.Hour, normalized())
 			inc := opened(events)
 			if len(inc) != 1 || (inc[0].Cohort != Cohort(DimBIN, bin(17)) && inc[0].Cohort != Cohort(DimCode, "issuer_unavailable")) {
 				t.Fatalf("seed %d volume %g: incidents %v; want exactly one, the BIN %s (or its failure code)", seed, volume, cohorts(inc), bin(17))
@@ -111,12 +111,12 @@ func TestSingleGatewayNeedsVolume(t *testing.T) {
 		for _, volume := range []float64{0, 9} {
 			// A renewal burst: never an incident.
 			s := &stream{rng: rand.New(rand.NewPCG(uint64(seed), 4)), perMinute: 30, volume: volume, gen: single, burst: renewal(10, time.Hour)}
-			events, det := s.run(t, start, 10*time.Hour, normalized())
+			events, det := s.run(t, start, 8*time.Hour+30*time.Minute, normalized())
 			if in := opened(events); len(in) > 0 {
 				t.Fatalf("seed %d volume %g: the renewal burst opened %v", seed, volume, cohorts(in))
 			}
 			wantMode := map[float64]string{0: "shares", 9: "rates"}[volume]
-			if m := det.Mode(start.Add(10 * time.Hour)); m != wantMode {
+			if m := det.Mode(start.Add(8*time.Hour + 30*time.Minute)); m != wantMode {
 				t.Errorf("seed %d volume %g: mode %q, want %q", seed, volume, m, wantMode)
 			}
 			// A gateway outage: every attempt fails for 20 minutes.

@@ -177,7 +177,8 @@ const episodeColumns = `episode, status, opened_by, opened_at, run_id, closed_at
 
 // settles reports whether an event of this type settles an invoice (ends its dunning).
 func settles(typ string) bool {
-	return typ == recoup.EventRecovered || typ == recoup.EventRetrySucceeded || typ == recoup.EventCancel
+	return typ == recoup.EventRecovered || typ == recoup.EventRetrySucceeded || typ == recoup.EventCancel ||
+		typ == recoup.EventPaymentSucceeded
 }
 
 // Route decides, durably and under the invoice's record lock, what delivering ev does:
@@ -234,7 +235,7 @@ func (c *Claim) Route(ctx context.Context, ev UndeliveredEvent) (Route, error) {
 		var settledBy string
 		err = tx.QueryRow(ctx, `
 			SELECT event_id FROM events
-			WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
+			WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')
 				AND ($2::timestamptz IS NULL OR occurred_at > $2)
 			ORDER BY occurred_at, received_at LIMIT 1`, c.InvoiceID, settledSince(latest)).Scan(&settledBy)
 		if err == nil {
@@ -267,6 +268,14 @@ func (c *Claim) Route(ctx context.Context, ev UndeliveredEvent) (Route, error) {
 
 func routeOther(ev UndeliveredEvent, latest *episodeRow, invoiceID string) Route {
 	switch {
+	case ev.Type == recoup.EventPaymentSucceeded && (latest == nil || latest.status != "open"):
+		// Most successful payments have no dunning run: payment volume only. (It still
+		// keeps a later failure that occurred before it from starting a run.)
+		r := Route{Action: RouteIgnore, Note: "payment volume recorded; no dunning run to settle"}
+		if latest != nil {
+			r.Episode = latest.episode
+		}
+		return r
 	case latest == nil:
 		return Route{Action: RoutePark, Note: "no dunning run for this invoice yet; delivered once one starts"}
 	case latest.status == "open" && !latest.started():

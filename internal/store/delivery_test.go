@@ -274,7 +274,7 @@ func TestFailureAfterRunEndedOpensTheNextEpisode(t *testing.T) {
 // behind, still settles it); the decision is taken under the lock that recording takes.
 func TestSettledInvoiceStartsNoRun(t *testing.T) {
 	st := testutil.MustStore(t)
-	for _, typ := range []string{"payment.recovered", "payment.retry_succeeded", "dunning.cancel"} {
+	for _, typ := range []string{"payment.recovered", "payment.retry_succeeded", "payment.succeeded", "dunning.cancel"} {
 		inv := "inv_" + typ
 		record(t, st, otherEvent("evt_s_"+typ, typ, inv, t0.Add(time.Minute)))
 		c := claim(t, st, inv)
@@ -308,5 +308,26 @@ func TestGoneClosesTheRun(t *testing.T) {
 	}
 	if r := route(t, c, otherEvent("evt_p", "dunning.pause", "inv_1", now.Add(-time.Hour))); r.Action != store.RouteIgnore {
 		t.Errorf("pause for the vanished run: %+v, want ignored", r)
+	}
+}
+
+// A payment.succeeded is payment volume first: for an invoice without a run it is recorded,
+// not parked for a run that will never come; for an invoice whose run is open it settles it.
+func TestPaymentSucceededWithoutARunIsNotParked(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	c := claim(t, st, "inv_ok")
+	if r := route(t, c, otherEvent("evt_ok", "payment.succeeded", "inv_ok", t0)); r.Action != store.RouteIgnore {
+		t.Errorf("payment.succeeded without a run: %+v, want recorded only (not parked)", r)
+	}
+	c = claim(t, st, "inv_1")
+	if r := route(t, c, failedEvent("evt_f1", "inv_1", t0, 4900)); r.Action != store.RouteStart {
+		t.Fatalf("%+v", r)
+	}
+	if err := c.Started(ctx, 1, "run-a"); err != nil {
+		t.Fatal(err)
+	}
+	if r := route(t, c, otherEvent("evt_ok1", "payment.succeeded", "inv_1", t0.Add(time.Hour))); r.Action != store.RouteSignal {
+		t.Errorf("payment.succeeded for an open run: %+v, want signalled (it settles the run)", r)
 	}
 }

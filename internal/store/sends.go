@@ -129,7 +129,7 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 }
 
 // SettledError says that a settling event (payment.recovered, payment.retry_succeeded,
-// dunning.cancel) was recorded for the invoice since the run started, whether or not it has
+// payment.succeeded, dunning.cancel) was recorded for the invoice since the run started, whether or not it has
 // reached the run yet: the run may send nothing more, nor end exhausted.
 type SettledError struct {
 	EventID, Type string
@@ -154,7 +154,7 @@ func settledSinceStart(ctx context.Context, tx pgx.Tx, invoiceID, runKey string)
 	var e SettledError
 	err := tx.QueryRow(ctx, `
 		SELECT event_id, type FROM events
-		WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'dunning.cancel')
+		WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')
 			AND received_at >= COALESCE(
 				(SELECT created_at FROM invoice_runs WHERE run_key = $2),
 				(SELECT started_at FROM dunning_runs WHERE workflow_id = $2),
