@@ -8,8 +8,8 @@
 // UTC, invoice_id the Stripe invoice id):
 //
 //	invoice.payment_failed        -> payment.failed
-//	invoice.paid                  -> payment.recovered
-//	invoice.payment_succeeded     -> payment.recovered
+//	invoice.paid                  -> payment.succeeded (settles a run; payment volume)
+//	invoice.payment_succeeded     -> payment.succeeded
 //	customer.subscription.deleted -> dunning.cancel (invoice_id = the subscription's latest_invoice)
 //	anything else                 -> ignored
 //
@@ -339,7 +339,12 @@ func recovered(ev stripe.Event) (*nativeEvent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newNative(recoup.EventRecovered, ev, in.ID), nil
+	// payment.succeeded: it settles the invoice's run like payment.recovered, and it is
+	// payment volume for failure-spike detection, recorded without parking when the invoice
+	// was never dunned (most paid invoices).
+	n := newNative(recoup.EventPaymentSucceeded, ev, in.ID)
+	n.Gateway, n.Country = "stripe", cardCountry(in)
+	return n, nil
 }
 
 func paymentFailed(ev stripe.Event) (*nativeEvent, error) {

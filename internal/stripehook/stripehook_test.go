@@ -248,13 +248,13 @@ func TestTranslate(t *testing.T) {
 			name:   "invoice.paid recovers",
 			typ:    "invoice.paid",
 			object: invoiceJSON(`"status": "open"`, `"status": "paid"`, `"amount_remaining": 4900`, `"amount_remaining": 0`),
-			want:   map[string]any{"type": "payment.recovered", "event_id": "evt_1", "invoice_id": "in_1QxYzAbCdEfGhIjK", "occurred_at": createdAt},
+			want:   map[string]any{"type": "payment.succeeded", "event_id": "evt_1", "invoice_id": "in_1QxYzAbCdEfGhIjK", "occurred_at": createdAt, "gateway": "stripe"},
 		},
 		{
 			name:   "invoice.payment_succeeded recovers",
 			typ:    "invoice.payment_succeeded",
 			object: invoiceJSON(`"status": "open"`, `"status": "paid"`),
-			want:   map[string]any{"type": "payment.recovered", "event_id": "evt_1", "invoice_id": "in_1QxYzAbCdEfGhIjK", "occurred_at": createdAt},
+			want:   map[string]any{"type": "payment.succeeded", "event_id": "evt_1", "invoice_id": "in_1QxYzAbCdEfGhIjK", "occurred_at": createdAt, "gateway": "stripe"},
 		},
 		{
 			name:   "subscription deleted with latest_invoice id cancels",
@@ -289,7 +289,7 @@ func TestTranslate(t *testing.T) {
 			name: "rotated secret: the second secret matches",
 			typ:  "invoice.paid", object: invoiceJSON(),
 			secrets: []string{oldSecret, secret},
-			want:    map[string]any{"type": "payment.recovered", "event_id": "evt_1", "invoice_id": "in_1QxYzAbCdEfGhIjK", "occurred_at": createdAt},
+			want:    map[string]any{"type": "payment.succeeded", "event_id": "evt_1", "invoice_id": "in_1QxYzAbCdEfGhIjK", "occurred_at": createdAt, "gateway": "stripe"},
 		},
 	}
 	for _, tt := range tests {
