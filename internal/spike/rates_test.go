@@ -65,38 +65,53 @@ func TestCountModelFlagsRenewalDay(t *testing.T) {
 	}
 }
 
-// A BIN range whose issuer goes down 40 minutes into a ×10 renewal burst is still flagged
-// within 2 minutes, as that BIN: it rises out of proportion with everything else.
-func TestBINOutageDuringRenewalBurstIsFlagged(t *testing.T) {
-	var latencies []time.Duration
-	for seed := range seeds(2) {
-		for _, volume := range []float64{0, 9} {
-			start := time.Date(2026, 11, 30, 18, 0, 0, 0, time.UTC)
-			spikeAt := time.Date(2026, 12, 1, 0, 40, 0, 0, time.UTC)
-			s := &stream{rng: rand.New(rand.NewPCG(uint64(seed), 3)), perMinute: 30, volume: volume,
-				burst: renewal(10, 2*time.Hour), spikes: []injected{{
-					from: spikeAt, to: spikeAt.Add(40 * time.Minute), perMinute: 60,
-					rec: func(r *rand.Rand) Record {
-						rec := background(r, time.Time{})
-						rec.BIN, rec.Code = bin(17), "issuer_unavailable"
-						return rec
-					},
-				}}}
-			events, _ := s.run(t, start, 8*time.Hour, normalized())
-			inc := opened(events)
-			if len(inc) != 1 || (inc[0].Cohort != Cohort(DimBIN, bin(17)) && inc[0].Cohort != Cohort(DimCode, "issuer_unavailable")) {
-				t.Fatalf("seed %d volume %g: incidents %v; want exactly one, the BIN %s (or its failure code)", seed, volume, cohorts(inc), bin(17))
-			}
-			lat := inc[0].OpenedAt.Sub(spikeAt)
-			if lat < 0 || lat > 2*time.Minute {
-				t.Fatalf("seed %d volume %g: flagged %s after the outage began, want within 2 minutes", seed, volume, lat)
-			}
-			latencies = append(latencies, lat)
-		}
+// A BIN range whose issuer goes down, or a country's issuers, 40 minutes into a ×10 renewal
+// burst is still flagged within 2 minutes, as that BIN or country: it rises out of
+// proportion with everything else.
+func TestOutageDuringRenewalBurstIsFlagged(t *testing.T) {
+	// The BIN's failures go from about 4 a minute (during the burst) to 64; the country's
+	// (a tenth of all failures) from about 32 to 230: most of its payments failing.
+	outages := []struct {
+		name, want string
+		perMinute  float64
+		rec        func(r *rand.Rand) Record
+	}{
+		{"BIN", Cohort(DimBIN, bin(17)), 60, func(r *rand.Rand) Record {
+			rec := background(r, time.Time{})
+			rec.BIN = bin(17)
+			return rec
+		}},
+		{"country", Cohort(DimCountry, "DE"), 200, func(r *rand.Rand) Record {
+			rec := background(r, time.Time{})
+			rec.Country = "DE"
+			return rec
+		}},
 	}
-	slices.Sort(latencies)
-	fmt.Printf("spike-renewal-outage: BIN outage (+60/min) 40 min into a ×10 renewal burst, %d streams: flagged after median %s, max %s\n",
-		len(latencies), latencies[len(latencies)/2].Round(time.Second), latencies[len(latencies)-1].Round(time.Second))
+	for _, o := range outages {
+		var latencies []time.Duration
+		for seed := range seeds(2) {
+			for _, volume := range []float64{0, 9} {
+				start := time.Date(2026, 11, 30, 18, 0, 0, 0, time.UTC)
+				spikeAt := time.Date(2026, 12, 1, 0, 40, 0, 0, time.UTC)
+				s := &stream{rng: rand.New(rand.NewPCG(uint64(seed), 3)), perMinute: 30, volume: volume,
+					burst: renewal(10, 2*time.Hour), spikes: []injected{{
+						from: spikeAt, to: spikeAt.Add(40 * time.Minute), perMinute: o.perMinute, rec: o.rec}}}
+				events, _ := s.run(t, start, 8*time.Hour, normalized())
+				inc := opened(events)
+				if len(inc) != 1 || inc[0].Cohort != o.want {
+					t.Fatalf("%s outage, seed %d volume %g: incidents %v; want exactly one, %s", o.name, seed, volume, cohorts(inc), o.want)
+				}
+				lat := inc[0].OpenedAt.Sub(spikeAt)
+				if lat < 0 || lat > 2*time.Minute {
+					t.Fatalf("%s outage, seed %d volume %g: flagged %s after it began, want within 2 minutes", o.name, seed, volume, lat)
+				}
+				latencies = append(latencies, lat)
+			}
+		}
+		slices.Sort(latencies)
+		fmt.Printf("spike-renewal-outage: %s outage (+%g/min) 40 min into a ×10 renewal burst, %d streams (with and without volume): flagged after median %s, max %s\n",
+			o.name, o.perMinute, len(latencies), latencies[len(latencies)/2].Round(time.Second), latencies[len(latencies)-1].Round(time.Second))
+	}
 }
 
 // A single-gateway merchant: the gateway carries every failure, so its share cannot show an

@@ -707,11 +707,17 @@ func (d *Detector) evidence(c *cohort, buckets int) Evidence {
 	obs := sum(c.Counts, buckets)
 	exp := d.expected(c, buckets)
 	variance := d.corrected(c.Var)
-	scale, basis := 1.0, ""
+	basis := ""
 	if d.S.Config.Normalize && c != d.S.Total {
-		exp, scale, basis = d.normalized(c, buckets, exp)
+		exp, _, basis = d.normalized(c, buckets, exp)
 	}
-	sd := math.Sqrt(max(variance*scale*scale, exp/float64(buckets)) * float64(buckets))
+	sd := math.Sqrt(max(variance, exp/float64(buckets)) * float64(buckets))
+	if basis == "rate" || basis == "share" {
+		// The cohort's own variance mostly measures how the whole traffic moved, which the
+		// normalisation took out: Poisson noise around the expectation, plus 10% for the
+		// uncertainty of the usual rate or share.
+		sd = math.Sqrt(exp + 0.01*exp*exp)
+	}
 	return Evidence{Window: time.Duration(buckets) * d.S.Config.ShortWindow, Observed: obs, Expected: exp,
 		Ratio: float64(obs) / exp, PValue: tail(obs, exp), Z: (float64(obs) - exp) / sd, Basis: basis}
 }
