@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -403,9 +404,5 @@ func (h *Harness) FailureSpike(prefix, bin string) int {
 func (m *Mailbox) Keys() map[string]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]int, len(m.keys))
-	for k, n := range m.keys {
-		out[k] = n
-	}
-	return out
+	return maps.Clone(m.keys)
 }
