@@ -2,6 +2,7 @@ package spike
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -260,6 +261,29 @@ func TestFalseIncidentRateOverStreamDays(t *testing.T) {
 	fmt.Printf("spike-stream-days: %d incidents in %d stream-days (30 failures/min, daily and weekly cycles, %d renewal bursts; %d cohorts at the end): %.3f false incidents per stream-day\n",
 		len(inc), days, bursts, len(det.S.Cohorts), float64(len(inc))/float64(days))
 	if len(inc) > 0 {
-		t.Fatalf("false incidents:\n%v", cohorts(inc))
+		var at []string
+		for _, in := range inc {
+			at = append(at, in.OpenedAt.Format("Mon 2006-01-02 15:04:05"))
+		}
+		t.Fatalf("false incidents:\n%v\nopened at %v", cohorts(inc), at)
+	}
+}
+
+func TestBinomialTail(t *testing.T) {
+	for _, tc := range []struct {
+		k, n int
+		p    float64
+		want float64
+	}{
+		{3, 3, 0.5, 0.125},
+		{2, 3, 0.5, 0.5},
+		{10, 10, 0.1, 1e-10},
+		{0, 5, 0.3, 1},
+		{6, 5, 0.3, 0},
+		{1, 5, 0.3, 1}, // not above the mean: never anomalous
+	} {
+		if got := binomTail(tc.k, tc.n, tc.p); math.Abs(got-tc.want) > 1e-9*max(tc.want, 1e-9) && math.Abs(got-tc.want) > 1e-15 {
+			t.Errorf("binomTail(%d, %d, %g) = %g, want %g", tc.k, tc.n, tc.p, got, tc.want)
+		}
 	}
 }

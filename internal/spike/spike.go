@@ -712,14 +712,24 @@ func (d *Detector) evidence(c *cohort, buckets int) Evidence {
 		exp, _, basis = d.normalized(c, buckets, exp)
 	}
 	sd := math.Sqrt(max(variance, exp/float64(buckets)) * float64(buckets))
-	if basis == "rate" || basis == "share" {
+	pValue := tail(obs, exp)
+	switch basis {
+	case "rate", "share":
 		// The cohort's own variance mostly measures how the whole traffic moved, which the
 		// normalisation took out: Poisson noise around the expectation, plus 10% for the
 		// uncertainty of the usual rate or share.
 		sd = math.Sqrt(exp + 0.01*exp*exp)
 	}
+	if basis == "share" {
+		// Of the records in this very window (a minute in progress included), how likely
+		// is it that this many fell in the cohort, given its usual share: the test does not
+		// depend on how far into the minute the stream is, nor on the traffic's level.
+		t := d.S.Total
+		share := d.corrected(c.Mean) / d.corrected(t.Mean)
+		pValue = max(pValue, binomTail(obs, sum(t.Counts, buckets), share))
+	}
 	return Evidence{Window: time.Duration(buckets) * d.S.Config.ShortWindow, Observed: obs, Expected: exp,
-		Ratio: float64(obs) / exp, PValue: tail(obs, exp), Z: (float64(obs) - exp) / sd, Basis: basis}
+		Ratio: float64(obs) / exp, PValue: pValue, Z: (float64(obs) - exp) / sd, Basis: basis}
 }
 
 // normalized is the count c is expected to have over the last buckets when the rest of the
@@ -981,6 +991,32 @@ func tail(k int, lambda float64) float64 {
 			break
 		}
 		term *= lambda / float64(i+1)
+	}
+	return min(sum, 1)
+}
+
+// binomTail is P(X ≥ k) for X ~ Binomial(n, p): how likely k or more of n records fall in a
+// cohort whose usual share is p.
+func binomTail(k, n int, p float64) float64 {
+	switch {
+	case k <= 0:
+		return 1
+	case k > n || p <= 0:
+		return 0
+	case p >= 1 || float64(k) <= float64(n)*p:
+		return 1 // not in the upper tail; never anomalous
+	}
+	lgn, _ := math.Lgamma(float64(n) + 1)
+	lgk, _ := math.Lgamma(float64(k) + 1)
+	lgnk, _ := math.Lgamma(float64(n-k) + 1)
+	term := math.Exp(lgn - lgk - lgnk + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
+	sum := 0.0
+	for i := k; i <= n && i < k+10000; i++ {
+		sum += term
+		if term < sum*1e-12 {
+			break
+		}
+		term *= float64(n-i) / float64(i+1) * p / (1 - p)
 	}
 	return min(sum, 1)
 }
