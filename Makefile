@@ -35,6 +35,7 @@ $(BIN)/workflowcheck:
 
 lint: workflowcheck
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting"; exit 1; }
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy (the diff above): run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(BIN)/workflowcheck ./workflows/...
 	$(GO) run ./starter prompts lint
