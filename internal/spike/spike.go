@@ -709,7 +709,7 @@ func (d *Detector) evidence(c *cohort, buckets int) Evidence {
 	variance := d.corrected(c.Var)
 	basis := ""
 	if d.S.Config.Normalize && c != d.S.Total {
-		exp, _, basis = d.normalized(c, buckets, exp)
+		exp, basis = d.normalized(c, buckets, exp)
 	}
 	sd := math.Sqrt(max(variance, exp/float64(buckets)) * float64(buckets))
 	pValue := tail(obs, exp)
@@ -733,8 +733,7 @@ func (d *Detector) evidence(c *cohort, buckets int) Evidence {
 }
 
 // normalized is the count c is expected to have over the last buckets when the rest of the
-// traffic is taken into account (Config.Normalize), the factor by which that scaled its
-// usual count, and the basis:
+// traffic is taken into account (Config.Normalize), and the basis:
 //   - rate: c has payment volume (attempts in the window, successes reported): its usual
 //     failure rate times its attempts now. A renewal burst raises attempts and failures
 //     alike; an outage raises failures alone.
@@ -744,26 +743,26 @@ func (d *Detector) evidence(c *cohort, buckets int) Evidence {
 //   - dominant: c usually carries nearly all failures and has no volume: its share cannot
 //     tell an outage from a busy day, so it is not judged (Expected is +Inf).
 //   - count: the rest of the traffic is too small to compare with: its usual count.
-func (d *Detector) normalized(c *cohort, buckets int, usual float64) (float64, float64, string) {
+func (d *Detector) normalized(c *cohort, buckets int, usual float64) (float64, string) {
 	cfg := d.S.Config
 	floor := usual / float64(buckets) // the floored count per bucket
 	if attempts := sum(c.Attempts, buckets); attempts >= cfg.MinCount && c.AMean > 0 && d.Mode(d.S.Bucket) == "rates" {
 		rate := min(1, c.Mean/c.AMean)
 		exp := max(rate*float64(attempts), floor*float64(buckets))
-		return exp, exp / usual, "rate"
+		return exp, "rate"
 	}
 	if d.corrected(c.Share) >= cfg.DominantShare {
-		return math.Inf(1), 1, "dominant"
+		return math.Inf(1), "dominant"
 	}
 	t := d.S.Total
 	rest := max(0, d.corrected(t.Mean)-d.corrected(c.Mean)) // the rest's usual count per bucket
 	if rest*float64(d.n) < float64(cfg.MinCount) {
-		return usual, 1, "count" // too little other traffic to compare with
+		return usual, "count" // too little other traffic to compare with
 	}
 	restObs := float64(sum(t.Counts, buckets) - sum(c.Counts, buckets))
 	// +1 on both sides: a window with little traffic does not swing the factor.
 	scale := max(1, (restObs+1)/(rest*float64(buckets)+1))
-	return usual * scale, scale, "share"
+	return usual * scale, "share"
 }
 
 func (d *Detector) anomalous(e Evidence, at time.Time) bool {

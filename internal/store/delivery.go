@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -175,11 +176,12 @@ func scanEpisode(row pgx.Row) (*episodeRow, error) {
 
 const episodeColumns = `episode, status, opened_by, opened_at, run_id, closed_at`
 
+// settlingTypes are the event types that settle an invoice (end its dunning); the queries
+// take them as a parameter (type = ANY(...)), so this is the one list.
+var settlingTypes = []string{recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventPaymentSucceeded, recoup.EventCancel}
+
 // settles reports whether an event of this type settles an invoice (ends its dunning).
-func settles(typ string) bool {
-	return typ == recoup.EventRecovered || typ == recoup.EventRetrySucceeded || typ == recoup.EventCancel ||
-		typ == recoup.EventPaymentSucceeded
-}
+func settles(typ string) bool { return slices.Contains(settlingTypes, typ) }
 
 // Route decides, durably and under the invoice's record lock, what delivering ev does:
 //
@@ -235,9 +237,9 @@ func (c *Claim) Route(ctx context.Context, ev UndeliveredEvent) (Route, error) {
 		var settledBy string
 		err = tx.QueryRow(ctx, `
 			SELECT event_id FROM events
-			WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')
+			WHERE invoice_id = $1 AND type = ANY($3)
 				AND ($2::timestamptz IS NULL OR occurred_at > $2)
-			ORDER BY occurred_at, received_at LIMIT 1`, c.InvoiceID, settledSince(latest)).Scan(&settledBy)
+			ORDER BY occurred_at, received_at LIMIT 1`, c.InvoiceID, settledSince(latest), settlingTypes).Scan(&settledBy)
 		if err == nil {
 			r = Route{Action: RouteIgnore, Note: "the invoice was already settled by event " + settledBy + "; no dunning started"}
 			if latest != nil {

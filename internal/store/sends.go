@@ -154,12 +154,12 @@ func settledSinceStart(ctx context.Context, tx pgx.Tx, invoiceID, runKey string)
 	var e SettledError
 	err := tx.QueryRow(ctx, `
 		SELECT event_id, type FROM events
-		WHERE invoice_id = $1 AND type IN ('payment.recovered', 'payment.retry_succeeded', 'payment.succeeded', 'dunning.cancel')
+		WHERE invoice_id = $1 AND type = ANY($3)
 			AND received_at >= COALESCE(
 				(SELECT created_at FROM invoice_runs WHERE run_key = $2),
 				(SELECT started_at FROM dunning_runs WHERE workflow_id = $2),
 				'infinity')
-		ORDER BY received_at LIMIT 1`, invoiceID, runKey).Scan(&e.EventID, &e.Type)
+		ORDER BY received_at LIMIT 1`, invoiceID, runKey, settlingTypes).Scan(&e.EventID, &e.Type)
 	if err == nil {
 		return &e
 	}
