@@ -297,3 +297,57 @@ func TestBinomialTail(t *testing.T) {
 		}
 	}
 }
+
+// Traffic moving to a gateway never seen before (a merchant switching processors), at the
+// same failure rate, is not an outage of that gateway when volume is reported: a cohort with
+// no rate of its own yet is judged by the traffic's. A new gateway failing every payment
+// beside normal traffic is flagged, with or without volume. (Without volume the move itself
+// is indistinguishable from an outage of the new gateway: a known limit.)
+func TestTrafficMovingToANewCohortIsNotAnIncident(t *testing.T) {
+	for _, volume := range []bool{false, true} {
+		for _, outage := range []bool{false, true} {
+			det := New(&State{}, normalized())
+			rng := rand.New(rand.NewPCG(9, 9))
+			var opened []Incident
+			start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+			for m := range 180 {
+				gw := "A"
+				if m >= 120 && !outage {
+					gw = "B" // everything moves to B
+				}
+				at := start.Add(time.Duration(m) * time.Minute)
+				var recs []Record
+				for range 1000 {
+					r := Record{At: at.Add(time.Duration(rng.Int64N(int64(time.Minute)))), Gateway: gw, BIN: bin(rng.IntN(20)), Country: "US"}
+					if rng.Float64() < 0.02 {
+						r.Code = "card_declined"
+					} else if volume {
+						r.Succeeded = true
+					} else {
+						continue
+					}
+					recs = append(recs, r)
+				}
+				if outage && m >= 120 {
+					for range 40 { // a new gateway B whose every payment fails
+						recs = append(recs, Record{At: at.Add(time.Duration(rng.Int64N(int64(time.Minute)))), Gateway: "B", BIN: bin(rng.IntN(20)), Country: "US", Code: "processing_error"})
+					}
+				}
+				slices.SortFunc(recs, func(a, b Record) int { return a.At.Compare(b.At) })
+				for _, r := range recs {
+					for _, e := range det.Observe(r) {
+						if e.Kind == "opened" {
+							opened = append(opened, e.Incident)
+						}
+					}
+				}
+			}
+			switch {
+			case !outage && volume && len(opened) > 0:
+				t.Errorf("volume %v: traffic moving to gateway B opened %v", volume, cohorts(opened))
+			case outage && len(opened) == 0:
+				t.Errorf("volume %v: a new gateway failing every payment beside normal traffic was not flagged", volume)
+			}
+		}
+	}
+}

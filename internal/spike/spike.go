@@ -739,22 +739,26 @@ func (d *Detector) evidence(c *cohort, buckets int) Evidence {
 //     alike; an outage raises failures alone.
 //   - share: no volume, c is a minority of the failures: its usual count times the rise of
 //     the rest of the traffic (never less than usual), so every cohort rising together is
-//     not anomalous and one rising out of proportion is.
+//     not anomalous and one rising out of proportion is. (Traffic moving to a cohort never
+//     seen before looks like its outage: only volume tells them apart.)
 //   - dominant: c usually carries nearly all failures and has no volume: its share cannot
 //     tell an outage from a busy day, so it is not judged (Expected is +Inf).
 //   - count: the rest of the traffic is too small to compare with: its usual count.
 func (d *Detector) normalized(c *cohort, buckets int, usual float64) (float64, string) {
 	cfg := d.S.Config
 	floor := usual / float64(buckets) // the floored count per bucket
-	if attempts := sum(c.Attempts, buckets); attempts >= cfg.MinCount && c.AMean > 0 && d.Mode(d.S.Bucket) == "rates" {
-		rate := min(1, c.Mean/c.AMean)
-		exp := max(rate*float64(attempts), floor*float64(buckets))
+	t := d.S.Total
+	if attempts := sum(c.Attempts, buckets); attempts >= cfg.MinCount && d.Mode(d.S.Bucket) == "rates" {
+		rate := t.Mean / max(t.AMean, 1) // a cohort with no volume learned yet: the traffic's rate
+		if c.AMean > 0 {
+			rate = c.Mean / c.AMean
+		}
+		exp := max(min(1, rate)*float64(attempts), floor*float64(buckets))
 		return exp, "rate"
 	}
 	if d.corrected(c.Share) >= cfg.DominantShare {
 		return math.Inf(1), "dominant"
 	}
-	t := d.S.Total
 	rest := max(0, d.corrected(t.Mean)-d.corrected(c.Mean)) // the rest's usual count per bucket
 	if rest*float64(d.n) < float64(cfg.MinCount) {
 		return usual, "count" // too little other traffic to compare with
