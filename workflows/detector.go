@@ -15,12 +15,6 @@ import (
 	"github.com/recoup-dunning/recoup/internal/spike"
 )
 
-// DetectorHoldsEnd is the change (workflow.GetVersion id) after which the detector recovers
-// open incidents from PostgreSQL when it starts over, stores an operator's action before
-// applying it, keeps the incidents it maintains live (store.HoldIfIncident), and stores,
-// releases and alerts in separate activities: releasing held runs never waits for alerts.
-const DetectorHoldsEnd = "detector-holds-end"
-
 // AlertFor is how long the detector keeps retrying an alert (across continue-as-new).
 const AlertFor = 24 * time.Hour
 
