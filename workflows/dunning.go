@@ -64,6 +64,9 @@ var (
 // a is used only for typed method values; the worker registers the real struct.
 var a *activities.Activities
 
+// detectorActs is used only for typed method values of the detector's activities.
+var detectorActs *activities.Activities
+
 // waitKind is what a run is waiting for; support's act-now ends only some of them.
 type waitKind string
 
