@@ -119,6 +119,7 @@ type dunning struct {
 	exhaustAt     time.Time
 	exhaustPaused time.Duration
 	signalChans   []workflow.ReceiveChannel
+	support       supportActions
 	log           log.Logger
 }
 
@@ -126,6 +127,7 @@ type dunning struct {
 // exhausted or canceled. Its ID is recoup.WorkflowID(invoice id).
 func DunningWorkflow(ctx workflow.Context, in recoup.DunningInput) (recoup.DunningResult, error) {
 	d := &dunning{in: in, seen: map[string]bool{}}
+	d.support = d.supportActions()
 	if err := d.setup(ctx); err != nil {
 		return recoup.DunningResult{Status: recoup.StatusFailed, Reason: err.Error()}, err
 	}
