@@ -274,11 +274,11 @@ func BenchmarkPreviewDecision(b *testing.B) {
 	ctx := context.Background()
 	for _, tc := range benchCases {
 		b.Run(tc.name, func(b *testing.B) {
-			a := &activities.Activities{LLM: benchLLM{tc.answer}, PaymentURL: benchPaymentURL, UnsubscribeURL: benchUnsubscribeURL}
+			a := &activities.DunningActivities{LLM: benchLLM{tc.answer}, PaymentURL: benchPaymentURL, UnsubscribeURL: benchUnsubscribeURL}
 			fx, _ := templates.FixtureByName(tc.fixture)
 			in := activities.PreviewInput{Decide: benchInput(b, tc.fixture), FirstName: fx.FirstName,
 				InvoiceID: "inv_0123456789", CustomerID: "cus_" + fx.Name}
-			p, err := a.PreviewDecision(ctx, set, in)
+			p, err := activities.PreviewDecision(ctx, a, set, in)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -287,7 +287,7 @@ func BenchmarkPreviewDecision(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := a.PreviewDecision(ctx, set, in); err != nil {
+				if _, err := activities.PreviewDecision(ctx, a, set, in); err != nil {
 					b.Fatal(err)
 				}
 			}

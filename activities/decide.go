@@ -40,7 +40,7 @@ type DecideInput struct {
 // DecideStrategy asks the model for channel, tone, incentive and message, enforces the
 // policy on its answer, and falls back to the deterministic rules on any error, refusal,
 // invalid answer or violation. The decision is stored in PostgreSQL.
-func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup.Decision, error) {
+func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) (recoup.Decision, error) {
 	set := a.Prompts()
 	pol := set.Policy
 	h := in.History
@@ -156,7 +156,7 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 
 // withinBudget withdraws d's incentive when it would exceed the yearly budget of the
 // customer's plan across all runs, recording why; it says whether it did.
-func (a *Activities) withinBudget(ctx context.Context, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
+func (a *DunningActivities) withinBudget(ctx context.Context, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
 	if d.Incentive.Kind == recoup.IncentiveNone || d.Incentive.Kind == "" {
 		return false, nil
 	}
@@ -180,7 +180,7 @@ func (a *Activities) withinBudget(ctx context.Context, pol *policy.Policy, h Cus
 
 // smsTooLong renders an SMS decision the way it would go out and says why it is refused when
 // it takes more than templates.MaxSMSSegments segments (e.g. non-GSM characters).
-func (a *Activities) smsTooLong(set *templates.Set, d recoup.Decision, h CustomerHistory) string {
+func (a *DunningActivities) smsTooLong(set *templates.Set, d recoup.Decision, h CustomerHistory) string {
 	if d.Channel != recoup.ChannelSMS {
 		return ""
 	}
@@ -218,7 +218,7 @@ func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Fa
 
 // askModel returns an LLM decision, or violations explaining why there is none and the
 // fallback reason (an observability.Fallback* constant).
-func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
+func (a *DunningActivities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
 	pol := set.Policy
 	system, user, err := buildPrompt(set, variant, in, f)
 	if err != nil {

@@ -188,7 +188,8 @@ func newOpenAIFake(t *testing.T, content string) *openAIFake {
 }
 
 type fixture struct {
-	acts *activities.Activities
+	acts *activities.DunningActivities
+	det  *activities.DetectorActivities // shares the Base of acts
 	st   *store.Store
 	sg   *sendGridFake
 	tw   *twilioFake
@@ -213,8 +214,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.acts = &activities.Activities{
-		Store: st, Prompts: func() *templates.Set { return set }, Email: em, SMS: tx,
+	base := activities.Base{Store: st, Prompts: func() *templates.Set { return set }}
+	f.det = &activities.DetectorActivities{Base: base, Email: em}
+	f.acts = &activities.DunningActivities{
+		Base: base, Email: em, SMS: tx,
 		PaymentURL: "https://pay.example/invoices/{invoice_id}", UnsubscribeURL: "https://pay.example/unsub/{customer_id}",
 		Clock: func() time.Time { return now }, // 10:00 in New York: inside cus_1's allowed hours
 	}

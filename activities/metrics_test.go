@@ -18,6 +18,7 @@ import (
 func withMetrics(f *fixture) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	f.acts.Metrics = observability.NewBusiness(reg)
+	f.det.Metrics = f.acts.Metrics
 	return reg
 }
 

@@ -37,8 +37,9 @@ type PreviewInput struct {
 }
 
 // PreviewDecision renders a step with the given prompt set without storing or sending
-// anything. It calls the model when one is configured.
-func (a *Activities) PreviewDecision(ctx context.Context, set *templates.Set, in PreviewInput) (Preview, error) {
+// anything. It calls the model when a has one. It is not an activity: `starter prompts
+// preview` calls it directly.
+func PreviewDecision(ctx context.Context, a *DunningActivities, set *templates.Set, in PreviewInput) (Preview, error) {
 	pol := set.Policy
 	h := in.Decide.History
 	facts := policy.Facts{Step: in.Decide.Step, Plan: h.Plan,

@@ -50,12 +50,12 @@ type SendResult struct {
 }
 
 // SendEmail sends the step's email through SendGrid exactly once (see send).
-func (a *Activities) SendEmail(ctx context.Context, in SendInput) (SendResult, error) {
+func (a *DunningActivities) SendEmail(ctx context.Context, in SendInput) (SendResult, error) {
 	return a.send(ctx, recoup.ChannelEmail, in)
 }
 
 // SendSMS sends the step's SMS through Twilio exactly once (see send).
-func (a *Activities) SendSMS(ctx context.Context, in SendInput) (SendResult, error) {
+func (a *DunningActivities) SendSMS(ctx context.Context, in SendInput) (SendResult, error) {
 	return a.send(ctx, recoup.ChannelSMS, in)
 }
 
@@ -69,7 +69,7 @@ func (a *Activities) SendSMS(ctx context.Context, in SendInput) (SendResult, err
 //
 // With no provider configured for the channel the message is rendered, stored and logged
 // (log delivery mode).
-func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) (SendResult, error) {
+func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in SendInput) (SendResult, error) {
 	if in.IdempotencyKey == "" || in.Decision.Channel != ch {
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("send %s: idempotency key %q / decision channel %q do not match", ch, in.IdempotencyKey, in.Decision.Channel),
@@ -179,7 +179,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 
 // earlier returns the outcome of an earlier attempt at the send (row) without calling the
 // provider.
-func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, row store.SendRow) (SendResult, error) {
+func (a *DunningActivities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, row store.SendRow) (SendResult, error) {
 	switch row.Status {
 	case store.SendSent, store.SendLogged:
 		log.Info("message already delivered by an earlier attempt; not sending again", "delivery", row.Status)
@@ -197,7 +197,7 @@ func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, 
 }
 
 // recordReconcile counts a message marked for reconciliation.
-func (a *Activities) recordReconcile(ch recoup.Channel, in SendInput) {
+func (a *DunningActivities) recordReconcile(ch recoup.Channel, in SendInput) {
 	a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendReconcile)
 	a.Metrics.SendReconciled(string(ch))
 }
@@ -234,7 +234,7 @@ func unreachable(c store.Customer, ch recoup.Channel) string {
 
 type rendered struct{ subject, text, html string }
 
-func (a *Activities) render(ch recoup.Channel, c store.Customer, in SendInput) (rendered, error) {
+func (a *DunningActivities) render(ch recoup.Channel, c store.Customer, in SendInput) (rendered, error) {
 	set := a.Prompts()
 	d := templates.MessageData{
 		FirstName:      templates.GreetingName(c.Name),
@@ -274,7 +274,7 @@ type OfferResult struct {
 
 // AnnounceOffer records the offer and tells billing (webhook event dunning.offer) so that
 // the promise is kept. Without a webhook the offer is recorded and logged.
-func (a *Activities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferResult, error) {
+func (a *DunningActivities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferResult, error) {
 	set := a.Prompts()
 	key := fmt.Sprintf("%s/step-%d/offer", in.WorkflowID, in.Step)
 	out := OfferResult{OfferKey: key, ExpiresAt: in.Now.AddDate(0, 0, set.Policy.OfferValidDays).UTC()}

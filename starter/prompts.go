@@ -80,8 +80,8 @@ func cmdPreview(ctx context.Context, d *deps, args []string, stdout io.Writer, u
 	if *variant != "" && *variant != "control" && !contains(set.Variants(), *variant) {
 		return usageError{fmt.Sprintf("--variant: %q is not one of %v", *variant, set.Variants())}
 	}
-	acts := &activities.Activities{Prompts: func() *templates.Set { return set }, PaymentURL: d.cfg.PaymentURL,
-		UnsubscribeURL: d.cfg.UnsubscribeURL, Logger: d.cfg.Logger()}
+	acts := &activities.DunningActivities{Base: activities.Base{Prompts: func() *templates.Set { return set }, Logger: d.cfg.Logger()},
+		PaymentURL: d.cfg.PaymentURL, UnsubscribeURL: d.cfg.UnsubscribeURL}
 	if d.cfg.LLMEnabled() {
 		if acts.LLM, err = llm.New(d.cfg.LLM); err != nil {
 			return err
@@ -112,7 +112,7 @@ func cmdPreview(ctx context.Context, d *deps, args []string, stdout io.Writer, u
 		}
 		in.Decide.AmountMinor, in.Decide.Currency, in.Decide.FailureCode = 4900, "USD", "card_declined"
 	}
-	p, err := acts.PreviewDecision(ctx, set, in)
+	p, err := activities.PreviewDecision(ctx, acts, set, in)
 	if err != nil {
 		return err
 	}

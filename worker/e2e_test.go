@@ -214,14 +214,14 @@ func TestFlowAgainstProviderContracts(t *testing.T) {
 	sg, tw, oa := testutil.ProviderMock(t, "SENDGRID_MOCK_URL"), testutil.ProviderMock(t, "TWILIO_MOCK_URL"), testutil.ProviderMock(t, "OPENAI_MOCK_URL")
 	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 2 * time.Second}, FinalWait: time.Second, Configure: func(a *activities.Activities) {
 		var err error
-		if a.Email, err = email.New(email.Config{APIKey: "SG.contract", BaseURL: sg, FromEmail: "billing@shop.example"}); err != nil {
+		if a.Dunning.Email, err = email.New(email.Config{APIKey: "SG.contract", BaseURL: sg, FromEmail: "billing@shop.example"}); err != nil {
 			t.Fatal(err)
 		}
-		if a.SMS, err = sms.New(sms.Config{AccountSID: "AC00000000000000000000000000000000", AuthToken: "token",
+		if a.Dunning.SMS, err = sms.New(sms.Config{AccountSID: "AC00000000000000000000000000000000", AuthToken: "token",
 			From: "+14155550100", BaseURL: tw, StatusCallbackURL: "https://recoup.example/v1/twilio/status"}); err != nil {
 			t.Fatal(err)
 		}
-		if a.LLM, err = llm.New(llm.Config{APIKey: "sk-contract", BaseURL: oa, Model: "gpt-4o-mini"}); err != nil {
+		if a.Dunning.LLM, err = llm.New(llm.Config{APIKey: "sk-contract", BaseURL: oa, Model: "gpt-4o-mini"}); err != nil {
 			t.Fatal(err)
 		}
 	}})
@@ -296,7 +296,10 @@ func TestHistoryIsEncrypted(t *testing.T) {
 // After a run, the worker's /metrics shows the business metrics.
 func TestMetricsEndpointAfterARun(t *testing.T) {
 	reg := metrics.NewRegistry()
-	e := e2etest.Start(t, e2etest.Options{Configure: func(a *activities.Activities) { a.Metrics = observability.NewBusiness(reg) }})
+	e := e2etest.Start(t, e2etest.Options{Configure: func(a *activities.Activities) {
+		a.Dunning.Metrics = observability.NewBusiness(reg)
+		a.Detector.Metrics = a.Dunning.Metrics
+	}})
 	e.Event(e2etest.Failed("evt_met_1", "inv_met", "cus_met", time.Now().UTC()))
 	e.Eventually("the first message", func() bool { return e.Messages("inv_met") == 1 })
 	e.Event(map[string]any{"type": "dunning.cancel", "event_id": "evt_met_2", "invoice_id": "inv_met", "reason": "test",

@@ -44,7 +44,8 @@ func newDetector(t *testing.T) *detectorWorld {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.RegisterWorkflowWithOptions(workflows.SpikeDetectorWorkflow, workflow.RegisterOptions{Name: recoup.DetectorWorkflowType})
-	env.RegisterActivity(&activities.Activities{})
+	env.RegisterActivity(&activities.DunningActivities{})
+	env.RegisterActivity(&activities.DetectorActivities{})
 	w := &detectorWorld{t: t, env: env}
 	cfg := spike.DefaultConfig()
 	cfg.Warmup = 10 * time.Minute

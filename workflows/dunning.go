@@ -62,10 +62,10 @@ var (
 )
 
 // a is used only for typed method values; the worker registers the real struct.
-var a *activities.Activities
+var a *activities.DunningActivities
 
 // detectorActs is used only for typed method values of the detector's activities.
-var detectorActs *activities.Activities
+var detectorActs *activities.DetectorActivities
 
 // waitKind is what a run is waiting for; support's act-now ends only some of them.
 type waitKind string

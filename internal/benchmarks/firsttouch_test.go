@@ -73,7 +73,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.LLM = c
+		a.Dunning.LLM = c
 	}})
 	defer setup.baselineWorkers()() // in this process, or in BENCH_WORKERS processes (external_test.go)
 

@@ -74,7 +74,8 @@ func TestDuplicateStorm(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 
 	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
-		a.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // 1,000 runs: warnings only
+		l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // 1,000 runs: warnings only
+		a.Dunning.Logger, a.Detector.Logger = l, l
 	}})
 	ctx := context.Background()
 	var schema string

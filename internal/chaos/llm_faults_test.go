@@ -147,7 +147,7 @@ func TestLLMFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
-		Configure: func(a *activities.Activities) { a.LLM = mc }})
+		Configure: func(a *activities.Activities) { a.Dunning.LLM = mc }})
 	ctx := context.Background()
 	inv := func(i int) string { return fmt.Sprintf("inv_llm_%02d", i) }
 	for i := range runs {

@@ -171,7 +171,7 @@ func TestPostgresCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer viaProxy.Close()
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) { a.Store = viaProxy }})
+	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) { a.Dunning.Store, a.Detector.Store = viaProxy, viaProxy }})
 	in := &ingest.Ingestor{Store: viaProxy, Temporal: h.Client}
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	srv, err := ingress.New(ingress.Options{Ingest: in, Secrets: []string{secret}, Relay: ingress.NewRelay(in, nil, nil),

@@ -153,7 +153,7 @@ func providerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
-		Configure: func(a *activities.Activities) { a.Email = sender }})
+		Configure: func(a *activities.Activities) { a.Dunning.Email = sender }})
 	ctx := context.Background()
 
 	prov.start(outage) // every send from here on meets the outage first
@@ -332,7 +332,7 @@ func providerInvalidNumber(t *testing.T) {
 	}
 	// Two steps a second apart, then one far away: runs park after step 2.
 	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, time.Second, 24 * time.Hour},
-		Configure: func(a *activities.Activities) { a.SMS, a.LLM = texter, mc }})
+		Configure: func(a *activities.Activities) { a.Dunning.SMS, a.Dunning.LLM = texter, mc }})
 	ctx := context.Background()
 	inv := func(i int) string { return fmt.Sprintf("inv_pi_%d", i) }
 	for i := range invalid + valid {

@@ -183,7 +183,9 @@ func Start(t testing.TB, o Options) *Harness {
 	if set.Policy.QuietHours, err = policy.ParseQuietHours("00:00", "24:00"); err != nil {
 		t.Fatal(err)
 	}
-	h.Acts = &activities.Activities{Store: h.Store, Prompts: func() *templates.Set { return set }, Email: sender,
+	base := activities.Base{Store: h.Store, Prompts: func() *templates.Set { return set }}
+	h.Acts = &activities.Activities{Detector: &activities.DetectorActivities{Base: base, Email: sender}}
+	h.Acts.Dunning = &activities.DunningActivities{Base: base, Email: sender,
 		Schedule: o.Schedule, FinalWait: o.FinalWait, IgnoreQuietHours: true,
 		// Schedules of seconds would hit the weekly contact cap; it has tests of its own.
 		ContactCap: &policy.ContactCap{Messages: 100, Days: 7},
@@ -196,7 +198,7 @@ func Start(t testing.TB, o Options) *Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Client.Close)
-	h.Acts.Signaler = h.Client
+	h.Acts.Detector.Signaler = h.Client
 	h.Ingest = &ingest.Ingestor{Store: h.Store, Temporal: h.Client}
 	if !o.NoWorker {
 		h.StartWorker()
