@@ -93,7 +93,7 @@ var benchCases = []struct {
 		recoup.DecidedByRules},
 }
 
-func benchSet(b *testing.B) *templates.Set {
+func benchSet(b testing.TB) *templates.Set {
 	b.Helper()
 	s, err := templates.Load("")
 	if err != nil {
@@ -103,7 +103,7 @@ func benchSet(b *testing.B) *templates.Set {
 }
 
 // benchInput is step 2 of 4 for a fixture customer, as the workflow passes it.
-func benchInput(b *testing.B, name string) activities.DecideInput {
+func benchInput(b testing.TB, name string) activities.DecideInput {
 	b.Helper()
 	fx, ok := templates.FixtureByName(name)
 	if !ok {

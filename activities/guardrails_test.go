@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/templates"
 )
 
 // The adversarial corpus: whatever the customer's data says and whatever the model answers,
@@ -165,5 +167,35 @@ func TestDecisionRecordsVariantAndPolicyVersion(t *testing.T) {
 	}
 	if variant != d.Variant || pv != d.PolicyVersion {
 		t.Fatalf("stored %q %q", variant, pv)
+	}
+}
+
+// The preview runs the guardrail steps DecideStrategy applies that need no history, and
+// says which of them changed what: a model answer outside the policy is refused by
+// model-within-policy, and rules-fallback decides instead.
+func TestPreviewShowsWhichGuardrailChangedWhat(t *testing.T) {
+	set := benchSet(t)
+	for _, tc := range benchCases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &activities.DunningActivities{LLM: benchLLM{tc.answer}, PaymentURL: benchPaymentURL, UnsubscribeURL: benchUnsubscribeURL}
+			fx, _ := templates.FixtureByName(tc.fixture)
+			in := activities.PreviewInput{Decide: benchInput(t, tc.fixture), FirstName: fx.FirstName,
+				InvoiceID: "inv_0123456789", CustomerID: "cus_" + fx.Name}
+			p, err := activities.PreviewDecision(context.Background(), a, set, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps []string
+			for _, g := range p.Guardrails {
+				steps = append(steps, g.Step)
+			}
+			want := []string(nil)
+			if tc.decidedBy == recoup.DecidedByRules {
+				want = []string{"model-within-policy", "rules-fallback"}
+			}
+			if p.Final.DecidedBy != tc.decidedBy || strings.Join(steps, ",") != strings.Join(want, ",") {
+				t.Fatalf("decided by %s, guardrail notes %+v; want %s and steps %v", p.Final.DecidedBy, p.Guardrails, tc.decidedBy, want)
+			}
+		})
 	}
 }

@@ -84,27 +84,46 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("customer %s cannot be reached by %s: %s", in.CustomerID, ch, reason), ErrTypeNotReachable, nil)
 	}
-	// Allowed hours, by the worker's clock at this attempt (see hours.go). Outside them
-	// nothing is reserved or sent, unless an earlier attempt already settled the message.
-	why, err := a.outsideHours(c, ch, in, a.now())
-	if err != nil {
-		return SendResult{}, err
-	}
-	if why != "" {
-		row, found, err := a.Store.FindSend(ctx, in.IdempotencyKey)
-		if err != nil {
-			return SendResult{}, err
-		}
-		if found && row.Status != store.SendReserved && row.Status != store.SendRetry {
-			return a.earlier(log, ch, in, row)
-		}
-		log.Info("attempt outside allowed hours; not sent", "reason", why)
-		return SendResult{}, temporal.NewNonRetryableApplicationError(why, ErrTypeOutsideAllowedHours, nil)
+	if res, done, err := a.outsideHoursOutcome(ctx, log, ch, c, in); done {
+		return res, err
 	}
 	msg, err := a.render(ch, c, in)
 	if err != nil {
 		return SendResult{}, temporal.NewNonRetryableApplicationError("render message: "+err.Error(), ErrTypeInvalidInput, err)
 	}
+	if res, done, err := a.reserve(ctx, log, ch, in, msg); done {
+		return res, err
+	}
+	// From here on the reservation is ours: record the outcome even if ctx ends.
+	return a.handOver(ctx, log, ch, c, in, msg)
+}
+
+// outsideHoursOutcome checks the allowed hours by the worker's clock at this attempt (see
+// hours.go). Outside them nothing is reserved or sent (done), unless an earlier attempt
+// already settled the message: then its outcome is returned.
+func (a *DunningActivities) outsideHoursOutcome(ctx context.Context, log *slog.Logger, ch recoup.Channel, c store.Customer, in SendInput) (SendResult, bool, error) {
+	why, err := a.outsideHours(c, ch, in, a.now())
+	if err != nil {
+		return SendResult{}, true, err
+	}
+	if why == "" {
+		return SendResult{}, false, nil
+	}
+	row, found, err := a.Store.FindSend(ctx, in.IdempotencyKey)
+	if err != nil {
+		return SendResult{}, true, err
+	}
+	if found && row.Status != store.SendReserved && row.Status != store.SendRetry {
+		res, err := a.earlier(log, ch, in, row)
+		return res, true, err
+	}
+	log.Info("attempt outside allowed hours; not sent", "reason", why)
+	return SendResult{}, true, temporal.NewNonRetryableApplicationError(why, ErrTypeOutsideAllowedHours, nil)
+}
+
+// reserve writes the send's reservation before the provider is called; done when the send
+// must not go on (settled, barred, or settled by an earlier attempt: its outcome).
+func (a *DunningActivities) reserve(ctx context.Context, log *slog.Logger, ch recoup.Channel, in SendInput, msg rendered) (SendResult, bool, error) {
 	row, claimed, err := a.Store.ReserveSend(ctx, store.Reservation{
 		Key: in.IdempotencyKey, WorkflowID: in.WorkflowID, Step: in.Step, Channel: string(ch),
 		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text,
@@ -114,18 +133,24 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 	switch {
 	case errors.As(err, &settled):
 		log.Info("invoice settled since the run started; not sent", "event_id", settled.EventID)
-		return SendResult{}, settledError(settled)
+		return SendResult{}, true, settledError(settled)
 	case errors.As(err, &barred):
-		return SendResult{}, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeNotReachable, nil)
+		return SendResult{}, true, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeNotReachable, nil)
 	case err != nil:
-		return SendResult{}, err
+		return SendResult{}, true, err
 	case !claimed:
-		return a.earlier(log, ch, in, row)
+		res, err := a.earlier(log, ch, in, row)
+		return res, true, err
 	}
+	return SendResult{}, false, nil
+}
 
-	// From here on the reservation is ours: record the outcome even if ctx ends.
+// handOver calls the channel's provider (or logs the message in log delivery mode) and
+// records the outcome of the reserved send, even if ctx ends.
+func (a *DunningActivities) handOver(ctx context.Context, log *slog.Logger, ch recoup.Channel, c store.Customer, in SendInput, msg rendered) (SendResult, error) {
 	bg := context.WithoutCancel(ctx)
 	var providerID string
+	var err error
 	switch {
 	case ch == recoup.ChannelEmail && a.Email != nil:
 		providerID, err = a.Email.Send(ctx, email.Message{
@@ -146,6 +171,12 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 	if err != nil {
 		a.Metrics.ProviderError(providerName(ch), err)
 	}
+	return a.recordOutcome(bg, log, ch, in, providerID, err)
+}
+
+// recordOutcome records what the provider answered: sent, rejected (non-retryable),
+// outcome unknown (marked for reconciliation, not retried) or failed (released, retried).
+func (a *DunningActivities) recordOutcome(bg context.Context, log *slog.Logger, ch recoup.Channel, in SendInput, providerID string, err error) (SendResult, error) {
 	switch {
 	case err == nil:
 		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendSent, providerID); err != nil {

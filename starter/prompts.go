@@ -139,6 +139,9 @@ func cmdPreview(ctx context.Context, d *deps, args []string, stdout io.Writer, u
 		fmt.Fprintf(stdout, "the model's answer would not be used: %s\n", strings.Join(p.ModelRejected, "; "))
 	}
 	fmt.Fprintf(stdout, "sent: the %s decision\n", p.Final.DecidedBy)
+	for _, g := range p.Guardrails {
+		fmt.Fprintf(stdout, "guardrail %s: %s\n", g.Step, g.Changed)
+	}
 	section("email: " + p.EmailSubject)
 	fmt.Fprint(stdout, p.EmailText)
 	c := segments.Of(p.SMS)
