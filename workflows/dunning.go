@@ -126,14 +126,22 @@ type dunning struct {
 // DunningWorkflow runs the dunning schedule of one failed invoice until it is recovered,
 // exhausted or canceled. Its ID is recoup.WorkflowID(invoice id).
 func DunningWorkflow(ctx workflow.Context, in recoup.DunningInput) (recoup.DunningResult, error) {
-	d := &dunning{in: in, seen: map[string]bool{}}
-	d.support = d.supportActions()
+	d := newDunning(in)
 	if err := d.setup(ctx); err != nil {
 		return recoup.DunningResult{Status: recoup.StatusFailed, Reason: err.Error()}, err
 	}
 	return d.run(ctx)
 }
 
+func newDunning(in recoup.DunningInput) *dunning {
+	d := &dunning{in: in, seen: map[string]bool{}}
+	d.support = d.supportActions()
+	return d
+}
+
+// setup validates the input, takes over the state of a run continued as new (or starts
+// one), registers the query and the support actions' Updates, sets the search attributes
+// and starts applying the signals.
 func (d *dunning) setup(ctx workflow.Context) error {
 	f := d.in.Failure
 	switch {
@@ -157,9 +165,7 @@ func (d *dunning) setup(ctx workflow.Context) error {
 		d.failureCode = f.FailureCode
 	}
 	d.settleAnyTime = d.in.Continued != nil || workflow.GetVersion(ctx, ChangeSettleAnyTime, workflow.DefaultVersion, 1) >= 1
-	if err := workflow.SetQueryHandler(ctx, recoup.QueryStatus, func() (recoup.State, error) {
-		return d.state, nil
-	}); err != nil {
+	if err := setQuery(ctx, recoup.QueryStatus, func() (recoup.State, error) { return d.state, nil }); err != nil {
 		return err
 	}
 	if err := d.registerUpdates(ctx); err != nil {
