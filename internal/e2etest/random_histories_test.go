@@ -21,8 +21,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
-	"github.com/recoup-dunning/recoup/internal/ingest"
 )
 
 // The end-to-end layer of the invariants (docs/INVARIANTS.md): random histories of billing
@@ -72,7 +72,7 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 	var relays sync.WaitGroup
 	for range 2 {
 		relays.Add(1)
-		relay := &ingest.Ingestor{Store: h.Store, Temporal: h.Client, Parallel: 2}
+		relay := &eventlog.Ingestor{Store: h.Store, Temporal: h.Client, Parallel: 2}
 		go func() {
 			defer relays.Done()
 			for ctx.Err() == nil {
@@ -361,7 +361,7 @@ func (p *player) violation(x *history, format string, args ...any) {
 }
 
 // send sends one event through ingress: recorded only (relayed) or accepted.
-func (p *player) send(x *history, a action, raw []byte) (ingest.Result, error) {
+func (p *player) send(x *history, a action, raw []byte) (eventlog.Result, error) {
 	ctx := context.Background()
 	if a.relayed {
 		res, _, err := p.h.Ingest.Record(ctx, raw, "random-histories")

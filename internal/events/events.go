@@ -35,7 +35,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
 )
 
 // Additional event types accepted for support and customer actions.

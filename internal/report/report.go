@@ -29,7 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
 )
 
 // Dimension is what the runs are broken down by.
