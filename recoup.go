@@ -53,7 +53,16 @@ const (
 	// failure-spike detection, and a settle for an invoice in dunning.
 	EventPaymentSucceeded = "payment.succeeded"
 	EventCancel           = "dunning.cancel"
+	// Support and customer actions.
+	EventPause  = "dunning.pause"
+	EventResume = "dunning.resume"
+	EventOptOut = "dunning.opt_out"
 )
+
+// EventTypes lists every event type accepted from the billing service; each has a JSON
+// Schema, internal/events/schemas/v1/<type>.json.
+var EventTypes = []string{EventPaymentFailed, EventRetrySucceeded, EventRetryFailed, EventRecovered,
+	EventCancel, EventPause, EventResume, EventOptOut, EventPaymentSucceeded}
 
 // Signal names a dunning run accepts. Each carries the payload type named beside it.
 const (

@@ -310,11 +310,11 @@ func signalFor(ev events.Event) (string, any) {
 		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
 	case recoup.EventCancel:
 		return recoup.SignalCancel, recoup.Cancel{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
-	case events.EventPause:
+	case recoup.EventPause:
 		return recoup.SignalPause, recoup.Pause{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
-	case events.EventResume:
+	case recoup.EventResume:
 		return recoup.SignalResume, recoup.Resume{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
-	default: // events.EventOptOut
+	default: // recoup.EventOptOut
 		return recoup.SignalOptOut, recoup.OptOut{EventID: ev.EventID, Channel: ev.Channel, OccurredAt: ev.OccurredAt}
 	}
 }
@@ -336,7 +336,7 @@ func toStore(ev events.Event, source string) postgres.Event {
 	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
 		se.Attempt = &postgres.PaymentAttempt{AttemptID: ev.AttemptID, FailureCode: ev.FailureCode,
 			Succeeded: ev.Type == recoup.EventRetrySucceeded}
-	case events.EventOptOut:
+	case recoup.EventOptOut:
 		se.OptOut = string(ev.Channel)
 	}
 	return se

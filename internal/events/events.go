@@ -38,16 +38,9 @@ import (
 	"github.com/recoup-dunning/recoup/internal/model/money"
 )
 
-// Additional event types accepted for support and customer actions.
-const (
-	EventPause  = "dunning.pause"
-	EventResume = "dunning.resume"
-	EventOptOut = "dunning.opt_out"
-)
-
-// Types lists every accepted event type. Each has a schema, schemas/v1/<type>.json.
-var Types = []string{recoup.EventPaymentFailed, recoup.EventRetrySucceeded, recoup.EventRetryFailed,
-	recoup.EventRecovered, recoup.EventCancel, EventPause, EventResume, EventOptOut, recoup.EventPaymentSucceeded}
+// Types lists every accepted event type (recoup.EventTypes). Each has a schema,
+// schemas/v1/<type>.json.
+var Types = recoup.EventTypes
 
 // MaxSize is the largest event accepted, in bytes.
 const MaxSize = 256 << 10
