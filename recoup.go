@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 // TaskQueue is the Temporal task queue the worker polls for dunning workflows and activities.
@@ -176,6 +178,20 @@ var SearchAttributes = []struct{ Name, Type string }{
 	{SearchAttrDunningStep, "Int"}, {SearchAttrLastChannel, "Keyword"}, {SearchAttrPromptVersion, "Keyword"},
 	{SearchAttrDecidedBy, "Keyword"}, {SearchAttrAmountDue, "Int"}, {SearchAttrCurrency, "Keyword"},
 }
+
+// Typed search-attribute keys, declared once: for starting runs with their attributes,
+// upserting them, and building visibility queries.
+var (
+	CustomerIDKey    = temporal.NewSearchAttributeKeyKeyword(SearchAttrCustomerID)
+	InvoiceIDKey     = temporal.NewSearchAttributeKeyKeyword(SearchAttrInvoiceID)
+	DunningStatusKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrDunningStatus)
+	DunningStepKey   = temporal.NewSearchAttributeKeyInt64(SearchAttrDunningStep)
+	LastChannelKey   = temporal.NewSearchAttributeKeyKeyword(SearchAttrLastChannel)
+	PromptVersionKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPromptVersion)
+	DecidedByKey     = temporal.NewSearchAttributeKeyKeyword(SearchAttrDecidedBy)
+	AmountDueKey     = temporal.NewSearchAttributeKeyInt64(SearchAttrAmountDue)
+	CurrencyKey      = temporal.NewSearchAttributeKeyKeyword(SearchAttrCurrency)
+)
 
 // Status of a dunning run.
 type Status string

@@ -24,7 +24,6 @@ import (
 	"github.com/recoup-dunning/recoup/internal/model/money"
 	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/workflows"
 )
 
 // deliveryTimeout bounds one delivery to Temporal.
@@ -210,12 +209,12 @@ func (in *Ingestor) start(ctx context.Context, claim *postgres.Claim, ev events.
 		// A running run is joined (SignalWithStart's conflict policy).
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.CustomerIDKey.ValueSet(ev.CustomerID),
-			workflows.InvoiceIDKey.ValueSet(ev.InvoiceID),
-			workflows.DunningStatusKey.ValueSet(string(recoup.StatusActive)),
-			workflows.DunningStepKey.ValueSet(0),
-			workflows.AmountDueKey.ValueSet(ev.AmountMinor),
-			workflows.CurrencyKey.ValueSet(ev.Currency),
+			recoup.CustomerIDKey.ValueSet(ev.CustomerID),
+			recoup.InvoiceIDKey.ValueSet(ev.InvoiceID),
+			recoup.DunningStatusKey.ValueSet(string(recoup.StatusActive)),
+			recoup.DunningStepKey.ValueSet(0),
+			recoup.AmountDueKey.ValueSet(ev.AmountMinor),
+			recoup.CurrencyKey.ValueSet(ev.Currency),
 		),
 		StaticSummary: staticSummary(ev, route.Episode),
 		StaticDetails: staticDetails(ev),
@@ -283,7 +282,7 @@ func (in *Ingestor) flushDetector() {
 			StaticDetails:            "Watches every payment failure for spikes per gateway, BIN, issuer country and failure code. `starter incidents` lists what it found.",
 		}
 		_, err := in.Temporal.SignalWithStartWorkflow(ctx, recoup.DetectorWorkflowID, recoup.SignalFailures, batch, opts,
-			recoup.DetectorWorkflowType, workflows.DetectorInput{})
+			recoup.DetectorWorkflowType, struct{}{}) // an empty DetectorInput: a fresh detector
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("feed the spike detector: %w", err)
