@@ -54,18 +54,18 @@ func settledError(e *postgres.SettledError) error {
 	return temporal.NewNonRetryableApplicationError(e.Error(), ErrTypeSettled, nil, SettledBy{EventID: e.EventID, Type: e.Type})
 }
 
-// LLM is the model client (internal/llm.Client).
+// LLM is the model client (internal/openai.Client).
 type LLM interface {
 	Complete(ctx context.Context, r openai.Request) (openai.Response, error)
 	Model() string
 }
 
-// EmailSender sends one email (internal/email.Sender).
+// EmailSender sends one email (internal/sendgrid.Sender).
 type EmailSender interface {
 	Send(ctx context.Context, m sendgrid.Message) (string, error)
 }
 
-// SMSSender sends one SMS (internal/sms.Sender).
+// SMSSender sends one SMS (internal/twilio.Sender).
 type SMSSender interface {
 	Send(ctx context.Context, m twilio.Message) (string, error)
 }

@@ -174,7 +174,7 @@ func TestPauseResumeAndCancel(t *testing.T) {
 	}
 	// A failure that occurred while the run was still open belongs to that ended run: it is
 	// recorded, not an error, and starts nothing (one after the run ended starts the
-	// invoice's next run: internal/store's episode tests).
+	// invoice's next run: internal/postgres's episode tests).
 	res := e.Event(e2etest.Failed("evt_e2e_p5", "inv_e2e_3", "cus_e2e_3", now))
 	if !res.Delivered || res.Duplicate {
 		t.Fatalf("event after the end: %+v", res)

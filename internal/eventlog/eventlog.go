@@ -1,4 +1,4 @@
-// Package ingest accepts billing events: it validates them, records each in the PostgreSQL
+// Package eventlog accepts billing events: it validates them, records each in the PostgreSQL
 // event log exactly once (with the customer snapshot, payment facts and consent it carries),
 // and delivers the events of each invoice, in order, to the invoice's dunning run. An event
 // is recorded before it is delivered, so an accepted event is never lost: a delivery that

@@ -1,4 +1,4 @@
-// Package llm is a thin wrapper over github.com/sashabaranov/go-openai for one job: asking
+// Package openai is a thin wrapper over github.com/sashabaranov/go-openai for one job: asking
 // a chat model for an answer that follows a JSON Schema (OpenAI "structured outputs"),
 // against OpenAI or any OpenAI-compatible endpoint.
 //

@@ -1,4 +1,4 @@
-// Package store is Recoup's PostgreSQL adapter (pgx/v5): the event log, customer profiles,
+// Package postgres is Recoup's PostgreSQL adapter (pgx/v5): the event log, customer profiles,
 // invoices and payment attempts, decisions, exactly-once send reservations, offers and run
 // outcomes. Schema migrations are embedded and applied with goose.
 package postgres

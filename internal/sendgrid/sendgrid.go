@@ -1,4 +1,4 @@
-// Package email sends dunning emails through the Twilio SendGrid v3 Mail Send API.
+// Package sendgrid sends dunning emails through the Twilio SendGrid v3 Mail Send API.
 //
 // The request is built by the official sendgrid-go library (helpers/mail for the body,
 // sendgrid.GetRequest for URL and headers) and sent with a rest.Client whose http.Client

@@ -1,47 +1,7 @@
-// Package stripehook accepts Stripe's own webhooks: it verifies the Stripe-Signature header
-// with stripe-go's webhook package (against one or more endpoint secrets, so a secret can be
-// rolled) and translates the Stripe events Recoup cares about into Recoup's native events
-// (the JSON that internal/events decodes). Every native event it returns has passed
-// events.Decode.
-//
-// Mapping (event_id is the Stripe event id, occurred_at the Stripe event's "created" time in
-// UTC, invoice_id the Stripe invoice id):
-//
-//	invoice.payment_failed        -> payment.failed
-//	invoice.paid                  -> payment.succeeded (settles a run; payment volume)
-//	invoice.payment_succeeded     -> payment.succeeded
-//	customer.subscription.deleted -> dunning.cancel (invoice_id = the subscription's latest_invoice)
-//	anything else                 -> ignored
-//
-// The invoice and subscription are read from the event's raw data with small structs of our
-// own, tolerant of Stripe API versions: "customer", "charge", "payment_intent" and
-// "latest_invoice" may each be an id or an expanded object, and failure codes are also looked
-// for in the "payments" list that replaced "charge" and "payment_intent" on invoices in API
-// version 2025-03-31.basil.
-//
-// amount_minor is Stripe's amount_due (amount_remaining when amount_due is 0), converted from
-// Stripe's minor unit to Recoup's (ISO 4217's exponent, internal/money) where the two differ:
-// Stripe treats ISK as two-decimal, ISO 4217 as zero-decimal, so a Stripe ISK amount of
-// 50000 becomes 500.
-//
-// Known gaps, by design or because Stripe does not say:
-//   - Country: Stripe gives customer_address.country, but the native customer snapshot has
-//     no country field, so it is dropped.
-//   - Time zone and plan: not in the invoice; omitted, so Recoup keeps its stored values.
-//   - Consents: never invented. email_consent and sms_consent are omitted, so Recoup keeps
-//     the consent it has stored.
-//   - Locale: only from an expanded customer's preferred_locales[0]; Stripe sends ids, not
-//     expanded objects, in webhooks, so it is usually omitted.
-//   - Failure code: only when the payload carries an expanded charge or payment intent (or
-//     an invoice.payments entry with one), else the invoice's last_finalization_error.code.
-//     Webhook payloads are not expanded, so real events often have none.
-//   - Failure-spike context: gateway is always "stripe"; issuer_country only from an
-//     expanded charge's payment_method_details.card.country; no card_bin (Stripe's webhook
-//     payloads do not carry the card's BIN).
-//   - Contact data that would make the native event invalid is dropped, never fatal: a phone
-//     that is not valid E.164 (with its +country code), an invalid or over-long email, an
-//     over-long locale; a name's control characters (line breaks, tabs) become spaces and a
-//     name longer than 200 bytes is cut at a character boundary.
+// Package stripe accepts Stripe's own webhooks: it verifies the Stripe-Signature header
+// with stripe-go (several endpoint secrets, so one can be rolled) and translates the events
+// Recoup cares about into native events that have passed events.Decode. The mapping and
+// its known gaps: docs/PACKAGES.md.
 package stripe
 
 import (

@@ -1,16 +1,7 @@
-// Package sms sends dunning text messages through the Twilio Programmable Messaging API
-// (POST /2010-04-01/Accounts/{AccountSid}/Messages.json), using the official twilio-go
-// library's api/v2010 CreateMessage.
-//
-// twilio-go has neither context support nor a base-URL option, so each Send builds a
-// lightweight twilio-go client whose http.Client uses a RoundTripper that
-//   - attaches the caller's context (bounded by Config.Timeout) to the outgoing request,
-//   - when Config.BaseURL is not Twilio's, rewrites the scheme and host of every request
-//     to *.twilio.com (after twilio-go's own edge/region host rewriting) to BaseURL, and
-//   - records the HTTP status, so that answers twilio-go cannot decode are still classified.
-//
-// Every failure is classified through package provider. Error messages never contain the
-// recipient's phone number.
+// Package twilio sends dunning text messages through Twilio Programmable Messaging with
+// the official twilio-go client (api/v2010 CreateMessage); every failure is classified
+// through package provider, and no error names the recipient. Transport details:
+// docs/PACKAGES.md.
 package twilio
 
 import (

@@ -1,18 +1,6 @@
-// Package segments counts the SMS segments a text is billed as, the way carriers split it.
-//
-// A text whose every character is in the GSM 03.38 default alphabet (basic set plus the
-// extension table) is sent as GSM-7: up to 160 septets in a single message, otherwise
-// concatenated segments of 153 septets (7 septets of each go to the user data header).
-// Extension-table characters (form feed ^ { } \ [ ~ ] | €) are sent as ESC plus a code and
-// cost 2 septets; the pair is never split across two segments, so a 2-septet character that
-// would straddle a boundary starts the next segment.
-//
-// Any other text is sent as UCS-2 (in practice UTF-16): up to 70 code units in a single
-// message, otherwise segments of 67. A character outside the Basic Multilingual Plane (an
-// emoji, say) takes a surrogate pair of 2 code units, and a pair is never split either.
-//
-// National language shift tables (Turkish, Spanish, Portuguese, Indian languages) are not
-// used: carriers and providers do not apply them by default.
+// Package segments counts the SMS segments a text is billed as, the way carriers split it
+// (GSM-7 or UCS-2, concatenation headers, escapes and surrogate pairs never split). The
+// rules: docs/PACKAGES.md.
 package segments
 
 import "unicode/utf8"

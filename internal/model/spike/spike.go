@@ -1,20 +1,7 @@
-// Package spike detects failure spikes: a payment gateway, an issuer's BIN range, a country
-// or a failure code whose failures suddenly rise far above their learned baseline. It is
-// the pure, deterministic core of the failure-spike detector workflow: no I/O, no clock,
-// no goroutines, no map iteration whose order matters, so the workflow can run it and
-// replay it. Its whole state is a JSON-serializable value carried across continue-as-new.
-//
-// Model. Stream time advances with the failure records' own timestamps (and with the
-// workflow's timer when no failures arrive). Failures are counted per cohort — one value of
-// one dimension, e.g. "bin=411111" — in one-minute buckets, kept for the long window. Each
-// cohort's per-minute rate has an exponentially weighted mean and variance (bias-corrected,
-// so a baseline is usable minutes after the detector starts). A cohort is flagged when its
-// count in the short window (the current minute) or the long window (the last 15 minutes)
-// is at least MinCount, at least MinRatio times the expected count, has a Poisson tail
-// probability below PValue, and a z-score (with the variance, so an over-dispersed cohort
-// needs more) of at least MinZ. Failures that match an open incident are attributed to it
-// alone, so one outage opens one incident, not one per dimension it shows up in. An
-// incident clears after ClearAfter of consecutive minutes consistent with the baseline.
+// Package spike detects failure spikes (a gateway, BIN range, country or failure code whose
+// failures rise far above their learned baseline). It is the pure, deterministic core of
+// the detector workflow: no I/O, no clock, no goroutines; its state is one JSON value.
+// The model: docs/PACKAGES.md.
 package spike
 
 import (
