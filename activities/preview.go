@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 )
 
 // Preview is what `starter prompts preview` shows marketing: exactly what the model

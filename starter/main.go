@@ -38,9 +38,9 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/customers"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
-	"github.com/recoup-dunning/recoup/internal/ingest"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 const usage = `usage:
@@ -90,7 +90,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue) || errors.As(err, &ve) || errors.Is(err, store.ErrEventConflict):
+	case errors.As(err, &ue) || errors.As(err, &ve) || errors.Is(err, postgres.ErrEventConflict):
 		return 2
 	}
 	return 1
@@ -99,15 +99,15 @@ func exitCode(err error) int {
 // deps are opened lazily: validation errors need neither PostgreSQL nor Temporal.
 type deps struct {
 	cfg config.Config
-	st  *store.Store
+	st  *postgres.Store
 	tc  client.Client
 }
 
-func (d *deps) store(ctx context.Context) (*store.Store, error) {
+func (d *deps) store(ctx context.Context) (*postgres.Store, error) {
 	if d.st != nil {
 		return d.st, nil
 	}
-	st, err := store.Open(ctx, d.cfg.DatabaseURL, store.Options{MaxClockSkew: d.cfg.MaxClockSkew})
+	st, err := postgres.Open(ctx, d.cfg.DatabaseURL, postgres.Options{MaxClockSkew: d.cfg.MaxClockSkew})
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintf(stdout, "seeded %d demo customers (cus_demo_01 … cus_demo_%02d) with a year of payment history\n", n, n)
 		return nil
 	case "migrate":
-		st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+		st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
 		if err != nil {
 			return err
 		}
@@ -258,10 +258,10 @@ func cmdEvent(ctx context.Context, d *deps, args []string, stdin io.Reader, stdo
 			return err
 		}
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: d.cfg.Logger()}
+	in := &eventlog.Ingestor{Store: st, Temporal: d.tc, Logger: d.cfg.Logger()}
 	res, err := in.Accept(ctx, raw, "cli")
 	if err != nil {
-		if res.EventID != "" && !errors.Is(err, store.ErrEventConflict) {
+		if res.EventID != "" && !errors.Is(err, postgres.ErrEventConflict) {
 			return fmt.Errorf("%w\nthe event is recorded; `starter relay` (or a running `starter serve`) delivers it once Temporal is reachable", err)
 		}
 		return err
@@ -286,7 +286,7 @@ func cmdRelay(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: tc, Logger: d.cfg.Logger()}
+	in := &eventlog.Ingestor{Store: st, Temporal: tc, Logger: d.cfg.Logger()}
 	total := 0
 	for {
 		n, err := in.DeliverPending(ctx, 100, nil)

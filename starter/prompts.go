@@ -11,10 +11,10 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/model/segments"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/report"
-	"github.com/recoup-dunning/recoup/internal/segments"
-	"github.com/recoup-dunning/recoup/internal/templates"
 )
 
 const promptsUsage = `usage: starter prompts lint [DIR]
@@ -83,7 +83,7 @@ func cmdPreview(ctx context.Context, d *deps, args []string, stdout io.Writer, u
 	acts := &activities.DunningActivities{Base: activities.Base{Prompts: func() *templates.Set { return set }, Logger: d.cfg.Logger()},
 		PaymentURL: d.cfg.PaymentURL, UnsubscribeURL: d.cfg.UnsubscribeURL}
 	if d.cfg.LLMEnabled() {
-		if acts.LLM, err = llm.New(d.cfg.LLM); err != nil {
+		if acts.LLM, err = openai.New(d.cfg.LLM); err != nil {
 			return err
 		}
 	}

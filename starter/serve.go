@@ -16,21 +16,20 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/ingest"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // ingressDeps are what serve and consume share: the event log, a lazy Temporal client (so
 // events are accepted while Temporal is down), metrics and the relay.
 type ingressDeps struct {
 	logger *slog.Logger
-	st     *store.Store
+	st     *postgres.Store
 	tc     client.Client
-	in     *ingest.Ingestor
+	in     *eventlog.Ingestor
 }
 
 func newIngressDeps(ctx context.Context, d *deps, adjust ...func(*client.Options)) (*ingressDeps, error) {
@@ -44,13 +43,13 @@ func newIngressDeps(ctx context.Context, d *deps, adjust ...func(*client.Options
 			return nil, err
 		}
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: logger, Parallel: d.cfg.RelayParallel}
+	in := &eventlog.Ingestor{Store: st, Temporal: d.tc, Logger: logger, Parallel: d.cfg.RelayParallel}
 	return &ingressDeps{logger: logger, st: st, tc: d.tc, in: in}, nil
 }
 
 // serve runs the HTTP ingress on ln until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) error {
-	reg := metrics.NewRegistry()
+	reg := observability.NewRegistry()
 	sdkMetrics, err := observability.SDKMetricsHandler(reg)
 	if err != nil {
 		return err
@@ -70,7 +69,7 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	m := metrics.NewIngress(reg)
+	m := observability.NewIngressMetrics(reg)
 	relay := ingress.NewRelay(x.in, m, x.logger)
 	srv, err := ingress.New(ingress.Options{
 		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,

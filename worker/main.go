@@ -21,18 +21,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 	"github.com/recoup-dunning/recoup/workflows"
 )
@@ -61,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if cfg.Delivery == config.DeliveryLog {
 		logger.Info("RECOUP_DELIVERY=log: no provider is called; every message is rendered, stored in PostgreSQL and logged")
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
 	if err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	reg := metrics.NewRegistry()
+	reg := observability.NewRegistry()
 	business := observability.NewBusiness(reg)
 	acts.Dunning.Metrics, acts.Detector.Metrics = business, business
 	sdkMetrics, err := observability.SDKMetricsHandler(reg)
@@ -155,7 +154,7 @@ func WithPprof(h http.Handler) http.Handler {
 
 // NewActivities builds the activities of both workflows, with their dependencies, from the
 // configuration, saying once in the log which parts run in a fallback mode.
-func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
+func NewActivities(ctx context.Context, cfg config.Config, st *postgres.Store, logger *slog.Logger) (*activities.Activities, error) {
 	prompts, err := loadPrompts(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -205,7 +204,7 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL,
 	}
 	if cfg.LLMEnabled() {
-		client, err := llm.New(cfg.LLM)
+		client, err := openai.New(cfg.LLM)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -215,7 +214,7 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 		logger.Info("OPENAI_API_KEY is not set: the deterministic rules policy decides every step")
 	}
 	if cfg.EmailEnabled() {
-		s, err := email.New(cfg.SendGrid)
+		s, err := sendgrid.New(cfg.SendGrid)
 		errs = append(errs, err)
 		if err == nil {
 			acts.Email = s
@@ -224,7 +223,7 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 		logger.Info("SENDGRID_API_KEY is not set: email delivery mode is log (messages are stored in PostgreSQL and logged, not sent)")
 	}
 	if cfg.SMSEnabled() {
-		s, err := sms.New(cfg.Twilio)
+		s, err := twilio.New(cfg.Twilio)
 		errs = append(errs, err)
 		if err == nil {
 			acts.SMS = s

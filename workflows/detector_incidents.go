@@ -7,7 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/spike"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 )
 
 // live lists the incidents that hold runs (the detector keeps them live in the store).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/spike"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 )
 
 // legacyDetector is the detector before DetectorHoldsEnd, kept for the runs that started
