@@ -8,14 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
@@ -23,6 +26,157 @@ import (
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/store"
 )
+
+// The ingress and the long-running services: serve, consume, relay, event, codec-server.
+func addServiceCommands(root *cobra.Command, a *app) {
+	root.AddCommand(&cobra.Command{
+		Use:     "serve",
+		GroupID: "services",
+		Short:   "HTTP ingress: POST /v1/events, POST /v1/stripe, /healthz, /readyz, /metrics",
+		Long: `Run the HTTP ingress until interrupted: POST /v1/events (Standard Webhooks), POST /v1/stripe,
+/healthz, /readyz and /metrics, with the relay that delivers recorded events to Temporal.
+
+Environment: INGRESS_ADDR (default :8080), WEBHOOK_SECRETS, STRIPE_WEBHOOK_SECRETS.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.d.cfg.Require(config.RoleServe); err != nil {
+				return usageError{err.Error()}
+			}
+			ln, err := net.Listen("tcp", a.d.cfg.IngressAddr)
+			if err != nil {
+				return fmt.Errorf("INGRESS_ADDR %q: %w", a.d.cfg.IngressAddr, err)
+			}
+			return serve(cmd.Context(), a.d, ln, a.stdout)
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:     "consume",
+		GroupID: "services",
+		Short:   "Consume events from Kafka",
+		Long: `Consume native events from a Kafka topic until interrupted, record them and relay them to
+Temporal; a message that is not a valid event is recorded as rejected.
+
+Environment: KAFKA_BROKERS, KAFKA_TOPIC (default recoup.events), KAFKA_GROUP (default recoup-ingress).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.d.cfg.Require(config.RoleConsume); err != nil {
+				return usageError{err.Error()}
+			}
+			return consume(cmd.Context(), a.d, a.stdout)
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:     "relay",
+		GroupID: "services",
+		Short:   "Deliver every recorded event not yet delivered",
+		Long: `Deliver every event in the event log that has not been delivered to Temporal yet (a running
+serve or consume does this continuously), then exit.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return relayPending(cmd.Context(), a.d, a.stdout) },
+	})
+	root.AddCommand(&cobra.Command{
+		Use:     "event [FILE|-]",
+		GroupID: "services",
+		Short:   "Validate, record and deliver one event (JSON) from a file or stdin",
+		Long: `Validate, record and deliver one event (JSON, see docs/events/README.md) read from FILE, or
+from stdin when FILE is - or absent. A malformed event exits with status 2 naming the field,
+before anything is contacted. An event recorded while Temporal is unreachable is delivered
+later by ` + "`starter relay`" + ` or a running ` + "`starter serve`" + `.`,
+		Example: `  starter event payment_failed.json
+  echo '{"type":"payment.recovered",…}' | starter event -`,
+		Args: maxArgs(1, "one FILE or - for stdin"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return event(cmd.Context(), a.d, args, a.stdin, a.stdout)
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:     "codec-server",
+		GroupID: "services",
+		Short:   "Payload codec server for the Temporal Web UI",
+		Long: `Serve the Temporal remote codec protocol so that the Web UI (and the Temporal CLI with
+--codec-endpoint) can show encrypted payloads to staff who hold CODEC_AUTH_TOKEN.
+
+Environment: RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR (default :8081),
+CODEC_CORS_ORIGINS (default http://localhost:8233).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
+	})
+}
+
+// event validates, records and delivers one event.
+func event(ctx context.Context, d *deps, args []string, stdin io.Reader, stdout io.Writer) error {
+	raw, err := readInput(args, stdin)
+	if err != nil {
+		return err
+	}
+	if _, err := events.Decode(raw); err != nil { // reject before connecting to anything
+		return err
+	}
+	st, err := d.store(ctx)
+	if err != nil {
+		return err
+	}
+	// A lazy client: the event is recorded even when Temporal is unreachable, and then
+	// delivered by `starter relay` or a running `starter serve`.
+	if d.tc == nil {
+		if d.tc, err = d.cfg.LazyTemporal(d.cfg.Logger()); err != nil {
+			return err
+		}
+	}
+	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: d.cfg.Logger()}
+	res, err := in.Accept(ctx, raw, "cli")
+	if err != nil {
+		if res.EventID != "" && !errors.Is(err, store.ErrEventConflict) {
+			return fmt.Errorf("%w\nthe event is recorded; `starter relay` (or a running `starter serve`) delivers it once Temporal is reachable", err)
+		}
+		return err
+	}
+	dup := ""
+	if res.Duplicate {
+		dup = " (duplicate event id: already recorded)"
+	}
+	fmt.Fprintf(stdout, "%s %s → %s: %s%s\n", res.Type, res.EventID, res.WorkflowID, res.Note, dup)
+	return nil
+}
+
+func readInput(args []string, stdin io.Reader) ([]byte, error) {
+	var r io.Reader = stdin
+	if len(args) == 1 && args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("event: %v", err)}
+		}
+		defer f.Close()
+		r = f
+	}
+	return io.ReadAll(io.LimitReader(r, events.MaxSize+1))
+}
+
+// relayPending delivers the recorded events not yet delivered, 100 at a time.
+func relayPending(ctx context.Context, d *deps, stdout io.Writer) error {
+	st, err := d.store(ctx)
+	if err != nil {
+		return err
+	}
+	tc, err := d.temporal()
+	if err != nil {
+		return err
+	}
+	in := &ingest.Ingestor{Store: st, Temporal: tc, Logger: d.cfg.Logger()}
+	total := 0
+	for {
+		n, err := in.DeliverPending(ctx, 100, nil)
+		total += n
+		if err != nil {
+			return fmt.Errorf("delivered %d events, then: %w", total, err)
+		}
+		if n < 100 {
+			break
+		}
+	}
+	fmt.Fprintf(stdout, "delivered %d pending events\n", total)
+	return nil
+}
 
 // ingressDeps are what serve and consume share: the event log, a lazy Temporal client (so
 // events are accepted while Temporal is down), metrics and the relay.
@@ -114,20 +268,6 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	return err
 }
 
-func cmdServe(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
-	if len(args) > 0 {
-		return usageError{"serve takes no arguments (set INGRESS_ADDR, WEBHOOK_SECRETS, STRIPE_WEBHOOK_SECRETS)"}
-	}
-	if err := d.cfg.Require(config.RoleServe); err != nil {
-		return usageError{err.Error()}
-	}
-	ln, err := net.Listen("tcp", d.cfg.IngressAddr)
-	if err != nil {
-		return fmt.Errorf("INGRESS_ADDR %q: %w", d.cfg.IngressAddr, err)
-	}
-	return serve(ctx, d, ln, stdout)
-}
-
 // consume reads native events from Kafka into the log until ctx ends, and relays them.
 func consume(ctx context.Context, d *deps, stdout io.Writer, opts ...kgo.Opt) error {
 	x, err := newIngressDeps(ctx, d)
@@ -152,22 +292,9 @@ func consume(ctx context.Context, d *deps, stdout io.Writer, opts ...kgo.Opt) er
 	return err
 }
 
-func cmdConsume(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
-	if len(args) > 0 {
-		return usageError{"consume takes no arguments (set KAFKA_BROKERS, KAFKA_TOPIC, KAFKA_GROUP)"}
-	}
-	if err := d.cfg.Require(config.RoleConsume); err != nil {
-		return usageError{err.Error()}
-	}
-	return consume(ctx, d, stdout)
-}
-
-// cmdCodecServer serves the Temporal remote codec protocol so that the Web UI (and the CLI
+// codecServer serves the Temporal remote codec protocol so that the Web UI (and the CLI
 // with --codec-endpoint) can show encrypted payloads to staff who hold CODEC_AUTH_TOKEN.
-func cmdCodecServer(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
-	if len(args) > 0 {
-		return usageError{"codec-server takes no arguments (set RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR, CODEC_CORS_ORIGINS)"}
-	}
+func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	if err := d.cfg.Require(config.RoleCodecServer); err != nil {
 		return usageError{err.Error()}
 	}
