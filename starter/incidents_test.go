@@ -35,13 +35,13 @@ func TestIncidentsCommand(t *testing.T) {
 		t.Fatalf("incidents do not say how the detector judges: %q", out)
 	}
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
-	if out, err := do("ack", id, "--by", "oncall", "--note", "looking"); err != nil || !strings.Contains(out, "acknowledged") {
+	if out, err := do("ack", id, "--by", "oncall", "--note", "looking"); err != nil || !strings.Contains(out, "acknowledged") { // --note: the old spelling of --reason
 		t.Fatalf("ack: %q, %v", out, err)
 	}
 	if _, err := do("ack", id); exitCode(err) != 2 || !strings.Contains(err.Error(), "only an open incident") {
 		t.Fatalf("ack twice: %v, want a refusal", err)
 	}
-	if out, err := do("false-alarm", id, "--note", "load test"); err != nil || !strings.Contains(out, "false_alarm") {
+	if out, err := do("false-alarm", id, "--reason", "load test"); err != nil || !strings.Contains(out, "false_alarm") {
 		t.Fatalf("false-alarm: %q, %v", out, err)
 	}
 	if out, _ := do(); !strings.Contains(out, "no open incidents") {
