@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -176,4 +179,51 @@ func TestAFlagNameHasOneTypeAcrossCommands(t *testing.T) {
 			seen[f.Name], where[f.Name] = f.Value.Type(), c.CommandPath()
 		})
 	})
+}
+
+// The scripts, the compose file, the image and the docs call starter commands: each must
+// name a command of the tree (a renamed command is renamed in every caller).
+func TestCallersNameExistingCommands(t *testing.T) {
+	files := []string{"../Makefile", "../Dockerfile", "../docker-compose.yml", "../README.md", "../BENCHMARKS.md", "../.env.example"}
+	for _, pattern := range []string{"../scripts/*.sh", "../docs/*.md", "../docs/*/*.md", "../prompts/*.md", "../prompts/*.yaml"} {
+		m, _ := filepath.Glob(pattern)
+		files = append(files, m...)
+	}
+	callers := []*regexp.Regexp{
+		regexp.MustCompile("`starter ([^`]*)`"),                   // Markdown and comments
+		regexp.MustCompile(`bin/starter"? ([^;|&)>\n]*)`),         // scripts: "$bin/starter" X
+		regexp.MustCompile(`go run \./starter ([^;|&)>\n]*)`),     // Makefile, scripts
+		regexp.MustCompile(`/usr/local/bin/starter", ([^\]\n]*)`), // compose, Dockerfile: ["…/starter", "X", …]
+	}
+	word := regexp.MustCompile(`^[a-z][a-z-]*$`)
+	root := tree()
+	calls := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range callers {
+			for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+				var words []string // the command words: up to the first argument, flag or placeholder
+				for _, w := range strings.Fields(strings.NewReplacer(`"`, " ", ",", " ").Replace(m[1])) {
+					if !word.MatchString(w) {
+						break
+					}
+					words = append(words, w)
+				}
+				if len(words) == 0 {
+					continue
+				}
+				calls++
+				cmd, rest, err := root.Find(words)
+				if err != nil || cmd == root || (len(rest) > 0 && cmd.HasSubCommands()) {
+					t.Errorf("%s: %q calls no starter command (%v)", f, m[0], err)
+				}
+			}
+		}
+	}
+	if calls < 40 {
+		t.Fatalf("found %d calls of starter; the patterns miss the callers", calls)
+	}
 }
