@@ -86,7 +86,7 @@ func execute(ctx context.Context, a *app, args []string) error {
 	}
 	var ue usageError
 	if err != nil && !a.ran && !errors.As(err, &ue) {
-		// cobra's own errors: an unknown command or flag, a missing required flag.
+		// cobra's own errors, e.g. an unknown command found while walking the tree.
 		err = usageError{fmt.Sprintf("%v\nrun '%s --help' for usage", err, cmd.CommandPath())}
 	}
 	return err
