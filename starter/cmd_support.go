@@ -41,16 +41,16 @@ func addSupportCommands(root *cobra.Command, a *app) {
 	status.Flags().BoolVar(&asJSON, "json", false, "print the whole state as JSON")
 	root.AddCommand(status)
 
-	for _, s := range []struct{ name, short string }{
-		{"pause", "Pause a run: send nothing until it is resumed"},
-		{"resume", "Resume a paused run (later steps move back by the pause)"},
-		{"cancel", "Cancel a run (--reason is required)"},
-		{"act-now", "Skip the wait: take the run's next step now"},
+	for _, s := range []struct{ name, short, example string }{
+		{"pause", "Pause a run: send nothing until it is resumed", `pause in_42 --by alice --reason "customer called"`},
+		{"resume", "Resume a paused run (later steps move back by the pause)", "resume in_42 --by alice"},
+		{"cancel", "Cancel a run (--reason is required)", "cancel in_42 --reason refunded --by alice"},
+		{"act-now", "Skip the wait: take the run's next step now", "act-now in_42 --by alice"},
 	} {
-		root.AddCommand(supportCommand(a, s.name+" [flags] INVOICE_ID", s.short, exactArgs(1, "INVOICE_ID")))
+		root.AddCommand(supportCommand(a, s.name+" [flags] INVOICE_ID", s.short, s.example, exactArgs(1, "INVOICE_ID")))
 	}
 	setChannel := supportCommand(a, "set-channel [flags] INVOICE_ID email|sms", "Change the channel of the run's next message",
-		exactArgs(2, "INVOICE_ID and a channel, email or sms"))
+		"set-channel in_42 sms --by alice", exactArgs(2, "INVOICE_ID and a channel, email or sms"))
 	setChannel.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) == 1 {
 			return []cobra.Completion{string(recoup.ChannelEmail), string(recoup.ChannelSMS)}, cobra.ShellCompDirectiveNoFileComp
@@ -82,7 +82,7 @@ whole, every problem named by line. A profile older than the stored one is kept 
 }
 
 // supportCommand is one support action on a run, run as a Temporal Update.
-func supportCommand(a *app, use, short string, args cobra.PositionalArgs) *cobra.Command {
+func supportCommand(a *app, use, short, example string, args cobra.PositionalArgs) *cobra.Command {
 	var by, reason string
 	cmd := &cobra.Command{
 		Use:     use,
@@ -92,7 +92,8 @@ func supportCommand(a *app, use, short string, args cobra.PositionalArgs) *cobra
 
 The action runs as a Temporal Update: the run answers with its new status, or refuses (exit
 status 2) when the action does not apply to it. --by and --reason are recorded in the run.`,
-		Args: args,
+		Example: "  starter " + example,
+		Args:    args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return supportAction(cmd.Context(), a.d, cmd.Name(), args, by, reason, a.stdout)
 		},
