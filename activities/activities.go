@@ -16,13 +16,13 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -50,24 +50,24 @@ type SettledBy struct {
 	Type    string `json:"type"` // payment.recovered, payment.retry_succeeded or dunning.cancel
 }
 
-func settledError(e *store.SettledError) error {
+func settledError(e *postgres.SettledError) error {
 	return temporal.NewNonRetryableApplicationError(e.Error(), ErrTypeSettled, nil, SettledBy{EventID: e.EventID, Type: e.Type})
 }
 
-// LLM is the model client (internal/llm.Client).
+// LLM is the model client (internal/openai.Client).
 type LLM interface {
-	Complete(ctx context.Context, r llm.Request) (llm.Response, error)
+	Complete(ctx context.Context, r openai.Request) (openai.Response, error)
 	Model() string
 }
 
-// EmailSender sends one email (internal/email.Sender).
+// EmailSender sends one email (internal/sendgrid.Sender).
 type EmailSender interface {
-	Send(ctx context.Context, m email.Message) (string, error)
+	Send(ctx context.Context, m sendgrid.Message) (string, error)
 }
 
-// SMSSender sends one SMS (internal/sms.Sender).
+// SMSSender sends one SMS (internal/twilio.Sender).
 type SMSSender interface {
-	Send(ctx context.Context, m sms.Message) (string, error)
+	Send(ctx context.Context, m twilio.Message) (string, error)
 }
 
 // Webhook posts signed events to the billing service (internal/webhook.Sender).
@@ -79,7 +79,7 @@ type Webhook interface {
 // Activities holds the dependencies of every activity. Nil LLM means the rules policy
 // decides; nil Email or SMS means log delivery mode for that channel.
 type Activities struct {
-	Store   *store.Store
+	Store   *postgres.Store
 	Prompts func() *templates.Set // the active prompt set
 	LLM     LLM
 	Email   EmailSender
@@ -197,7 +197,7 @@ type CustomerHistory struct {
 // non-retryable UnknownCustomer error.
 func (a *Activities) FetchCustomerHistory(ctx context.Context, in FetchHistoryInput) (CustomerHistory, error) {
 	h, err := a.Store.CustomerHistory(ctx, in.CustomerID)
-	if errors.Is(err, store.ErrUnknownCustomer) {
+	if errors.Is(err, postgres.ErrUnknownCustomer) {
 		return CustomerHistory{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("unknown customer %q: no profile was imported and the payment.failed event carried no customer snapshot", in.CustomerID),
 			ErrTypeUnknownCustomer, err)
@@ -268,7 +268,7 @@ type FinishRunResult struct {
 // webhook (event dunning.exhausted), or logged when no webhook is configured.
 func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
 	if err := a.Store.FinishRun(ctx, in.WorkflowID, in.InvoiceID, in.CustomerID, string(in.Outcome), in.Reason, in.Steps, in.EndedAt); err != nil {
-		if settled := (*store.SettledError)(nil); errors.As(err, &settled) {
+		if settled := (*postgres.SettledError)(nil); errors.As(err, &settled) {
 			return FinishRunResult{}, settledError(settled) // not exhausted: the run ends with the settle
 		}
 		return FinishRunResult{}, err

@@ -43,11 +43,11 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/money"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/segments"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/money"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/segments"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
 )
 
 const (
@@ -163,12 +163,12 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 		return r, err
 	}
 	// 4. the request the model would get (not sent)
-	req := llm.Request{System: system, User: user, SchemaName: "dunning_decision", Schema: pol.Schema(),
+	req := openai.Request{System: system, User: user, SchemaName: "dunning_decision", Schema: pol.Schema(),
 		Temperature: 0.2, MaxTokens: 800}
 	_ = req
 	// 5. and 6. the answer, decoded strictly and checked; the rules decide on violations
 	var ans policy.Answer
-	if err := llm.DecodeStrict(content, &ans); err != nil {
+	if err := openai.DecodeStrict(content, &ans); err != nil {
 		r.violations = []string{"model answer is not valid JSON for the schema: " + err.Error()}
 	} else {
 		r.d, r.violations = pol.Check(ans, facts)
@@ -259,8 +259,8 @@ func BenchmarkDecisionPipeline(b *testing.B) {
 // benchLLM answers every request at once with a canned content: no network, no model.
 type benchLLM struct{ content string }
 
-func (m benchLLM) Complete(context.Context, llm.Request) (llm.Response, error) {
-	return llm.Response{Content: m.content, Model: "bench-stub", FinishReason: "stop"}, nil
+func (m benchLLM) Complete(context.Context, openai.Request) (openai.Response, error) {
+	return openai.Response{Content: m.content, Model: "bench-stub", FinishReason: "stop"}, nil
 }
 
 func (benchLLM) Model() string { return "bench-stub" }

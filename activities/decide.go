@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/segments"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/segments"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // DecideInput is everything DecideStrategy needs for one step.
@@ -141,7 +141,7 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		return recoup.Decision{}, err
 	}
 	d.SendAt, d.SendUntil = w.NotBefore, w.NotAfter
-	err = a.Store.SaveDecision(ctx, store.DecisionRow{
+	err = a.Store.SaveDecision(ctx, postgres.DecisionRow{
 		WorkflowID: in.WorkflowID, CustomerID: h.CustomerID, InvoiceID: in.InvoiceID, Step: in.Step,
 		Channel: string(d.Channel), Tone: d.Tone, IncentiveKind: d.Incentive.Kind, IncentiveValue: d.Incentive.Value,
 		Subject: d.Subject, Message: d.Message, Rationale: d.Rationale, DecidedBy: d.DecidedBy,
@@ -225,7 +225,7 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant s
 		return recoup.Decision{}, []string{"prompt template: " + err.Error()}, observability.FallbackError
 	}
 	start := time.Now()
-	resp, err := a.LLM.Complete(ctx, llm.Request{
+	resp, err := a.LLM.Complete(ctx, openai.Request{
 		System: system, User: user, SchemaName: "dunning_decision", Schema: pol.Schema(),
 		Temperature: 0.2, MaxTokens: 800,
 	})
@@ -237,7 +237,7 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant s
 		return recoup.Decision{}, []string{"model refused: " + truncate(resp.Refusal, 200)}, observability.FallbackRefusal
 	}
 	var ans policy.Answer
-	if err := llm.DecodeStrict(resp.Content, &ans); err != nil {
+	if err := openai.DecodeStrict(resp.Content, &ans); err != nil {
 		return recoup.Decision{}, []string{"model answer is not valid JSON for the schema: " + err.Error()}, observability.FallbackInvalidJSON
 	}
 	d, violations := pol.Check(ans, f)

@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
 	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 // sendGridFake is a SendGrid /v3/mail/send endpoint that checks the request the real
@@ -189,7 +189,7 @@ func newOpenAIFake(t *testing.T, content string) *openAIFake {
 
 type fixture struct {
 	acts *activities.Activities
-	st   *store.Store
+	st   *postgres.Store
 	sg   *sendGridFake
 	tw   *twilioFake
 }
@@ -204,11 +204,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, sg: newSendGridFake(t), tw: newTwilioFake(t)}
-	em, err := email.New(email.Config{APIKey: "SG.test-key", BaseURL: f.sg.URL, FromEmail: "billing@shop.example", FromName: "Shop", Timeout: 5 * time.Second})
+	em, err := sendgrid.New(sendgrid.Config{APIKey: "SG.test-key", BaseURL: f.sg.URL, FromEmail: "billing@shop.example", FromName: "Shop", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := sms.New(sms.Config{AccountSID: "ACtest", AuthToken: "token", From: "+14155550100", BaseURL: f.tw.URL,
+	tx, err := twilio.New(twilio.Config{AccountSID: "ACtest", AuthToken: "token", From: "+14155550100", BaseURL: f.tw.URL,
 		StatusCallbackURL: "https://recoup.example/v1/twilio/status", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -219,12 +219,12 @@ func newFixture(t *testing.T) *fixture {
 		Clock: func() time.Time { return now }, // 10:00 in New York: inside cus_1's allowed hours
 	}
 	yes := true
-	f.customer(t, store.Customer{CustomerID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+14155550123",
+	f.customer(t, postgres.Customer{CustomerID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+14155550123",
 		Locale: "en-US", TimeZone: "America/New_York", Plan: "pro", EmailConsentSet: &yes, SMSConsentSet: &yes})
 	return f
 }
 
-func (f *fixture) customer(t *testing.T, c store.Customer) {
+func (f *fixture) customer(t *testing.T, c postgres.Customer) {
 	t.Helper()
 	if c.UpdatedAt.IsZero() {
 		c.UpdatedAt = time.Now()
@@ -236,7 +236,7 @@ func (f *fixture) customer(t *testing.T, c store.Customer) {
 
 func (f *fixture) useLLM(t *testing.T, o *openAIFake, timeout time.Duration) {
 	t.Helper()
-	c, err := llm.New(llm.Config{APIKey: "sk-test", BaseURL: o.URL + "/v1", Model: "gpt-fake", Timeout: timeout})
+	c, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: o.URL + "/v1", Model: "gpt-fake", Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

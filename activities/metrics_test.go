@@ -11,7 +11,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // withMetrics gives the fixture's activities business metrics on a registry of their own.
@@ -62,7 +62,7 @@ func TestActivitiesRecordRunAndMessageMetrics(t *testing.T) {
 	}
 	in := sendInput(1, recoup.ChannelEmail)
 	in.Decision.DecidedBy = recoup.DecidedByLLM
-	if res, err := f.acts.SendEmail(ctx, in); err != nil || res.Delivery != store.SendSent {
+	if res, err := f.acts.SendEmail(ctx, in); err != nil || res.Delivery != postgres.SendSent {
 		t.Fatalf("send = %+v, %v", res, err)
 	}
 	// A retry that finds the message sent does not count it again.
@@ -82,7 +82,7 @@ func TestActivitiesRecordRunAndMessageMetrics(t *testing.T) {
 	f.sg.mu.Lock()
 	f.sg.hang = cancel
 	f.sg.mu.Unlock()
-	if res, err := f.acts.SendEmail(cctx, lost); err != nil || res.Delivery != store.SendReconcile {
+	if res, err := f.acts.SendEmail(cctx, lost); err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("lost send = %+v, %v", res, err)
 	}
 	f.sg.mu.Lock()
@@ -90,7 +90,7 @@ func TestActivitiesRecordRunAndMessageMetrics(t *testing.T) {
 	f.sg.mu.Unlock()
 	// Log delivery mode.
 	f.acts.Email = nil
-	if res, err := f.acts.SendEmail(ctx, sendInput(3, recoup.ChannelEmail)); err != nil || res.Delivery != store.SendLogged {
+	if res, err := f.acts.SendEmail(ctx, sendInput(3, recoup.ChannelEmail)); err != nil || res.Delivery != postgres.SendLogged {
 		t.Fatalf("logged send = %+v, %v", res, err)
 	}
 	if _, err := f.acts.AnnounceOffer(ctx, activities.OfferInput{WorkflowID: wfID, InvoiceID: "inv_1", CustomerID: "cus_1",

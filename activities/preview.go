@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/money"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/money"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 )
 
 // Preview is what `starter prompts preview` shows marketing: exactly what the model

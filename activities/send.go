@@ -10,12 +10,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/provider"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -95,7 +95,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		if err != nil {
 			return SendResult{}, err
 		}
-		if found && row.Status != store.SendReserved && row.Status != store.SendRetry {
+		if found && row.Status != postgres.SendReserved && row.Status != postgres.SendRetry {
 			return a.earlier(log, ch, in, row)
 		}
 		log.Info("attempt outside allowed hours; not sent", "reason", why)
@@ -105,12 +105,12 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 	if err != nil {
 		return SendResult{}, temporal.NewNonRetryableApplicationError("render message: "+err.Error(), ErrTypeInvalidInput, err)
 	}
-	row, claimed, err := a.Store.ReserveSend(ctx, store.Reservation{
+	row, claimed, err := a.Store.ReserveSend(ctx, postgres.Reservation{
 		Key: in.IdempotencyKey, WorkflowID: in.WorkflowID, Step: in.Step, Channel: string(ch),
 		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text,
 	})
-	var barred *store.SendBarredError
-	var settled *store.SettledError
+	var barred *postgres.SendBarredError
+	var settled *postgres.SettledError
 	switch {
 	case errors.As(err, &settled):
 		log.Info("invoice settled since the run started; not sent", "event_id", settled.EventID)
@@ -128,34 +128,34 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 	var providerID string
 	switch {
 	case ch == recoup.ChannelEmail && a.Email != nil:
-		providerID, err = a.Email.Send(ctx, email.Message{
+		providerID, err = a.Email.Send(ctx, sendgrid.Message{
 			To: c.Email, ToName: templates.DisplayName(c.Name), Subject: msg.subject, Text: msg.text, HTML: msg.html,
 			IdempotencyKey: in.IdempotencyKey, Categories: []string{"dunning"},
 		})
 	case ch == recoup.ChannelSMS && a.SMS != nil:
-		providerID, err = a.SMS.Send(ctx, sms.Message{To: c.Phone, Body: msg.text, IdempotencyKey: in.IdempotencyKey})
+		providerID, err = a.SMS.Send(ctx, twilio.Message{To: c.Phone, Body: msg.text, IdempotencyKey: in.IdempotencyKey})
 	default:
-		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendLogged, ""); err != nil {
+		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, postgres.SendLogged, ""); err != nil {
 			return SendResult{}, err
 		}
-		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendLogged)
+		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, postgres.SendLogged)
 		log.Info("delivery mode log: no provider credentials for this channel; the rendered message is stored in PostgreSQL (sends.body), not sent",
 			"customer_id", in.CustomerID, "invoice_id", in.InvoiceID, "chars", len(msg.text))
-		return SendResult{Delivery: store.SendLogged}, nil
+		return SendResult{Delivery: postgres.SendLogged}, nil
 	}
 	if err != nil {
 		a.Metrics.ProviderError(providerName(ch), err)
 	}
 	switch {
 	case err == nil:
-		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendSent, providerID); err != nil {
+		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, postgres.SendSent, providerID); err != nil {
 			// The provider accepted the message; a retry will find the reservation and
 			// mark it for reconciliation instead of sending again.
 			return SendResult{}, err
 		}
-		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendSent)
+		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, postgres.SendSent)
 		log.Info("message sent", "provider_message_id", providerID)
-		return SendResult{Delivery: store.SendSent, ProviderMessageID: providerID}, nil
+		return SendResult{Delivery: postgres.SendSent, ProviderMessageID: providerID}, nil
 	case provider.IsPermanent(err):
 		if ferr := a.Store.FailSend(bg, in.IdempotencyKey, err.Error()); ferr != nil {
 			return SendResult{}, ferr
@@ -168,7 +168,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		}
 		a.recordReconcile(ch, in)
 		log.Warn("provider outcome unknown; not retrying, marked for reconciliation", "error", err)
-		return SendResult{Delivery: store.SendReconcile}, nil
+		return SendResult{Delivery: postgres.SendReconcile}, nil
 	default:
 		if rerr := a.Store.ReleaseSend(bg, in.IdempotencyKey, err.Error()); rerr != nil {
 			return SendResult{}, rerr
@@ -179,17 +179,17 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 
 // earlier returns the outcome of an earlier attempt at the send (row) without calling the
 // provider.
-func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, row store.SendRow) (SendResult, error) {
+func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, row postgres.SendRow) (SendResult, error) {
 	switch row.Status {
-	case store.SendSent, store.SendLogged:
+	case postgres.SendSent, postgres.SendLogged:
 		log.Info("message already delivered by an earlier attempt; not sending again", "delivery", row.Status)
 		return SendResult{Delivery: row.Status, ProviderMessageID: row.ProviderMessageID}, nil
-	case store.SendReconcile:
+	case postgres.SendReconcile:
 		log.Warn("an earlier attempt may have sent this message; not sending again, marked for reconciliation")
 		if row.Reconciled { // count each send once, however many attempts find it
 			a.recordReconcile(ch, in)
 		}
-		return SendResult{Delivery: store.SendReconcile}, nil
+		return SendResult{Delivery: postgres.SendReconcile}, nil
 	default: // failed
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			"provider rejected this message earlier: "+row.Error, ErrTypeProviderRejected, nil)
@@ -198,7 +198,7 @@ func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, 
 
 // recordReconcile counts a message marked for reconciliation.
 func (a *Activities) recordReconcile(ch recoup.Channel, in SendInput) {
-	a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendReconcile)
+	a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, postgres.SendReconcile)
 	a.Metrics.SendReconciled(string(ch))
 }
 
@@ -210,7 +210,7 @@ func providerName(ch recoup.Channel) string {
 	return "sendgrid"
 }
 
-func unreachable(c store.Customer, ch recoup.Channel) string {
+func unreachable(c postgres.Customer, ch recoup.Channel) string {
 	switch ch {
 	case recoup.ChannelEmail:
 		if c.Email == "" {
@@ -234,7 +234,7 @@ func unreachable(c store.Customer, ch recoup.Channel) string {
 
 type rendered struct{ subject, text, html string }
 
-func (a *Activities) render(ch recoup.Channel, c store.Customer, in SendInput) (rendered, error) {
+func (a *Activities) render(ch recoup.Channel, c postgres.Customer, in SendInput) (rendered, error) {
 	set := a.Prompts()
 	d := templates.MessageData{
 		FirstName:      templates.GreetingName(c.Name),
@@ -278,7 +278,7 @@ func (a *Activities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferRes
 	set := a.Prompts()
 	key := fmt.Sprintf("%s/step-%d/offer", in.WorkflowID, in.Step)
 	out := OfferResult{OfferKey: key, ExpiresAt: in.Now.AddDate(0, 0, set.Policy.OfferValidDays).UTC()}
-	err := a.Store.SaveOffer(ctx, store.Offer{OfferKey: key, WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID,
+	err := a.Store.SaveOffer(ctx, postgres.Offer{OfferKey: key, WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID,
 		CustomerID: in.CustomerID, Kind: in.Incentive.Kind, Value: in.Incentive.Value, ExpiresAt: out.ExpiresAt})
 	if err != nil {
 		return OfferResult{}, err

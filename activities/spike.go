@@ -15,9 +15,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/spike"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -65,7 +65,7 @@ func (a *Activities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, e
 	for _, d := range cfg.Dimensions {
 		vals[d] = r.Value(d)
 	}
-	inc, err := a.Store.HoldIfIncident(ctx, store.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now, LiveWithin: cfg.LiveWithin()})
+	inc, err := a.Store.HoldIfIncident(ctx, postgres.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now, LiveWithin: cfg.LiveWithin()})
 	if err != nil || inc.ID == "" {
 		return HoldResult{}, err
 	}
@@ -166,7 +166,7 @@ func (a *Activities) ReleaseIncidentHolds(ctx context.Context, in ReleaseInput) 
 
 // IncidentRecovery is what a detector starting over takes over (store.Recovery; named here so
 // that workflows import no adapter).
-type IncidentRecovery = store.Recovery
+type IncidentRecovery = postgres.Recovery
 
 // RecoverIncidents reads what a detector starting over takes over (store.RecoverIncidents).
 func (a *Activities) RecoverIncidents(ctx context.Context) (IncidentRecovery, error) {
@@ -257,7 +257,7 @@ func (a *Activities) alert(ctx context.Context, ev spike.Event, first bool) erro
 			"Failures attributed: " + fmt.Sprint(inc.Failures),
 			"", "Dunning runs in this cohort hold their first message while the incident is open.",
 			"List: starter incidents · Release: starter incidents release " + inc.ID}, "\n")
-		_, err := a.Email.Send(ctx, email.Message{To: a.AlertEmail, Subject: title, Text: body,
+		_, err := a.Email.Send(ctx, sendgrid.Message{To: a.AlertEmail, Subject: title, Text: body,
 			IdempotencyKey: "incident-" + inc.ID + "-" + ev.Kind + "-" + inc.Status, Categories: []string{"recoup-incident"}})
 		if err != nil {
 			a.Metrics.ProviderError("sendgrid", err)

@@ -13,8 +13,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/spike"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 

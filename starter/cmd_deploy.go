@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // Deployment jobs: migrate, setup, search-attributes, probe.
@@ -30,7 +30,7 @@ func addDeployCommands(root *cobra.Command, a *app) {
 		Long:    "Apply Recoup's database migrations to DATABASE_URL (the worker also applies them at start).",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := store.Open(cmd.Context(), a.d.cfg.DatabaseURL, store.Options{})
+			st, err := postgres.Open(cmd.Context(), a.d.cfg.DatabaseURL, postgres.Options{})
 			if err != nil {
 				return err
 			}

@@ -12,10 +12,10 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/model/segments"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/report"
-	"github.com/recoup-dunning/recoup/internal/segments"
-	"github.com/recoup-dunning/recoup/internal/templates"
 )
 
 // Marketing: the prompt set (lint, preview) and the recovery report.
@@ -146,7 +146,7 @@ func previewPrompt(ctx context.Context, d *deps, o previewOptions, stdout io.Wri
 	acts := &activities.Activities{Prompts: func() *templates.Set { return set }, PaymentURL: d.cfg.PaymentURL,
 		UnsubscribeURL: d.cfg.UnsubscribeURL, Logger: d.cfg.Logger()}
 	if d.cfg.LLMEnabled() {
-		if acts.LLM, err = llm.New(d.cfg.LLM); err != nil {
+		if acts.LLM, err = openai.New(d.cfg.LLM); err != nil {
 			return err
 		}
 	}

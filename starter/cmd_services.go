@@ -18,13 +18,12 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
-	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // The ingress and the long-running services: serve, consume, relay, event, codec-server.
@@ -123,10 +122,10 @@ func event(ctx context.Context, d *deps, args []string, stdin io.Reader, stdout 
 			return err
 		}
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: d.cfg.Logger()}
+	in := &eventlog.Ingestor{Store: st, Temporal: d.tc, Logger: d.cfg.Logger()}
 	res, err := in.Accept(ctx, raw, "cli")
 	if err != nil {
-		if res.EventID != "" && !errors.Is(err, store.ErrEventConflict) {
+		if res.EventID != "" && !errors.Is(err, postgres.ErrEventConflict) {
 			return fmt.Errorf("%w\nthe event is recorded; `starter relay` (or a running `starter serve`) delivers it once Temporal is reachable", err)
 		}
 		return err
@@ -162,7 +161,7 @@ func relayPending(ctx context.Context, d *deps, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: tc, Logger: d.cfg.Logger()}
+	in := &eventlog.Ingestor{Store: st, Temporal: tc, Logger: d.cfg.Logger()}
 	total := 0
 	for {
 		n, err := in.DeliverPending(ctx, 100, nil)
@@ -182,9 +181,9 @@ func relayPending(ctx context.Context, d *deps, stdout io.Writer) error {
 // events are accepted while Temporal is down), metrics and the relay.
 type ingressDeps struct {
 	logger *slog.Logger
-	st     *store.Store
+	st     *postgres.Store
 	tc     client.Client
-	in     *ingest.Ingestor
+	in     *eventlog.Ingestor
 }
 
 func newIngressDeps(ctx context.Context, d *deps, adjust ...func(*client.Options)) (*ingressDeps, error) {
@@ -198,13 +197,13 @@ func newIngressDeps(ctx context.Context, d *deps, adjust ...func(*client.Options
 			return nil, err
 		}
 	}
-	in := &ingest.Ingestor{Store: st, Temporal: d.tc, Logger: logger, Parallel: d.cfg.RelayParallel}
+	in := &eventlog.Ingestor{Store: st, Temporal: d.tc, Logger: logger, Parallel: d.cfg.RelayParallel}
 	return &ingressDeps{logger: logger, st: st, tc: d.tc, in: in}, nil
 }
 
 // serve runs the HTTP ingress on ln until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) error {
-	reg := metrics.NewRegistry()
+	reg := observability.NewRegistry()
 	sdkMetrics, err := observability.SDKMetricsHandler(reg)
 	if err != nil {
 		return err
@@ -224,7 +223,7 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	m := metrics.NewIngress(reg)
+	m := observability.NewIngressMetrics(reg)
 	relay := ingress.NewRelay(x.in, m, x.logger)
 	srv, err := ingress.New(ingress.Options{
 		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,

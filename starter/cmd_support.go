@@ -21,7 +21,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/customers"
-	"github.com/recoup-dunning/recoup/internal/spike"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/events"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // usageError is bad input: exit status 2.
@@ -47,7 +47,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue) || errors.As(err, &ve) || errors.Is(err, store.ErrEventConflict):
+	case errors.As(err, &ue) || errors.As(err, &ve) || errors.Is(err, postgres.ErrEventConflict):
 		return 2
 	}
 	return 1
@@ -270,15 +270,15 @@ func group(cmd *cobra.Command) *cobra.Command {
 // deps are opened lazily: validation errors need neither PostgreSQL nor Temporal.
 type deps struct {
 	cfg config.Config
-	st  *store.Store
+	st  *postgres.Store
 	tc  client.Client
 }
 
-func (d *deps) store(ctx context.Context) (*store.Store, error) {
+func (d *deps) store(ctx context.Context) (*postgres.Store, error) {
 	if d.st != nil {
 		return d.st, nil
 	}
-	st, err := store.Open(ctx, d.cfg.DatabaseURL, store.Options{MaxClockSkew: d.cfg.MaxClockSkew})
+	st, err := postgres.Open(ctx, d.cfg.DatabaseURL, postgres.Options{MaxClockSkew: d.cfg.MaxClockSkew})
 	if err != nil {
 		return nil, err
 	}

@@ -21,18 +21,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 	"github.com/recoup-dunning/recoup/workflows"
 )
@@ -61,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if cfg.Delivery == config.DeliveryLog {
 		logger.Info("RECOUP_DELIVERY=log: no provider is called; every message is rendered, stored in PostgreSQL and logged")
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
 	if err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	reg := metrics.NewRegistry()
+	reg := observability.NewRegistry()
 	acts.Metrics = observability.NewBusiness(reg)
 	sdkMetrics, err := observability.SDKMetricsHandler(reg)
 	if err != nil {
@@ -154,7 +153,7 @@ func WithPprof(h http.Handler) http.Handler {
 
 // NewActivities builds the activities' dependencies from the configuration, saying once in
 // the log which parts run in a fallback mode.
-func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
+func NewActivities(ctx context.Context, cfg config.Config, st *postgres.Store, logger *slog.Logger) (*activities.Activities, error) {
 	set, err := templates.Load(cfg.PromptsDir)
 	if err != nil {
 		return nil, fmt.Errorf("prompts (PROMPTS_DIR=%q): %w", cfg.PromptsDir, err)
@@ -177,7 +176,7 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 	}
 	var errs []error
 	if cfg.LLMEnabled() {
-		client, err := llm.New(cfg.LLM)
+		client, err := openai.New(cfg.LLM)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +186,7 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 		logger.Info("OPENAI_API_KEY is not set: the deterministic rules policy decides every step")
 	}
 	if cfg.EmailEnabled() {
-		s, err := email.New(cfg.SendGrid)
+		s, err := sendgrid.New(cfg.SendGrid)
 		errs = append(errs, err)
 		if err == nil {
 			acts.Email = s
@@ -196,7 +195,7 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 		logger.Info("SENDGRID_API_KEY is not set: email delivery mode is log (messages are stored in PostgreSQL and logged, not sent)")
 	}
 	if cfg.SMSEnabled() {
-		s, err := sms.New(cfg.Twilio)
+		s, err := twilio.New(cfg.Twilio)
 		errs = append(errs, err)
 		if err == nil {
 			acts.SMS = s

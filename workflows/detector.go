@@ -12,7 +12,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/spike"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 )
 
 // DetectorHoldsEnd is the change (workflow.GetVersion id) after which the detector recovers

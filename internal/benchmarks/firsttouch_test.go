@@ -20,7 +20,7 @@ import (
 
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/e2etest"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/openai"
 )
 
 const baselineQueue = "recoup-bench-baseline"
@@ -69,7 +69,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 	}
 	model := fixedModel(t)
 	h, setup := startFirstTouch(t, model.URL, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
-		c, err := llm.New(llm.Config{APIKey: "sk-bench", BaseURL: model.URL, Model: "fixed"})
+		c, err := openai.New(openai.Config{APIKey: "sk-bench", BaseURL: model.URL, Model: "fixed"})
 		if err != nil {
 			t.Fatal(err)
 		}

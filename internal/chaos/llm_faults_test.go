@@ -26,7 +26,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/e2etest"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/openai"
 )
 
 // llmKind is how the fake answers one run's decision.
@@ -142,7 +142,7 @@ func TestLLMFaults(t *testing.T) {
 	model := &faultyModel{plan: plan, requests: map[int]int{}}
 	srv := httptest.NewServer(model)
 	t.Cleanup(srv.Close)
-	mc, err := llm.New(llm.Config{APIKey: "sk-chaos", BaseURL: srv.URL + "/v1", Model: "chaos-model", Timeout: llmBudget})
+	mc, err := openai.New(openai.Config{APIKey: "sk-chaos", BaseURL: srv.URL + "/v1", Model: "chaos-model", Timeout: llmBudget})
 	if err != nil {
 		t.Fatal(err)
 	}

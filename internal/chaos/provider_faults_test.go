@@ -35,10 +35,10 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/e2etest"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 func TestProviderFaults(t *testing.T) {
@@ -148,7 +148,7 @@ func providerOutage(t *testing.T) {
 	prov := newSendGridOutage()
 	fake := httptest.NewServer(prov)
 	t.Cleanup(fake.Close)
-	sender, err := email.New(email.Config{APIKey: "SG.chaos", BaseURL: fake.URL, FromEmail: "billing@shop.example", Timeout: 5 * time.Second})
+	sender, err := sendgrid.New(sendgrid.Config{APIKey: "SG.chaos", BaseURL: fake.URL, FromEmail: "billing@shop.example", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func providerOutage(t *testing.T) {
 			firstGaps = append(firstGaps, at[1].Sub(at[0]))
 			lastGaps = append(lastGaps, at[len(at)-1].Sub(at[len(at)-2]))
 		}
-		if st := h.State(inv); len(st.Messages) != 1 || st.Messages[0].Delivery != store.SendSent {
+		if st := h.State(inv); len(st.Messages) != 1 || st.Messages[0].Delivery != postgres.SendSent {
 			t.Errorf("%s recorded messages %+v, want one sent", inv, st.Messages)
 		}
 	}
@@ -257,7 +257,7 @@ func (f *twilioFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cb, _ := url.Parse(r.PostForm.Get("StatusCallback"))
-	key := cb.Query().Get(sms.IdempotencyKeyParam)
+	key := cb.Query().Get(twilio.IdempotencyKeyParam)
 	to := r.PostForm.Get("To")
 	f.mu.Lock()
 	f.requests[key]++
@@ -318,7 +318,7 @@ func providerInvalidNumber(t *testing.T) {
 	}
 	twSrv := httptest.NewServer(tw)
 	t.Cleanup(twSrv.Close)
-	texter, err := sms.New(sms.Config{AccountSID: "ACchaos", AuthToken: "chaos", From: "+14155550100", BaseURL: twSrv.URL,
+	texter, err := twilio.New(twilio.Config{AccountSID: "ACchaos", AuthToken: "chaos", From: "+14155550100", BaseURL: twSrv.URL,
 		StatusCallbackURL: "https://recoup.example/v1/twilio/status", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +326,7 @@ func providerInvalidNumber(t *testing.T) {
 	model := &smsFirstModel{}
 	modelSrv := httptest.NewServer(model)
 	t.Cleanup(modelSrv.Close)
-	mc, err := llm.New(llm.Config{APIKey: "sk-chaos", BaseURL: modelSrv.URL + "/v1", Model: "sms-first", Timeout: 10 * time.Second})
+	mc, err := openai.New(openai.Config{APIKey: "sk-chaos", BaseURL: modelSrv.URL + "/v1", Model: "sms-first", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func providerInvalidNumber(t *testing.T) {
 		if err := h.Store.Pool().QueryRow(ctx, `SELECT status, error FROM sends WHERE idempotency_key = $1`, smsKey(i, 1)).Scan(&row.status, &row.err); err != nil {
 			t.Fatalf("%s: send row of step 1: %v", inv(i), err)
 		}
-		if row.status != store.SendFailed || !strings.Contains(row.err, "21211") {
+		if row.status != postgres.SendFailed || !strings.Contains(row.err, "21211") {
 			t.Errorf("%s: step 1 send is %q (%s), want failed with Twilio code 21211", inv(i), row.status, row.err)
 		}
 		if strings.Contains(row.err, phone(i)) || strings.Contains(row.err, strings.TrimPrefix(phone(i), "+")) {
@@ -382,7 +382,7 @@ func providerInvalidNumber(t *testing.T) {
 			t.Errorf("%s: messages %+v, want step 1 by SMS, failed", inv(i), m)
 			continue
 		}
-		if m[1].Step != 2 || m[1].Channel != recoup.ChannelEmail || m[1].Delivery != store.SendSent || h.Mail.Count(emailKey(i, 2)) != 1 || step2SMS != 0 {
+		if m[1].Step != 2 || m[1].Channel != recoup.ChannelEmail || m[1].Delivery != postgres.SendSent || h.Mail.Count(emailKey(i, 2)) != 1 || step2SMS != 0 {
 			t.Errorf("%s: step 2 is %+v (email accepted %d times, SMS requests %d), want one email, sent", inv(i), m[1], h.Mail.Count(emailKey(i, 2)), step2SMS)
 			continue
 		}

@@ -27,11 +27,11 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/ingest"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
 	"github.com/recoup-dunning/recoup/internal/testutil"
 	"github.com/recoup-dunning/recoup/workflows"
 )
@@ -137,8 +137,8 @@ type Options struct {
 type Harness struct {
 	T      testing.TB
 	Client client.Client // survives RestartTemporal
-	Store  *store.Store
-	Ingest *ingest.Ingestor
+	Store  *postgres.Store
+	Ingest *eventlog.Ingestor
 	Mail   *Mailbox
 	// MailURL is the SendGrid fake's base URL (SENDGRID_BASE_URL for a worker process).
 	MailURL string
@@ -170,7 +170,7 @@ func Start(t testing.TB, o Options) *Harness {
 	fake := httptest.NewServer(http.HandlerFunc(h.Mail.handle))
 	t.Cleanup(fake.Close)
 	h.MailURL = fake.URL
-	sender, err := email.New(email.Config{APIKey: "SG.e2e", BaseURL: fake.URL, FromEmail: "billing@shop.example"})
+	sender, err := sendgrid.New(sendgrid.Config{APIKey: "SG.e2e", BaseURL: fake.URL, FromEmail: "billing@shop.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	t.Cleanup(h.Client.Close)
 	h.Acts.Signaler = h.Client
-	h.Ingest = &ingest.Ingestor{Store: h.Store, Temporal: h.Client}
+	h.Ingest = &eventlog.Ingestor{Store: h.Store, Temporal: h.Client}
 	if !o.NoWorker {
 		h.StartWorker()
 	}
@@ -251,7 +251,7 @@ func (h *Harness) StartWorker() {
 }
 
 // Event accepts one event through the ingest path (record, then deliver).
-func (h *Harness) Event(v map[string]any) ingest.Result {
+func (h *Harness) Event(v map[string]any) eventlog.Result {
 	h.T.Helper()
 	raw, _ := json.Marshal(v)
 	res, err := h.Ingest.Accept(context.Background(), raw, "test")

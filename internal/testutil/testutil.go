@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // DatabaseURL is the PostgreSQL the tests use: TEST_DATABASE_URL, or the local server's
@@ -31,7 +31,7 @@ func DatabaseURL() string {
 
 // MustStore returns a migrated store in a fresh schema that is dropped when the test ends.
 // A PostgreSQL that cannot be reached fails the test: it is never skipped.
-func MustStore(tb testing.TB) *store.Store {
+func MustStore(tb testing.TB) *postgres.Store {
 	tb.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, DatabaseURL())
@@ -56,7 +56,7 @@ func MustStore(tb testing.TB) *store.Store {
 			tb.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	st, err := store.Open(ctx, DatabaseURL(), store.Options{Schema: schema, MaxConns: 8})
+	st, err := postgres.Open(ctx, DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 8})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
