@@ -96,7 +96,9 @@ bench-spike:
 		-run 'BINSpike|GatewayOutage|NoIncident|Renewal|SingleGateway|StreamDays' -v ./internal/model/spike \
 		| grep -E '^spike-|^(ok|FAIL|---)'
 
+# The load generator is a measurement tool, not part of the product binary.
 bench-ingress: temporal build
+	$(GO) build -o $(BIN)/ ./internal/benchmarks/loadgen
 	@scripts/bench-ingress.sh
 
 # The first-touch benchmark past the dev server: a Temporal server persisted in the local

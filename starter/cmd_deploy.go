@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -17,14 +18,73 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
-// cmdSetup prepares a deployment: applies the database migrations and registers Recoup's
+// Deployment jobs: migrate, setup, search-attributes, probe.
+func addDeployCommands(root *cobra.Command, a *app) {
+	root.AddCommand(&cobra.Command{
+		Use:     "migrate",
+		GroupID: "deploy",
+		Short:   "Apply the database migrations",
+		Long:    "Apply Recoup's database migrations to DATABASE_URL (the worker also applies them at start).",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := postgres.Open(cmd.Context(), a.d.cfg.DatabaseURL, postgres.Options{})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			applied, err := st.Migrate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "migrations applied: %d new %v\n", len(applied), applied)
+			return nil
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:     "setup",
+		GroupID: "deploy",
+		Short:   "Apply migrations and register the search attributes",
+		Long: `Prepare a deployment: wait until PostgreSQL and Temporal answer, apply the database
+migrations, create the Temporal namespace if it is missing (30 days retention) and register
+Recoup's search attributes on it (those already there are left alone).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return setup(cmd.Context(), a.d, a.stdout) },
+	})
+	root.AddCommand(&cobra.Command{
+		Use:     "search-attributes",
+		GroupID: "deploy",
+		Short:   "Print the search attributes to register (Name=Type)",
+		Long: `Print the search attributes Recoup needs, one Name=Type a line, as
+` + "`temporal server start-dev --search-attribute`" + ` takes them (on Temporal Cloud, register them with
+tcld or the Cloud UI; on a self-hosted cluster ` + "`starter setup`" + ` does it).`,
+		Args:        noArgs,
+		Annotations: map[string]string{noConfig: "self"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, sa := range recoup.SearchAttributes {
+				fmt.Fprintf(a.stdout, "%s=%s\n", sa.Name, sa.Type)
+			}
+			return nil
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:     "probe URL",
+		GroupID: "deploy",
+		Short:   "Health check: exit 0 when URL answers 2xx",
+		Long: `GET URL and exit 0 when it answers 2xx within 5 seconds, 1 otherwise: the containers' health
+check (the images have no shell or curl).`,
+		Example:     "  starter probe http://127.0.0.1:8080/readyz",
+		Args:        exactArgs(1, "URL"),
+		Annotations: map[string]string{noConfig: "self"},
+		RunE:        func(cmd *cobra.Command, args []string) error { return probe(cmd.Context(), args[0]) },
+	})
+}
+
+// setup prepares a deployment: applies the database migrations and registers Recoup's
 // search attributes on the Temporal namespace (those already there are left alone).
-func cmdSetup(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
-	if len(args) > 0 {
-		return usageError{"setup takes no arguments"}
-	}
+func setup(ctx context.Context, d *deps, stdout io.Writer) error {
 	// A deployment starts its services together: wait for PostgreSQL and Temporal to answer.
 	if err := untilReady(ctx, stdout, "PostgreSQL", setupWait, func() error {
 		_, err := d.store(ctx) // opening the store applies the migrations
@@ -103,15 +163,12 @@ func cmdSetup(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	return nil
 }
 
-// cmdProbe is the containers' health check (the images have no shell or curl): GET URL and
+// probe is the containers' health check (the images have no shell or curl): GET url and
 // exit 0 on a 2xx answer.
-func cmdProbe(ctx context.Context, args []string) error {
-	if len(args) != 1 {
-		return usageError{"usage: starter probe URL"}
-	}
+func probe(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -121,7 +178,7 @@ func cmdProbe(ctx context.Context, args []string) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s", args[0], resp.Status)
+		return fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return nil
 }

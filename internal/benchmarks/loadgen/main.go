@@ -1,3 +1,7 @@
+// Command loadgen is the ingress load generator (`make bench-ingress`, BENCHMARKS.md): it
+// posts signed, unique payment.failed events to a running `starter serve` and reports
+// accepted events/s, accept latency and the delivery lag to Temporal. It measures; it is
+// not part of the product image.
 package main
 
 import (
@@ -9,52 +13,87 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/recoup-dunning/recoup/internal/config"
 )
 
-// cmdBench is the ingress load generator: it posts signed, unique payment.failed events to
-// a running `starter serve`, at a fixed rate or as fast as it can, and reports accepted
-// events/s and latency percentiles; then it waits until the relay has delivered every
-// accepted event to Temporal and reports the delivery lag (from the event log).
-func cmdBench(ctx context.Context, d *deps, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	url := fs.String("url", "http://127.0.0.1:8080", "ingress base URL")
-	rate := fs.Float64("rate", 0, "events per second (0: as fast as possible)")
-	count := fs.Int("count", 2000, "events to send")
-	conc := fs.Int("concurrency", 16, "concurrent requests")
-	prefix := fs.String("prefix", "bench", "event and invoice id prefix (use a new one per run)")
-	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for delivery to Temporal (0: do not wait)")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *count < 1 || *conc < 1 || *rate < 0 {
-		return usageError{"usage: starter bench [--url URL] [--rate N] [--count N] [--concurrency N] [--prefix P] [--wait D]"}
+// options are the command line.
+type options struct {
+	url         string
+	rate        float64
+	count       int
+	concurrency int
+	prefix      string
+	wait        time.Duration
+}
+
+func main() {
+	fs := flag.NewFlagSet("loadgen", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: loadgen [--url URL] [--rate N] [--count N] [--concurrency N] [--prefix P] [--wait D]\n"+
+			"Signs with the first of WEBHOOK_SECRETS; reads the delivery lag from DATABASE_URL's event log.")
+		fs.PrintDefaults()
 	}
-	if len(d.cfg.WebhookSecret) == 0 {
-		return usageError{"WEBHOOK_SECRETS: the bench signs its events with the first secret"}
+	var o options
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "ingress base URL")
+	fs.Float64Var(&o.rate, "rate", 0, "events per second (0: as fast as possible)")
+	fs.IntVar(&o.count, "count", 2000, "events to send")
+	fs.IntVar(&o.concurrency, "concurrency", 16, "concurrent requests")
+	fs.StringVar(&o.prefix, "prefix", "bench", "event and invoice id prefix (use a new one per run)")
+	fs.DurationVar(&o.wait, "wait", 5*time.Minute, "how long to wait for delivery to Temporal (0: do not wait)")
+	_ = fs.Parse(os.Args[1:])
+	if fs.NArg() != 0 || o.count < 1 || o.concurrency < 1 || o.rate < 0 {
+		fs.Usage()
+		os.Exit(2)
 	}
-	wh, err := standardwebhooks.NewWebhook(d.cfg.WebhookSecret[0])
+	cfg, err := config.FromEnv(os.Getenv)
+	if err == nil && len(cfg.WebhookSecret) == 0 {
+		err = errors.New("WEBHOOK_SECRETS: the load generator signs its events with the first secret")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// run posts the events, reports, then waits until the relay has delivered every accepted
+// event to Temporal and reports the delivery lag (from the event log).
+func run(ctx context.Context, cfg config.Config, o options, stdout io.Writer) error {
+	wh, err := standardwebhooks.NewWebhook(cfg.WebhookSecret[0])
 	if err != nil {
 		return fmt.Errorf("WEBHOOK_SECRETS: %w", err)
 	}
-	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *conc}}
+	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}}
 	ids := make(chan int)
-	lat := make([]time.Duration, *count)
+	lat := make([]time.Duration, o.count)
 	var statuses sync.Map
 	var failures atomic.Int64
 	start := time.Now()
 	go func() {
 		defer close(ids)
 		var tick *time.Ticker
-		if *rate > 0 {
-			tick = time.NewTicker(time.Duration(float64(time.Second) / *rate))
+		if o.rate > 0 {
+			tick = time.NewTicker(time.Duration(float64(time.Second) / o.rate))
 			defer tick.Stop()
 		}
-		for i := 0; i < *count; i++ {
+		for i := 0; i < o.count; i++ {
 			if tick != nil {
 				select {
 				case <-tick.C:
@@ -70,12 +109,12 @@ func cmdBench(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 		}
 	}()
 	var wg sync.WaitGroup
-	for range *conc {
+	for range o.concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range ids {
-				code, took, err := postBench(ctx, httpc, wh, *url, *prefix, i)
+				code, took, err := postBench(ctx, httpc, wh, o.url, o.prefix, i)
 				lat[i] = took
 				if err != nil {
 					failures.Add(1)
@@ -94,7 +133,7 @@ func cmdBench(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	}
 	sorted := slices.Clone(lat)
 	slices.Sort(sorted)
-	fmt.Fprintf(stdout, "sent %d events in %s (rate %s, concurrency %d)\n", *count, elapsed.Round(time.Millisecond), rateLabel(*rate), *conc)
+	fmt.Fprintf(stdout, "sent %d events in %s (rate %s, concurrency %d)\n", o.count, elapsed.Round(time.Millisecond), rateLabel(o.rate), o.concurrency)
 	fmt.Fprintf(stdout, "accepted: %d (%.0f events/s)", accepted, float64(accepted)/elapsed.Seconds())
 	statuses.Range(func(k, v any) bool {
 		if k.(int) != http.StatusAccepted {
@@ -105,23 +144,24 @@ func cmdBench(ctx context.Context, d *deps, args []string, stdout io.Writer) err
 	fmt.Fprintf(stdout, ", transport errors: %d\n", failures.Load())
 	fmt.Fprintf(stdout, "accept latency: p50 %s  p90 %s  p99 %s  max %s\n",
 		pct(sorted, 50), pct(sorted, 90), pct(sorted, 99), sorted[len(sorted)-1].Round(10*time.Microsecond))
-	if *wait == 0 || accepted == 0 {
+	if o.wait == 0 || accepted == 0 {
 		return nil
 	}
-	st, err := d.store(ctx)
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return err
+		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	deadline := time.Now().Add(*wait)
+	defer pool.Close()
+	deadline := time.Now().Add(o.wait)
 	for {
 		var recorded, delivered int
 		var p50, p99, maxLag float64
-		err := st.Pool().QueryRow(ctx, `
+		err := pool.QueryRow(ctx, `
 			SELECT count(*), count(delivered_at),
 				COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM delivered_at - received_at)), 0),
 				COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM delivered_at - received_at)), 0),
 				COALESCE(max(EXTRACT(EPOCH FROM delivered_at - received_at)), 0)::float8
-			FROM events WHERE event_id LIKE $1`, "evt_"+*prefix+"_%").Scan(&recorded, &delivered, &p50, &p99, &maxLag)
+			FROM events WHERE event_id LIKE $1`, "evt_"+o.prefix+"_%").Scan(&recorded, &delivered, &p50, &p99, &maxLag)
 		if err != nil {
 			return err
 		}
