@@ -14,7 +14,7 @@ package activities_test
 //  3. the prompt: system and user messages rendered from the variant's templates
 //     (buildPrompt, with the customer data sanitised as customerText does);
 //  4. the answer schema sent with the request (policy.Schema, built per request);
-//  5. the model's answer (a canned JSON string) decoded with llm.DecodeStrict;
+//  5. the model's answer (a canned JSON string) decoded with openai.DecodeStrict;
 //  6. policy.Check on it, and policy.RulesDecision when it has violations;
 //  7. the send time: the customer's time zone loaded and the quiet hours applied;
 //  8. the SMS rendered and its segments counted (the SMS length guard), and the email

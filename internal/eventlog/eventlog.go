@@ -70,7 +70,7 @@ type Result struct {
 
 // Record validates one event and records it in the event log, with the facts it carries,
 // exactly once. A *events.ValidationError means the event was refused and nothing was
-// recorded; store.ErrEventConflict means its id was already used for another event. When
+// recorded; postgres.ErrEventConflict means its id was already used for another event. When
 // Record returns without error the event is durable: delivering it is the relay's job (or
 // Accept's).
 func (in *Ingestor) Record(ctx context.Context, raw []byte, source string) (Result, events.Event, error) {
