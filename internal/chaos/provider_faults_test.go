@@ -3,7 +3,7 @@ package chaos_test
 // Chaos scenario "provider faults", in two parts that run side by side, each on a dev server
 // of its own:
 //
-//   - sendgrid-outage: SendGrid answers every request with 500, or 429 with Retry-After,
+//   - sendgrid-outage: SendGrid answers every request with 503, or 429 with Retry-After,
 //     for a sustained burst (30 s, CHAOS_PROVIDER_OUTAGE to change it) while 20 runs try to
 //     send their first email. Every email must end up accepted exactly once, after retries
 //     that back off (no message may see more rejected attempts than the send retry policy
@@ -68,7 +68,7 @@ func maxAttemptsWithin(d time.Duration) int {
 }
 
 // sendGridOutage is a SendGrid /v3/mail/send fake that rejects every request until its
-// outage ends (alternately 500, and 429 with Retry-After), then accepts and counts messages
+// outage ends (alternately 503, and 429 with Retry-After), then accepts and counts messages
 // per idempotency key. It records the time of every attempt per key.
 type sendGridOutage struct {
 	mu       sync.Mutex
@@ -105,7 +105,7 @@ func (p *sendGridOutage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			total += n
 		}
 		p.rejected[key]++
-		status := http.StatusInternalServerError
+		status := http.StatusServiceUnavailable
 		if total%2 == 1 {
 			status = http.StatusTooManyRequests
 		}
@@ -219,8 +219,8 @@ func providerOutage(t *testing.T) {
 	if minRej == maxRej {
 		perMessage = strconv.Itoa(minRej)
 	}
-	line := fmt.Sprintf("provider-outage: SendGrid 500/429 for %s, %d runs, %d rejected attempts (%d×500, %d×429; %s per message, retry gaps %s→%s), %d emails accepted once, %d duplicates, %d lost",
-		outage, runs, rejected, prov.answers[http.StatusInternalServerError], prov.answers[http.StatusTooManyRequests],
+	line := fmt.Sprintf("provider-outage: SendGrid 503/429 for %s, %d runs, %d rejected attempts (%d×503, %d×429; %s per message, retry gaps %s→%s), %d emails accepted once, %d duplicates, %d lost",
+		outage, runs, rejected, prov.answers[http.StatusServiceUnavailable], prov.answers[http.StatusTooManyRequests],
 		perMessage, median(firstGaps).Round(100*time.Millisecond), median(lastGaps).Round(100*time.Millisecond),
 		runs-dups-lost, dups, lost)
 	t.Log(line)

@@ -95,7 +95,7 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	}
 	// recorded_at: under the customer's lock (clock_timestamp), so it orders against sends'
 	// claimed_at.
-	if changed || st.Source == ConsentBillingEvent {
+	if changed || (!st.Consent && st.Source != ConsentSnapshot && st.Source != ConsentImport) {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO consent_ledger (customer_id, channel, consent, source, evidence_event_id, at, applied, recorded_at)
 			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, clock_timestamp()) ON CONFLICT DO NOTHING`,

@@ -203,6 +203,7 @@ func TestSendStatusClassification(t *testing.T) {
 		{404, twilioError(404, 20404, "The requested resource was not found"), "20404", true, "The requested resource was not found"},
 		{429, twilioError(429, 20429, "Too Many Requests"), "20429", false, "Too Many Requests"},
 		{500, twilioError(500, 20500, "Internal Server Error"), "20500", false, "Internal Server Error"},
+		{502, `<html>bad gateway</html>`, "", false, "Bad Gateway"},
 		{503, `<html>upstream unavailable</html>`, "", false, "Service Unavailable"},
 	}
 	for _, tt := range tests {
@@ -219,15 +220,16 @@ func TestSendStatusClassification(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("error = %v (%T), want *provider.Error", err, err)
 			}
-			want := provider.Error{Provider: "twilio", StatusCode: tt.status, Code: tt.code, Message: tt.wantMsg, Permanent: tt.permanent}
+			want := provider.Error{Provider: "twilio", StatusCode: tt.status, Code: tt.code, Message: tt.wantMsg, Permanent: tt.permanent,
+				Unknown: provider.Ambiguous(tt.status)}
 			if *pe != want {
 				t.Errorf("error = %+v\nwant    %+v", *pe, want)
 			}
 			if provider.IsPermanent(err) != tt.permanent {
 				t.Errorf("IsPermanent = %v, want %v", provider.IsPermanent(err), tt.permanent)
 			}
-			if errors.Is(err, provider.ErrOutcomeUnknown) {
-				t.Errorf("an HTTP answer must not be ErrOutcomeUnknown: %v", err)
+			if errors.Is(err, provider.ErrOutcomeUnknown) != provider.Ambiguous(tt.status) {
+				t.Errorf("ErrOutcomeUnknown = %v for HTTP %d, want it only for 500/502/504: %v", !provider.Ambiguous(tt.status), tt.status, err)
 			}
 			if strings.Contains(err.Error(), strings.TrimPrefix(to, "+")) {
 				t.Errorf("error leaks the recipient: %v", err)
