@@ -505,6 +505,9 @@ func ProviderStatusRank(status string) int {
 
 // Message delivery states a run records beyond the send statuses (MessageRecord.Delivery).
 const (
+	// DeliveryReconcile: the provider's answer did not say whether it accepted the message
+	// (a timeout, a lost connection, an ambiguous 500/502/504); its events settle it.
+	DeliveryReconcile = "reconcile"
 	// DeliverySuperseded: a send whose outcome was unknown and which no provider event named
 	// within the reconcile window: the provider never accepted it, and the step was sent
 	// again, once, under ResendKey.

@@ -24,6 +24,8 @@ import (
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 // The ingress and the long-running services: serve, consume, relay, event, codec-server.
@@ -225,8 +227,13 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	}
 	m := observability.NewIngressMetrics(reg)
 	relay := ingress.NewRelay(x.in, m, x.logger)
+	sg, tw, err := providerVerifiers(d.cfg)
+	if err != nil {
+		return usageError{err.Error()}
+	}
 	srv, err := ingress.New(ingress.Options{
 		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,
+		SendGrid: sg, Twilio: tw, PublicBaseURL: d.cfg.PublicBaseURL,
 		Metrics: m, Registry: reg, Logger: x.logger,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -320,4 +327,27 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// providerVerifiers builds the providers' webhook verifiers from the configuration: SendGrid's
+// Event Webhook with SENDGRID_WEBHOOK_PUBLIC_KEY, Twilio's callbacks with TWILIO_AUTH_TOKEN
+// over RECOUP_PUBLIC_BASE_URL. Each is nil (its endpoint answers 404) when not configured.
+func providerVerifiers(cfg config.Config) (ingress.SendGridVerifier, ingress.TwilioVerifier, error) {
+	var sg ingress.SendGridVerifier
+	var tw ingress.TwilioVerifier
+	if cfg.SendGridWebhookKey != "" {
+		v, err := sendgrid.NewEventVerifier(cfg.SendGridWebhookKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		sg = v
+	}
+	if cfg.Twilio.AuthToken != "" && cfg.PublicBaseURL != "" {
+		v, err := twilio.NewRequestValidator(cfg.Twilio.AuthToken)
+		if err != nil {
+			return nil, nil, err
+		}
+		tw = v
+	}
+	return sg, tw, nil
 }

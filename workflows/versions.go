@@ -52,6 +52,14 @@ const (
 	// recorded before it replay the count model. Order: right after the SpikeConfig
 	// activity, before the incidents are recovered.
 	ChangeSpikeNormalize = "spike-normalize"
+	// ChangeReconcileResend (DunningWorkflow, step.go awaitEvidence): a send whose outcome is
+	// unknown (reconcile) waits for its reconcile window, then asks the send activity again
+	// with Resend: settled from the provider's events, or — none named it, so the provider
+	// never accepted it — sent once more under recoup.ResendKey. Order: right after the
+	// send's outcome is recorded, only for a reconcile outcome carrying ReconcileAt (checked
+	// directly, not through changed: runs with ChangeLocalDBReads recorded before it kept
+	// their reconcile outcome).
+	ChangeReconcileResend = "reconcile-resend"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -63,4 +71,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangeSettleAnyTime, "DunningWorkflow"},
 	{DetectorHoldsEnd, "SpikeDetectorWorkflow"},
 	{ChangeSpikeNormalize, "SpikeDetectorWorkflow"},
+	{ChangeReconcileResend, "DunningWorkflow"},
 }

@@ -81,11 +81,11 @@ type Config struct {
 	// whose outcome is unknown a provider event naming it may arrive; none by then proves
 	// the provider never accepted it, and the step is sent again, once.
 	ReconcileWindow time.Duration
-	KafkaBrokers  []string // KAFKA_BROKERS, for `starter consume`
-	KafkaTopic    string   // KAFKA_TOPIC
-	KafkaGroup    string   // KAFKA_GROUP
-	RelayParallel int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
-	MetricsAddr   string   // METRICS_ADDR: the worker's /metrics and /healthz
+	KafkaBrokers    []string // KAFKA_BROKERS, for `starter consume`
+	KafkaTopic      string   // KAFKA_TOPIC
+	KafkaGroup      string   // KAFKA_GROUP
+	RelayParallel   int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
+	MetricsAddr     string   // METRICS_ADDR: the worker's /metrics and /healthz
 
 	Tuning Tuning // WORKER_* and *_SENDS_PER_SECOND
 
@@ -213,7 +213,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ReconcileWindow:  dur("RECOUP_RECONCILE_WINDOW", 30*time.Minute),
 
 		SendGridWebhookKey: get("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
-		LogFormat:        get("LOG_FORMAT", "json"),
+		LogFormat:          get("LOG_FORMAT", "json"),
 	}
 	list := func(name string) []string {
 		var out []string
