@@ -28,6 +28,9 @@ type sendGridFake struct {
 	*httptest.Server
 	mu       sync.Mutex
 	statuses []int  // answers to give in order; then 202
+	// acceptThen: answers to give in order after accepting the message (e.g. a 502 from a
+	// gateway that lost the provider's 202)
+	acceptThen []int
 	hang     func() // when set, called instead of answering (simulates a lost answer)
 	accepted map[string]int
 	requests int
@@ -73,6 +76,9 @@ func (f *sendGridFake) handle(w http.ResponseWriter, r *http.Request) {
 	hang := f.hang
 	if status == http.StatusAccepted {
 		f.accepted[key]++
+		if len(f.acceptThen) > 0 {
+			status, f.acceptThen = f.acceptThen[0], f.acceptThen[1:]
+		}
 	}
 	f.mu.Unlock()
 	if hang != nil && status == http.StatusAccepted {
