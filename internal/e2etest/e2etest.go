@@ -52,6 +52,11 @@ type Mailbox struct {
 	// Refuse, when set, is asked before a message is accepted: a status other than 0 (e.g.
 	// 503) is answered instead and the message is not counted (the provider did not take it).
 	Refuse func(key string) int
+	// AcceptThen, when set, is asked after a message was accepted (counted): a status other
+	// than 0 (e.g. 502, a gateway that lost SendGrid's 202) is answered instead of 202.
+	AcceptThen func(key string) int
+
+	requests map[string]int
 }
 
 // SendGridKey reads the idempotency key of a /v3/mail/send request (its one
@@ -75,13 +80,20 @@ func (m *Mailbox) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.mu.Lock()
-	refuse := m.Refuse
+	if m.requests == nil {
+		m.requests = map[string]int{}
+	}
+	m.requests[key]++
+	refuse, acceptThen := m.Refuse, m.AcceptThen
 	status := 0
 	if refuse != nil {
 		status = refuse(key)
 	}
 	if status == 0 {
 		m.keys[key]++
+		if acceptThen != nil {
+			status = acceptThen(key)
+		}
 	}
 	m.mu.Unlock()
 	if status != 0 {
@@ -97,6 +109,13 @@ func (m *Mailbox) Count(key string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.keys[key]
+}
+
+// Requests returns how many requests the fake received for key, accepted or not.
+func (m *Mailbox) Requests(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.requests[key]
 }
 
 // Total returns how many messages the fake accepted in all.
