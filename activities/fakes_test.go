@@ -27,14 +27,14 @@ type sendGridFake struct {
 	t *testing.T
 	*httptest.Server
 	mu       sync.Mutex
-	statuses []int  // answers to give in order; then 202
+	statuses []int // answers to give in order; then 202
 	// acceptThen: answers to give in order after accepting the message (e.g. a 502 from a
 	// gateway that lost the provider's 202)
 	acceptThen []int
-	hang     func() // when set, called instead of answering (simulates a lost answer)
-	accepted map[string]int
-	requests int
-	last     map[string]any
+	hang       func() // when set, called instead of answering (simulates a lost answer)
+	accepted   map[string]int
+	requests   int
+	last       map[string]any
 }
 
 func newSendGridFake(t *testing.T) *sendGridFake {
