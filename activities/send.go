@@ -57,6 +57,9 @@ type SendResult struct {
 	// ReconcileAt is set with Delivery reconcile (not for a resend): the end of the window
 	// after which the run asks again with Resend.
 	ReconcileAt time.Time
+	// ResendKey is set when this is the outcome of the step's resend (recoup.ResendKey of the
+	// input's key): the message the provider got carries it.
+	ResendKey string
 }
 
 // SendEmail sends the step's email through SendGrid exactly once (see send).
@@ -91,8 +94,16 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 			return res, err
 		}
 		in.resendOf, in.IdempotencyKey = in.IdempotencyKey, recoup.ResendKey(in.IdempotencyKey)
-		log = log.With("idempotency_key", in.IdempotencyKey)
+		res, err := a.deliver(ctx, log.With("idempotency_key", in.IdempotencyKey), ch, in)
+		res.ResendKey = in.IdempotencyKey
+		return res, err
 	}
+	return a.deliver(ctx, log, ch, in)
+}
+
+// deliver checks the customer and the allowed hours, renders the message, reserves its key
+// and hands it to the provider (see send).
+func (a *DunningActivities) deliver(ctx context.Context, log *slog.Logger, ch recoup.Channel, in SendInput) (SendResult, error) {
 	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
 	if err != nil {
 		return SendResult{}, err

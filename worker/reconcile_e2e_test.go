@@ -60,8 +60,8 @@ func TestAcceptedSendAnswered502IsSettledByItsEventNotResent(t *testing.T) {
 		return len(ms) == 2
 	})
 	ms := stepOneMessages(e.State("inv_rc_1"))
-	if ms[0].Delivery != postgres.SendReconcile || ms[1].Delivery != postgres.SendSent {
-		t.Fatalf("step 1 messages = %+v, want reconcile, then sent by evidence", ms)
+	if ms[0].Delivery != postgres.SendReconcile || ms[1].Delivery != postgres.SendSent || ms[1].IdempotencyKey != key {
+		t.Fatalf("step 1 messages = %+v, want reconcile, then sent by evidence under the same key", ms)
 	}
 	if n, r := e.Mail.Count(key), e.Mail.Requests(recoup.ResendKey(key)); n != 1 || r != 0 || e.Mail.Requests(key) != 1 {
 		t.Fatalf("provider accepted %d under the key, got %d requests under the resend key; want 1 and 0 (no resend)", n, r)
@@ -92,6 +92,9 @@ func TestNeverAcceptedSendIsResentExactlyOnceAfterTheWindow(t *testing.T) {
 		t.Fatalf("step 1 messages = %+v, want reconcile, then sent", ms)
 	}
 	resend := recoup.ResendKey(key)
+	if ms[1].IdempotencyKey != resend {
+		t.Errorf("the resend is recorded with key %q, want %q", ms[1].IdempotencyKey, resend)
+	}
 	if e.Mail.Count(key) != 0 || e.Mail.Count(resend) != 1 || e.Mail.Requests(key) != 1 || e.Mail.Requests(resend) != 1 {
 		t.Fatalf("provider: key %d accepted/%d requests, resend %d accepted/%d requests; want 0/1 and 1/1",
 			e.Mail.Count(key), e.Mail.Requests(key), e.Mail.Count(resend), e.Mail.Requests(resend))

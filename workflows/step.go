@@ -243,6 +243,9 @@ func (d *dunning) recordSend(ctx workflow.Context, dl *delivery, res activities.
 	ch := dl.dec.Channel
 	rec := recoup.MessageRecord{Step: dl.step, Channel: ch, IdempotencyKey: dl.in.IdempotencyKey,
 		ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
+	if res.ResendKey != "" {
+		rec.IdempotencyKey = res.ResendKey // the step's one resend
+	}
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		errors.As(err, &appErr)
