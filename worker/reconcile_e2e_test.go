@@ -71,6 +71,7 @@ func TestAcceptedSendAnswered502IsSettledByItsEventNotResent(t *testing.T) {
 		t.Fatalf("send row = %+v, %v; want sent with its evidence", p, err)
 	}
 	cancelRun(e, "inv_rc_1")
+	e.Record("inv_rc_1", "reconcile_settled")
 }
 
 // SendGrid never accepted step 1's email (a 502 before accepting, and no event names it):
@@ -103,6 +104,7 @@ func TestNeverAcceptedSendIsResentExactlyOnceAfterTheWindow(t *testing.T) {
 		t.Errorf("first key's row = %+v, want superseded", p)
 	}
 	cancelRun(e, "inv_rc_2")
+	e.Record("inv_rc_2", "reconcile_resent")
 
 	// The resend's own outcome unknown: never a third message.
 	key3 := recoup.WorkflowID("inv_rc_3") + "/step-1/email"
