@@ -249,6 +249,10 @@ func (a *DunningActivities) earlier(log *slog.Logger, ch recoup.Channel, in Send
 			a.recordReconcile(ch, in)
 		}
 		return SendResult{Delivery: postgres.SendReconcile, ReconcileAt: a.reconcileAt(in)}, nil
+	case postgres.SendSuperseded:
+		// No provider event named it within the window: the step's resend carries the message.
+		log.Info("this message was superseded by the step's resend; not sending again")
+		return SendResult{Delivery: postgres.SendSuperseded}, nil
 	default: // failed
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			"provider rejected this message earlier: "+row.Error, recoup.ErrTypeProviderRejected, nil)
