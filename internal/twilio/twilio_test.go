@@ -38,10 +38,11 @@ const created = `{"account_sid":"` + accountSID + `","api_version":"2010-04-01",
 
 func config(baseURL string) twilio.Config {
 	return twilio.Config{
-		AccountSID: accountSID,
-		AuthToken:  authToken,
-		From:       from,
-		BaseURL:    baseURL,
+		AccountSID:        accountSID,
+		AuthToken:         authToken,
+		From:              from,
+		BaseURL:           baseURL,
+		StatusCallbackURL: "https://hooks.recoup.example/v1/providers/twilio/status",
 	}
 }
 
@@ -73,6 +74,7 @@ func TestNew(t *testing.T) {
 		{"non-alphanumeric AuthToken", func(c *twilio.Config) { c.AuthToken = "abc:def" }, "sms: AuthToken must be alphanumeric"},
 		{"relative BaseURL", func(c *twilio.Config) { c.BaseURL = "127.0.0.1:4011" }, "sms: BaseURL"},
 		{"relative StatusCallbackURL", func(c *twilio.Config) { c.StatusCallbackURL = "/twilio/status" }, "sms: StatusCallbackURL"},
+		{"no StatusCallbackURL", func(c *twilio.Config) { c.StatusCallbackURL = "" }, "sms: StatusCallbackURL is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,12 +112,13 @@ func TestSendRequest(t *testing.T) {
 			},
 		},
 		{
-			name:   "messaging service without status callback",
+			name:   "messaging service with the default status callback",
 			mutate: func(c *twilio.Config) { c.From, c.MessagingServiceSID = "", serviceSID },
 			wantForm: url.Values{
 				"To":                  {to},
 				"MessagingServiceSid": {serviceSID},
 				"Body":                {"Your payment failed."},
+				"StatusCallback":      {"https://hooks.recoup.example/v1/providers/twilio/status?idempotency_key=inv_123%3Aattempt-2%3Asms"},
 			},
 		},
 	}
