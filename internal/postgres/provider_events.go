@@ -210,23 +210,59 @@ func markUndeliverable(ctx context.Context, tx pgx.Tx, send sendOf, e ProviderEv
 	return nil
 }
 
-// providerOptOut records the opt-out a provider reported as a dunning.opt_out in the event
-// log, through the path billing's opt-outs take (consent ledger, then the relay delivers it
-// to the run). Its event id is derived from the provider's, so a redelivery is a duplicate.
+// providerOptOut records the opt-out a provider reported about a send (see
+// recordProviderOptOut).
 func (s *Store) providerOptOut(ctx context.Context, tx pgx.Tx, e ProviderEvent, send sendOf) (string, error) {
-	sum := sha256.Sum256([]byte(e.Provider + "\x00" + e.ProviderEventID))
-	id := e.Provider + ":optout:" + hex.EncodeToString(sum[:16])
-	at := e.OccurredAt.UTC()
+	return s.recordProviderOptOut(ctx, tx, ProviderOptOut{Provider: e.Provider, ProviderEventID: e.ProviderEventID,
+		InvoiceID: send.InvoiceID, CustomerID: send.CustomerID, Channel: send.Channel, At: e.OccurredAt,
+		Reason: fmt.Sprintf("%s reported %s for message %s", e.Provider, e.Kind, send.Key)})
+}
+
+// ProviderOptOut is a customer's opt-out of a channel that a provider reported: a spam
+// report, an unsubscribe, an SMS refused or answered with STOP.
+type ProviderOptOut struct {
+	Provider        string // "sendgrid" | "twilio": the consent ledger's source
+	ProviderEventID string // the provider's id of what it reported (the opt-out's event id derives from it)
+	InvoiceID       string // the invoice whose run must hear it
+	CustomerID      string
+	Channel         string // email | sms
+	At              time.Time
+	Reason          string // shown to support; no contact data
+}
+
+// RecordProviderOptOut records a provider's opt-out as a dunning.opt_out in the event log
+// (source the provider), through the path billing's opt-outs take: the consent ledger
+// (newest statement wins) and, by the relay, the invoice's run. Its event id derives from
+// the provider's, so recording it again is a duplicate. It returns that event id.
+func (s *Store) RecordProviderOptOut(ctx context.Context, o ProviderOptOut) (string, error) {
+	var id string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		id, err = s.recordProviderOptOut(ctx, tx, o)
+		return err
+	})
+	return id, err
+}
+
+func (s *Store) recordProviderOptOut(ctx context.Context, tx pgx.Tx, o ProviderOptOut) (string, error) {
+	if o.Provider != ConsentSendGrid && o.Provider != ConsentTwilio {
+		return "", fmt.Errorf("provider opt-out: unknown provider %q", o.Provider)
+	}
+	if _, ok := consentColumns[o.Channel]; !ok || o.ProviderEventID == "" || o.InvoiceID == "" || o.CustomerID == "" {
+		return "", errors.New("provider opt-out: the provider's event id, the invoice, the customer and the channel (email or sms) are required")
+	}
+	sum := sha256.Sum256([]byte(o.Provider + "\x00" + o.ProviderEventID))
+	id := o.Provider + ":optout:" + hex.EncodeToString(sum[:16])
+	at := o.At.UTC()
 	body, err := json.Marshal(map[string]string{
-		"type": recoup.EventOptOut, "event_id": id, "invoice_id": send.InvoiceID, "customer_id": send.CustomerID,
-		"channel": send.Channel, "occurred_at": at.Format(time.RFC3339Nano),
-		"reason": fmt.Sprintf("%s reported %s for message %s", e.Provider, e.Kind, send.Key),
+		"type": recoup.EventOptOut, "event_id": id, "invoice_id": o.InvoiceID, "customer_id": o.CustomerID,
+		"channel": o.Channel, "occurred_at": at.Format(time.RFC3339Nano), "reason": o.Reason,
 	})
 	if err != nil {
 		return "", err
 	}
-	_, err = s.recordEvent(ctx, tx, Event{EventID: id, Type: recoup.EventOptOut, Source: e.Provider,
-		InvoiceID: send.InvoiceID, CustomerID: send.CustomerID, OccurredAt: at, Body: body, OptOut: send.Channel})
+	_, err = s.recordEvent(ctx, tx, Event{EventID: id, Type: recoup.EventOptOut, Source: o.Provider,
+		InvoiceID: o.InvoiceID, CustomerID: o.CustomerID, OccurredAt: at, Body: body, OptOut: o.Channel})
 	if err != nil && !errors.Is(err, ErrEventConflict) {
 		return "", fmt.Errorf("record the provider's opt-out: %w", err)
 	}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,5 +238,34 @@ func TestRetryAfterTheProvidersEventDoesNotSendAgain(t *testing.T) {
 	row, claimed := mustReserve(t, st, r)
 	if claimed || row.Status != postgres.SendSent {
 		t.Errorf("retry after the event = %+v, claimed %v; want sent, not claimed", row, claimed)
+	}
+}
+
+// An opt-out a provider reports outside a send's events (an inbound STOP) goes the same
+// way: the event log, the consent ledger with the provider as source; again, a duplicate.
+func TestProviderOptOutOutsideASendIsRecordedOnce(t *testing.T) {
+	ctx := context.Background()
+	st := testutil.MustStore(t)
+	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
+		t.Fatal(err)
+	}
+	o := postgres.ProviderOptOut{Provider: "twilio", ProviderEventID: "SM_inbound_1", InvoiceID: "inv_1",
+		CustomerID: "cus_1", Channel: "sms", At: t0.Add(time.Hour), Reason: "inbound STOP"}
+	id, err := st.RecordProviderOptOut(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := st.RecordProviderOptOut(ctx, o); err != nil || again != id {
+		t.Fatalf("again: %q, %v; want the same event id %q", again, err, id)
+	}
+	if email, sms := consent(t, st, "cus_1"); !email || sms {
+		t.Fatalf("after the STOP: email %v, sms %v; want email only", email, sms)
+	}
+	if n := count(t, st, "events"); n != 1 {
+		t.Errorf("event log holds %d events, want 1", n)
+	}
+	o.Channel = "fax"
+	if _, err := st.RecordProviderOptOut(ctx, o); err == nil || !strings.Contains(err.Error(), "channel") {
+		t.Errorf("channel fax: %v, want refused", err)
 	}
 }
