@@ -130,3 +130,38 @@ func cancelRun(e *e2etest.Harness, invoice string) {
 		e.T.Fatalf("%s: result %+v, want canceled", invoice, res)
 	}
 }
+
+// A spam report for the run's email reaches the open run as an opt-out of email (through
+// the event log and the relay, like billing's opt-outs), and the customer's consent ledger
+// holds it with SendGrid as the source.
+func TestSpamReportReachesTheOpenRunAsAnOptOut(t *testing.T) {
+	e := reconcileHarness(t)
+	e.Event(e2etest.Failed("evt_rc_4", "inv_rc_4", "cus_rc_4", time.Now().UTC()))
+	key := recoup.WorkflowID("inv_rc_4") + "/step-1/email"
+	e.Eventually("the first message", func() bool { return len(e.State("inv_rc_4").Messages) == 1 })
+	ctx := context.Background()
+	res, err := e.Store.RecordProviderEvent(ctx, postgres.ProviderEvent{Provider: "sendgrid", ProviderEventID: "sg_rc_4_spam",
+		IdempotencyKey: key, Kind: recoup.DeliverySpamReport, OptOut: true, OccurredAt: time.Now().UTC(), Body: []byte(`{"event":"spamreport"}`)})
+	if err != nil || res.OptOutEventID == "" {
+		t.Fatalf("record the spam report: %+v, %v", res, err)
+	}
+	if _, err := e.Ingest.DeliverPending(ctx, 10, nil); err != nil { // the relay's round
+		t.Fatal(err)
+	}
+	e.Eventually("the run hears the opt-out", func() bool {
+		for _, ch := range e.State("inv_rc_4").OptedOut {
+			if ch == recoup.ChannelEmail {
+				return true
+			}
+		}
+		return false
+	})
+	ledger, err := e.Store.ConsentLedger(ctx, "cus_rc_4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := ledger[len(ledger)-1]; last.Consent || last.Channel != "email" || last.Source != postgres.ConsentSendGrid || last.EvidenceEventID != res.OptOutEventID {
+		t.Errorf("last ledger row = %+v, want the email opt-out from sendgrid", last)
+	}
+	cancelRun(e, "inv_rc_4")
+}
