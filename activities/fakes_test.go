@@ -14,11 +14,11 @@ import (
 
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 // sendGridFake is a SendGrid /v3/mail/send endpoint that checks the request the real
@@ -198,7 +198,7 @@ type fixture struct {
 // Twilio clients pointed at fakes, and one customer (cus_1) who consented to both.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	set, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)

@@ -11,18 +11,18 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 )
 
 func TestSetupRegistersSearchAttributes(t *testing.T) {
 	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath: testutil.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
+		ExistingPath: fakes.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	cfg, _ := config.FromEnv(func(string) string { return "" })
-	d := &deps{cfg: cfg, st: testutil.MustStore(t), tc: srv.Client()}
+	d := &deps{cfg: cfg, st: fakes.MustStore(t), tc: srv.Client()}
 	for i, want := range []string{"9 registered, 0 already there", "0 registered, 9 already there"} {
 		var out bytes.Buffer
 		if err := cmdSetup(context.Background(), d, nil, &out); err != nil {
@@ -46,7 +46,7 @@ func TestSetupRegistersSearchAttributes(t *testing.T) {
 
 func TestSetupCreatesTheNamespace(t *testing.T) {
 	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath: testutil.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
+		ExistingPath: fakes.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestSetupCreatesTheNamespace(t *testing.T) {
 	t.Setenv("TEMPORAL_NAMESPACE", "recoup-prod")
 	cfg, _ := config.FromEnv(func(string) string { return "" })
 	var out bytes.Buffer
-	if err := cmdSetup(context.Background(), &deps{cfg: cfg, st: testutil.MustStore(t), tc: srv.Client()}, nil, &out); err != nil {
+	if err := cmdSetup(context.Background(), &deps{cfg: cfg, st: fakes.MustStore(t), tc: srv.Client()}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "namespace recoup-prod created") || !strings.Contains(out.String(), "9 registered") {

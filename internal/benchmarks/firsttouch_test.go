@@ -19,8 +19,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 const baselineQueue = "recoup-bench-baseline"
@@ -68,7 +68,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 		n = v
 	}
 	model := fixedModel(t)
-	h, setup := startFirstTouch(t, model.URL, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
+	h, setup := startFirstTouch(t, model.URL, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
 		c, err := llm.New(llm.Config{APIKey: "sk-bench", BaseURL: model.URL, Model: "fixed"})
 		if err != nil {
 			t.Fatal(err)
@@ -87,7 +87,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range ids {
-				ev := e2etest.Failed(fmt.Sprintf("evt_ft_%d", i), fmt.Sprintf("inv_ft_%d", i), fmt.Sprintf("cus_ft_%d", i%200), time.Now().UTC())
+				ev := workertest.Failed(fmt.Sprintf("evt_ft_%d", i), fmt.Sprintf("inv_ft_%d", i), fmt.Sprintf("cus_ft_%d", i%200), time.Now().UTC())
 				raw, _ := json.Marshal(ev)
 				if _, err := h.Ingest.Accept(ctx, raw, "bench"); err != nil {
 					t.Errorf("event %d: %v", i, err)

@@ -24,8 +24,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // TestParkedScale: N runs (BENCH_PARKED_RUNS, default 10,000) each send their first message
@@ -51,11 +51,11 @@ func TestParkedScale(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "worker")
-	if err := testutil.BuildWorker(bin); err != nil {
+	if err := fakes.BuildWorker(bin); err != nil {
 		t.Fatalf("build the worker: %v", err)
 	}
 
-	h := e2etest.Start(t, e2etest.Options{NoWorker: true})
+	h := workertest.Start(t, workertest.Options{NoWorker: true})
 	serverPID, err := parkedServerPID()
 	if err != nil {
 		t.Fatalf("find the dev server process: %v", err)
@@ -64,13 +64,13 @@ func TestParkedScale(t *testing.T) {
 	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
-	dbURL, err := testutil.WithSearchPath(testutil.DatabaseURL(), schema)
+	dbURL, err := fakes.WithSearchPath(fakes.DatabaseURL(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mails atomic.Int64
 	mail := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := e2etest.SendGridKey(r)
+		key, ok := workertest.SendGridKey(r)
 		if !ok {
 			http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
 			return
@@ -137,7 +137,7 @@ func TestParkedScale(t *testing.T) {
 	// sent and every run has recorded it (LastChannel set) and parked.
 	start := time.Now()
 	parkedAccept(t, h, n, func(i int) map[string]any {
-		return e2etest.Failed(fmt.Sprintf("evt_pk_%d", i), fmt.Sprintf("inv_pk_%d", i), fmt.Sprintf("cus_pk_%d", i), time.Now().UTC())
+		return workertest.Failed(fmt.Sprintf("evt_pk_%d", i), fmt.Sprintf("inv_pk_%d", i), fmt.Sprintf("cus_pk_%d", i), time.Now().UTC())
 	})
 	accepted := time.Since(start)
 	parkedPoll(t, exited, time.Hour, "every first message", func() bool {
@@ -203,7 +203,7 @@ func TestParkedScale(t *testing.T) {
 }
 
 // parkedAccept sends n events built by ev through the ingest path, 8 at a time.
-func parkedAccept(t *testing.T, h *e2etest.Harness, n int, ev func(int) map[string]any) {
+func parkedAccept(t *testing.T, h *workertest.Harness, n int, ev func(int) map[string]any) {
 	ids := make(chan int)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -313,7 +313,7 @@ type parkedTable struct {
 
 // parkedTableStats counts the rows of every table in the benchmark's schema and their total size
 // (pg_total_relation_size: table, indexes and TOAST).
-func parkedTableStats(t *testing.T, h *e2etest.Harness) map[string]parkedTable {
+func parkedTableStats(t *testing.T, h *workertest.Harness) map[string]parkedTable {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := h.Store.Pool().Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)

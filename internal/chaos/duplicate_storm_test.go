@@ -34,13 +34,13 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 func TestDuplicateStorm(t *testing.T) {
@@ -73,7 +73,7 @@ func TestDuplicateStorm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x73746f726d))
 	quiet := slog.New(slog.DiscardHandler)
 
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
 		a.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // 1,000 runs: warnings only
 	}})
 	ctx := context.Background()
@@ -83,7 +83,7 @@ func TestDuplicateStorm(t *testing.T) {
 	}
 	// The ingress and the consumer have connection pools of their own, as separate processes.
 	openStore := func() *store.Store {
-		st, err := store.Open(ctx, testutil.DatabaseURL(), store.Options{Schema: schema, MaxConns: 8})
+		st, err := store.Open(ctx, fakes.DatabaseURL(), store.Options{Schema: schema, MaxConns: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestDuplicateStorm(t *testing.T) {
 	bodies := make([][]byte, distinct)
 	now := time.Now().UTC()
 	for i := range distinct {
-		b, err := json.Marshal(e2etest.Failed(fmt.Sprintf("evt_ds_%04d", i), fmt.Sprintf("inv_ds_%04d", i),
+		b, err := json.Marshal(workertest.Failed(fmt.Sprintf("evt_ds_%04d", i), fmt.Sprintf("inv_ds_%04d", i),
 			fmt.Sprintf("cus_ds_%03d", i%customers), now.Add(-time.Duration(i)*time.Millisecond)))
 		if err != nil {
 			t.Fatal(err)

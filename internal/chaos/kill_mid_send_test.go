@@ -31,9 +31,9 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // Shape of the scenario. Every run has two email steps; the provider's send queue is rate
@@ -87,18 +87,18 @@ func TestKillMidSend(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "worker")
 	built, buildDone := make(chan error, 1), make(chan struct{})
-	go func() { defer close(buildDone); built <- testutil.BuildWorker(bin) }()
+	go func() { defer close(buildDone); built <- fakes.BuildWorker(bin) }()
 	t.Cleanup(func() { <-buildDone }) // before the temporary directory is removed
 
 	// Dev server (the pinned CLI, with Recoup's search attributes), a migrated schema, and
 	// the ingest path; no in-process worker.
-	h := e2etest.Start(t, e2etest.Options{NoWorker: true})
+	h := workertest.Start(t, workertest.Options{NoWorker: true})
 	ctx := context.Background()
 	var schema string
 	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatalf("current schema: %v", err)
 	}
-	dbURL, err := testutil.WithSearchPath(testutil.DatabaseURL(), schema)
+	dbURL, err := fakes.WithSearchPath(fakes.DatabaseURL(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestKillMidSend(t *testing.T) {
 	invoices := make([]string, kmsRuns)
 	for i := range kmsRuns {
 		invoices[i] = fmt.Sprintf("inv_kms_%02d", i)
-		ev := e2etest.Failed(fmt.Sprintf("evt_kms_%02d", i), invoices[i], fmt.Sprintf("cus_kms_%02d", i), time.Now().UTC())
+		ev := workertest.Failed(fmt.Sprintf("evt_kms_%02d", i), invoices[i], fmt.Sprintf("cus_kms_%02d", i), time.Now().UTC())
 		ev["customer"].(map[string]any)["sms_consent"] = false
 		if res := h.Event(ev); !res.Delivered {
 			t.Fatalf("event for %s not delivered: %+v", invoices[i], res)
@@ -581,7 +581,7 @@ func newKmsProvider() *kmsProvider {
 }
 
 func (p *kmsProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key, ok := e2etest.SendGridKey(r)
+	key, ok := workertest.SendGridKey(r)
 	if !ok {
 		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
 		return

@@ -25,8 +25,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // llmKind is how the fake answers one run's decision.
@@ -146,12 +146,12 @@ func TestLLMFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
 		Configure: func(a *activities.Activities) { a.LLM = mc }})
 	ctx := context.Background()
 	inv := func(i int) string { return fmt.Sprintf("inv_llm_%02d", i) }
 	for i := range runs {
-		ev := e2etest.Failed(fmt.Sprintf("evt_llm_%02d", i), inv(i), fmt.Sprintf("cus_llm_%02d", i), time.Now().UTC())
+		ev := workertest.Failed(fmt.Sprintf("evt_llm_%02d", i), inv(i), fmt.Sprintf("cus_llm_%02d", i), time.Now().UTC())
 		ev["amount_minor"] = (llmAmountBase + i) * 100
 		if res := h.Event(ev); !res.Delivered {
 			t.Fatalf("event %d not delivered: %+v", i, res)

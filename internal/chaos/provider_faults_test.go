@@ -34,11 +34,11 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/internal/sms"
 	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 func TestProviderFaults(t *testing.T) {
@@ -91,7 +91,7 @@ func (p *sendGridOutage) start(d time.Duration) {
 }
 
 func (p *sendGridOutage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key, ok := e2etest.SendGridKey(r)
+	key, ok := workertest.SendGridKey(r)
 	if !ok {
 		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
 		return
@@ -152,14 +152,14 @@ func providerOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
 		Configure: func(a *activities.Activities) { a.Email = sender }})
 	ctx := context.Background()
 
 	prov.start(outage) // every send from here on meets the outage first
 	outageStart := time.Now()
 	for i := range runs {
-		ev := e2etest.Failed(fmt.Sprintf("evt_po_%02d", i), fmt.Sprintf("inv_po_%02d", i), fmt.Sprintf("cus_po_%02d", i), time.Now().UTC())
+		ev := workertest.Failed(fmt.Sprintf("evt_po_%02d", i), fmt.Sprintf("inv_po_%02d", i), fmt.Sprintf("cus_po_%02d", i), time.Now().UTC())
 		ev["customer"].(map[string]any)["sms_consent"] = false // email only
 		if res := h.Event(ev); !res.Delivered {
 			t.Fatalf("event %d not delivered: %+v", i, res)
@@ -331,12 +331,12 @@ func providerInvalidNumber(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two steps a second apart, then one far away: runs park after step 2.
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, time.Second, 24 * time.Hour},
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Second, 24 * time.Hour},
 		Configure: func(a *activities.Activities) { a.SMS, a.LLM = texter, mc }})
 	ctx := context.Background()
 	inv := func(i int) string { return fmt.Sprintf("inv_pi_%d", i) }
 	for i := range invalid + valid {
-		ev := e2etest.Failed(fmt.Sprintf("evt_pi_%d", i), inv(i), fmt.Sprintf("cus_pi_%d", i), time.Now().UTC())
+		ev := workertest.Failed(fmt.Sprintf("evt_pi_%d", i), inv(i), fmt.Sprintf("cus_pi_%d", i), time.Now().UTC())
 		ev["customer"].(map[string]any)["phone"] = phone(i)
 		if res := h.Event(ev); !res.Delivered {
 			t.Fatalf("event %d not delivered: %+v", i, res)

@@ -16,11 +16,11 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stripe/stripe-go/v83/webhook"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 const (
@@ -38,7 +38,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, ready func(context.Context) error) *fixture {
 	t.Helper()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	reg := metrics.NewRegistry()
 	s, err := ingress.New(ingress.Options{
 		Ingest: &ingest.Ingestor{Store: st}, Secrets: []string{secretOld, secretNew}, StripeSecrets: []string{stripeSecret},

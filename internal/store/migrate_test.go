@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 // A database written before 00005 is repaired by it: future-dated times are clamped, the
@@ -21,7 +21,7 @@ import (
 // invoices' first runs.
 func TestMigrationRepairsAnExistingLog(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testutil.DatabaseURL())
+	conn, err := pgx.Connect(ctx, fakes.DatabaseURL())
 	if err != nil {
 		t.Fatalf("PostgreSQL is required for this test: %v", err)
 	}
@@ -33,7 +33,7 @@ func TestMigrationRepairsAnExistingLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	st, err := store.Open(ctx, testutil.DatabaseURL(), store.Options{Schema: schema, MaxConns: 4})
+	st, err := store.Open(ctx, fakes.DatabaseURL(), store.Options{Schema: schema, MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

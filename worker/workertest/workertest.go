@@ -1,7 +1,7 @@
-// Package e2etest is the end-to-end test harness: a real Temporal dev server (the pinned
+// Package workertest is the end-to-end test harness: a real Temporal dev server (the pinned
 // CLI), real PostgreSQL, the real worker (workflow and activities), the real ingest path,
 // and the real SendGrid client talking to a fake that counts messages per idempotency key.
-package e2etest
+package workertest
 
 import (
 	"context"
@@ -28,11 +28,11 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/policy"
 	"github.com/recoup-dunning/recoup/internal/store"
 	"github.com/recoup-dunning/recoup/internal/templates"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -166,7 +166,7 @@ func Start(t testing.TB, o Options) *Harness {
 		h.StartTemporal()
 		t.Cleanup(func() { h.StopTemporal() })
 	}
-	h.Store = testutil.MustStore(t)
+	h.Store = fakes.MustStore(t)
 	fake := httptest.NewServer(http.HandlerFunc(h.Mail.handle))
 	t.Cleanup(fake.Close)
 	h.MailURL = fake.URL
@@ -208,7 +208,7 @@ func Start(t testing.TB, o Options) *Harness {
 func (h *Harness) StartTemporal() {
 	h.T.Helper()
 	opts := testsuite.DevServerOptions{
-		ExistingPath:  testutil.TemporalCLI(h.T),
+		ExistingPath:  fakes.TemporalCLI(h.T),
 		ExtraArgs:     append([]string{"--headless"}, SearchAttributeArgs...),
 		LogLevel:      "error",
 		DBFilename:    h.opts.DBFile,
@@ -341,7 +341,7 @@ func (h *Harness) RecordWorkflow(workflowID, name string) {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	path := filepath.Join(testutil.RepoRoot(), "workflows", "testdata", name+".json")
+	path := filepath.Join(fakes.RepoRoot(), "workflows", "testdata", name+".json")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		h.T.Fatal(err)
 	}
