@@ -69,7 +69,7 @@ func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
 	}
 	key := recoup.WorkflowID("inv_e2e_1") + "/step-1/email"
 	e.Eventually("the first message", func() bool { return len(e.State("inv_e2e_1").Messages) == 1 })
-	if n := e.Mail.Count(key); n != 1 {
+	if n := e.Mail.Accepted(key); n != 1 {
 		t.Fatalf("provider accepted %d messages for %s, want 1", n, key)
 	}
 	// A late duplicate of the same event changes nothing.
@@ -83,7 +83,7 @@ func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
 	if res := e.Result("inv_e2e_1"); res.Status != recoup.StatusRecovered || res.Steps != 1 {
 		t.Fatalf("result = %+v, want recovered after step 1", res)
 	}
-	if n := e.Mail.Count(key); n != 1 {
+	if n := e.Mail.Accepted(key); n != 1 {
 		t.Fatalf("provider accepted %d messages, want 1", n)
 	}
 	st := e.State("inv_e2e_1")
@@ -150,7 +150,7 @@ func TestScheduleRunsToExhaustionWithOptOut(t *testing.T) {
 		if m.Channel != recoup.ChannelEmail || m.Delivery != store.SendSent {
 			t.Fatalf("message %+v, want every step by email, sent", m)
 		}
-		if n := e.Mail.Count(m.IdempotencyKey); n != 1 {
+		if n := e.Mail.Accepted(m.IdempotencyKey); n != 1 {
 			t.Fatalf("%s accepted %d times", m.IdempotencyKey, n)
 		}
 	}
@@ -201,7 +201,7 @@ func TestUnknownCustomerFailsTheRun(t *testing.T) {
 	if want := `unknown customer "cus_e2e_nobody"`; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error = %v, want it to say %s", err, want)
 	}
-	if e.Mail.Total() != 0 {
+	if e.Mail.AcceptedTotal() != 0 {
 		t.Fatal("a message was sent for an unknown customer")
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/llm"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
@@ -40,19 +39,12 @@ func Baseline(ctx workflow.Context, n int) error {
 // Noop does nothing.
 func Noop(ctx context.Context, i int) (int, error) { _ = activity.GetInfo(ctx); return i, nil }
 
-func fixedModel(t *testing.T) *httptest.Server {
+// fixedModel is the OpenAI fake answering every decision with one valid answer.
+func fixedModel(t *testing.T) *fakes.OpenAI {
 	answer, _ := json.Marshal(map[string]any{"channel": "email", "tone": "friendly",
 		"incentive": map[string]any{"kind": "none", "value": 0}, "subject": "Your payment did not go through",
 		"message": "We could not charge your card. Updating it takes a minute.", "rationale": "First reminder."})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"id": "c1", "object": "chat.completion", "model": "fixed",
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": string(answer)}}},
-			"usage": map[string]any{"prompt_tokens": 400, "completion_tokens": 60}})
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	return fakes.NewOpenAI(t, string(answer))
 }
 
 // TestFirstTouchThroughput: N payment.failed events through the starter's ingest path to a
@@ -68,8 +60,8 @@ func TestFirstTouchThroughput(t *testing.T) {
 		n = v
 	}
 	model := fixedModel(t)
-	h, setup := startFirstTouch(t, model.URL, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
-		c, err := llm.New(llm.Config{APIKey: "sk-bench", BaseURL: model.URL, Model: "fixed"})
+	h, setup := startFirstTouch(t, model.BaseURL(), workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
+		c, err := llm.New(llm.Config{APIKey: "sk-bench", BaseURL: model.BaseURL(), Model: "fixed"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +109,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 	}
 	recoup := time.Since(start)
 	endPhase()
-	if got := h.Mail.Total(); got != n {
+	if got := h.Mail.AcceptedTotal(); got != n {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
 

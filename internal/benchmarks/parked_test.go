@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,18 +65,7 @@ func TestParkedScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mails atomic.Int64
-	mail := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := workertest.SendGridKey(r)
-		if !ok {
-			http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
-			return
-		}
-		mails.Add(1)
-		w.Header().Set("X-Message-Id", "sg-"+key)
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(mail.Close)
+	mail := fakes.NewSendGrid(t)
 	model := fixedModel(t)
 
 	home := filepath.Join(dir, "home") // no stray Temporal profile from the real $HOME
@@ -91,7 +77,7 @@ func TestParkedScale(t *testing.T) {
 		"DATABASE_URL=" + dbURL,
 		"TEMPORAL_ADDRESS=" + h.HostPort(), "TEMPORAL_NAMESPACE=default",
 		"SENDGRID_API_KEY=SG.bench", "SENDGRID_BASE_URL=" + mail.URL, "EMAIL_FROM=billing@shop.example",
-		"OPENAI_API_KEY=sk-bench", "OPENAI_BASE_URL=" + model.URL, "OPENAI_MODEL=fixed",
+		"OPENAI_API_KEY=sk-bench", "OPENAI_BASE_URL=" + model.BaseURL(), "OPENAI_MODEL=fixed",
 		"RECOUP_SCHEDULE=0s,720h", "RECOUP_IGNORE_QUIET_HOURS=true", "RECOUP_CONTACT_CAP=100/7",
 		"METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "LOG_FORMAT=text",
 		"WORKER_STICKY_CACHE_SIZE=" + cache,
@@ -154,7 +140,7 @@ func TestParkedScale(t *testing.T) {
 	parkedAt := time.Since(start)
 	parkedWorker, parkedServer := parkedReadMem(t, workerPID), parkedReadMem(t, serverPID)
 	parkedTables := parkedTableStats(t, h)
-	if got := mails.Load(); got != int64(n) {
+	if got := mail.AcceptedTotal(); got != n {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
 	report := func(format string, args ...any) { // printed at once: a long run keeps what it measured
@@ -190,7 +176,7 @@ func TestParkedScale(t *testing.T) {
 	recovered := time.Since(start)
 	endWorker, endServer := parkedReadMem(t, workerPID), parkedReadMem(t, serverPID)
 	endTables := parkedTableStats(t, h)
-	if got := mails.Load(); got != int64(n) {
+	if got := mail.AcceptedTotal(); got != n {
 		t.Fatalf("the provider accepted %d messages after the recoveries, want still %d", got, n)
 	}
 	report("recovery: every run recovered %s after the first signal (%.1f runs/s)", parkedRound(recovered), float64(n)/recovered.Seconds())

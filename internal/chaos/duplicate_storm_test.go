@@ -250,16 +250,16 @@ func TestDuplicateStorm(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d HTTP deliveries failed, e.g. %s", len(failures), failures[0])
 	}
-	kmsEventually(t, 120*time.Second, "the consumer to record every Kafka message", func() bool {
+	fakes.EventuallyWithin(t, 120*time.Second, func() bool {
 		s := consumer.Stats()
 		return s.Recorded+s.Rejected >= int64(len(viaKafka))
-	})
+	}, "the consumer to record every Kafka message")
 	kafkaDone := time.Since(storm)
 	if s := consumer.Stats(); s.Rejected != 0 {
 		t.Errorf("the consumer rejected %d messages, want 0", s.Rejected)
 	}
 
-	kmsEventually(t, settle, "every run's first email", func() bool { return sentFirst(t, h.Store) >= distinct })
+	fakes.EventuallyWithin(t, settle, func() bool { return sentFirst(t, h.Store) >= distinct }, "every run's first email")
 	firstTouch := time.Since(storm)
 	count := func(q string) int {
 		var n int
@@ -268,18 +268,18 @@ func TestDuplicateStorm(t *testing.T) {
 		}
 		return n
 	}
-	kmsEventually(t, 30*time.Second, "every event marked delivered", func() bool {
+	fakes.EventuallyWithin(t, 30*time.Second, func() bool {
 		return count(`SELECT count(*) FROM events WHERE delivered_at IS NOT NULL`) >= distinct
-	})
+	}, "every event marked delivered")
 	var temporalRuns int64
-	kmsEventually(t, 30*time.Second, "Temporal's visibility to count every run", func() bool {
+	fakes.EventuallyWithin(t, 30*time.Second, func() bool {
 		r, err := h.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: "WorkflowType = '" + recoup.WorkflowType + "'"})
 		if err != nil {
 			return false
 		}
 		temporalRuns = r.GetCount()
 		return temporalRuns >= int64(distinct)
-	})
+	}, "Temporal's visibility to count every run")
 
 	recorded := count(`SELECT count(*) FROM events`)
 	fromHTTP := count(`SELECT count(*) FROM events WHERE source = 'http'`)
@@ -289,7 +289,7 @@ func TestDuplicateStorm(t *testing.T) {
 	dups, lost := 0, 0
 	for i := range distinct {
 		key := activities.IdempotencyKey(recoup.WorkflowID(fmt.Sprintf("inv_ds_%04d", i)), 1, recoup.ChannelEmail)
-		switch n := h.Mail.Count(key); {
+		switch n := h.Mail.Accepted(key); {
 		case n == 0:
 			lost++
 		case n > 1:
@@ -315,14 +315,14 @@ func TestDuplicateStorm(t *testing.T) {
 	if accepted.Load() != int64(fromHTTP) {
 		t.Errorf("HTTP answered 202 (accepted) %d times, but the log holds %d events from HTTP", accepted.Load(), fromHTTP)
 	}
-	if total := h.Mail.Total(); total != distinct {
+	if total := h.Mail.AcceptedTotal(); total != distinct {
 		t.Errorf("the mail fake accepted %d messages in all, want %d", total, distinct)
 	}
 	if lost > 0 {
 		t.Errorf("%d runs never sent their first email", lost)
 	}
 	line := fmt.Sprintf("storm-duplicates: %d events x %d copies (%d HTTP, %d Kafka), %d runs, %d first messages, %d duplicates, %d lost",
-		distinct, copies, len(viaHTTP), len(viaKafka), runs, h.Mail.Total(), dups, lost)
+		distinct, copies, len(viaHTTP), len(viaKafka), runs, h.Mail.AcceptedTotal(), dups, lost)
 	t.Log(line)
 	t.Logf("first recorded via HTTP %d, via Kafka %d; HTTP answers: %d accepted, %d duplicate, %d resent after 503; Kafka: %+v",
 		fromHTTP, recorded-fromHTTP, accepted.Load(), duplicate.Load(), resent.Load(), consumer.Stats())

@@ -21,6 +21,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
@@ -52,14 +53,14 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 	h := workertest.Start(t, workertest.Options{Schedule: schedule, FinalWait: 3 * time.Second})
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var refuseMu sync.Mutex
-	h.Mail.Refuse = func(string) int { // a fifth of the attempts: the provider is unavailable
+	h.Mail.Respond(func(fakes.Request) fakes.Response { // a fifth of the attempts: the provider is unavailable
 		refuseMu.Lock()
 		defer refuseMu.Unlock()
 		if rng.IntN(5) == 0 {
-			return http.StatusServiceUnavailable
+			return fakes.Response{Status: http.StatusServiceUnavailable}
 		}
-		return 0
-	}
+		return fakes.Response{}
+	})
 
 	histories := make([]*history, n)
 	for i := range histories {
@@ -597,7 +598,7 @@ func check(t *testing.T, h *workertest.Harness, histories []*history, results []
 
 	// I4: at most one message per run step, each accepted by the provider at most once, none
 	// before its step's time.
-	mail := h.Mail.Keys()
+	mail := h.Mail.AcceptedKeys()
 	for key, n := range mail {
 		if n > 1 {
 			fail(strings.TrimPrefix(strings.SplitN(key, "/", 2)[0], "dunning-"), "the provider accepted %s %d times", key, n)

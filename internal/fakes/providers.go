@@ -1,10 +1,12 @@
 package fakes
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -230,4 +232,23 @@ func (r Request) UserMessage() string {
 		}
 	}
 	return ""
+}
+
+// CheckSendGrid is for a test whose SendGrid endpoint must do more than the SendGrid fake
+// (hold a request mid-send): it checks r against the SendGrid contract — a violation fails
+// tb and ok is false — and returns the message's idempotency key.
+func CheckSendGrid(tb testing.TB, r *http.Request) (key string, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		tb.Errorf("SendGrid endpoint: read the request: %v", err)
+		return "", false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := MustContract(ContractSendGrid).Validate(r); err != nil {
+		tb.Errorf("SendGrid endpoint: the request breaks the provider's contract: %v", err)
+		return "", false
+	}
+	req := Request{Body: body}
+	parseSendGrid(&req)
+	return req.Key, true
 }

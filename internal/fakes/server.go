@@ -91,14 +91,18 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	var resp Response
+	respond := s.respond
 	switch {
 	case req.Violation != nil:
-		resp = Response{Status: http.StatusBadRequest}
+		resp, respond = Response{Status: http.StatusBadRequest}, nil
 	case len(s.queue) > 0:
-		resp, s.queue = s.queue[0], s.queue[1:]
-	case s.respond != nil:
-		resp = s.respond(req)
+		resp, s.queue, respond = s.queue[0], s.queue[1:], nil
 	}
+	s.mu.Unlock()
+	if respond != nil { // outside the lock: it may call the fake's methods
+		resp = respond(req)
+	}
+	s.mu.Lock()
 	if req.Violation == nil && (resp.Status == 0 || resp.Status/100 == 2) {
 		s.accepted[req.Key]++
 	}
@@ -131,7 +135,8 @@ func (s *server) Queue(rs ...Response) {
 }
 
 // Respond answers every request (after the queued answers) with f's answer; nil restores
-// the provider's success answer.
+// the provider's success answer. f runs outside the fake's lock and may be called
+// concurrently.
 func (s *server) Respond(f func(Request) Response) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
