@@ -23,7 +23,7 @@ type SendGrid struct{ *server }
 // NewSendGrid starts a SendGrid fake for the test; it stops when the test ends.
 func NewSendGrid(tb testing.TB) *SendGrid {
 	tb.Helper()
-	return &SendGrid{newServer(tb, "SendGrid", ContractSendGrid, parseSendGrid, answerSendGrid)}
+	return &SendGrid{newServer(tb, "SendGrid", ContractSendGrid, http.StatusAccepted, parseSendGrid, answerSendGrid)}
 }
 
 func parseSendGrid(r *Request) {
@@ -77,7 +77,7 @@ const TwilioServiceSID = "MG00000000000000000000000000000000"
 // NewTwilio starts a Twilio fake for the test; it stops when the test ends.
 func NewTwilio(tb testing.TB) *Twilio {
 	tb.Helper()
-	return &Twilio{newServer(tb, "Twilio", ContractTwilio, parseTwilio, answerTwilio)}
+	return &Twilio{newServer(tb, "Twilio", ContractTwilio, http.StatusCreated, parseTwilio, answerTwilio)}
 }
 
 func parseTwilio(r *Request) {
@@ -150,7 +150,7 @@ func NewOpenAI(tb testing.TB, content string) *OpenAI {
 	tb.Helper()
 	box := &replyBox{content: content}
 	o := &OpenAI{reply: box}
-	o.server = newServer(tb, "OpenAI", ContractOpenAI, func(r *Request) { _ = json.Unmarshal(r.Body, &r.JSON) },
+	o.server = newServer(tb, "OpenAI", ContractOpenAI, http.StatusOK, func(r *Request) { _ = json.Unmarshal(r.Body, &r.JSON) },
 		func(w http.ResponseWriter, req Request, resp Response) {
 			o.mu.Lock()
 			content, refusal := box.content, box.refusal

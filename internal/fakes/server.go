@@ -45,6 +45,8 @@ type Request struct {
 	Key string
 	// Violation is why the request breaks the provider's contract (nil: it keeps it).
 	Violation error
+	// Status is the status the fake answered (or, for a hang, would have answered).
+	Status int
 }
 
 // server is what the three fakes share: an httptest server that validates every request
@@ -53,6 +55,7 @@ type server struct {
 	*httptest.Server
 	tb       testing.TB
 	name     string
+	success  int // the provider's success status
 	contract *Contract
 	// parse fills the provider-specific fields of a request (JSON/Form, Key).
 	parse func(*Request)
@@ -66,13 +69,13 @@ type server struct {
 	accepted map[string]int
 }
 
-func newServer(tb testing.TB, name, contract string, parse func(*Request), answer func(http.ResponseWriter, Request, Response)) *server {
+func newServer(tb testing.TB, name, contract string, success int, parse func(*Request), answer func(http.ResponseWriter, Request, Response)) *server {
 	tb.Helper()
 	c, err := LoadContract(contract)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &server{tb: tb, name: name, contract: c, parse: parse, answer: answer, accepted: map[string]int{}}
+	s := &server{tb: tb, name: name, success: success, contract: c, parse: parse, answer: answer, accepted: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
 	return s
@@ -105,6 +108,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if req.Violation == nil && (resp.Status == 0 || resp.Status/100 == 2) {
 		s.accepted[req.Key]++
+	}
+	req.Status = resp.Status
+	if req.Status == 0 {
+		req.Status = s.success
 	}
 	s.requests = append(s.requests, req)
 	s.mu.Unlock()
