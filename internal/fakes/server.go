@@ -19,8 +19,9 @@ type Response struct {
 	// 201, OpenAI 200). A 2xx status counts the message as accepted.
 	Status int
 	// Body is the answer's body; "" is the provider's own shape for Status (the fake's
-	// success answer, or the provider's error object).
-	Body string
+	// success answer, or the provider's error object) unless EmptyBody is set.
+	Body      string
+	EmptyBody bool
 	// Header is added to the answer.
 	Header http.Header
 	// Hang keeps the request open, answering nothing, until the client gives up: a lost
@@ -35,6 +36,7 @@ type Request struct {
 	At     time.Time
 	Method string
 	Path   string
+	Query  string // the raw query
 	Header http.Header
 	Body   []byte
 	JSON   map[string]any // the JSON body (SendGrid, OpenAI)
@@ -88,7 +90,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	req := Request{At: time.Now(), Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+	req := Request{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body}
 	req.Violation = s.contract.Validate(r)
 	s.parse(&req)
 
@@ -131,6 +133,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Add(k, v)
 		}
 	}
+	if resp.EmptyBody {
+		w.WriteHeader(req.Status)
+		return
+	}
 	s.answer(w, req, resp)
 }
 
@@ -153,7 +159,7 @@ func (s *server) Respond(f func(Request) Response) {
 // Always answers every request (after the queued answers) with r; Always(Response{})
 // restores the provider's success answer.
 func (s *server) Always(r Response) {
-	if r.Status == 0 && r.Body == "" && !r.Hang && r.Before == nil && r.Header == nil {
+	if r.Status == 0 && r.Body == "" && !r.EmptyBody && !r.Hang && r.Before == nil && r.Header == nil {
 		s.Respond(nil)
 		return
 	}
