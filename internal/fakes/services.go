@@ -103,6 +103,7 @@ func TemporalCLI(tb testing.TB) string {
 // RECOUP_REQUIRE_PROVIDER_MOCKS=1, as in CI.
 func ProviderMock(tb testing.TB, env string) string {
 	tb.Helper()
+	RequireServices(tb)
 	u := os.Getenv(env)
 	if u == "" {
 		if os.Getenv("RECOUP_REQUIRE_PROVIDER_MOCKS") == "1" {

@@ -20,6 +20,7 @@ import (
 // opt-outs recorded before consent was stored withdraw it, and the runs it knows become the
 // invoices' first runs.
 func TestMigrationRepairsAnExistingLog(t *testing.T) {
+	fakes.RequireServices(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, fakes.DatabaseURL())
 	if err != nil {
