@@ -48,7 +48,7 @@ lint: workflowcheck
 # missing service fails them. Provider requests are checked in-process against
 # internal/fakes/contracts, so the contract tests run here too.
 unit:
-	$(GO) test -short -count=1 ./...
+	$(GO) test -short ./...  # results of unchanged packages come from the test cache
 
 # All tests: lint, then unit, PostgreSQL, dev-server, replay and provider-contract tests
 # with the race detector. Every fake provider request is validated in-process against the
