@@ -126,7 +126,9 @@ func (c *Contract) Validate(r *http.Request) error {
 	}
 	in := &openapi3filter.RequestValidationInput{
 		Request: r, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: authenticate},
+		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: authenticate,
+			// Name the field and the reason, not the whole schema and body.
+			SchemaValidationOptions: append(c.Doc.GetSchemaValidationOptions(), openapi3.DisableSchemaErrorDetails())},
 	}
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
 		return fmt.Errorf("%s contract: %s %s: %w", c.Name, r.Method, r.URL.Path, err)

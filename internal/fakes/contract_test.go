@@ -63,6 +63,7 @@ func wantRefused(t *testing.T, spy *spyTB, status int, last fakes.Request, field
 	if len(errs) != 1 || !strings.Contains(errs[0], "breaks the provider's contract") {
 		t.Errorf("errors reported to the test: %q, want one contract violation", errs)
 	}
+	t.Logf("refused: %v", last.Violation)
 	if last.Violation == nil || !strings.Contains(last.Violation.Error(), field) {
 		t.Errorf("violation %v, want one naming %q", last.Violation, field)
 	}
@@ -150,4 +151,45 @@ func TestContractsRefuseRequestsWithoutCredentials(t *testing.T) {
 	status := post(t, sg.URL+"/v3/mail/send", "application/json", "",
 		`{"personalizations":[{"to":[{"email":"jane@example.com"}]}],"from":{"email":"billing@recoup.example"}}`)
 	wantRefused(t, spy, status, sg.Last(), "security")
+}
+
+// The mistakes the providers' documents warn about (../shared/specs/README.md) are refused.
+func TestContractsRefuseKnownMistakes(t *testing.T) {
+	const sgAuth, twAuth = "Bearer SG.contract", "Basic QUMwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDp0b2tlbg=="
+	for _, tc := range []struct {
+		name, field string
+		start       func(testing.TB) string // the fake's URL
+		path, ct    string
+		auth, body  string
+	}{
+		{"SendGrid top-level custom_args", "custom_args", func(tb testing.TB) string { return fakes.NewSendGrid(tb).URL }, "/v3/mail/send", "application/json", sgAuth,
+			`{"personalizations":[{"to":[{"email":"jane@example.com"}]}],"from":{"email":"billing@recoup.example"},"subject":"x","content":[{"type":"text/plain","value":"x"}],"custom_args":{"idempotency_key":"k"}}`},
+		{"SendGrid recipient not an address", "email", func(tb testing.TB) string { return fakes.NewSendGrid(tb).URL }, "/v3/mail/send", "application/json", sgAuth,
+			`{"personalizations":[{"to":[{"email":"jane at example.com"}]}],"from":{"email":"billing@recoup.example"},"subject":"x","content":[{"type":"text/plain","value":"x"}]}`},
+		{"Twilio without an account SID in the path", "AccountSid", func(tb testing.TB) string { return fakes.NewTwilio(tb).URL }, "/2010-04-01/Accounts//Messages.json", "application/x-www-form-urlencoded", twAuth,
+			"To=%2B14155550123&From=%2B14155550100&Body=hi"},
+		{"Twilio To not E.164", "To", func(tb testing.TB) string { return fakes.NewTwilio(tb).URL }, "/2010-04-01/Accounts/" + fakes.TwilioAccountSID + "/Messages.json", "application/x-www-form-urlencoded", twAuth,
+			"To=4155550123&From=%2B14155550100&Body=hi"},
+		{"Twilio without a sender (From or MessagingServiceSid)", "doesn't match any schema", func(tb testing.TB) string { return fakes.NewTwilio(tb).URL }, "/2010-04-01/Accounts/" + fakes.TwilioAccountSID + "/Messages.json", "application/x-www-form-urlencoded", twAuth,
+			"To=%2B14155550123&Body=hi"},
+		{"OpenAI unknown role", "role", func(tb testing.TB) string { return fakes.NewOpenAI(tb, "").BaseURL() }, "/chat/completions", "application/json", "Bearer sk-contract",
+			`{"model":"m","messages":[{"role":"robot","content":"hi"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spy := &spyTB{TB: t}
+			url := tc.start(spy)
+			status := post(t, url+tc.path, tc.ct, tc.auth, tc.body)
+			if status != http.StatusBadRequest && status != http.StatusNotFound {
+				t.Errorf("status %d, want a refusal", status)
+			}
+			errs := spy.errors()
+			if len(errs) != 1 || !strings.Contains(errs[0], "breaks the provider's contract") {
+				t.Fatalf("errors reported to the test: %q, want one contract violation", errs)
+			}
+			if !strings.Contains(errs[0], tc.field) && !strings.Contains(errs[0], "Accounts//") {
+				t.Errorf("violation %q does not name %q", errs[0], tc.field)
+			}
+			t.Logf("refused: %s", errs[0])
+		})
+	}
 }
