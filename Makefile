@@ -106,10 +106,12 @@ bench-parked: temporal
 # and SPIKE_DAYS stream-days of subscription-shaped traffic (default 300).
 bench-spike:
 	@SPIKE_SEEDS=$${SPIKE_SEEDS:-100} SPIKE_DAYS=$${SPIKE_DAYS:-300} $(GO) test -count=1 -timeout 120m \
-		-run 'BINSpike|GatewayOutage|NoIncident|Renewal|SingleGateway|StreamDays' -v ./internal/spike \
+		-run 'BINSpike|GatewayOutage|NoIncident|Renewal|SingleGateway|StreamDays' -v ./internal/model/spike \
 		| grep -E '^spike-|^(ok|FAIL|---)'
 
+# The load generator is a measurement tool, not part of the product binary.
 bench-ingress: temporal build
+	$(GO) build -o $(BIN)/ ./internal/benchmarks/loadgen
 	@scripts/bench-ingress.sh
 
 # The first-touch benchmark past the dev server: a Temporal server persisted in the local

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 // TaskQueue is the Temporal task queue the worker polls for dunning workflows and activities.
@@ -53,7 +55,16 @@ const (
 	// failure-spike detection, and a settle for an invoice in dunning.
 	EventPaymentSucceeded = "payment.succeeded"
 	EventCancel           = "dunning.cancel"
+	// Support and customer actions.
+	EventPause  = "dunning.pause"
+	EventResume = "dunning.resume"
+	EventOptOut = "dunning.opt_out"
 )
+
+// EventTypes lists every event type accepted from the billing service; each has a JSON
+// Schema, internal/events/schemas/v1/<type>.json.
+var EventTypes = []string{EventPaymentFailed, EventRetrySucceeded, EventRetryFailed, EventRecovered,
+	EventCancel, EventPause, EventResume, EventOptOut, EventPaymentSucceeded}
 
 // Signal names a dunning run accepts. Each carries the payload type named beside it.
 const (
@@ -167,6 +178,20 @@ var SearchAttributes = []struct{ Name, Type string }{
 	{SearchAttrDunningStep, "Int"}, {SearchAttrLastChannel, "Keyword"}, {SearchAttrPromptVersion, "Keyword"},
 	{SearchAttrDecidedBy, "Keyword"}, {SearchAttrAmountDue, "Int"}, {SearchAttrCurrency, "Keyword"},
 }
+
+// Typed search-attribute keys, declared once: for starting runs with their attributes,
+// upserting them, and building visibility queries.
+var (
+	CustomerIDKey    = temporal.NewSearchAttributeKeyKeyword(SearchAttrCustomerID)
+	InvoiceIDKey     = temporal.NewSearchAttributeKeyKeyword(SearchAttrInvoiceID)
+	DunningStatusKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrDunningStatus)
+	DunningStepKey   = temporal.NewSearchAttributeKeyInt64(SearchAttrDunningStep)
+	LastChannelKey   = temporal.NewSearchAttributeKeyKeyword(SearchAttrLastChannel)
+	PromptVersionKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrPromptVersion)
+	DecidedByKey     = temporal.NewSearchAttributeKeyKeyword(SearchAttrDecidedBy)
+	AmountDueKey     = temporal.NewSearchAttributeKeyInt64(SearchAttrAmountDue)
+	CurrencyKey      = temporal.NewSearchAttributeKeyKeyword(SearchAttrCurrency)
+)
 
 // Status of a dunning run.
 type Status string

@@ -1,7 +1,8 @@
 // Package activities holds every step of a dunning run that touches the outside world:
 // PostgreSQL, the LLM, SendGrid, Twilio and the billing webhook. Activities are methods of
-// one struct that holds their dependencies; the workflow calls them through typed method
-// values. Each takes one input struct and returns one result struct.
+// the struct of their workflow (DunningActivities, DetectorActivities), which holds their
+// dependencies; the workflows call them through typed method values. Each takes one input
+// struct and returns one result struct.
 package activities
 
 import (
@@ -16,13 +17,13 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -50,24 +51,24 @@ type SettledBy struct {
 	Type    string `json:"type"` // payment.recovered, payment.retry_succeeded or dunning.cancel
 }
 
-func settledError(e *store.SettledError) error {
+func settledError(e *postgres.SettledError) error {
 	return temporal.NewNonRetryableApplicationError(e.Error(), ErrTypeSettled, nil, SettledBy{EventID: e.EventID, Type: e.Type})
 }
 
-// LLM is the model client (internal/llm.Client).
+// LLM is the model client (internal/openai.Client).
 type LLM interface {
-	Complete(ctx context.Context, r llm.Request) (llm.Response, error)
+	Complete(ctx context.Context, r openai.Request) (openai.Response, error)
 	Model() string
 }
 
-// EmailSender sends one email (internal/email.Sender).
+// EmailSender sends one email (internal/sendgrid.Sender).
 type EmailSender interface {
-	Send(ctx context.Context, m email.Message) (string, error)
+	Send(ctx context.Context, m sendgrid.Message) (string, error)
 }
 
-// SMSSender sends one SMS (internal/sms.Sender).
+// SMSSender sends one SMS (internal/twilio.Sender).
 type SMSSender interface {
-	Send(ctx context.Context, m sms.Message) (string, error)
+	Send(ctx context.Context, m twilio.Message) (string, error)
 }
 
 // Webhook posts signed events to the billing service (internal/webhook.Sender).
@@ -76,24 +77,24 @@ type Webhook interface {
 	Send(ctx context.Context, e webhook.Event, now time.Time) error
 }
 
-// Activities holds the dependencies of every activity. Nil LLM means the rules policy
-// decides; nil Email or SMS means log delivery mode for that channel.
-type Activities struct {
-	Store   *store.Store
+// Base is what every activity needs.
+type Base struct {
+	Store   *postgres.Store
 	Prompts func() *templates.Set // the active prompt set
+	Logger  *slog.Logger
+	// Metrics records the business metrics; nil records nothing.
+	Metrics *observability.Business
+}
+
+// DunningActivities are the activities of DunningWorkflow, with their dependencies. Nil
+// LLM means the rules policy decides; nil Email or SMS means log delivery mode for that
+// channel.
+type DunningActivities struct {
+	Base
 	LLM     LLM
 	Email   EmailSender
 	SMS     SMSSender
 	Webhook Webhook
-	Logger  *slog.Logger
-	// Metrics records the business metrics; nil records nothing.
-	Metrics *observability.Business
-	// Signaler releases runs held by a failure-spike incident (the worker's Temporal client).
-	Signaler Signaler
-	// Alerts receives failure-spike incidents as signed webhooks (nil or disabled: log only);
-	// AlertEmail, when set, receives them by email through Email.
-	Alerts     Webhook
-	AlertEmail string
 
 	// Schedule overrides the policy's schedule when set (the demo uses seconds).
 	Schedule []time.Duration
@@ -111,7 +112,27 @@ type Activities struct {
 	UnsubscribeURL string
 }
 
-func (a *Activities) logger(ctx context.Context) *slog.Logger {
+// DetectorActivities are the activities of SpikeDetectorWorkflow, with their dependencies.
+type DetectorActivities struct {
+	Base
+	// Signaler releases runs held by a failure-spike incident (the worker's Temporal client).
+	Signaler Signaler
+	// Alerts receives failure-spike incidents as signed webhooks (nil or disabled: log only);
+	// AlertEmail, when set, receives them by email through Email.
+	Alerts     Webhook
+	AlertEmail string
+	Email      EmailSender
+}
+
+// Activities are the activities a worker registers, by workflow. Each struct is registered
+// as a whole: its exported methods are the activities, named after them (recorded
+// histories refer to them by these names).
+type Activities struct {
+	Dunning  *DunningActivities
+	Detector *DetectorActivities
+}
+
+func (a *Base) logger(ctx context.Context) *slog.Logger {
 	l := a.Logger
 	if l == nil {
 		l = slog.Default()
@@ -124,14 +145,14 @@ func (a *Activities) logger(ctx context.Context) *slog.Logger {
 	return l
 }
 
-func (a *Activities) now() time.Time {
+func (a *DunningActivities) now() time.Time {
 	if a.Clock != nil {
 		return a.Clock()
 	}
 	return time.Now()
 }
 
-func (a *Activities) link(tmpl, invoiceID, customerID string) string {
+func (a *DunningActivities) link(tmpl, invoiceID, customerID string) string {
 	return strings.NewReplacer("{invoice_id}", invoiceID, "{customer_id}", customerID).Replace(tmpl)
 }
 
@@ -151,7 +172,7 @@ type PlanRunResult struct {
 }
 
 // PlanRun records the run in PostgreSQL and returns the follow-up schedule in force.
-func (a *Activities) PlanRun(ctx context.Context, in PlanRunInput) (PlanRunResult, error) {
+func (a *DunningActivities) PlanRun(ctx context.Context, in PlanRunInput) (PlanRunResult, error) {
 	if err := a.Store.StartRun(ctx, in.WorkflowID, in.InvoiceID, in.CustomerID, in.StartedAt); err != nil {
 		return PlanRunResult{}, err
 	}
@@ -195,9 +216,9 @@ type CustomerHistory struct {
 
 // FetchCustomerHistory loads the customer's profile and history. An unknown customer is a
 // non-retryable UnknownCustomer error.
-func (a *Activities) FetchCustomerHistory(ctx context.Context, in FetchHistoryInput) (CustomerHistory, error) {
+func (a *DunningActivities) FetchCustomerHistory(ctx context.Context, in FetchHistoryInput) (CustomerHistory, error) {
 	h, err := a.Store.CustomerHistory(ctx, in.CustomerID)
-	if errors.Is(err, store.ErrUnknownCustomer) {
+	if errors.Is(err, postgres.ErrUnknownCustomer) {
 		return CustomerHistory{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("unknown customer %q: no profile was imported and the payment.failed event carried no customer snapshot", in.CustomerID),
 			ErrTypeUnknownCustomer, err)
@@ -266,9 +287,9 @@ type FinishRunResult struct {
 
 // FinishRun records the outcome. An exhausted run is announced to billing by the outbound
 // webhook (event dunning.exhausted), or logged when no webhook is configured.
-func (a *Activities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
+func (a *DunningActivities) FinishRun(ctx context.Context, in FinishRunInput) (FinishRunResult, error) {
 	if err := a.Store.FinishRun(ctx, in.WorkflowID, in.InvoiceID, in.CustomerID, string(in.Outcome), in.Reason, in.Steps, in.EndedAt); err != nil {
-		if settled := (*store.SettledError)(nil); errors.As(err, &settled) {
+		if settled := (*postgres.SettledError)(nil); errors.As(err, &settled) {
 			return FinishRunResult{}, settledError(settled) // not exhausted: the run ends with the settle
 		}
 		return FinishRunResult{}, err

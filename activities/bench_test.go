@@ -14,7 +14,7 @@ package activities_test
 //  3. the prompt: system and user messages rendered from the variant's templates
 //     (buildPrompt, with the customer data sanitised as customerText does);
 //  4. the answer schema sent with the request (policy.Schema, built per request);
-//  5. the model's answer (a canned JSON string) decoded with llm.DecodeStrict;
+//  5. the model's answer (a canned JSON string) decoded with openai.DecodeStrict;
 //  6. policy.Check on it, and policy.RulesDecision when it has violations;
 //  7. the send time: the customer's time zone loaded and the quiet hours applied;
 //  8. the SMS rendered and its segments counted (the SMS length guard), and the email
@@ -43,11 +43,11 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/money"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/segments"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/money"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/segments"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
 )
 
 const (
@@ -93,7 +93,7 @@ var benchCases = []struct {
 		recoup.DecidedByRules},
 }
 
-func benchSet(b *testing.B) *templates.Set {
+func benchSet(b testing.TB) *templates.Set {
 	b.Helper()
 	s, err := templates.Load("")
 	if err != nil {
@@ -103,7 +103,7 @@ func benchSet(b *testing.B) *templates.Set {
 }
 
 // benchInput is step 2 of 4 for a fixture customer, as the workflow passes it.
-func benchInput(b *testing.B, name string) activities.DecideInput {
+func benchInput(b testing.TB, name string) activities.DecideInput {
 	b.Helper()
 	fx, ok := templates.FixtureByName(name)
 	if !ok {
@@ -163,12 +163,12 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 		return r, err
 	}
 	// 4. the request the model would get (not sent)
-	req := llm.Request{System: system, User: user, SchemaName: "dunning_decision", Schema: pol.Schema(),
+	req := openai.Request{System: system, User: user, SchemaName: "dunning_decision", Schema: pol.Schema(),
 		Temperature: 0.2, MaxTokens: 800}
 	_ = req
 	// 5. and 6. the answer, decoded strictly and checked; the rules decide on violations
 	var ans policy.Answer
-	if err := llm.DecodeStrict(content, &ans); err != nil {
+	if err := openai.DecodeStrict(content, &ans); err != nil {
 		r.violations = []string{"model answer is not valid JSON for the schema: " + err.Error()}
 	} else {
 		r.d, r.violations = pol.Check(ans, facts)
@@ -259,8 +259,8 @@ func BenchmarkDecisionPipeline(b *testing.B) {
 // benchLLM answers every request at once with a canned content: no network, no model.
 type benchLLM struct{ content string }
 
-func (m benchLLM) Complete(context.Context, llm.Request) (llm.Response, error) {
-	return llm.Response{Content: m.content, Model: "bench-stub", FinishReason: "stop"}, nil
+func (m benchLLM) Complete(context.Context, openai.Request) (openai.Response, error) {
+	return openai.Response{Content: m.content, Model: "bench-stub", FinishReason: "stop"}, nil
 }
 
 func (benchLLM) Model() string { return "bench-stub" }
@@ -274,11 +274,11 @@ func BenchmarkPreviewDecision(b *testing.B) {
 	ctx := context.Background()
 	for _, tc := range benchCases {
 		b.Run(tc.name, func(b *testing.B) {
-			a := &activities.Activities{LLM: benchLLM{tc.answer}, PaymentURL: benchPaymentURL, UnsubscribeURL: benchUnsubscribeURL}
+			a := &activities.DunningActivities{LLM: benchLLM{tc.answer}, PaymentURL: benchPaymentURL, UnsubscribeURL: benchUnsubscribeURL}
 			fx, _ := templates.FixtureByName(tc.fixture)
 			in := activities.PreviewInput{Decide: benchInput(b, tc.fixture), FirstName: fx.FirstName,
 				InvoiceID: "inv_0123456789", CustomerID: "cus_" + fx.Name}
-			p, err := a.PreviewDecision(ctx, set, in)
+			p, err := activities.PreviewDecision(ctx, a, set, in)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -287,7 +287,7 @@ func BenchmarkPreviewDecision(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := a.PreviewDecision(ctx, set, in); err != nil {
+				if _, err := activities.PreviewDecision(ctx, a, set, in); err != nil {
 					b.Fatal(err)
 				}
 			}

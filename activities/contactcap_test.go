@@ -8,7 +8,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // sentAt records a message of the customer's as sent at a given time.
@@ -16,11 +16,11 @@ func sentAt(t *testing.T, f *fixture, workflowID string, step int, at time.Time)
 	t.Helper()
 	ctx := context.Background()
 	key := activities.IdempotencyKey(workflowID, step, recoup.ChannelEmail)
-	if _, claimed, err := f.st.ReserveSend(ctx, store.Reservation{Key: key, WorkflowID: workflowID, Step: step, Channel: "email",
+	if _, claimed, err := f.st.ReserveSend(ctx, postgres.Reservation{Key: key, WorkflowID: workflowID, Step: step, Channel: "email",
 		CustomerID: "cus_1", InvoiceID: "inv_1"}); err != nil || !claimed {
 		t.Fatalf("reserve %s: %v", key, err)
 	}
-	if err := f.st.CompleteSend(ctx, key, store.SendSent, "sg-"+key); err != nil {
+	if err := f.st.CompleteSend(ctx, key, postgres.SendSent, "sg-"+key); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.Pool().Exec(ctx, `UPDATE sends SET created_at = $2, updated_at = $2 WHERE idempotency_key = $1`, key, at); err != nil {

@@ -3,18 +3,19 @@ package activities
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/segments"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/segments"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // DecideInput is everything DecideStrategy needs for one step.
@@ -39,100 +40,22 @@ type DecideInput struct {
 
 // DecideStrategy asks the model for channel, tone, incentive and message, enforces the
 // policy on its answer, and falls back to the deterministic rules on any error, refusal,
-// invalid answer or violation. The decision is stored in PostgreSQL.
-func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup.Decision, error) {
-	set := a.Prompts()
-	pol := set.Policy
-	h := in.History
-	facts := policy.Facts{
-		Step:            in.Step,
-		Plan:            h.Plan,
-		AllowedChannels: allowedChannels(h, in.Excluded, in.Channel, pol.Channels),
-		AmountDue:       money.Format(in.AmountMinor, in.Currency, h.Locale),
-		Language:        h.Locale,
-	}
-	variant := pol.VariantFor(h.CustomerID)
-	var (
-		d          recoup.Decision
-		violations []string
-		model      string
-		fallback   string // why the rules decided although a model is configured
-	)
-	// Contact cap across all of the customer's runs: over it, this step sends nothing. The
-	// window is counted from when the step was due, in whole days (ContactCap.CountFrom), so
-	// that how late a worker ran a step, or quiet hours delayed an earlier message, does not
-	// decide whether the step sends.
-	contactCap := pol.ContactCap
-	if a.ContactCap != nil {
-		contactCap = *a.ContactCap
-	}
-	due := in.ScheduledAt
-	if due.IsZero() {
-		due = in.Now
-	}
-	since := contactCap.CountFrom(due)
-	recent, err := a.Store.CountSends(ctx, h.CustomerID, since)
-	if err != nil {
+// invalid answer or violation. The decision is stored in PostgreSQL. The guardrails are
+// the named steps of decideSteps, applied in order.
+func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) (recoup.Decision, error) {
+	g := a.newDecision(in, a.Prompts())
+	g.log = a.logger(ctx)
+	if err := a.runSteps(ctx, g, decideSteps); err != nil {
 		return recoup.Decision{}, err
 	}
-	capped := recent >= contactCap.Messages
-	if capped {
-		facts.AllowedChannels = nil
-	}
-	if a.LLM != nil && len(facts.AllowedChannels) > 0 {
-		model = a.LLM.Model()
-		d, violations, fallback = a.askModel(ctx, set, variant, in, facts)
-		if d.DecidedBy == recoup.DecidedByLLM {
-			if v := a.smsTooLong(set, d, h); v != "" {
-				d, violations, fallback = recoup.Decision{}, []string{v}, observability.FallbackViolation
-			}
-		}
-	} else if a.LLM != nil {
-		fallback = observability.FallbackNoChannel
-	}
-	if fallback != "" {
-		a.Metrics.LLMFallback(fallback)
-	}
-	if d.DecidedBy != recoup.DecidedByLLM {
-		if d, err = pol.RulesDecision(facts); err != nil {
-			return recoup.Decision{}, err
-		}
-		if len(violations) > 0 {
-			a.logger(ctx).Warn("model answer not used; rules policy decided", "step", in.Step, "violations", violations)
-		}
-	}
-	if capped {
-		d.Rationale = fmt.Sprintf("contact cap: %d messages to this customer since %s (at most %d within %d days of when this step was due); nothing sent at this step",
-			recent, since.UTC().Format(time.RFC3339), contactCap.Messages, contactCap.Days)
-	}
-	// The yearly incentive budget of the customer's plan, across all runs.
-	withdrawn, err := a.withinBudget(ctx, pol, h, &d, &violations, in.Now)
-	if err != nil {
-		return recoup.Decision{}, err
-	}
-	if withdrawn && d.DecidedBy == recoup.DecidedByLLM {
-		// The model's text may speak of the incentive just withdrawn; then the customer would
-		// read an offer that is not made. Its text must pass as it now stands, or the rules
-		// decide (their texts pass with no incentive: lint checks it).
-		if v := append(pol.CheckText("subject", d.Subject, d.Incentive, facts.AmountDue), pol.CheckText("message", d.Message, d.Incentive, facts.AmountDue)...); len(v) > 0 {
-			violations = append(violations, v...)
-			if d, err = pol.RulesDecision(facts); err != nil {
-				return recoup.Decision{}, err
-			}
-			if _, err := a.withinBudget(ctx, pol, h, &d, &violations, in.Now); err != nil {
-				return recoup.Decision{}, err
-			}
-			a.Metrics.LLMFallback(observability.FallbackViolation)
-			a.logger(ctx).Warn("model answer not used; rules policy decided", "step", in.Step, "violations", violations)
-		}
-	}
-	d.Model = model
-	d.Violations = violations
-	d.PromptVersion = set.Version
-	d.PolicyVersion = set.PolicyVersion
-	d.Variant = variant
+	d := g.d
+	d.Model = g.model
+	d.Violations = g.violations
+	d.PromptVersion = g.set.Version
+	d.PolicyVersion = g.set.PolicyVersion
+	d.Variant = g.variant
 	// The allowed-hours window at or after now for the chosen channel (see hours.go).
-	c, err := a.Store.GetCustomer(ctx, h.CustomerID)
+	c, err := a.Store.GetCustomer(ctx, in.History.CustomerID)
 	if err != nil {
 		return recoup.Decision{}, err
 	}
@@ -141,22 +64,231 @@ func (a *Activities) DecideStrategy(ctx context.Context, in DecideInput) (recoup
 		return recoup.Decision{}, err
 	}
 	d.SendAt, d.SendUntil = w.NotBefore, w.NotAfter
-	err = a.Store.SaveDecision(ctx, store.DecisionRow{
-		WorkflowID: in.WorkflowID, CustomerID: h.CustomerID, InvoiceID: in.InvoiceID, Step: in.Step,
-		Channel: string(d.Channel), Tone: d.Tone, IncentiveKind: d.Incentive.Kind, IncentiveValue: d.Incentive.Value,
-		Subject: d.Subject, Message: d.Message, Rationale: d.Rationale, DecidedBy: d.DecidedBy,
-		Model: d.Model, PromptVersion: d.PromptVersion, Violations: d.Violations,
-		Variant: d.Variant, PolicyVersion: d.PolicyVersion,
-	})
-	if err != nil {
+	if err := a.saveDecision(ctx, in, d); err != nil {
 		return recoup.Decision{}, err
 	}
 	return d, nil
 }
 
+func (a *DunningActivities) saveDecision(ctx context.Context, in DecideInput, d recoup.Decision) error {
+	return a.Store.SaveDecision(ctx, postgres.DecisionRow{
+		WorkflowID: in.WorkflowID, CustomerID: in.History.CustomerID, InvoiceID: in.InvoiceID, Step: in.Step,
+		Channel: string(d.Channel), Tone: d.Tone, IncentiveKind: d.Incentive.Kind, IncentiveValue: d.Incentive.Value,
+		Subject: d.Subject, Message: d.Message, Rationale: d.Rationale, DecidedBy: d.DecidedBy,
+		Model: d.Model, PromptVersion: d.PromptVersion, Violations: d.Violations,
+		Variant: d.Variant, PolicyVersion: d.PolicyVersion,
+	})
+}
+
+// decision is a decision in the making: each guardrail step reads it, may change it, and
+// notes what it changed (Trace).
+type decision struct {
+	in         DecideInput
+	set        *templates.Set
+	pol        *policy.Policy
+	facts      policy.Facts
+	variant    string
+	d          recoup.Decision
+	violations []string
+	model      string          // the model asked, if any
+	answer     recoup.Decision // the model's decision as it answered (before any step overruled it)
+	asked      bool            // the model was asked
+	fallback   string          // why the rules decided although a model is configured
+	capped     bool            // over the contact cap: this step sends nothing
+	capNote    string          // the rationale of a capped decision
+	withdrawn  bool            // the incentive budget withdrew the decision's incentive
+	log        *slog.Logger    // nil: nothing logged (the preview)
+	Trace      []GuardrailNote
+}
+
+// GuardrailNote says what one guardrail step changed in a decision.
+type GuardrailNote struct {
+	Step    string // the step's name (decideSteps)
+	Changed string
+}
+
+func (g *decision) note(step, format string, args ...any) {
+	g.Trace = append(g.Trace, GuardrailNote{Step: step, Changed: fmt.Sprintf(format, args...)})
+}
+
+func (g *decision) warnRulesDecided() {
+	if g.log != nil {
+		g.log.Warn("model answer not used; rules policy decided", "step", g.in.Step, "violations", g.violations)
+	}
+}
+
+func (a *DunningActivities) newDecision(in DecideInput, set *templates.Set) *decision {
+	pol, h := set.Policy, in.History
+	return &decision{in: in, set: set, pol: pol, variant: pol.VariantFor(h.CustomerID), facts: policy.Facts{
+		Step:            in.Step,
+		Plan:            h.Plan,
+		AllowedChannels: allowedChannels(h, in.Excluded, in.Channel, pol.Channels),
+		AmountDue:       money.Format(in.AmountMinor, in.Currency, h.Locale),
+		Language:        h.Locale,
+	}}
+}
+
+// guardrail is one named step of a decision.
+type guardrail struct {
+	name  string
+	apply func(a *DunningActivities, ctx context.Context, g *decision, name string) error
+}
+
+// decideSteps are DecideStrategy's steps, in order. previewSteps are those the preview
+// shares (it reads no history of sends or offers).
+var (
+	decideSteps = []guardrail{
+		{"contact-cap", (*DunningActivities).capContacts},
+		{"model-within-policy", (*DunningActivities).askModelWithinPolicy},
+		{"sms-segments", (*DunningActivities).smsWithinSegments},
+		{"rules-fallback", (*DunningActivities).rulesFallback},
+		{"contact-cap-rationale", (*DunningActivities).explainContactCap},
+		{"incentive-budget", (*DunningActivities).incentiveBudget},
+		{"text-matches-incentive", (*DunningActivities).textMatchesIncentive},
+	}
+	previewSteps = []guardrail{decideSteps[1], decideSteps[2], decideSteps[3]}
+)
+
+func (a *DunningActivities) runSteps(ctx context.Context, g *decision, steps []guardrail) error {
+	for _, s := range steps {
+		if err := s.apply(a, ctx, g, s.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// capContacts: over the contact cap across all of the customer's runs, this step sends
+// nothing (no channel is allowed). The window is counted from when the step was due, in
+// whole days (ContactCap.CountFrom), so that how late a worker ran a step, or quiet hours
+// delayed an earlier message, does not decide whether the step sends.
+func (a *DunningActivities) capContacts(ctx context.Context, g *decision, name string) error {
+	contactCap := g.pol.ContactCap
+	if a.ContactCap != nil {
+		contactCap = *a.ContactCap
+	}
+	due := g.in.ScheduledAt
+	if due.IsZero() {
+		due = g.in.Now
+	}
+	since := contactCap.CountFrom(due)
+	recent, err := a.Store.CountSends(ctx, g.in.History.CustomerID, since)
+	if err != nil {
+		return err
+	}
+	if g.capped = recent >= contactCap.Messages; g.capped {
+		g.facts.AllowedChannels = nil
+		g.capNote = fmt.Sprintf("contact cap: %d messages to this customer since %s (at most %d within %d days of when this step was due); nothing sent at this step",
+			recent, since.UTC().Format(time.RFC3339), contactCap.Messages, contactCap.Days)
+		g.note(name, "no channel allowed: %d messages since %s", recent, since.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// askModelWithinPolicy asks the model (when one is configured and a channel is allowed) and
+// keeps its answer only if it passes the policy.
+func (a *DunningActivities) askModelWithinPolicy(ctx context.Context, g *decision, name string) error {
+	switch {
+	case a.LLM != nil && len(g.facts.AllowedChannels) > 0:
+		g.model, g.asked = a.LLM.Model(), true
+		g.d, g.violations, g.fallback = a.askModel(ctx, g.set, g.variant, g.in, g.facts)
+		g.answer = g.d
+		if len(g.violations) > 0 {
+			g.note(name, "model answer refused: %s", strings.Join(g.violations, "; "))
+		}
+	case a.LLM != nil:
+		g.fallback = observability.FallbackNoChannel
+		g.note(name, "model not asked: no channel allowed")
+	}
+	return nil
+}
+
+// smsWithinSegments refuses a model's SMS that would take more than
+// templates.MaxSMSSegments segments.
+func (a *DunningActivities) smsWithinSegments(_ context.Context, g *decision, name string) error {
+	if g.d.DecidedBy != recoup.DecidedByLLM {
+		return nil
+	}
+	if v := a.smsTooLong(g.set, g.d, g.in.History); v != "" {
+		g.d, g.violations, g.fallback = recoup.Decision{}, []string{v}, observability.FallbackViolation
+		g.note(name, "model answer refused: %s", v)
+	}
+	return nil
+}
+
+// rulesFallback lets the deterministic rules decide when the model's answer is not used.
+func (a *DunningActivities) rulesFallback(_ context.Context, g *decision, name string) error {
+	if g.fallback != "" {
+		a.Metrics.LLMFallback(g.fallback)
+	}
+	if g.d.DecidedBy == recoup.DecidedByLLM {
+		return nil
+	}
+	d, err := g.pol.RulesDecision(g.facts)
+	if err != nil {
+		return err
+	}
+	g.d = d
+	if len(g.violations) > 0 {
+		g.warnRulesDecided()
+	}
+	if a.LLM != nil {
+		g.note(name, "the rules decided: %s", d.Channel)
+	}
+	return nil
+}
+
+// explainContactCap says in the decision's rationale why a capped step sends nothing.
+func (a *DunningActivities) explainContactCap(_ context.Context, g *decision, name string) error {
+	if g.capped {
+		g.d.Rationale = g.capNote
+		g.note(name, "rationale: %s", g.capNote)
+	}
+	return nil
+}
+
+// incentiveBudget withdraws an incentive that would exceed the yearly budget of the
+// customer's plan, across all runs.
+func (a *DunningActivities) incentiveBudget(ctx context.Context, g *decision, name string) error {
+	withdrawn, err := a.withinBudget(ctx, g.pol, g.in.History, &g.d, &g.violations, g.in.Now)
+	if err != nil {
+		return err
+	}
+	if g.withdrawn = withdrawn; withdrawn {
+		g.note(name, "incentive withdrawn: %s", g.violations[len(g.violations)-1])
+	}
+	return nil
+}
+
+// textMatchesIncentive: the model's text may speak of an incentive just withdrawn; then the
+// customer would read an offer that is not made. Its text must pass as it now stands, or
+// the rules decide (their texts pass with no incentive: lint checks it).
+func (a *DunningActivities) textMatchesIncentive(ctx context.Context, g *decision, name string) error {
+	if !g.withdrawn || g.d.DecidedBy != recoup.DecidedByLLM {
+		return nil
+	}
+	d := g.d
+	v := append(g.pol.CheckText("subject", d.Subject, d.Incentive, g.facts.AmountDue), g.pol.CheckText("message", d.Message, d.Incentive, g.facts.AmountDue)...)
+	if len(v) == 0 {
+		return nil
+	}
+	g.violations = append(g.violations, v...)
+	var err error
+	if g.d, err = g.pol.RulesDecision(g.facts); err != nil {
+		return err
+	}
+	if _, err := a.withinBudget(ctx, g.pol, g.in.History, &g.d, &g.violations, g.in.Now); err != nil {
+		return err
+	}
+	a.Metrics.LLMFallback(observability.FallbackViolation)
+	g.warnRulesDecided()
+	g.note(name, "model text refused (%s); the rules decided", strings.Join(v, "; "))
+	return nil
+}
+
 // withinBudget withdraws d's incentive when it would exceed the yearly budget of the
 // customer's plan across all runs, recording why; it says whether it did.
-func (a *Activities) withinBudget(ctx context.Context, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
+func (a *DunningActivities) withinBudget(ctx context.Context, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
 	if d.Incentive.Kind == recoup.IncentiveNone || d.Incentive.Kind == "" {
 		return false, nil
 	}
@@ -180,7 +312,7 @@ func (a *Activities) withinBudget(ctx context.Context, pol *policy.Policy, h Cus
 
 // smsTooLong renders an SMS decision the way it would go out and says why it is refused when
 // it takes more than templates.MaxSMSSegments segments (e.g. non-GSM characters).
-func (a *Activities) smsTooLong(set *templates.Set, d recoup.Decision, h CustomerHistory) string {
+func (a *DunningActivities) smsTooLong(set *templates.Set, d recoup.Decision, h CustomerHistory) string {
 	if d.Channel != recoup.ChannelSMS {
 		return ""
 	}
@@ -218,14 +350,14 @@ func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Fa
 
 // askModel returns an LLM decision, or violations explaining why there is none and the
 // fallback reason (an observability.Fallback* constant).
-func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
+func (a *DunningActivities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
 	pol := set.Policy
 	system, user, err := buildPrompt(set, variant, in, f)
 	if err != nil {
 		return recoup.Decision{}, []string{"prompt template: " + err.Error()}, observability.FallbackError
 	}
 	start := time.Now()
-	resp, err := a.LLM.Complete(ctx, llm.Request{
+	resp, err := a.LLM.Complete(ctx, openai.Request{
 		System: system, User: user, SchemaName: "dunning_decision", Schema: pol.Schema(),
 		Temperature: 0.2, MaxTokens: 800,
 	})
@@ -237,7 +369,7 @@ func (a *Activities) askModel(ctx context.Context, set *templates.Set, variant s
 		return recoup.Decision{}, []string{"model refused: " + truncate(resp.Refusal, 200)}, observability.FallbackRefusal
 	}
 	var ans policy.Answer
-	if err := llm.DecodeStrict(resp.Content, &ans); err != nil {
+	if err := openai.DecodeStrict(resp.Content, &ans); err != nil {
 		return recoup.Decision{}, []string{"model answer is not valid JSON for the schema: " + err.Error()}, observability.FallbackInvalidJSON
 	}
 	d, violations := pol.Check(ans, f)

@@ -15,7 +15,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -165,9 +165,9 @@ func TestFetchCustomerHistory(t *testing.T) {
 	for i, ok := range []bool{true, true, false} {
 		id := "evt_h" + string(rune('a'+i))
 		body, _ := json.Marshal(map[string]string{"id": id})
-		if _, err := f.st.RecordEvent(ctx, store.Event{EventID: id, Type: "payment.succeeded", Source: "test", InvoiceID: "inv_h",
+		if _, err := f.st.RecordEvent(ctx, postgres.Event{EventID: id, Type: "payment.succeeded", Source: "test", InvoiceID: "inv_h",
 			CustomerID: "cus_1", OccurredAt: now.AddDate(0, -i-1, 0), Body: body,
-			Attempt: &store.PaymentAttempt{Succeeded: ok, AmountMinor: 4900, Currency: "USD"}}); err != nil {
+			Attempt: &postgres.PaymentAttempt{Succeeded: ok, AmountMinor: 4900, Currency: "USD"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 // twilioRejection is Twilio's answer to a number it refuses (code 21211), with the status
@@ -42,8 +42,9 @@ func modelRequest(t *testing.T, o *fakes.OpenAI, i int) map[string]any {
 }
 
 type fixture struct {
-	acts *activities.Activities
-	st   *store.Store
+	acts *activities.DunningActivities
+	det  *activities.DetectorActivities // shares the Base of acts
+	st   *postgres.Store
 	sg   *fakes.SendGrid
 	tw   *fakes.Twilio
 }
@@ -58,27 +59,29 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, sg: fakes.NewSendGrid(t), tw: fakes.NewTwilio(t)}
-	em, err := email.New(email.Config{APIKey: "SG.test-key", BaseURL: f.sg.URL, FromEmail: "billing@shop.example", FromName: "Shop", Timeout: 5 * time.Second})
+	em, err := sendgrid.New(sendgrid.Config{APIKey: "SG.test-key", BaseURL: f.sg.URL, FromEmail: "billing@shop.example", FromName: "Shop", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := sms.New(sms.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: "token", From: "+14155550100", BaseURL: f.tw.URL,
+	tx, err := twilio.New(twilio.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: "token", From: "+14155550100", BaseURL: f.tw.URL,
 		StatusCallbackURL: "https://recoup.example/v1/twilio/status", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.acts = &activities.Activities{
-		Store: st, Prompts: func() *templates.Set { return set }, Email: em, SMS: tx,
+	base := activities.Base{Store: st, Prompts: func() *templates.Set { return set }}
+	f.det = &activities.DetectorActivities{Base: base, Email: em}
+	f.acts = &activities.DunningActivities{
+		Base: base, Email: em, SMS: tx,
 		PaymentURL: "https://pay.example/invoices/{invoice_id}", UnsubscribeURL: "https://pay.example/unsub/{customer_id}",
 		Clock: func() time.Time { return now }, // 10:00 in New York: inside cus_1's allowed hours
 	}
 	yes := true
-	f.customer(t, store.Customer{CustomerID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+14155550123",
+	f.customer(t, postgres.Customer{CustomerID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+14155550123",
 		Locale: "en-US", TimeZone: "America/New_York", Plan: "pro", EmailConsentSet: &yes, SMSConsentSet: &yes})
 	return f
 }
 
-func (f *fixture) customer(t *testing.T, c store.Customer) {
+func (f *fixture) customer(t *testing.T, c postgres.Customer) {
 	t.Helper()
 	if c.UpdatedAt.IsZero() {
 		c.UpdatedAt = time.Now()
@@ -90,7 +93,7 @@ func (f *fixture) customer(t *testing.T, c store.Customer) {
 
 func (f *fixture) useLLM(t *testing.T, o *fakes.OpenAI, timeout time.Duration) {
 	t.Helper()
-	c, err := llm.New(llm.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-fake", Timeout: timeout})
+	c, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-fake", Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
 )
 
 // Allowed hours (policy.yaml quiet_hours) are enforced twice: DecideStrategy and SendWindow
@@ -22,11 +22,11 @@ import (
 // customer's time zone, or the zones inferred from the phone number or locale).
 //
 // IgnoreQuietHours (demo only) lifts them for email and for SMS in log delivery mode; no
-// one overrides SMS hours: with a real SMS provider (Activities.SMS set) an SMS is only
+// one overrides SMS hours: with a real SMS provider (DunningActivities.SMS set) an SMS is only
 // ever handed over inside the customer's allowed hours.
 
 // hoursApply reports whether allowed hours bound messages on ch.
-func (a *Activities) hoursApply(ch recoup.Channel) bool {
+func (a *DunningActivities) hoursApply(ch recoup.Channel) bool {
 	return !a.IgnoreQuietHours || (ch == recoup.ChannelSMS && a.SMS != nil)
 }
 
@@ -48,13 +48,13 @@ type SendWindowResult struct {
 
 // SendWindow returns the allowed-hours window for the customer on in.Channel at or after
 // in.Now. An unknown customer is a non-retryable UnknownCustomer error.
-func (a *Activities) SendWindow(ctx context.Context, in SendWindowInput) (SendWindowResult, error) {
+func (a *DunningActivities) SendWindow(ctx context.Context, in SendWindowInput) (SendWindowResult, error) {
 	now := in.Now
 	if now.IsZero() {
 		now = a.now()
 	}
 	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
-	if errors.Is(err, store.ErrUnknownCustomer) {
+	if errors.Is(err, postgres.ErrUnknownCustomer) {
 		return SendWindowResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("send window: unknown customer %q", in.CustomerID), ErrTypeUnknownCustomer, err)
 	}
@@ -64,7 +64,7 @@ func (a *Activities) SendWindow(ctx context.Context, in SendWindowInput) (SendWi
 	return a.sendWindow(c, in.Channel, now)
 }
 
-func (a *Activities) sendWindow(c store.Customer, ch recoup.Channel, now time.Time) (SendWindowResult, error) {
+func (a *DunningActivities) sendWindow(c postgres.Customer, ch recoup.Channel, now time.Time) (SendWindowResult, error) {
 	if !a.hoursApply(ch) {
 		return SendWindowResult{NotBefore: now, Zone: "any time: quiet hours ignored (RECOUP_IGNORE_QUIET_HOURS, demo only)"}, nil
 	}
@@ -76,7 +76,7 @@ func (a *Activities) sendWindow(c store.Customer, ch recoup.Channel, now time.Ti
 }
 
 // allowedHours is the customer's allowed-hours window at or after now, by the policy in force.
-func (a *Activities) allowedHours(c store.Customer, now time.Time) (policy.Window, error) {
+func (a *DunningActivities) allowedHours(c postgres.Customer, now time.Time) (policy.Window, error) {
 	q := a.Prompts().Policy.QuietHours
 	return q.WindowAt(now, policy.CustomerZones(policy.ZoneHints{TimeZone: c.TimeZone, Phone: c.Phone, Locale: c.Locale}))
 }
@@ -84,7 +84,7 @@ func (a *Activities) allowedHours(c store.Customer, now time.Time) (policy.Windo
 // outsideHours says why a message to c on ch may not be handed to the provider at now, or
 // returns "" when it may: now must be inside [in.NotBefore, in.NotAfter) where those are
 // set, and inside the customer's allowed hours where they apply (hoursApply).
-func (a *Activities) outsideHours(c store.Customer, ch recoup.Channel, in SendInput, now time.Time) (string, error) {
+func (a *DunningActivities) outsideHours(c postgres.Customer, ch recoup.Channel, in SendInput, now time.Time) (string, error) {
 	at := now.UTC().Format(time.RFC3339)
 	if (!in.NotBefore.IsZero() && now.Before(in.NotBefore)) || (!in.NotAfter.IsZero() && !now.Before(in.NotAfter)) {
 		return fmt.Sprintf("not sent: attempt at %s is outside the send window %s until %s", at, stamp(in.NotBefore), stamp(in.NotAfter)), nil
@@ -114,10 +114,10 @@ func stamp(t time.Time) string {
 // invalidAddress says why the stored address for ch is not one a provider can take, or "".
 // Addresses are validated on import, but a stored one may predate that or have been
 // changed in the database; this check runs before the reservation, so nothing is sent.
-func invalidAddress(c store.Customer, ch recoup.Channel) string {
+func invalidAddress(c postgres.Customer, ch recoup.Channel) string {
 	switch ch {
 	case recoup.ChannelEmail:
-		if !email.ValidAddress(c.Email) {
+		if !sendgrid.ValidAddress(c.Email) {
 			return "the stored email address is not a valid address"
 		}
 	case recoup.ChannelSMS:

@@ -10,7 +10,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 func isType(err error, typ string) bool {
@@ -72,7 +72,7 @@ func TestRetriedSendAt2330LocalIsRefusedOutsideAllowedHours(t *testing.T) {
 			if n := requests(); n != 1 {
 				t.Fatalf("the provider got %d requests, want 1: the retry at 23:30 reached it", n)
 			}
-			if row, _ := f.st.GetSend(ctx, in.IdempotencyKey); row.Status != store.SendRetry || row.Attempts != 1 {
+			if row, _ := f.st.GetSend(ctx, in.IdempotencyKey); row.Status != postgres.SendRetry || row.Attempts != 1 {
 				t.Fatalf("send row = %+v, want still released for retry after 1 attempt (nothing reserved)", row)
 			}
 			// The next window, asked at 23:30, is the next morning's; a send then goes out once.
@@ -82,7 +82,7 @@ func TestRetriedSendAt2330LocalIsRefusedOutsideAllowedHours(t *testing.T) {
 			}
 			in.NotBefore, in.NotAfter = next.NotBefore, next.NotAfter
 			f.at(next.NotBefore)
-			if res, err := send(ctx, in); err != nil || res.Delivery != store.SendSent {
+			if res, err := send(ctx, in); err != nil || res.Delivery != postgres.SendSent {
 				t.Fatalf("send in the next window = %+v, %v", res, err)
 			}
 		})
@@ -110,7 +110,7 @@ func TestSendChecksAllowedHoursEvenWithoutAWindowAndNoOneOverridesSMSHours(t *te
 		t.Fatalf("SMS window with IgnoreQuietHours = %+v, %v; want the next morning", w, err)
 	}
 	// Email is the demo's to send at any time.
-	if res, err := f.acts.SendEmail(ctx, sendInput(1, recoup.ChannelEmail)); err != nil || res.Delivery != store.SendSent {
+	if res, err := f.acts.SendEmail(ctx, sendInput(1, recoup.ChannelEmail)); err != nil || res.Delivery != postgres.SendSent {
 		t.Fatalf("email at 23:30 with IgnoreQuietHours = %+v, %v; want sent", res, err)
 	}
 	// Without IgnoreQuietHours and without a window, email is held to the hours too.
@@ -150,9 +150,9 @@ func TestSendWindowWithoutTimeZoneIsInferredNotUTC(t *testing.T) {
 	ctx := context.Background()
 	yes := true
 	// No time_zone in the profiles: the store records UTC.
-	f.customer(t, store.Customer{CustomerID: "cus_phone", Name: "Grace", Phone: "+14155550199", Locale: "en", SMSConsentSet: &yes})
-	f.customer(t, store.Customer{CustomerID: "cus_us", Name: "Edsger", Email: "e@example.com", Locale: "en-US", EmailConsentSet: &yes})
-	f.customer(t, store.Customer{CustomerID: "cus_none", Name: "Alan", Email: "a@example.com", EmailConsentSet: &yes})
+	f.customer(t, postgres.Customer{CustomerID: "cus_phone", Name: "Grace", Phone: "+14155550199", Locale: "en", SMSConsentSet: &yes})
+	f.customer(t, postgres.Customer{CustomerID: "cus_us", Name: "Edsger", Email: "e@example.com", Locale: "en-US", EmailConsentSet: &yes})
+	f.customer(t, postgres.Customer{CustomerID: "cus_none", Name: "Alan", Email: "a@example.com", EmailConsentSet: &yes})
 	now := time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC) // 08:00 Pacific, 11:00 New York, 06:00 Hawaii
 	pst := time.FixedZone("PST", -8*3600)
 	for _, tt := range []struct {

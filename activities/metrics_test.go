@@ -12,13 +12,14 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // withMetrics gives the fixture's activities business metrics on a registry of their own.
 func withMetrics(f *fixture) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	f.acts.Metrics = observability.NewBusiness(reg)
+	f.det.Metrics = f.acts.Metrics
 	return reg
 }
 
@@ -63,7 +64,7 @@ func TestActivitiesRecordRunAndMessageMetrics(t *testing.T) {
 	}
 	in := sendInput(1, recoup.ChannelEmail)
 	in.Decision.DecidedBy = recoup.DecidedByLLM
-	if res, err := f.acts.SendEmail(ctx, in); err != nil || res.Delivery != store.SendSent {
+	if res, err := f.acts.SendEmail(ctx, in); err != nil || res.Delivery != postgres.SendSent {
 		t.Fatalf("send = %+v, %v", res, err)
 	}
 	// A retry that finds the message sent does not count it again.
@@ -79,13 +80,13 @@ func TestActivitiesRecordRunAndMessageMetrics(t *testing.T) {
 	lost := sendInput(2, recoup.ChannelEmail)
 	cctx, cancel := context.WithCancel(ctx)
 	f.sg.Always(fakes.Response{Hang: true, Before: cancel})
-	if res, err := f.acts.SendEmail(cctx, lost); err != nil || res.Delivery != store.SendReconcile {
+	if res, err := f.acts.SendEmail(cctx, lost); err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("lost send = %+v, %v", res, err)
 	}
 	f.sg.Always(fakes.Response{})
 	// Log delivery mode.
 	f.acts.Email = nil
-	if res, err := f.acts.SendEmail(ctx, sendInput(3, recoup.ChannelEmail)); err != nil || res.Delivery != store.SendLogged {
+	if res, err := f.acts.SendEmail(ctx, sendInput(3, recoup.ChannelEmail)); err != nil || res.Delivery != postgres.SendLogged {
 		t.Fatalf("logged send = %+v, %v", res, err)
 	}
 	if _, err := f.acts.AnnounceOffer(ctx, activities.OfferInput{WorkflowID: wfID, InvoiceID: "inv_1", CustomerID: "cus_1",

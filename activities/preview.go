@@ -5,9 +5,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/money"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 )
 
 // Preview is what `starter prompts preview` shows marketing: exactly what the model
@@ -24,6 +22,10 @@ type Preview struct {
 	EmailText      string
 	SMS            string
 	AllowedChannel []recoup.Channel
+	// Guardrails: what each of the guardrail steps the preview shares with DecideStrategy
+	// changed (the contact cap and the incentive budget need the customer's history of
+	// sends and offers, which a preview does not read).
+	Guardrails []GuardrailNote
 }
 
 // PreviewInput describes the customer and step to preview.
@@ -37,17 +39,18 @@ type PreviewInput struct {
 }
 
 // PreviewDecision renders a step with the given prompt set without storing or sending
-// anything. It calls the model when one is configured.
-func (a *Activities) PreviewDecision(ctx context.Context, set *templates.Set, in PreviewInput) (Preview, error) {
+// anything. It calls the model when a has one. It is not an activity: `starter prompts
+// preview` calls it directly.
+func PreviewDecision(ctx context.Context, a *DunningActivities, set *templates.Set, in PreviewInput) (Preview, error) {
 	pol := set.Policy
 	h := in.Decide.History
-	facts := policy.Facts{Step: in.Decide.Step, Plan: h.Plan,
-		AllowedChannels: allowedChannels(h, in.Decide.Excluded, in.Decide.Channel, pol.Channels),
-		AmountDue:       money.Format(in.Decide.AmountMinor, in.Decide.Currency, h.Locale), Language: h.Locale}
+	g := a.newDecision(in.Decide, set)
+	facts := g.facts
 	p := Preview{Variant: in.Variant, Schema: string(pol.Schema()), AllowedChannel: facts.AllowedChannels}
 	if p.Variant == "" {
 		p.Variant = pol.VariantFor(h.CustomerID)
 	}
+	g.variant = p.Variant
 	var err error
 	if p.System, p.User, err = buildPrompt(set, p.Variant, in.Decide, facts); err != nil {
 		return p, err
@@ -55,18 +58,15 @@ func (a *Activities) PreviewDecision(ctx context.Context, set *templates.Set, in
 	if p.RulesDecision, err = pol.RulesDecision(facts); err != nil {
 		return p, err
 	}
-	p.Final = p.RulesDecision
-	if a.LLM != nil && len(facts.AllowedChannels) > 0 {
-		d, violations, _ := a.askModel(ctx, set, p.Variant, in.Decide, facts)
-		if d.DecidedBy == recoup.DecidedByLLM {
-			if v := a.smsTooLong(set, d, h); v != "" {
-				violations = []string{v}
-			} else {
-				p.Final = d
-			}
-		}
-		d.Violations = violations
-		p.ModelDecision, p.ModelRejected = &d, violations
+	// The guardrails DecideStrategy applies that need no history of sends or offers.
+	if err := a.runSteps(ctx, g, previewSteps); err != nil {
+		return p, err
+	}
+	p.Final, p.Guardrails = g.d, g.Trace
+	if g.asked {
+		d := g.answer
+		d.Violations = g.violations
+		p.ModelDecision, p.ModelRejected = &d, g.violations
 	}
 	msg := templates.MessageData{FirstName: in.FirstName, Subject: p.Final.Subject, Message: p.Final.Message, Tone: p.Final.Tone,
 		Incentive:  messageIncentive(p.Final.Incentive, in.Decide.Now.Add(time.Duration(pol.OfferValidDays)*24*time.Hour), h.Locale),

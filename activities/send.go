@@ -10,12 +10,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/provider"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -45,17 +45,17 @@ type SendInput struct {
 
 // SendResult says how the message left.
 type SendResult struct {
-	Delivery          string // store.SendSent, store.SendLogged or store.SendReconcile
+	Delivery          string // postgres.SendSent, postgres.SendLogged or postgres.SendReconcile
 	ProviderMessageID string
 }
 
 // SendEmail sends the step's email through SendGrid exactly once (see send).
-func (a *Activities) SendEmail(ctx context.Context, in SendInput) (SendResult, error) {
+func (a *DunningActivities) SendEmail(ctx context.Context, in SendInput) (SendResult, error) {
 	return a.send(ctx, recoup.ChannelEmail, in)
 }
 
 // SendSMS sends the step's SMS through Twilio exactly once (see send).
-func (a *Activities) SendSMS(ctx context.Context, in SendInput) (SendResult, error) {
+func (a *DunningActivities) SendSMS(ctx context.Context, in SendInput) (SendResult, error) {
 	return a.send(ctx, recoup.ChannelSMS, in)
 }
 
@@ -69,7 +69,7 @@ func (a *Activities) SendSMS(ctx context.Context, in SendInput) (SendResult, err
 //
 // With no provider configured for the channel the message is rendered, stored and logged
 // (log delivery mode).
-func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) (SendResult, error) {
+func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in SendInput) (SendResult, error) {
 	if in.IdempotencyKey == "" || in.Decision.Channel != ch {
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("send %s: idempotency key %q / decision channel %q do not match", ch, in.IdempotencyKey, in.Decision.Channel),
@@ -84,78 +84,109 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("customer %s cannot be reached by %s: %s", in.CustomerID, ch, reason), ErrTypeNotReachable, nil)
 	}
-	// Allowed hours, by the worker's clock at this attempt (see hours.go). Outside them
-	// nothing is reserved or sent, unless an earlier attempt already settled the message.
-	why, err := a.outsideHours(c, ch, in, a.now())
-	if err != nil {
-		return SendResult{}, err
-	}
-	if why != "" {
-		row, found, err := a.Store.FindSend(ctx, in.IdempotencyKey)
-		if err != nil {
-			return SendResult{}, err
-		}
-		if found && row.Status != store.SendReserved && row.Status != store.SendRetry {
-			return a.earlier(log, ch, in, row)
-		}
-		log.Info("attempt outside allowed hours; not sent", "reason", why)
-		return SendResult{}, temporal.NewNonRetryableApplicationError(why, ErrTypeOutsideAllowedHours, nil)
+	if res, done, err := a.outsideHoursOutcome(ctx, log, ch, c, in); done {
+		return res, err
 	}
 	msg, err := a.render(ch, c, in)
 	if err != nil {
 		return SendResult{}, temporal.NewNonRetryableApplicationError("render message: "+err.Error(), ErrTypeInvalidInput, err)
 	}
-	row, claimed, err := a.Store.ReserveSend(ctx, store.Reservation{
+	if res, done, err := a.reserve(ctx, log, ch, in, msg); done {
+		return res, err
+	}
+	// From here on the reservation is ours: record the outcome even if ctx ends.
+	return a.handOver(ctx, log, ch, c, in, msg)
+}
+
+// outsideHoursOutcome checks the allowed hours by the worker's clock at this attempt (see
+// hours.go). Outside them nothing is reserved or sent (done), unless an earlier attempt
+// already settled the message: then its outcome is returned.
+func (a *DunningActivities) outsideHoursOutcome(ctx context.Context, log *slog.Logger, ch recoup.Channel, c postgres.Customer, in SendInput) (SendResult, bool, error) {
+	why, err := a.outsideHours(c, ch, in, a.now())
+	if err != nil {
+		return SendResult{}, true, err
+	}
+	if why == "" {
+		return SendResult{}, false, nil
+	}
+	row, found, err := a.Store.FindSend(ctx, in.IdempotencyKey)
+	if err != nil {
+		return SendResult{}, true, err
+	}
+	if found && row.Status != postgres.SendReserved && row.Status != postgres.SendRetry {
+		res, err := a.earlier(log, ch, in, row)
+		return res, true, err
+	}
+	log.Info("attempt outside allowed hours; not sent", "reason", why)
+	return SendResult{}, true, temporal.NewNonRetryableApplicationError(why, ErrTypeOutsideAllowedHours, nil)
+}
+
+// reserve writes the send's reservation before the provider is called; done when the send
+// must not go on (settled, barred, or settled by an earlier attempt: its outcome).
+func (a *DunningActivities) reserve(ctx context.Context, log *slog.Logger, ch recoup.Channel, in SendInput, msg rendered) (SendResult, bool, error) {
+	row, claimed, err := a.Store.ReserveSend(ctx, postgres.Reservation{
 		Key: in.IdempotencyKey, WorkflowID: in.WorkflowID, Step: in.Step, Channel: string(ch),
 		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text,
 	})
-	var barred *store.SendBarredError
-	var settled *store.SettledError
+	var barred *postgres.SendBarredError
+	var settled *postgres.SettledError
 	switch {
 	case errors.As(err, &settled):
 		log.Info("invoice settled since the run started; not sent", "event_id", settled.EventID)
-		return SendResult{}, settledError(settled)
+		return SendResult{}, true, settledError(settled)
 	case errors.As(err, &barred):
-		return SendResult{}, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeNotReachable, nil)
+		return SendResult{}, true, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeNotReachable, nil)
 	case err != nil:
-		return SendResult{}, err
+		return SendResult{}, true, err
 	case !claimed:
-		return a.earlier(log, ch, in, row)
+		res, err := a.earlier(log, ch, in, row)
+		return res, true, err
 	}
+	return SendResult{}, false, nil
+}
 
-	// From here on the reservation is ours: record the outcome even if ctx ends.
+// handOver calls the channel's provider (or logs the message in log delivery mode) and
+// records the outcome of the reserved send, even if ctx ends.
+func (a *DunningActivities) handOver(ctx context.Context, log *slog.Logger, ch recoup.Channel, c postgres.Customer, in SendInput, msg rendered) (SendResult, error) {
 	bg := context.WithoutCancel(ctx)
 	var providerID string
+	var err error
 	switch {
 	case ch == recoup.ChannelEmail && a.Email != nil:
-		providerID, err = a.Email.Send(ctx, email.Message{
+		providerID, err = a.Email.Send(ctx, sendgrid.Message{
 			To: c.Email, ToName: templates.DisplayName(c.Name), Subject: msg.subject, Text: msg.text, HTML: msg.html,
 			IdempotencyKey: in.IdempotencyKey, Categories: []string{"dunning"},
 		})
 	case ch == recoup.ChannelSMS && a.SMS != nil:
-		providerID, err = a.SMS.Send(ctx, sms.Message{To: c.Phone, Body: msg.text, IdempotencyKey: in.IdempotencyKey})
+		providerID, err = a.SMS.Send(ctx, twilio.Message{To: c.Phone, Body: msg.text, IdempotencyKey: in.IdempotencyKey})
 	default:
-		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendLogged, ""); err != nil {
+		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, postgres.SendLogged, ""); err != nil {
 			return SendResult{}, err
 		}
-		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendLogged)
+		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, postgres.SendLogged)
 		log.Info("delivery mode log: no provider credentials for this channel; the rendered message is stored in PostgreSQL (sends.body), not sent",
 			"customer_id", in.CustomerID, "invoice_id", in.InvoiceID, "chars", len(msg.text))
-		return SendResult{Delivery: store.SendLogged}, nil
+		return SendResult{Delivery: postgres.SendLogged}, nil
 	}
 	if err != nil {
 		a.Metrics.ProviderError(providerName(ch), err)
 	}
+	return a.recordOutcome(bg, log, ch, in, providerID, err)
+}
+
+// recordOutcome records what the provider answered: sent, rejected (non-retryable),
+// outcome unknown (marked for reconciliation, not retried) or failed (released, retried).
+func (a *DunningActivities) recordOutcome(bg context.Context, log *slog.Logger, ch recoup.Channel, in SendInput, providerID string, err error) (SendResult, error) {
 	switch {
 	case err == nil:
-		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, store.SendSent, providerID); err != nil {
+		if err := a.Store.CompleteSend(bg, in.IdempotencyKey, postgres.SendSent, providerID); err != nil {
 			// The provider accepted the message; a retry will find the reservation and
 			// mark it for reconciliation instead of sending again.
 			return SendResult{}, err
 		}
-		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendSent)
+		a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, postgres.SendSent)
 		log.Info("message sent", "provider_message_id", providerID)
-		return SendResult{Delivery: store.SendSent, ProviderMessageID: providerID}, nil
+		return SendResult{Delivery: postgres.SendSent, ProviderMessageID: providerID}, nil
 	case provider.IsPermanent(err):
 		if ferr := a.Store.FailSend(bg, in.IdempotencyKey, err.Error()); ferr != nil {
 			return SendResult{}, ferr
@@ -168,7 +199,7 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 		}
 		a.recordReconcile(ch, in)
 		log.Warn("provider outcome unknown; not retrying, marked for reconciliation", "error", err)
-		return SendResult{Delivery: store.SendReconcile}, nil
+		return SendResult{Delivery: postgres.SendReconcile}, nil
 	default:
 		if rerr := a.Store.ReleaseSend(bg, in.IdempotencyKey, err.Error()); rerr != nil {
 			return SendResult{}, rerr
@@ -179,17 +210,17 @@ func (a *Activities) send(ctx context.Context, ch recoup.Channel, in SendInput) 
 
 // earlier returns the outcome of an earlier attempt at the send (row) without calling the
 // provider.
-func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, row store.SendRow) (SendResult, error) {
+func (a *DunningActivities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, row postgres.SendRow) (SendResult, error) {
 	switch row.Status {
-	case store.SendSent, store.SendLogged:
+	case postgres.SendSent, postgres.SendLogged:
 		log.Info("message already delivered by an earlier attempt; not sending again", "delivery", row.Status)
 		return SendResult{Delivery: row.Status, ProviderMessageID: row.ProviderMessageID}, nil
-	case store.SendReconcile:
+	case postgres.SendReconcile:
 		log.Warn("an earlier attempt may have sent this message; not sending again, marked for reconciliation")
 		if row.Reconciled { // count each send once, however many attempts find it
 			a.recordReconcile(ch, in)
 		}
-		return SendResult{Delivery: store.SendReconcile}, nil
+		return SendResult{Delivery: postgres.SendReconcile}, nil
 	default: // failed
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			"provider rejected this message earlier: "+row.Error, ErrTypeProviderRejected, nil)
@@ -197,8 +228,8 @@ func (a *Activities) earlier(log *slog.Logger, ch recoup.Channel, in SendInput, 
 }
 
 // recordReconcile counts a message marked for reconciliation.
-func (a *Activities) recordReconcile(ch recoup.Channel, in SendInput) {
-	a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, store.SendReconcile)
+func (a *DunningActivities) recordReconcile(ch recoup.Channel, in SendInput) {
+	a.Metrics.Message(string(ch), in.Decision.Tone, in.Decision.DecidedBy, postgres.SendReconcile)
 	a.Metrics.SendReconciled(string(ch))
 }
 
@@ -210,7 +241,7 @@ func providerName(ch recoup.Channel) string {
 	return "sendgrid"
 }
 
-func unreachable(c store.Customer, ch recoup.Channel) string {
+func unreachable(c postgres.Customer, ch recoup.Channel) string {
 	switch ch {
 	case recoup.ChannelEmail:
 		if c.Email == "" {
@@ -234,7 +265,7 @@ func unreachable(c store.Customer, ch recoup.Channel) string {
 
 type rendered struct{ subject, text, html string }
 
-func (a *Activities) render(ch recoup.Channel, c store.Customer, in SendInput) (rendered, error) {
+func (a *DunningActivities) render(ch recoup.Channel, c postgres.Customer, in SendInput) (rendered, error) {
 	set := a.Prompts()
 	d := templates.MessageData{
 		FirstName:      templates.GreetingName(c.Name),
@@ -274,11 +305,11 @@ type OfferResult struct {
 
 // AnnounceOffer records the offer and tells billing (webhook event dunning.offer) so that
 // the promise is kept. Without a webhook the offer is recorded and logged.
-func (a *Activities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferResult, error) {
+func (a *DunningActivities) AnnounceOffer(ctx context.Context, in OfferInput) (OfferResult, error) {
 	set := a.Prompts()
 	key := fmt.Sprintf("%s/step-%d/offer", in.WorkflowID, in.Step)
 	out := OfferResult{OfferKey: key, ExpiresAt: in.Now.AddDate(0, 0, set.Policy.OfferValidDays).UTC()}
-	err := a.Store.SaveOffer(ctx, store.Offer{OfferKey: key, WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID,
+	err := a.Store.SaveOffer(ctx, postgres.Offer{OfferKey: key, WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID,
 		CustomerID: in.CustomerID, Kind: in.Incentive.Kind, Value: in.Incentive.Value, ExpiresAt: out.ExpiresAt})
 	if err != nil {
 		return OfferResult{}, err

@@ -13,7 +13,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 const wfID = "dunning-inv_1"
@@ -44,7 +44,7 @@ func TestSendEmailSendsOnceAndRetryReturnsStoredResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantID := "sg-dunning-inv_1-step-1-email"
-	if res.Delivery != store.SendSent || res.ProviderMessageID != wantID {
+	if res.Delivery != postgres.SendSent || res.ProviderMessageID != wantID {
 		t.Fatalf("result = %+v, want sent with provider id %s", res, wantID)
 	}
 	// The request the real library sent carries the rendered message with the mandatory parts.
@@ -80,19 +80,19 @@ func TestSendAfterCrashMidCallDoesNotSendAgain(t *testing.T) {
 	f := newFixture(t)
 	in := sendInput(2, recoup.ChannelEmail)
 	// An earlier attempt reserved the key, and the worker died before it recorded the outcome.
-	if _, claimed, err := f.st.ReserveSend(context.Background(), store.Reservation{Key: in.IdempotencyKey,
+	if _, claimed, err := f.st.ReserveSend(context.Background(), postgres.Reservation{Key: in.IdempotencyKey,
 		WorkflowID: wfID, Step: 2, Channel: "email", CustomerID: "cus_1", InvoiceID: "inv_1"}); err != nil || !claimed {
 		t.Fatalf("reserve: claimed=%v err=%v", claimed, err)
 	}
 	res, err := f.acts.SendEmail(context.Background(), in)
-	if err != nil || res.Delivery != store.SendReconcile {
+	if err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("second execution = %+v, %v; want reconcile without error", res, err)
 	}
 	if f.sg.RequestCount() != 0 {
 		t.Fatalf("provider called %d times, want 0", f.sg.RequestCount())
 	}
 	row, _ := f.st.GetSend(context.Background(), in.IdempotencyKey)
-	if row.Status != store.SendReconcile {
+	if row.Status != postgres.SendReconcile {
 		t.Fatalf("send row status = %s, want reconcile", row.Status)
 	}
 }
@@ -103,12 +103,12 @@ func TestSendWhoseAnswerIsLostIsNotRepeated(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.sg.Always(fakes.Response{Hang: true, Before: cancel}) // the provider accepts the message, then the worker's call is cut off
 	res, err := f.acts.SendEmail(ctx, in)
-	if err != nil || res.Delivery != store.SendReconcile {
+	if err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("first execution = %+v, %v; want reconcile", res, err)
 	}
 	f.sg.Always(fakes.Response{})
 	res, err = f.acts.SendEmail(context.Background(), in)
-	if err != nil || res.Delivery != store.SendReconcile {
+	if err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("second execution = %+v, %v; want reconcile", res, err)
 	}
 	if n := f.sg.Accepted(in.IdempotencyKey); n != 1 || f.sg.RequestCount() != 1 {
@@ -145,7 +145,7 @@ func TestProviderOutageIsRetriedAndSentOnce(t *testing.T) {
 		}
 	}
 	res, err := f.acts.SendEmail(context.Background(), in)
-	if err != nil || res.Delivery != store.SendSent {
+	if err != nil || res.Delivery != postgres.SendSent {
 		t.Fatalf("third attempt = %+v, %v", res, err)
 	}
 	row, _ := f.st.GetSend(context.Background(), in.IdempotencyKey)
@@ -160,7 +160,7 @@ func TestSendSMSOnceWithOptOutText(t *testing.T) {
 	in.Decision.Message = "Your payment is still open."
 	for range 2 {
 		res, err := f.acts.SendSMS(context.Background(), in)
-		if err != nil || res.Delivery != store.SendSent || !strings.HasPrefix(res.ProviderMessageID, "SM") {
+		if err != nil || res.Delivery != postgres.SendSent || !strings.HasPrefix(res.ProviderMessageID, "SM") {
 			t.Fatalf("send = %+v, %v", res, err)
 		}
 	}
@@ -187,7 +187,7 @@ func TestInvalidPhoneIsPermanent(t *testing.T) {
 func TestNoConsentIsNotSent(t *testing.T) {
 	f := newFixture(t)
 	no := false
-	f.customer(t, store.Customer{CustomerID: "cus_1", SMSConsentSet: &no, UpdatedAt: time.Now().Add(time.Minute)})
+	f.customer(t, postgres.Customer{CustomerID: "cus_1", SMSConsentSet: &no, UpdatedAt: time.Now().Add(time.Minute)})
 	_, err := f.acts.SendSMS(context.Background(), sendInput(1, recoup.ChannelSMS))
 	if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeNotReachable || !nonRetryable {
 		t.Fatalf("error = %v, want non-retryable NotReachable", err)
@@ -202,7 +202,7 @@ func TestLogDeliveryModeStoresMessage(t *testing.T) {
 	f.acts.Email = nil
 	in := sendInput(1, recoup.ChannelEmail)
 	res, err := f.acts.SendEmail(context.Background(), in)
-	if err != nil || res.Delivery != store.SendLogged {
+	if err != nil || res.Delivery != postgres.SendLogged {
 		t.Fatalf("send = %+v, %v; want logged", res, err)
 	}
 	var body string
@@ -240,7 +240,7 @@ func TestSendAfterARecordedSettleIsNotSent(t *testing.T) {
 	if err := f.st.StartRun(ctx, wfID, "inv_1", "cus_1", time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.RecordEvent(ctx, store.Event{EventID: "evt_paid", Type: recoup.EventRecovered, Source: "test",
+	if _, err := f.st.RecordEvent(ctx, postgres.Event{EventID: "evt_paid", Type: recoup.EventRecovered, Source: "test",
 		InvoiceID: "inv_1", OccurredAt: time.Now().Add(-48 * time.Hour),
 		Body: []byte(`{"type":"payment.recovered","event_id":"evt_paid","invoice_id":"inv_1"}`)}); err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestSendAfterARecordedSettleIsNotSent(t *testing.T) {
 func TestEmailDisplayNameIsNeverALink(t *testing.T) {
 	f := newFixture(t)
 	yes := true
-	f.customer(t, store.Customer{CustomerID: "cus_1", Name: "www.pay-here.example", Email: "ada@example.com",
+	f.customer(t, postgres.Customer{CustomerID: "cus_1", Name: "www.pay-here.example", Email: "ada@example.com",
 		Locale: "en-US", TimeZone: "America/New_York", EmailConsentSet: &yes, UpdatedAt: time.Now().Add(time.Minute)})
 	if _, err := f.acts.SendEmail(context.Background(), sendInput(1, recoup.ChannelEmail)); err != nil {
 		t.Fatal(err)

@@ -15,9 +15,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/spike"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -27,7 +27,7 @@ type Signaler interface {
 }
 
 // SpikeConfig returns the failure-spike detector's configuration from the policy in force.
-func (a *Activities) SpikeConfig(ctx context.Context) (spike.Config, error) {
+func (a *DetectorActivities) SpikeConfig(ctx context.Context) (spike.Config, error) {
 	return a.Prompts().Policy.Spike, nil
 }
 
@@ -54,7 +54,7 @@ type HoldResult struct {
 // matches its failure (see store.HoldIfIncident: atomic with the incident ending, so no hold
 // is missed by a release; an incident the detector has not evaluated within
 // spike.Config.LiveWithin holds nothing new).
-func (a *Activities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, error) {
+func (a *DunningActivities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, error) {
 	cfg := a.Prompts().Policy.Spike
 	if !cfg.Enabled {
 		return HoldResult{}, nil
@@ -65,7 +65,7 @@ func (a *Activities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, e
 	for _, d := range cfg.Dimensions {
 		vals[d] = r.Value(d)
 	}
-	inc, err := a.Store.HoldIfIncident(ctx, store.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now, LiveWithin: cfg.LiveWithin()})
+	inc, err := a.Store.HoldIfIncident(ctx, postgres.HoldKey{WorkflowID: in.WorkflowID, Values: vals, At: in.Now, LiveWithin: cfg.LiveWithin()})
 	if err != nil || inc.ID == "" {
 		return HoldResult{}, err
 	}
@@ -92,7 +92,7 @@ type IncidentsResult struct {
 // does not depend on alerting (an alert that fails fails the activity after the releases,
 // and the retry repeats nothing a receiver would see twice: the webhook carries a stable
 // webhook-id, the email a stable idempotency key).
-func (a *Activities) RecordIncidents(ctx context.Context, in IncidentsInput) (IncidentsResult, error) {
+func (a *DetectorActivities) RecordIncidents(ctx context.Context, in IncidentsInput) (IncidentsResult, error) {
 	var res IncidentsResult
 	for _, ev := range in.Events {
 		if err := a.Store.SaveIncident(ctx, ev.Incident); err != nil {
@@ -121,7 +121,7 @@ type StoreIncidentsInput struct {
 
 // StoreIncidents persists the detector's incidents and records that it evaluated the live
 // ones now. Idempotent.
-func (a *Activities) StoreIncidents(ctx context.Context, in StoreIncidentsInput) error {
+func (a *DetectorActivities) StoreIncidents(ctx context.Context, in StoreIncidentsInput) error {
 	for _, inc := range in.Incidents {
 		if err := a.Store.SaveIncident(ctx, inc); err != nil {
 			return err
@@ -139,7 +139,7 @@ type IncidentActionInput struct {
 }
 
 // StoreIncidentAction persists an operator's action: the incident's new status and note.
-func (a *Activities) StoreIncidentAction(ctx context.Context, in IncidentActionInput) error {
+func (a *DetectorActivities) StoreIncidentAction(ctx context.Context, in IncidentActionInput) error {
 	if err := a.Store.SaveIncident(ctx, in.Incident); err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ type ReleaseInput struct {
 // ReleaseIncidentHolds releases every run the incident still holds; it needs the incident's
 // status stored first (store.HeldRuns lists the runs of an incident that stopped holding).
 // Idempotent: a retry continues where an attempt stopped.
-func (a *Activities) ReleaseIncidentHolds(ctx context.Context, in ReleaseInput) (IncidentsResult, error) {
+func (a *DetectorActivities) ReleaseIncidentHolds(ctx context.Context, in ReleaseInput) (IncidentsResult, error) {
 	if spike.Holding(in.Incident.Status) {
 		return IncidentsResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("incident %s is %s: it still holds its runs", in.Incident.ID, in.Incident.Status), "BadInput", nil)
@@ -166,10 +166,10 @@ func (a *Activities) ReleaseIncidentHolds(ctx context.Context, in ReleaseInput) 
 
 // IncidentRecovery is what a detector starting over takes over (store.Recovery; named here so
 // that workflows import no adapter).
-type IncidentRecovery = store.Recovery
+type IncidentRecovery = postgres.Recovery
 
 // RecoverIncidents reads what a detector starting over takes over (store.RecoverIncidents).
-func (a *Activities) RecoverIncidents(ctx context.Context) (IncidentRecovery, error) {
+func (a *DetectorActivities) RecoverIncidents(ctx context.Context) (IncidentRecovery, error) {
 	r, err := a.Store.RecoverIncidents(ctx)
 	if err == nil && (len(r.Incidents) > 0 || len(r.Unreleased) > 0) {
 		a.logger(ctx).Info("recovering failure-spike incidents", "active", len(r.Incidents), "unreleased", len(r.Unreleased))
@@ -180,7 +180,7 @@ func (a *Activities) RecoverIncidents(ctx context.Context) (IncidentRecovery, er
 // releaseHolds signals every run the incident still holds (16 at a time: an incident may
 // hold thousands) and marks each released once its signal is accepted, so a retry after a
 // timeout continues where this attempt stopped.
-func (a *Activities) releaseHolds(ctx context.Context, inc spike.Incident) (int, error) {
+func (a *DetectorActivities) releaseHolds(ctx context.Context, inc spike.Incident) (int, error) {
 	runs, err := a.Store.HeldRuns(ctx, inc.ID)
 	if err != nil {
 		return 0, err
@@ -217,7 +217,7 @@ func (a *Activities) releaseHolds(ctx context.Context, inc spike.Incident) (int,
 // event; a failing one is counted (provider errors) and fails the activity, whose retries
 // repeat nothing a receiver would see twice (stable webhook-id and email idempotency key).
 // Nothing else waits for it: the detector stores incidents and releases runs on its own.
-func (a *Activities) AlertIncidents(ctx context.Context, in IncidentsInput) error {
+func (a *DetectorActivities) AlertIncidents(ctx context.Context, in IncidentsInput) error {
 	first := !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt <= 1
 	var errs []error
 	for _, ev := range in.Events {
@@ -232,7 +232,7 @@ func (a *Activities) AlertIncidents(ctx context.Context, in IncidentsInput) erro
 	return nil
 }
 
-func (a *Activities) alert(ctx context.Context, ev spike.Event, first bool) error {
+func (a *DetectorActivities) alert(ctx context.Context, ev spike.Event, first bool) error {
 	inc := ev.Incident
 	title := fmt.Sprintf("Recoup incident %s %s: %s failures spiking (%s)", inc.ID, ev.Kind, inc.Cohort, inc.Severity)
 	if first {
@@ -257,7 +257,7 @@ func (a *Activities) alert(ctx context.Context, ev spike.Event, first bool) erro
 			"Failures attributed: " + fmt.Sprint(inc.Failures),
 			"", "Dunning runs in this cohort hold their first message while the incident is open.",
 			"List: starter incidents · Release: starter incidents release " + inc.ID}, "\n")
-		_, err := a.Email.Send(ctx, email.Message{To: a.AlertEmail, Subject: title, Text: body,
+		_, err := a.Email.Send(ctx, sendgrid.Message{To: a.AlertEmail, Subject: title, Text: body,
 			IdempotencyKey: "incident-" + inc.ID + "-" + ev.Kind + "-" + inc.Status, Categories: []string{"recoup-incident"}})
 		if err != nil {
 			a.Metrics.ProviderError("sendgrid", err)

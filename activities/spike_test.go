@@ -13,8 +13,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/spike"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -51,12 +51,12 @@ func TestIncidentsHoldAndRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	sig := &signals{sent: map[string][]recoup.ReleaseHold{}, gone: map[string]bool{"dunning-inv_gone": true}}
-	f.acts.Alerts, f.acts.AlertEmail, f.acts.Signaler = alerts, "oncall@shop.example", sig
+	f.det.Alerts, f.det.AlertEmail, f.det.Signaler = alerts, "oncall@shop.example", sig
 
 	inc := spike.Incident{ID: "inc-t-1", Cohort: "bin=411111", Dimension: "bin", Value: "411111", Status: spike.Open,
 		Severity: "critical", OpenedAt: now, OnsetAt: now.Add(-40 * time.Second), Failures: 12,
 		Evidence: spike.Evidence{Window: time.Minute, Observed: 12, Expected: 0.2, Ratio: 60, PValue: 7e-18, Z: 26}}
-	if _, err := f.acts.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "opened", Incident: inc}}}); err != nil {
+	if _, err := f.det.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "opened", Incident: inc}}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(hooks) != 1 || hooks[0]["type"] != "incident.opened" || hooks[0]["webhook-id"] != "incident-inc-t-1-opened-open" {
@@ -96,12 +96,12 @@ func TestIncidentsHoldAndRelease(t *testing.T) {
 
 	// An acknowledgement keeps the holds; a release ends them, once.
 	inc.Status = spike.Acknowledged
-	if res, err := f.acts.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "acknowledge", Incident: inc}}}); err != nil || res.Released != 0 {
+	if res, err := f.det.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "acknowledge", Incident: inc}}}); err != nil || res.Released != 0 {
 		t.Fatalf("acknowledge released %d: %v", res.Released, err)
 	}
 	inc.Status = spike.Released
 	for range 2 { // a retried activity releases nothing twice
-		if _, err := f.acts.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "release", Incident: inc}}}); err != nil {
+		if _, err := f.det.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "release", Incident: inc}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,7 +118,7 @@ func TestIncidentsHoldAndRelease(t *testing.T) {
 	// Detection can be switched off in the policy: nothing holds.
 	inc2 := inc
 	inc2.ID, inc2.Status = "inc-t-2", spike.Open
-	if _, err := f.acts.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "opened", Incident: inc2}}}); err != nil {
+	if _, err := f.det.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "opened", Incident: inc2}}}); err != nil {
 		t.Fatal(err)
 	}
 	set := f.acts.Prompts()
@@ -127,6 +127,7 @@ func TestIncidentsHoldAndRelease(t *testing.T) {
 	pol.Spike.Enabled = false
 	off.Policy = &pol
 	f.acts.Prompts = func() *templates.Set { return &off }
+	f.det.Prompts = f.acts.Prompts
 	if got := hold("dunning-inv_d", "411111"); got != "" {
 		t.Fatalf("held by %s with detection disabled", got)
 	}
@@ -149,7 +150,7 @@ func TestReleaseDoesNotDependOnAlerting(t *testing.T) {
 		t.Fatal(err)
 	}
 	sig := &signals{sent: map[string][]recoup.ReleaseHold{}}
-	f.acts.Alerts, f.acts.Signaler = alerts, sig
+	f.det.Alerts, f.det.Signaler = alerts, sig
 
 	hold := func(wf, bin string) string {
 		t.Helper()
@@ -163,13 +164,13 @@ func TestReleaseDoesNotDependOnAlerting(t *testing.T) {
 		Severity: "major", OpenedAt: now, OnsetAt: now, Evidence: spike.Evidence{Window: time.Minute, Observed: 12, Expected: 0.2, Ratio: 60}}
 	inc2 := inc
 	inc2.ID, inc2.Cohort, inc2.Value = "inc-t-2", "bin=424242", "424242"
-	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc, inc2}}); err != nil {
+	if err := f.det.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc, inc2}}); err != nil {
 		t.Fatal(err)
 	}
 	if hold("dunning-inv_a", "411111") != inc.ID || hold("dunning-inv_b", "424242") != inc2.ID {
 		t.Fatal("runs in the incidents' cohorts are not held")
 	}
-	err = f.acts.AlertIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "opened", Incident: inc}}})
+	err = f.det.AlertIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "opened", Incident: inc}}})
 	if err == nil || !strings.Contains(err.Error(), "alert webhook for incident inc-t-1 opened") {
 		t.Fatalf("alerting with the webhook down: %v, want an error naming the webhook and the incident", err)
 	}
@@ -178,20 +179,20 @@ func TestReleaseDoesNotDependOnAlerting(t *testing.T) {
 	}
 
 	inc.Status = spike.Cleared
-	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc}}); err != nil {
+	if err := f.det.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc}}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.acts.ReleaseIncidentHolds(ctx, activities.ReleaseInput{Incident: inc})
+	res, err := f.det.ReleaseIncidentHolds(ctx, activities.ReleaseInput{Incident: inc})
 	if err != nil || res.Released != 1 || len(sig.sent["dunning-inv_a"]) != 1 {
 		t.Fatalf("release: %+v, %v, signals %v; want the held run released", res, err, sig.sent)
 	}
-	if _, err := f.acts.ReleaseIncidentHolds(ctx, activities.ReleaseInput{Incident: inc2}); err == nil || !strings.Contains(err.Error(), "still holds") {
+	if _, err := f.det.ReleaseIncidentHolds(ctx, activities.ReleaseInput{Incident: inc2}); err == nil || !strings.Contains(err.Error(), "still holds") {
 		t.Fatalf("releasing an open incident: %v, want a refusal", err)
 	}
 
 	// The legacy activity: the release happens, then the failing alert fails it.
 	inc2.Status = spike.Released
-	_, err = f.acts.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "release", Incident: inc2}}})
+	_, err = f.det.RecordIncidents(ctx, activities.IncidentsInput{Events: []spike.Event{{Kind: "release", Incident: inc2}}})
 	if err == nil || len(sig.sent["dunning-inv_b"]) != 1 {
 		t.Fatalf("RecordIncidents with the webhook down: %v, signals %v; want the run released and the alert error", err, sig.sent)
 	}
@@ -205,7 +206,7 @@ func TestCheckHoldIgnoresIncidentOfLostDetector(t *testing.T) {
 	ctx := context.Background()
 	inc := spike.Incident{ID: "inc-t-1", Cohort: "bin=411111", Dimension: "bin", Value: "411111", Status: spike.Open,
 		Severity: "major", OpenedAt: now, OnsetAt: now}
-	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc}}); err != nil {
+	if err := f.det.StoreIncidents(ctx, activities.StoreIncidentsInput{Incidents: []spike.Incident{inc}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.Pool().Exec(ctx, `UPDATE incidents SET evaluated_at = now() - interval '6 minutes'`); err != nil {
@@ -222,7 +223,7 @@ func TestCheckHoldIgnoresIncidentOfLostDetector(t *testing.T) {
 	if got := hold("dunning-inv_a"); got != "" {
 		t.Fatalf("a new run is held by %s, whose detector stopped evaluating it 6 minutes ago", got)
 	}
-	if err := f.acts.StoreIncidents(ctx, activities.StoreIncidentsInput{Live: []string{inc.ID}}); err != nil {
+	if err := f.det.StoreIncidents(ctx, activities.StoreIncidentsInput{Live: []string{inc.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := hold("dunning-inv_b"); got != inc.ID {

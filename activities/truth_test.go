@@ -8,7 +8,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // When the yearly budget withdraws the model's incentive, the customer must not read a text
@@ -26,7 +26,7 @@ func TestWithdrawnIncentiveIsNotAnnouncedByTheModelsText(t *testing.T) {
 			f := newFixture(t)
 			ctx := context.Background()
 			// The pro plan allows 30 extension days a year; 25 were offered already.
-			if err := f.st.SaveOffer(ctx, store.Offer{OfferKey: "dunning-inv_old/step-3/offer", WorkflowID: "dunning-inv_old", InvoiceID: "inv_old",
+			if err := f.st.SaveOffer(ctx, postgres.Offer{OfferKey: "dunning-inv_old/step-3/offer", WorkflowID: "dunning-inv_old", InvoiceID: "inv_old",
 				CustomerID: "cus_1", Kind: recoup.IncentiveExtensionDays, Value: 25, ExpiresAt: now}); err != nil {
 				t.Fatal(err)
 			}
@@ -52,7 +52,7 @@ func TestWithdrawnIncentiveIsNotAnnouncedByTheModelsText(t *testing.T) {
 // A customer whose name is a link is greeted without the name in the email that goes out.
 func TestSendGreetsACustomerNamedLikeALinkWithoutTheName(t *testing.T) {
 	f := newFixture(t)
-	f.customer(t, store.Customer{CustomerID: "cus_1", Name: "www.pay-here.example", UpdatedAt: time.Now().Add(time.Minute)})
+	f.customer(t, postgres.Customer{CustomerID: "cus_1", Name: "www.pay-here.example", UpdatedAt: time.Now().Add(time.Minute)})
 	if _, err := f.acts.SendEmail(context.Background(), sendInput(1, recoup.ChannelEmail)); err != nil {
 		t.Fatal(err)
 	}

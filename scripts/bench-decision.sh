@@ -23,8 +23,8 @@ args=(-run '^$' -bench "${BENCH_FILTER:-.}" -benchmem -count "${BENCH_COUNT:-6}"
 [ -n "${BENCH_TIME:-}" ] && args+=(-benchtime "$BENCH_TIME")
 
 echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "running: go test ${args[*]} ./internal/templates ./internal/policy ./activities"
-if ! go test "${args[@]}" ./internal/templates ./internal/policy ./activities >"$out"; then
+echo "running: go test ${args[*]} ./internal/model/templates ./internal/model/policy ./activities"
+if ! go test "${args[@]}" ./internal/model/templates ./internal/model/policy ./activities >"$out"; then
   tail -n 30 "$out"
   echo "benchmarks failed; full output in $out" >&2
   exit 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Ingress benchmark (`make bench-ingress`): a real Temporal dev server and PostgreSQL, one
-# `starter serve`, and `starter bench` posting signed payment.failed events over loopback.
+# `starter serve`, and the load generator (internal/benchmarks/loadgen, built into .bin/ by
+# the make target) posting signed payment.failed events over loopback.
 # Measures events/s accepted to the durable log, accept latency at a fixed rate, and the
 # delivery lag from the log to Temporal. No worker runs: delivery means the run was started.
 set -euo pipefail
@@ -32,10 +33,10 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 seconds=${BENCH_SECONDS:-30}
 echo
 echo "== latency: 200 events/s for $seconds s"
-"$bin/starter" bench --url "http://$INGRESS_ADDR" --rate 200 --count $((200 * seconds)) --concurrency 32 --prefix fixed
+"$bin/loadgen" --url "http://$INGRESS_ADDR" --rate 200 --count $((200 * seconds)) --concurrency 32 --prefix fixed
 echo
 echo "== delivery lag: 50 events/s for $seconds s"
-"$bin/starter" bench --url "http://$INGRESS_ADDR" --rate 50 --count $((50 * seconds)) --concurrency 8 --prefix slow
+"$bin/loadgen" --url "http://$INGRESS_ADDR" --rate 50 --count $((50 * seconds)) --concurrency 8 --prefix slow
 echo
 echo "== throughput: ${BENCH_COUNT:-5000} events as fast as possible, 32 concurrent"
-"$bin/starter" bench --url "http://$INGRESS_ADDR" --count "${BENCH_COUNT:-5000}" --concurrency 32 --prefix max
+"$bin/loadgen" --url "http://$INGRESS_ADDR" --count "${BENCH_COUNT:-5000}" --concurrency 32 --prefix max

@@ -66,7 +66,7 @@ worker_parts=('Recoup code=github.com/recoup-dunning/recoup'
 profile_breakdown() {
 	case $1 in
 	*-server.pprof) breakdown "$1" "${server_parts[@]}" ;;
-	*-bench.pprof) breakdown "$1" "${worker_parts[@]}" 'Recoup ingest=recoup/internal/ingest' ;;
+	*-bench.pprof) breakdown "$1" "${worker_parts[@]}" 'Recoup ingest=recoup/internal/eventlog' ;;
 	*) breakdown "$1" "${worker_parts[@]}" ;;
 	esac
 }

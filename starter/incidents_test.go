@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 
@@ -16,18 +14,14 @@ func TestIncidentsCommand(t *testing.T) {
 	h := workertest.Start(t, workertest.Options{})
 	cfg, _ := config.FromEnv(func(string) string { return "" })
 	d := &deps{cfg: cfg, tc: h.Client, st: h.Store}
-	do := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := cmdIncidents(context.Background(), d, args, &out)
-		return out.String(), err
-	}
+	do := func(args ...string) (string, error) { return runWithDeps(d, append([]string{"incidents"}, args...)...) }
 	if out, err := do(); err != nil || !strings.Contains(out, "no open incidents") || !strings.Contains(out, "detector mode: not running") {
 		t.Fatalf("incidents with none: %q, %v", out, err)
 	}
 	if _, err := do("ack", "inc-1"); exitCode(err) != 2 || !strings.Contains(err.Error(), "not running") {
 		t.Fatalf("ack without a detector: %v", err)
 	}
-	if _, err := do("shout", "inc-1"); exitCode(err) != 2 || !strings.Contains(err.Error(), "usage") {
+	if _, err := do("shout", "inc-1"); exitCode(err) != 2 || !strings.Contains(err.Error(), `unknown action "shout"`) {
 		t.Fatalf("unknown action: %v", err)
 	}
 
@@ -41,13 +35,13 @@ func TestIncidentsCommand(t *testing.T) {
 		t.Fatalf("incidents do not say how the detector judges: %q", out)
 	}
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
-	if out, err := do("ack", id, "--by", "oncall", "--note", "looking"); err != nil || !strings.Contains(out, "acknowledged") {
+	if out, err := do("ack", id, "--by", "oncall", "--note", "looking"); err != nil || !strings.Contains(out, "acknowledged") { // --note: the old spelling of --reason
 		t.Fatalf("ack: %q, %v", out, err)
 	}
 	if _, err := do("ack", id); exitCode(err) != 2 || !strings.Contains(err.Error(), "only an open incident") {
 		t.Fatalf("ack twice: %v, want a refusal", err)
 	}
-	if out, err := do("false-alarm", id, "--note", "load test"); err != nil || !strings.Contains(out, "false_alarm") {
+	if out, err := do("false-alarm", id, "--reason", "load test"); err != nil || !strings.Contains(out, "false_alarm") {
 		t.Fatalf("false-alarm: %q, %v", out, err)
 	}
 	if out, _ := do(); !strings.Contains(out, "no open incidents") {

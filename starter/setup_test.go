@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -24,12 +23,12 @@ func TestSetupRegistersSearchAttributes(t *testing.T) {
 	cfg, _ := config.FromEnv(func(string) string { return "" })
 	d := &deps{cfg: cfg, st: fakes.MustStore(t), tc: srv.Client()}
 	for i, want := range []string{"9 registered, 0 already there", "0 registered, 9 already there"} {
-		var out bytes.Buffer
-		if err := cmdSetup(context.Background(), d, nil, &out); err != nil {
+		out, err := runWithDeps(d, "setup")
+		if err != nil {
 			t.Fatalf("setup %d: %v", i+1, err)
 		}
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("setup %d said %q, want %q", i+1, out.String(), want)
+		if !strings.Contains(out, want) {
+			t.Fatalf("setup %d said %q, want %q", i+1, out, want)
 		}
 	}
 	have, err := srv.Client().OperatorService().ListSearchAttributes(context.Background(),
@@ -53,11 +52,11 @@ func TestSetupCreatesTheNamespace(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Stop() })
 	t.Setenv("TEMPORAL_NAMESPACE", "recoup-prod")
 	cfg, _ := config.FromEnv(func(string) string { return "" })
-	var out bytes.Buffer
-	if err := cmdSetup(context.Background(), &deps{cfg: cfg, st: fakes.MustStore(t), tc: srv.Client()}, nil, &out); err != nil {
+	out, err := runWithDeps(&deps{cfg: cfg, st: fakes.MustStore(t), tc: srv.Client()}, "setup")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "namespace recoup-prod created") || !strings.Contains(out.String(), "9 registered") {
-		t.Fatalf("setup said %q", out.String())
+	if !strings.Contains(out, "namespace recoup-prod created") || !strings.Contains(out, "9 registered") {
+		t.Fatalf("setup said %q", out)
 	}
 }

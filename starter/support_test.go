@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +17,7 @@ func TestSupportCommands(t *testing.T) {
 	h.Eventually("the first message", func() bool { return h.Messages("inv_sup") == 1 })
 	cfg, _ := config.FromEnv(func(string) string { return "" })
 	d := &deps{cfg: cfg, tc: h.Client}
-	do := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := cmdSupport(context.Background(), d, args[0], args[1:], &out)
-		return out.String(), err
-	}
+	do := func(args ...string) (string, error) { return runWithDeps(d, args...) }
 	if out, err := do("pause", "inv_sup", "--by", "alice", "--reason", "customer called"); err != nil || !strings.Contains(out, "status paused") {
 		t.Fatalf("pause: %q, %v", out, err)
 	}

@@ -25,14 +25,13 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/codec"
-	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -112,9 +111,9 @@ func TestRelayDeliversAcceptedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Store.RecordEvent(context.Background(), store.Event{EventID: ev.EventID, Type: ev.Type, Source: "test",
+	if _, err := e.Store.RecordEvent(context.Background(), postgres.Event{EventID: ev.EventID, Type: ev.Type, Source: "test",
 		InvoiceID: ev.InvoiceID, CustomerID: ev.CustomerID, OccurredAt: ev.OccurredAt, Body: ev.Raw,
-		Customer: &store.Customer{CustomerID: ev.CustomerID, Email: ev.Customer.Email, EmailConsentSet: ev.Customer.EmailConsent, UpdatedAt: ev.OccurredAt}}); err != nil {
+		Customer: &postgres.Customer{CustomerID: ev.CustomerID, Email: ev.Customer.Email, EmailConsentSet: ev.Customer.EmailConsent, UpdatedAt: ev.OccurredAt}}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := e.Ingest.DeliverPending(context.Background(), 100, nil)
@@ -147,7 +146,7 @@ func TestScheduleRunsToExhaustionWithOptOut(t *testing.T) {
 	for _, m := range st.Messages {
 		// Rules: step 2 prefers SMS, but the customer opted out of SMS: email instead. The
 		// worker has no Twilio credentials, so an SMS would have been "logged".
-		if m.Channel != recoup.ChannelEmail || m.Delivery != store.SendSent {
+		if m.Channel != recoup.ChannelEmail || m.Delivery != postgres.SendSent {
 			t.Fatalf("message %+v, want every step by email, sent", m)
 		}
 		if n := e.Mail.Accepted(m.IdempotencyKey); n != 1 {
@@ -175,7 +174,7 @@ func TestPauseResumeAndCancel(t *testing.T) {
 	}
 	// A failure that occurred while the run was still open belongs to that ended run: it is
 	// recorded, not an error, and starts nothing (one after the run ended starts the
-	// invoice's next run: internal/store's episode tests).
+	// invoice's next run: internal/postgres's episode tests).
 	res := e.Event(workertest.Failed("evt_e2e_p5", "inv_e2e_3", "cus_e2e_3", now))
 	if !res.Delivered || res.Duplicate {
 		t.Fatalf("event after the end: %+v", res)
@@ -214,14 +213,14 @@ func TestFlowAgainstProviderContracts(t *testing.T) {
 	sg, tw, oa := fakes.ProviderMock(t, "SENDGRID_MOCK_URL"), fakes.ProviderMock(t, "TWILIO_MOCK_URL"), fakes.ProviderMock(t, "OPENAI_MOCK_URL")
 	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 2 * time.Second}, FinalWait: time.Second, Configure: func(a *activities.Activities) {
 		var err error
-		if a.Email, err = email.New(email.Config{APIKey: "SG.contract", BaseURL: sg, FromEmail: "billing@shop.example"}); err != nil {
+		if a.Dunning.Email, err = sendgrid.New(sendgrid.Config{APIKey: "SG.contract", BaseURL: sg, FromEmail: "billing@shop.example"}); err != nil {
 			t.Fatal(err)
 		}
-		if a.SMS, err = sms.New(sms.Config{AccountSID: "AC00000000000000000000000000000000", AuthToken: "token",
+		if a.Dunning.SMS, err = twilio.New(twilio.Config{AccountSID: "AC00000000000000000000000000000000", AuthToken: "token",
 			From: "+14155550100", BaseURL: tw, StatusCallbackURL: "https://recoup.example/v1/twilio/status"}); err != nil {
 			t.Fatal(err)
 		}
-		if a.LLM, err = llm.New(llm.Config{APIKey: "sk-contract", BaseURL: oa, Model: "gpt-4o-mini"}); err != nil {
+		if a.Dunning.LLM, err = openai.New(openai.Config{APIKey: "sk-contract", BaseURL: oa, Model: "gpt-4o-mini"}); err != nil {
 			t.Fatal(err)
 		}
 	}})
@@ -235,7 +234,7 @@ func TestFlowAgainstProviderContracts(t *testing.T) {
 		t.Fatalf("messages = %+v, want email then sms", st.Messages)
 	}
 	for _, m := range st.Messages {
-		if m.Delivery != store.SendSent {
+		if m.Delivery != postgres.SendSent {
 			t.Fatalf("message %+v was not accepted by the provider mock", m)
 		}
 	}
@@ -295,8 +294,11 @@ func TestHistoryIsEncrypted(t *testing.T) {
 
 // After a run, the worker's /metrics shows the business metrics.
 func TestMetricsEndpointAfterARun(t *testing.T) {
-	reg := metrics.NewRegistry()
-	e := workertest.Start(t, workertest.Options{Configure: func(a *activities.Activities) { a.Metrics = observability.NewBusiness(reg) }})
+	reg := observability.NewRegistry()
+	e := workertest.Start(t, workertest.Options{Configure: func(a *activities.Activities) {
+		a.Dunning.Metrics = observability.NewBusiness(reg)
+		a.Detector.Metrics = a.Dunning.Metrics
+	}})
 	e.Event(workertest.Failed("evt_met_1", "inv_met", "cus_met", time.Now().UTC()))
 	e.Eventually("the first message", func() bool { return e.Messages("inv_met") == 1 })
 	e.Event(map[string]any{"type": "dunning.cancel", "event_id": "evt_met_2", "invoice_id": "inv_met", "reason": "test",

@@ -21,18 +21,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 	"github.com/recoup-dunning/recoup/workflows"
 )
@@ -61,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if cfg.Delivery == config.DeliveryLog {
 		logger.Info("RECOUP_DELIVERY=log: no provider is called; every message is rendered, stored in PostgreSQL and logged")
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
 	if err != nil {
 		return err
 	}
@@ -82,8 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	reg := metrics.NewRegistry()
-	acts.Metrics = observability.NewBusiness(reg)
+	reg := observability.NewRegistry()
+	business := observability.NewBusiness(reg)
+	acts.Dunning.Metrics, acts.Detector.Metrics = business, business
 	sdkMetrics, err := observability.SDKMetricsHandler(reg)
 	if err != nil {
 		return err
@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 	defer c.Close()
-	acts.Signaler = c // releases runs held by a failure-spike incident
+	acts.Detector.Signaler = c // releases runs held by a failure-spike incident
 	ln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("METRICS_ADDR %q: %w", cfg.MetricsAddr, err)
@@ -152,34 +152,61 @@ func WithPprof(h http.Handler) http.Handler {
 	return mux
 }
 
-// NewActivities builds the activities' dependencies from the configuration, saying once in
-// the log which parts run in a fallback mode.
-func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
+// NewActivities builds the activities of both workflows, with their dependencies, from the
+// configuration, saying once in the log which parts run in a fallback mode.
+func NewActivities(ctx context.Context, cfg config.Config, st *postgres.Store, logger *slog.Logger) (*activities.Activities, error) {
+	prompts, err := loadPrompts(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	base := activities.Base{Store: st, Prompts: prompts, Logger: logger}
+	dunning, errs, err := newDunningActivities(cfg, base, logger)
+	if err != nil {
+		return nil, err
+	}
+	detector := &activities.DetectorActivities{Base: base, Email: dunning.Email, AlertEmail: cfg.AlertEmail}
+	alerts, err := webhook.New(cfg.AlertWebhook)
+	if err != nil {
+		err = fmt.Errorf("ALERT_WEBHOOK_URL: %w", err)
+	}
+	errs = append(errs, err)
+	detector.Alerts = alerts
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &activities.Activities{Dunning: dunning, Detector: detector}, nil
+}
+
+// loadPrompts loads the prompt set, and watches PROMPTS_DIR for marketing's edits.
+func loadPrompts(ctx context.Context, cfg config.Config, logger *slog.Logger) (func() *templates.Set, error) {
 	set, err := templates.Load(cfg.PromptsDir)
 	if err != nil {
 		return nil, fmt.Errorf("prompts (PROMPTS_DIR=%q): %w", cfg.PromptsDir, err)
 	}
 	logger.Info("prompt set loaded", "version", set.Version, "policy_version", set.PolicyVersion, "dir", cfg.PromptsDir)
-	prompts := func() *templates.Set { return set }
-	if cfg.PromptsDir != "" {
-		// Marketing's edits go live without a restart once they pass lint.
-		w, err := templates.NewWatcher(cfg.PromptsDir, 2*time.Second, logger)
-		if err != nil {
-			return nil, fmt.Errorf("prompts (PROMPTS_DIR=%q): %w", cfg.PromptsDir, err)
-		}
-		go w.Run(ctx)
-		prompts = w.Current
+	if cfg.PromptsDir == "" {
+		return func() *templates.Set { return set }, nil
 	}
-	acts := &activities.Activities{
-		Store: st, Prompts: prompts, Logger: logger,
+	// Marketing's edits go live without a restart once they pass lint.
+	w, err := templates.NewWatcher(cfg.PromptsDir, 2*time.Second, logger)
+	if err != nil {
+		return nil, fmt.Errorf("prompts (PROMPTS_DIR=%q): %w", cfg.PromptsDir, err)
+	}
+	go w.Run(ctx)
+	return w.Current, nil
+}
+
+// newDunningActivities builds DunningWorkflow's activities. errs are the providers'
+// configuration errors (reported together); err is fatal at once.
+func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.Logger) (acts *activities.DunningActivities, errs []error, err error) {
+	acts = &activities.DunningActivities{Base: base,
 		Schedule: cfg.Schedule, FinalWait: cfg.FinalWait, IgnoreQuietHours: cfg.IgnoreQuietHours, ContactCap: cfg.ContactCap,
 		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL,
 	}
-	var errs []error
 	if cfg.LLMEnabled() {
-		client, err := llm.New(cfg.LLM)
+		client, err := openai.New(cfg.LLM)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		acts.LLM = client
 		logger.Info("LLM decisions enabled", "model", client.Model())
@@ -187,7 +214,7 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 		logger.Info("OPENAI_API_KEY is not set: the deterministic rules policy decides every step")
 	}
 	if cfg.EmailEnabled() {
-		s, err := email.New(cfg.SendGrid)
+		s, err := sendgrid.New(cfg.SendGrid)
 		errs = append(errs, err)
 		if err == nil {
 			acts.Email = s
@@ -196,7 +223,7 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 		logger.Info("SENDGRID_API_KEY is not set: email delivery mode is log (messages are stored in PostgreSQL and logged, not sent)")
 	}
 	if cfg.SMSEnabled() {
-		s, err := sms.New(cfg.Twilio)
+		s, err := twilio.New(cfg.Twilio)
 		errs = append(errs, err)
 		if err == nil {
 			acts.SMS = s
@@ -207,15 +234,5 @@ func NewActivities(ctx context.Context, cfg config.Config, st *store.Store, logg
 	hook, err := webhook.New(cfg.Webhook)
 	errs = append(errs, err)
 	acts.Webhook = hook
-	alerts, err := webhook.New(cfg.AlertWebhook)
-	if err != nil {
-		err = fmt.Errorf("ALERT_WEBHOOK_URL: %w", err)
-	}
-	errs = append(errs, err)
-	acts.Alerts = alerts
-	acts.AlertEmail = cfg.AlertEmail
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return acts, nil
+	return acts, errs, nil
 }

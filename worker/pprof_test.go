@@ -5,13 +5,13 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/recoup-dunning/recoup/internal/metrics"
+	"github.com/recoup-dunning/recoup/internal/observability"
 )
 
 // The profiler is served only when asked for (RECOUP_PPROF=1 wraps the handler), and the
 // wrapped handler still serves /healthz and /metrics.
 func TestWithPprof(t *testing.T) {
-	plain := MetricsHandler(metrics.NewRegistry())
+	plain := MetricsHandler(observability.NewRegistry())
 	get := func(h http.Handler, path string) int {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))

@@ -12,14 +12,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/spike"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 )
-
-// DetectorHoldsEnd is the change (workflow.GetVersion id) after which the detector recovers
-// open incidents from PostgreSQL when it starts over, stores an operator's action before
-// applying it, keeps the incidents it maintains live (store.HoldIfIncident), and stores,
-// releases and alerts in separate activities: releasing held runs never waits for alerts.
-const DetectorHoldsEnd = "detector-holds-end"
 
 // AlertFor is how long the detector keeps retrying an alert (across continue-as-new).
 const AlertFor = 24 * time.Hour
@@ -86,64 +80,65 @@ func SpikeDetectorWorkflow(ctx workflow.Context, in DetectorInput) error {
 	if workflow.GetVersion(ctx, DetectorHoldsEnd, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return legacyDetector(ctx, in)
 	}
-	if in.MaxHistory <= 0 {
-		in.MaxHistory = 10000
-	}
-	d := &detector{in: in, log: workflow.GetLogger(ctx), releases: slices.Clone(in.Releases), releasing: map[string]bool{}}
-	for _, p := range in.Alerts {
-		d.alerts = append(d.alerts, &p)
+	d := newDetector(ctx, in)
+	if err := d.setup(ctx); err != nil {
+		return err
 	}
 	return d.run(ctx)
 }
 
 // detector is the state of one run of the detector workflow (after DetectorHoldsEnd).
 type detector struct {
-	in      DetectorInput
-	det     *spike.Detector // nil until the policy is loaded and the incidents recovered
-	log     log.Logger
-	records int // failure records received
-	ticks   int
-	acts    int           // activities scheduled (history events)
-	pending []spike.Event // incident events not stored yet
-	// busy: incidents are being stored; acting: an operator's action is being stored, and
-	// the detector's state waits for it (nothing changes it until it is stored or refused).
-	busy, acting bool
-	alerts       []*PendingAlert  // not delivered yet
-	releases     []spike.Incident // incidents whose held runs are still to be released
-	releasing    map[string]bool  // releases in flight, by incident id
+	in       DetectorInput
+	det      *spike.Detector // nil until the policy is loaded and the incidents recovered
+	log      log.Logger
+	failures workflow.ReceiveChannel // SignalFailures
+	timer    workflow.Future         // the current tick
+	records  int                     // failure records received
+	ticks    int
+	acts     int           // activities scheduled (history events)
+	pending  []spike.Event // incident events not stored yet
+	// storing: one store activity (incidents or an operator's action) at a time.
+	storing workflow.Mutex
+	// acting: an operator's action is being stored, and the detector's state waits for it:
+	// nothing changes it (no record is observed) until it is stored or refused.
+	acting    workflow.Mutex
+	alerts    []*PendingAlert  // not delivered yet
+	releases  []spike.Incident // incidents whose held runs are still to be released
+	releasing map[string]bool  // releases in flight, by incident id
 }
 
-func (d *detector) run(ctx workflow.Context) error {
-	if err := d.handlers(ctx); err != nil {
+func newDetector(ctx workflow.Context, in DetectorInput) *detector {
+	if in.MaxHistory <= 0 {
+		in.MaxHistory = 10000
+	}
+	d := &detector{in: in, log: workflow.GetLogger(ctx), releases: slices.Clone(in.Releases), releasing: map[string]bool{},
+		storing: workflow.NewMutex(ctx), acting: workflow.NewMutex(ctx)}
+	for _, p := range in.Alerts {
+		d.alerts = append(d.alerts, &p)
+	}
+	return d
+}
+
+// setup registers the handlers, loads the policy, takes over the incidents a predecessor
+// left (when started over) and resumes the alerts and releases carried across
+// continue-as-new.
+func (d *detector) setup(ctx workflow.Context) error {
+	if err := d.registerHandlers(ctx); err != nil {
 		return err
 	}
 	state := d.in.State
 	if state == nil {
 		state = &spike.State{}
 	}
-	cfg := state.Config
-	if err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Load the spike policy"), a.SpikeConfig).Get(ctx, &cfg); err != nil {
-		d.log.Warn("could not load the spike policy; keeping the last one", "error", err)
-	}
-	d.acts++
-	cfg.Normalize = workflow.GetVersion(ctx, ChangeSpikeNormalize, workflow.DefaultVersion, 1) >= 1
-	det := spike.New(state, cfg)
+	det := spike.New(state, d.loadPolicy(ctx, state.Config))
 	recovered := 0
 	if d.in.State == nil {
-		// Started over (first start, terminated, or its history lost): take over the
-		// incidents a predecessor left, keep them live, and release the runs of those that
-		// stopped holding.
-		var rec activities.IncidentRecovery
-		d.acts++
-		if err := workflow.ExecuteActivity(withSummary(ctx, recoverActivity, "Recover open incidents"), a.RecoverIncidents).Get(ctx, &rec); err != nil {
+		n, err := d.recoverIncidents(ctx, det)
+		if err != nil {
 			return err
 		}
-		det.Recover(rec.Incidents, rec.LastID)
-		d.releases = append(d.releases, rec.Unreleased...)
-		recovered = len(rec.Incidents)
-		if recovered > 0 || len(rec.Unreleased) > 0 {
-			d.log.Info("recovered incidents", "active", recovered, "unreleased", len(rec.Unreleased))
-		}
+		recovered = n
 	}
 	d.det = det
 	if recovered > 0 {
@@ -155,48 +150,49 @@ func (d *detector) run(ctx workflow.Context) error {
 		d.startAlert(ctx, p)
 	}
 	d.startReleases(ctx)
+	return nil
+}
 
-	failures := workflow.GetSignalChannel(ctx, recoup.SignalFailures)
-	receive := func(c workflow.ReceiveChannel) {
-		var recs []spike.Record
-		c.Receive(ctx, &recs)
-		now := workflow.Now(ctx)
-		for _, r := range recs {
-			if r.At.After(now) || r.At.IsZero() {
-				r.At = now // a clock ahead of ours must not move stream time into the future
-			}
-			d.records++
-			if d.det.S.Config.Enabled {
-				d.pending = append(d.pending, d.det.Observe(r)...)
-			}
-		}
+// loadPolicy returns the spike policy in force (last, when it cannot be loaded).
+func (d *detector) loadPolicy(ctx workflow.Context, last spike.Config) spike.Config {
+	cfg := last
+	if err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Load the spike policy"), detectorActs.SpikeConfig).Get(ctx, &cfg); err != nil {
+		d.log.Warn("could not load the spike policy; keeping the last one", "error", err)
 	}
-	drain := func() error {
-		if err := workflow.Await(ctx, func() bool { return !d.acting }); err != nil {
-			return err
-		}
-		for failures.Len() > 0 {
-			receive(failures)
-		}
-		return nil
+	d.acts++
+	cfg.Normalize = workflow.GetVersion(ctx, ChangeSpikeNormalize, workflow.DefaultVersion, 1) >= 1
+	return cfg
+}
+
+// recoverIncidents takes over the incidents a predecessor left (first start, terminated, or
+// its history lost): they are kept live, and the runs of those that stopped holding are
+// released. It returns how many incidents are active.
+func (d *detector) recoverIncidents(ctx workflow.Context, det *spike.Detector) (int, error) {
+	var rec activities.IncidentRecovery
+	d.acts++
+	if err := workflow.ExecuteActivity(withSummary(ctx, recoverActivity, "Recover open incidents"), detectorActs.RecoverIncidents).Get(ctx, &rec); err != nil {
+		return 0, err
 	}
-	tick := func() workflow.Future { return workflow.NewTimer(ctx, d.det.S.Config.ShortWindow) }
-	timer := tick()
+	det.Recover(rec.Incidents, rec.LastID)
+	d.releases = append(d.releases, rec.Unreleased...)
+	if len(rec.Incidents) > 0 || len(rec.Unreleased) > 0 {
+		d.log.Info("recovered incidents", "active", len(rec.Incidents), "unreleased", len(rec.Unreleased))
+	}
+	return len(rec.Incidents), nil
+}
+
+// run observes the failure records and the ticks until the history is long enough to
+// continue as new.
+func (d *detector) run(ctx workflow.Context) error {
+	d.failures = workflow.GetSignalChannel(ctx, recoup.SignalFailures)
+	d.timer = d.tick(ctx)
 	for {
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(failures, func(workflow.ReceiveChannel, bool) {}) // received by drain
-		fired := false
-		sel.AddFuture(timer, func(workflow.Future) { fired = true })
-		sel.Select(ctx)
-		if err := drain(); err != nil {
+		fired := d.waitForWork(ctx)
+		if err := d.drain(ctx); err != nil {
 			return err
 		}
 		if fired {
-			// With no failures arriving, stream time follows the clock (two minutes behind,
-			// so records in flight still count in their minute).
-			d.pending = append(d.pending, d.det.Advance(workflow.Now(ctx).Add(-2*d.det.S.Config.ShortWindow))...)
-			timer = tick()
-			d.ticks++
+			d.advance(ctx)
 		}
 		// Every tick keeps the holding incidents live, with whatever changed.
 		if len(d.pending) > 0 || (fired && len(d.live()) > 0) {
@@ -207,53 +203,121 @@ func (d *detector) run(ctx workflow.Context) error {
 		if fired {
 			d.startReleases(ctx) // those that failed before
 		}
-		info := workflow.GetInfo(ctx)
-		// The history length is the server's figure; the records, ticks and activities bound
-		// it too (each signal is one event, each tick's timer two or three, each activity
-		// about six).
-		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= d.in.MaxHistory ||
-			d.records+3*d.ticks+6*d.acts >= d.in.MaxHistory {
-			if err := drain(); err != nil {
+		if d.historyLong(ctx) {
+			if done, err := d.continueAsNew(ctx); done {
 				return err
 			}
-			if len(d.pending) > 0 {
-				if err := d.flush(ctx); err != nil {
-					d.log.Error("could not store incidents before continuing as new; trying again later", "error", err)
-					continue
-				}
-			}
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && !d.busy && !d.acting }); err != nil {
-				return err
-			}
-			next := DetectorInput{State: d.det.S, MaxHistory: d.in.MaxHistory, Releases: d.releases}
-			for _, p := range d.alerts {
-				next.Alerts = append(next.Alerts, *p)
-			}
-			return workflow.NewContinueAsNewError(ctx, SpikeDetectorWorkflow, next)
 		}
 	}
 }
 
-func (d *detector) handlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, recoup.QueryIncidents, func() (DetectorStatus, error) {
-		if d.det == nil {
-			return DetectorStatus{}, errStarting
-		}
-		incs := append([]spike.Incident(nil), d.det.S.Incidents...)
-		spike.SortIncidents(incs)
-		return DetectorStatus{Incidents: incs, Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
-			Records: d.records, Duplicates: d.det.S.Duplicates, Alerting: len(d.alerts), Releasing: len(d.releases),
-			Config: d.det.S.Config, Mode: d.det.Mode(d.det.S.Bucket)}, nil
-	}); err != nil {
+func (d *detector) tick(ctx workflow.Context) workflow.Future {
+	return workflow.NewTimer(ctx, d.det.S.Config.ShortWindow)
+}
+
+// waitForWork blocks until failure records arrive or the tick fires; it reports the tick.
+func (d *detector) waitForWork(ctx workflow.Context) (fired bool) {
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(d.failures, func(workflow.ReceiveChannel, bool) {}) // received by drain
+	sel.AddFuture(d.timer, func(workflow.Future) { fired = true })
+	sel.Select(ctx)
+	return fired
+}
+
+// drain observes every failure record received, once no operator's action holds the state.
+func (d *detector) drain(ctx workflow.Context) error {
+	if err := d.acting.Lock(ctx); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, recoup.UpdateIncident, d.act,
-		workflow.UpdateHandlerOptions{Validator: func(act recoup.IncidentAction) error {
-			if d.det == nil {
-				return errStarting
-			}
-			return d.det.CheckAct(act.IncidentID, act.Action)
-		}})
+	defer d.acting.Unlock()
+	for d.failures.Len() > 0 {
+		d.observe(ctx)
+	}
+	return nil
+}
+
+// observe receives one signal of failure records and counts them in stream time.
+func (d *detector) observe(ctx workflow.Context) {
+	var recs []spike.Record
+	d.failures.Receive(ctx, &recs)
+	now := workflow.Now(ctx)
+	for _, r := range recs {
+		if r.At.After(now) || r.At.IsZero() {
+			r.At = now // a clock ahead of ours must not move stream time into the future
+		}
+		d.records++
+		if d.det.S.Config.Enabled {
+			d.pending = append(d.pending, d.det.Observe(r)...)
+		}
+	}
+}
+
+// advance moves stream time with the clock when the tick fires, with no failures arriving
+// (two minutes behind, so records in flight still count in their minute).
+func (d *detector) advance(ctx workflow.Context) {
+	d.pending = append(d.pending, d.det.Advance(workflow.Now(ctx).Add(-2*d.det.S.Config.ShortWindow))...)
+	d.timer = d.tick(ctx)
+	d.ticks++
+}
+
+// historyLong reports whether the detector should continue as new. The history length is
+// the server's figure; the records, ticks and activities bound it too (each signal is one
+// event, each tick's timer two or three, each activity about six).
+func (d *detector) historyLong(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= d.in.MaxHistory ||
+		d.records+3*d.ticks+6*d.acts >= d.in.MaxHistory
+}
+
+// continueAsNew stores what is pending and carries the state, the alerts and the releases
+// into a new run. done is false when the pending incidents could not be stored: the
+// detector keeps running and tries again later.
+func (d *detector) continueAsNew(ctx workflow.Context) (done bool, err error) {
+	if err := d.drain(ctx); err != nil {
+		return true, err
+	}
+	if len(d.pending) > 0 {
+		if err := d.flush(ctx); err != nil {
+			d.log.Error("could not store incidents before continuing as new; trying again later", "error", err)
+			return false, nil
+		}
+	}
+	if err := workflow.Await(ctx, func() bool {
+		return workflow.AllHandlersFinished(ctx) && !d.storing.IsLocked() && !d.acting.IsLocked()
+	}); err != nil {
+		return true, err
+	}
+	next := DetectorInput{State: d.det.S, MaxHistory: d.in.MaxHistory, Releases: d.releases}
+	for _, p := range d.alerts {
+		next.Alerts = append(next.Alerts, *p)
+	}
+	return true, workflow.NewContinueAsNewError(ctx, SpikeDetectorWorkflow, next)
+}
+
+func (d *detector) registerHandlers(ctx workflow.Context) error {
+	if err := setQuery(ctx, recoup.QueryIncidents, d.status); err != nil {
+		return err
+	}
+	return setUpdate(ctx, recoup.UpdateIncident, d.validateAct, d.act)
+}
+
+// status is what QueryIncidents returns.
+func (d *detector) status() (DetectorStatus, error) {
+	if d.det == nil {
+		return DetectorStatus{}, errStarting
+	}
+	incs := append([]spike.Incident(nil), d.det.S.Incidents...)
+	spike.SortIncidents(incs)
+	return DetectorStatus{Incidents: incs, Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
+		Records: d.records, Duplicates: d.det.S.Duplicates, Alerting: len(d.alerts), Releasing: len(d.releases),
+		Config: d.det.S.Config, Mode: d.det.Mode(d.det.S.Bucket)}, nil
+}
+
+func (d *detector) validateAct(act recoup.IncidentAction) error {
+	if d.det == nil {
+		return errStarting
+	}
+	return d.det.CheckAct(act.IncidentID, act.Action)
 }
 
 var errStarting = errors.New("the failure-spike detector is starting (loading its policy and the open incidents); try again in a moment")
@@ -262,26 +326,9 @@ var errStarting = errors.New("the failure-spike detector is starting (loading it
 // the update fails and nothing changed. The runs an incident stops holding are released
 // (retried on later ticks if that fails); the alert goes its own way.
 func (d *detector) act(ctx workflow.Context, act recoup.IncidentAction) (spike.Incident, error) {
-	if err := workflow.Await(ctx, func() bool { return !d.busy && !d.acting }); err != nil {
+	inc, err := d.storeAction(ctx, act)
+	if err != nil {
 		return spike.Incident{}, err
-	}
-	note := act.Note
-	if act.By != "" {
-		note = act.By + ": " + note
-	}
-	inc, err := d.det.Acted(act.IncidentID, act.Action, note) // the state may have moved since validation
-	if err != nil {
-		return spike.Incident{}, temporal.NewApplicationError(err.Error(), "Rejected")
-	}
-	d.busy, d.acting = true, true
-	d.acts++
-	err = workflow.ExecuteActivity(withSummary(ctx, actionActivity, fmt.Sprintf("Store the action: %s %s", act.Action, inc.ID)),
-		a.StoreIncidentAction, activities.IncidentActionInput{Action: act.Action, By: act.By, Incident: inc}).Get(ctx, nil)
-	d.busy, d.acting = false, false
-	if err != nil {
-		d.log.Error("could not store an incident action; nothing changed", "incident", inc.ID, "action", act.Action, "error", err)
-		return spike.Incident{}, temporal.NewApplicationError(
-			fmt.Sprintf("could not store the %s of %s, so nothing changed (try again): %v", act.Action, inc.ID, err), "NotStored")
 	}
 	if err := d.det.Apply(inc); err != nil {
 		return spike.Incident{}, err // cannot happen: nothing changed the state while the action was stored
@@ -300,260 +347,32 @@ func (d *detector) act(ctx workflow.Context, act recoup.IncidentAction) (spike.I
 	return inc, nil
 }
 
-// live lists the incidents that hold runs (the detector keeps them live in the store).
-func (d *detector) live() []string {
-	var ids []string
-	for _, in := range d.det.S.Incidents {
-		if spike.Holding(in.Status) {
-			ids = append(ids, in.ID)
-		}
+// storeAction checks the action against the state as it is now and stores the incident as
+// the action leaves it, holding the state (no record is observed) until it is stored.
+func (d *detector) storeAction(ctx workflow.Context, act recoup.IncidentAction) (spike.Incident, error) {
+	if err := d.storing.Lock(ctx); err != nil {
+		return spike.Incident{}, err
 	}
-	return ids
-}
-
-// flush stores the pending events' incidents, as they are now, and keeps the holding ones
-// live; then it alerts on the events and releases the runs of the incidents that stopped
-// holding, neither waiting for the other.
-func (d *detector) flush(ctx workflow.Context) error {
-	events := d.pending
-	d.pending = nil
-	if err := d.store(ctx, events); err != nil {
-		d.pending = append(events, d.pending...)
-		return err
+	defer d.storing.Unlock()
+	note := act.Note
+	if act.By != "" {
+		note = act.By + ": " + note
 	}
-	if len(events) > 0 {
-		d.queueAlert(ctx, events)
-	}
-	for _, ev := range events {
-		if !spike.Holding(ev.Incident.Status) {
-			d.queueRelease(ev.Incident)
-		}
-	}
-	d.startReleases(ctx)
-	return nil
-}
-
-func (d *detector) store(ctx workflow.Context, events []spike.Event) error {
-	if err := workflow.Await(ctx, func() bool { return !d.busy }); err != nil {
-		return err
-	}
-	d.busy = true
-	defer func() { d.busy = false }()
-	var incs []spike.Incident
-	for _, ev := range events {
-		in := ev.Incident
-		if cur := d.det.Incident(in.ID); cur != nil {
-			in = *cur // as it is now: a later action or clearing must not be overwritten
-		}
-		if !slices.ContainsFunc(incs, func(x spike.Incident) bool { return x.ID == in.ID }) {
-			incs = append(incs, in)
-		}
-	}
-	summary := "Keep the open incidents live"
-	if len(events) > 0 {
-		summary = fmt.Sprintf("Store %d incident event(s): %s %s", len(events), events[0].Kind, events[0].Incident.Cohort)
-	}
-	d.acts++
-	return workflow.ExecuteActivity(withSummary(ctx, dbActivity, summary), a.StoreIncidents,
-		activities.StoreIncidentsInput{Incidents: incs, Live: d.live()}).Get(ctx, nil)
-}
-
-func (d *detector) queueAlert(ctx workflow.Context, events []spike.Event) {
-	p := &PendingAlert{Events: events, Since: workflow.Now(ctx)}
-	d.alerts = append(d.alerts, p)
-	d.startAlert(ctx, p)
-}
-
-// startAlert delivers an alert in the background, retrying it until AlertFor has passed
-// since it was first tried; a failure is logged (and counted by the activity).
-func (d *detector) startAlert(ctx workflow.Context, p *PendingAlert) {
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { d.alerts = slices.DeleteFunc(d.alerts, func(x *PendingAlert) bool { return x == p }) }()
-		left := AlertFor - workflow.Now(ctx).Sub(p.Since)
-		if left <= 0 {
-			d.log.Error("gave up alerting on incident events", "incident", p.Events[0].Incident.ID, "kind", p.Events[0].Kind, "since", p.Since)
-			return
-		}
-		opts := alertActivity
-		opts.ScheduleToCloseTimeout = left
-		d.acts++
-		summary := fmt.Sprintf("Alert on %d incident event(s): %s %s", len(p.Events), p.Events[0].Kind, p.Events[0].Incident.ID)
-		if err := workflow.ExecuteActivity(withSummary(ctx, opts, summary), a.AlertIncidents, activities.IncidentsInput{Events: p.Events}).Get(ctx, nil); err != nil {
-			d.log.Error("gave up alerting on incident events", "incident", p.Events[0].Incident.ID, "kind", p.Events[0].Kind, "error", err)
-		}
-	})
-}
-
-// queueRelease notes that an incident's held runs are to be released.
-func (d *detector) queueRelease(inc spike.Incident) {
-	if !slices.ContainsFunc(d.releases, func(x spike.Incident) bool { return x.ID == inc.ID }) {
-		d.releases = append(d.releases, inc)
-	}
-}
-
-// startReleases releases, in the background, the runs of every queued incident whose
-// release is not in flight.
-func (d *detector) startReleases(ctx workflow.Context) {
-	for _, inc := range d.releases {
-		if !d.releasing[inc.ID] {
-			workflow.Go(ctx, func(ctx workflow.Context) {
-				if _, err := d.release(ctx, inc); err != nil {
-					d.log.Error("could not release held runs; retrying on the next tick", "incident", inc.ID, "error", err)
-				}
-			})
-		}
-	}
-}
-
-// release releases the runs inc holds (one release per incident at a time); once done,
-// the incident leaves the queue.
-func (d *detector) release(ctx workflow.Context, inc spike.Incident) (int, error) {
-	if d.releasing[inc.ID] {
-		return 0, nil
-	}
-	d.releasing[inc.ID] = true
-	defer delete(d.releasing, inc.ID)
-	var res activities.IncidentsResult
-	d.acts++
-	err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Release the runs held by "+inc.ID+" ("+inc.Status+")"),
-		a.ReleaseIncidentHolds, activities.ReleaseInput{Incident: inc}).Get(ctx, &res)
+	inc, err := d.det.Acted(act.IncidentID, act.Action, note) // the state may have moved since validation
 	if err != nil {
-		return res.Released, err
+		return spike.Incident{}, temporal.NewApplicationError(err.Error(), "Rejected")
 	}
-	d.releases = slices.DeleteFunc(d.releases, func(x spike.Incident) bool { return x.ID == inc.ID })
-	return res.Released, nil
-}
-
-// legacyDetector is the detector before DetectorHoldsEnd, kept for the runs that started
-// before it (until they continue as new): one RecordIncidents activity stores, releases and
-// alerts; an operator's action is applied, then stored.
-func legacyDetector(ctx workflow.Context, in DetectorInput) error {
-	logger := workflow.GetLogger(ctx)
-	maxHistory := in.MaxHistory
-	if maxHistory <= 0 {
-		maxHistory = 10000
+	if err := d.acting.Lock(ctx); err != nil { // free: only an action holds it across a yield
+		return spike.Incident{}, err
 	}
-	state := in.State
-	if state == nil {
-		state = &spike.State{}
+	defer d.acting.Unlock()
+	d.acts++
+	err = workflow.ExecuteActivity(withSummary(ctx, actionActivity, fmt.Sprintf("Store the action: %s %s", act.Action, inc.ID)),
+		detectorActs.StoreIncidentAction, activities.IncidentActionInput{Action: act.Action, By: act.By, Incident: inc}).Get(ctx, nil)
+	if err != nil {
+		d.log.Error("could not store an incident action; nothing changed", "incident", inc.ID, "action", act.Action, "error", err)
+		return spike.Incident{}, temporal.NewApplicationError(
+			fmt.Sprintf("could not store the %s of %s, so nothing changed (try again): %v", act.Action, inc.ID, err), "NotStored")
 	}
-	cfg := state.Config
-	if err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Load the spike policy"), a.SpikeConfig).Get(ctx, &cfg); err != nil {
-		logger.Warn("could not load the spike policy; keeping the last one", "error", err)
-	}
-	det := spike.New(state, cfg)
-	records := 0
-
-	var pending []spike.Event
-	busy := false // serializes RecordIncidents between the main loop and operator updates
-	record := func(ctx workflow.Context, events []spike.Event) (activities.IncidentsResult, error) {
-		var res activities.IncidentsResult
-		if len(events) == 0 {
-			return res, nil
-		}
-		if err := workflow.Await(ctx, func() bool { return !busy }); err != nil {
-			return res, err
-		}
-		busy = true
-		defer func() { busy = false }()
-		summary := fmt.Sprintf("Record %d incident event(s): %s %s", len(events), events[0].Kind, events[0].Incident.Cohort)
-		err := workflow.ExecuteActivity(withSummary(ctx, dbActivity, summary), a.RecordIncidents, activities.IncidentsInput{Events: events}).Get(ctx, &res)
-		return res, err
-	}
-
-	if err := workflow.SetQueryHandler(ctx, recoup.QueryIncidents, func() (DetectorStatus, error) {
-		incs := append([]spike.Incident(nil), det.S.Incidents...)
-		spike.SortIncidents(incs)
-		return DetectorStatus{Incidents: incs, Cohorts: len(det.S.Cohorts), Bucket: det.S.Bucket, Late: det.S.Late,
-			Records: records, Duplicates: det.S.Duplicates, Config: det.S.Config}, nil
-	}); err != nil {
-		return err
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, recoup.UpdateIncident,
-		func(ctx workflow.Context, act recoup.IncidentAction) (spike.Incident, error) {
-			note := act.Note
-			if act.By != "" {
-				note = act.By + ": " + note
-			}
-			inc, err := det.Act(act.IncidentID, act.Action, note)
-			if err != nil {
-				return inc, temporal.NewApplicationError(err.Error(), "Rejected")
-			}
-			logger.Info("incident action", "incident", inc.ID, "action", act.Action, "by", act.By)
-			res, err := record(ctx, []spike.Event{{Kind: act.Action, Incident: inc}})
-			if err != nil {
-				return inc, err
-			}
-			if res.Released > 0 {
-				inc.Note += fmt.Sprintf(" (%d held runs released)", res.Released)
-			}
-			return inc, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(act recoup.IncidentAction) error {
-			return det.CheckAct(act.IncidentID, act.Action)
-		}},
-	); err != nil {
-		return err
-	}
-
-	failures := workflow.GetSignalChannel(ctx, recoup.SignalFailures)
-	receive := func(c workflow.ReceiveChannel) {
-		var recs []spike.Record
-		c.Receive(ctx, &recs)
-		now := workflow.Now(ctx)
-		for _, r := range recs {
-			if r.At.After(now) || r.At.IsZero() {
-				r.At = now // a clock ahead of ours must not move stream time into the future
-			}
-			records++
-			if det.S.Config.Enabled {
-				pending = append(pending, det.Observe(r)...)
-			}
-		}
-	}
-	tick := func() workflow.Future { return workflow.NewTimer(ctx, det.S.Config.ShortWindow) }
-	timer := tick()
-	ticks := 0
-	for {
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(failures, func(c workflow.ReceiveChannel, _ bool) { receive(c) })
-		fired := false
-		sel.AddFuture(timer, func(workflow.Future) { fired = true })
-		sel.Select(ctx)
-		for failures.Len() > 0 {
-			receive(failures)
-		}
-		if fired {
-			// With no failures arriving, stream time follows the clock (two minutes behind,
-			// so records in flight still count in their minute).
-			pending = append(pending, det.Advance(workflow.Now(ctx).Add(-2*det.S.Config.ShortWindow))...)
-			timer = tick()
-			ticks++
-		}
-		if len(pending) > 0 {
-			events := pending
-			pending = nil
-			if _, err := record(ctx, events); err != nil {
-				logger.Error("could not record incidents; retrying with the next batch", "error", err)
-				pending = append(events, pending...)
-			}
-		}
-		info := workflow.GetInfo(ctx)
-		// The history length is the server's figure; records + 3 per tick bounds it too
-		// (each signal is one event, each tick's timer two or three).
-		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistory || records+3*ticks >= maxHistory {
-			for failures.Len() > 0 {
-				receive(failures)
-			}
-			if _, err := record(ctx, pending); err != nil {
-				logger.Error("could not record incidents before continuing as new; trying again later", "error", err)
-				continue
-			}
-			pending = nil
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && !busy }); err != nil {
-				return err
-			}
-			return workflow.NewContinueAsNewError(ctx, SpikeDetectorWorkflow, DetectorInput{State: det.S, MaxHistory: in.MaxHistory})
-		}
-	}
+	return inc, nil
 }

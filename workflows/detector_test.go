@@ -16,8 +16,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/spike"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -34,7 +34,7 @@ type detectorWorld struct {
 	alerted       []string // "kind cohort status" per delivered alert event
 	alertAttempts int
 
-	recovery     store.Recovery
+	recovery     postgres.Recovery
 	alertErr     error // every alert fails with it
 	storeActErrs int   // the first n action stores fail
 }
@@ -44,12 +44,13 @@ func newDetector(t *testing.T) *detectorWorld {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.RegisterWorkflowWithOptions(workflows.SpikeDetectorWorkflow, workflow.RegisterOptions{Name: recoup.DetectorWorkflowType})
-	env.RegisterActivity(&activities.Activities{})
+	env.RegisterActivity(&activities.DunningActivities{})
+	env.RegisterActivity(&activities.DetectorActivities{})
 	w := &detectorWorld{t: t, env: env}
 	cfg := spike.DefaultConfig()
 	cfg.Warmup = 10 * time.Minute
 	env.OnActivity(a.SpikeConfig, mock.Anything).Return(cfg, nil)
-	env.OnActivity(a.RecoverIncidents, mock.Anything).Return(func(context.Context) (store.Recovery, error) {
+	env.OnActivity(a.RecoverIncidents, mock.Anything).Return(func(context.Context) (postgres.Recovery, error) {
 		return w.recovery, nil
 	})
 	env.OnActivity(a.StoreIncidents, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StoreIncidentsInput) error {
@@ -276,7 +277,7 @@ func TestRestartedDetectorRecoversOpenIncidents(t *testing.T) {
 		Evidence: spike.Evidence{Window: time.Minute, Observed: 30, Expected: 2, Ratio: 15}}
 	ended := open
 	ended.ID, ended.Cohort, ended.Value, ended.Status = "inc-20261102T1000-2", "bin=424242", "424242", spike.Cleared
-	w.recovery = store.Recovery{Incidents: []spike.Incident{open}, Unreleased: []spike.Incident{ended},
+	w.recovery = postgres.Recovery{Incidents: []spike.Incident{open}, Unreleased: []spike.Incident{ended},
 		Held: map[string]int{open.ID: 5, ended.ID: 2}, LastID: 4}
 	w.feed(0, 30*time.Second, 40, "411111") // 2 a minute: the recorded baseline
 	var during workflows.DetectorStatus

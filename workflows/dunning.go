@@ -62,7 +62,10 @@ var (
 )
 
 // a is used only for typed method values; the worker registers the real struct.
-var a *activities.Activities
+var a *activities.DunningActivities
+
+// detectorActs is used only for typed method values of the detector's activities.
+var detectorActs *activities.DetectorActivities
 
 // waitKind is what a run is waiting for; support's act-now ends only some of them.
 type waitKind string
@@ -116,19 +119,29 @@ type dunning struct {
 	exhaustAt     time.Time
 	exhaustPaused time.Duration
 	signalChans   []workflow.ReceiveChannel
+	support       supportActions
 	log           log.Logger
 }
 
 // DunningWorkflow runs the dunning schedule of one failed invoice until it is recovered,
 // exhausted or canceled. Its ID is recoup.WorkflowID(invoice id).
 func DunningWorkflow(ctx workflow.Context, in recoup.DunningInput) (recoup.DunningResult, error) {
-	d := &dunning{in: in, seen: map[string]bool{}}
+	d := newDunning(in)
 	if err := d.setup(ctx); err != nil {
 		return recoup.DunningResult{Status: recoup.StatusFailed, Reason: err.Error()}, err
 	}
 	return d.run(ctx)
 }
 
+func newDunning(in recoup.DunningInput) *dunning {
+	d := &dunning{in: in, seen: map[string]bool{}}
+	d.support = d.supportActions()
+	return d
+}
+
+// setup validates the input, takes over the state of a run continued as new (or starts
+// one), registers the query and the support actions' Updates, sets the search attributes
+// and starts applying the signals.
 func (d *dunning) setup(ctx workflow.Context) error {
 	f := d.in.Failure
 	switch {
@@ -152,9 +165,7 @@ func (d *dunning) setup(ctx workflow.Context) error {
 		d.failureCode = f.FailureCode
 	}
 	d.settleAnyTime = d.in.Continued != nil || workflow.GetVersion(ctx, ChangeSettleAnyTime, workflow.DefaultVersion, 1) >= 1
-	if err := workflow.SetQueryHandler(ctx, recoup.QueryStatus, func() (recoup.State, error) {
-		return d.state, nil
-	}); err != nil {
+	if err := setQuery(ctx, recoup.QueryStatus, func() (recoup.State, error) { return d.state, nil }); err != nil {
 		return err
 	}
 	if err := d.registerUpdates(ctx); err != nil {
@@ -245,63 +256,95 @@ func withSummary(ctx workflow.Context, opts workflow.ActivityOptions, summary st
 	return workflow.WithActivityOptions(ctx, opts)
 }
 
+// run carries out the schedule's steps, then waits for a retry outcome until the run is
+// exhausted, unless it ends first (recovered, canceled) or continues as new.
 func (d *dunning) run(ctx workflow.Context) (recoup.DunningResult, error) {
-	f := d.in.Failure
 	if d.in.Continued == nil {
-		var plan activities.PlanRunResult
-		err := dbCall(ctx, "Plan the run", a.PlanRun, activities.PlanRunInput{
-			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, StartedAt: d.state.StartedAt,
-		}).Get(ctx, &plan)
-		if err != nil {
+		if err := d.plan(ctx); err != nil {
 			return d.finish(ctx, recoup.StatusFailed, "could not plan the run: "+err.Error())
 		}
-		d.schedule, d.finalWait = plan.Schedule, plan.FinalWait
-		if d.finalWait <= 0 {
-			d.finalWait = FinalWait
-		}
-		d.state.TotalSteps = len(d.schedule)
 	}
 	for ; d.nextStep < len(d.schedule); d.nextStep++ {
-		step := d.nextStep + 1
-		offset := d.schedule[d.nextStep]
-		stepAt := func() time.Time { return d.state.StartedAt.Add(offset + d.pausedFor) }
-		switch d.waitUntil(ctx, stepAt, fmt.Sprintf("step %d", step), waitStep) {
-		case waitContinueAsNew:
-			return d.continueAsNew(ctx)
-		case waitEnded:
-			return d.end(ctx)
-		}
-		d.state.Step = step
-		d.upsert(ctx, DunningStepKey.ValueSet(int64(step)))
-		// A step that could not complete (a dependency failed past its retries, or answered
-		// with an error retrying cannot fix) is tried again later, never skipped (I7).
-		for attempt := 1; ; attempt++ {
-			err := d.runStep(ctx, step, stepAt())
-			if err == nil || d.state.Status.Ended() || ctx.Err() != nil {
-				break
-			}
-			var appErr *temporal.ApplicationError
-			if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownCustomer {
-				res, _ := d.finish(ctx, recoup.StatusFailed, appErr.Message())
-				return res, temporal.NewNonRetryableApplicationError(appErr.Message(), activities.ErrTypeUnknownCustomer, nil)
-			}
-			d.log.Error("step could not complete; trying it again in an hour", "step", step, "attempt", attempt, "error", err)
-			retryAt := workflow.Now(ctx).Add(stepRetryInterval)
-			if d.waitUntil(ctx, func() time.Time { return retryAt }, fmt.Sprintf("try step %d again", step), waitRetry) != waitDone {
-				break
-			}
+		if res, done, err := d.scheduledStep(ctx); done {
+			return res, err
 		}
 	}
-	if !d.state.Status.Ended() && ctx.Err() == nil {
-		if d.exhaustAt.IsZero() {
-			d.exhaustAt, d.exhaustPaused = workflow.Now(ctx).Add(d.finalWait), d.pausedFor
-		}
-		at := func() time.Time { return d.exhaustAt.Add(d.pausedFor - d.exhaustPaused) }
-		if d.waitUntil(ctx, at, "exhaust if still unpaid", waitFinal) == waitContinueAsNew {
-			return d.continueAsNew(ctx)
-		}
+	if d.awaitOutcome(ctx) == waitContinueAsNew {
+		return d.continueAsNew(ctx)
 	}
 	return d.end(ctx)
+}
+
+// plan records the run in PostgreSQL and takes its schedule (PlanRun).
+func (d *dunning) plan(ctx workflow.Context) error {
+	f := d.in.Failure
+	var plan activities.PlanRunResult
+	err := dbCall(ctx, "Plan the run", a.PlanRun, activities.PlanRunInput{
+		WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, StartedAt: d.state.StartedAt,
+	}).Get(ctx, &plan)
+	if err != nil {
+		return err
+	}
+	d.schedule, d.finalWait = plan.Schedule, plan.FinalWait
+	if d.finalWait <= 0 {
+		d.finalWait = FinalWait
+	}
+	d.state.TotalSteps = len(d.schedule)
+	return nil
+}
+
+// scheduledStep waits for the schedule's next step and carries it out; done when the run
+// ends or continues as new instead.
+func (d *dunning) scheduledStep(ctx workflow.Context) (res recoup.DunningResult, done bool, err error) {
+	step := d.nextStep + 1
+	offset := d.schedule[d.nextStep]
+	stepAt := func() time.Time { return d.state.StartedAt.Add(offset + d.pausedFor) }
+	switch d.waitUntil(ctx, stepAt, fmt.Sprintf("step %d", step), waitStep) {
+	case waitContinueAsNew:
+		res, err := d.continueAsNew(ctx)
+		return res, true, err
+	case waitEnded:
+		res, err := d.end(ctx)
+		return res, true, err
+	}
+	d.state.Step = step
+	d.upsert(ctx, DunningStepKey.ValueSet(int64(step)))
+	return d.carryOut(ctx, step, stepAt)
+}
+
+// carryOut runs a step until it completes. A step that could not complete (a dependency
+// failed past its retries, or answered with an error retrying cannot fix) is tried again
+// later, never skipped (I7); an unknown customer fails the run (done).
+func (d *dunning) carryOut(ctx workflow.Context, step int, stepAt func() time.Time) (res recoup.DunningResult, done bool, err error) {
+	for attempt := 1; ; attempt++ {
+		err := d.runStep(ctx, step, stepAt())
+		if err == nil || d.state.Status.Ended() || ctx.Err() != nil {
+			return res, false, nil
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownCustomer {
+			res, _ := d.finish(ctx, recoup.StatusFailed, appErr.Message())
+			return res, true, temporal.NewNonRetryableApplicationError(appErr.Message(), activities.ErrTypeUnknownCustomer, nil)
+		}
+		d.log.Error("step could not complete; trying it again in an hour", "step", step, "attempt", attempt, "error", err)
+		retryAt := workflow.Now(ctx).Add(stepRetryInterval)
+		if d.waitUntil(ctx, func() time.Time { return retryAt }, fmt.Sprintf("try step %d again", step), waitRetry) != waitDone {
+			return res, false, nil
+		}
+	}
+}
+
+// awaitOutcome waits, after the last step, for a retry outcome until FinalWait has passed
+// (moved back by pauses).
+func (d *dunning) awaitOutcome(ctx workflow.Context) waitResult {
+	if d.state.Status.Ended() || ctx.Err() != nil {
+		return waitEnded
+	}
+	if d.exhaustAt.IsZero() {
+		d.exhaustAt, d.exhaustPaused = workflow.Now(ctx).Add(d.finalWait), d.pausedFor
+	}
+	at := func() time.Time { return d.exhaustAt.Add(d.pausedFor - d.exhaustPaused) }
+	return d.waitUntil(ctx, at, "exhaust if still unpaid", waitFinal)
 }
 
 // end settles the run's final status and records it.

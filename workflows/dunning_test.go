@@ -19,7 +19,11 @@ import (
 
 const day = 24 * time.Hour
 
-var a *activities.Activities
+// a is used only for typed method values of both workflows' activities.
+var a struct {
+	*activities.DunningActivities
+	*activities.DetectorActivities
+}
 
 var t0 = time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
 
@@ -82,7 +86,8 @@ func newWorld(t *testing.T) *world {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.RegisterWorkflow(workflows.DunningWorkflow)
-	env.RegisterActivity(&activities.Activities{})
+	env.RegisterActivity(&activities.DunningActivities{})
+	env.RegisterActivity(&activities.DetectorActivities{})
 	w := &world{t: t, env: env, down: map[string]time.Duration{}, attempts: map[string]int{}, input: input()}
 	w.decide = func(in activities.DecideInput) recoup.Decision {
 		return decision(in, recoup.ChannelEmail, recoup.Incentive{}, 0)

@@ -16,12 +16,22 @@ import (
 // policy's max_hold, or when the run ends (a retry that succeeds recovers it). Later steps
 // move back by the time held. A failing check never blocks dunning.
 func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
-	v := workflow.GetVersion(ctx, ChangeSpikeHold, workflow.DefaultVersion, 2)
-	if v < 1 {
+	res, ok := d.checkHold(ctx, wfID)
+	if !ok || res.IncidentID == "" || d.state.Status.Ended() {
 		return
 	}
+	d.hold(ctx, res)
+}
+
+// checkHold asks whether an incident holds the run (ChangeSpikeHold: version 1 an activity,
+// version 2 a local activity); ok is false when the run predates the change or the check
+// failed.
+func (d *dunning) checkHold(ctx workflow.Context, wfID string) (res activities.HoldResult, ok bool) {
+	v := workflow.GetVersion(ctx, ChangeSpikeHold, workflow.DefaultVersion, 2)
+	if v < 1 {
+		return res, false
+	}
 	f := d.in.Failure
-	var res activities.HoldResult
 	in := activities.HoldInput{
 		WorkflowID: wfID, Gateway: f.Gateway, CardBIN: f.CardBIN, Country: f.IssuerCountry, FailureCode: f.FailureCode,
 		AmountMinor: f.AmountMinor, Now: workflow.Now(ctx),
@@ -34,14 +44,16 @@ func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
 	} else {
 		check = workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Check for a failure-spike incident"), a.CheckHold, in)
 	}
-	err := check.Get(ctx, &res)
-	if err != nil {
+	if err := check.Get(ctx, &res); err != nil {
 		d.log.Warn("could not check for failure-spike incidents; not holding", "error", err)
-		return
+		return res, false
 	}
-	if res.IncidentID == "" || d.state.Status.Ended() {
-		return
-	}
+	return res, true
+}
+
+// hold holds the run's first message until the hold ends; later steps move back by the
+// time held (unless a pause already moves them).
+func (d *dunning) hold(ctx workflow.Context, res activities.HoldResult) {
 	since := workflow.Now(ctx)
 	d.state.Hold = &recoup.Hold{IncidentID: res.IncidentID, Since: since, Until: since.Add(res.MaxHold)}
 	d.holdReleased = false

@@ -7,17 +7,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// ChangeLocalDBReads is the workflow.GetVersion change id under which a run's short
-// PostgreSQL activities (PlanRun, FetchCustomerHistory) run as local activities: in the
-// worker that runs the workflow task, recorded as one marker event each, instead of a
-// round trip through a task queue (three events and a workflow task each). Sends stay
-// regular activities on their own task queues (exactly once, rate limited).
-//
-// A run recorded with this change also took every earlier change of the workflow
-// ("decision-search-attributes", "sends-task-queue"): their GetVersion calls are skipped
-// for it, which saves a marker and a search-attribute upsert each.
-const ChangeLocalDBReads = "local-db-reads"
-
 // dbLocalActivity: the same timeouts and retries as dbActivity (no overall limit: an outage
 // of any length delays the run, never fails it). A local activity retried for longer than a
 // workflow task keeps the task alive with heartbeats; a backoff longer than a minute

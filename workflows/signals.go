@@ -53,7 +53,9 @@ func (d *dunning) applyPendingSignals(ctx workflow.Context) {
 	}
 }
 
-// startSignals applies every signal to the run's state for as long as the run lives.
+// startSignals applies every signal to the run's state for as long as the run lives. The
+// order of the listeners matters to replay: of the signals delivered together, those of
+// the first listener apply first.
 func (d *dunning) startSignals(ctx workflow.Context) {
 	sel := workflow.NewSelector(ctx)
 	onSignal(d, ctx, sel, recoup.SignalPaymentFailed, d.onPaymentFailed)
@@ -63,27 +65,11 @@ func (d *dunning) startSignals(ctx workflow.Context) {
 			d.setStatus(ctx, recoup.StatusRecovered, "paid another way")
 		}
 	})
-	onSignal(d, ctx, sel, recoup.SignalCancel, func(ctx workflow.Context, s recoup.Cancel) {
-		if r := d.receive(ctx, recoup.SignalCancel, s.EventID, s.OccurredAt, settles); r != nil {
-			r.Note = d.cancel(ctx, s, "signal")
-		}
-	})
-	onSignal(d, ctx, sel, recoup.SignalPause, func(ctx workflow.Context, s recoup.Pause) {
-		d.supportSignal(ctx, recoup.SignalPause, s.EventID, s.OccurredAt, func() error { return d.validatePause(s) },
-			func() string { return d.pause(ctx, s, "signal") })
-	})
-	onSignal(d, ctx, sel, recoup.SignalResume, func(ctx workflow.Context, s recoup.Resume) {
-		d.supportSignal(ctx, recoup.SignalResume, s.EventID, s.OccurredAt, func() error { return d.validateResume(s) },
-			func() string { return d.resume(ctx, s, "signal") })
-	})
-	onSignal(d, ctx, sel, recoup.SignalActNow, func(ctx workflow.Context, s recoup.ActNowRequest) {
-		d.supportSignal(ctx, recoup.SignalActNow, "", time.Time{}, func() error { return d.validateActNow(s) },
-			func() string { return d.actNow(ctx, s, "signal") })
-	})
-	onSignal(d, ctx, sel, recoup.SignalSetChannel, func(ctx workflow.Context, s recoup.SetChannelRequest) {
-		d.supportSignal(ctx, recoup.SignalSetChannel, "", time.Time{}, func() error { return d.validateSetChannel(s) },
-			func() string { return d.setNextChannel(ctx, s, "signal") })
-	})
+	// Support actions, as signals (their names are those of their Updates).
+	sa := d.support
+	for _, h := range []supportHandler{sa.cancel, sa.pause, sa.resume, sa.actNow, sa.setChannel} {
+		h.listen(ctx, sel)
+	}
 	onSignal(d, ctx, sel, recoup.SignalOptOut, d.onOptOut)
 	onSignal(d, ctx, sel, recoup.SignalReleaseHold, d.onReleaseHold)
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -91,20 +77,6 @@ func (d *dunning) startSignals(ctx workflow.Context) {
 			sel.Select(ctx)
 		}
 	})
-}
-
-// supportSignal applies a support action sent as a signal: the same validation as its
-// Update, a rejection recorded instead of returned.
-func (d *dunning) supportSignal(ctx workflow.Context, name, eventID string, occurredAt time.Time, validate func() error, apply func() string) {
-	r := d.receive(ctx, name, eventID, occurredAt, other)
-	if r == nil {
-		return
-	}
-	if err := validate(); err != nil {
-		r.Applied, r.Note = false, err.Error()
-		return
-	}
-	r.Note = apply()
 }
 
 // signalKind says how a signal's occurred_at matters.

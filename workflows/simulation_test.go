@@ -249,7 +249,8 @@ func runHistory(t *testing.T, rt *rapid.T, h simHistory) {
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.RegisterWorkflow(workflows.DunningWorkflow)
-	env.RegisterActivity(&activities.Activities{})
+	env.RegisterActivity(&activities.DunningActivities{})
+	env.RegisterActivity(&activities.DetectorActivities{})
 	rec := &simRecord{decides: map[int]time.Time{}, stepWork: map[int]time.Time{}}
 	down := func(name string) error {
 		now := env.Now().Sub(t0)

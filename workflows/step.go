@@ -65,118 +65,181 @@ type window struct{ from, until time.Time }
 
 func (w window) passed(now time.Time) bool { return !w.until.IsZero() && !now.Before(w.until) }
 
+// delivery is the state of one step's message on its way to the provider.
+type delivery struct {
+	step      int
+	dec       recoup.Decision
+	in        activities.SendInput
+	win       window
+	announced bool   // the offer (if any) was announced, or refused by billing
+	what      string // the wait for the allowed hours, as the UI shows it
+}
+
+// next says how a delivery goes on after one of its steps.
+type next int
+
+const (
+	proceed  next = iota // go on to the delivery's next step
+	again                // start over: check the window and the run again
+	finished             // the delivery is over (sent, failed, skipped or stopped)
+)
+
 // deliver hands the step's message to the provider once, inside the customer's allowed
 // hours, while the run is active: a settle, cancel, opt-out or pause that arrives at any
 // moment before the send starts (waiting, announcing the offer, retrying the send) stops it.
 // A pause moves the message to the first allowed window after the resume.
 func (d *dunning) deliver(ctx workflow.Context, step int, dec recoup.Decision) {
 	f := d.in.Failure
-	in := activities.SendInput{
-		IdempotencyKey: activities.IdempotencyKey(d.runKey, step, dec.Channel), WorkflowID: d.runKey,
-		InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step, Decision: dec,
-		AmountMinor: f.AmountMinor, Currency: f.Currency,
-	}
-	win := window{from: dec.SendAt, until: dec.SendUntil}
-	announced := dec.Incentive.Kind == recoup.IncentiveNone || dec.Incentive.Kind == ""
-	what := fmt.Sprintf("send step %d by %s", step, dec.Channel)
+	dl := &delivery{step: step, dec: dec, win: window{from: dec.SendAt, until: dec.SendUntil},
+		announced: dec.Incentive.Kind == recoup.IncentiveNone || dec.Incentive.Kind == "",
+		what:      fmt.Sprintf("send step %d by %s", step, dec.Channel),
+		in: activities.SendInput{
+			IdempotencyKey: activities.IdempotencyKey(d.runKey, step, dec.Channel), WorkflowID: d.runKey,
+			InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step, Decision: dec,
+			AmountMinor: f.AmountMinor, Currency: f.Currency,
+		}}
 	for {
-		d.applyPendingSignals(ctx)
-		if d.state.Status.Ended() || ctx.Err() != nil {
-			return
-		}
-		if win.passed(workflow.Now(ctx)) {
-			next, ok := d.nextWindow(ctx, dec.Channel)
-			if !ok {
-				retryAt := workflow.Now(ctx).Add(stepRetryInterval)
-				if d.waitUntil(ctx, func() time.Time { return retryAt }, "look up the allowed hours again", waitRetry) != waitDone {
-					return
-				}
-				continue
-			}
-			win = next
-		}
-		if d.waitUntil(ctx, func() time.Time { return win.from }, what, waitHours) != waitDone {
-			return
-		}
-		if win.passed(workflow.Now(ctx)) || d.state.Status != recoup.StatusActive {
-			continue // a pause or a hold outlasted the window
-		}
-		d.applyPendingSignals(ctx)
-		if d.state.Status.Ended() {
+		switch d.reachWindow(ctx, dl) {
+		case again:
+			continue
+		case finished:
 			return
 		}
 		if slices.Contains(d.excluded, dec.Channel) {
-			d.state.Messages = append(d.state.Messages, recoup.MessageRecord{Step: step, Channel: dec.Channel,
-				Delivery: "skipped", Error: "channel became unavailable before sending (opt-out or undeliverable)", At: workflow.Now(ctx)})
+			d.skipUnreachable(ctx, dl)
+			return
+		}
+		if !dl.announced {
+			d.announceOffer(ctx, dl)
+			continue // the announcement may have taken long: check the window and the run again
+		}
+		if d.send(ctx, dl) == finished {
+			return
+		}
+	}
+}
+
+// reachWindow waits, while the run is active, until the message may go: inside the
+// customer's allowed hours, asking for the next window when the current one has passed.
+func (d *dunning) reachWindow(ctx workflow.Context, dl *delivery) next {
+	d.applyPendingSignals(ctx)
+	if d.state.Status.Ended() || ctx.Err() != nil {
+		return finished
+	}
+	if dl.win.passed(workflow.Now(ctx)) {
+		w, ok := d.nextWindow(ctx, dl.dec.Channel)
+		if !ok {
+			retryAt := workflow.Now(ctx).Add(stepRetryInterval)
+			if d.waitUntil(ctx, func() time.Time { return retryAt }, "look up the allowed hours again", waitRetry) != waitDone {
+				return finished
+			}
+			return again
+		}
+		dl.win = w
+	}
+	if d.waitUntil(ctx, func() time.Time { return dl.win.from }, dl.what, waitHours) != waitDone {
+		return finished
+	}
+	if dl.win.passed(workflow.Now(ctx)) || d.state.Status != recoup.StatusActive {
+		return again // a pause or a hold outlasted the window
+	}
+	d.applyPendingSignals(ctx)
+	if d.state.Status.Ended() {
+		return finished
+	}
+	return proceed
+}
+
+// skipUnreachable records the message as skipped: its channel became unavailable.
+func (d *dunning) skipUnreachable(ctx workflow.Context, dl *delivery) {
+	d.state.Messages = append(d.state.Messages, recoup.MessageRecord{Step: dl.step, Channel: dl.dec.Channel,
+		Delivery: "skipped", Error: "channel became unavailable before sending (opt-out or undeliverable)", At: workflow.Now(ctx)})
+	d.updateDetails(ctx)
+}
+
+// announceOffer tells billing of the decision's incentive before the message promises it;
+// refused, the message goes without it. Stopped (the run paused or ended, the channel
+// became unavailable), it is tried again.
+func (d *dunning) announceOffer(ctx workflow.Context, dl *delivery) {
+	f, dec := d.in.Failure, dl.dec
+	var offer activities.OfferResult
+	stopped, err := d.stoppable(ctx, d.sendStops(dec.Channel), func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Tell billing of the offer: "+decisionLine(dec)), a.AnnounceOffer, activities.OfferInput{
+			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: dl.step,
+			Incentive: dec.Incentive, Now: workflow.Now(ctx),
+		})
+	}, &offer)
+	if stopped {
+		return
+	}
+	dl.announced = true
+	if err != nil {
+		// Billing refused the offer, so the message must not promise it.
+		d.log.Warn("offer could not be announced; sending without the incentive", "step", dl.step, "error", err)
+		dl.in.Decision.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+		return
+	}
+	dl.in.OfferExpiresAt = offer.ExpiresAt
+	d.state.Offers = append(d.state.Offers, dec.Incentive)
+}
+
+// send hands the message to the provider on its channel's task queue and records how it
+// went; again when it was stopped or reached the provider outside the allowed hours.
+func (d *dunning) send(ctx workflow.Context, dl *delivery) next {
+	dec := dl.dec
+	dl.in.NotBefore, dl.in.NotAfter = dl.win.from, dl.win.until
+	send, queue := a.SendEmail, recoup.EmailTaskQueue
+	if dec.Channel == recoup.ChannelSMS {
+		send, queue = a.SendSMS, recoup.SMSTaskQueue
+	}
+	opts := sendActivity
+	if changed(ctx, ChangeSendsTaskQueue) {
+		opts.TaskQueue = queue // rate-limited per provider across all workers
+	}
+	in := dl.in
+	var res activities.SendResult
+	stopped, err := d.stoppable(ctx, d.sendStops(dec.Channel), func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(withSummary(ctx, opts, decisionLine(in.Decision)), send, in)
+	}, &res)
+	if stopped {
+		return again
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeOutsideAllowedHours {
+		d.log.Info("the send reached the provider step outside the allowed hours; waiting for the next window", "step", dl.step)
+		dl.win.until = workflow.Now(ctx) // ask for the next window
+		return again
+	}
+	d.recordSend(ctx, dl, res, err)
+	return finished
+}
+
+// recordSend records the message's outcome. A settle billing recorded before the send ends
+// the run; a definite rejection excludes the channel from the run's next steps.
+func (d *dunning) recordSend(ctx workflow.Context, dl *delivery, res activities.SendResult, err error) {
+	ch := dl.dec.Channel
+	rec := recoup.MessageRecord{Step: dl.step, Channel: ch, IdempotencyKey: dl.in.IdempotencyKey,
+		ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		errors.As(err, &appErr)
+		rec.Delivery, rec.Error = "failed", err.Error()
+		if by, ok := settledBy(err); ok {
+			// Billing's settle is recorded and on its way to this run as a signal: the
+			// run ends with it now.
+			rec.Delivery, rec.Error = "skipped", appErr.Message()
+			d.state.Messages = append(d.state.Messages, rec)
+			d.applySettledBy(ctx, by)
 			d.updateDetails(ctx)
 			return
 		}
-		if !announced {
-			var offer activities.OfferResult
-			stopped, err := d.stoppable(ctx, d.sendStops(dec.Channel), func(ctx workflow.Context) workflow.Future {
-				return workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Tell billing of the offer: "+decisionLine(dec)), a.AnnounceOffer, activities.OfferInput{
-					WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Step: step,
-					Incentive: dec.Incentive, Now: workflow.Now(ctx),
-				})
-			}, &offer)
-			if stopped {
-				continue
-			}
-			announced = true
-			if err != nil {
-				// Billing refused the offer, so the message must not promise it.
-				d.log.Warn("offer could not be announced; sending without the incentive", "step", step, "error", err)
-				in.Decision.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
-			} else {
-				in.OfferExpiresAt = offer.ExpiresAt
-				d.state.Offers = append(d.state.Offers, dec.Incentive)
-			}
-			continue // the announcement may have taken long: check the window and the run again
+		if appErr != nil && (appErr.Type() == activities.ErrTypeProviderRejected || appErr.Type() == activities.ErrTypeNotReachable) {
+			d.exclude(ch) // e.g. an invalid phone number: the next steps use the other channel
 		}
-		in.NotBefore, in.NotAfter = win.from, win.until
-		send, queue := a.SendEmail, recoup.EmailTaskQueue
-		if dec.Channel == recoup.ChannelSMS {
-			send, queue = a.SendSMS, recoup.SMSTaskQueue
-		}
-		opts := sendActivity
-		if changed(ctx, ChangeSendsTaskQueue) {
-			opts.TaskQueue = queue // rate-limited per provider across all workers
-		}
-		var res activities.SendResult
-		stopped, err := d.stoppable(ctx, d.sendStops(dec.Channel), func(ctx workflow.Context) workflow.Future {
-			return workflow.ExecuteActivity(withSummary(ctx, opts, decisionLine(in.Decision)), send, in)
-		}, &res)
-		if stopped {
-			continue
-		}
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeOutsideAllowedHours {
-			d.log.Info("the send reached the provider step outside the allowed hours; waiting for the next window", "step", step)
-			win.until = workflow.Now(ctx) // ask for the next window
-			continue
-		}
-		rec := recoup.MessageRecord{Step: step, Channel: dec.Channel, IdempotencyKey: in.IdempotencyKey,
-			ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
-		if err != nil {
-			rec.Delivery, rec.Error = "failed", err.Error()
-			if by, ok := settledBy(err); ok {
-				// Billing's settle is recorded and on its way to this run as a signal: the
-				// run ends with it now.
-				rec.Delivery, rec.Error = "skipped", appErr.Message()
-				d.state.Messages = append(d.state.Messages, rec)
-				d.applySettledBy(ctx, by)
-				d.updateDetails(ctx)
-				return
-			}
-			if appErr != nil && (appErr.Type() == activities.ErrTypeProviderRejected || appErr.Type() == activities.ErrTypeNotReachable) {
-				d.exclude(dec.Channel) // e.g. an invalid phone number: the next steps use the other channel
-			}
-		}
-		d.state.Messages = append(d.state.Messages, rec)
-		d.upsert(ctx, LastChannelKey.ValueSet(string(dec.Channel)))
-		d.updateDetails(ctx)
-		return
 	}
+	d.state.Messages = append(d.state.Messages, rec)
+	d.upsert(ctx, LastChannelKey.ValueSet(string(ch)))
+	d.updateDetails(ctx)
 }
 
 // nextWindow asks for the customer's next allowed-hours window on a channel. ok is false

@@ -21,31 +21,85 @@ func rejected(format string, a ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, a...), ErrTypeRejected)
 }
 
+// supportAction declares one support action once: its name (an Update, and a signal of the
+// same name), payload type T, validator and handler. Both registrations come from it.
+type supportAction[T any] struct {
+	d    *dunning
+	name string
+	// kind says how the signal's occurred_at matters; event gives the signal's event id and
+	// occurred_at (nil: neither).
+	kind     signalKind
+	event    func(T) (eventID string, occurredAt time.Time)
+	validate func(T) error
+	// apply changes the run and says what it did; via is "update" or "signal".
+	apply func(ctx workflow.Context, r T, via string) string
+}
+
+// supportHandler is a supportAction of any payload type.
+type supportHandler interface {
+	registerUpdate(ctx workflow.Context) error
+	listen(ctx workflow.Context, sel workflow.Selector)
+}
+
+// registerUpdate registers the action as an Update: a rejection is returned to the caller.
+func (s supportAction[T]) registerUpdate(ctx workflow.Context) error {
+	return setUpdate(ctx, s.name, s.validate, func(ctx workflow.Context, r T) (recoup.ActionResult, error) {
+		return s.d.result(s.apply(ctx, r, "update")), nil
+	})
+}
+
+// listen applies the action's signals with the same validation, recording a rejection
+// instead of returning it.
+func (s supportAction[T]) listen(ctx workflow.Context, sel workflow.Selector) {
+	onSignal(s.d, ctx, sel, s.name, func(ctx workflow.Context, r T) {
+		var eventID string
+		var occurredAt time.Time
+		if s.event != nil {
+			eventID, occurredAt = s.event(r)
+		}
+		rec := s.d.receive(ctx, s.name, eventID, occurredAt, s.kind)
+		if rec == nil {
+			return
+		}
+		if err := s.validate(r); err != nil {
+			rec.Applied, rec.Note = false, err.Error()
+			return
+		}
+		rec.Note = s.apply(ctx, r, "signal")
+	})
+}
+
+// supportActions are the run's support actions, each declared once.
+type supportActions struct {
+	pause, resume, cancel, actNow, setChannel supportHandler
+}
+
+func (d *dunning) supportActions() supportActions {
+	return supportActions{
+		pause: supportAction[recoup.Pause]{d: d, name: recoup.UpdatePause, kind: other,
+			event:    func(r recoup.Pause) (string, time.Time) { return r.EventID, r.OccurredAt },
+			validate: d.validatePause, apply: d.pause},
+		resume: supportAction[recoup.Resume]{d: d, name: recoup.UpdateResume, kind: other,
+			event:    func(r recoup.Resume) (string, time.Time) { return r.EventID, r.OccurredAt },
+			validate: d.validateResume, apply: d.resume},
+		// A cancel signal (from billing or support) settles the run: it applies whatever
+		// its occurred_at.
+		cancel: supportAction[recoup.Cancel]{d: d, name: recoup.UpdateCancel, kind: settles,
+			event:    func(r recoup.Cancel) (string, time.Time) { return r.EventID, r.OccurredAt },
+			validate: func(recoup.Cancel) error { return d.validateActive() }, apply: d.cancel},
+		actNow: supportAction[recoup.ActNowRequest]{d: d, name: recoup.UpdateActNow, kind: other,
+			validate: d.validateActNow, apply: d.actNow},
+		setChannel: supportAction[recoup.SetChannelRequest]{d: d, name: recoup.UpdateSetChannel, kind: other,
+			validate: d.validateSetChannel, apply: d.setNextChannel},
+	}
+}
+
+// registerUpdates registers every support action as an Update. The order matters to replay:
+// updates delivered before the handlers exist run in the order their handlers register.
 func (d *dunning) registerUpdates(ctx workflow.Context) error {
-	type handler struct {
-		name      string
-		fn        any
-		validator any
-	}
-	handlers := []handler{
-		{recoup.UpdatePause, func(ctx workflow.Context, r recoup.Pause) (recoup.ActionResult, error) {
-			return d.result(d.pause(ctx, r, "update")), nil
-		}, func(_ workflow.Context, r recoup.Pause) error { return d.validatePause(r) }},
-		{recoup.UpdateResume, func(ctx workflow.Context, r recoup.Resume) (recoup.ActionResult, error) {
-			return d.result(d.resume(ctx, r, "update")), nil
-		}, func(_ workflow.Context, r recoup.Resume) error { return d.validateResume(r) }},
-		{recoup.UpdateCancel, func(ctx workflow.Context, r recoup.Cancel) (recoup.ActionResult, error) {
-			return d.result(d.cancel(ctx, r, "update")), nil
-		}, func(_ workflow.Context, r recoup.Cancel) error { return d.validateActive() }},
-		{recoup.UpdateActNow, func(ctx workflow.Context, r recoup.ActNowRequest) (recoup.ActionResult, error) {
-			return d.result(d.actNow(ctx, r, "update")), nil
-		}, func(_ workflow.Context, r recoup.ActNowRequest) error { return d.validateActNow(r) }},
-		{recoup.UpdateSetChannel, func(ctx workflow.Context, r recoup.SetChannelRequest) (recoup.ActionResult, error) {
-			return d.result(d.setNextChannel(ctx, r, "update")), nil
-		}, func(_ workflow.Context, r recoup.SetChannelRequest) error { return d.validateSetChannel(r) }},
-	}
-	for _, h := range handlers {
-		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.fn, workflow.UpdateHandlerOptions{Validator: h.validator}); err != nil {
+	sa := d.support
+	for _, h := range []supportHandler{sa.pause, sa.resume, sa.cancel, sa.actNow, sa.setChannel} {
+		if err := h.registerUpdate(ctx); err != nil {
 			return err
 		}
 	}

@@ -1,27 +1,66 @@
 package workflows
 
-// The ledger of every workflow.GetVersion change id of DunningWorkflow, oldest first. A run
-// records the version of each change when it first reaches it; a run recorded before a
-// change replays the old code path. Rules: never reuse or rename an id; a new change gets a
-// new id here with what it changes; an id whose runs have all closed (past retention) may
-// have its old path removed, keeping the GetVersion call with its minimum raised.
+// The ledger of every workflow.GetVersion change id of both workflows (per workflow, oldest
+// first): the single place where a change id is declared. A workflow passes only these
+// constants to GetVersion (versions_test.go fails otherwise). A run records the version of each change
+// when it first reaches it; a run recorded before a change replays the old code path.
+//
+// Rules:
+//   - Never reuse or rename an id; a new change gets a new constant here (and an entry in
+//     ledger) saying what it changes and where its GetVersion call must stand.
+//   - A change that alters the commands a workflow emits (activities, timers, markers,
+//     search-attribute upserts, child workflows, continue-as-new) is gated by GetVersion; a
+//     refactor that emits the same commands needs none: the replay tests over the recorded
+//     histories in testdata prove it.
+//   - A GetVersion call is itself a command (a marker): moving it before or after another
+//     command breaks the replay of the runs recorded with it.
+//   - An id whose runs have all closed (past retention) may have its old path removed,
+//     keeping the GetVersion call with its minimum raised.
 const (
-	// ChangeDecisionSearchAttributes: upsert PromptVersion and DecidedBy after each decision.
+	// ChangeDecisionSearchAttributes (DunningWorkflow): upsert PromptVersion and DecidedBy
+	// after each decision. Order: checked after each decision, before the send (see
+	// changed: skipped for runs with ChangeLocalDBReads).
 	ChangeDecisionSearchAttributes = "decision-search-attributes"
-	// ChangeSendsTaskQueue: sends run on the per-provider task queues (rate limits).
+	// ChangeSendsTaskQueue (DunningWorkflow): sends run on the per-provider task queues
+	// (rate limits). Order: checked before each send (see changed: skipped for runs with
+	// ChangeLocalDBReads).
 	ChangeSendsTaskQueue = "sends-task-queue"
-	// ChangeLocalDBReads (localreads.go): PlanRun, FetchCustomerHistory as local activities;
-	// implies the two changes above without their own markers.
-	// ChangeSpikeHold ("spike-hold"): version 1 checks for a failure-spike incident before the
-	// first message as an activity, version 2 as a local activity.
+	// ChangeLocalDBReads (DunningWorkflow, localreads.go): PlanRun and FetchCustomerHistory
+	// run as local activities. Order: first checked at the run's first activity (PlanRun);
+	// it implies ChangeDecisionSearchAttributes and ChangeSendsTaskQueue, whose GetVersion
+	// calls (and markers) a run with it skips.
+	ChangeLocalDBReads = "local-db-reads"
+	// ChangeSpikeHold (DunningWorkflow, hold.go): version 1 checks for a failure-spike
+	// incident before the first message as an activity, version 2 as a local activity.
+	// Order: at step 1, before the customer's history is fetched.
 	ChangeSpikeHold = "spike-hold"
-	// ChangeSettleAnyTime: a settling event (recovered, retry success, cancel) applies
-	// whatever its occurred_at; only failures can be stale. Runs recorded before it ignored a
-	// settle older than the newest applied failure.
+	// ChangeSettleAnyTime (DunningWorkflow): a settling event (recovered, retry success,
+	// cancel) applies whatever its occurred_at; only failures can be stale. Runs recorded
+	// before it ignored a settle older than the newest applied failure. Order: in setup,
+	// before any command, and only for a run not continued as new (a continued run always
+	// has it).
 	ChangeSettleAnyTime = "settle-any-time"
+	// DetectorHoldsEnd (SpikeDetectorWorkflow): the detector recovers open incidents from
+	// PostgreSQL when it starts over, stores an operator's action before applying it, keeps
+	// the incidents it maintains live (store.HoldIfIncident), and stores, releases and
+	// alerts in separate activities: releasing held runs never waits for alerts. Order: the
+	// detector's first command; DefaultVersion runs legacyDetector.
+	DetectorHoldsEnd = "detector-holds-end"
 	// ChangeSpikeNormalize (SpikeDetectorWorkflow): the detector judges each cohort by its
 	// failure rate where payment volume is reported, otherwise by its share of all failures
 	// (spike.Config.Normalize), so a traffic-wide rise is not an incident. Detector runs
-	// recorded before it replay the count model.
+	// recorded before it replay the count model. Order: right after the SpikeConfig
+	// activity, before the incidents are recovered.
 	ChangeSpikeNormalize = "spike-normalize"
 )
+
+// ledger lists every change id above, oldest first, with the workflow it belongs to.
+var ledger = []struct{ ID, Workflow string }{
+	{ChangeDecisionSearchAttributes, "DunningWorkflow"},
+	{ChangeSendsTaskQueue, "DunningWorkflow"},
+	{ChangeLocalDBReads, "DunningWorkflow"},
+	{ChangeSpikeHold, "DunningWorkflow"},
+	{ChangeSettleAnyTime, "DunningWorkflow"},
+	{DetectorHoldsEnd, "SpikeDetectorWorkflow"},
+	{ChangeSpikeNormalize, "SpikeDetectorWorkflow"},
+}

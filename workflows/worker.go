@@ -29,8 +29,8 @@ type Tuning struct {
 	PollerAutoscaling bool
 }
 
-// NewWorkers creates the workers of one process: the dunning task queue with
-// DunningWorkflow and every activity, and one worker per send queue whose
+// NewWorkers creates the workers of one process: the dunning task queue with both workflows
+// and their activities, and one worker per send queue (the dunning activities) whose
 // activities-per-second limit the server enforces across all replicas.
 //
 // A non-zero t.StickyCacheSize sets the SDK's process-wide workflow cache size, which must
@@ -55,7 +55,8 @@ func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker
 	main := worker.New(c, recoup.TaskQueue, base)
 	main.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
 	main.RegisterWorkflowWithOptions(SpikeDetectorWorkflow, workflow.RegisterOptions{Name: recoup.DetectorWorkflowType})
-	main.RegisterActivity(acts)
+	main.RegisterActivity(acts.Dunning)
+	main.RegisterActivity(acts.Detector)
 	workers := []worker.Worker{main}
 	for _, q := range []struct {
 		name string
@@ -65,7 +66,7 @@ func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker
 		opts.TaskQueueActivitiesPerSecond = q.rate
 		opts.DisableWorkflowWorker = true
 		w := worker.New(c, q.name, opts)
-		w.RegisterActivity(acts)
+		w.RegisterActivity(acts.Dunning)
 		workers = append(workers, w)
 	}
 	return workers

@@ -18,7 +18,7 @@ import (
 
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -61,11 +61,11 @@ func TestFirstTouchThroughput(t *testing.T) {
 	}
 	model := fixedModel(t)
 	h, setup := startFirstTouch(t, model.BaseURL(), workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
-		c, err := llm.New(llm.Config{APIKey: "sk-bench", BaseURL: model.BaseURL(), Model: "fixed"})
+		c, err := openai.New(openai.Config{APIKey: "sk-bench", BaseURL: model.BaseURL(), Model: "fixed"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.LLM = c
+		a.Dunning.LLM = c
 	}})
 	defer setup.baselineWorkers()() // in this process, or in BENCH_WORKERS processes (external_test.go)
 

@@ -34,12 +34,12 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
-	"github.com/recoup-dunning/recoup/internal/metrics"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/observability"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -74,7 +74,8 @@ func TestDuplicateStorm(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 
 	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
-		a.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // 1,000 runs: warnings only
+		l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // 1,000 runs: warnings only
+		a.Dunning.Logger, a.Detector.Logger = l, l
 	}})
 	ctx := context.Background()
 	var schema string
@@ -82,8 +83,8 @@ func TestDuplicateStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The ingress and the consumer have connection pools of their own, as separate processes.
-	openStore := func() *store.Store {
-		st, err := store.Open(ctx, fakes.DatabaseURL(), store.Options{Schema: schema, MaxConns: 8})
+	openStore := func() *postgres.Store {
+		st, err := postgres.Open(ctx, fakes.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,10 +93,10 @@ func TestDuplicateStorm(t *testing.T) {
 	}
 
 	// HTTP ingress with its relay.
-	httpIn := &ingest.Ingestor{Store: openStore(), Temporal: h.Client, Logger: quiet}
+	httpIn := &eventlog.Ingestor{Store: openStore(), Temporal: h.Client, Logger: quiet}
 	httpRelay := ingress.NewRelay(httpIn, nil, quiet)
 	srv, err := ingress.New(ingress.Options{Ingest: httpIn, Secrets: []string{secret}, Relay: httpRelay,
-		Metrics: metrics.NewIngress(metrics.NewRegistry()), Logger: quiet})
+		Metrics: observability.NewIngressMetrics(observability.NewRegistry()), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestDuplicateStorm(t *testing.T) {
 	t.Cleanup(cluster.Close)
 	brokers := cluster.ListenAddrs()
 	kst := openStore()
-	kafkaIn := &ingest.Ingestor{Store: kst, Temporal: h.Client, Logger: quiet}
+	kafkaIn := &eventlog.Ingestor{Store: kst, Temporal: h.Client, Logger: quiet}
 	kafkaRelay := ingress.NewRelay(kafkaIn, nil, quiet)
 	go func() { defer relays.Done(); kafkaRelay.Run(relayCtx) }()
 	handle, reject := ingress.KafkaHandlers(kafkaIn, kst, kafkaRelay)

@@ -32,7 +32,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -315,18 +315,18 @@ func TestKillMidSend(t *testing.T) {
 			duplicates++
 			t.Errorf("the provider accepted %d messages with idempotency key %s", n, k)
 		}
-		if r, ok := sends[k]; !ok || (r.status != store.SendSent && r.status != store.SendReconcile) {
+		if r, ok := sends[k]; !ok || (r.status != postgres.SendSent && r.status != postgres.SendReconcile) {
 			t.Errorf("key %s was accepted by the provider but its send row is %+v (found %v), want sent or reconcile", k, r, ok)
 		}
 	}
 	for k, r := range sends {
 		switch r.status {
-		case store.SendSent:
+		case postgres.SendSent:
 			sent++
 			if accepted[k] != 1 || r.providerID != "sg-"+k {
 				t.Errorf("send %s is 'sent' (provider id %q) but the provider accepted it %d times", k, r.providerID, accepted[k])
 			}
-		case store.SendReconcile:
+		case postgres.SendReconcile:
 			reconcile++
 			if accepted[k] == 0 {
 				reconcileUnaccepted++
@@ -346,11 +346,11 @@ func TestKillMidSend(t *testing.T) {
 			if c.mode == kmsAfterAccept {
 				afterAccept++
 			}
-			if r.status != store.SendReconcile {
+			if r.status != postgres.SendReconcile {
 				t.Errorf("send %s was cut %s but is %q, want reconcile", c.key, c.mode, r.status)
 			}
 		case kmsAfterAnswer:
-			if r.status != store.SendSent && r.status != store.SendReconcile {
+			if r.status != postgres.SendSent && r.status != postgres.SendReconcile {
 				t.Errorf("send %s was cut %s but is %q, want sent or reconcile", c.key, c.mode, r.status)
 			}
 		}
@@ -398,7 +398,7 @@ func TestKillMidSend(t *testing.T) {
 				outcomes[sends[c.key].status]++
 			}
 		}
-		perMode = append(perMode, fmt.Sprintf("%d %s (%d then sent, %d reconcile)", n, mode, outcomes[store.SendSent], outcomes[store.SendReconcile]))
+		perMode = append(perMode, fmt.Sprintf("%d %s (%d then sent, %d reconcile)", n, mode, outcomes[postgres.SendSent], outcomes[postgres.SendReconcile]))
 	}
 	random := 0
 	for _, c := range cuts {

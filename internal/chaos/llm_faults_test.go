@@ -24,7 +24,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -135,12 +135,12 @@ func TestLLMFaults(t *testing.T) {
 	model := &faultyModel{plan: plan, requests: map[int]int{}}
 	oa := fakes.NewOpenAI(t, "")
 	oa.Respond(model.answer)
-	mc, err := llm.New(llm.Config{APIKey: "sk-chaos", BaseURL: oa.BaseURL(), Model: "chaos-model", Timeout: llmBudget})
+	mc, err := openai.New(openai.Config{APIKey: "sk-chaos", BaseURL: oa.BaseURL(), Model: "chaos-model", Timeout: llmBudget})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
-		Configure: func(a *activities.Activities) { a.LLM = mc }})
+		Configure: func(a *activities.Activities) { a.Dunning.LLM = mc }})
 	ctx := context.Background()
 	inv := func(i int) string { return fmt.Sprintf("inv_llm_%02d", i) }
 	for i := range runs {

@@ -22,11 +22,11 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
-	"github.com/recoup-dunning/recoup/internal/metrics"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/observability"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -37,7 +37,7 @@ func chaosOnly(t *testing.T) {
 	}
 }
 
-func sentFirst(t *testing.T, st *store.Store) int {
+func sentFirst(t *testing.T, st *postgres.Store) int {
 	t.Helper()
 	var n int
 	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM sends WHERE step = 1 AND status = 'sent'`).Scan(&n); err != nil {
@@ -166,16 +166,16 @@ func TestPostgresCut(t *testing.T) {
 	}
 	px := newProxy(t, "127.0.0.1:5432")
 	url := "postgres://postgres@" + px.ln.Addr().String() + "/test?sslmode=disable&connect_timeout=2"
-	viaProxy, err := store.Open(context.Background(), url, store.Options{Schema: schema, MaxConns: 8})
+	viaProxy, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer viaProxy.Close()
-	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) { a.Store = viaProxy }})
-	in := &ingest.Ingestor{Store: viaProxy, Temporal: h.Client}
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) { a.Dunning.Store, a.Detector.Store = viaProxy, viaProxy }})
+	in := &eventlog.Ingestor{Store: viaProxy, Temporal: h.Client}
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	srv, err := ingress.New(ingress.Options{Ingest: in, Secrets: []string{secret}, Relay: ingress.NewRelay(in, nil, nil),
-		Metrics: metrics.NewIngress(metrics.NewRegistry())})
+		Metrics: observability.NewIngressMetrics(observability.NewRegistry())})
 	if err != nil {
 		t.Fatal(err)
 	}

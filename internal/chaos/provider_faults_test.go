@@ -31,11 +31,11 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -129,12 +129,12 @@ func providerOutage(t *testing.T) {
 	}
 	began := time.Now()
 	prov := newSendGridOutage(t)
-	sender, err := email.New(email.Config{APIKey: "SG.chaos", BaseURL: prov.URL, FromEmail: "billing@shop.example", Timeout: 5 * time.Second})
+	sender, err := sendgrid.New(sendgrid.Config{APIKey: "SG.chaos", BaseURL: prov.URL, FromEmail: "billing@shop.example", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
-		Configure: func(a *activities.Activities) { a.Email = sender }})
+		Configure: func(a *activities.Activities) { a.Dunning.Email = sender }})
 	ctx := context.Background()
 
 	prov.start(outage) // every send from here on meets the outage first
@@ -183,7 +183,7 @@ func providerOutage(t *testing.T) {
 			firstGaps = append(firstGaps, at[1].Sub(at[0]))
 			lastGaps = append(lastGaps, at[len(at)-1].Sub(at[len(at)-2]))
 		}
-		if st := h.State(inv); len(st.Messages) != 1 || st.Messages[0].Delivery != store.SendSent {
+		if st := h.State(inv); len(st.Messages) != 1 || st.Messages[0].Delivery != postgres.SendSent {
 			t.Errorf("%s recorded messages %+v, want one sent", inv, st.Messages)
 		}
 	}
@@ -271,20 +271,20 @@ func providerInvalidNumber(t *testing.T) {
 		}
 		return n
 	}
-	texter, err := sms.New(sms.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: "chaos", From: "+14155550100", BaseURL: tw.URL,
+	texter, err := twilio.New(twilio.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: "chaos", From: "+14155550100", BaseURL: tw.URL,
 		StatusCallbackURL: "https://recoup.example/v1/twilio/status", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	model := fakes.NewOpenAI(t, "")
 	model.Respond((&smsFirst{}).answer)
-	mc, err := llm.New(llm.Config{APIKey: "sk-chaos", BaseURL: model.BaseURL(), Model: "sms-first", Timeout: 10 * time.Second})
+	mc, err := openai.New(openai.Config{APIKey: "sk-chaos", BaseURL: model.BaseURL(), Model: "sms-first", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Two steps a second apart, then one far away: runs park after step 2.
 	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Second, 24 * time.Hour},
-		Configure: func(a *activities.Activities) { a.SMS, a.LLM = texter, mc }})
+		Configure: func(a *activities.Activities) { a.Dunning.SMS, a.Dunning.LLM = texter, mc }})
 	ctx := context.Background()
 	inv := func(i int) string { return fmt.Sprintf("inv_pi_%d", i) }
 	for i := range invalid + valid {
@@ -321,7 +321,7 @@ func providerInvalidNumber(t *testing.T) {
 		if err := h.Store.Pool().QueryRow(ctx, `SELECT status, error FROM sends WHERE idempotency_key = $1`, smsKey(i, 1)).Scan(&row.status, &row.err); err != nil {
 			t.Fatalf("%s: send row of step 1: %v", inv(i), err)
 		}
-		if row.status != store.SendFailed || !strings.Contains(row.err, "21211") {
+		if row.status != postgres.SendFailed || !strings.Contains(row.err, "21211") {
 			t.Errorf("%s: step 1 send is %q (%s), want failed with Twilio code 21211", inv(i), row.status, row.err)
 		}
 		if strings.Contains(row.err, phone(i)) || strings.Contains(row.err, strings.TrimPrefix(phone(i), "+")) {
@@ -332,7 +332,7 @@ func providerInvalidNumber(t *testing.T) {
 			t.Errorf("%s: messages %+v, want step 1 by SMS, failed", inv(i), m)
 			continue
 		}
-		if m[1].Step != 2 || m[1].Channel != recoup.ChannelEmail || m[1].Delivery != store.SendSent || h.Mail.Accepted(emailKey(i, 2)) != 1 || step2SMS != 0 {
+		if m[1].Step != 2 || m[1].Channel != recoup.ChannelEmail || m[1].Delivery != postgres.SendSent || h.Mail.Accepted(emailKey(i, 2)) != 1 || step2SMS != 0 {
 			t.Errorf("%s: step 2 is %+v (email accepted %d times, SMS requests %d), want one email, sent", inv(i), m[1], h.Mail.Accepted(emailKey(i, 2)), step2SMS)
 			continue
 		}

@@ -1,23 +1,7 @@
-// Package codec encrypts Recoup's Temporal payloads (customer names, emails,
-// phone numbers, amounts...) so that the Temporal service and its persistence
-// only ever see ciphertext.
-//
-// Every payload produced by the default data converter is marshalled as a
-// whole (metadata included) with proto.Marshal and sealed with AES-256-GCM
-// under a fresh random 12-byte nonce. The resulting payload is
-//
-//	metadata: {"encoding": "binary/encrypted", "encryption-key-id": "<key id>"}
-//	data:     nonce (12 bytes) || ciphertext+tag
-//
-// which is the convention of Temporal's samples-go encryption sample.
-//
-// Keys come from RECOUP_CODEC_KEYS, a comma-separated list of
-// "keyid:base64(32 bytes)". The first key encrypts new payloads; every key
-// can decrypt, so a key is rotated by prepending a new one and dropping the
-// old one only once no retained history still references it.
-//
-// Payloads that are not "binary/encrypted" pass through Decode unchanged, so
-// histories written before encryption was switched on remain readable.
+// Package codec encrypts Recoup's Temporal payloads with AES-256-GCM (keys from
+// RECOUP_CODEC_KEYS, rotated by prepending) so that the Temporal service only sees
+// ciphertext, and serves the codec endpoint the Web UI and CLI decode through. Format and
+// rotation: docs/PACKAGES.md.
 package codec
 
 import (

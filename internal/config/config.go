@@ -21,11 +21,11 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
-	"github.com/recoup-dunning/recoup/internal/email"
-	"github.com/recoup-dunning/recoup/internal/llm"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/sms"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -37,9 +37,9 @@ type Config struct {
 	DatabaseURL string
 	PromptsDir  string
 
-	LLM      llm.Config // used when LLM.APIKey is set
-	SendGrid email.Config
-	Twilio   sms.Config
+	LLM      openai.Config // used when LLM.APIKey is set
+	SendGrid sendgrid.Config
+	Twilio   twilio.Config
 	Webhook  webhook.Config
 	// Failure-spike incidents: ALERT_WEBHOOK_URL/ALERT_WEBHOOK_SECRET (Standard Webhooks)
 	// and ALERT_EMAIL (sent through SendGrid when it is configured). Unset: log only.
@@ -156,20 +156,20 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL: get("DATABASE_URL", DefaultDatabaseURL),
 		PromptsDir:  get("PROMPTS_DIR", ""),
-		LLM: llm.Config{
+		LLM: openai.Config{
 			APIKey:  get("OPENAI_API_KEY", ""),
 			BaseURL: urlVar("OPENAI_BASE_URL", ""),
 			Model:   get("OPENAI_MODEL", ""),
 			Timeout: dur("OPENAI_TIMEOUT", 20*time.Second),
 		},
-		SendGrid: email.Config{
+		SendGrid: sendgrid.Config{
 			APIKey:    get("SENDGRID_API_KEY", ""),
 			BaseURL:   urlVar("SENDGRID_BASE_URL", ""),
 			FromEmail: get("EMAIL_FROM", "billing@example.com"),
 			FromName:  get("EMAIL_FROM_NAME", "Billing"),
 			Timeout:   dur("SENDGRID_TIMEOUT", 10*time.Second),
 		},
-		Twilio: sms.Config{
+		Twilio: twilio.Config{
 			AccountSID:          get("TWILIO_ACCOUNT_SID", ""),
 			AuthToken:           get("TWILIO_AUTH_TOKEN", ""),
 			From:                get("TWILIO_FROM", ""),

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup/internal/events"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // Record is one profile as imported. Columns (CSV header) and keys (JSON) are the json tags.
@@ -48,7 +48,7 @@ var Columns = []string{"customer_id", "name", "email", "phone", "locale", "time_
 	"lifetime_value_minor", "email_consent", "sms_consent", "customer_since", "updated_at"}
 
 // Parse reads CSV (format "csv") or JSON lines (format "jsonl") and validates every row.
-func Parse(r io.Reader, format string, now time.Time) ([]store.Customer, error) {
+func Parse(r io.Reader, format string, now time.Time) ([]postgres.Customer, error) {
 	var recs []Record
 	var lines []int
 	var errs []error
@@ -148,7 +148,7 @@ func Parse(r io.Reader, format string, now time.Time) ([]store.Customer, error) 
 	default:
 		return nil, fmt.Errorf("format %q is not csv or jsonl", format)
 	}
-	out := make([]store.Customer, 0, len(recs))
+	out := make([]postgres.Customer, 0, len(recs))
 	for i, rec := range recs {
 		c, err := rec.toCustomer(now)
 		if err != nil {
@@ -163,10 +163,10 @@ func Parse(r io.Reader, format string, now time.Time) ([]store.Customer, error) 
 	return out, nil
 }
 
-func (r Record) toCustomer(now time.Time) (store.Customer, error) {
+func (r Record) toCustomer(now time.Time) (postgres.Customer, error) {
 	var p []string
 	bad := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
-	c := store.Customer{CustomerID: r.CustomerID, Name: strings.TrimSpace(r.Name), Email: strings.TrimSpace(r.Email),
+	c := postgres.Customer{CustomerID: r.CustomerID, Name: strings.TrimSpace(r.Name), Email: strings.TrimSpace(r.Email),
 		Locale: r.Locale, TimeZone: r.TimeZone, Plan: r.Plan, LifetimeValueMinor: r.LifetimeValueMinor,
 		EmailConsent: r.EmailConsent != nil && *r.EmailConsent, SMSConsent: r.SMSConsent != nil && *r.SMSConsent,
 		EmailConsentSet: r.EmailConsent, SMSConsentSet: r.SMSConsent, UpdatedAt: now}
@@ -226,7 +226,7 @@ func (r Record) toCustomer(now time.Time) (store.Customer, error) {
 		c.UpdatedAt = t
 	}
 	if len(p) > 0 {
-		return store.Customer{}, fmt.Errorf("customer %q: %s", r.CustomerID, strings.Join(p, "; "))
+		return postgres.Customer{}, fmt.Errorf("customer %q: %s", r.CustomerID, strings.Join(p, "; "))
 	}
 	return c, nil
 }
@@ -241,9 +241,9 @@ func parseTime(s string) (time.Time, error) {
 // Import writes the profiles (newest wins) in one transaction and returns how many changed.
 // When PostgreSQL refuses a profile nothing is imported, and the error names its row (1 for
 // the first profile of the file) and customer.
-func Import(ctx context.Context, st *store.Store, cs []store.Customer) (int, error) {
+func Import(ctx context.Context, st *postgres.Store, cs []postgres.Customer) (int, error) {
 	n, err := st.UpsertCustomers(ctx, cs)
-	var re *store.CustomerRowError
+	var re *postgres.CustomerRowError
 	if errors.As(err, &re) {
 		return 0, fmt.Errorf("row %d (customer %q): PostgreSQL refused it, so nothing was imported: %w", re.Index+1, re.CustomerID, re.Err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/customers"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 var now = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -252,7 +252,7 @@ func TestImport(t *testing.T) {
 	}
 }
 
-func countRows(t *testing.T, st *store.Store) map[string]int {
+func countRows(t *testing.T, st *postgres.Store) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, table := range []string{"customers", "events", "payment_attempts", "invoices", "dunning_runs"} {

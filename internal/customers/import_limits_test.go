@@ -7,7 +7,7 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/customers"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // PostgreSQL can refuse a row Go accepted (here the operator's own CHECK constraint on
@@ -19,7 +19,7 @@ func TestImportIsAllOrNothingWhenPostgreSQLRefusesARow(t *testing.T) {
 	if _, err := st.Pool().Exec(ctx, `ALTER TABLE customers ADD CONSTRAINT known_plan CHECK (plan IN ('basic', 'pro', 'enterprise'))`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.UpsertCustomer(ctx, store.Customer{CustomerID: "cus_1", Name: "Ada", Plan: "pro", UpdatedAt: now.AddDate(0, -1, 0)}); err != nil {
+	if _, err := st.UpsertCustomer(ctx, postgres.Customer{CustomerID: "cus_1", Name: "Ada", Plan: "pro", UpdatedAt: now.AddDate(0, -1, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ format, in string }{

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // SeedCount is how many demo customers Seed creates.
@@ -30,12 +30,12 @@ var (
 )
 
 // SeedCustomer returns the demo customer number i (1-based), deterministic.
-func SeedCustomer(i int, now time.Time) store.Customer {
+func SeedCustomer(i int, now time.Time) postgres.Customer {
 	p := profiles[i%len(profiles)]
 	name := firstNames[i%len(firstNames)] + " " + lastNames[(i*5)%len(lastNames)]
 	emailOK := i%7 != 3 // a few customers withdrew email consent
 	smsOK := i%3 != 0   // a third have no SMS consent
-	c := store.Customer{
+	c := postgres.Customer{
 		CustomerID:         fmt.Sprintf("cus_demo_%02d", i),
 		Name:               name,
 		Email:              fmt.Sprintf("customer%02d@example.com", i),
@@ -56,7 +56,7 @@ func SeedCustomer(i int, now time.Time) store.Customer {
 // Seed loads the demo data set: SeedCount customers with varied plans, locales, time zones
 // and consents, a year of monthly payments each (some failed and recovered), and earlier
 // dunning runs for some. It is idempotent.
-func Seed(ctx context.Context, st *store.Store, now time.Time) (int, error) {
+func Seed(ctx context.Context, st *postgres.Store, now time.Time) (int, error) {
 	for i := 1; i <= SeedCount; i++ {
 		c := SeedCustomer(i, now)
 		if _, err := st.UpsertCustomer(ctx, c); err != nil {
@@ -89,7 +89,7 @@ func Seed(ctx context.Context, st *store.Store, now time.Time) (int, error) {
 	return SeedCount, nil
 }
 
-func seedPayment(ctx context.Context, st *store.Store, c store.Customer, inv string, amount int64, at time.Time, ok bool, attempt string) error {
+func seedPayment(ctx context.Context, st *postgres.Store, c postgres.Customer, inv string, amount int64, at time.Time, ok bool, attempt string) error {
 	typ, code := "payment.succeeded", ""
 	if !ok {
 		typ, code = "payment.failed", "insufficient_funds"
@@ -101,11 +101,11 @@ func seedPayment(ctx context.Context, st *store.Store, c store.Customer, inv str
 	if !ok {
 		status = "open"
 	}
-	_, err := st.RecordEvent(ctx, store.Event{EventID: id, Type: typ, Source: "seed", InvoiceID: inv, CustomerID: c.CustomerID,
+	_, err := st.RecordEvent(ctx, postgres.Event{EventID: id, Type: typ, Source: "seed", InvoiceID: inv, CustomerID: c.CustomerID,
 		OccurredAt: at, Body: body,
-		Attempt: &store.PaymentAttempt{AttemptID: attempt, Succeeded: ok, FailureCode: code, AmountMinor: amount, Currency: "USD"},
-		Invoice: &store.Invoice{AmountMinor: amount, Currency: "USD", Status: status}})
-	if errors.Is(err, store.ErrEventConflict) {
+		Attempt: &postgres.PaymentAttempt{AttemptID: attempt, Succeeded: ok, FailureCode: code, AmountMinor: amount, Currency: "USD"},
+		Invoice: &postgres.Invoice{AmountMinor: amount, Currency: "USD", Status: status}})
+	if errors.Is(err, postgres.ErrEventConflict) {
 		return nil // seeded on an earlier day: keep that history
 	}
 	if err != nil {

@@ -20,9 +20,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -73,7 +73,7 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 	var relays sync.WaitGroup
 	for range 2 {
 		relays.Add(1)
-		relay := &ingest.Ingestor{Store: h.Store, Temporal: h.Client, Parallel: 2}
+		relay := &eventlog.Ingestor{Store: h.Store, Temporal: h.Client, Parallel: 2}
 		go func() {
 			defer relays.Done()
 			for ctx.Err() == nil {
@@ -217,8 +217,8 @@ type history struct {
 }
 
 var otherTypes = []string{
-	recoup.EventRetryFailed, recoup.EventRetryFailed, events.EventPause, events.EventResume,
-	events.EventOptOut, recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventCancel, recoup.EventPaymentSucceeded,
+	recoup.EventRetryFailed, recoup.EventRetryFailed, recoup.EventPause, recoup.EventResume,
+	recoup.EventOptOut, recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventCancel, recoup.EventPaymentSucceeded,
 }
 
 func skew(r *rand.Rand) time.Duration {
@@ -257,11 +257,11 @@ func generate(r *rand.Rand, i int) *history {
 	for range r.IntN(7) {
 		a := action{at: time.Duration(r.Int64N(int64(7 * time.Second))), typ: otherTypes[r.IntN(len(otherTypes))], skew: skew(r)}
 		switch a.typ {
-		case events.EventOptOut:
+		case recoup.EventOptOut:
 			a.channel = []string{"email", "sms"}[r.IntN(2)]
 			a.withCus = r.IntN(2) == 0
 			a.skew = 0 // newest statement wins: an opt-out is as new as its sending
-		case events.EventPause:
+		case recoup.EventPause:
 			paused = true
 		}
 		if r.IntN(12) == 0 {
@@ -273,7 +273,7 @@ func generate(r *rand.Rand, i int) *history {
 		// Support resumes it in the end, so that the run ends: dated after every pause
 		// (pauses and resumes apply in the order of their dates; a far-future date is
 		// clamped to received + the allowed skew, later than any pause's).
-		add(action{at: 8 * time.Second, typ: events.EventResume, skew: time.Hour})
+		add(action{at: 8 * time.Second, typ: recoup.EventResume, skew: time.Hour})
 	}
 	if r.IntN(6) == 0 {
 		// The same customer's next invoice fails meanwhile: consent carries over.
@@ -325,7 +325,7 @@ func (x *history) event(a action, now time.Time) map[string]any {
 	case recoup.EventRetryFailed, recoup.EventRetrySucceeded:
 		return map[string]any{"type": a.typ, "event_id": a.id, "invoice_id": invoice, "attempt_id": "att_" + a.id,
 			"failure_code": "card_declined", "occurred_at": at}
-	case events.EventOptOut:
+	case recoup.EventOptOut:
 		ev := map[string]any{"type": a.typ, "event_id": a.id, "invoice_id": invoice, "channel": a.channel, "occurred_at": at}
 		if a.withCus {
 			ev["customer_id"] = x.customer
@@ -342,7 +342,7 @@ func (x *history) event(a action, now time.Time) map[string]any {
 // body is the event's JSON as sent at now, invalid where the action says so.
 func (x *history) body(a action, now time.Time) map[string]any {
 	ev := x.event(a, now)
-	if a.invalid && a.typ != events.EventOptOut {
+	if a.invalid && a.typ != recoup.EventOptOut {
 		ev["occurred_at"] = "yesterday"
 	}
 	return ev
@@ -362,7 +362,7 @@ func (p *player) violation(x *history, format string, args ...any) {
 }
 
 // send sends one event through ingress: recorded only (relayed) or accepted.
-func (p *player) send(x *history, a action, raw []byte) (ingest.Result, error) {
+func (p *player) send(x *history, a action, raw []byte) (eventlog.Result, error) {
 	ctx := context.Background()
 	if a.relayed {
 		res, _, err := p.h.Ingest.Record(ctx, raw, "random-histories")

@@ -1,21 +1,6 @@
-// Package events decodes and validates the events the billing service sends (JSON, one
-// object per event, field "type" naming the kind). Every problem is reported with the path
-// of the field at fault; nothing is accepted half-valid.
-//
-// The contract of each event type is a published JSON Schema (draft 2020-12), embedded from
-// schemas/v1/<type>.json and described for producers in docs/events/README.md. Decode
-// enforces it in three stages:
-//
-//  1. the input must be one UTF-8 JSON object, at most MaxSize bytes, without the \u0000 and
-//     unpaired surrogate escapes PostgreSQL's jsonb refuses, whose "type" is one of Types;
-//     the type selects the schema, and without one no other problem is reported;
-//  2. the v1 leniencies are applied (see normalize: null and empty strings count as absent,
-//     surrounding whitespace is ignored in ids and codes, a formatted international phone
-//     number is reduced to E.164, an internationalised email address is allowed) and the
-//     result is validated against the schema;
-//  3. the checks a schema cannot express run on the fields the schema accepted: the currency
-//     is a known ISO 4217 code, the time zone exists, the locale is a BCP 47 tag, the phone
-//     number is valid for its country, the email address parses.
+// Package events decodes and validates the events the billing service sends against their
+// published JSON Schemas (schemas/v1/<type>.json), reporting every problem with the path
+// of the field at fault; nothing is accepted half-valid. The three stages: docs/PACKAGES.md.
 package events
 
 import (
@@ -35,19 +20,12 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
 )
 
-// Additional event types accepted for support and customer actions.
-const (
-	EventPause  = "dunning.pause"
-	EventResume = "dunning.resume"
-	EventOptOut = "dunning.opt_out"
-)
-
-// Types lists every accepted event type. Each has a schema, schemas/v1/<type>.json.
-var Types = []string{recoup.EventPaymentFailed, recoup.EventRetrySucceeded, recoup.EventRetryFailed,
-	recoup.EventRecovered, recoup.EventCancel, EventPause, EventResume, EventOptOut, recoup.EventPaymentSucceeded}
+// Types lists every accepted event type (recoup.EventTypes). Each has a schema,
+// schemas/v1/<type>.json.
+var Types = recoup.EventTypes
 
 // MaxSize is the largest event accepted, in bytes.
 const MaxSize = 256 << 10

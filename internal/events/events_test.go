@@ -166,10 +166,10 @@ func TestDecodeOtherTypes(t *testing.T) {
 		{`{"type":"payment.succeeded",` + base + `,"gateway":"adyen","card_bin":"41111122","issuer_country":"de"}`,
 			events.Event{Type: recoup.EventPaymentSucceeded, Gateway: "adyen", CardBIN: "411111", IssuerCountry: "DE"}},
 		{`{"type":"dunning.cancel",` + base + `,"reason":"written off"}`, events.Event{Type: recoup.EventCancel, Reason: "written off"}},
-		{`{"type":"dunning.pause",` + base + `}`, events.Event{Type: events.EventPause}},
-		{`{"type":"dunning.resume",` + base + `}`, events.Event{Type: events.EventResume}},
-		{`{"type":"dunning.opt_out",` + base + `,"channel":"sms"}`, events.Event{Type: events.EventOptOut, Channel: recoup.ChannelSMS}},
-		{`{"type":"dunning.opt_out",` + base + `,"channel":"email"}`, events.Event{Type: events.EventOptOut, Channel: recoup.ChannelEmail}},
+		{`{"type":"dunning.pause",` + base + `}`, events.Event{Type: recoup.EventPause}},
+		{`{"type":"dunning.resume",` + base + `}`, events.Event{Type: recoup.EventResume}},
+		{`{"type":"dunning.opt_out",` + base + `,"channel":"sms"}`, events.Event{Type: recoup.EventOptOut, Channel: recoup.ChannelSMS}},
+		{`{"type":"dunning.opt_out",` + base + `,"channel":"email"}`, events.Event{Type: recoup.EventOptOut, Channel: recoup.ChannelEmail}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want.Type, func(t *testing.T) {

@@ -60,7 +60,7 @@ func FuzzDecode(f *testing.F) {
 			if ev.CustomerID == "" || ev.AmountMinor <= 0 || len(ev.Currency) != 3 {
 				t.Fatalf("accepted an incomplete payment.failed: %+v", ev)
 			}
-		case events.EventOptOut:
+		case recoup.EventOptOut:
 			if !ev.Channel.Valid() {
 				t.Fatalf("accepted an opt-out of channel %q", ev.Channel)
 			}

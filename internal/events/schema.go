@@ -19,7 +19,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
 )
 
 // schemaFS holds the published contract: one JSON Schema (draft 2020-12) per event type and

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recoup-dunning/recoup/internal/email"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/llm"
-	"github.com/recoup-dunning/recoup/internal/sms"
+	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 // spyTB stands in for the test a fake reports to, keeping its errors instead of failing.
@@ -71,11 +71,11 @@ func wantRefused(t *testing.T, spy *spyTB, status int, last fakes.Request, field
 
 func TestSendGridContractAcceptsTheRealClientsMailAndRefusesOneWithoutFrom(t *testing.T) {
 	sg := fakes.NewSendGrid(t)
-	s, err := email.New(email.Config{APIKey: "SG.contract", BaseURL: sg.URL, FromEmail: "billing@recoup.example", FromName: "Recoup Billing"})
+	s, err := sendgrid.New(sendgrid.Config{APIKey: "SG.contract", BaseURL: sg.URL, FromEmail: "billing@recoup.example", FromName: "Recoup Billing"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.Send(context.Background(), email.Message{To: "jane@example.com", ToName: "Jane Doe", Subject: "Your payment failed",
+	id, err := s.Send(context.Background(), sendgrid.Message{To: "jane@example.com", ToName: "Jane Doe", Subject: "Your payment failed",
 		Text: "Please update your card.", HTML: "<p>Please update your card.</p>", IdempotencyKey: "inv_1/1/email", Categories: []string{"dunning"}})
 	if err != nil {
 		t.Fatalf("the real client's mail was refused: %v", err)
@@ -101,12 +101,12 @@ func TestTwilioContractAcceptsTheRealClientsMessageAndRefusesOneWithoutTo(t *tes
 	}{{"From", "+14155550100", ""}, {"MessagingServiceSid", "", fakes.TwilioServiceSID}} {
 		t.Run(tc.name, func(t *testing.T) {
 			tw := fakes.NewTwilio(t)
-			s, err := sms.New(sms.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: "token", From: tc.from, MessagingServiceSID: tc.ms,
+			s, err := twilio.New(twilio.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: "token", From: tc.from, MessagingServiceSID: tc.ms,
 				BaseURL: tw.URL, StatusCallbackURL: "https://hooks.recoup.example/twilio/status", Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
-			sid, err := s.Send(context.Background(), sms.Message{To: "+14155550123", Body: "Your card was declined.", IdempotencyKey: "inv_1/1/sms"})
+			sid, err := s.Send(context.Background(), twilio.Message{To: "+14155550123", Body: "Your card was declined.", IdempotencyKey: "inv_1/1/sms"})
 			if err != nil {
 				t.Fatalf("the real client's message was refused: %v", err)
 			}
@@ -125,11 +125,11 @@ func TestTwilioContractAcceptsTheRealClientsMessageAndRefusesOneWithoutTo(t *tes
 
 func TestOpenAIContractAcceptsTheRealClientsCompletionAndRefusesOneWithoutMessages(t *testing.T) {
 	oa := fakes.NewOpenAI(t, `{"action":"wait"}`)
-	c, err := llm.New(llm.Config{APIKey: "sk-contract", BaseURL: oa.BaseURL(), Model: "gpt-fake", Timeout: 10 * time.Second})
+	c, err := openai.New(openai.Config{APIKey: "sk-contract", BaseURL: oa.BaseURL(), Model: "gpt-fake", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.Complete(context.Background(), llm.Request{System: "You decide the next dunning step.", User: "Invoice 42 failed.",
+	resp, err := c.Complete(context.Background(), openai.Request{System: "You decide the next dunning step.", User: "Invoice 42 failed.",
 		SchemaName: "decision", Schema: json.RawMessage(`{"type":"object","properties":{"action":{"type":"string"}},"required":["action"],"additionalProperties":false}`),
 		Temperature: 0.2, MaxTokens: 200})
 	if err != nil {

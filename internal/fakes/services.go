@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // RequireServices marks a test that needs services (PostgreSQL, the Temporal dev server,
@@ -39,7 +39,7 @@ func DatabaseURL() string {
 
 // MustStore returns a migrated store in a fresh schema that is dropped when the test ends.
 // A PostgreSQL that cannot be reached fails the test: it is never skipped.
-func MustStore(tb testing.TB) *store.Store {
+func MustStore(tb testing.TB) *postgres.Store {
 	tb.Helper()
 	RequireServices(tb)
 	ctx := context.Background()
@@ -65,7 +65,7 @@ func MustStore(tb testing.TB) *store.Store {
 			tb.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	st, err := store.Open(ctx, DatabaseURL(), store.Options{Schema: schema, MaxConns: 8})
+	st, err := postgres.Open(ctx, DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 8})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}

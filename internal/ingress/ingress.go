@@ -19,20 +19,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
-	"github.com/recoup-dunning/recoup/internal/ingest"
-	"github.com/recoup-dunning/recoup/internal/metrics"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/stripehook"
+	"github.com/recoup-dunning/recoup/internal/observability"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/stripe"
 )
 
 // Server answers the ingress HTTP endpoints.
 type Server struct {
-	ingest   *ingest.Ingestor
+	ingest   *eventlog.Ingestor
 	secrets  []*standardwebhooks.Webhook
-	stripe   *stripehook.Verifier // nil: /v1/stripe answers 404
-	relay    *Relay               // nudged after each accepted event; may be nil
-	metrics  *metrics.Ingress
+	stripe   *stripe.Verifier // nil: /v1/stripe answers 404
+	relay    *Relay           // nudged after each accepted event; may be nil
+	metrics  *observability.IngressMetrics
 	registry *prometheus.Registry
 	ready    func(context.Context) error
 	log      *slog.Logger
@@ -40,11 +40,11 @@ type Server struct {
 
 // Options configure a Server.
 type Options struct {
-	Ingest        *ingest.Ingestor
+	Ingest        *eventlog.Ingestor
 	Secrets       []string // Standard Webhooks secrets ("whsec_…"); any may match (rotation)
 	StripeSecrets []string // Stripe endpoint secrets ("whsec_…"); none disables /v1/stripe
 	Relay         *Relay
-	Metrics       *metrics.Ingress
+	Metrics       *observability.IngressMetrics
 	Registry      *prometheus.Registry
 	Ready         func(context.Context) error // readiness: PostgreSQL and Temporal reachable
 	Logger        *slog.Logger
@@ -69,7 +69,7 @@ func New(o Options) (*Server, error) {
 		s.secrets = append(s.secrets, wh)
 	}
 	if len(o.StripeSecrets) > 0 {
-		v, err := stripehook.New(o.StripeSecrets, 0)
+		v, err := stripe.New(o.StripeSecrets, 0)
 		if err != nil {
 			return nil, fmt.Errorf("STRIPE_WEBHOOK_SECRETS: %w", err)
 		}
@@ -186,7 +186,7 @@ func (s *Server) record(w http.ResponseWriter, ctx context.Context, body []byte,
 	case errors.As(err, &ve):
 		s.count(source, ev.Type, "invalid")
 		writeJSON(w, http.StatusBadRequest, answer{Status: "rejected", Error: "invalid event", Problems: ve.Problems})
-	case errors.Is(err, store.ErrEventConflict):
+	case errors.Is(err, postgres.ErrEventConflict):
 		s.count(source, res.Type, "conflict")
 		writeJSON(w, http.StatusConflict, answer{Status: "rejected", EventID: res.EventID,
 			Error: "this event_id was already recorded with a different body"})
@@ -219,7 +219,7 @@ func (s *Server) handleStripe(w http.ResponseWriter, r *http.Request) {
 	}
 	native, stripeType, ignored, err := s.stripe.Translate(body, r.Header.Get("Stripe-Signature"))
 	switch {
-	case errors.Is(err, stripehook.ErrSignature):
+	case errors.Is(err, stripe.ErrSignature):
 		s.count("stripe", "", "unauthorized")
 		writeJSON(w, http.StatusUnauthorized, answer{Status: "rejected", Error: err.Error()})
 	case err != nil:

@@ -16,11 +16,11 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stripe/stripe-go/v83/webhook"
 
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/ingest"
 	"github.com/recoup-dunning/recoup/internal/ingress"
-	"github.com/recoup-dunning/recoup/internal/metrics"
-	"github.com/recoup-dunning/recoup/internal/store"
+	"github.com/recoup-dunning/recoup/internal/observability"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 const (
@@ -32,17 +32,17 @@ const (
 
 type fixture struct {
 	t   *testing.T
-	st  *store.Store
+	st  *postgres.Store
 	srv *httptest.Server
 }
 
 func newFixture(t *testing.T, ready func(context.Context) error) *fixture {
 	t.Helper()
 	st := fakes.MustStore(t)
-	reg := metrics.NewRegistry()
+	reg := observability.NewRegistry()
 	s, err := ingress.New(ingress.Options{
-		Ingest: &ingest.Ingestor{Store: st}, Secrets: []string{secretOld, secretNew}, StripeSecrets: []string{stripeSecret},
-		Metrics: metrics.NewIngress(reg), Registry: reg, Ready: ready,
+		Ingest: &eventlog.Ingestor{Store: st}, Secrets: []string{secretOld, secretNew}, StripeSecrets: []string{stripeSecret},
+		Metrics: observability.NewIngressMetrics(reg), Registry: reg, Ready: ready,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestFutureDatedEventIsClampedAndCounted(t *testing.T) {
 		Scan(&occurred, &received, &original); err != nil {
 		t.Fatal(err)
 	}
-	if !occurred.Equal(received.Add(store.DefaultMaxClockSkew)) || !original.Equal(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)) {
+	if !occurred.Equal(received.Add(postgres.DefaultMaxClockSkew)) || !original.Equal(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("recorded occurred_at %v, received %v, original %v", occurred, received, original)
 	}
 	resp, err := http.Get(f.srv.URL + "/metrics")

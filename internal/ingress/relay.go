@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/recoup-dunning/recoup/internal/ingest"
-	"github.com/recoup-dunning/recoup/internal/metrics"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/observability"
 )
 
 // Relay delivers recorded events to Temporal: at once when nudged, and every Interval in
@@ -16,8 +16,8 @@ import (
 // events in the log's order, and delivering an event twice is harmless (runs ignore event
 // ids they have seen).
 type Relay struct {
-	Ingest   *ingest.Ingestor
-	Metrics  *metrics.Ingress
+	Ingest   *eventlog.Ingestor
+	Metrics  *observability.IngressMetrics
 	Logger   *slog.Logger
 	Interval time.Duration // default 1s
 	Batch    int           // events read per round, default 500
@@ -26,7 +26,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay.
-func NewRelay(in *ingest.Ingestor, m *metrics.Ingress, logger *slog.Logger) *Relay {
+func NewRelay(in *eventlog.Ingestor, m *observability.IngressMetrics, logger *slog.Logger) *Relay {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -81,7 +81,7 @@ func (r *Relay) round(ctx context.Context) error {
 	return nil
 }
 
-func (r *Relay) report(d ingest.Delivery) {
+func (r *Relay) report(d eventlog.Delivery) {
 	if r.Metrics == nil {
 		return
 	}

@@ -1,60 +1,7 @@
-// Package kafka consumes Recoup's native events from a Kafka topic. Input is at least once:
-// a message is committed only after it is durably recorded (or durably rejected), so a crash
-// or a rebalance can deliver a message again but never loses one. The effect is exactly
-// once because the event log deduplicates by event id: recording a message a second time is
-// a no-op for the Handler.
-//
-// # Processing
-//
-// The Consumer is a member of a Kafka consumer group (KAFKA_GROUP) subscribed to one topic
-// (KAFKA_TOPIC). It polls a batch, then processes the records of each partition strictly in
-// offset order, one at a time:
-//
-//   - Handler returns nil: the event is recorded (or was a duplicate); the record is marked.
-//   - Handler returns a *Rejection: the message can never be recorded. It is passed to the
-//     RejectFunc (PostgreSQL rejected_events), a warning naming topic, partition, offset and
-//     reason is logged (never the message itself: it may contain personal data such as
-//     email addresses), the record is marked, and the partition moves on: a poison message
-//     never blocks the messages behind it.
-//   - Handler (or RejectFunc) returns any other error: the failure is transient (e.g.
-//     PostgreSQL unreachable). The SAME record is retried with exponential backoff (100ms,
-//     doubling, at most 10s) until it succeeds or Run's context is done. A record is never
-//     skipped, so nothing behind it in the partition is processed before it.
-//
-// # Commit strategy
-//
-// The client uses kgo.AutoCommitMarks: only offsets explicitly marked with
-// MarkCommitRecords are ever committed, and a record is marked only after its Handler (or,
-// for a rejection, its RejectFunc) returned nil, i.e. after it is durable. Because a
-// partition is processed in order and a record is never skipped, marking record N (which
-// commits offset N+1) implies every earlier record of the partition is durable too. After
-// each polled batch the Consumer commits the marks synchronously (CommitMarkedOffsets); the
-// client's background autocommit also commits marks every 5s, which checkpoints progress
-// while a later record of a long batch is still being retried. Neither can commit an
-// unprocessed record, since unprocessed records are never marked.
-//
-// kgo.DisableAutoCommit is deliberately not used: kgo rejects it in combination with
-// AutoCommitMarks, and the alternative (DisableAutoCommit + CommitRecords) would have to
-// track partition ownership itself, whereas kgo drops marks for partitions the member no
-// longer owns.
-//
-// # Rebalances
-//
-// The client uses kgo.BlockRebalanceOnPoll: a rebalance cannot revoke partitions between a
-// poll and the Consumer's AllowRebalance, which it calls only after the batch is processed
-// and its marks committed. So a partition never changes owner while one of its records is
-// being processed here, and the new owner starts exactly after the last committed record.
-// OnPartitionsRevoked commits the marks once more (in case the batch commit failed);
-// OnPartitionsLost (the member was fenced, commits would fail) only logs: the new owner
-// re-reads from the last committed offset, at worst delivering a few records twice, which
-// the event log deduplicates. If a transient failure outlasts the group's rebalance timeout
-// (default 60s) the broker evicts this member and hands its partitions to another one;
-// commits from the evicted member are then refused by generation fencing, so it cannot
-// rewind the new owner's progress, and on AllowRebalance it rejoins the group.
-//
-// When Run's context is done, the Consumer stops after the record in progress (an
-// interrupted record is not marked and will be delivered again), commits what was marked,
-// leaves the group and closes the client.
+// Package kafka consumes Recoup's native events from a Kafka topic, at least once: a
+// message is committed only after it is durably recorded or rejected, and the event log
+// deduplicates by event id. Processing, commit strategy and rebalances:
+// docs/PACKAGES.md.
 package kafka
 
 import (

@@ -10,14 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/provider"
 )
 
 func TestBusinessMetricsOnRegistry(t *testing.T) {
-	reg := metrics.NewRegistry()
-	metrics.NewIngress(reg) // the same registry holds the ingress metrics without conflict
+	reg := observability.NewRegistry()
+	observability.NewIngressMetrics(reg) // the same registry holds the ingress metrics without conflict
 	b := observability.NewBusiness(reg)
 
 	b.RunStarted()

@@ -11,7 +11,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/provider"
 )
@@ -107,8 +106,8 @@ func exposedNames(fams map[string]*dto.MetricFamily) map[string]bool {
 // and ingress metrics; the temporal_* names are checked against a real worker's metrics in
 // TestSDKMetricsAndTracingFromARealWorker.
 func TestDashboardQueriesExistingRecoupMetrics(t *testing.T) {
-	reg := metrics.NewRegistry()
-	in := metrics.NewIngress(reg)
+	reg := observability.NewRegistry()
+	in := observability.NewIngressMetrics(reg)
 	in.Received.WithLabelValues("http", "payment.failed", "accepted").Inc()
 	in.Deliveries.WithLabelValues("delivered").Inc()
 	in.DeliveryLag.Observe(1)

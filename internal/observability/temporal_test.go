@@ -12,12 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
 )
 
 func TestSDKMetricsHandlerSharesTheRegistry(t *testing.T) {
-	reg := metrics.NewRegistry()
+	reg := observability.NewRegistry()
 	observability.NewBusiness(reg).RunStarted()
 	h, err := observability.SDKMetricsHandler(reg)
 	if err != nil {

@@ -23,7 +23,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/metrics"
 	"github.com/recoup-dunning/recoup/internal/observability"
 )
 
@@ -114,7 +113,7 @@ func TestSDKMetricsAndTracingFromARealWorker(t *testing.T) {
 		t.Fatalf("SetupTracing = %v, %v", ic, err)
 	}
 
-	reg := metrics.NewRegistry()
+	reg := observability.NewRegistry()
 	observability.NewBusiness(reg)
 	mh, err := observability.SDKMetricsHandler(reg)
 	if err != nil {

@@ -1,20 +1,6 @@
-// Package report builds the recovery report: how dunning runs ended, broken down by prompt
-// variant, channel, tone and incentive, read from PostgreSQL.
-//
-// Which runs count: those that have ended (outcome is set) and started at or after the
-// report's since time. A run is recovered when its outcome is "recovered".
-//
-// Attribution: a run counts under a dimension value when ANY of its decisions had that
-// value, so a run whose step 1 went by email and step 2 by SMS counts once under
-// channel=email and once under channel=sms (the rows of a dimension do not add up to the
-// number of runs). The variant is the exception: all decisions of a run share one, and the
-// run's variant is taken from its first decision (lowest step). The incentive dimension is
-// the incentive kind ("none", "discount_percent", "extension_days"). Runs without any
-// decision belong to no row. Every figure of a row (messages, incentive cost, time to
-// recovery) is the whole run's, attributed in full to each value the run counts under.
-//
-// Rows are grouped by the invoice's currency too (upper-cased; "" when the invoice is not
-// in the database), so incentive costs are never summed across currencies.
+// Package report builds the recovery report from PostgreSQL: how dunning runs ended, by
+// prompt variant, channel, tone and incentive. Which runs count and how they are
+// attributed: docs/PACKAGES.md.
 package report
 
 import (
@@ -29,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/recoup-dunning/recoup/internal/money"
+	"github.com/recoup-dunning/recoup/internal/model/money"
 )
 
 // Dimension is what the runs are broken down by.

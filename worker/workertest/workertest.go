@@ -24,12 +24,12 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/email"
+	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/ingest"
-	"github.com/recoup-dunning/recoup/internal/policy"
-	"github.com/recoup-dunning/recoup/internal/store"
-	"github.com/recoup-dunning/recoup/internal/templates"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -69,8 +69,8 @@ type Options struct {
 type Harness struct {
 	T      testing.TB
 	Client client.Client // survives RestartTemporal
-	Store  *store.Store
-	Ingest *ingest.Ingestor
+	Store  *postgres.Store
+	Ingest *eventlog.Ingestor
 	// Mail is the SendGrid fake the worker sends to; its URL is SENDGRID_BASE_URL for a
 	// worker process.
 	Mail    *fakes.SendGrid
@@ -101,7 +101,7 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	h.Store = fakes.MustStore(t)
 	h.MailURL = h.Mail.URL
-	sender, err := email.New(email.Config{APIKey: "SG.e2e", BaseURL: h.Mail.URL, FromEmail: "billing@shop.example"})
+	sender, err := sendgrid.New(sendgrid.Config{APIKey: "SG.e2e", BaseURL: h.Mail.URL, FromEmail: "billing@shop.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,9 @@ func Start(t testing.TB, o Options) *Harness {
 	if set.Policy.QuietHours, err = policy.ParseQuietHours("00:00", "24:00"); err != nil {
 		t.Fatal(err)
 	}
-	h.Acts = &activities.Activities{Store: h.Store, Prompts: func() *templates.Set { return set }, Email: sender,
+	base := activities.Base{Store: h.Store, Prompts: func() *templates.Set { return set }}
+	h.Acts = &activities.Activities{Detector: &activities.DetectorActivities{Base: base, Email: sender}}
+	h.Acts.Dunning = &activities.DunningActivities{Base: base, Email: sender,
 		Schedule: o.Schedule, FinalWait: o.FinalWait, IgnoreQuietHours: true,
 		// Schedules of seconds would hit the weekly contact cap; it has tests of its own.
 		ContactCap: &policy.ContactCap{Messages: 100, Days: 7},
@@ -127,8 +129,8 @@ func Start(t testing.TB, o Options) *Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Client.Close)
-	h.Acts.Signaler = h.Client
-	h.Ingest = &ingest.Ingestor{Store: h.Store, Temporal: h.Client}
+	h.Acts.Detector.Signaler = h.Client
+	h.Ingest = &eventlog.Ingestor{Store: h.Store, Temporal: h.Client}
 	if !o.NoWorker {
 		h.StartWorker()
 	}
@@ -182,7 +184,7 @@ func (h *Harness) StartWorker() {
 }
 
 // Event accepts one event through the ingest path (record, then deliver).
-func (h *Harness) Event(v map[string]any) ingest.Result {
+func (h *Harness) Event(v map[string]any) eventlog.Result {
 	h.T.Helper()
 	raw, _ := json.Marshal(v)
 	res, err := h.Ingest.Accept(context.Background(), raw, "test")

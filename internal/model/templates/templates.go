@@ -1,0 +1,425 @@
+// Package templates loads the prompt set in prompts/ (embedded default or PROMPTS_DIR),
+// lints it, renders the LLM prompts (per A/B variant) and the customer messages (per
+// locale) from it, and reloads it when the directory changes. The content hash of the set
+// is the prompt version recorded with every decision; the hash of policy.yaml and
+// guardrails.yaml alone is the policy version.
+package templates
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"golang.org/x/text/language"
+
+	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/prompts"
+)
+
+// Layout of a prompt set.
+const (
+	PolicyFile = "policy.yaml"
+	// GuardrailsFile holds the word lists the model's text is checked against.
+	GuardrailsFile = "guardrails.yaml"
+	SystemFile     = "system.tmpl"
+	UserFile       = "user.tmpl"
+	MessagesDir    = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
+	VariantsDir    = "variants" // variants/<name>/{system,user}.tmpl, each optional
+	EmailText      = "email_text.tmpl"
+	EmailHTML      = "email_html.tmpl"
+	SMSFile        = "sms.tmpl"
+	// DefaultLocale's messages must exist; other locales fall back to it.
+	DefaultLocale = "en"
+)
+
+// Set is a loaded, checked prompt set. It is immutable.
+type Set struct {
+	Policy        *policy.Policy
+	Version       string // first 12 hex digits of the SHA-256 over every file's name and content
+	PolicyVersion string // the same over policy.yaml and guardrails.yaml alone
+
+	files    map[string][]byte
+	prompts  map[string]*promptTemplates  // "" (default) and each variant
+	messages map[string]*messageTemplates // by locale
+}
+
+type promptTemplates struct{ system, user *texttemplate.Template }
+
+type messageTemplates struct {
+	emailText, sms *texttemplate.Template
+	emailHTML      *htmltemplate.Template
+}
+
+// PromptData fills the system and user prompt templates. It holds no contact data; every
+// string in it is data about the customer, sanitised and length-limited before it is used.
+// Prompt puts the strings on one line with <, > and & escaped (as \u003c, \u003e, \u0026)
+// and reduces Language to a plain language tag, so that no value can close the
+// <customer_data> block, add a line to it, or speak outside it.
+type PromptData struct {
+	Step, TotalSteps                            int
+	Plan                                        string
+	TenureDays                                  int
+	LifetimeValue, AmountDue                    string
+	FailureCode                                 string
+	PaymentsSucceeded, PaymentsFailed           int
+	EarlierRuns, EarlierRunsRecovered           int
+	MessagesThisRun                             int
+	AllowedChannels                             []string
+	Language                                    string
+	Tones                                       []string
+	MaxDiscountPercent, MaxExtensionDays        int
+	SMSMaxChars, EmailMaxChars, SubjectMaxChars int
+}
+
+// safePromptData escapes the customer's strings and reduces the locale to a language tag.
+func safePromptData(d PromptData) PromptData {
+	d.Language = promptLanguage(d.Language)
+	d.Plan, d.LifetimeValue, d.AmountDue, d.FailureCode = escapeData(d.Plan), escapeData(d.LifetimeValue), escapeData(d.AmountDue), escapeData(d.FailureCode)
+	channels := make([]string, len(d.AllowedChannels))
+	for i, c := range d.AllowedChannels {
+		channels[i] = escapeData(c)
+	}
+	d.AllowedChannels = channels
+	return d
+}
+
+var dataEscaper = strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`)
+
+// escapeData makes a customer's value safe in a prompt: one line, and <, > and & escaped.
+func escapeData(s string) string { return dataEscaper.Replace(strings.Join(strings.Fields(s), " ")) }
+
+// promptLanguage reduces a customer's locale to language and region ("es-MX"); anything that
+// is not a BCP 47 tag becomes DefaultLocale. The language is named in the system prompt.
+func promptLanguage(tag string) string {
+	t, err := language.Parse(tag)
+	if err != nil || tag == "" {
+		return DefaultLocale
+	}
+	base, _ := t.Base()
+	if r, conf := t.Region(); conf == language.Exact {
+		return base.String() + "-" + r.String()
+	}
+	return base.String()
+}
+
+// Incentive is what the message templates know of an offer.
+type Incentive struct {
+	Kind    string // "", discount_percent or extension_days
+	Value   int
+	Expires string // the offer's last day, formatted for the locale
+}
+
+// MessageData fills the email and SMS templates.
+type MessageData struct {
+	FirstName      string // shown only when GreetingName accepts it
+	Subject        string
+	Message        string
+	Tone           string
+	Incentive      Incentive
+	AmountDue      string
+	PaymentURL     string
+	UnsubscribeURL string
+	Language       string // BCP 47 tag of the customer's locale, e.g. es-ES
+}
+
+// Load reads a prompt set from dir, or the embedded default when dir is empty.
+func Load(dir string) (*Set, error) {
+	if dir == "" {
+		return LoadFS(prompts.Default)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("PROMPTS_DIR: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("PROMPTS_DIR: %s is not a directory", dir)
+	}
+	return LoadFS(os.DirFS(dir))
+}
+
+var funcs = texttemplate.FuncMap{"join": strings.Join}
+
+// LoadFS reads a prompt set and lints it; any problem refuses the whole set (a
+// *LintError lists them as file:line: message).
+func LoadFS(fsys fs.FS) (*Set, error) {
+	s, problems := parseSet(fsys)
+	if len(problems) == 0 {
+		problems = s.lint()
+	}
+	if len(problems) > 0 {
+		return nil, &LintError{Problems: problems}
+	}
+	return s, nil
+}
+
+// parseSet reads and parses every file; it returns what it could build and the problems.
+func parseSet(fsys fs.FS) (*Set, []Problem) {
+	s := &Set{files: map[string][]byte{}, prompts: map[string]*promptTemplates{}, messages: map[string]*messageTemplates{}}
+	var problems []Problem
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile) {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		s.files[p] = b
+		return nil
+	})
+	if err != nil {
+		return s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
+	}
+	s.Version = hashFiles(s.files, nil)
+	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
+
+	required := []string{PolicyFile, GuardrailsFile, SystemFile, UserFile,
+		path.Join(MessagesDir, DefaultLocale, EmailText), path.Join(MessagesDir, DefaultLocale, EmailHTML),
+		path.Join(MessagesDir, DefaultLocale, SMSFile)}
+	for _, r := range required {
+		if _, ok := s.files[r]; !ok {
+			problems = append(problems, Problem{File: r, Message: "file is missing"})
+		}
+	}
+	if pb, ok := s.files[PolicyFile]; ok {
+		pol, err := policy.Parse(pb)
+		if err != nil {
+			problems = append(problems, policyProblems(err)...)
+		}
+		s.Policy = pol
+	}
+	if gb, ok := s.files[GuardrailsFile]; ok {
+		g, err := policy.ParseGuardrails(gb)
+		if err != nil {
+			problems = append(problems, fileProblems(GuardrailsFile, err)...)
+		}
+		if s.Policy != nil {
+			s.Policy.Guardrails = g
+		}
+	}
+	text := func(name string) *texttemplate.Template {
+		b, ok := s.files[name]
+		if !ok {
+			return nil
+		}
+		t, err := texttemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(b))
+		if err != nil {
+			problems = append(problems, templateProblem(name, err))
+			return nil
+		}
+		return t
+	}
+	s.prompts[""] = &promptTemplates{system: text(SystemFile), user: text(UserFile)}
+	for name := range s.files {
+		dir, file := path.Split(name)
+		parts := strings.Split(strings.Trim(dir, "/"), "/")
+		switch {
+		case len(parts) == 2 && parts[0] == VariantsDir:
+			v := parts[1]
+			if s.prompts[v] == nil {
+				s.prompts[v] = &promptTemplates{}
+			}
+			switch file {
+			case SystemFile:
+				s.prompts[v].system = text(name)
+			case UserFile:
+				s.prompts[v].user = text(name)
+			default:
+				problems = append(problems, Problem{File: name, Message: "unknown file: a variant has system.tmpl and user.tmpl"})
+			}
+		case len(parts) == 2 && parts[0] == MessagesDir:
+			loc := parts[1]
+			if _, err := language.Parse(loc); err != nil {
+				problems = append(problems, Problem{File: name, Message: fmt.Sprintf("%q is not a BCP 47 locale like es or de-AT", loc)})
+				continue
+			}
+			m := s.messages[loc]
+			if m == nil {
+				m = &messageTemplates{}
+				s.messages[loc] = m
+			}
+			switch file {
+			case EmailText:
+				m.emailText = text(name)
+			case SMSFile:
+				m.sms = text(name)
+			case EmailHTML:
+				t, err := htmltemplate.New(name).Option("missingkey=error").Parse(string(s.files[name]))
+				if err != nil {
+					problems = append(problems, templateProblem(name, err))
+				}
+				m.emailHTML = t
+			default:
+				problems = append(problems, Problem{File: name, Message: "unknown file: a locale has email_text.tmpl, email_html.tmpl and sms.tmpl"})
+			}
+		}
+	}
+	for loc, m := range s.messages {
+		for file, missing := range map[string]bool{EmailText: m.emailText == nil, EmailHTML: m.emailHTML == nil, SMSFile: m.sms == nil} {
+			if missing && !hasProblem(problems, path.Join(MessagesDir, loc, file)) {
+				problems = append(problems, Problem{File: path.Join(MessagesDir, loc, file), Message: "file is missing (every locale needs all three message templates)"})
+			}
+		}
+	}
+	if s.Policy != nil {
+		for _, v := range s.Policy.Experiment.Variants {
+			if v.Name != "control" && s.prompts[v.Name] == nil {
+				problems = append(problems, Problem{File: PolicyFile, Line: 0,
+					Message: fmt.Sprintf("experiment variant %q has no directory %s/%s", v.Name, VariantsDir, v.Name)})
+			}
+		}
+	}
+	sort.Slice(problems, func(i, j int) bool {
+		if problems[i].File != problems[j].File {
+			return problems[i].File < problems[j].File
+		}
+		return problems[i].Line < problems[j].Line
+	})
+	return s, problems
+}
+
+func hasProblem(ps []Problem, file string) bool {
+	for _, p := range ps {
+		if p.File == file {
+			return true
+		}
+	}
+	return false
+}
+
+func hashFiles(files map[string][]byte, keep func(string) bool) string {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		if keep == nil || keep(n) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
+		h.Write(files[n])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// Locales lists the locales with message templates.
+func (s *Set) Locales() []string {
+	out := make([]string, 0, len(s.messages))
+	for l := range s.messages {
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Variants lists the prompt variants ("" is the default).
+func (s *Set) Variants() []string {
+	out := make([]string, 0, len(s.prompts))
+	for v := range s.prompts {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Locale picks the message locale for a customer's BCP 47 tag: the exact tag, then its
+// language (es-MX → es), then DefaultLocale.
+func (s *Set) Locale(tag string) string {
+	if _, ok := s.messages[tag]; ok && tag != "" {
+		return tag
+	}
+	if t, err := language.Parse(tag); err == nil {
+		base, _ := t.Base()
+		if _, ok := s.messages[base.String()]; ok {
+			return base.String()
+		}
+	}
+	return DefaultLocale
+}
+
+// Prompt renders the system and user messages for the model with a variant's prompts
+// (a variant without its own file uses the default one).
+func (s *Set) Prompt(variant string, d PromptData) (system, user string, err error) {
+	d = safePromptData(d)
+	def := s.prompts[""]
+	sys, usr := def.system, def.user
+	if v := s.prompts[variant]; v != nil && variant != "" {
+		if v.system != nil {
+			sys = v.system
+		}
+		if v.user != nil {
+			usr = v.user
+		}
+	}
+	var b strings.Builder
+	if err := sys.Execute(&b, d); err != nil {
+		return "", "", err
+	}
+	system = b.String()
+	b.Reset()
+	if err := usr.Execute(&b, d); err != nil {
+		return "", "", err
+	}
+	return system, b.String(), nil
+}
+
+// Email renders an email's subject, plain text and HTML bodies in the customer's locale.
+func (s *Set) Email(d MessageData) (subject, text, html string, err error) {
+	d.FirstName = GreetingName(d.FirstName)
+	m := s.messages[s.Locale(d.Language)]
+	var b strings.Builder
+	if err := m.emailText.Execute(&b, d); err != nil {
+		return "", "", "", err
+	}
+	text = b.String()
+	b.Reset()
+	if err := m.emailHTML.Execute(&b, d); err != nil {
+		return "", "", "", err
+	}
+	return strings.TrimSpace(d.Subject), text, b.String(), nil
+}
+
+// SMS renders an SMS body in the customer's locale, whitespace collapsed.
+func (s *Set) SMS(d MessageData) (string, error) {
+	d.FirstName = GreetingName(d.FirstName)
+	m := s.messages[s.Locale(d.Language)]
+	var b strings.Builder
+	if err := m.sms.Execute(&b, d); err != nil {
+		return "", err
+	}
+	return strings.Join(strings.Fields(b.String()), " "), nil
+}
+
+// FormatDate writes a date the way a locale does ("December 13", "13 de diciembre",
+// "13. Dezember"); other locales get the English form.
+func FormatDate(t time.Time, tag string) string {
+	base := "en"
+	if lt, err := language.Parse(tag); err == nil {
+		b, _ := lt.Base()
+		base = b.String()
+	}
+	switch base {
+	case "es":
+		return fmt.Sprintf("%d de %s", t.Day(), monthsES[t.Month()-1])
+	case "de":
+		return fmt.Sprintf("%d. %s", t.Day(), monthsDE[t.Month()-1])
+	}
+	return t.Format("January 2")
+}
+
+var (
+	monthsES = []string{"enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre"}
+	monthsDE = []string{"Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"}
+)

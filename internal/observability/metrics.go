@@ -1,0 +1,66 @@
+package observability
+
+// Recoup's Prometheus metrics (client_golang), declared once, on a registry the binaries
+// expose at /metrics.
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// IngressMetrics holds the event ingress metrics.
+type IngressMetrics struct {
+	// Received counts events by source (http, stripe, kafka, cli), type and result
+	// (accepted, duplicate, conflict, invalid, unauthorized, ignored, unavailable, too_large, unsupported_media_type).
+	Received *prometheus.CounterVec
+	// Deliveries counts relay deliveries to Temporal by result (delivered, parked, failed).
+	Deliveries *prometheus.CounterVec
+	// DeliveryLag is the time from an event being received to it reaching its run.
+	DeliveryLag prometheus.Histogram
+	// Backlog is the number of accepted events not yet delivered; BacklogAge the age of the oldest.
+	Backlog    prometheus.Gauge
+	BacklogAge prometheus.Gauge
+	// Clamped counts events by source whose occurred_at lay further in the future than the
+	// allowed clock skew and was recorded as received + skew.
+	Clamped *prometheus.CounterVec
+}
+
+// NewIngressMetrics registers the ingress metrics on r.
+func NewIngressMetrics(r prometheus.Registerer) *IngressMetrics {
+	m := &IngressMetrics{
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recoup_events_received_total",
+			Help: "Events received by the ingress, by source, type and result.",
+		}, []string{"source", "type", "result"}),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recoup_event_deliveries_total",
+			Help: "Deliveries of recorded events to Temporal by the relay, by result.",
+		}, []string{"result"}),
+		DeliveryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recoup_event_delivery_lag_seconds",
+			Help:    "Time from an event being received to it being delivered to its dunning run.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900},
+		}),
+		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recoup_event_backlog",
+			Help: "Accepted events not yet delivered to Temporal.",
+		}),
+		BacklogAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recoup_event_backlog_oldest_seconds",
+			Help: "Age of the oldest accepted event not yet delivered.",
+		}),
+		Clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recoup_events_clock_clamped_total",
+			Help: "Events whose occurred_at lay in the future beyond RECOUP_MAX_CLOCK_SKEW, recorded as received + skew, by source.",
+		}, []string{"source"}),
+	}
+	r.MustRegister(m.Received, m.Deliveries, m.DeliveryLag, m.Backlog, m.BacklogAge, m.Clamped)
+	return m
+}

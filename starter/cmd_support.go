@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/customers"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/workflows"
+)
+
+// Support: a run's state and the actions on it, failure-spike incidents, customer profiles.
+func addSupportCommands(root *cobra.Command, a *app) {
+	var asJSON bool
+	status := &cobra.Command{
+		Use:     "status [flags] INVOICE_ID",
+		GroupID: "support",
+		Short:   "Print the dunning run's state",
+		Example: "  starter status in_42\n  starter status --json in_42",
+		Args:    exactArgs(1, "INVOICE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return printStatus(cmd.Context(), a.d, args[0], asJSON, a.stdout)
+		},
+	}
+	status.Flags().BoolVar(&asJSON, "json", false, "print the whole state as JSON")
+	root.AddCommand(status)
+
+	for _, s := range []struct{ name, short, example string }{
+		{"pause", "Pause a run: send nothing until it is resumed", `pause in_42 --by alice --reason "customer called"`},
+		{"resume", "Resume a paused run (later steps move back by the pause)", "resume in_42 --by alice"},
+		{"cancel", "Cancel a run (--reason is required)", "cancel in_42 --reason refunded --by alice"},
+		{"act-now", "Skip the wait: take the run's next step now", "act-now in_42 --by alice"},
+	} {
+		root.AddCommand(supportCommand(a, s.name+" [flags] INVOICE_ID", s.short, s.example, exactArgs(1, "INVOICE_ID")))
+	}
+	setChannel := supportCommand(a, "set-channel [flags] INVOICE_ID email|sms", "Change the channel of the run's next message",
+		"set-channel in_42 sms --by alice", exactArgs(2, "INVOICE_ID and a channel, email or sms"))
+	setChannel.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 1 {
+			return []cobra.Completion{string(recoup.ChannelEmail), string(recoup.ChannelSMS)}, cobra.ShellCompDirectiveNoFileComp
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	root.AddCommand(setChannel)
+
+	root.AddCommand(incidentsCommand(a))
+
+	var format string
+	imp := &cobra.Command{
+		Use:   "import [flags] FILE",
+		Short: "Import customer profiles and consents (.csv or .jsonl)",
+		Long: `Import customer profiles and consents from FILE (- for stdin): CSV with a header row or JSON
+lines, told apart by the file extension or --format. A file with any invalid row is refused
+whole, every problem named by line. A profile older than the stored one is kept as stored.`,
+		Example: "  starter customers import customers.csv\n  starter customers import --format jsonl - < customers.txt",
+		Args:    exactArgs(1, "FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return importCustomers(cmd.Context(), a.d, args[0], format, a.stdin, a.stdout)
+		},
+	}
+	imp.Flags().StringVar(&format, "format", "", "csv or jsonl (default: from the file extension)")
+	_ = imp.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]cobra.Completion{"csv", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
+	cust := group(&cobra.Command{Use: "customers", GroupID: "support", Short: "Customer profiles: import"})
+	cust.AddCommand(imp)
+	root.AddCommand(cust)
+}
+
+// supportCommand is one support action on a run, run as a Temporal Update.
+func supportCommand(a *app, use, short, example string, args cobra.PositionalArgs) *cobra.Command {
+	var by, reason string
+	cmd := &cobra.Command{
+		Use:     use,
+		GroupID: "support",
+		Short:   short,
+		Long: short + `.
+
+The action runs as a Temporal Update: the run answers with its new status, or refuses (exit
+status 2) when the action does not apply to it. --by and --reason are recorded in the run.`,
+		Example: "  starter " + example,
+		Args:    args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return supportAction(cmd.Context(), a.d, cmd.Name(), args, by, reason, a.stdout)
+		},
+	}
+	cmd.Flags().StringVar(&by, "by", defaultActor(), "who is acting (recorded in the run)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the run)")
+	return cmd
+}
+
+// supportAction runs a support action on a run as a Temporal Update and prints the run's
+// answer, or why it refused (exit status 2).
+func supportAction(ctx context.Context, d *deps, action string, args []string, by, reason string, stdout io.Writer) error {
+	var name string
+	var arg any
+	switch action {
+	case "pause":
+		name, arg = recoup.UpdatePause, recoup.Pause{By: by, Reason: reason}
+	case "resume":
+		name, arg = recoup.UpdateResume, recoup.Resume{By: by, Reason: reason}
+	case "cancel":
+		if reason == "" {
+			return usageError{"cancel: --reason is required"}
+		}
+		name, arg = recoup.UpdateCancel, recoup.Cancel{By: by, Reason: reason}
+	case "act-now":
+		name, arg = recoup.UpdateActNow, recoup.ActNowRequest{By: by, Reason: reason}
+	case "set-channel":
+		ch := recoup.Channel(args[1])
+		if !ch.Valid() {
+			return usageError{fmt.Sprintf("set-channel: %q is not email or sms", ch)}
+		}
+		name, arg = recoup.UpdateSetChannel, recoup.SetChannelRequest{By: by, Reason: reason, Channel: ch}
+	default:
+		return fmt.Errorf("no support action %q", action)
+	}
+	tc, err := d.temporal()
+	if err != nil {
+		return err
+	}
+	wfID := recoup.WorkflowID(args[0])
+	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: wfID, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var res recoup.ActionResult
+	if err == nil {
+		err = h.Get(ctx, &res)
+	}
+	var nf *serviceerror.NotFound
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &nf):
+		return usageError{fmt.Sprintf("no dunning run %s", wfID)}
+	case errors.As(err, &appErr):
+		return usageError{fmt.Sprintf("%s refused: %s", wfID, appErr.Message())}
+	case err != nil:
+		// A run that has completed answers with a "workflow execution already completed" error.
+		return fmt.Errorf("%s %s: %w", action, wfID, err)
+	}
+	fmt.Fprintf(stdout, "%s: %s (status %s)\n", wfID, res.Message, res.Status)
+	return nil
+}
+
+func defaultActor() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// incidentsCommand lists failure-spike incidents (from PostgreSQL, where the detector records
+// them); its subcommands apply an operator's action to one through the detector's update.
+func incidentsCommand(a *app) *cobra.Command {
+	var all bool
+	var limit int
+	var by, reason string
+	inc := &cobra.Command{
+		Use:     "incidents [flags]",
+		GroupID: "support",
+		Short:   "Failure-spike incidents: list open ones (--all: recent ones too), ack, release, false-alarm",
+		Long: `List failure-spike incidents (open ones; --all also the ones that ended) with their evidence,
+detection delay and held runs, and say how the detector judges cohorts. The subcommands apply
+an operator's action to one incident through the detector; --by and --reason are recorded on
+the incident.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return wrongArgs(cmd, fmt.Sprintf("unknown action %q (ack, release or false-alarm)", args[0]))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return listIncidents(cmd.Context(), a.d, all, limit, a.stdout)
+		},
+	}
+	inc.Flags().BoolVar(&all, "all", false, "also list incidents that ended (cleared, false alarms)")
+	inc.Flags().IntVar(&limit, "limit", 50, "at most this many incidents")
+	inc.PersistentFlags().StringVar(&by, "by", defaultActor(), "who is acting (recorded on the incident)")
+	inc.PersistentFlags().StringVar(&reason, "reason", "", "why (recorded on the incident)")
+	inc.PersistentFlags().StringVar(&reason, "note", "", "the same as --reason")
+	_ = inc.PersistentFlags().MarkHidden("note")
+	for _, act := range []struct {
+		use, action, short string
+		aliases            []string
+	}{
+		{"ack", "acknowledge", "Acknowledge an open incident: someone is on it", []string{"acknowledge"}},
+		{"release", "release", "Release the runs an incident holds", nil},
+		{"false-alarm", "false_alarm", "Close an incident as a false alarm and release its runs", nil},
+	} {
+		inc.AddCommand(&cobra.Command{
+			Use:     act.use + " [flags] INCIDENT_ID",
+			Aliases: act.aliases,
+			Short:   act.short,
+			Example: "  starter incidents " + act.use + " inc-… --by oncall --reason \"looking\"",
+			Args:    exactArgs(1, "INCIDENT_ID"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return incidentAction(cmd.Context(), a.d, act.use, act.action, args[0], by, reason, a.stdout)
+			},
+		})
+	}
+	return inc
+}
+
+// incidentAction applies an operator's action to an incident through the detector's update.
+func incidentAction(ctx context.Context, d *deps, verb, action, id, by, reason string, stdout io.Writer) error {
+	tc, err := d.temporal()
+	if err != nil {
+		return err
+	}
+	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: recoup.DetectorWorkflowID, UpdateName: recoup.UpdateIncident, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{recoup.IncidentAction{IncidentID: id, Action: action, By: by, Note: reason}},
+	})
+	var inc spike.Incident
+	if err == nil {
+		err = h.Get(ctx, &inc)
+	}
+	var nf *serviceerror.NotFound
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &nf):
+		return usageError{"the failure-spike detector is not running (it starts with the first payment.failed)"}
+	case errors.As(err, &appErr):
+		return usageError{"refused: " + appErr.Message()}
+	case err != nil:
+		return fmt.Errorf("incidents %s %s: %w", verb, id, err)
+	}
+	fmt.Fprintf(stdout, "%s: %s (%s) %s\n", inc.ID, inc.Status, inc.Cohort, inc.Note)
+	return nil
+}
+
+// modes explains the detector's modes to operators.
+var modes = map[string]string{
+	"rates":  "rates: payment volume is reported (payment.succeeded); each cohort is judged by its failure rate",
+	"shares": "shares: no payment volume reported; each cohort is judged by its share of all failures, so a traffic-wide rise (renewal day) is not an incident, but a cohort with nearly all failures (a single gateway) is not judged: send payment.succeeded events to watch it",
+	"counts": "counts: each cohort against its own usual count (a detector run from before rates and shares)",
+}
+
+// detectorMode asks the running detector how it judges cohorts (best effort: the list comes
+// from PostgreSQL either way).
+func detectorMode(ctx context.Context, d *deps) string {
+	tc, err := d.temporal()
+	if err != nil {
+		return "unknown (Temporal is not reachable)"
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := tc.QueryWorkflow(qctx, recoup.DetectorWorkflowID, "", recoup.QueryIncidents)
+	var st workflows.DetectorStatus
+	if err == nil {
+		err = v.Get(&st)
+	}
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return "not running (it starts with the first payment.failed)"
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case modes[st.Mode] == "":
+		return st.Mode
+	}
+	return modes[st.Mode]
+}
+
+func listIncidents(ctx context.Context, d *deps, all bool, limit int, stdout io.Writer) error {
+	st, err := d.store(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { fmt.Fprintln(stdout, "detector mode:", detectorMode(ctx, d)) }()
+	incs, held, err := st.Incidents(ctx, all, limit)
+	if err != nil {
+		return err
+	}
+	if len(incs) == 0 {
+		if all {
+			fmt.Fprintln(stdout, "no incidents")
+		} else {
+			fmt.Fprintln(stdout, "no open incidents (--all lists the ones that ended)")
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tCOHORT\tOPENED\tDETECTED AFTER\tHELD RUNS\tEVIDENCE")
+	for _, in := range incs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", in.ID, in.Status, in.Severity, in.Cohort,
+			in.OpenedAt.UTC().Format(time.RFC3339), in.OpenedAt.Sub(in.OnsetAt).Round(time.Second), held[in.ID], in.Evidence)
+	}
+	return tw.Flush()
+}
+
+func importCustomers(ctx context.Context, d *deps, path, format string, stdin io.Reader, stdout io.Writer) error {
+	if format == "" {
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".csv":
+			format = "csv"
+		case ".jsonl", ".ndjson", ".json":
+			format = "jsonl"
+		default:
+			return usageError{fmt.Sprintf("customers import: cannot tell the format of %q; use --format csv or --format jsonl", path)}
+		}
+	}
+	var r io.Reader = stdin
+	if path != "-" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return usageError{fmt.Sprintf("customers import: %v", err)}
+		}
+		r = bytes.NewReader(b)
+	}
+	cs, err := customers.Parse(r, format, time.Now().UTC())
+	if err != nil {
+		return usageError{fmt.Sprintf("customers import: nothing imported:\n%v", err)}
+	}
+	st, err := d.store(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := customers.Import(ctx, st, cs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "imported %d profiles (%d changed; older than stored ones are kept as stored)\n", len(cs), n)
+	return nil
+}
+
+func printStatus(ctx context.Context, d *deps, invoiceID string, asJSON bool, stdout io.Writer) error {
+	tc, err := d.temporal()
+	if err != nil {
+		return err
+	}
+	wfID := recoup.WorkflowID(invoiceID)
+	v, err := tc.QueryWorkflow(ctx, wfID, "", recoup.QueryStatus)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no dunning run %s", wfID)
+	}
+	if err != nil {
+		return fmt.Errorf("query %s: %w", wfID, err)
+	}
+	var s recoup.State
+	if err := v.Get(&s); err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	PrintState(stdout, wfID, s)
+	return nil
+}
+
+// PrintState writes a run's state for people.
+func PrintState(w io.Writer, wfID string, s recoup.State) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "run\t%s\n", wfID)
+	fmt.Fprintf(tw, "status\t%s %s\n", s.Status, paren(s.Reason))
+	fmt.Fprintf(tw, "invoice\t%s (%d %s minor units), customer %s\n", s.InvoiceID, s.AmountMinor, s.Currency, s.CustomerID)
+	fmt.Fprintf(tw, "step\t%d of %d\n", s.Step, s.TotalSteps)
+	if s.NextAction != "" {
+		fmt.Fprintf(tw, "next\t%s at %s\n", s.NextAction, s.NextActionAt.Format(time.RFC3339))
+	}
+	if len(s.OptedOut) > 0 {
+		fmt.Fprintf(tw, "opted out\t%v\n", s.OptedOut)
+	}
+	tw.Flush()
+	for _, dec := range s.Decisions {
+		fmt.Fprintf(w, "  decision step %d: %s · %s · incentive %s %d · by %s %s\n    why: %s\n",
+			dec.Step, dec.Channel, dec.Tone, dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy,
+			paren(strings.Join(dec.Violations, "; ")), dec.Rationale)
+	}
+	for _, m := range s.Messages {
+		fmt.Fprintf(w, "  message step %d: %s %s %s %s\n", m.Step, m.Channel, m.Delivery, m.ProviderMessageID, paren(m.Error))
+	}
+	for _, sig := range s.Signals {
+		applied := "applied"
+		if !sig.Applied {
+			applied = "ignored"
+		}
+		fmt.Fprintf(w, "  signal %s %s: %s %s\n", sig.Name, sig.EventID, applied, paren(sig.Note))
+	}
+}
+
+func paren(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "(" + s + ")"
+}
