@@ -437,3 +437,31 @@ type State struct {
 	Hold           *Hold          `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
 	LastApplied    time.Time      `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
 }
+
+// Application error types (temporal.ApplicationError.Type()) that cross the workflow
+// boundary: what activities return when retrying cannot help, and what a refused support
+// action returns to its caller. The strings are recorded in histories: never change one.
+const (
+	// ErrTypeRejected: a support action (Update) refused by its validator.
+	ErrTypeRejected         = "ActionRejected"
+	ErrTypeUnknownCustomer  = "UnknownCustomer"
+	ErrTypeNotReachable     = "NotReachable"
+	ErrTypeProviderRejected = "ProviderRejected"
+	ErrTypeWebhookRejected  = "WebhookRejected"
+	ErrTypeInvalidInput     = "InvalidInput"
+	// ErrTypeOutsideAllowedHours: the send was attempted outside the allowed-hours window
+	// (SendInput.NotBefore/NotAfter) by the worker's clock; nothing was sent and the workflow
+	// waits for the next window.
+	ErrTypeOutsideAllowedHours = "OutsideAllowedHours"
+	// ErrTypeSettled: the invoice was settled (an event recorded since the run started,
+	// whether or not it has reached the run yet): nothing was sent, or the run may not end
+	// exhausted. The error's details are a SettledBy.
+	ErrTypeSettled = "InvoiceSettled"
+)
+
+// SettledBy names the settling event of an ErrTypeSettled error: the workflow applies it as
+// if its signal had arrived (the signal, when it comes, is then a duplicate).
+type SettledBy struct {
+	EventID string `json:"event_id"`
+	Type    string `json:"type"` // payment.recovered, payment.retry_succeeded or dunning.cancel
+}

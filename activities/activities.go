@@ -27,32 +27,8 @@ import (
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
-// Error types of non-retryable application errors the activities return.
-const (
-	ErrTypeUnknownCustomer  = "UnknownCustomer"
-	ErrTypeNotReachable     = "NotReachable"
-	ErrTypeProviderRejected = "ProviderRejected"
-	ErrTypeWebhookRejected  = "WebhookRejected"
-	ErrTypeInvalidInput     = "InvalidInput"
-	// ErrTypeOutsideAllowedHours: the send was attempted outside the allowed-hours window
-	// (SendInput.NotBefore/NotAfter) by the worker's clock; nothing was sent and the workflow
-	// waits for the next window.
-	ErrTypeOutsideAllowedHours = "OutsideAllowedHours"
-	// ErrTypeSettled: the invoice was settled (an event recorded since the run started,
-	// whether or not it has reached the run yet): nothing was sent, or the run may not end
-	// exhausted. The error's details are a SettledBy.
-	ErrTypeSettled = "InvoiceSettled"
-)
-
-// SettledBy names the settling event of an ErrTypeSettled error: the workflow applies it as
-// if its signal had arrived (the signal, when it comes, is then a duplicate).
-type SettledBy struct {
-	EventID string `json:"event_id"`
-	Type    string `json:"type"` // payment.recovered, payment.retry_succeeded or dunning.cancel
-}
-
 func settledError(e *postgres.SettledError) error {
-	return temporal.NewNonRetryableApplicationError(e.Error(), ErrTypeSettled, nil, SettledBy{EventID: e.EventID, Type: e.Type})
+	return temporal.NewNonRetryableApplicationError(e.Error(), recoup.ErrTypeSettled, nil, recoup.SettledBy{EventID: e.EventID, Type: e.Type})
 }
 
 // LLM is the model client (internal/openai.Client).
@@ -221,7 +197,7 @@ func (a *DunningActivities) FetchCustomerHistory(ctx context.Context, in FetchHi
 	if errors.Is(err, postgres.ErrUnknownCustomer) {
 		return CustomerHistory{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("unknown customer %q: no profile was imported and the payment.failed event carried no customer snapshot", in.CustomerID),
-			ErrTypeUnknownCustomer, err)
+			recoup.ErrTypeUnknownCustomer, err)
 	}
 	if err != nil {
 		return CustomerHistory{}, err

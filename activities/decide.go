@@ -389,17 +389,16 @@ func customerText(s string) string {
 
 func allowedChannels(h CustomerHistory, excluded []recoup.Channel, only recoup.Channel, enabled []recoup.Channel) []recoup.Channel {
 	var out []recoup.Channel
-	defer func() {
-		out = slices.DeleteFunc(out, func(c recoup.Channel) bool { return !slices.Contains(enabled, c) })
-		if only != "" && slices.Contains(out, only) {
-			out = []recoup.Channel{only}
+	for _, c := range []struct {
+		ch        recoup.Channel
+		reachable bool
+	}{{recoup.ChannelEmail, h.EmailReachable}, {recoup.ChannelSMS, h.SMSReachable}} {
+		if c.reachable && !slices.Contains(excluded, c.ch) && slices.Contains(enabled, c.ch) {
+			out = append(out, c.ch)
 		}
-	}()
-	if h.EmailReachable && !slices.Contains(excluded, recoup.ChannelEmail) {
-		out = append(out, recoup.ChannelEmail)
 	}
-	if h.SMSReachable && !slices.Contains(excluded, recoup.ChannelSMS) {
-		out = append(out, recoup.ChannelSMS)
+	if only != "" && slices.Contains(out, only) {
+		return []recoup.Channel{only}
 	}
 	return out
 }

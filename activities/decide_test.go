@@ -158,7 +158,7 @@ func TestDecideHonoursQuietHours(t *testing.T) {
 func TestFetchCustomerHistory(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.acts.FetchCustomerHistory(context.Background(), activities.FetchHistoryInput{CustomerID: "cus_nobody", Now: now})
-	if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeUnknownCustomer || !nonRetryable {
+	if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeUnknownCustomer || !nonRetryable {
 		t.Fatalf("unknown customer: error = %v", err)
 	}
 	ctx := context.Background()

@@ -56,7 +56,7 @@ func (a *DunningActivities) SendWindow(ctx context.Context, in SendWindowInput) 
 	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
 	if errors.Is(err, postgres.ErrUnknownCustomer) {
 		return SendWindowResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("send window: unknown customer %q", in.CustomerID), ErrTypeUnknownCustomer, err)
+			fmt.Sprintf("send window: unknown customer %q", in.CustomerID), recoup.ErrTypeUnknownCustomer, err)
 	}
 	if err != nil {
 		return SendWindowResult{}, err

@@ -63,8 +63,8 @@ func TestRetriedSendAt2330LocalIsRefusedOutsideAllowedHours(t *testing.T) {
 			f.at(ny(t, "2026-11-30 23:30"))
 			_, err = send(ctx, in)
 			typ, nonRetryable := appErrType(err)
-			if typ != activities.ErrTypeOutsideAllowedHours || !nonRetryable {
-				t.Fatalf("retry at 23:30: error = %v, want non-retryable %s", err, activities.ErrTypeOutsideAllowedHours)
+			if typ != recoup.ErrTypeOutsideAllowedHours || !nonRetryable {
+				t.Fatalf("retry at 23:30: error = %v, want non-retryable %s", err, recoup.ErrTypeOutsideAllowedHours)
 			}
 			if !strings.Contains(err.Error(), "2026-12-01T04:30:00Z") || !strings.Contains(err.Error(), w.NotAfter.UTC().Format(time.RFC3339)) {
 				t.Errorf("error %q does not say when the attempt was and when the window ended", err)
@@ -96,8 +96,8 @@ func TestSendChecksAllowedHoursEvenWithoutAWindowAndNoOneOverridesSMSHours(t *te
 	f.at(ny(t, "2026-11-30 23:30"))
 	// No NotBefore/NotAfter (a run decided before they existed): the customer's hours still hold for SMS.
 	_, err := f.acts.SendSMS(ctx, sendInput(1, recoup.ChannelSMS))
-	if !isType(err, activities.ErrTypeOutsideAllowedHours) {
-		t.Fatalf("SMS at 23:30 with IgnoreQuietHours: error = %v, want %s", err, activities.ErrTypeOutsideAllowedHours)
+	if !isType(err, recoup.ErrTypeOutsideAllowedHours) {
+		t.Fatalf("SMS at 23:30 with IgnoreQuietHours: error = %v, want %s", err, recoup.ErrTypeOutsideAllowedHours)
 	}
 	if !strings.Contains(err.Error(), "09:00-20:00 in America/New_York") {
 		t.Errorf("error %q does not name the hours and the zone", err)
@@ -116,8 +116,8 @@ func TestSendChecksAllowedHoursEvenWithoutAWindowAndNoOneOverridesSMSHours(t *te
 	// Without IgnoreQuietHours and without a window, email is held to the hours too.
 	f.acts.IgnoreQuietHours = false
 	_, err = f.acts.SendEmail(ctx, sendInput(2, recoup.ChannelEmail))
-	if !isType(err, activities.ErrTypeOutsideAllowedHours) {
-		t.Fatalf("email at 23:30: error = %v, want %s", err, activities.ErrTypeOutsideAllowedHours)
+	if !isType(err, recoup.ErrTypeOutsideAllowedHours) {
+		t.Fatalf("email at 23:30: error = %v, want %s", err, recoup.ErrTypeOutsideAllowedHours)
 	}
 	if f.sg.RequestCount() != 1 {
 		t.Fatalf("SendGrid got %d requests, want 1 (the demo email)", f.sg.RequestCount())
@@ -192,8 +192,8 @@ func TestSendWindowWithoutTimeZoneIsInferredNotUTC(t *testing.T) {
 	in := sendInput(1, recoup.ChannelSMS)
 	in.CustomerID = "cus_phone"
 	f.at(now)
-	if _, err := f.acts.SendSMS(ctx, in); !isType(err, activities.ErrTypeOutsideAllowedHours) {
-		t.Fatalf("SMS at 08:00 Pacific: error = %v, want %s", err, activities.ErrTypeOutsideAllowedHours)
+	if _, err := f.acts.SendSMS(ctx, in); !isType(err, recoup.ErrTypeOutsideAllowedHours) {
+		t.Fatalf("SMS at 08:00 Pacific: error = %v, want %s", err, recoup.ErrTypeOutsideAllowedHours)
 	}
 	if f.tw.RequestCount() != 0 {
 		t.Fatal("Twilio was called at 08:00 Pacific")
@@ -244,8 +244,8 @@ func TestSendToStoredAddressThatBecameInvalidIsNotReachable(t *testing.T) {
 				send = f.acts.SendSMS
 			}
 			_, err := send(ctx, in)
-			if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeNotReachable || !nonRetryable {
-				t.Fatalf("error = %v, want non-retryable %s", err, activities.ErrTypeNotReachable)
+			if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeNotReachable || !nonRetryable {
+				t.Fatalf("error = %v, want non-retryable %s", err, recoup.ErrTypeNotReachable)
 			}
 			if strings.Contains(err.Error(), tt.value) {
 				t.Errorf("error %q repeats the stored address", err)

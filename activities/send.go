@@ -73,7 +73,7 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 	if in.IdempotencyKey == "" || in.Decision.Channel != ch {
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("send %s: idempotency key %q / decision channel %q do not match", ch, in.IdempotencyKey, in.Decision.Channel),
-			ErrTypeInvalidInput, nil)
+			recoup.ErrTypeInvalidInput, nil)
 	}
 	log := a.logger(ctx).With("idempotency_key", in.IdempotencyKey, "channel", string(ch))
 	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
@@ -82,14 +82,14 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 	}
 	if reason := unreachable(c, ch); reason != "" {
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("customer %s cannot be reached by %s: %s", in.CustomerID, ch, reason), ErrTypeNotReachable, nil)
+			fmt.Sprintf("customer %s cannot be reached by %s: %s", in.CustomerID, ch, reason), recoup.ErrTypeNotReachable, nil)
 	}
 	if res, done, err := a.outsideHoursOutcome(ctx, log, ch, c, in); done {
 		return res, err
 	}
 	msg, err := a.render(ch, c, in)
 	if err != nil {
-		return SendResult{}, temporal.NewNonRetryableApplicationError("render message: "+err.Error(), ErrTypeInvalidInput, err)
+		return SendResult{}, temporal.NewNonRetryableApplicationError("render message: "+err.Error(), recoup.ErrTypeInvalidInput, err)
 	}
 	if res, done, err := a.reserve(ctx, log, ch, in, msg); done {
 		return res, err
@@ -118,7 +118,7 @@ func (a *DunningActivities) outsideHoursOutcome(ctx context.Context, log *slog.L
 		return res, true, err
 	}
 	log.Info("attempt outside allowed hours; not sent", "reason", why)
-	return SendResult{}, true, temporal.NewNonRetryableApplicationError(why, ErrTypeOutsideAllowedHours, nil)
+	return SendResult{}, true, temporal.NewNonRetryableApplicationError(why, recoup.ErrTypeOutsideAllowedHours, nil)
 }
 
 // reserve writes the send's reservation before the provider is called; done when the send
@@ -135,7 +135,7 @@ func (a *DunningActivities) reserve(ctx context.Context, log *slog.Logger, ch re
 		log.Info("invoice settled since the run started; not sent", "event_id", settled.EventID)
 		return SendResult{}, true, settledError(settled)
 	case errors.As(err, &barred):
-		return SendResult{}, true, temporal.NewNonRetryableApplicationError(barred.Reason, ErrTypeNotReachable, nil)
+		return SendResult{}, true, temporal.NewNonRetryableApplicationError(barred.Reason, recoup.ErrTypeNotReachable, nil)
 	case err != nil:
 		return SendResult{}, true, err
 	case !claimed:
@@ -192,7 +192,7 @@ func (a *DunningActivities) recordOutcome(bg context.Context, log *slog.Logger, 
 			return SendResult{}, ferr
 		}
 		log.Warn("provider rejected the message", "error", err)
-		return SendResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeProviderRejected, err)
+		return SendResult{}, temporal.NewNonRetryableApplicationError(err.Error(), recoup.ErrTypeProviderRejected, err)
 	case errors.Is(err, provider.ErrOutcomeUnknown):
 		if rerr := a.Store.ReconcileSend(bg, in.IdempotencyKey, err.Error()); rerr != nil {
 			return SendResult{}, rerr
@@ -223,7 +223,7 @@ func (a *DunningActivities) earlier(log *slog.Logger, ch recoup.Channel, in Send
 		return SendResult{Delivery: postgres.SendReconcile}, nil
 	default: // failed
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
-			"provider rejected this message earlier: "+row.Error, ErrTypeProviderRejected, nil)
+			"provider rejected this message earlier: "+row.Error, recoup.ErrTypeProviderRejected, nil)
 	}
 }
 
@@ -338,7 +338,7 @@ func (a *DunningActivities) AnnounceOffer(ctx context.Context, in OfferInput) (O
 
 func webhookError(err error) error {
 	if provider.IsPermanent(err) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRejected, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), recoup.ErrTypeWebhookRejected, err)
 	}
 	return err
 }

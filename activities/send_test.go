@@ -122,8 +122,8 @@ func TestProviderRejectionIsNotRetried(t *testing.T) {
 	in := sendInput(1, recoup.ChannelEmail)
 	for i := range 2 {
 		_, err := f.acts.SendEmail(context.Background(), in)
-		if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeProviderRejected || !nonRetryable {
-			t.Fatalf("attempt %d: error = %v, want non-retryable %s", i+1, err, activities.ErrTypeProviderRejected)
+		if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeProviderRejected || !nonRetryable {
+			t.Fatalf("attempt %d: error = %v, want non-retryable %s", i+1, err, recoup.ErrTypeProviderRejected)
 		}
 	}
 	if f.sg.RequestCount() != 1 {
@@ -179,7 +179,7 @@ func TestInvalidPhoneIsPermanent(t *testing.T) {
 	f := newFixture(t)
 	f.tw.Always(twilioRejection(http.StatusBadRequest))
 	_, err := f.acts.SendSMS(context.Background(), sendInput(1, recoup.ChannelSMS))
-	if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeProviderRejected || !nonRetryable {
+	if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeProviderRejected || !nonRetryable {
 		t.Fatalf("error = %v, want non-retryable ProviderRejected", err)
 	}
 }
@@ -189,7 +189,7 @@ func TestNoConsentIsNotSent(t *testing.T) {
 	no := false
 	f.customer(t, postgres.Customer{CustomerID: "cus_1", SMSConsentSet: &no, UpdatedAt: time.Now().Add(time.Minute)})
 	_, err := f.acts.SendSMS(context.Background(), sendInput(1, recoup.ChannelSMS))
-	if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeNotReachable || !nonRetryable {
+	if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeNotReachable || !nonRetryable {
 		t.Fatalf("error = %v, want non-retryable NotReachable", err)
 	}
 	if len(smsBodies(f.tw)) != 0 {
@@ -246,8 +246,8 @@ func TestSendAfterARecordedSettleIsNotSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.acts.SendEmail(ctx, sendInput(1, recoup.ChannelEmail))
-	if typ, nonRetryable := appErrType(err); typ != activities.ErrTypeSettled || !nonRetryable {
-		t.Fatalf("error = %v, want non-retryable %s", err, activities.ErrTypeSettled)
+	if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeSettled || !nonRetryable {
+		t.Fatalf("error = %v, want non-retryable %s", err, recoup.ErrTypeSettled)
 	}
 	if f.sg.RequestCount() != 0 {
 		t.Fatalf("SendGrid was called %d times after the invoice was settled", f.sg.RequestCount())

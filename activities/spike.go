@@ -51,7 +51,7 @@ type HoldResult struct {
 }
 
 // CheckHold holds the run when an open failure-spike incident that a live detector maintains
-// matches its failure (see store.HoldIfIncident: atomic with the incident ending, so no hold
+// matches its failure (see postgres.HoldIfIncident: atomic with the incident ending, so no hold
 // is missed by a release; an incident the detector has not evaluated within
 // spike.Config.LiveWithin holds nothing new).
 func (a *DunningActivities) CheckHold(ctx context.Context, in HoldInput) (HoldResult, error) {
@@ -153,7 +153,7 @@ type ReleaseInput struct {
 }
 
 // ReleaseIncidentHolds releases every run the incident still holds; it needs the incident's
-// status stored first (store.HeldRuns lists the runs of an incident that stopped holding).
+// status stored first (postgres.HeldRuns lists the runs of an incident that stopped holding).
 // Idempotent: a retry continues where an attempt stopped.
 func (a *DetectorActivities) ReleaseIncidentHolds(ctx context.Context, in ReleaseInput) (IncidentsResult, error) {
 	if spike.Holding(in.Incident.Status) {
@@ -164,11 +164,11 @@ func (a *DetectorActivities) ReleaseIncidentHolds(ctx context.Context, in Releas
 	return IncidentsResult{Released: n}, err
 }
 
-// IncidentRecovery is what a detector starting over takes over (store.Recovery; named here so
+// IncidentRecovery is what a detector starting over takes over (postgres.Recovery; named here so
 // that workflows import no adapter).
 type IncidentRecovery = postgres.Recovery
 
-// RecoverIncidents reads what a detector starting over takes over (store.RecoverIncidents).
+// RecoverIncidents reads what a detector starting over takes over (postgres.RecoverIncidents).
 func (a *DetectorActivities) RecoverIncidents(ctx context.Context) (IncidentRecovery, error) {
 	r, err := a.Store.RecoverIncidents(ctx)
 	if err == nil && (len(r.Incidents) > 0 || len(r.Unreleased) > 0) {

@@ -224,7 +224,7 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 		return err
 	}
 	m := observability.NewIngressMetrics(reg)
-	relay := ingress.NewRelay(x.in, m, x.logger)
+	relay := eventlog.NewRelay(x.in, m, x.logger)
 	srv, err := ingress.New(ingress.Options{
 		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,
 		Metrics: m, Registry: reg, Logger: x.logger,
@@ -273,8 +273,8 @@ func consume(ctx context.Context, d *deps, stdout io.Writer, opts ...kgo.Opt) er
 	if err != nil {
 		return err
 	}
-	relay := ingress.NewRelay(x.in, nil, x.logger)
-	handle, reject := ingress.KafkaHandlers(x.in, x.st, relay)
+	relay := eventlog.NewRelay(x.in, nil, x.logger)
+	handle, reject := eventlog.KafkaHandlers(x.in, x.st, relay)
 	c, err := kafka.New(kafka.Config{Brokers: d.cfg.KafkaBrokers, Topic: d.cfg.KafkaTopic, Group: d.cfg.KafkaGroup},
 		handle, reject, x.logger, opts...)
 	if err != nil {

@@ -17,19 +17,6 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 )
 
-// Typed search-attribute keys, declared once.
-var (
-	CustomerIDKey    = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrCustomerID)
-	InvoiceIDKey     = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrInvoiceID)
-	DunningStatusKey = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrDunningStatus)
-	DunningStepKey   = temporal.NewSearchAttributeKeyInt64(recoup.SearchAttrDunningStep)
-	LastChannelKey   = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrLastChannel)
-	PromptVersionKey = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrPromptVersion)
-	DecidedByKey     = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrDecidedBy)
-	AmountDueKey     = temporal.NewSearchAttributeKeyInt64(recoup.SearchAttrAmountDue)
-	CurrencyKey      = temporal.NewSearchAttributeKeyKeyword(recoup.SearchAttrCurrency)
-)
-
 // FinalWait is how long a run waits for a retry outcome after its last step before it is
 // exhausted, unless PlanRun says otherwise.
 const FinalWait = 72 * time.Hour
@@ -146,9 +133,9 @@ func (d *dunning) setup(ctx workflow.Context) error {
 	f := d.in.Failure
 	switch {
 	case f.InvoiceID == "":
-		return temporal.NewNonRetryableApplicationError("input: failure.invoice_id is required", activities.ErrTypeInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError("input: failure.invoice_id is required", recoup.ErrTypeInvalidInput, nil)
 	case f.CustomerID == "":
-		return temporal.NewNonRetryableApplicationError("input: failure.customer_id is required", activities.ErrTypeInvalidInput, nil)
+		return temporal.NewNonRetryableApplicationError("input: failure.customer_id is required", recoup.ErrTypeInvalidInput, nil)
 	}
 	d.wfID = workflow.GetInfo(ctx).WorkflowExecution.ID
 	d.runKey = recoup.RunKey(d.wfID, d.in.Episode)
@@ -172,8 +159,8 @@ func (d *dunning) setup(ctx workflow.Context) error {
 		return err
 	}
 	if d.in.Continued == nil {
-		d.upsert(ctx, CustomerIDKey.ValueSet(f.CustomerID), InvoiceIDKey.ValueSet(f.InvoiceID),
-			DunningStatusKey.ValueSet(string(d.state.Status)), DunningStepKey.ValueSet(0))
+		d.upsert(ctx, recoup.CustomerIDKey.ValueSet(f.CustomerID), recoup.InvoiceIDKey.ValueSet(f.InvoiceID),
+			recoup.DunningStatusKey.ValueSet(string(d.state.Status)), recoup.DunningStepKey.ValueSet(0))
 	}
 	d.startSignals(ctx)
 	d.updateDetails(ctx)
@@ -208,7 +195,7 @@ func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string
 	if s.Ended() {
 		d.state.NextAction, d.state.NextActionAt = "", time.Time{}
 	}
-	d.upsert(ctx, DunningStatusKey.ValueSet(string(s)))
+	d.upsert(ctx, recoup.DunningStatusKey.ValueSet(string(s)))
 	d.log.Info("dunning status changed", "status", string(s), "reason", reason)
 	d.updateDetails(ctx)
 }
@@ -308,7 +295,7 @@ func (d *dunning) scheduledStep(ctx workflow.Context) (res recoup.DunningResult,
 		return res, true, err
 	}
 	d.state.Step = step
-	d.upsert(ctx, DunningStepKey.ValueSet(int64(step)))
+	d.upsert(ctx, recoup.DunningStepKey.ValueSet(int64(step)))
 	return d.carryOut(ctx, step, stepAt)
 }
 
@@ -322,9 +309,9 @@ func (d *dunning) carryOut(ctx workflow.Context, step int, stepAt func() time.Ti
 			return res, false, nil
 		}
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownCustomer {
+		if errors.As(err, &appErr) && appErr.Type() == recoup.ErrTypeUnknownCustomer {
 			res, _ := d.finish(ctx, recoup.StatusFailed, appErr.Message())
-			return res, true, temporal.NewNonRetryableApplicationError(appErr.Message(), activities.ErrTypeUnknownCustomer, nil)
+			return res, true, temporal.NewNonRetryableApplicationError(appErr.Message(), recoup.ErrTypeUnknownCustomer, nil)
 		}
 		d.log.Error("step could not complete; trying it again in an hour", "step", step, "attempt", attempt, "error", err)
 		retryAt := workflow.Now(ctx).Add(stepRetryInterval)

@@ -363,11 +363,11 @@ func TestDuplicateAndStaleFailuresIgnored(t *testing.T) {
 
 func TestUnknownCustomerFailsWithoutSending(t *testing.T) {
 	w := newWorld(t)
-	w.fetchErr = temporal.NewNonRetryableApplicationError("unknown customer \"cus_1\"", activities.ErrTypeUnknownCustomer, nil)
+	w.fetchErr = temporal.NewNonRetryableApplicationError("unknown customer \"cus_1\"", recoup.ErrTypeUnknownCustomer, nil)
 	w.run()
 	err := w.env.GetWorkflowError()
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeUnknownCustomer {
+	if !errors.As(err, &appErr) || appErr.Type() != recoup.ErrTypeUnknownCustomer {
 		t.Fatalf("workflow error = %v, want an UnknownCustomer application error", err)
 	}
 	if len(w.sends) != 0 || len(w.decisions) != 0 {
@@ -381,7 +381,7 @@ func TestRejectedSMSMovesToEmail(t *testing.T) {
 	w.decide = smsUnlessExcluded
 	w.sendErr = func(in activities.SendInput) error {
 		if in.Decision.Channel == recoup.ChannelSMS {
-			return temporal.NewNonRetryableApplicationError("twilio: HTTP 400 code 21211", activities.ErrTypeProviderRejected, nil)
+			return temporal.NewNonRetryableApplicationError("twilio: HTTP 400 code 21211", recoup.ErrTypeProviderRejected, nil)
 		}
 		return nil
 	}
@@ -412,7 +412,7 @@ func TestUnannouncedIncentiveIsNotPromised(t *testing.T) {
 	w.decide = func(in activities.DecideInput) recoup.Decision {
 		return decision(in, recoup.ChannelEmail, recoup.Incentive{Kind: recoup.IncentiveExtensionDays, Value: 7}, 0)
 	}
-	w.offerErr = temporal.NewNonRetryableApplicationError("webhook: HTTP 410", activities.ErrTypeWebhookRejected, nil)
+	w.offerErr = temporal.NewNonRetryableApplicationError("webhook: HTTP 410", recoup.ErrTypeWebhookRejected, nil)
 	w.at(time.Hour, recoup.SignalRecovered, recoup.Recovered{EventID: "evt_paid", OccurredAt: t0.Add(time.Hour)})
 	w.run()
 	if len(w.sends) != 1 || w.sends[0].Decision.Incentive.Kind != recoup.IncentiveNone {

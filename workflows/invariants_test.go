@@ -202,7 +202,7 @@ func TestSendRefusedOutsideHoursIsRetriedInNextWindow(t *testing.T) {
 	w.sendErr = func(in activities.SendInput) error {
 		if !refused {
 			refused = true
-			return temporal.NewNonRetryableApplicationError("outside", activities.ErrTypeOutsideAllowedHours, nil)
+			return temporal.NewNonRetryableApplicationError("outside", recoup.ErrTypeOutsideAllowedHours, nil)
 		}
 		return nil
 	}
@@ -306,8 +306,8 @@ func TestAllowedHoursLookupFailureNeverInventsAWindow(t *testing.T) {
 }
 
 func settledErr(eventID, typ string) error {
-	return temporal.NewNonRetryableApplicationError("the invoice was settled", activities.ErrTypeSettled, nil,
-		activities.SettledBy{EventID: eventID, Type: typ})
+	return temporal.NewNonRetryableApplicationError("the invoice was settled", recoup.ErrTypeSettled, nil,
+		recoup.SettledBy{EventID: eventID, Type: typ})
 }
 
 // I1: billing's settle was recorded but the relay is behind, so its signal has not reached

@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/activities"
 )
 
 // onSignal makes the run apply every signal of one name with apply. A payload that cannot be
@@ -201,11 +200,11 @@ func joinNote(a, b string) string {
 }
 
 // settledBy reports the settle that an activity found recorded for the invoice but not yet
-// signalled to the run (activities.ErrTypeSettled: the relay is behind).
-func settledBy(err error) (activities.SettledBy, bool) {
+// signalled to the run (recoup.ErrTypeSettled: the relay is behind).
+func settledBy(err error) (recoup.SettledBy, bool) {
 	var appErr *temporal.ApplicationError
-	var by activities.SettledBy
-	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeSettled || appErr.Details(&by) != nil || by.EventID == "" {
+	var by recoup.SettledBy
+	if !errors.As(err, &appErr) || appErr.Type() != recoup.ErrTypeSettled || appErr.Details(&by) != nil || by.EventID == "" {
 		return by, false
 	}
 	return by, true
@@ -213,7 +212,7 @@ func settledBy(err error) (activities.SettledBy, bool) {
 
 // applySettledBy applies a settle an activity found recorded as its signal would: the run
 // ends recovered or canceled, and the signal, when it arrives, is a duplicate.
-func (d *dunning) applySettledBy(ctx workflow.Context, by activities.SettledBy) {
+func (d *dunning) applySettledBy(ctx workflow.Context, by recoup.SettledBy) {
 	name := recoup.SignalRecovered
 	if by.Type == recoup.EventCancel {
 		name = recoup.SignalCancel

@@ -334,10 +334,10 @@ func runHistory(t *testing.T, rt *rapid.T, h simHistory) {
 			work(in.Step)
 			// The real send activity's check, with the test clock.
 			if (!in.NotBefore.IsZero() && now.Before(in.NotBefore)) || (!in.NotAfter.IsZero() && !now.Before(in.NotAfter)) {
-				return activities.SendResult{}, temporal.NewNonRetryableApplicationError("outside allowed hours", activities.ErrTypeOutsideAllowedHours, nil)
+				return activities.SendResult{}, temporal.NewNonRetryableApplicationError("outside allowed hours", recoup.ErrTypeOutsideAllowedHours, nil)
 			}
 			if h.RejectSMS && in.Decision.Channel == recoup.ChannelSMS {
-				return activities.SendResult{}, temporal.NewNonRetryableApplicationError("21211 invalid number", activities.ErrTypeProviderRejected, nil)
+				return activities.SendResult{}, temporal.NewNonRetryableApplicationError("21211 invalid number", recoup.ErrTypeProviderRejected, nil)
 			}
 			rec.mu.Lock()
 			rec.sends = append(rec.sends, simSend{At: now, Step: in.Step, Channel: in.Decision.Channel, Key: in.IdempotencyKey})

@@ -47,7 +47,7 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	}
 	d.state.Decisions = append(d.state.Decisions, dec)
 	if changed(ctx, ChangeDecisionSearchAttributes) {
-		d.upsert(ctx, PromptVersionKey.ValueSet(dec.PromptVersion), DecidedByKey.ValueSet(dec.DecidedBy))
+		d.upsert(ctx, recoup.PromptVersionKey.ValueSet(dec.PromptVersion), recoup.DecidedByKey.ValueSet(dec.DecidedBy))
 	}
 	d.updateDetails(ctx)
 	d.log.Info("decided", "step", step, "channel", string(dec.Channel), "tone", dec.Tone,
@@ -205,7 +205,7 @@ func (d *dunning) send(ctx workflow.Context, dl *delivery) next {
 		return again
 	}
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeOutsideAllowedHours {
+	if errors.As(err, &appErr) && appErr.Type() == recoup.ErrTypeOutsideAllowedHours {
 		d.log.Info("the send reached the provider step outside the allowed hours; waiting for the next window", "step", dl.step)
 		dl.win.until = workflow.Now(ctx) // ask for the next window
 		return again
@@ -233,12 +233,12 @@ func (d *dunning) recordSend(ctx workflow.Context, dl *delivery, res activities.
 			d.updateDetails(ctx)
 			return
 		}
-		if appErr != nil && (appErr.Type() == activities.ErrTypeProviderRejected || appErr.Type() == activities.ErrTypeNotReachable) {
+		if appErr != nil && (appErr.Type() == recoup.ErrTypeProviderRejected || appErr.Type() == recoup.ErrTypeNotReachable) {
 			d.exclude(ch) // e.g. an invalid phone number: the next steps use the other channel
 		}
 	}
 	d.state.Messages = append(d.state.Messages, rec)
-	d.upsert(ctx, LastChannelKey.ValueSet(string(ch)))
+	d.upsert(ctx, recoup.LastChannelKey.ValueSet(string(ch)))
 	d.updateDetails(ctx)
 }
 

@@ -11,14 +11,11 @@ import (
 	"github.com/recoup-dunning/recoup"
 )
 
-// Support actions: each is an Update with a validator, and a signal of the same name (the
-// signal path applies the same validation and records a rejection instead of returning it).
-
-// ErrTypeRejected is the application error type of a support action refused by its validator.
-const ErrTypeRejected = "ActionRejected"
-
+// rejected is a support action's refusal by its validator (recoup.ErrTypeRejected). Each
+// action is an Update and a signal of the same name; the signal path applies the same
+// validation and records the rejection instead of returning it.
 func rejected(format string, a ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, a...), ErrTypeRejected)
+	return temporal.NewApplicationError(fmt.Sprintf(format, a...), recoup.ErrTypeRejected)
 }
 
 // supportAction declares one support action once: its name (an Update, and a signal of the

@@ -42,7 +42,7 @@ const (
 	ChangeSettleAnyTime = "settle-any-time"
 	// DetectorHoldsEnd (SpikeDetectorWorkflow): the detector recovers open incidents from
 	// PostgreSQL when it starts over, stores an operator's action before applying it, keeps
-	// the incidents it maintains live (store.HoldIfIncident), and stores, releases and
+	// the incidents it maintains live (postgres.HoldIfIncident), and stores, releases and
 	// alerts in separate activities: releasing held runs never waits for alerts. Order: the
 	// detector's first command; DefaultVersion runs legacyDetector.
 	DetectorHoldsEnd = "detector-holds-end"

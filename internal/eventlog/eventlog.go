@@ -3,7 +3,8 @@
 // and delivers the events of each invoice, in order, to the invoice's dunning run. An event
 // is recorded before it is delivered, so an accepted event is never lost: a delivery that
 // fails leaves it undelivered in the log to be delivered again, and an event for an invoice
-// without a run waits in the log until the run starts.
+// without a run waits in the log until the run starts. The Relay delivers what is recorded;
+// KafkaHandlers record what `starter consume` reads.
 package eventlog
 
 import (
@@ -70,7 +71,7 @@ type Result struct {
 
 // Record validates one event and records it in the event log, with the facts it carries,
 // exactly once. A *events.ValidationError means the event was refused and nothing was
-// recorded; store.ErrEventConflict means its id was already used for another event. When
+// recorded; postgres.ErrEventConflict means its id was already used for another event. When
 // Record returns without error the event is durable: delivering it is the relay's job (or
 // Accept's).
 func (in *Ingestor) Record(ctx context.Context, raw []byte, source string) (Result, events.Event, error) {

@@ -153,7 +153,7 @@ func validate(m Message) error {
 	case m.To == "":
 		missing = "To"
 	case !ValidAddress(m.To):
-		// Like sms.Send's E.164 check: a stored address that is not one is never handed on.
+		// Like twilio.Send's E.164 check: a stored address that is not one is never handed on.
 		return &provider.Error{Provider: providerName, Message: "invalid message: To is not a valid email address", Permanent: true}
 	case m.Subject == "":
 		missing = "Subject"
