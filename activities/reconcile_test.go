@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -14,15 +15,18 @@ import (
 // reconcile, with the end of its reconcile window, and a retry of the activity calls nobody.
 func TestAmbiguous502GoesToReconcileInsteadOfBeingResent(t *testing.T) {
 	f := newFixture(t)
-	f.sg.acceptThen = []int{http.StatusBadGateway}
+	f.sg.Queue(fakes.Response{Status: http.StatusBadGateway, Took: true}) // accepted, then a gateway's 502
 	in := sendInput(1, recoup.ChannelEmail)
 	res, err := f.acts.SendEmail(context.Background(), in)
 	if err != nil || res.Delivery != postgres.SendReconcile || !res.ReconcileAt.Equal(now.Add(30*time.Minute)) {
 		t.Fatalf("after a 502: %+v, %v; want reconcile until now + 30m", res, err)
 	}
 	res, err = f.acts.SendEmail(context.Background(), in)
-	if err != nil || res.Delivery != postgres.SendReconcile || f.sg.requests != 1 {
-		t.Fatalf("retry: %+v, %v, %d requests; want reconcile and no second request", res, err, f.sg.requests)
+	if err != nil || res.Delivery != postgres.SendReconcile || f.sg.RequestCount() != 1 {
+		t.Fatalf("retry: %+v, %v, %d requests; want reconcile and no second request", res, err, f.sg.RequestCount())
+	}
+	if n := f.sg.Accepted(in.IdempotencyKey); n != 1 {
+		t.Fatalf("SendGrid accepted the message %d times, want 1", n)
 	}
 }
 
@@ -31,7 +35,7 @@ func TestAmbiguous502GoesToReconcileInsteadOfBeingResent(t *testing.T) {
 func TestResendAfterEvidenceSendsNothing(t *testing.T) {
 	f := newFixture(t)
 	f.acts.ReconcileWindow = time.Microsecond
-	f.sg.acceptThen = []int{http.StatusGatewayTimeout}
+	f.sg.Queue(fakes.Response{Status: http.StatusGatewayTimeout, Took: true}) // accepted, then a gateway's 504
 	in := sendInput(1, recoup.ChannelEmail)
 	if res, err := f.acts.SendEmail(context.Background(), in); err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("after a 504: %+v, %v; want reconcile", res, err)
@@ -43,8 +47,8 @@ func TestResendAfterEvidenceSendsNothing(t *testing.T) {
 	}
 	in.Resend = true
 	res, err := f.acts.SendEmail(context.Background(), in)
-	if err != nil || res.Delivery != postgres.SendSent || f.sg.requests != 1 {
-		t.Fatalf("Resend after the delivered event: %+v, %v, %d requests; want sent, no new request", res, err, f.sg.requests)
+	if err != nil || res.Delivery != postgres.SendSent || f.sg.RequestCount() != 1 {
+		t.Fatalf("Resend after the delivered event: %+v, %v, %d requests; want sent, no new request", res, err, f.sg.RequestCount())
 	}
 }
 
@@ -53,7 +57,7 @@ func TestResendAfterEvidenceSendsNothing(t *testing.T) {
 // superseded. Within the window the question is refused (retryable).
 func TestResendWithoutEvidenceSendsOnceUnderTheResendKey(t *testing.T) {
 	f := newFixture(t)
-	f.sg.statuses = []int{http.StatusBadGateway} // refused before accepting: never accepted
+	f.sg.Queue(fakes.Response{Status: http.StatusBadGateway}) // refused before accepting: never accepted
 	in := sendInput(1, recoup.ChannelEmail)
 	if res, err := f.acts.SendEmail(context.Background(), in); err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("after a 502: %+v, %v; want reconcile", res, err)
@@ -71,9 +75,9 @@ func TestResendWithoutEvidenceSendsOnceUnderTheResendKey(t *testing.T) {
 		}
 	}
 	key := recoup.ResendKey(in.IdempotencyKey)
-	if f.sg.requests != 2 || f.sg.count(key) != 1 || f.sg.count(in.IdempotencyKey) != 0 {
+	if f.sg.RequestCount() != 2 || f.sg.Accepted(key) != 1 || f.sg.Accepted(in.IdempotencyKey) != 0 {
 		t.Fatalf("provider: %d requests, accepted %d under the resend key and %d under the first; want 2, 1, 0",
-			f.sg.requests, f.sg.count(key), f.sg.count(in.IdempotencyKey))
+			f.sg.RequestCount(), f.sg.Accepted(key), f.sg.Accepted(in.IdempotencyKey))
 	}
 	if row, _ := f.st.GetSend(context.Background(), in.IdempotencyKey); row.Status != postgres.SendSuperseded {
 		t.Errorf("first key = %+v, want superseded", row)
@@ -84,7 +88,7 @@ func TestResendWithoutEvidenceSendsOnceUnderTheResendKey(t *testing.T) {
 func TestResendWithUnknownOutcomeIsNeverResentAgain(t *testing.T) {
 	f := newFixture(t)
 	f.acts.ReconcileWindow = time.Microsecond
-	f.sg.statuses = []int{http.StatusBadGateway, http.StatusBadGateway}
+	f.sg.Queue(fakes.Response{Status: http.StatusBadGateway}, fakes.Response{Status: http.StatusBadGateway})
 	in := sendInput(1, recoup.ChannelEmail)
 	if _, err := f.acts.SendEmail(context.Background(), in); err != nil {
 		t.Fatal(err)

@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 // `starter customers consent` exports the ledger: a provider's opt-out shows with its
 // source, time and evidence, as JSON lines or a table.
 func TestCustomersConsentExportsTheLedger(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	yes := true
 	if _, err := st.UpsertCustomer(ctx, postgres.Customer{CustomerID: "cus_1", Email: "ada@example.com",

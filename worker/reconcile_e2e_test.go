@@ -7,19 +7,21 @@ package main
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // reconcileHarness is a harness whose runs have two steps an hour apart and a reconcile
 // window of a second.
-func reconcileHarness(t *testing.T) *e2etest.Harness {
-	return e2etest.Start(t, e2etest.Options{Configure: func(a *activities.Activities) {
+func reconcileHarness(t *testing.T) *workertest.Harness {
+	return workertest.Start(t, workertest.Options{Configure: func(a *activities.Activities) {
 		a.Dunning.ReconcileWindow = time.Second
 	}})
 }
@@ -41,20 +43,20 @@ func stepOneMessages(st recoup.State) []recoup.MessageRecord {
 func TestAcceptedSendAnswered502IsSettledByItsEventNotResent(t *testing.T) {
 	e := reconcileHarness(t)
 	key := recoup.WorkflowID("inv_rc_1") + "/step-1/email"
-	first := true
-	e.Mail.AcceptThen = func(k string) int {
-		if k != key || !first {
-			return 0
+	var answered atomic.Bool
+	e.Mail.Respond(func(r fakes.Request) fakes.Response {
+		if r.Key != key || !answered.CompareAndSwap(false, true) {
+			return fakes.Response{}
 		}
-		first = false
+		k := r.Key
 		if _, err := e.Store.RecordProviderEvent(context.Background(), postgres.ProviderEvent{Provider: "sendgrid",
 			ProviderEventID: "sg_rc_1_processed", IdempotencyKey: k, Kind: recoup.DeliveryAccepted,
 			ProviderMessageID: "sg-" + k, OccurredAt: time.Now().UTC(), Body: []byte(`{"event":"processed"}`)}); err != nil {
 			t.Errorf("record the processed event: %v", err)
 		}
-		return http.StatusBadGateway
-	}
-	e.Event(e2etest.Failed("evt_rc_1", "inv_rc_1", "cus_rc_1", time.Now().UTC()))
+		return fakes.Response{Status: http.StatusBadGateway, Took: true} // SendGrid took it; a gateway lost its 202
+	})
+	e.Event(workertest.Failed("evt_rc_1", "inv_rc_1", "cus_rc_1", time.Now().UTC()))
 	e.Eventually("step 1 settled from the evidence", func() bool {
 		ms := stepOneMessages(e.State("inv_rc_1"))
 		return len(ms) == 2
@@ -63,7 +65,7 @@ func TestAcceptedSendAnswered502IsSettledByItsEventNotResent(t *testing.T) {
 	if ms[0].Delivery != postgres.SendReconcile || ms[1].Delivery != postgres.SendSent || ms[1].IdempotencyKey != key {
 		t.Fatalf("step 1 messages = %+v, want reconcile, then sent by evidence under the same key", ms)
 	}
-	if n, r := e.Mail.Count(key), e.Mail.Requests(recoup.ResendKey(key)); n != 1 || r != 0 || e.Mail.Requests(key) != 1 {
+	if n, r := e.Mail.Accepted(key), e.Mail.RequestsFor(recoup.ResendKey(key)); n != 1 || r != 0 || e.Mail.RequestsFor(key) != 1 {
 		t.Fatalf("provider accepted %d under the key, got %d requests under the resend key; want 1 and 0 (no resend)", n, r)
 	}
 	p, err := e.Store.GetProviderStatus(context.Background(), key)
@@ -80,13 +82,13 @@ func TestAcceptedSendAnswered502IsSettledByItsEventNotResent(t *testing.T) {
 func TestNeverAcceptedSendIsResentExactlyOnceAfterTheWindow(t *testing.T) {
 	e := reconcileHarness(t)
 	key := recoup.WorkflowID("inv_rc_2") + "/step-1/email"
-	e.Mail.Refuse = func(k string) int {
-		if k == key {
-			return http.StatusBadGateway
+	e.Mail.Respond(func(r fakes.Request) fakes.Response {
+		if r.Key == key {
+			return fakes.Response{Status: http.StatusBadGateway} // not taken
 		}
-		return 0
-	}
-	e.Event(e2etest.Failed("evt_rc_2", "inv_rc_2", "cus_rc_2", time.Now().UTC()))
+		return fakes.Response{}
+	})
+	e.Event(workertest.Failed("evt_rc_2", "inv_rc_2", "cus_rc_2", time.Now().UTC()))
 	e.Eventually("step 1 resent", func() bool { return len(stepOneMessages(e.State("inv_rc_2"))) == 2 })
 	ms := stepOneMessages(e.State("inv_rc_2"))
 	if ms[0].Delivery != postgres.SendReconcile || ms[1].Delivery != postgres.SendSent {
@@ -96,9 +98,9 @@ func TestNeverAcceptedSendIsResentExactlyOnceAfterTheWindow(t *testing.T) {
 	if ms[1].IdempotencyKey != resend {
 		t.Errorf("the resend is recorded with key %q, want %q", ms[1].IdempotencyKey, resend)
 	}
-	if e.Mail.Count(key) != 0 || e.Mail.Count(resend) != 1 || e.Mail.Requests(key) != 1 || e.Mail.Requests(resend) != 1 {
+	if e.Mail.Accepted(key) != 0 || e.Mail.Accepted(resend) != 1 || e.Mail.RequestsFor(key) != 1 || e.Mail.RequestsFor(resend) != 1 {
 		t.Fatalf("provider: key %d accepted/%d requests, resend %d accepted/%d requests; want 0/1 and 1/1",
-			e.Mail.Count(key), e.Mail.Requests(key), e.Mail.Count(resend), e.Mail.Requests(resend))
+			e.Mail.Accepted(key), e.Mail.RequestsFor(key), e.Mail.Accepted(resend), e.Mail.RequestsFor(resend))
 	}
 	if p, _ := e.Store.GetProviderStatus(context.Background(), key); p.Status != postgres.SendSuperseded {
 		t.Errorf("first key's row = %+v, want superseded", p)
@@ -108,21 +110,21 @@ func TestNeverAcceptedSendIsResentExactlyOnceAfterTheWindow(t *testing.T) {
 
 	// The resend's own outcome unknown: never a third message.
 	key3 := recoup.WorkflowID("inv_rc_3") + "/step-1/email"
-	e.Mail.Refuse = func(k string) int {
-		if k == key3 || k == recoup.ResendKey(key3) {
-			return http.StatusBadGateway
+	e.Mail.Respond(func(r fakes.Request) fakes.Response {
+		if r.Key == key3 || r.Key == recoup.ResendKey(key3) {
+			return fakes.Response{Status: http.StatusBadGateway}
 		}
-		return 0
-	}
-	e.Event(e2etest.Failed("evt_rc_3", "inv_rc_3", "cus_rc_3", time.Now().UTC()))
+		return fakes.Response{}
+	})
+	e.Event(workertest.Failed("evt_rc_3", "inv_rc_3", "cus_rc_3", time.Now().UTC()))
 	e.Eventually("step 1's resend answered", func() bool { return len(stepOneMessages(e.State("inv_rc_3"))) == 2 })
 	cancelRun(e, "inv_rc_3")
-	if r1, r2 := e.Mail.Requests(key3), e.Mail.Requests(recoup.ResendKey(key3)); r1 != 1 || r2 != 1 {
+	if r1, r2 := e.Mail.RequestsFor(key3), e.Mail.RequestsFor(recoup.ResendKey(key3)); r1 != 1 || r2 != 1 {
 		t.Fatalf("requests: %d under the key, %d under the resend key; want 1 and 1, never a third", r1, r2)
 	}
 }
 
-func cancelRun(e *e2etest.Harness, invoice string) {
+func cancelRun(e *workertest.Harness, invoice string) {
 	e.T.Helper()
 	e.Event(map[string]any{"type": "dunning.cancel", "event_id": "evt_cancel_" + invoice, "invoice_id": invoice,
 		"reason": "test over", "occurred_at": time.Now().UTC().Format(time.RFC3339Nano)})
@@ -136,7 +138,7 @@ func cancelRun(e *e2etest.Harness, invoice string) {
 // holds it with SendGrid as the source.
 func TestSpamReportReachesTheOpenRunAsAnOptOut(t *testing.T) {
 	e := reconcileHarness(t)
-	e.Event(e2etest.Failed("evt_rc_4", "inv_rc_4", "cus_rc_4", time.Now().UTC()))
+	e.Event(workertest.Failed("evt_rc_4", "inv_rc_4", "cus_rc_4", time.Now().UTC()))
 	key := recoup.WorkflowID("inv_rc_4") + "/step-1/email"
 	e.Eventually("the first message", func() bool { return len(e.State("inv_rc_4").Messages) == 1 })
 	ctx := context.Background()

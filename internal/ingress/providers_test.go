@@ -23,11 +23,11 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
@@ -61,7 +61,7 @@ func newProviderFixture(t *testing.T) *providerFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	reg := observability.NewRegistry()
 	s, err := ingress.New(ingress.Options{
 		Ingest: &eventlog.Ingestor{Store: st}, Secrets: []string{secretOld},

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 func sgEvent(id, key, kind string, at time.Time) postgres.ProviderEvent {
@@ -52,7 +52,7 @@ func sentSend(t *testing.T, st *postgres.Store) postgres.Reservation {
 // A provider redelivers events (SendGrid retries a batch for up to 72 hours): the same event
 // is recorded once, and its second delivery changes nothing.
 func TestRedeliveredProviderEventIsRecordedOnce(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := sentSend(t, st)
 	e := sgEvent("sg_1", r.Key, recoup.DeliveryDelivered, t0.Add(time.Minute))
 	if res := recordProvider(t, st, e); res.Duplicate {
@@ -69,7 +69,7 @@ func TestRedeliveredProviderEventIsRecordedOnce(t *testing.T) {
 // Events of one message arrive in any order: a late "processed" does not move a delivered
 // message back, and a bounce after delivery (an asynchronous bounce) is kept.
 func TestOutOfOrderEventsNeverMoveTheStatusBack(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := sentSend(t, st)
 	recordProvider(t, st, sgEvent("sg_d", r.Key, recoup.DeliveryDelivered, t0.Add(2*time.Minute)))
 	recordProvider(t, st, sgEvent("sg_p", r.Key, recoup.DeliveryAccepted, t0.Add(time.Minute)))
@@ -95,7 +95,7 @@ func TestOutOfOrderEventsNeverMoveTheStatusBack(t *testing.T) {
 // not only this run's; a new address makes email usable again.
 func TestHardBounceMarksTheAddressUndeliverableOnTheCustomer(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := sentSend(t, st)
 	soft := sgEvent("sg_soft", r.Key, recoup.DeliverySoftBounced, t0.Add(time.Minute))
 	recordProvider(t, st, soft)
@@ -127,7 +127,7 @@ func TestHardBounceMarksTheAddressUndeliverableOnTheCustomer(t *testing.T) {
 // the channel is refused.
 func TestSpamReportIsAnOptOutInTheConsentLedger(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := sentSend(t, st)
 	e := sgEvent("sg_spam", r.Key, recoup.DeliverySpamReport, t0.Add(time.Hour))
 	e.OptOut = true
@@ -170,7 +170,7 @@ func TestSpamReportIsAnOptOutInTheConsentLedger(t *testing.T) {
 // is then never resent.
 func TestEventSettlesAReconcileSend(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := reservation("dunning-inv_1", 1, "email")
 	mustReserve(t, st, r)
 	if err := st.ReconcileSend(ctx, r.Key, "sendgrid: HTTP 502"); err != nil {
@@ -192,7 +192,7 @@ func TestEventSettlesAReconcileSend(t *testing.T) {
 // resent again; asking twice gives the same answer, and asking early is refused.
 func TestReconcileSendWithoutEvidenceIsResentOnce(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := reservation("dunning-inv_1", 1, "email")
 	mustReserve(t, st, r)
 	if err := st.ReconcileSend(ctx, r.Key, "sendgrid: timeout"); err != nil {
@@ -228,7 +228,7 @@ func TestReconcileSendWithoutEvidenceIsResentOnce(t *testing.T) {
 // finds the send settled and calls nobody.
 func TestRetryAfterTheProvidersEventDoesNotSendAgain(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := reservation("dunning-inv_1", 1, "email")
 	mustReserve(t, st, r)
 	if err := st.ReleaseSend(ctx, r.Key, "sendgrid: HTTP 503"); err != nil {
@@ -245,7 +245,7 @@ func TestRetryAfterTheProvidersEventDoesNotSendAgain(t *testing.T) {
 // way: the event log, the consent ledger with the provider as source; again, a duplicate.
 func TestProviderOptOutOutsideASendIsRecordedOnce(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}
