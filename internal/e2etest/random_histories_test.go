@@ -23,6 +23,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -107,7 +108,12 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 	h.Eventually("every recorded event delivered, parked or judged", func() bool {
 		return scalar(t, h, `SELECT count(*) FROM events WHERE delivered_at IS NULL AND parked_at IS NULL`) == 0
 	})
+	// The histories' failures arrive in a burst the new detector has no baseline for, so a
+	// failure-spike incident may open and hold runs (I10). An operator releases it, as
+	// support would with `starter incidents release`; the held runs then go on and end.
+	released := map[string]bool{}
 	if !within(3*time.Minute, func() bool {
+		releaseIncidents(t, h, released)
 		return scalar(t, h, `SELECT count(*) FROM invoice_runs WHERE status = 'open'`) == 0
 	}) {
 		rows, err := h.Store.Pool().Query(context.Background(), `SELECT invoice_id FROM invoice_runs WHERE status = 'open'`)
@@ -136,6 +142,37 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 		}
 	}
 	coverage(t, histories, results)
+	t.Logf("incidents released by the operator: %d", len(released))
+}
+
+// releaseIncidents releases every holding incident not released yet through the detector's
+// incident-action Update.
+func releaseIncidents(t *testing.T, h *workertest.Harness, released map[string]bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	incs, _, err := h.Store.Incidents(ctx, false, 100)
+	if err != nil {
+		t.Fatalf("list incidents: %v", err)
+	}
+	for _, inc := range incs {
+		if released[inc.ID] || !spike.Holding(inc.Status) {
+			continue
+		}
+		u, err := h.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: recoup.DetectorWorkflowID, UpdateName: recoup.UpdateIncident,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+			Args:         []any{recoup.IncidentAction{IncidentID: inc.ID, Action: "release", By: "e2e-operator"}},
+		})
+		if err == nil {
+			err = u.Get(ctx, nil)
+		}
+		if err != nil {
+			t.Logf("release incident %s: %v (tried again)", inc.ID, err)
+			continue
+		}
+		released[inc.ID] = true
+	}
 }
 
 // recorded is what PostgreSQL holds of a history's invoices: events with their delivery,
