@@ -90,6 +90,12 @@ type DunningActivities struct {
 	// naming it may still arrive (RECOUP_RECONCILE_WINDOW; 30 minutes when zero). None by
 	// then proves the provider never accepted it: the step is sent again, once.
 	ReconcileWindow time.Duration
+	// HearsEvents says, per channel, whether this deployment can receive the channel's
+	// provider's delivery events (email: SENDGRID_WEBHOOK_PUBLIC_KEY set; sms: Twilio's status
+	// callbacks go to the verified URL; see config.HearsEvents). Only then may the absence of
+	// an event after the window lead to a resend; otherwise an unknown outcome stays
+	// reconcile and is never resent blind. Nil hears none.
+	HearsEvents map[recoup.Channel]bool
 }
 
 // DefaultReconcileWindow is the reconcile window when none is configured.

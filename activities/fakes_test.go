@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
@@ -73,7 +74,8 @@ func newFixture(t *testing.T) *fixture {
 	f.acts = &activities.DunningActivities{
 		Base: base, Email: em, SMS: tx,
 		PaymentURL: "https://pay.example/invoices/{invoice_id}", UnsubscribeURL: "https://pay.example/unsub/{customer_id}",
-		Clock: func() time.Time { return now }, // 10:00 in New York: inside cus_1's allowed hours
+		Clock:       func() time.Time { return now }, // 10:00 in New York: inside cus_1's allowed hours
+		HearsEvents: map[recoup.Channel]bool{recoup.ChannelEmail: true, recoup.ChannelSMS: true},
 	}
 	yes := true
 	f.customer(t, postgres.Customer{CustomerID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+14155550123",

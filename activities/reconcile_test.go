@@ -68,6 +68,7 @@ func TestResendWithoutEvidenceSendsOnceUnderTheResendKey(t *testing.T) {
 		t.Fatalf("Resend within the window: %v, want ReconcilePendingError", err)
 	}
 	f.acts.ReconcileWindow = time.Microsecond
+	f.eventsFlowPast(t, recoup.ChannelEmail)
 	for i := range 2 {
 		res, err := f.acts.SendEmail(context.Background(), in)
 		if err != nil || res.Delivery != postgres.SendSent || !res.ReconcileAt.IsZero() {
@@ -93,9 +94,74 @@ func TestResendWithUnknownOutcomeIsNeverResentAgain(t *testing.T) {
 	if _, err := f.acts.SendEmail(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
+	f.eventsFlowPast(t, recoup.ChannelEmail)
 	in.Resend = true
 	res, err := f.acts.SendEmail(context.Background(), in)
 	if err != nil || res.Delivery != postgres.SendReconcile || !res.ReconcileAt.IsZero() {
 		t.Fatalf("resend answered 502: %+v, %v; want reconcile without a window (never a third)", res, err)
+	}
+}
+
+// eventsFlowPast records an event of the channel's provider about a message of another run
+// claimed now (after every send so far): the watermark showing that the provider's events
+// reach this deployment past the reconcile windows of the earlier sends.
+func (f *fixture) eventsFlowPast(t *testing.T, ch recoup.Channel) {
+	t.Helper()
+	ctx := context.Background()
+	key := "dunning-inv_watermark/step-1/" + string(ch)
+	if _, _, err := f.st.ReserveSend(ctx, postgres.Reservation{Key: key, WorkflowID: "dunning-inv_watermark", Step: 1,
+		Channel: string(ch), CustomerID: "cus_1", InvoiceID: "inv_watermark", Body: "Please pay."}); err != nil {
+		t.Fatal(err)
+	}
+	e := postgres.ProviderEvent{Provider: "sendgrid", ProviderEventID: "sg_watermark", IdempotencyKey: key,
+		Kind: recoup.DeliveryAccepted, OccurredAt: now, Body: []byte(`{}`)}
+	if ch == recoup.ChannelSMS {
+		e.Provider, e.ProviderEventID = "twilio", "SMwatermark/sent"
+	}
+	if _, err := f.st.RecordProviderEvent(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Past the window, while no event of SendGrid received since names a message claimed after
+// ours (its events may be held up: SendGrid retries for 72 hours), the resend question is
+// refused as pending (the activity retries) and nothing is sent.
+func TestResendWaitsWhileTheProvidersEventsMayBeHeldUp(t *testing.T) {
+	f := newFixture(t)
+	f.acts.ReconcileWindow = time.Microsecond
+	f.sg.Queue(fakes.Response{Status: http.StatusBadGateway, Took: true}) // accepted; its events are held up
+	in := sendInput(1, recoup.ChannelEmail)
+	if _, err := f.acts.SendEmail(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	in.Resend = true
+	if _, err := f.acts.SendEmail(context.Background(), in); !postgres.IsReconcilePending(err) {
+		t.Fatalf("Resend without the watermark: %v; want ReconcilePendingError", err)
+	}
+	if f.sg.RequestCount() != 1 {
+		t.Errorf("%d requests to SendGrid; want 1 (no resend)", f.sg.RequestCount())
+	}
+}
+
+// A deployment that cannot hear the channel's provider (SendGrid live without
+// SENDGRID_WEBHOOK_PUBLIC_KEY) never resends: the step stays reconcile, even with events
+// flowing (which it could not have received), and the provider is not called again.
+func TestResendWithoutAnEvidencePathStaysReconcile(t *testing.T) {
+	f := newFixture(t)
+	f.acts.ReconcileWindow = time.Microsecond
+	f.acts.HearsEvents = map[recoup.Channel]bool{recoup.ChannelSMS: true}
+	f.sg.Queue(fakes.Response{Status: http.StatusBadGateway, Took: true})
+	in := sendInput(1, recoup.ChannelEmail)
+	if _, err := f.acts.SendEmail(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	f.eventsFlowPast(t, recoup.ChannelEmail)
+	in.Resend = true
+	res, err := f.acts.SendEmail(context.Background(), in)
+	if err != nil || res.Delivery != postgres.SendReconcile || !res.ReconcileAt.IsZero() || f.sg.RequestCount() != 1 {
+		t.Fatalf("Resend without an evidence path: %+v, %v, %d requests; want reconcile for good, 1 request", res, err, f.sg.RequestCount())
+	}
+	if p, _ := f.st.GetProviderStatus(context.Background(), in.IdempotencyKey); p.Evidence != postgres.NoEvidencePath {
+		t.Errorf("evidence %q, want %q", p.Evidence, postgres.NoEvidencePath)
 	}
 }

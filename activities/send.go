@@ -60,6 +60,10 @@ type SendResult struct {
 	// ResendKey is set when this is the outcome of the step's resend (recoup.ResendKey of the
 	// input's key): the message the provider got carries it.
 	ResendKey string
+
+	// ofOriginal: the resend was not reserved because an event settled the original since
+	// (postgres.ReserveSend): this is the original's outcome, under its own key.
+	ofOriginal bool
 }
 
 // SendEmail sends the step's email through SendGrid exactly once (see send).
@@ -95,7 +99,9 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 		}
 		in.resendOf, in.IdempotencyKey = in.IdempotencyKey, recoup.ResendKey(in.IdempotencyKey)
 		res, err := a.deliver(ctx, log.With("idempotency_key", in.IdempotencyKey), ch, in)
-		res.ResendKey = in.IdempotencyKey
+		if !res.ofOriginal {
+			res.ResendKey = in.IdempotencyKey
+		}
 		return res, err
 	}
 	return a.deliver(ctx, log, ch, in)
@@ -168,6 +174,7 @@ func (a *DunningActivities) reserve(ctx context.Context, log *slog.Logger, ch re
 		return SendResult{}, true, err
 	case !claimed:
 		res, err := a.earlier(log, ch, in, row)
+		res.ofOriginal = in.resendOf != "" && row.Key == in.resendOf
 		return res, true, err
 	}
 	return SendResult{}, false, nil
@@ -199,7 +206,39 @@ func (a *DunningActivities) handOver(ctx context.Context, log *slog.Logger, ch r
 	if err != nil {
 		a.Metrics.ProviderError(providerName(ch), err)
 	}
+	if herr := a.heardRefusal(bg, log, ch, c, in, err); herr != nil {
+		return SendResult{}, herr
+	}
 	return a.recordOutcome(bg, log, ch, in, providerID, err)
+}
+
+// heardRefusal stores what a synchronous refusal of Twilio proves of the customer, as a
+// status callback with the same code would (no callback follows a refused create-message
+// call): an invalid or landline number (21211, 21614) is marked undeliverable; a recipient
+// who replied STOP (21610) is an SMS opt-out in the consent ledger, source twilio.
+func (a *DunningActivities) heardRefusal(bg context.Context, log *slog.Logger, ch recoup.Channel, c postgres.Customer, in SendInput, err error) error {
+	var pe *provider.Error
+	if ch != recoup.ChannelSMS || !errors.As(err, &pe) || !pe.Permanent {
+		return nil
+	}
+	at := time.Now().UTC() // when Twilio answered (a.now() is the send-time checks' clock)
+	switch {
+	case twilio.UnreachableCode(pe.Code):
+		marked, merr := a.Store.MarkUndeliverable(bg, in.CustomerID, string(ch), c.Phone, "twilio refused the message "+pe.Code, at)
+		if merr != nil {
+			return merr
+		}
+		log.Warn("Twilio refused the number; marked undeliverable on the customer", "code", pe.Code, "marked", marked)
+	case pe.Code == twilio.OptedOutCode:
+		id, oerr := a.Store.RecordProviderOptOut(bg, postgres.ProviderOptOut{Provider: postgres.ConsentTwilio,
+			ProviderEventID: "refused/" + in.IdempotencyKey + "/" + pe.Code, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
+			Channel: string(ch), At: at, Reason: fmt.Sprintf("twilio refused message %s: the recipient replied STOP (%s)", in.IdempotencyKey, pe.Code)})
+		if oerr != nil {
+			return oerr
+		}
+		log.Warn("Twilio refused the message: the recipient replied STOP; SMS opt-out recorded", "code", pe.Code, "event_id", id)
+	}
+	return nil
 }
 
 // recordOutcome records what the provider answered: sent, rejected (non-retryable),
@@ -273,9 +312,12 @@ func (a *DunningActivities) reconcileAt(in SendInput) time.Time {
 // was otherwise settled), not done when none did within the window and the message must go
 // again. Within the window it returns a retryable error.
 func (a *DunningActivities) fromEvidence(ctx context.Context, log *slog.Logger, ch recoup.Channel, in SendInput) (SendResult, bool, error) {
-	row, resend, err := a.Store.ClaimResend(ctx, in.IdempotencyKey, a.reconcileWindow())
+	row, resend, err := a.Store.ClaimResendIf(ctx, in.IdempotencyKey, a.reconcileWindow(), a.HearsEvents[ch])
 	if err != nil {
 		return SendResult{}, true, err
+	}
+	if !a.HearsEvents[ch] && row.Status == postgres.SendReconcile {
+		log.Warn("no provider event can reach this deployment for this channel (its event path is not configured): the message stays in reconcile, never resent blind")
 	}
 	if resend {
 		log.Warn("no provider event named the message within the reconcile window: the provider never accepted it; sending it again, once",

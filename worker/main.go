@@ -202,6 +202,13 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 	acts = &activities.DunningActivities{Base: base,
 		Schedule: cfg.Schedule, FinalWait: cfg.FinalWait, IgnoreQuietHours: cfg.IgnoreQuietHours, ContactCap: cfg.ContactCap,
 		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL, ReconcileWindow: cfg.ReconcileWindow,
+		HearsEvents: map[recoup.Channel]bool{recoup.ChannelEmail: cfg.HearsEvents("email"), recoup.ChannelSMS: cfg.HearsEvents("sms")},
+	}
+	for ch, live := range map[recoup.Channel]bool{recoup.ChannelEmail: cfg.EmailEnabled(), recoup.ChannelSMS: cfg.SMSEnabled()} {
+		if live && !acts.HearsEvents[ch] {
+			logger.Warn("this deployment cannot receive the provider's delivery events for the channel (SENDGRID_WEBHOOK_PUBLIC_KEY; Twilio callbacks to RECOUP_PUBLIC_BASE_URL): a send whose outcome is unknown stays in reconcile and is never resent",
+				"channel", string(ch))
+		}
 	}
 	if cfg.LLMEnabled() {
 		client, err := openai.New(cfg.LLM)

@@ -311,6 +311,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, errors.New("RECOUP_PUBLIC_BASE_URL: required when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to "+TwilioStatusPath+", without which a send whose outcome is unknown cannot be settled"))
 		}
 	}
+	errs = append(errs, c.checkTwilioCallback()...)
 	if c.ReconcileWindow <= 0 {
 		errs = append(errs, errors.New("RECOUP_RECONCILE_WINDOW: must be a positive duration, e.g. 30m"))
 	}

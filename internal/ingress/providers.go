@@ -15,6 +15,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 // The providers' webhooks: SendGrid's Event Webhook and Twilio's status callbacks report
@@ -63,6 +64,7 @@ type sendGridEvent struct {
 	BounceClassification string `json:"bounce_classification"`
 	Reason               string `json:"reason"`
 	Status               string `json:"status"`
+	Email                string `json:"email"`
 }
 
 func (s *Server) handleSendGrid(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +132,7 @@ var softBounceClasses = map[string]bool{"Technical": true, "Content": true, "Rep
 // opt-out; spamreport, unsubscribe, group_unsubscribe → opt-outs; open, click → engagement.
 func mapSendGrid(e sendGridEvent, body []byte) postgres.ProviderEvent {
 	pe := postgres.ProviderEvent{Provider: "sendgrid", ProviderEventID: e.SGEventID, IdempotencyKey: e.IdempotencyKey,
-		ProviderMessageID: e.SGMessageID, ErrorCode: e.Status, Reason: redactEmail(e.Reason),
+		ProviderMessageID: e.SGMessageID, ErrorCode: e.Status, Reason: redactEmail(e.Reason), Recipient: e.Email,
 		OccurredAt: time.Unix(e.Timestamp, 0).UTC(), Body: body}
 	if e.Timestamp == 0 {
 		pe.OccurredAt = time.Now().UTC()
@@ -191,6 +193,7 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 	body, _ := json.Marshal(params)
 	pe := mapTwilio(sid, status, form.Get("ErrorCode"), body)
 	pe.IdempotencyKey = r.URL.Query().Get(idempotencyKeyField)
+	pe.Recipient = form.Get("To")
 	ignored := 0
 	if pe.IdempotencyKey == "" {
 		ignored = 1
@@ -201,13 +204,6 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	s.recordProviderEvents(w, r, "twilio", evs, ignored)
 }
-
-// Twilio error codes that prove the number cannot receive SMS (30003, a handset switched off,
-// is temporary and does not count), and the one that says the recipient replied STOP.
-var (
-	twilioUnreachable = map[string]bool{"21211": true, "21214": true, "21614": true, "30005": true, "30006": true}
-	twilioOptedOut    = "21610"
-)
 
 // mapTwilio maps one status callback (Twilio's message statuses): accepted, scheduled,
 // queued, sending, sent → accepted; delivered; read → opened; undelivered; failed. An
@@ -233,8 +229,8 @@ func mapTwilio(sid, status, code string, body []byte) postgres.ProviderEvent {
 	default:
 		pe.Kind = status
 	}
-	pe.Unreachable = twilioUnreachable[code]
-	pe.OptOut = code == twilioOptedOut
+	pe.Unreachable = twilio.UnreachableCode(code)
+	pe.OptOut = code == twilio.OptedOutCode
 	return pe
 }
 

@@ -120,7 +120,13 @@ func (f *providerFixture) send(n int, channel, status string) string {
 	f.t.Helper()
 	ctx := context.Background()
 	cus, inv := fmt.Sprintf("cus_%d", n), fmt.Sprintf("inv_%d", n)
-	c := postgres.Customer{CustomerID: cus, Email: fmt.Sprintf("c%d@example.com", n), Phone: "+14155552671",
+	// The addresses testdata/sendgrid_events.json names (a bounce marks the customer's
+	// address only when it is the one bounced).
+	email := map[int]string{1: "ada@example.com", 2: "Bob@Example.com", 3: "cy@example.com", 4: "dee@example.com", 5: "eve@example.com"}[n]
+	if email == "" {
+		email = fmt.Sprintf("c%d@example.com", n)
+	}
+	c := postgres.Customer{CustomerID: cus, Email: email, Phone: "+14155552671",
 		EmailConsentSet: ptr(true), SMSConsentSet: ptr(true), UpdatedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	if _, err := f.st.UpsertCustomer(ctx, c); err != nil {
 		f.t.Fatal(err)

@@ -36,7 +36,11 @@ type ProviderEvent struct {
 	Unreachable bool
 	// OptOut: the event is the recipient's opt-out of the send's channel (spam report,
 	// unsubscribe, STOP): stored in the consent ledger and delivered to the run.
-	OptOut     bool
+	OptOut bool
+	// Recipient is the address or number the event is about (SendGrid's email, Twilio's To):
+	// compared with the customer's current contact before marking it undeliverable (never
+	// stored outside the event's body, never logged).
+	Recipient  string
 	OccurredAt time.Time
 	Body       []byte // the event as the provider sent it (one element of a batch), JSON
 }
@@ -170,10 +174,15 @@ func (s *Store) applyProviderEvent(ctx context.Context, tx pgx.Tx, e ProviderEve
 		notes = append(notes, "settled "+send.Status+" as sent by evidence")
 	}
 	if e.Unreachable {
-		if err := markUndeliverable(ctx, tx, send, e); err != nil {
+		marked, err := markUndeliverable(ctx, tx, send, e)
+		if err != nil {
 			return res, err
 		}
-		notes = append(notes, "the customer's "+send.Channel+" contact marked undeliverable")
+		if marked {
+			notes = append(notes, "the customer's "+send.Channel+" contact marked undeliverable")
+		} else {
+			notes = append(notes, "the contact it names is not the customer's current one; recorded only")
+		}
 	}
 	if e.OptOut {
 		id, err := s.providerOptOut(ctx, tx, e, send)
@@ -187,13 +196,15 @@ func (s *Store) applyProviderEvent(ctx context.Context, tx pgx.Tx, e ProviderEve
 	return res, nil
 }
 
-// markUndeliverable stores on the customer that the send's contact (the address or number
-// it has now) cannot receive messages. The caller holds the customer's lock.
-func markUndeliverable(ctx context.Context, tx pgx.Tx, send sendOf, e ProviderEvent) error {
-	contact := map[string]string{"email": "email", "sms": "phone"}[send.Channel]
-	if contact == "" {
-		return fmt.Errorf("undeliverable: unknown channel %q", send.Channel)
-	}
+// markUndeliverable stores on the customer that the contact the event names cannot receive
+// messages, when it is the customer's current one (an email compared case-insensitively, a
+// number as E.164): a late bounce of an address the customer has since changed marks
+// nothing (marked false). The caller holds the customer's lock.
+func markUndeliverable(ctx context.Context, tx pgx.Tx, send sendOf, e ProviderEvent) (marked bool, err error) {
+	return markContact(ctx, tx, send.CustomerID, send.Channel, e.Recipient, undeliverableReason(e), e.OccurredAt)
+}
+
+func undeliverableReason(e ProviderEvent) string {
 	reason := fmt.Sprintf("%s %s", e.Provider, e.Kind)
 	if e.ErrorCode != "" {
 		reason += " " + e.ErrorCode
@@ -201,13 +212,48 @@ func markUndeliverable(ctx context.Context, tx pgx.Tx, send sendOf, e ProviderEv
 	if e.Reason != "" {
 		reason += ": " + e.Reason
 	}
-	_, err := tx.Exec(ctx, `UPDATE customers SET `+send.Channel+`_undeliverable_address = `+contact+`, `+
-		send.Channel+`_undeliverable_reason = $2, `+send.Channel+`_undeliverable_at = $3 WHERE customer_id = $1`,
-		send.CustomerID, reason, e.OccurredAt)
-	if err != nil {
-		return fmt.Errorf("mark the contact undeliverable: %w", err)
+	return reason
+}
+
+// MarkUndeliverable stores on a customer that contact (an email address or an E.164 number,
+// per channel) cannot receive messages, when it is the customer's current contact for the
+// channel (marked says whether it was), under the customer's lock: the path a provider's
+// synchronous refusal takes (a Twilio 400 for an invalid or landline number), as its events'
+// path does.
+func (s *Store) MarkUndeliverable(ctx context.Context, customerID, channel, contact, reason string, at time.Time) (marked bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCustomer(ctx, tx, customerID); err != nil {
+			return err
+		}
+		marked, err = markContact(ctx, tx, customerID, channel, contact, reason, at)
+		return err
+	})
+	return marked, err
+}
+
+// markContact is MarkUndeliverable with the customer's lock held by the caller.
+func markContact(ctx context.Context, tx pgx.Tx, customerID, channel, contact, reason string, at time.Time) (marked bool, err error) {
+	column := map[string]string{"email": "email", "sms": "phone"}[channel]
+	if column == "" {
+		return false, fmt.Errorf("undeliverable: unknown channel %q", channel)
 	}
-	return nil
+	contact = strings.TrimSpace(contact)
+	if contact == "" {
+		return false, nil
+	}
+	match := column + ` = $4`
+	if channel == "email" {
+		match = `lower(email) = lower($4)`
+	} else {
+		contact = strings.NewReplacer(" ", "", "-", "", "(", "", ")", "").Replace(contact)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE customers SET `+channel+`_undeliverable_address = `+column+`, `+
+		channel+`_undeliverable_reason = $2, `+channel+`_undeliverable_at = $3 WHERE customer_id = $1 AND `+match,
+		customerID, reason, at, contact)
+	if err != nil {
+		return false, fmt.Errorf("mark the contact undeliverable: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // providerOptOut records the opt-out a provider reported about a send (see

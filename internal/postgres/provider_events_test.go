@@ -104,6 +104,7 @@ func TestHardBounceMarksTheAddressUndeliverableOnTheCustomer(t *testing.T) {
 	}
 	hard := sgEvent("sg_hard", r.Key, recoup.DeliveryBounced, t0.Add(2*time.Minute))
 	hard.Unreachable, hard.ErrorCode, hard.Reason = true, "5.1.1", "mailbox does not exist"
+	hard.Recipient = "Ada@Example.com" // the customer's address, compared case-insensitively
 	recordProvider(t, st, hard)
 	c, err := st.GetCustomer(ctx, "cus_1")
 	if err != nil {
@@ -201,6 +202,7 @@ func TestReconcileSendWithoutEvidenceIsResentOnce(t *testing.T) {
 	if _, _, err := st.ClaimResend(ctx, r.Key, time.Hour); !postgres.IsReconcilePending(err) {
 		t.Fatalf("ClaimResend within the window: %v, want ReconcilePendingError", err)
 	}
+	eventsFlowedPast(t, st, r)
 	for range 2 {
 		row, resend, err := st.ClaimResend(ctx, r.Key, 0)
 		if err != nil || !resend || row.Status != postgres.SendSuperseded {

@@ -106,6 +106,14 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 				return err
 			}
 		}
+		if r.ResendOf != "" {
+			// A resend goes only while its original stays superseded: an event that named
+			// the original since ClaimResend settled it as sent (the provider had it).
+			var settled bool
+			if row, settled, err = originalSettled(ctx, tx, r.ResendOf); err != nil || settled {
+				return err
+			}
+		}
 		if err := sendBarred(ctx, tx, r); err != nil {
 			return err
 		}
@@ -139,6 +147,22 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 		return SendRow{}, false, err
 	}
 	return row, claimed, nil
+}
+
+// originalSettled reads the original of a resend: settled when it is no longer superseded
+// (an event named it since ClaimResend: the provider accepted it), with its row, which is
+// then the step's outcome. The caller holds the invoice's and the customer's locks, which
+// applying a provider event takes too.
+func originalSettled(ctx context.Context, tx pgx.Tx, key string) (SendRow, bool, error) {
+	row, err := scanSend(tx.QueryRow(ctx, `
+		SELECT idempotency_key, status, provider_message_id, attempts, error FROM sends WHERE idempotency_key = $1`, key))
+	if err != nil {
+		return SendRow{}, false, fmt.Errorf("read the resend's original %s: %w", key, err)
+	}
+	if row.Status == SendSuperseded {
+		return SendRow{}, false, nil
+	}
+	return row, true, nil
 }
 
 // SettledError says that a settling event (payment.recovered, payment.retry_succeeded,

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 	"github.com/twilio/twilio-go/client"
@@ -97,16 +98,23 @@ func New(cfg Config) (*Sender, error) {
 	return s, nil
 }
 
+// MaxBodyChars is the longest Body Twilio accepts (error 21617 beyond it).
+const MaxBodyChars = 1600
+
 // Send sends m and returns the Twilio message SID. Errors are *provider.Error or wrap
 // provider.ErrOutcomeUnknown, except for a context that is already done, which is returned
 // wrapped and means nothing was sent. A To that is not a valid E.164 number, or an empty
-// Body, is a permanent *provider.Error and nothing is sent.
+// Body, or one over MaxBodyChars, is a permanent *provider.Error and nothing is sent.
 func (s *Sender) Send(ctx context.Context, m Message) (messageSID string, err error) {
 	if !isE164(m.To) {
 		return "", &provider.Error{Provider: providerName, Message: "invalid message: To is not a valid E.164 phone number", Permanent: true}
 	}
 	if m.Body == "" {
 		return "", &provider.Error{Provider: providerName, Message: "invalid message: Body is required", Permanent: true}
+	}
+	if n := utf8.RuneCountInString(m.Body); n > MaxBodyChars {
+		return "", &provider.Error{Provider: providerName, Code: "21617",
+			Message: fmt.Sprintf("invalid message: Body has %d characters; Twilio refuses more than %d (21617)", n, MaxBodyChars), Permanent: true}
 	}
 	if m.IdempotencyKey == "" {
 		return "", &provider.Error{Provider: providerName, Message: "invalid message: IdempotencyKey is required (it travels in the status callback)", Permanent: true}

@@ -120,7 +120,9 @@ func Start(t testing.TB, o Options) *Harness {
 		Schedule: o.Schedule, FinalWait: o.FinalWait, IgnoreQuietHours: true,
 		// Schedules of seconds would hit the weekly contact cap; it has tests of its own.
 		ContactCap: &policy.ContactCap{Messages: 100, Days: 7},
-		PaymentURL: "https://pay.example/{invoice_id}", UnsubscribeURL: "https://pay.example/u/{customer_id}"}
+		PaymentURL: "https://pay.example/{invoice_id}", UnsubscribeURL: "https://pay.example/u/{customer_id}",
+		// The harness's tests deliver the providers' events themselves (the evidence path).
+		HearsEvents: map[recoup.Channel]bool{recoup.ChannelEmail: true, recoup.ChannelSMS: true}}
 	if o.Configure != nil {
 		o.Configure(h.Acts)
 	}
