@@ -6,7 +6,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,7 +91,8 @@ func TestNeverAcceptedSendIsResentExactlyOnceAfterTheWindow(t *testing.T) {
 		return fakes.Response{}
 	})
 	e.Event(workertest.Failed("evt_rc_2", "inv_rc_2", "cus_rc_2", time.Now().UTC()))
-	e.Eventually("step 1 resent", func() bool { return len(stepOneMessages(e.State("inv_rc_2"))) == 2 })
+	flow := eventsFlow(e, key)
+	e.Eventually("step 1 resent", func() bool { flow(); return len(stepOneMessages(e.State("inv_rc_2"))) == 2 })
 	ms := stepOneMessages(e.State("inv_rc_2"))
 	if ms[0].Delivery != postgres.SendReconcile || ms[1].Delivery != postgres.SendSent {
 		t.Fatalf("step 1 messages = %+v, want reconcile, then sent", ms)
@@ -117,10 +120,42 @@ func TestNeverAcceptedSendIsResentExactlyOnceAfterTheWindow(t *testing.T) {
 		return fakes.Response{}
 	})
 	e.Event(workertest.Failed("evt_rc_3", "inv_rc_3", "cus_rc_3", time.Now().UTC()))
-	e.Eventually("step 1's resend answered", func() bool { return len(stepOneMessages(e.State("inv_rc_3"))) == 2 })
+	flow3 := eventsFlow(e, key3)
+	e.Eventually("step 1's resend answered", func() bool { flow3(); return len(stepOneMessages(e.State("inv_rc_3"))) == 2 })
 	cancelRun(e, "inv_rc_3")
 	if r1, r2 := e.Mail.RequestsFor(key3), e.Mail.RequestsFor(recoup.ResendKey(key3)); r1 != 1 || r2 != 1 {
 		t.Fatalf("requests: %d under the key, %d under the resend key; want 1 and 1, never a third", r1, r2)
+	}
+}
+
+// eventsFlow returns a poll step that, once key's send is in reconcile, keeps SendGrid's
+// event stream flowing as production traffic would: a message of another invoice claimed
+// after key's, and its events, received from then on (the watermark ClaimResend needs
+// before it may take the absence of key's events as proof).
+func eventsFlow(e *workertest.Harness, key string) func() {
+	var later string
+	var n int
+	var last time.Time
+	return func() {
+		ctx := context.Background()
+		if later == "" {
+			if p, err := e.Store.GetProviderStatus(ctx, key); err != nil || p.Status != postgres.SendReconcile {
+				return
+			}
+			later = "dunning-inv_flow_" + strings.ReplaceAll(key, "/", "_") + "/step-1/email"
+			if _, _, err := e.Store.ReserveSend(ctx, postgres.Reservation{Key: later, WorkflowID: "flow", Step: 1, Channel: "email",
+				CustomerID: "cus_flow", InvoiceID: "inv_flow_" + key, Body: "traffic"}); err != nil {
+				e.T.Fatal(err)
+			}
+		}
+		if time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		n, last = n+1, time.Now()
+		if _, err := e.Store.RecordProviderEvent(ctx, postgres.ProviderEvent{Provider: "sendgrid", ProviderEventID: fmt.Sprintf("sg_flow_%s_%d", key, n),
+			IdempotencyKey: later, Kind: recoup.DeliveryDelivered, OccurredAt: time.Now().UTC(), Body: []byte(`{}`)}); err != nil {
+			e.T.Fatal(err)
+		}
 	}
 }
 
