@@ -19,7 +19,11 @@ const maxFuncLines = 60
 const maxModuleFuncLines = 100
 
 // longFuncExceptions are the functions (file: name) allowed over maxModuleFuncLines.
-var longFuncExceptions = map[string]bool{}
+var longFuncExceptions = map[string]bool{
+	// FromEnv reads every setting in turn; it is left whole while branch hear-replies changes
+	// config.go, to be split into named steps once that lands (issue 13).
+	"internal/config/config.go: FromEnv": true,
+}
 
 func TestWorkflowAndActivityFunctionsAreShort(t *testing.T) {
 	fset := token.NewFileSet()
