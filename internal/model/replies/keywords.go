@@ -78,7 +78,7 @@ func fold(text string) string {
 	b.Grow(len(d))
 	for _, r := range d {
 		switch {
-		case unicode.Is(unicode.Mn, r):
+		case unicode.Is(unicode.Mn, r), unicode.Is(unicode.Cf, r):
 		case r == 'ß':
 			b.WriteString("ss")
 		case unicode.IsControl(r) && r != '\n' && r != '\t':
