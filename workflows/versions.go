@@ -52,6 +52,12 @@ const (
 	// recorded before it replay the count model. Order: right after the SpikeConfig
 	// activity, before the incidents are recovered.
 	ChangeSpikeNormalize = "spike-normalize"
+	// ChangeReplies (DunningWorkflow, replies.go): a customer's reply (SignalReply) is
+	// classified by the ClassifyReply activity and the rules' action applied (a pause until
+	// the day after a promise, billing asked to verify a payment, needs_attention, the
+	// hardship extension). Runs recorded before it only record the reply. Order: in the
+	// reply goroutine, before the first ClassifyReply of the run (its first reply).
+	ChangeReplies = "replies"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -63,4 +69,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangeSettleAnyTime, "DunningWorkflow"},
 	{DetectorHoldsEnd, "SpikeDetectorWorkflow"},
 	{ChangeSpikeNormalize, "SpikeDetectorWorkflow"},
+	{ChangeReplies, "DunningWorkflow"},
 }
