@@ -36,6 +36,7 @@ type Server struct {
 	registry *prometheus.Registry
 	ready    func(context.Context) error
 	log      *slog.Logger
+	extra    map[string]http.Handler
 }
 
 // Options configure a Server.
@@ -48,6 +49,10 @@ type Options struct {
 	Registry      *prometheus.Registry
 	Ready         func(context.Context) error // readiness: PostgreSQL and Temporal reachable
 	Logger        *slog.Logger
+	// Extra are more routes ("POST /v1/providers/…" → handler): the providers' inbound
+	// webhooks (internal/inbound), which verify with the providers' SDKs the ingest path
+	// does not import.
+	Extra map[string]http.Handler
 }
 
 // New checks the options and builds a Server. Errors name the variable at fault.
@@ -55,7 +60,7 @@ func New(o Options) (*Server, error) {
 	if len(o.Secrets) == 0 {
 		return nil, errors.New("WEBHOOK_SECRETS: at least one Standard Webhooks secret (whsec_…) is required to accept events over HTTP")
 	}
-	s := &Server{ingest: o.Ingest, relay: o.Relay, metrics: o.Metrics, registry: o.Registry, ready: o.Ready, log: o.Logger}
+	s := &Server{ingest: o.Ingest, relay: o.Relay, metrics: o.Metrics, registry: o.Registry, ready: o.Ready, log: o.Logger, extra: o.Extra}
 	for i, sec := range o.Secrets {
 		// NewWebhook takes "whsec_" alone as an empty HMAC key, with which anyone can sign.
 		// (config.CheckWebhookSecret, run at startup, also refuses short and example keys.)
@@ -90,6 +95,9 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	for pattern, h := range s.extra {
+		mux.Handle(pattern, h)
+	}
 	if s.registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	}
