@@ -146,12 +146,12 @@ func (s *Store) WithReplyDeliveryLock(ctx context.Context, fn func() error) (ran
 	}
 	defer conn.Release()
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, replyDeliveryLock).Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1 || current_schema(), 0))`, replyDeliveryLock).Scan(&got); err != nil {
 		return false, fmt.Errorf("reply delivery lock: %w", err)
 	}
 	if !got {
 		return false, nil
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, replyDeliveryLock) //nolint:errcheck
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1 || current_schema(), 0))`, replyDeliveryLock) //nolint:errcheck
 	return true, fn()
 }
