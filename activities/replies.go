@@ -210,3 +210,16 @@ func (a *DunningActivities) hardshipExtension(_ context.Context, g *decision, na
 	g.note(name, "the customer replied with hardship: offering the plan's %d-day extension", caps.MaxExtensionDays)
 	return nil
 }
+
+// PreviewReply is ClassifyReply for `starter prompts preview-reply`: the customer's locale
+// and zone are given instead of read from PostgreSQL, and nothing is logged.
+func (a *DunningActivities) PreviewReply(ctx context.Context, r recoup.Reply, locale string, loc *time.Location) (ClassifyReplyResult, error) {
+	set := a.Prompts()
+	if set.Replies == nil {
+		return ClassifyReplyResult{}, errors.New("the prompt set has no replies.yaml")
+	}
+	res := a.classify(ctx, set, r, locale, loc)
+	res.PromptVersion = set.Version
+	decideReplyAction(set.Replies, &res, r.ReceivedAt, loc)
+	return res, nil
+}

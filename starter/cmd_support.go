@@ -58,6 +58,31 @@ func addSupportCommands(root *cobra.Command, a *app) {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	root.AddCommand(setChannel)
+	var note string
+	resolve := &cobra.Command{
+		Use:     "resolve [flags] INVOICE_ID --note TEXT",
+		GroupID: "support",
+		Short:   "Resolve a run that needs attention (a customer's reply): it goes on where it was",
+		Long: `Resolve a run whose status is needs_attention: the customer's reply (a dispute, a wrong
+person, a question, a reply not classified with confidence) was handled, and the run goes on
+where it was (later steps move back by the time it waited). --note says how, and is recorded
+in the run. To stop the run instead, cancel it.
+
+The action runs as a Temporal Update: the run answers with its new status, or refuses (exit
+status 2) when it does not need attention.`,
+		Example: "  starter resolve in_42 --note \"called the customer: the charge is theirs\" --by alice",
+		Args:    exactArgs(1, "INVOICE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(note) == "" {
+				return wrongArgs(cmd, "--note is required: say how the customer's reply was handled")
+			}
+			by, _ := cmd.Flags().GetString("by")
+			return supportAction(cmd.Context(), a.d, "resolve", args, by, note, a.stdout)
+		},
+	}
+	resolve.Flags().StringVar(&note, "note", "", "how the customer's reply was handled (recorded in the run)")
+	resolve.Flags().String("by", defaultActor(), "who is acting (recorded in the run)")
+	root.AddCommand(resolve)
 
 	root.AddCommand(incidentsCommand(a))
 
@@ -120,6 +145,8 @@ func supportAction(ctx context.Context, d *deps, action string, args []string, b
 		name, arg = recoup.UpdateCancel, recoup.Cancel{By: by, Reason: reason}
 	case "act-now":
 		name, arg = recoup.UpdateActNow, recoup.ActNowRequest{By: by, Reason: reason}
+	case "resolve":
+		name, arg = recoup.UpdateResolve, recoup.Resolve{By: by, Note: reason}
 	case "set-channel":
 		ch := recoup.Channel(args[1])
 		if !ch.Valid() {

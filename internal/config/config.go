@@ -66,11 +66,17 @@ type Config struct {
 	IngressAddr   string   // INGRESS_ADDR, for `starter serve`
 	WebhookSecret []string // WEBHOOK_SECRETS: Standard Webhooks secrets accepted on POST /v1/events
 	StripeSecrets []string // STRIPE_WEBHOOK_SECRETS: Stripe endpoint secrets for POST /v1/stripe
-	KafkaBrokers  []string // KAFKA_BROKERS, for `starter consume`
-	KafkaTopic    string   // KAFKA_TOPIC
-	KafkaGroup    string   // KAFKA_GROUP
-	RelayParallel int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
-	MetricsAddr   string   // METRICS_ADDR: the worker's /metrics and /healthz
+	// PublicBaseURL is RECOUP_PUBLIC_BASE_URL, the https://host the providers call (behind
+	// any proxy): Twilio's inbound-SMS signature covers it.
+	PublicBaseURL string
+	// SendGridInboundSecret is SENDGRID_INBOUND_SECRET: the last path segment (or basic-auth
+	// password) of the SendGrid Inbound Parse URL; empty disables email replies.
+	SendGridInboundSecret string
+	KafkaBrokers          []string // KAFKA_BROKERS, for `starter consume`
+	KafkaTopic            string   // KAFKA_TOPIC
+	KafkaGroup            string   // KAFKA_GROUP
+	RelayParallel         int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
+	MetricsAddr           string   // METRICS_ADDR: the worker's /metrics and /healthz
 
 	Tuning Tuning // WORKER_* and *_SENDS_PER_SECOND
 
@@ -209,6 +215,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.MetricsAddr = get("METRICS_ADDR", ":9090")
 	c.WebhookSecret = list("WEBHOOK_SECRETS")
 	c.StripeSecrets = list("STRIPE_WEBHOOK_SECRETS")
+	c.PublicBaseURL = urlVar("RECOUP_PUBLIC_BASE_URL", "")
+	c.SendGridInboundSecret = get("SENDGRID_INBOUND_SECRET", "")
 	c.KafkaBrokers = list("KAFKA_BROKERS")
 	c.KafkaTopic = get("KAFKA_TOPIC", "recoup.events")
 	c.KafkaGroup = get("KAFKA_GROUP", "recoup-ingress")
@@ -327,7 +335,8 @@ func (c Config) checkSecrets() []error {
 		add(CheckToken("CODEC_AUTH_TOKEN", c.CodecToken))
 	}
 	for _, cred := range []struct{ name, v string }{{"OPENAI_API_KEY", c.LLM.APIKey},
-		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken}} {
+		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken},
+		{"SENDGRID_INBOUND_SECRET", c.SendGridInboundSecret}} {
 		if cred.v != "" {
 			add(checkCredential(cred.name, cred.v))
 		}

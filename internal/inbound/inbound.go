@@ -67,8 +67,9 @@ type Options struct {
 
 // Server holds the inbound handlers.
 type Server struct {
-	o      Options
-	twilio *twilio.SignatureValidator
+	o         Options
+	twilio    *twilio.SignatureValidator
+	twilioOff string // why Twilio's route answers 404
 }
 
 // New checks the options. Errors name the variable at fault.
@@ -81,10 +82,15 @@ func New(o Options) (*Server, error) {
 	}
 	o.PublicBaseURL = strings.TrimRight(o.PublicBaseURL, "/")
 	s := &Server{o: o}
-	if o.TwilioAuthToken != "" {
-		if !strings.HasPrefix(o.PublicBaseURL, "https://") && !strings.HasPrefix(o.PublicBaseURL, "http://") {
-			return nil, errors.New("RECOUP_PUBLIC_BASE_URL: required (the https://host Twilio calls) to verify Twilio's inbound webhooks")
-		}
+	switch {
+	case o.TwilioAuthToken == "":
+		s.twilioOff = "Twilio inbound webhooks are not configured (TWILIO_AUTH_TOKEN)"
+	case o.PublicBaseURL == "":
+		// Sending SMS needs no public URL; hearing replies does (Twilio signs the URL it called).
+		s.twilioOff = "Twilio inbound webhooks need RECOUP_PUBLIC_BASE_URL (the https://host Twilio calls)"
+	case !strings.HasPrefix(o.PublicBaseURL, "https://") && !strings.HasPrefix(o.PublicBaseURL, "http://"):
+		return nil, fmt.Errorf("RECOUP_PUBLIC_BASE_URL: %q is not an http(s) URL", o.PublicBaseURL)
+	default:
 		s.twilio = twilio.NewSignatureValidator(o.TwilioAuthToken)
 	}
 	if o.SendGridSecret != "" && len(o.SendGridSecret) < minSecretLength {
@@ -109,7 +115,7 @@ const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 
 func (s *Server) handleTwilio(w http.ResponseWriter, r *http.Request) {
 	if s.twilio == nil {
-		http.Error(w, "Twilio inbound webhooks are not configured (TWILIO_AUTH_TOKEN, RECOUP_PUBLIC_BASE_URL)", http.StatusNotFound)
+		http.Error(w, s.twilioOff, http.StatusNotFound)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxTwilioBody)

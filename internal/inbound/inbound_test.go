@@ -212,11 +212,17 @@ func TestSendGridInboundParseRefusesAWrongSecretAndAcceptsBasicAuth(t *testing.T
 	}
 }
 
-func TestInboundRefusesAShortSendGridSecretAndTwilioWithoutAPublicURL(t *testing.T) {
+func TestInboundRefusesAShortSendGridSecretAndTwilioWithoutAPublicURLAnswers404(t *testing.T) {
 	if _, err := inbound.New(inbound.Options{SendGridSecret: "short"}); err == nil || !strings.Contains(err.Error(), "SENDGRID_INBOUND_SECRET") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := inbound.New(inbound.Options{TwilioAuthToken: token}); err == nil || !strings.Contains(err.Error(), "RECOUP_PUBLIC_BASE_URL") {
-		t.Fatalf("err = %v", err)
+	s, err := inbound.New(inbound.Options{TwilioAuthToken: token, Ingest: &recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	s.Handlers()["POST "+inbound.TwilioInboundPath].ServeHTTP(w, httptest.NewRequest(http.MethodPost, inbound.TwilioInboundPath, nil))
+	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "RECOUP_PUBLIC_BASE_URL") {
+		t.Fatalf("answered %d %q", w.Code, w.Body)
 	}
 }
