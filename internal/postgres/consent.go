@@ -87,6 +87,15 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	if !exists {
 		applies = !st.Consent // kept for the profile to come
 	}
+	if applies && st.Consent && st.Source != ConsentReply {
+		// The customer's own STOP (carrier rules) is lifted only by their own START, never by
+		// a snapshot or an import that merely repeats an older consent.
+		stopped, err := stoppedByReply(ctx, tx, st.CustomerID, st.Channel)
+		if err != nil {
+			return false, err
+		}
+		applies = !stopped
+	}
 	changed := exists && applies && cur != st.Consent
 	if exists && applies {
 		if _, err := tx.Exec(ctx, `UPDATE customers SET `+cols[0]+` = $2, `+cols[1]+` = $3 WHERE customer_id = $1`,
@@ -128,4 +137,21 @@ func consentFromLedger(ctx context.Context, tx pgx.Tx, customerID string) error 
 		}
 	}
 	return nil
+}
+
+// stoppedByReply reports whether the statement in force for a channel is the customer's
+// STOP reply.
+func stoppedByReply(ctx context.Context, tx pgx.Tx, customerID, channel string) (bool, error) {
+	var source string
+	var consent bool
+	err := tx.QueryRow(ctx, `
+		SELECT source, consent FROM consent_ledger WHERE customer_id = $1 AND channel = $2 AND applied
+		ORDER BY at DESC, id DESC LIMIT 1`, customerID, channel).Scan(&source, &consent)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the consent ledger: %w", err)
+	}
+	return source == ConsentReply && !consent, nil
 }

@@ -52,6 +52,15 @@ func TestStopReplyWithdrawsSMSConsentWithTheReplyAsEvidence(t *testing.T) {
 	if err != nil || !again.Duplicate || again.CustomerID != "cus_1" {
 		t.Fatalf("the provider's retry: %+v, %v", again, err)
 	}
+	// Billing's next snapshot, newer but only repeating the old consent, does not lift the
+	// customer's own STOP (nor does an import): only their START does.
+	later := fullCustomer(t0.Add(90 * time.Minute))
+	if _, err := st.UpsertCustomer(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, sms := consent(t, st, "cus_1"); sms {
+		t.Fatal("a newer snapshot lifted the customer's STOP")
+	}
 	if _, err := st.RecordReply(ctx, postgres.InboundReply{EventID: "reply:twilio:SM2", Provider: "twilio", Channel: "sms",
 		Sender: "+14155552671", Keyword: "start", Text: "START", ReceivedAt: t0.Add(2 * time.Hour)}); err != nil {
 		t.Fatal(err)

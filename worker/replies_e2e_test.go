@@ -1,0 +1,163 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/inbound"
+	"github.com/recoup-dunning/recoup/internal/twilio"
+)
+
+const (
+	replyToken = "e2etwilioauthtoken0123456789abcd"
+	replyBase  = "https://recoup.example.com"
+)
+
+// smsCounter is Twilio's Messages API as far as the real twilio client needs it: it counts
+// the messages accepted for each recipient.
+type smsCounter struct {
+	*httptest.Server
+	mu   sync.Mutex
+	sent map[string]int
+}
+
+func newSMSCounter(t *testing.T) *smsCounter {
+	c := &smsCounter{sent: map[string]int{}}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/2010-04-01/Accounts/ACe2e/Messages.json" || r.ParseForm() != nil {
+			t.Errorf("Twilio fake: unexpected %s %s", r.Method, r.URL.Path)
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		c.mu.Lock()
+		c.sent[r.PostForm.Get("To")]++
+		c.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"}`)
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *smsCounter) count(to string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent[to]
+}
+
+// replyFrom posts a signed Twilio inbound SMS to the inbound handler, as Twilio would.
+func replyFrom(t *testing.T, h http.Handler, sid, from, body string) {
+	t.Helper()
+	form := url.Values{"MessageSid": {sid}, "AccountSid": {"ACe2e"}, "From": {from}, "To": {"+14155550100"}, "Body": {body}, "NumMedia": {"0"}}
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	signed := replyBase + inbound.TwilioInboundPath
+	for _, k := range keys {
+		signed += k + form.Get(k)
+	}
+	mac := hmac.New(sha1.New, []byte(replyToken))
+	mac.Write([]byte(signed))
+	req := httptest.NewRequest(http.MethodPost, inbound.TwilioInboundPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Fatalf("inbound %q answered %d %s", body, w.Code, w.Body)
+	}
+}
+
+func inboundHandler(t *testing.T, e *e2etest.Harness) http.Handler {
+	t.Helper()
+	s, err := inbound.New(inbound.Options{Ingest: e.Ingest, PublicBaseURL: replyBase, TwilioAuthToken: replyToken, TwilioAccountSID: "ACe2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for p, h := range s.Handlers() {
+		mux.Handle(p, h)
+	}
+	return mux
+}
+
+// "I'll pay on the 15th" by SMS pauses the customer's run until the 16th (the customer's
+// zone), classified by the rules (no model configured) on the real worker.
+func TestReplyPromisingToPayOnThe15thPausesTheRunUntilThe16th(t *testing.T) {
+	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, time.Hour}})
+	h := inboundHandler(t, e)
+	e.Event(e2etest.Failed("evt_rp1", "inv_rp1", "cus_rp1", time.Now().UTC()))
+	e.Eventually("the first message", func() bool { return len(e.State("inv_rp1").Messages) == 1 })
+	replyFrom(t, h, "SM00000000000000000000000000000a15", "+14155550123", "I'll pay on the 15th")
+	ny, _ := time.LoadLocation("America/New_York")
+	now := time.Now().In(ny)
+	on := time.Date(now.Year(), now.Month(), 15, 0, 0, 0, 0, ny)
+	if on.Before(time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, ny)) {
+		on = on.AddDate(0, 1, 0)
+	}
+	want := on.AddDate(0, 0, 1)
+	e.Eventually("the run paused by the reply", func() bool { return e.State("inv_rp1").Status == recoup.StatusPaused })
+	st := e.State("inv_rp1")
+	if !st.PausedUntil.Equal(want) || len(st.Replies) != 1 || st.Replies[0].Intent != recoup.IntentPromiseToPay {
+		t.Fatalf("paused until %v (want %v), replies %+v", st.PausedUntil, want, st.Replies)
+	}
+	e.Record("inv_rp1", "reply_promise")
+}
+
+// "STOP" by SMS: no further SMS to that customer in this run or the next.
+func TestStopReplyEndsSMSInThisRunAndTheNext(t *testing.T) {
+	sms := newSMSCounter(t)
+	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 3 * time.Second, 6 * time.Second}, FinalWait: time.Second,
+		Configure: func(a *activities.Activities) {
+			tw, err := twilio.New(twilio.Config{AccountSID: "ACe2e", AuthToken: replyToken, From: "+14155550100", BaseURL: sms.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Dunning.SMS = tw
+		}})
+	h := inboundHandler(t, e)
+	const phone = "+14155550177"
+	smsOnly := func(id, inv string, at time.Time) map[string]any {
+		ev := e2etest.Failed(id, inv, "cus_stop", at)
+		ev["customer"] = map[string]any{"name": "Ada Lovelace", "phone": phone, "locale": "en-US", "time_zone": "America/New_York",
+			"plan": "pro", "email_consent": false, "sms_consent": true}
+		return ev
+	}
+	e.Event(smsOnly("evt_st1", "inv_st1", time.Now().UTC()))
+	e.Eventually("the first SMS", func() bool { return sms.count(phone) == 1 })
+	replyFrom(t, h, "SM000000000000000000000000000057a1", phone, "STOP")
+	replyFrom(t, h, "SM000000000000000000000000000057a1", phone, "STOP") // Twilio's retry
+	if res := e.Result("inv_st1"); res.Status != recoup.StatusExhausted {
+		t.Fatalf("first run %+v", res)
+	}
+	e.Event(smsOnly("evt_st2", "inv_st2", time.Now().UTC()))
+	if res := e.Result("inv_st2"); res.Status != recoup.StatusExhausted {
+		t.Fatalf("second run %+v", res)
+	}
+	if n := sms.count(phone); n != 1 {
+		t.Fatalf("%d SMS sent to the customer; want only the one before STOP", n)
+	}
+	for _, inv := range []string{"inv_st1", "inv_st2"} {
+		for _, m := range e.State(inv).Messages {
+			if m.Channel == recoup.ChannelSMS && m.At.After(e.State("inv_st1").Messages[0].At) && m.Delivery == "sent" {
+				t.Fatalf("%s: an SMS was sent after STOP: %+v", inv, m)
+			}
+		}
+	}
+}
