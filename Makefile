@@ -10,7 +10,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: secrets all build temporal workflowcheck test lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike chaos clean
+.PHONY: secrets all build temporal workflowcheck test lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies chaos clean
 
 all: build
 
@@ -97,6 +97,13 @@ bench-spike:
 		| grep -E '^spike-|^(ok|FAIL|---)'
 
 # The load generator is a measurement tool, not part of the product binary.
+# The replies' rules fallback (no model): accuracy per intent on the labelled replies it was
+# tuned on and on held-out ones (internal/model/replies/testdata), en/es/de, hostile ones
+# included.
+bench-replies:
+	@$(GO) test -count=1 -run 'TestRulesAccuracy' -v ./internal/model/replies \
+		| grep -vE '^=== RUN|miss:'
+
 bench-ingress: temporal build
 	$(GO) build -o $(BIN)/ ./internal/benchmarks/loadgen
 	@scripts/bench-ingress.sh

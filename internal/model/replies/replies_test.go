@@ -144,7 +144,7 @@ func TestRulesAccuracyOnHeldOutReplies(t *testing.T) {
 	set := loadLabelled(t, "testdata/replies_holdout.tsv")
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	total, right := map[recoup.Intent]int{}, map[recoup.Intent]int{}
-	all, allRight := 0, 0
+	all, allRight, escalated, wrongAction := 0, 0, 0, 0
 	for _, l := range set {
 		got := c.Classify(replies.Mask(replies.StripQuoted(l.text), recoup.MaxReplyText), now)
 		total[l.want]++
@@ -152,10 +152,19 @@ func TestRulesAccuracyOnHeldOutReplies(t *testing.T) {
 		if got.Intent == l.want {
 			right[l.want]++
 			allRight++
-		} else if testing.Verbose() {
+			continue
+		}
+		if testing.Verbose() {
 			t.Logf("miss: %s %q: want %s, got %s (%.2f)", l.lang, trunc(l.text), l.want, got.Intent, got.Confidence)
 		}
+		// What a miss makes the run do: support looks at it, or a wrong automatic action.
+		if act := actionOf(c, got); act == recoup.ReplyEscalate || act == recoup.ReplyStopEscalate {
+			escalated++
+		} else if act != c.Action(l.want) {
+			wrongAction++
+		}
 	}
+	t.Logf("held-out misses: %d escalated to support, %d with a wrong automatic action", escalated, wrongAction)
 	var lines []string
 	for _, in := range recoup.Intents {
 		acc := float64(right[in]) / float64(total[in])
@@ -166,4 +175,16 @@ func TestRulesAccuracyOnHeldOutReplies(t *testing.T) {
 	}
 	lines = append(lines, fmt.Sprintf("%-17s %3d/%-3d %5.1f%%", "all", allRight, all, 100*float64(allRight)/float64(all)))
 	t.Log("rules fallback accuracy on held-out replies:\n" + strings.Join(lines, "\n"))
+}
+
+// actionOf is the action the rules take for a classification (as activities.ClassifyReply
+// decides it, without the date bound).
+func actionOf(c *replies.Config, cl replies.Classification) recoup.ReplyAction {
+	if cl.Confidence < c.MinConfidence {
+		return recoup.ReplyEscalate
+	}
+	if cl.Intent == recoup.IntentPromiseToPay && cl.PromisedOn == "" {
+		return recoup.ReplyEscalate
+	}
+	return c.Action(cl.Intent)
 }
