@@ -122,10 +122,14 @@ func (d *dunning) requestVerification(ctx workflow.Context, r recoup.Reply, unti
 	return "paused until " + until.Format(time.RFC3339) + "; billing asked to verify"
 }
 
-// pauseForReply pauses the run until until (it goes on by itself then).
+// pauseForReply pauses the run until until (it goes on by itself then). A later reply
+// never shortens a pause an earlier one caused: a reply never makes a message leave sooner.
 func (d *dunning) pauseForReply(ctx workflow.Context, until time.Time, reason string) {
 	if !d.pausedLike() {
 		d.pausedAt = workflow.Now(ctx)
+	}
+	if until.Before(d.state.PausedUntil) {
+		until = d.state.PausedUntil
 	}
 	d.state.PausedUntil = until
 	d.pauseGen++

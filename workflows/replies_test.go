@@ -240,3 +240,14 @@ func TestADuplicateReplyIsHandledOnce(t *testing.T) {
 		t.Fatalf("signals %+v: the second delivery must be noted as a duplicate", st.Signals)
 	}
 }
+
+func TestALaterReplyNeverShortensAPause(t *testing.T) {
+	w := newReplyWorld(t)
+	w.reply(time.Hour, "SM1", "I'll pay on the 25th")
+	w.reply(2*time.Hour, "SM2", "actually I'll pay tomorrow")
+	mid := w.stateAt(5 * day)
+	w.run()
+	if want := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC); !mid.PausedUntil.Equal(want) {
+		t.Fatalf("paused until %v, want %v (the longer pause stands)", mid.PausedUntil, want)
+	}
+}
