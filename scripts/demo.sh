@@ -94,8 +94,9 @@ grep -E "rules policy|delivery mode|LLM decisions" "$state/worker.log" | sed 's/
 run=$(date +%H%M%S)
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 event() { echo "$1" | "$bin/starter" event -; }
-failed() { # invoice customer amount
-  event "{\"type\":\"payment.failed\",\"event_id\":\"evt_${1}_failed\",\"invoice_id\":\"$1\",\"customer_id\":\"$2\",\"amount_minor\":$3,\"currency\":\"USD\",\"failure_code\":\"card_declined\",\"attempt_id\":\"att_1\",\"occurred_at\":\"$(now)\"}"
+failed() { # invoice customer amount [times]: the same event (one body, one timestamp) sent times times
+  local body="{\"type\":\"payment.failed\",\"event_id\":\"evt_${1}_failed\",\"invoice_id\":\"$1\",\"customer_id\":\"$2\",\"amount_minor\":$3,\"currency\":\"USD\",\"failure_code\":\"card_declined\",\"attempt_id\":\"att_1\",\"occurred_at\":\"$(now)\"}"
+  for ((i = 0; i < ${4:-1}; i++)); do event "$body"; done
 }
 recovers=inv_demo_${run}_recovers
 optout=inv_demo_${run}_optout
@@ -104,8 +105,7 @@ cancels=inv_demo_${run}_cancels
 
 say "Billing events"
 echo "-- a payment fails, and billing sends the same event twice:"
-failed "$recovers" cus_demo_01 4900
-failed "$recovers" cus_demo_01 4900
+failed "$recovers" cus_demo_01 4900 2
 echo "-- three more failed payments:"
 failed "$optout" cus_demo_02 9900
 failed "$exhausts" cus_demo_04 2900

@@ -225,7 +225,7 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 		return err
 	}
 	m := observability.NewIngressMetrics(reg)
-	relay := ingress.NewRelay(x.in, m, x.logger)
+	relay := eventlog.NewRelay(x.in, m, x.logger)
 	replies, err := inbound.New(inbound.Options{Ingest: x.in, PublicBaseURL: d.cfg.PublicBaseURL,
 		TwilioAuthToken: d.cfg.Twilio.AuthToken, TwilioAccountSID: d.cfg.Twilio.AccountSID,
 		SendGridSecret: d.cfg.SendGridInboundSecret, Logger: x.logger})
@@ -280,8 +280,8 @@ func consume(ctx context.Context, d *deps, stdout io.Writer, opts ...kgo.Opt) er
 	if err != nil {
 		return err
 	}
-	relay := ingress.NewRelay(x.in, nil, x.logger)
-	handle, reject := ingress.KafkaHandlers(x.in, x.st, relay)
+	relay := eventlog.NewRelay(x.in, nil, x.logger)
+	handle, reject := eventlog.KafkaHandlers(x.in, x.st, relay)
 	c, err := kafka.New(kafka.Config{Brokers: d.cfg.KafkaBrokers, Topic: d.cfg.KafkaTopic, Group: d.cfg.KafkaGroup},
 		handle, reject, x.logger, opts...)
 	if err != nil {

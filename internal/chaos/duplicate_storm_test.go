@@ -94,7 +94,7 @@ func TestDuplicateStorm(t *testing.T) {
 
 	// HTTP ingress with its relay.
 	httpIn := &eventlog.Ingestor{Store: openStore(), Temporal: h.Client, Logger: quiet}
-	httpRelay := ingress.NewRelay(httpIn, nil, quiet)
+	httpRelay := eventlog.NewRelay(httpIn, nil, quiet)
 	srv, err := ingress.New(ingress.Options{Ingest: httpIn, Secrets: []string{secret}, Relay: httpRelay,
 		Metrics: observability.NewIngressMetrics(observability.NewRegistry()), Logger: quiet})
 	if err != nil {
@@ -123,9 +123,9 @@ func TestDuplicateStorm(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	kst := openStore()
 	kafkaIn := &eventlog.Ingestor{Store: kst, Temporal: h.Client, Logger: quiet}
-	kafkaRelay := ingress.NewRelay(kafkaIn, nil, quiet)
+	kafkaRelay := eventlog.NewRelay(kafkaIn, nil, quiet)
 	go func() { defer relays.Done(); kafkaRelay.Run(relayCtx) }()
-	handle, reject := ingress.KafkaHandlers(kafkaIn, kst, kafkaRelay)
+	handle, reject := eventlog.KafkaHandlers(kafkaIn, kst, kafkaRelay)
 	consumer, err := kafka.New(kafka.Config{Brokers: brokers, Topic: topic, Group: "recoup-chaos"}, handle, reject, quiet,
 		kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {

@@ -76,7 +76,7 @@ func TestTemporalRestartedMidway(t *testing.T) {
 	h.StartTemporal()
 	relayCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	relay := ingress.NewRelay(h.Ingest, nil, nil)
+	relay := eventlog.NewRelay(h.Ingest, nil, nil)
 	go relay.Run(relayCtx)
 	h.Eventually("every first message", func() bool { return sentFirst(t, h.Store) == runs })
 	dups := 0
@@ -174,7 +174,7 @@ func TestPostgresCut(t *testing.T) {
 	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) { a.Dunning.Store, a.Detector.Store = viaProxy, viaProxy }})
 	in := &eventlog.Ingestor{Store: viaProxy, Temporal: h.Client}
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	srv, err := ingress.New(ingress.Options{Ingest: in, Secrets: []string{secret}, Relay: ingress.NewRelay(in, nil, nil),
+	srv, err := ingress.New(ingress.Options{Ingest: in, Secrets: []string{secret}, Relay: eventlog.NewRelay(in, nil, nil),
 		Metrics: observability.NewIngressMetrics(observability.NewRegistry())})
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestPostgresCut(t *testing.T) {
 	defer hs.Close()
 	relayCtx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go ingress.NewRelay(in, nil, nil).Run(relayCtx)
+	go eventlog.NewRelay(in, nil, nil).Run(relayCtx)
 
 	wh, _ := standardwebhooks.NewWebhook(secret)
 	post := func(i int) int {

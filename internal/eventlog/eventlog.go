@@ -3,7 +3,8 @@
 // and delivers the events of each invoice, in order, to the invoice's dunning run. An event
 // is recorded before it is delivered, so an accepted event is never lost: a delivery that
 // fails leaves it undelivered in the log to be delivered again, and an event for an invoice
-// without a run waits in the log until the run starts.
+// without a run waits in the log until the run starts. The Relay delivers what is recorded;
+// KafkaHandlers record what `starter consume` reads.
 package eventlog
 
 import (

@@ -1,7 +1,7 @@
 // Package ingress is Recoup's HTTP event ingress (`starter serve`): native events signed per
 // the Standard Webhooks spec on POST /v1/events, Stripe's own webhooks on POST /v1/stripe,
 // health, readiness and Prometheus metrics. An event is written to the PostgreSQL event log
-// before any 2xx is returned; the Relay then delivers it to Temporal, retrying until it can.
+// before any 2xx is returned; eventlog.Relay then delivers it to Temporal, retrying until it can.
 package ingress
 
 import (
@@ -31,7 +31,7 @@ type Server struct {
 	ingest   *eventlog.Ingestor
 	secrets  []*standardwebhooks.Webhook
 	stripe   *stripe.Verifier // nil: /v1/stripe answers 404
-	relay    *Relay           // nudged after each accepted event; may be nil
+	relay    *eventlog.Relay  // nudged after each accepted event; may be nil
 	metrics  *observability.IngressMetrics
 	registry *prometheus.Registry
 	ready    func(context.Context) error
@@ -44,7 +44,7 @@ type Options struct {
 	Ingest        *eventlog.Ingestor
 	Secrets       []string // Standard Webhooks secrets ("whsec_…"); any may match (rotation)
 	StripeSecrets []string // Stripe endpoint secrets ("whsec_…"); none disables /v1/stripe
-	Relay         *Relay
+	Relay         *eventlog.Relay
 	Metrics       *observability.IngressMetrics
 	Registry      *prometheus.Registry
 	Ready         func(context.Context) error // readiness: PostgreSQL and Temporal reachable

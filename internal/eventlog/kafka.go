@@ -1,10 +1,9 @@
-package ingress
+package eventlog
 
 import (
 	"context"
 	"errors"
 
-	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/postgres"
@@ -14,7 +13,7 @@ import (
 // message in the event log (an invalid or conflicting event is a kafka.Rejection, any other
 // error is retried) and nudges the relay to deliver it; reject keeps a rejected message in
 // rejected_events.
-func KafkaHandlers(in *eventlog.Ingestor, st *postgres.Store, relay *Relay) (kafka.Handler, kafka.RejectFunc) {
+func KafkaHandlers(in *Ingestor, st *postgres.Store, relay *Relay) (kafka.Handler, kafka.RejectFunc) {
 	handle := func(ctx context.Context, value []byte) error {
 		res, _, err := in.Record(ctx, value, "kafka")
 		if err == nil && !res.Duplicate && !res.ClampedFrom.IsZero() && relay.Metrics != nil {

@@ -1,11 +1,10 @@
-package ingress
+package eventlog
 
 import (
 	"context"
 	"log/slog"
 	"time"
 
-	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/observability"
 )
 
@@ -16,7 +15,7 @@ import (
 // events in the log's order, and delivering an event twice is harmless (runs ignore event
 // ids they have seen).
 type Relay struct {
-	Ingest   *eventlog.Ingestor
+	Ingest   *Ingestor
 	Metrics  *observability.IngressMetrics
 	Logger   *slog.Logger
 	Interval time.Duration // default 1s
@@ -26,7 +25,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay.
-func NewRelay(in *eventlog.Ingestor, m *observability.IngressMetrics, logger *slog.Logger) *Relay {
+func NewRelay(in *Ingestor, m *observability.IngressMetrics, logger *slog.Logger) *Relay {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -86,7 +85,7 @@ func (r *Relay) round(ctx context.Context) error {
 	return err
 }
 
-func (r *Relay) report(d eventlog.Delivery) {
+func (r *Relay) report(d Delivery) {
 	if r.Metrics == nil {
 		return
 	}
