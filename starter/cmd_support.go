@@ -405,7 +405,14 @@ func PrintState(w io.Writer, wfID string, s recoup.State) {
 	if len(s.OptedOut) > 0 {
 		fmt.Fprintf(tw, "opted out\t%v\n", s.OptedOut)
 	}
+	if !s.PausedUntil.IsZero() {
+		fmt.Fprintf(tw, "paused until\t%s (a reply)\n", s.PausedUntil.Format(time.RFC3339))
+	}
 	tw.Flush()
+	for _, r := range s.Replies {
+		fmt.Fprintf(w, "  reply %s by %s at %s: %q\n    → %s (%.2f, by %s) → %s %s\n", r.EventID, r.Channel,
+			r.ReceivedAt.Format(time.RFC3339), r.Text, r.Intent, r.Confidence, r.DecidedBy, r.Action, paren(r.Note))
+	}
 	for _, dec := range s.Decisions {
 		fmt.Fprintf(w, "  decision step %d: %s · %s · incentive %s %d · by %s %s\n    why: %s\n",
 			dec.Step, dec.Channel, dec.Tone, dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy,
