@@ -211,9 +211,10 @@ func (a *DunningActivities) hardshipExtension(_ context.Context, g *decision, na
 	return nil
 }
 
-// PreviewReply is ClassifyReply for `starter prompts preview-reply`: the customer's locale
-// and zone are given instead of read from PostgreSQL, and nothing is logged.
-func (a *DunningActivities) PreviewReply(ctx context.Context, r recoup.Reply, locale string, loc *time.Location) (ClassifyReplyResult, error) {
+// PreviewReply is ClassifyReply for `starter prompts preview-reply` and the model benchmark:
+// the customer's locale and zone are given instead of read from PostgreSQL, and nothing is
+// logged. A plain function, not an activity (a worker registers a's methods).
+func PreviewReply(ctx context.Context, a *DunningActivities, r recoup.Reply, locale string, loc *time.Location) (ClassifyReplyResult, error) {
 	set := a.Prompts()
 	if set.Replies == nil {
 		return ClassifyReplyResult{}, errors.New("the prompt set has no replies.yaml")

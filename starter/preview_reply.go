@@ -42,7 +42,7 @@ func previewReply(ctx context.Context, d *deps, dir, locale, zone, text string, 
 	}
 	r := recoup.Reply{EventID: "reply:preview", Channel: recoup.ChannelSMS, Text: replies.Mask(text, recoup.MaxReplyText),
 		ReceivedAt: time.Now().In(loc), Locale: locale}
-	res, err := acts.PreviewReply(ctx, r, locale, loc)
+	res, err := activities.PreviewReply(ctx, acts, r, locale, loc)
 	if err != nil {
 		return err
 	}

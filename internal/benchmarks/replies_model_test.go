@@ -43,7 +43,7 @@ func TestModelAccuracyOnLabelledReplies(t *testing.T) {
 		fallbacks := 0
 		for _, l := range labelled(t, filepath.Join("..", "model", "replies", "testdata", file)) {
 			r := recoup.Reply{EventID: "reply:bench", Channel: recoup.ChannelSMS, Text: replies.Mask(replies.StripQuoted(l.text), recoup.MaxReplyText), ReceivedAt: now}
-			res, err := acts.PreviewReply(context.Background(), r, l.lang, time.UTC)
+			res, err := activities.PreviewReply(context.Background(), acts, r, l.lang, time.UTC)
 			if err != nil {
 				t.Fatal(err)
 			}
