@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,8 @@ import (
 	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/inbound"
 	"github.com/recoup-dunning/recoup/internal/twilio"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 )
 
 const (
@@ -159,5 +163,34 @@ func TestStopReplyEndsSMSInThisRunAndTheNext(t *testing.T) {
 				t.Fatalf("%s: an SMS was sent after STOP: %+v", inv, m)
 			}
 		}
+	}
+}
+
+// "This is fraud" puts the run in needs_attention, which support finds by the DunningStatus
+// search attribute, and resolves with a note.
+func TestADisputeIsFoundBySupportAndResolved(t *testing.T) {
+	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, time.Hour}})
+	h := inboundHandler(t, e)
+	e.Event(e2etest.Failed("evt_rd1", "inv_rd1", "cus_rd1", time.Now().UTC()))
+	e.Eventually("the first message", func() bool { return len(e.State("inv_rd1").Messages) == 1 })
+	replyFrom(t, h, "SM00000000000000000000000000000d15", "+14155550123", "This is fraud, I never authorized it")
+	query := fmt.Sprintf("%s = '%s' AND %s = 'inv_rd1'", recoup.SearchAttrDunningStatus, recoup.StatusNeedsAttention, recoup.SearchAttrInvoiceID)
+	e.Eventually("the run found by DunningStatus = needs_attention", func() bool {
+		resp, err := e.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		return err == nil && len(resp.Executions) == 1
+	})
+	st := e.State("inv_rd1")
+	if len(st.Replies) != 1 || st.Replies[0].Intent != recoup.IntentDispute || st.Replies[0].Action != recoup.ReplyStopEscalate {
+		t.Fatalf("replies %+v", st.Replies)
+	}
+	hd, err := e.Client.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{WorkflowID: recoup.WorkflowID("inv_rd1"),
+		UpdateName: recoup.UpdateResolve, Args: []any{recoup.Resolve{By: "alice", Note: "the customer's bank confirmed the charge"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted})
+	var res recoup.ActionResult
+	if err == nil {
+		err = hd.Get(context.Background(), &res)
+	}
+	if err != nil || res.Status != recoup.StatusActive {
+		t.Fatalf("resolve: %+v, %v", res, err)
 	}
 }
