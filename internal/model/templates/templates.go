@@ -189,10 +189,18 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 	if err != nil {
 		return s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
 	}
+	// A prompt directory written before replies existed hears replies with the shipped files.
+	for _, f := range []string{RepliesFile, ReplyFile} {
+		if _, ok := s.files[f]; !ok {
+			if b, err := fs.ReadFile(prompts.Default, f); err == nil {
+				s.files[f] = b
+			}
+		}
+	}
 	s.Version = hashFiles(s.files, nil)
 	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
 
-	required := []string{PolicyFile, GuardrailsFile, SystemFile, UserFile, RepliesFile, ReplyFile,
+	required := []string{PolicyFile, GuardrailsFile, SystemFile, UserFile,
 		path.Join(MessagesDir, DefaultLocale, EmailText), path.Join(MessagesDir, DefaultLocale, EmailHTML),
 		path.Join(MessagesDir, DefaultLocale, SMSFile)}
 	for _, r := range required {

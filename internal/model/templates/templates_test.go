@@ -328,6 +328,19 @@ func TestWatcherActivatesGoodChangesOnly(t *testing.T) {
 	}
 }
 
+func TestAPromptDirectoryWithoutRepliesUsesTheShippedOnes(t *testing.T) {
+	m := shipped(t)
+	delete(m, "replies.yaml")
+	delete(m, "reply.tmpl")
+	set, err := templates.LoadFS(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Replies == nil || set.Version != mustLoad(t).Version {
+		t.Fatalf("replies %v, version %s", set.Replies, set.Version)
+	}
+}
+
 func TestRepliesFileIsLintedAndVersioned(t *testing.T) {
 	m := shipped(t)
 	before := mustLoad(t).Version
