@@ -1,5 +1,7 @@
-# Recoup — make targets. The two a newcomer needs:
+# Recoup — make targets. The three a newcomer needs:
 #   make demo   run a local demo on a real Temporal dev server and PostgreSQL
+#   make unit   the fast lane: every test that needs no service (no PostgreSQL, no Temporal
+#               dev server, no provider mocks) — go test -short, well under a minute
 #   make test   run every test (builds what the tests need first)
 
 SHELL := /bin/bash
@@ -10,7 +12,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: secrets all build temporal workflowcheck test lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies chaos clean
+.PHONY: secrets all build temporal workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies chaos clean
 
 all: build
 
@@ -40,9 +42,20 @@ lint: workflowcheck
 	$(BIN)/workflowcheck ./workflows/...
 	$(GO) run ./starter prompts lint
 
+# The fast lane: the tests that need no service. Tests that need PostgreSQL, the Temporal
+# dev server, a process of their own or the provider mocks call fakes.RequireServices (or
+# fakes.MustStore / fakes.TemporalCLI), which skip them under -short; without -short a
+# missing service fails them. Provider requests are checked in-process against
+# internal/fakes/contracts, so the contract tests run here too.
+unit:
+	$(GO) test -short ./...  # results of unchanged packages come from the test cache
+
 # All tests: lint, then unit, PostgreSQL, dev-server, replay and provider-contract tests
-# with the race detector. Contract tests run against the providers' OpenAPI mocks when
-# $(PROVIDER_MOCKS) exists (CI requires them: RECOUP_REQUIRE_PROVIDER_MOCKS=1).
+# with the race detector. Every fake provider request is validated in-process against the
+# project's contract descriptions (internal/fakes/contracts), and those are held against
+# the official documents in $(SHARED)/specs (CI requires them: RECOUP_REQUIRE_SPECS=1).
+# Contract tests also run against the providers' OpenAPI mocks when $(PROVIDER_MOCKS)
+# exists (CI requires them: RECOUP_REQUIRE_PROVIDER_MOCKS=1).
 test: temporal lint
 	@if [[ -x "$(PROVIDER_MOCKS)" ]]; then \
 		"$(PROVIDER_MOCKS)" stop >/dev/null 2>&1 || true; \
@@ -50,7 +63,7 @@ test: temporal lint
 	else echo "provider mocks not found at $(PROVIDER_MOCKS): contract tests will be skipped"; fi
 	@set -o pipefail; mocks=(); \
 	if [[ -x "$(PROVIDER_MOCKS)" ]]; then mocks=(SENDGRID_MOCK_URL=http://127.0.0.1:4010 TWILIO_MOCK_URL=http://127.0.0.1:4011 OPENAI_MOCK_URL=http://127.0.0.1:4012); fi; \
-	env "$${mocks[@]}" RAPID_CHECKS=$${RAPID_CHECKS:-2000} TEMPORAL_CLI=$(BIN)/temporal $(GO) test -race -count=1 ./... ; status=$$?; \
+	env "$${mocks[@]}" RECOUP_SPECS_DIR=$${RECOUP_SPECS_DIR:-$(SHARED)/specs} RAPID_CHECKS=$${RAPID_CHECKS:-2000} TEMPORAL_CLI=$(BIN)/temporal $(GO) test -race -count=1 ./... ; status=$$?; \
 	if [[ -x "$(PROVIDER_MOCKS)" ]]; then \
 		if ! "$(PROVIDER_MOCKS)" violations; then echo "provider contract violations (above)"; status=1; else echo "provider mocks: no contract violations"; fi; \
 		"$(PROVIDER_MOCKS)" stop >/dev/null 2>&1 || true; \

@@ -14,6 +14,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
@@ -49,7 +50,7 @@ func storedDecision(t *testing.T, f *fixture, step int) (decidedBy string, viola
 
 func TestDecideUsesModelAnswerWithinPolicy(t *testing.T) {
 	f := newFixture(t)
-	o := newOpenAIFake(t, answer("sms", "friendly", "discount_percent", 10, "", "Your card was declined. Updating it takes a minute."))
+	o := fakes.NewOpenAI(t, answer("sms", "friendly", "discount_percent", 10, "", "Your card was declined. Updating it takes a minute."))
 	f.useLLM(t, o, 5*time.Second)
 	d, err := f.acts.DecideStrategy(context.Background(), decideInput(f, t))
 	if err != nil {
@@ -65,13 +66,13 @@ func TestDecideUsesModelAnswerWithinPolicy(t *testing.T) {
 		t.Fatalf("stored decided_by = %s", by)
 	}
 	// The model sees no contact data, and is asked for the JSON schema.
-	req, _ := json.Marshal(o.requests[0])
+	req, _ := json.Marshal(modelRequest(t, o, 0))
 	for _, pii := range []string{"ada@example.com", "+14155550123", "Ada", "Lovelace"} {
 		if strings.Contains(string(req), pii) {
 			t.Errorf("the prompt contains %q", pii)
 		}
 	}
-	rf := o.requests[0]["response_format"].(map[string]any)
+	rf := modelRequest(t, o, 0)["response_format"].(map[string]any)
 	if rf["type"] != "json_schema" {
 		t.Fatalf("response_format = %v", rf)
 	}
@@ -80,28 +81,28 @@ func TestDecideUsesModelAnswerWithinPolicy(t *testing.T) {
 func TestDecideFallsBackToRules(t *testing.T) {
 	cases := []struct {
 		name    string
-		setup   func(o *openAIFake)
+		setup   func(o *fakes.OpenAI)
 		timeout time.Duration
 		want    string // a violation must contain this
 	}{
-		{"invalid JSON", func(o *openAIFake) { o.content = "string" }, 5 * time.Second, "not valid JSON"},
-		{"discount above the plan cap", func(o *openAIFake) {
-			o.content = answer("email", "friendly", "discount_percent", 100, "Hi", "Free month!")
+		{"invalid JSON", func(o *fakes.OpenAI) { o.SetReply("string") }, 5 * time.Second, "not valid JSON"},
+		{"discount above the plan cap", func(o *fakes.OpenAI) {
+			o.SetReply(answer("email", "friendly", "discount_percent", 100, "Hi", "Free month!"))
 		}, 5 * time.Second, "discount 100%"},
-		{"link from the model", func(o *openAIFake) {
-			o.content = answer("email", "friendly", "none", 0, "Pay now", "Pay at https://evil.example/pay")
+		{"link from the model", func(o *fakes.OpenAI) {
+			o.SetReply(answer("email", "friendly", "none", 0, "Pay now", "Pay at https://evil.example/pay"))
 		}, 5 * time.Second, "contains a link"},
-		{"channel without consent", func(o *openAIFake) {
-			o.content = answer("carrier-pigeon", "friendly", "none", 0, "Hi", "Please pay.")
+		{"channel without consent", func(o *fakes.OpenAI) {
+			o.SetReply(answer("carrier-pigeon", "friendly", "none", 0, "Hi", "Please pay."))
 		}, 5 * time.Second, "channel"},
-		{"refusal", func(o *openAIFake) { o.refusal = "I can't help with that." }, 5 * time.Second, "model refused"},
-		{"server error", func(o *openAIFake) { o.status = http.StatusInternalServerError }, 5 * time.Second, "model call failed"},
-		{"timeout", func(o *openAIFake) { o.hang = true }, 100 * time.Millisecond, "model call failed"},
+		{"refusal", func(o *fakes.OpenAI) { o.SetRefusal("I can't help with that.") }, 5 * time.Second, "model refused"},
+		{"server error", func(o *fakes.OpenAI) { o.Always(fakes.Response{Status: http.StatusInternalServerError}) }, 5 * time.Second, "model call failed"},
+		{"timeout", func(o *fakes.OpenAI) { o.Always(fakes.Response{Hang: true}) }, 100 * time.Millisecond, "model call failed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			o := newOpenAIFake(t, "")
+			o := fakes.NewOpenAI(t, "")
 			tc.setup(o)
 			f.useLLM(t, o, tc.timeout)
 			d, err := f.acts.DecideStrategy(context.Background(), decideInput(f, t))

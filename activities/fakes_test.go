@@ -2,214 +2,68 @@ package activities_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
-// sendGridFake is a SendGrid /v3/mail/send endpoint that checks the request the real
-// sendgrid-go library sends and counts accepted messages per idempotency key.
-type sendGridFake struct {
-	t *testing.T
-	*httptest.Server
-	mu       sync.Mutex
-	statuses []int  // answers to give in order; then 202
-	hang     func() // when set, called instead of answering (simulates a lost answer)
-	accepted map[string]int
-	requests int
-	last     map[string]any
+// twilioRejection is Twilio's answer to a number it refuses (code 21211), with the status
+// a test chooses.
+func twilioRejection(status int) fakes.Response {
+	return fakes.TwilioError(status, 21211, "The 'To' number is not a valid phone number.")
 }
 
-func newSendGridFake(t *testing.T) *sendGridFake {
-	f := &sendGridFake{t: t, accepted: map[string]int{}}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.handle))
-	t.Cleanup(f.Close)
-	return f
+// smsBodies returns the bodies of the SMS the Twilio fake accepted.
+func smsBodies(tw *fakes.Twilio) []string {
+	var bodies []string
+	for _, r := range tw.Requests() {
+		if r.Status/100 == 2 {
+			bodies = append(bodies, r.Form.Get("Body"))
+		}
+	}
+	return bodies
 }
 
-func (f *sendGridFake) handle(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v3/mail/send" {
-		f.t.Errorf("SendGrid fake: unexpected %s %s", r.Method, r.URL.Path)
-		http.Error(w, "not found", http.StatusNotFound)
-		return
+// modelRequest returns the JSON body of the i-th request the OpenAI fake received.
+func modelRequest(t *testing.T, o *fakes.OpenAI, i int) map[string]any {
+	t.Helper()
+	reqs := o.Requests()
+	if len(reqs) <= i {
+		t.Fatalf("the model received %d requests, want at least %d", len(reqs), i+1)
 	}
-	if got := r.Header.Get("Authorization"); got != "Bearer SG.test-key" {
-		f.t.Errorf("SendGrid fake: Authorization = %q", got)
-	}
-	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		f.t.Errorf("SendGrid fake: body is not JSON: %v", err)
-	}
-	key := ""
-	if ps, ok := body["personalizations"].([]any); ok && len(ps) == 1 {
-		if ca, ok := ps[0].(map[string]any)["custom_args"].(map[string]any); ok {
-			key, _ = ca["idempotency_key"].(string)
-		}
-	}
-	if key == "" {
-		f.t.Errorf("SendGrid fake: no personalizations[0].custom_args.idempotency_key in %v", body)
-	}
-	f.mu.Lock()
-	f.requests++
-	f.last = body
-	status := http.StatusAccepted
-	if len(f.statuses) > 0 {
-		status, f.statuses = f.statuses[0], f.statuses[1:]
-	}
-	hang := f.hang
-	if status == http.StatusAccepted {
-		f.accepted[key]++
-	}
-	f.mu.Unlock()
-	if hang != nil && status == http.StatusAccepted {
-		hang()
-		<-r.Context().Done()
-		return
-	}
-	if status != http.StatusAccepted {
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, `{"errors":[{"message":"rejected by fake","field":"personalizations.0.to"}]}`)
-		return
-	}
-	w.Header().Set("X-Message-Id", "sg-"+strings.ReplaceAll(key, "/", "-"))
-	w.WriteHeader(status)
-}
-
-func (f *sendGridFake) count(key string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.accepted[key]
-}
-
-// twilioFake is Twilio's Messages endpoint; it counts messages per idempotency key, read
-// from the status callback URL the sender adds.
-type twilioFake struct {
-	t *testing.T
-	*httptest.Server
-	mu       sync.Mutex
-	accepted map[string]int
-	bodies   []string
-	status   int
-	requests int
-}
-
-func newTwilioFake(t *testing.T) *twilioFake {
-	f := &twilioFake{t: t, accepted: map[string]int{}}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/2010-04-01/Accounts/ACtest/Messages.json" {
-			f.t.Errorf("Twilio fake: unexpected path %s", r.URL.Path)
-		}
-		if err := r.ParseForm(); err != nil {
-			f.t.Errorf("Twilio fake: %v", err)
-		}
-		cb, err := url.Parse(r.PostForm.Get("StatusCallback"))
-		if err != nil {
-			f.t.Errorf("Twilio fake: StatusCallback: %v", err)
-		}
-		key := cb.Query().Get("idempotency_key")
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.requests++
-		if f.status != 0 {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(f.status)
-			_, _ = io.WriteString(w, `{"code":21211,"message":"The 'To' number is not a valid phone number.","more_info":"https://www.twilio.com/docs/errors/21211","status":400}`)
-			return
-		}
-		f.accepted[key]++
-		f.bodies = append(f.bodies, r.PostForm.Get("Body"))
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = io.WriteString(w, `{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued","body":"x"}`)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-// openAIFake answers chat completions with a fixed assistant message and keeps requests.
-type openAIFake struct {
-	*httptest.Server
-	mu       sync.Mutex
-	content  string
-	refusal  string
-	status   int
-	hang     bool
-	requests []map[string]any
-}
-
-func newOpenAIFake(t *testing.T, content string) *openAIFake {
-	f := &openAIFake{content: content}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/chat/completions" {
-			t.Errorf("OpenAI fake: unexpected path %s", r.URL.Path)
-		}
-		var body map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		f.mu.Lock()
-		f.requests = append(f.requests, body)
-		status, content, refusal, hang := f.status, f.content, f.refusal, f.hang
-		f.mu.Unlock()
-		if hang {
-			<-r.Context().Done()
-			return
-		}
-		if status != 0 {
-			w.WriteHeader(status)
-			_, _ = io.WriteString(w, `{"error":{"message":"fake failure","type":"server_error","code":null}}`)
-			return
-		}
-		msg := map[string]any{"role": "assistant", "content": content}
-		if refusal != "" {
-			msg = map[string]any{"role": "assistant", "content": nil, "refusal": refusal}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-fake-2026",
-			"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": "stop"}},
-			"usage":   map[string]any{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-		})
-	}))
-	t.Cleanup(f.Close)
-	return f
+	return reqs[i].JSON
 }
 
 type fixture struct {
 	acts *activities.DunningActivities
 	det  *activities.DetectorActivities // shares the Base of acts
 	st   *postgres.Store
-	sg   *sendGridFake
-	tw   *twilioFake
+	sg   *fakes.SendGrid
+	tw   *fakes.Twilio
 }
 
 // newFixture returns activities on a fresh PostgreSQL schema with the real SendGrid and
 // Twilio clients pointed at fakes, and one customer (cus_1) who consented to both.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	set, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{st: st, sg: newSendGridFake(t), tw: newTwilioFake(t)}
+	f := &fixture{st: st, sg: fakes.NewSendGrid(t), tw: fakes.NewTwilio(t)}
 	em, err := sendgrid.New(sendgrid.Config{APIKey: "SG.test-key", BaseURL: f.sg.URL, FromEmail: "billing@shop.example", FromName: "Shop", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := twilio.New(twilio.Config{AccountSID: "ACtest", AuthToken: "token", From: "+14155550100", BaseURL: f.tw.URL,
+	tx, err := twilio.New(twilio.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: "token", From: "+14155550100", BaseURL: f.tw.URL,
 		StatusCallbackURL: "https://recoup.example/v1/twilio/status", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -237,9 +91,9 @@ func (f *fixture) customer(t *testing.T, c postgres.Customer) {
 	}
 }
 
-func (f *fixture) useLLM(t *testing.T, o *openAIFake, timeout time.Duration) {
+func (f *fixture) useLLM(t *testing.T, o *fakes.OpenAI, timeout time.Duration) {
 	t.Helper()
-	c, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: o.URL + "/v1", Model: "gpt-fake", Timeout: timeout})
+	c, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-fake", Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

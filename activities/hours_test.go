@@ -9,6 +9,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -45,21 +46,19 @@ func TestRetriedSendAt2330LocalIsRefusedOutsideAllowedHours(t *testing.T) {
 			}
 			in := sendInput(1, ch)
 			in.NotBefore, in.NotAfter = w.NotBefore, w.NotAfter
-			send, requests := f.acts.SendEmail, func() int { f.sg.mu.Lock(); defer f.sg.mu.Unlock(); return f.sg.requests }
+			send, requests := f.acts.SendEmail, f.sg.RequestCount
 			if ch == recoup.ChannelSMS {
-				send, requests = f.acts.SendSMS, func() int { f.tw.mu.Lock(); defer f.tw.mu.Unlock(); return f.tw.requests }
-				f.tw.status = http.StatusServiceUnavailable
+				send, requests = f.acts.SendSMS, f.tw.RequestCount
+				f.tw.Always(twilioRejection(http.StatusServiceUnavailable))
 			} else {
-				f.sg.statuses = []int{http.StatusServiceUnavailable}
+				f.sg.Queue(fakes.Response{Status: http.StatusServiceUnavailable})
 			}
 			// 19:55: the provider is down; the attempt is released for a retry.
 			f.at(ny(t, "2026-11-30 19:55"))
 			if _, err := send(ctx, in); err == nil {
 				t.Fatal("first attempt succeeded against a failing provider")
 			}
-			f.tw.mu.Lock()
-			f.tw.status = 0
-			f.tw.mu.Unlock()
+			f.tw.Always(fakes.Response{})
 			// Temporal's retry runs at 23:30 New York time.
 			f.at(ny(t, "2026-11-30 23:30"))
 			_, err = send(ctx, in)
@@ -103,7 +102,7 @@ func TestSendChecksAllowedHoursEvenWithoutAWindowAndNoOneOverridesSMSHours(t *te
 	if !strings.Contains(err.Error(), "09:00-20:00 in America/New_York") {
 		t.Errorf("error %q does not name the hours and the zone", err)
 	}
-	if f.tw.requests != 0 {
+	if f.tw.RequestCount() != 0 {
 		t.Fatal("Twilio was called at 23:30")
 	}
 	w, err := f.acts.SendWindow(ctx, activities.SendWindowInput{CustomerID: "cus_1", Channel: recoup.ChannelSMS, Now: ny(t, "2026-11-30 23:30")})
@@ -120,8 +119,8 @@ func TestSendChecksAllowedHoursEvenWithoutAWindowAndNoOneOverridesSMSHours(t *te
 	if !isType(err, recoup.ErrTypeOutsideAllowedHours) {
 		t.Fatalf("email at 23:30: error = %v, want %s", err, recoup.ErrTypeOutsideAllowedHours)
 	}
-	if f.sg.requests != 1 {
-		t.Fatalf("SendGrid got %d requests, want 1 (the demo email)", f.sg.requests)
+	if f.sg.RequestCount() != 1 {
+		t.Fatalf("SendGrid got %d requests, want 1 (the demo email)", f.sg.RequestCount())
 	}
 }
 
@@ -141,7 +140,7 @@ func TestRetryAfterTheWindowReturnsTheEarlierOutcome(t *testing.T) {
 	if err != nil || again != first {
 		t.Fatalf("retry after the window = %+v, %v; want the stored result %+v", again, err, first)
 	}
-	if n := f.sg.count(in.IdempotencyKey); n != 1 {
+	if n := f.sg.Accepted(in.IdempotencyKey); n != 1 {
 		t.Fatalf("SendGrid accepted %d messages, want 1", n)
 	}
 }
@@ -196,7 +195,7 @@ func TestSendWindowWithoutTimeZoneIsInferredNotUTC(t *testing.T) {
 	if _, err := f.acts.SendSMS(ctx, in); !isType(err, recoup.ErrTypeOutsideAllowedHours) {
 		t.Fatalf("SMS at 08:00 Pacific: error = %v, want %s", err, recoup.ErrTypeOutsideAllowedHours)
 	}
-	if f.tw.requests != 0 {
+	if f.tw.RequestCount() != 0 {
 		t.Fatal("Twilio was called at 08:00 Pacific")
 	}
 }
@@ -251,7 +250,7 @@ func TestSendToStoredAddressThatBecameInvalidIsNotReachable(t *testing.T) {
 			if strings.Contains(err.Error(), tt.value) {
 				t.Errorf("error %q repeats the stored address", err)
 			}
-			if f.sg.requests != 0 || f.tw.requests != 0 {
+			if f.sg.RequestCount() != 0 || f.tw.RequestCount() != 0 {
 				t.Fatal("the provider was called")
 			}
 			if _, found, err := f.st.FindSend(ctx, in.IdempotencyKey); err != nil || found {

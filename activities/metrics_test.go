@@ -10,6 +10,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
@@ -71,24 +72,18 @@ func TestActivitiesRecordRunAndMessageMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Twilio rejects the number with its own code.
-	f.tw.mu.Lock()
-	f.tw.status = http.StatusBadRequest
-	f.tw.mu.Unlock()
+	f.tw.Always(twilioRejection(http.StatusBadRequest))
 	if _, err := f.acts.SendSMS(ctx, sendInput(1, recoup.ChannelSMS)); err == nil {
 		t.Fatal("SMS to a rejected number succeeded")
 	}
 	// The answer to a send is lost: marked for reconciliation.
 	lost := sendInput(2, recoup.ChannelEmail)
 	cctx, cancel := context.WithCancel(ctx)
-	f.sg.mu.Lock()
-	f.sg.hang = cancel
-	f.sg.mu.Unlock()
+	f.sg.Always(fakes.Response{Hang: true, Before: cancel})
 	if res, err := f.acts.SendEmail(cctx, lost); err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("lost send = %+v, %v", res, err)
 	}
-	f.sg.mu.Lock()
-	f.sg.hang = nil
-	f.sg.mu.Unlock()
+	f.sg.Always(fakes.Response{})
 	// Log delivery mode.
 	f.acts.Email = nil
 	if res, err := f.acts.SendEmail(ctx, sendInput(3, recoup.ChannelEmail)); err != nil || res.Delivery != postgres.SendLogged {
@@ -132,7 +127,7 @@ func TestActivitiesRecordRunAndMessageMetrics(t *testing.T) {
 func TestDecideRecordsModelMetrics(t *testing.T) {
 	f := newFixture(t)
 	reg := withMetrics(f)
-	o := newOpenAIFake(t, answer("sms", "friendly", "none", 0, "", "Your card was declined. Updating it takes a minute."))
+	o := fakes.NewOpenAI(t, answer("sms", "friendly", "none", 0, "", "Your card was declined. Updating it takes a minute."))
 	f.useLLM(t, o, 5*time.Second)
 	ctx := context.Background()
 	decide := func(step int) recoup.Decision {
@@ -148,15 +143,11 @@ func TestDecideRecordsModelMetrics(t *testing.T) {
 	if d := decide(1); d.DecidedBy != recoup.DecidedByLLM {
 		t.Fatalf("decision = %+v", d)
 	}
-	o.mu.Lock()
-	o.content = "string"
-	o.mu.Unlock()
+	o.SetReply("string")
 	if d := decide(2); d.DecidedBy != recoup.DecidedByRules {
 		t.Fatalf("decision = %+v", d)
 	}
-	o.mu.Lock()
-	o.status = http.StatusServiceUnavailable
-	o.mu.Unlock()
+	o.Always(fakes.Response{Status: http.StatusServiceUnavailable})
 	if d := decide(3); d.DecidedBy != recoup.DecidedByRules {
 		t.Fatalf("decision = %+v", d)
 	}
@@ -192,7 +183,7 @@ func TestDecideRecordsModelMetrics(t *testing.T) {
 func TestDecideWithNoChannelCountsFallback(t *testing.T) {
 	f := newFixture(t)
 	reg := withMetrics(f)
-	f.useLLM(t, newOpenAIFake(t, "string"), 5*time.Second)
+	f.useLLM(t, fakes.NewOpenAI(t, "string"), 5*time.Second)
 	in := decideInput(f, t)
 	in.Excluded = []recoup.Channel{recoup.ChannelEmail, recoup.ChannelSMS}
 	_, _ = f.acts.DecideStrategy(context.Background(), in) // the rules decide whatever they decide without a channel

@@ -12,6 +12,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -47,14 +48,14 @@ func TestSendEmailSendsOnceAndRetryReturnsStoredResult(t *testing.T) {
 		t.Fatalf("result = %+v, want sent with provider id %s", res, wantID)
 	}
 	// The request the real library sent carries the rendered message with the mandatory parts.
-	p := f.sg.last["personalizations"].([]any)[0].(map[string]any)
+	p := f.sg.Last().JSON["personalizations"].([]any)[0].(map[string]any)
 	if to := p["to"].([]any)[0].(map[string]any); to["email"] != "ada@example.com" || to["name"] != "Ada Lovelace" {
 		t.Fatalf("to = %v", to)
 	}
-	if f.sg.last["subject"] != "Your payment didn't go through" {
-		t.Fatalf("subject = %v", f.sg.last["subject"])
+	if f.sg.Last().JSON["subject"] != "Your payment didn't go through" {
+		t.Fatalf("subject = %v", f.sg.Last().JSON["subject"])
 	}
-	content := f.sg.last["content"].([]any)
+	content := f.sg.Last().JSON["content"].([]any)
 	text := content[0].(map[string]any)["value"].(string)
 	for _, want := range []string{"Hi Ada,", "We could not charge your card.", "https://pay.example/invoices/inv_1", "https://pay.example/unsub/cus_1", "$"} {
 		if !strings.Contains(text, want) {
@@ -70,7 +71,7 @@ func TestSendEmailSendsOnceAndRetryReturnsStoredResult(t *testing.T) {
 	if err != nil || res2 != res {
 		t.Fatalf("retry = %+v, %v; want the stored result %+v", res2, err, res)
 	}
-	if n := f.sg.count(in.IdempotencyKey); n != 1 {
+	if n := f.sg.Accepted(in.IdempotencyKey); n != 1 {
 		t.Fatalf("provider accepted %d messages for the key, want 1", n)
 	}
 }
@@ -87,8 +88,8 @@ func TestSendAfterCrashMidCallDoesNotSendAgain(t *testing.T) {
 	if err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("second execution = %+v, %v; want reconcile without error", res, err)
 	}
-	if f.sg.requests != 0 {
-		t.Fatalf("provider called %d times, want 0", f.sg.requests)
+	if f.sg.RequestCount() != 0 {
+		t.Fatalf("provider called %d times, want 0", f.sg.RequestCount())
 	}
 	row, _ := f.st.GetSend(context.Background(), in.IdempotencyKey)
 	if row.Status != postgres.SendReconcile {
@@ -100,24 +101,24 @@ func TestSendWhoseAnswerIsLostIsNotRepeated(t *testing.T) {
 	f := newFixture(t)
 	in := sendInput(1, recoup.ChannelEmail)
 	ctx, cancel := context.WithCancel(context.Background())
-	f.sg.hang = cancel // the provider accepts the message, then the worker's call is cut off
+	f.sg.Always(fakes.Response{Hang: true, Before: cancel}) // the provider accepts the message, then the worker's call is cut off
 	res, err := f.acts.SendEmail(ctx, in)
 	if err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("first execution = %+v, %v; want reconcile", res, err)
 	}
-	f.sg.hang = nil
+	f.sg.Always(fakes.Response{})
 	res, err = f.acts.SendEmail(context.Background(), in)
 	if err != nil || res.Delivery != postgres.SendReconcile {
 		t.Fatalf("second execution = %+v, %v; want reconcile", res, err)
 	}
-	if n := f.sg.count(in.IdempotencyKey); n != 1 || f.sg.requests != 1 {
-		t.Fatalf("provider got %d requests, accepted %d; want 1 and 1", f.sg.requests, n)
+	if n := f.sg.Accepted(in.IdempotencyKey); n != 1 || f.sg.RequestCount() != 1 {
+		t.Fatalf("provider got %d requests, accepted %d; want 1 and 1", f.sg.RequestCount(), n)
 	}
 }
 
 func TestProviderRejectionIsNotRetried(t *testing.T) {
 	f := newFixture(t)
-	f.sg.statuses = []int{http.StatusBadRequest}
+	f.sg.Queue(fakes.Response{Status: http.StatusBadRequest})
 	in := sendInput(1, recoup.ChannelEmail)
 	for i := range 2 {
 		_, err := f.acts.SendEmail(context.Background(), in)
@@ -125,14 +126,14 @@ func TestProviderRejectionIsNotRetried(t *testing.T) {
 			t.Fatalf("attempt %d: error = %v, want non-retryable %s", i+1, err, recoup.ErrTypeProviderRejected)
 		}
 	}
-	if f.sg.requests != 1 {
-		t.Fatalf("provider got %d requests, want 1", f.sg.requests)
+	if f.sg.RequestCount() != 1 {
+		t.Fatalf("provider got %d requests, want 1", f.sg.RequestCount())
 	}
 }
 
 func TestProviderOutageIsRetriedAndSentOnce(t *testing.T) {
 	f := newFixture(t)
-	f.sg.statuses = []int{http.StatusServiceUnavailable, http.StatusTooManyRequests}
+	f.sg.Queue(fakes.Response{Status: http.StatusServiceUnavailable}, fakes.Response{Status: http.StatusTooManyRequests})
 	in := sendInput(1, recoup.ChannelEmail)
 	for i := range 2 {
 		_, err := f.acts.SendEmail(context.Background(), in)
@@ -148,8 +149,8 @@ func TestProviderOutageIsRetriedAndSentOnce(t *testing.T) {
 		t.Fatalf("third attempt = %+v, %v", res, err)
 	}
 	row, _ := f.st.GetSend(context.Background(), in.IdempotencyKey)
-	if row.Attempts != 3 || f.sg.count(in.IdempotencyKey) != 1 {
-		t.Fatalf("attempts = %d, accepted = %d; want 3 and 1", row.Attempts, f.sg.count(in.IdempotencyKey))
+	if row.Attempts != 3 || f.sg.Accepted(in.IdempotencyKey) != 1 {
+		t.Fatalf("attempts = %d, accepted = %d; want 3 and 1", row.Attempts, f.sg.Accepted(in.IdempotencyKey))
 	}
 }
 
@@ -163,10 +164,10 @@ func TestSendSMSOnceWithOptOutText(t *testing.T) {
 			t.Fatalf("send = %+v, %v", res, err)
 		}
 	}
-	if n := f.tw.accepted[in.IdempotencyKey]; n != 1 {
+	if n := f.tw.Accepted(in.IdempotencyKey); n != 1 {
 		t.Fatalf("Twilio accepted %d messages for the key, want 1", n)
 	}
-	body := f.tw.bodies[0]
+	body := smsBodies(f.tw)[0]
 	for _, want := range []string{"Your payment is still open.", "https://pay.example/invoices/inv_1", "Reply STOP to opt out"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("SMS %q lacks %q", body, want)
@@ -176,7 +177,7 @@ func TestSendSMSOnceWithOptOutText(t *testing.T) {
 
 func TestInvalidPhoneIsPermanent(t *testing.T) {
 	f := newFixture(t)
-	f.tw.status = http.StatusBadRequest
+	f.tw.Always(twilioRejection(http.StatusBadRequest))
 	_, err := f.acts.SendSMS(context.Background(), sendInput(1, recoup.ChannelSMS))
 	if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeProviderRejected || !nonRetryable {
 		t.Fatalf("error = %v, want non-retryable ProviderRejected", err)
@@ -191,7 +192,7 @@ func TestNoConsentIsNotSent(t *testing.T) {
 	if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeNotReachable || !nonRetryable {
 		t.Fatalf("error = %v, want non-retryable NotReachable", err)
 	}
-	if len(f.tw.bodies) != 0 {
+	if len(smsBodies(f.tw)) != 0 {
 		t.Fatal("an SMS went out without consent")
 	}
 }
@@ -211,7 +212,7 @@ func TestLogDeliveryModeStoresMessage(t *testing.T) {
 	if !strings.Contains(body, "We could not charge your card.") || !strings.Contains(body, "https://pay.example/invoices/inv_1") {
 		t.Fatalf("stored body = %q", body)
 	}
-	if f.sg.requests != 0 {
+	if f.sg.RequestCount() != 0 {
 		t.Fatal("log mode called the provider")
 	}
 }
@@ -224,7 +225,7 @@ func TestIncentiveSentenceIsAdded(t *testing.T) {
 	if _, err := f.acts.SendEmail(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	text := f.sg.last["content"].([]any)[0].(map[string]any)["value"].(string)
+	text := f.sg.Last().JSON["content"].([]any)[0].(map[string]any)["value"].(string)
 	if !strings.Contains(text, "10% off") || !strings.Contains(text, "December 13") {
 		t.Fatalf("email lacks the offer:\n%s", text)
 	}
@@ -248,8 +249,8 @@ func TestSendAfterARecordedSettleIsNotSent(t *testing.T) {
 	if typ, nonRetryable := appErrType(err); typ != recoup.ErrTypeSettled || !nonRetryable {
 		t.Fatalf("error = %v, want non-retryable %s", err, recoup.ErrTypeSettled)
 	}
-	if f.sg.requests != 0 {
-		t.Fatalf("SendGrid was called %d times after the invoice was settled", f.sg.requests)
+	if f.sg.RequestCount() != 0 {
+		t.Fatalf("SendGrid was called %d times after the invoice was settled", f.sg.RequestCount())
 	}
 }
 
@@ -263,7 +264,7 @@ func TestEmailDisplayNameIsNeverALink(t *testing.T) {
 	if _, err := f.acts.SendEmail(context.Background(), sendInput(1, recoup.ChannelEmail)); err != nil {
 		t.Fatal(err)
 	}
-	to := f.sg.last["personalizations"].([]any)[0].(map[string]any)["to"].([]any)[0].(map[string]any)
+	to := f.sg.Last().JSON["personalizations"].([]any)[0].(map[string]any)["to"].([]any)[0].(map[string]any)
 	if name, ok := to["name"]; ok && name != "" {
 		t.Errorf("recipient display name = %q, want none for a name that is a link", name)
 	}

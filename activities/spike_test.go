@@ -62,10 +62,10 @@ func TestIncidentsHoldAndRelease(t *testing.T) {
 	if len(hooks) != 1 || hooks[0]["type"] != "incident.opened" || hooks[0]["webhook-id"] != "incident-inc-t-1-opened-open" {
 		t.Fatalf("alert webhooks = %v", hooks)
 	}
-	if n := f.sg.count("incident-inc-t-1-opened-open"); n != 1 {
+	if n := f.sg.Accepted("incident-inc-t-1-opened-open"); n != 1 {
 		t.Fatalf("alert emails = %d, want 1", n)
 	}
-	if subj, _ := f.sg.last["subject"].(string); !strings.Contains(subj, "bin=411111") {
+	if subj, _ := f.sg.Last().JSON["subject"].(string); !strings.Contains(subj, "bin=411111") {
 		t.Fatalf("alert email subject %q does not name the cohort", subj)
 	}
 

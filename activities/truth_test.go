@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -29,7 +30,7 @@ func TestWithdrawnIncentiveIsNotAnnouncedByTheModelsText(t *testing.T) {
 				CustomerID: "cus_1", Kind: recoup.IncentiveExtensionDays, Value: 25, ExpiresAt: now}); err != nil {
 				t.Fatal(err)
 			}
-			f.useLLM(t, newOpenAIFake(t, answer("email", "friendly", "extension_days", 14, "Your payment", tc.message)), 5*time.Second)
+			f.useLLM(t, fakes.NewOpenAI(t, answer("email", "friendly", "extension_days", 14, "Your payment", tc.message)), 5*time.Second)
 			d, err := f.acts.DecideStrategy(ctx, decideInput(f, t))
 			if err != nil {
 				t.Fatal(err)
@@ -55,7 +56,7 @@ func TestSendGreetsACustomerNamedLikeALinkWithoutTheName(t *testing.T) {
 	if _, err := f.acts.SendEmail(context.Background(), sendInput(1, recoup.ChannelEmail)); err != nil {
 		t.Fatal(err)
 	}
-	text := f.sg.last["content"].([]any)[0].(map[string]any)["value"].(string)
+	text := f.sg.Last().JSON["content"].([]any)[0].(map[string]any)["value"].(string)
 	if !strings.HasPrefix(text, "Hello,") || strings.Contains(text, "pay-here") {
 		t.Fatalf("email text:\n%s", text)
 	}

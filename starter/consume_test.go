@@ -12,14 +12,14 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // `starter consume` against franz-go's in-process Kafka cluster: a batch with duplicates and
 // a poison message. Every valid event reaches its run once; the poison message is recorded
 // as rejected with its reason and does not block the partition.
 func TestConsumeKafkaBatchWithDuplicatesAndPoison(t *testing.T) {
-	h := e2etest.Start(t, e2etest.Options{})
+	h := workertest.Start(t, workertest.Options{})
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "recoup.events"))
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func TestConsumeKafkaBatchWithDuplicatesAndPoison(t *testing.T) {
 			values = append(values, []byte(`{"type":"payment.failed","event_id":`))
 			continue
 		}
-		b, _ := json.Marshal(e2etest.Failed("evt_"+inv, inv, "cus_"+inv, now))
+		b, _ := json.Marshal(workertest.Failed("evt_"+inv, inv, "cus_"+inv, now))
 		values = append(values, b)
 	}
 	for _, v := range values {
@@ -61,7 +61,7 @@ func TestConsumeKafkaBatchWithDuplicatesAndPoison(t *testing.T) {
 	})
 	for _, inv := range []string{"inv_k1", "inv_k2", "inv_k3"} {
 		h.Eventually("the first message of "+inv, func() bool { return h.Messages(inv) == 1 })
-		if n := h.Mail.Count(recoup.WorkflowID(inv) + "/step-1/email"); n != 1 {
+		if n := h.Mail.Accepted(recoup.WorkflowID(inv) + "/step-1/email"); n != 1 {
 			t.Fatalf("%s: %d messages, want 1", inv, n)
 		}
 	}

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // `starter incidents` lists the detector's incidents from PostgreSQL and applies an
 // operator's actions through the detector's update, refusing what does not apply.
 func TestIncidentsCommand(t *testing.T) {
-	h := e2etest.Start(t, e2etest.Options{})
+	h := workertest.Start(t, workertest.Options{})
 	cfg, _ := config.FromEnv(func(string) string { return "" })
 	d := &deps{cfg: cfg, tc: h.Client, st: h.Store}
 	do := func(args ...string) (string, error) { return runWithDeps(d, append([]string{"incidents"}, args...)...) }

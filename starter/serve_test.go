@@ -19,7 +19,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -31,7 +31,7 @@ type ingressUnderTest struct {
 	stop func()
 }
 
-func startIngress(t *testing.T, h *e2etest.Harness) *ingressUnderTest {
+func startIngress(t *testing.T, h *workertest.Harness) *ingressUnderTest {
 	t.Helper()
 	cfg, err := config.FromEnv(func(string) string { return "" })
 	if err != nil {
@@ -83,7 +83,7 @@ func (g *ingressUnderTest) post(t *testing.T, v map[string]any) int {
 
 // undelivered counts the events still to be delivered; an event held back until its
 // invoice's run exists (parked) is not waiting for the relay.
-func undelivered(t *testing.T, h *e2etest.Harness) int {
+func undelivered(t *testing.T, h *workertest.Harness) int {
 	t.Helper()
 	var n int
 	if err := h.Store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE delivered_at IS NULL AND parked_at IS NULL`).Scan(&n); err != nil {
@@ -93,9 +93,9 @@ func undelivered(t *testing.T, h *e2etest.Harness) int {
 }
 
 func TestDuplicateStormOverHTTP(t *testing.T) {
-	h := e2etest.Start(t, e2etest.Options{})
+	h := workertest.Start(t, workertest.Options{})
 	g := startIngress(t, h)
-	ev := e2etest.Failed("evt_storm", "inv_storm", "cus_storm", time.Now().UTC())
+	ev := workertest.Failed("evt_storm", "inv_storm", "cus_storm", time.Now().UTC())
 	codes := make([]int, 50)
 	var wg sync.WaitGroup
 	for i := range codes {
@@ -120,7 +120,7 @@ func TestDuplicateStormOverHTTP(t *testing.T) {
 		t.Fatalf("event log rows = %d, %v; want 1", rows, err)
 	}
 	h.Eventually("the first message", func() bool { return h.Messages("inv_storm") == 1 })
-	if n := h.Mail.Total(); n != 1 {
+	if n := h.Mail.AcceptedTotal(); n != 1 {
 		t.Fatalf("provider accepted %d messages, want 1", n)
 	}
 	st := h.State("inv_storm")
@@ -130,7 +130,7 @@ func TestDuplicateStormOverHTTP(t *testing.T) {
 }
 
 func TestRecoveredBeforeFailedStartsNoDunning(t *testing.T) {
-	h := e2etest.Start(t, e2etest.Options{})
+	h := workertest.Start(t, workertest.Options{})
 	g := startIngress(t, h)
 	now := time.Now().UTC()
 	// The recovery (paid at 10:05) arrives before the failure (10:00) it settles.
@@ -138,7 +138,7 @@ func TestRecoveredBeforeFailedStartsNoDunning(t *testing.T) {
 		"occurred_at": now.Add(5 * time.Minute).Format(time.RFC3339Nano)}); c != http.StatusAccepted {
 		t.Fatalf("recovered: %d", c)
 	}
-	if c := g.post(t, e2etest.Failed("evt_oo_failed", "inv_oo", "cus_oo", now)); c != http.StatusAccepted {
+	if c := g.post(t, workertest.Failed("evt_oo_failed", "inv_oo", "cus_oo", now)); c != http.StatusAccepted {
 		t.Fatalf("failed: %d", c)
 	}
 	h.Eventually("both events delivered", func() bool { return undelivered(t, h) == 0 })
@@ -147,7 +147,7 @@ func TestRecoveredBeforeFailedStartsNoDunning(t *testing.T) {
 	if !errors.As(err, &nf) {
 		t.Fatalf("describe = %v; want no dunning run for a settled invoice", err)
 	}
-	if h.Mail.Total() != 0 {
+	if h.Mail.AcceptedTotal() != 0 {
 		t.Fatal("a message was sent for a settled invoice")
 	}
 }
@@ -155,12 +155,12 @@ func TestRecoveredBeforeFailedStartsNoDunning(t *testing.T) {
 // Events accepted while Temporal is down, by an ingress that is then restarted, are
 // delivered once Temporal is back: exactly once, nothing lost.
 func TestAcceptedWhileTemporalDownDeliveredAfterRestarts(t *testing.T) {
-	h := e2etest.Start(t, e2etest.Options{DBFile: filepath.Join(t.TempDir(), "temporal.db")})
+	h := workertest.Start(t, workertest.Options{DBFile: filepath.Join(t.TempDir(), "temporal.db")})
 	h.StopTemporal()
 	g := startIngress(t, h)
 	now := time.Now().UTC()
 	for i, inv := range []string{"inv_down_1", "inv_down_2"} {
-		ev := e2etest.Failed("evt_down_"+strconv.Itoa(i), inv, "cus_down", now)
+		ev := workertest.Failed("evt_down_"+strconv.Itoa(i), inv, "cus_down", now)
 		if c := g.post(t, ev); c != http.StatusAccepted {
 			t.Fatalf("accept while Temporal is down: %d, want 202", c)
 		}
@@ -173,7 +173,7 @@ func TestAcceptedWhileTemporalDownDeliveredAfterRestarts(t *testing.T) {
 	startIngress(t, h) // a new process: its relay finds the recorded events
 	for _, inv := range []string{"inv_down_1", "inv_down_2"} {
 		h.Eventually("the first message of "+inv, func() bool { return h.Messages(inv) == 1 })
-		if n := h.Mail.Count(recoup.WorkflowID(inv) + "/step-1/email"); n != 1 {
+		if n := h.Mail.Accepted(recoup.WorkflowID(inv) + "/step-1/email"); n != 1 {
 			t.Fatalf("%s: provider accepted %d messages, want 1", inv, n)
 		}
 	}

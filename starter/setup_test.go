@@ -10,18 +10,18 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 )
 
 func TestSetupRegistersSearchAttributes(t *testing.T) {
 	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath: testutil.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
+		ExistingPath: fakes.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	cfg, _ := config.FromEnv(func(string) string { return "" })
-	d := &deps{cfg: cfg, st: testutil.MustStore(t), tc: srv.Client()}
+	d := &deps{cfg: cfg, st: fakes.MustStore(t), tc: srv.Client()}
 	for i, want := range []string{"9 registered, 0 already there", "0 registered, 9 already there"} {
 		out, err := runWithDeps(d, "setup")
 		if err != nil {
@@ -45,14 +45,14 @@ func TestSetupRegistersSearchAttributes(t *testing.T) {
 
 func TestSetupCreatesTheNamespace(t *testing.T) {
 	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath: testutil.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
+		ExistingPath: fakes.TemporalCLI(t), ExtraArgs: []string{"--headless"}, LogLevel: "error"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	t.Setenv("TEMPORAL_NAMESPACE", "recoup-prod")
 	cfg, _ := config.FromEnv(func(string) string { return "" })
-	out, err := runWithDeps(&deps{cfg: cfg, st: testutil.MustStore(t), tc: srv.Client()}, "setup")
+	out, err := runWithDeps(&deps{cfg: cfg, st: fakes.MustStore(t), tc: srv.Client()}, "setup")
 	if err != nil {
 		t.Fatal(err)
 	}

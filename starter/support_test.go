@@ -7,13 +7,13 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/config"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // The support subcommands run Updates on a real run and print its answer or its refusal.
 func TestSupportCommands(t *testing.T) {
-	h := e2etest.Start(t, e2etest.Options{})
-	h.Event(e2etest.Failed("evt_sup_1", "inv_sup", "cus_sup", time.Now().UTC()))
+	h := workertest.Start(t, workertest.Options{})
+	h.Event(workertest.Failed("evt_sup_1", "inv_sup", "cus_sup", time.Now().UTC()))
 	h.Eventually("the first message", func() bool { return h.Messages("inv_sup") == 1 })
 	cfg, _ := config.FromEnv(func(string) string { return "" })
 	d := &deps{cfg: cfg, tc: h.Client}

@@ -25,23 +25,23 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/codec"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 	"github.com/recoup-dunning/recoup/internal/twilio"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
 
 func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{})
+	e := workertest.Start(t, workertest.Options{})
 	now := time.Now().UTC()
-	ev := e2etest.Failed("evt_e2e_1", "inv_e2e_1", "cus_e2e_1", now)
+	ev := workertest.Failed("evt_e2e_1", "inv_e2e_1", "cus_e2e_1", now)
 	runIDs := make([]string, 5)
 	var wg sync.WaitGroup
 	for i := range 5 {
@@ -68,7 +68,7 @@ func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
 	}
 	key := recoup.WorkflowID("inv_e2e_1") + "/step-1/email"
 	e.Eventually("the first message", func() bool { return len(e.State("inv_e2e_1").Messages) == 1 })
-	if n := e.Mail.Count(key); n != 1 {
+	if n := e.Mail.Accepted(key); n != 1 {
 		t.Fatalf("provider accepted %d messages for %s, want 1", n, key)
 	}
 	// A late duplicate of the same event changes nothing.
@@ -82,7 +82,7 @@ func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
 	if res := e.Result("inv_e2e_1"); res.Status != recoup.StatusRecovered || res.Steps != 1 {
 		t.Fatalf("result = %+v, want recovered after step 1", res)
 	}
-	if n := e.Mail.Count(key); n != 1 {
+	if n := e.Mail.Accepted(key); n != 1 {
 		t.Fatalf("provider accepted %d messages, want 1", n)
 	}
 	st := e.State("inv_e2e_1")
@@ -104,9 +104,9 @@ func TestDuplicateDeliveriesMakeOneRunAndOneMessage(t *testing.T) {
 }
 
 func TestRelayDeliversAcceptedEvents(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{})
+	e := workertest.Start(t, workertest.Options{})
 	// An event accepted while Temporal was unreachable: recorded, not delivered.
-	raw, _ := json.Marshal(e2etest.Failed("evt_e2e_relay", "inv_e2e_6", "cus_e2e_6", time.Now().UTC()))
+	raw, _ := json.Marshal(workertest.Failed("evt_e2e_relay", "inv_e2e_6", "cus_e2e_6", time.Now().UTC()))
 	ev, err := events.Decode(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +127,9 @@ func TestRelayDeliversAcceptedEvents(t *testing.T) {
 }
 
 func TestScheduleRunsToExhaustionWithOptOut(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 4 * time.Second, 8 * time.Second}, FinalWait: 2 * time.Second})
+	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 4 * time.Second, 8 * time.Second}, FinalWait: 2 * time.Second})
 	now := time.Now().UTC()
-	e.Event(e2etest.Failed("evt_e2e_x1", "inv_e2e_2", "cus_e2e_2", now))
+	e.Event(workertest.Failed("evt_e2e_x1", "inv_e2e_2", "cus_e2e_2", now))
 	e.Eventually("the first message", func() bool { return len(e.State("inv_e2e_2").Messages) == 1 })
 	e.Event(map[string]any{"type": "dunning.opt_out", "event_id": "evt_e2e_x2", "invoice_id": "inv_e2e_2", "channel": "sms",
 		"occurred_at": now.Add(time.Second).Format(time.RFC3339Nano)})
@@ -149,7 +149,7 @@ func TestScheduleRunsToExhaustionWithOptOut(t *testing.T) {
 		if m.Channel != recoup.ChannelEmail || m.Delivery != postgres.SendSent {
 			t.Fatalf("message %+v, want every step by email, sent", m)
 		}
-		if n := e.Mail.Count(m.IdempotencyKey); n != 1 {
+		if n := e.Mail.Accepted(m.IdempotencyKey); n != 1 {
 			t.Fatalf("%s accepted %d times", m.IdempotencyKey, n)
 		}
 	}
@@ -157,9 +157,9 @@ func TestScheduleRunsToExhaustionWithOptOut(t *testing.T) {
 }
 
 func TestPauseResumeAndCancel(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{})
+	e := workertest.Start(t, workertest.Options{})
 	now := time.Now().UTC()
-	e.Event(e2etest.Failed("evt_e2e_p1", "inv_e2e_3", "cus_e2e_3", now))
+	e.Event(workertest.Failed("evt_e2e_p1", "inv_e2e_3", "cus_e2e_3", now))
 	e.Eventually("the first message", func() bool { return len(e.State("inv_e2e_3").Messages) == 1 })
 	e.Event(map[string]any{"type": "dunning.pause", "event_id": "evt_e2e_p2", "invoice_id": "inv_e2e_3", "reason": "disputed",
 		"occurred_at": now.Format(time.RFC3339Nano)})
@@ -175,7 +175,7 @@ func TestPauseResumeAndCancel(t *testing.T) {
 	// A failure that occurred while the run was still open belongs to that ended run: it is
 	// recorded, not an error, and starts nothing (one after the run ended starts the
 	// invoice's next run: internal/postgres's episode tests).
-	res := e.Event(e2etest.Failed("evt_e2e_p5", "inv_e2e_3", "cus_e2e_3", now))
+	res := e.Event(workertest.Failed("evt_e2e_p5", "inv_e2e_3", "cus_e2e_3", now))
 	if !res.Delivered || res.Duplicate {
 		t.Fatalf("event after the end: %+v", res)
 	}
@@ -187,8 +187,8 @@ func TestPauseResumeAndCancel(t *testing.T) {
 }
 
 func TestUnknownCustomerFailsTheRun(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0}})
-	ev := e2etest.Failed("evt_e2e_u1", "inv_e2e_4", "cus_e2e_nobody", time.Now().UTC())
+	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0}})
+	ev := workertest.Failed("evt_e2e_u1", "inv_e2e_4", "cus_e2e_nobody", time.Now().UTC())
 	delete(ev, "customer")
 	e.Event(ev)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -200,7 +200,7 @@ func TestUnknownCustomerFailsTheRun(t *testing.T) {
 	if want := `unknown customer "cus_e2e_nobody"`; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error = %v, want it to say %s", err, want)
 	}
-	if e.Mail.Total() != 0 {
+	if e.Mail.AcceptedTotal() != 0 {
 		t.Fatal("a message was sent for an unknown customer")
 	}
 }
@@ -210,8 +210,8 @@ func TestUnknownCustomerFailsTheRun(t *testing.T) {
 // OpenAPI specs; `make test` fails if any request broke a contract. The OpenAI mock answers
 // a placeholder that is not a valid decision, so the rules decide, and record why.
 func TestFlowAgainstProviderContracts(t *testing.T) {
-	sg, tw, oa := testutil.ProviderMock(t, "SENDGRID_MOCK_URL"), testutil.ProviderMock(t, "TWILIO_MOCK_URL"), testutil.ProviderMock(t, "OPENAI_MOCK_URL")
-	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 2 * time.Second}, FinalWait: time.Second, Configure: func(a *activities.Activities) {
+	sg, tw, oa := fakes.ProviderMock(t, "SENDGRID_MOCK_URL"), fakes.ProviderMock(t, "TWILIO_MOCK_URL"), fakes.ProviderMock(t, "OPENAI_MOCK_URL")
+	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 2 * time.Second}, FinalWait: time.Second, Configure: func(a *activities.Activities) {
 		var err error
 		if a.Dunning.Email, err = sendgrid.New(sendgrid.Config{APIKey: "SG.contract", BaseURL: sg, FromEmail: "billing@shop.example"}); err != nil {
 			t.Fatal(err)
@@ -224,7 +224,7 @@ func TestFlowAgainstProviderContracts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}})
-	e.Event(e2etest.Failed("evt_e2e_c1", "inv_e2e_5", "cus_e2e_5", time.Now().UTC()))
+	e.Event(workertest.Failed("evt_e2e_c1", "inv_e2e_5", "cus_e2e_5", time.Now().UTC()))
 	res := e.Result("inv_e2e_5")
 	if res.Status != recoup.StatusExhausted || res.Steps != 2 {
 		t.Fatalf("result = %+v", res)
@@ -248,12 +248,12 @@ func TestFlowAgainstProviderContracts(t *testing.T) {
 // With RECOUP_CODEC_KEYS set, a run's history as stored on the server holds no customer
 // data in plain text: no name, email, phone, or message text.
 func TestHistoryIsEncrypted(t *testing.T) {
-	keys, err := codec.ParseKeys(e2etest.TestKeys)
+	keys, err := codec.ParseKeys(workertest.TestKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := e2etest.Start(t, e2etest.Options{DataConverter: codec.DataConverter(keys)})
-	e.Event(e2etest.Failed("evt_enc_1", "inv_enc", "cus_enc", time.Now().UTC()))
+	e := workertest.Start(t, workertest.Options{DataConverter: codec.DataConverter(keys)})
+	e.Event(workertest.Failed("evt_enc_1", "inv_enc", "cus_enc", time.Now().UTC()))
 	e.Eventually("the first message", func() bool { return e.Messages("inv_enc") == 1 })
 	if st := e.State("inv_enc"); st.Decisions[0].Message == "" { // the codec client reads it back
 		t.Fatal("the status query did not decode")
@@ -295,11 +295,11 @@ func TestHistoryIsEncrypted(t *testing.T) {
 // After a run, the worker's /metrics shows the business metrics.
 func TestMetricsEndpointAfterARun(t *testing.T) {
 	reg := observability.NewRegistry()
-	e := e2etest.Start(t, e2etest.Options{Configure: func(a *activities.Activities) {
+	e := workertest.Start(t, workertest.Options{Configure: func(a *activities.Activities) {
 		a.Dunning.Metrics = observability.NewBusiness(reg)
 		a.Detector.Metrics = a.Dunning.Metrics
 	}})
-	e.Event(e2etest.Failed("evt_met_1", "inv_met", "cus_met", time.Now().UTC()))
+	e.Event(workertest.Failed("evt_met_1", "inv_met", "cus_met", time.Now().UTC()))
 	e.Eventually("the first message", func() bool { return e.Messages("inv_met") == 1 })
 	e.Event(map[string]any{"type": "dunning.cancel", "event_id": "evt_met_2", "invoice_id": "inv_met", "reason": "test",
 		"occurred_at": time.Now().UTC().Format(time.RFC3339Nano)})

@@ -6,21 +6,20 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/inbound"
 	"github.com/recoup-dunning/recoup/internal/twilio"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
@@ -30,43 +29,21 @@ const (
 	replyBase  = "https://recoup.example.com"
 )
 
-// smsCounter is Twilio's Messages API as far as the real twilio client needs it: it counts
-// the messages accepted for each recipient.
-type smsCounter struct {
-	*httptest.Server
-	mu   sync.Mutex
-	sent map[string]int
-}
-
-func newSMSCounter(t *testing.T) *smsCounter {
-	c := &smsCounter{sent: map[string]int{}}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/2010-04-01/Accounts/ACe2e/Messages.json" || r.ParseForm() != nil {
-			t.Errorf("Twilio fake: unexpected %s %s", r.Method, r.URL.Path)
-			w.WriteHeader(http.StatusNotFound)
-			return
+// smsTo counts the messages the Twilio fake accepted for a recipient.
+func smsTo(tw *fakes.Twilio, to string) int {
+	n := 0
+	for _, r := range tw.Requests() {
+		if r.Status/100 == 2 && r.Form.Get("To") == to {
+			n++
 		}
-		c.mu.Lock()
-		c.sent[r.PostForm.Get("To")]++
-		c.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = io.WriteString(w, `{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"}`)
-	}))
-	t.Cleanup(c.Close)
-	return c
-}
-
-func (c *smsCounter) count(to string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sent[to]
+	}
+	return n
 }
 
 // replyFrom posts a signed Twilio inbound SMS to the inbound handler, as Twilio would.
 func replyFrom(t *testing.T, h http.Handler, sid, from, body string) {
 	t.Helper()
-	form := url.Values{"MessageSid": {sid}, "AccountSid": {"ACe2e"}, "From": {from}, "To": {"+14155550100"}, "Body": {body}, "NumMedia": {"0"}}
+	form := url.Values{"MessageSid": {sid}, "AccountSid": {fakes.TwilioAccountSID}, "From": {from}, "To": {"+14155550100"}, "Body": {body}, "NumMedia": {"0"}}
 	keys := make([]string, 0, len(form))
 	for k := range form {
 		keys = append(keys, k)
@@ -88,9 +65,9 @@ func replyFrom(t *testing.T, h http.Handler, sid, from, body string) {
 	}
 }
 
-func inboundHandler(t *testing.T, e *e2etest.Harness) http.Handler {
+func inboundHandler(t *testing.T, e *workertest.Harness) http.Handler {
 	t.Helper()
-	s, err := inbound.New(inbound.Options{Ingest: e.Ingest, PublicBaseURL: replyBase, TwilioAuthToken: replyToken, TwilioAccountSID: "ACe2e"})
+	s, err := inbound.New(inbound.Options{Ingest: e.Ingest, PublicBaseURL: replyBase, TwilioAuthToken: replyToken, TwilioAccountSID: fakes.TwilioAccountSID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +81,9 @@ func inboundHandler(t *testing.T, e *e2etest.Harness) http.Handler {
 // "I'll pay on the 15th" by SMS pauses the customer's run until the 16th (the customer's
 // zone), classified by the rules (no model configured) on the real worker.
 func TestReplyPromisingToPayOnThe15thPausesTheRunUntilThe16th(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, time.Hour}})
+	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Hour}})
 	h := inboundHandler(t, e)
-	e.Event(e2etest.Failed("evt_rp1", "inv_rp1", "cus_rp1", time.Now().UTC()))
+	e.Event(workertest.Failed("evt_rp1", "inv_rp1", "cus_rp1", time.Now().UTC()))
 	e.Eventually("the first message", func() bool { return len(e.State("inv_rp1").Messages) == 1 })
 	replyFrom(t, h, "SM00000000000000000000000000000a15", "+14155550123", "I'll pay on the 15th")
 	ny, _ := time.LoadLocation("America/New_York")
@@ -126,10 +103,10 @@ func TestReplyPromisingToPayOnThe15thPausesTheRunUntilThe16th(t *testing.T) {
 
 // "STOP" by SMS: no further SMS to that customer in this run or the next.
 func TestStopReplyEndsSMSInThisRunAndTheNext(t *testing.T) {
-	sms := newSMSCounter(t)
-	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 3 * time.Second, 6 * time.Second}, FinalWait: time.Second,
+	sms := fakes.NewTwilio(t)
+	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 3 * time.Second, 6 * time.Second}, FinalWait: time.Second,
 		Configure: func(a *activities.Activities) {
-			tw, err := twilio.New(twilio.Config{AccountSID: "ACe2e", AuthToken: replyToken, From: "+14155550100", BaseURL: sms.URL})
+			tw, err := twilio.New(twilio.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: replyToken, From: "+14155550100", BaseURL: sms.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,13 +115,13 @@ func TestStopReplyEndsSMSInThisRunAndTheNext(t *testing.T) {
 	h := inboundHandler(t, e)
 	const phone = "+14155550177"
 	smsOnly := func(id, inv string, at time.Time) map[string]any {
-		ev := e2etest.Failed(id, inv, "cus_stop", at)
+		ev := workertest.Failed(id, inv, "cus_stop", at)
 		ev["customer"] = map[string]any{"name": "Ada Lovelace", "phone": phone, "locale": "en-US", "time_zone": "America/New_York",
 			"plan": "pro", "email_consent": false, "sms_consent": true}
 		return ev
 	}
 	e.Event(smsOnly("evt_st1", "inv_st1", time.Now().UTC()))
-	e.Eventually("the first SMS", func() bool { return sms.count(phone) == 1 })
+	e.Eventually("the first SMS", func() bool { return smsTo(sms, phone) == 1 })
 	replyFrom(t, h, "SM000000000000000000000000000057a1", phone, "STOP")
 	replyFrom(t, h, "SM000000000000000000000000000057a1", phone, "STOP") // Twilio's retry
 	if res := e.Result("inv_st1"); res.Status != recoup.StatusExhausted {
@@ -154,7 +131,7 @@ func TestStopReplyEndsSMSInThisRunAndTheNext(t *testing.T) {
 	if res := e.Result("inv_st2"); res.Status != recoup.StatusExhausted {
 		t.Fatalf("second run %+v", res)
 	}
-	if n := sms.count(phone); n != 1 {
+	if n := smsTo(sms, phone); n != 1 {
 		t.Fatalf("%d SMS sent to the customer; want only the one before STOP", n)
 	}
 	for _, inv := range []string{"inv_st1", "inv_st2"} {
@@ -169,9 +146,9 @@ func TestStopReplyEndsSMSInThisRunAndTheNext(t *testing.T) {
 // "This is fraud" puts the run in needs_attention, which support finds by the DunningStatus
 // search attribute, and resolves with a note.
 func TestADisputeIsFoundBySupportAndResolved(t *testing.T) {
-	e := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, time.Hour}})
+	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Hour}})
 	h := inboundHandler(t, e)
-	e.Event(e2etest.Failed("evt_rd1", "inv_rd1", "cus_rd1", time.Now().UTC()))
+	e.Event(workertest.Failed("evt_rd1", "inv_rd1", "cus_rd1", time.Now().UTC()))
 	e.Eventually("the first message", func() bool { return len(e.State("inv_rd1").Messages) == 1 })
 	replyFrom(t, h, "SM00000000000000000000000000000d15", "+14155550123", "This is fraud, I never authorized it")
 	query := fmt.Sprintf("%s = '%s' AND %s = 'inv_rd1'", recoup.SearchAttrDunningStatus, recoup.StatusNeedsAttention, recoup.SearchAttrInvoiceID)

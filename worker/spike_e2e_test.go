@@ -12,8 +12,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -22,14 +22,14 @@ import (
 // cohort holds its run's first message (status and search attribute "held", nothing sent);
 // other failures are not held; an operator's release sends the held message exactly once.
 func TestSpikeHoldsRunsUntilReleased(t *testing.T) {
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}})
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}})
 	ctx := context.Background()
 	n := h.FailureSpike("spk", "411111")
 	incs := mustIncidents(t, h)
 	inc := incs[0]
 	send := func(invoice, bin string) {
 		n++
-		h.Event(e2etest.SpikeEvent("evt_"+invoice, invoice, "cus_"+invoice, bin, time.Now().UTC()))
+		h.Event(workertest.SpikeEvent("evt_"+invoice, invoice, "cus_"+invoice, bin, time.Now().UTC()))
 	}
 	if inc.Cohort != "bin=411111" || inc.Status != spike.Open || len(incs) != 1 {
 		t.Fatalf("incident %+v, want one, open, for bin=411111", inc)
@@ -50,7 +50,7 @@ func TestSpikeHoldsRunsUntilReleased(t *testing.T) {
 			Query: fmt.Sprintf("DunningStatus = 'held' AND WorkflowId = '%s'", recoup.WorkflowID("inv_spk_held"))})
 		return err == nil && len(res.Executions) == 1
 	})
-	if got := h.Mail.Count(heldKey); got != 0 {
+	if got := h.Mail.Accepted(heldKey); got != 0 {
 		t.Fatalf("the held run's message was accepted %d times before the release", got)
 	}
 	if _, held, _ := h.Store.Incidents(ctx, false, 10); held[inc.ID] < 1 {
@@ -77,9 +77,9 @@ func TestSpikeHoldsRunsUntilReleased(t *testing.T) {
 	if err := upd.Get(ctx, &released); err != nil || released.Status != spike.Released {
 		t.Fatalf("release: %+v, %v", released, err)
 	}
-	h.Eventually("the held message after the release", func() bool { return h.Mail.Count(heldKey) == 1 })
+	h.Eventually("the held message after the release", func() bool { return h.Mail.Accepted(heldKey) == 1 })
 	h.Eventually("the run active again", func() bool { return h.State("inv_spk_held").Status == recoup.StatusActive })
-	if got := h.Mail.Count(heldKey); got != 1 {
+	if got := h.Mail.Accepted(heldKey); got != 1 {
 		t.Fatalf("the held message was accepted %d times, want exactly once", got)
 	}
 	if incs := mustIncidents(t, h); len(incs) != 1 || incs[0].Status != spike.Released {
@@ -104,7 +104,7 @@ func TestSpikeHoldsRunsUntilReleased(t *testing.T) {
 	h.RecordWorkflow(recoup.DetectorWorkflowID, "detector/released")
 }
 
-func mustIncidents(t *testing.T, h *e2etest.Harness) []spike.Incident {
+func mustIncidents(t *testing.T, h *workertest.Harness) []spike.Incident {
 	t.Helper()
 	incs, _, err := h.Store.Incidents(context.Background(), true, 10)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/codec"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -52,10 +52,10 @@ func TestReplayEncryptedHistoryAfterKeyRotation(t *testing.T) {
 		r.RegisterWorkflowWithOptions(workflows.DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
 		return r.ReplayWorkflowHistoryFromJSONFile(nil, file)
 	}
-	if err := replay(e2etest.TestKeysRotated); err != nil {
+	if err := replay(workertest.TestKeysRotated); err != nil {
 		t.Fatalf("replay with rotated keys: %v", err)
 	}
-	k2only := strings.Split(e2etest.TestKeysRotated, ",")[0]
+	k2only := strings.Split(workertest.TestKeysRotated, ",")[0]
 	if err := replay(k2only); err == nil {
 		t.Fatal("replay without the key the history was written with succeeded")
 	}

@@ -47,15 +47,15 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // benchSetup is how TestFirstTouchThroughput runs: where the server is, where the workers
 // are, and what it measures besides the two rates.
 type benchSetup struct {
 	t          *testing.T
-	h          *e2etest.Harness
+	h          *workertest.Harness
 	addr       string // external server, "" for the dev server
 	workers    int    // worker processes, 0 for the in-process worker
 	serverPID  int
@@ -91,7 +91,7 @@ func envInt(t *testing.T, name string, def int) int {
 
 // startFirstTouch starts the harness of the first-touch benchmark as the BENCH_* variables
 // say, with the fixed model at modelURL, and the Recoup worker processes if any.
-func startFirstTouch(t *testing.T, modelURL string, o e2etest.Options) (*e2etest.Harness, *benchSetup) {
+func startFirstTouch(t *testing.T, modelURL string, o workertest.Options) (*workertest.Harness, *benchSetup) {
 	s := &benchSetup{t: t, addr: os.Getenv("BENCH_TEMPORAL_ADDRESS"), workers: envInt(t, "BENCH_WORKERS", 0),
 		serverPID: envInt(t, "BENCH_SERVER_PID", 0), pprofAddr: os.Getenv("BENCH_SERVER_PPROF"),
 		profileDir: os.Getenv("BENCH_PROFILE_DIR"), profileFor: time.Duration(envInt(t, "BENCH_PROFILE_SECONDS", 30)) * time.Second,
@@ -107,7 +107,7 @@ func startFirstTouch(t *testing.T, modelURL string, o e2etest.Options) (*e2etest
 	// Recoup's PostgreSQL sessions, told apart from the server's and anyone else's.
 	t.Setenv("PGAPPNAME", "recoup-bench")
 	o.HostPort, o.NoWorker = s.addr, s.workers > 0
-	s.h = e2etest.Start(t, o)
+	s.h = workertest.Start(t, o)
 	server := "a fresh dev server (in-memory SQLite)"
 	if s.addr != "" {
 		server = "the server at " + s.addr
@@ -149,7 +149,7 @@ func (s *benchSetup) startWorkers(modelURL string) {
 		bin = filepath.Join(s.dir, "worker")
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 		cmd := exec.Command(goBin, "build", "-o", bin, "./worker")
-		cmd.Dir = testutil.RepoRoot()
+		cmd.Dir = fakes.RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build the worker: %v\n%s", err, out)
 		}
@@ -158,7 +158,7 @@ func (s *benchSetup) startWorkers(modelURL string) {
 	if err := s.h.Store.Pool().QueryRow(context.Background(), `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(testutil.DatabaseURL())
+	u, err := url.Parse(fakes.DatabaseURL())
 	if err != nil {
 		t.Fatalf("the database URL must be a URL here: %v", err)
 	}

@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync"
@@ -19,8 +17,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 const baselineQueue = "recoup-bench-baseline"
@@ -40,19 +39,12 @@ func Baseline(ctx workflow.Context, n int) error {
 // Noop does nothing.
 func Noop(ctx context.Context, i int) (int, error) { _ = activity.GetInfo(ctx); return i, nil }
 
-func fixedModel(t *testing.T) *httptest.Server {
+// fixedModel is the OpenAI fake answering every decision with one valid answer.
+func fixedModel(t *testing.T) *fakes.OpenAI {
 	answer, _ := json.Marshal(map[string]any{"channel": "email", "tone": "friendly",
 		"incentive": map[string]any{"kind": "none", "value": 0}, "subject": "Your payment did not go through",
 		"message": "We could not charge your card. Updating it takes a minute.", "rationale": "First reminder."})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"id": "c1", "object": "chat.completion", "model": "fixed",
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": string(answer)}}},
-			"usage": map[string]any{"prompt_tokens": 400, "completion_tokens": 60}})
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	return fakes.NewOpenAI(t, string(answer))
 }
 
 // TestFirstTouchThroughput: N payment.failed events through the starter's ingest path to a
@@ -68,8 +60,8 @@ func TestFirstTouchThroughput(t *testing.T) {
 		n = v
 	}
 	model := fixedModel(t)
-	h, setup := startFirstTouch(t, model.URL, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
-		c, err := openai.New(openai.Config{APIKey: "sk-bench", BaseURL: model.URL, Model: "fixed"})
+	h, setup := startFirstTouch(t, model.BaseURL(), workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
+		c, err := openai.New(openai.Config{APIKey: "sk-bench", BaseURL: model.BaseURL(), Model: "fixed"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +79,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range ids {
-				ev := e2etest.Failed(fmt.Sprintf("evt_ft_%d", i), fmt.Sprintf("inv_ft_%d", i), fmt.Sprintf("cus_ft_%d", i%200), time.Now().UTC())
+				ev := workertest.Failed(fmt.Sprintf("evt_ft_%d", i), fmt.Sprintf("inv_ft_%d", i), fmt.Sprintf("cus_ft_%d", i%200), time.Now().UTC())
 				raw, _ := json.Marshal(ev)
 				if _, err := h.Ingest.Accept(ctx, raw, "bench"); err != nil {
 					t.Errorf("event %d: %v", i, err)
@@ -117,7 +109,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 	}
 	recoup := time.Since(start)
 	endPhase()
-	if got := h.Mail.Total(); got != n {
+	if got := h.Mail.AcceptedTotal(); got != n {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
 

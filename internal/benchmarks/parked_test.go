@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,8 +21,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // TestParkedScale: N runs (BENCH_PARKED_RUNS, default 10,000) each send their first message
@@ -51,11 +48,11 @@ func TestParkedScale(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "worker")
-	if err := testutil.BuildWorker(bin); err != nil {
+	if err := fakes.BuildWorker(bin); err != nil {
 		t.Fatalf("build the worker: %v", err)
 	}
 
-	h := e2etest.Start(t, e2etest.Options{NoWorker: true})
+	h := workertest.Start(t, workertest.Options{NoWorker: true})
 	serverPID, err := parkedServerPID()
 	if err != nil {
 		t.Fatalf("find the dev server process: %v", err)
@@ -64,22 +61,11 @@ func TestParkedScale(t *testing.T) {
 	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
-	dbURL, err := testutil.WithSearchPath(testutil.DatabaseURL(), schema)
+	dbURL, err := fakes.WithSearchPath(fakes.DatabaseURL(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mails atomic.Int64
-	mail := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := e2etest.SendGridKey(r)
-		if !ok {
-			http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
-			return
-		}
-		mails.Add(1)
-		w.Header().Set("X-Message-Id", "sg-"+key)
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(mail.Close)
+	mail := fakes.NewSendGrid(t)
 	model := fixedModel(t)
 
 	home := filepath.Join(dir, "home") // no stray Temporal profile from the real $HOME
@@ -91,7 +77,7 @@ func TestParkedScale(t *testing.T) {
 		"DATABASE_URL=" + dbURL,
 		"TEMPORAL_ADDRESS=" + h.HostPort(), "TEMPORAL_NAMESPACE=default",
 		"SENDGRID_API_KEY=SG.bench", "SENDGRID_BASE_URL=" + mail.URL, "EMAIL_FROM=billing@shop.example",
-		"OPENAI_API_KEY=sk-bench", "OPENAI_BASE_URL=" + model.URL, "OPENAI_MODEL=fixed",
+		"OPENAI_API_KEY=sk-bench", "OPENAI_BASE_URL=" + model.BaseURL(), "OPENAI_MODEL=fixed",
 		"RECOUP_SCHEDULE=0s,720h", "RECOUP_IGNORE_QUIET_HOURS=true", "RECOUP_CONTACT_CAP=100/7",
 		"METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "LOG_FORMAT=text",
 		"WORKER_STICKY_CACHE_SIZE=" + cache,
@@ -137,7 +123,7 @@ func TestParkedScale(t *testing.T) {
 	// sent and every run has recorded it (LastChannel set) and parked.
 	start := time.Now()
 	parkedAccept(t, h, n, func(i int) map[string]any {
-		return e2etest.Failed(fmt.Sprintf("evt_pk_%d", i), fmt.Sprintf("inv_pk_%d", i), fmt.Sprintf("cus_pk_%d", i), time.Now().UTC())
+		return workertest.Failed(fmt.Sprintf("evt_pk_%d", i), fmt.Sprintf("inv_pk_%d", i), fmt.Sprintf("cus_pk_%d", i), time.Now().UTC())
 	})
 	accepted := time.Since(start)
 	parkedPoll(t, exited, time.Hour, "every first message", func() bool {
@@ -154,7 +140,7 @@ func TestParkedScale(t *testing.T) {
 	parkedAt := time.Since(start)
 	parkedWorker, parkedServer := parkedReadMem(t, workerPID), parkedReadMem(t, serverPID)
 	parkedTables := parkedTableStats(t, h)
-	if got := mails.Load(); got != int64(n) {
+	if got := mail.AcceptedTotal(); got != n {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
 	report := func(format string, args ...any) { // printed at once: a long run keeps what it measured
@@ -190,7 +176,7 @@ func TestParkedScale(t *testing.T) {
 	recovered := time.Since(start)
 	endWorker, endServer := parkedReadMem(t, workerPID), parkedReadMem(t, serverPID)
 	endTables := parkedTableStats(t, h)
-	if got := mails.Load(); got != int64(n) {
+	if got := mail.AcceptedTotal(); got != n {
 		t.Fatalf("the provider accepted %d messages after the recoveries, want still %d", got, n)
 	}
 	report("recovery: every run recovered %s after the first signal (%.1f runs/s)", parkedRound(recovered), float64(n)/recovered.Seconds())
@@ -203,7 +189,7 @@ func TestParkedScale(t *testing.T) {
 }
 
 // parkedAccept sends n events built by ev through the ingest path, 8 at a time.
-func parkedAccept(t *testing.T, h *e2etest.Harness, n int, ev func(int) map[string]any) {
+func parkedAccept(t *testing.T, h *workertest.Harness, n int, ev func(int) map[string]any) {
 	ids := make(chan int)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -313,7 +299,7 @@ type parkedTable struct {
 
 // parkedTableStats counts the rows of every table in the benchmark's schema and their total size
 // (pg_total_relation_size: table, indexes and TOAST).
-func parkedTableStats(t *testing.T, h *e2etest.Harness) map[string]parkedTable {
+func parkedTableStats(t *testing.T, h *workertest.Harness) map[string]parkedTable {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := h.Store.Pool().Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)

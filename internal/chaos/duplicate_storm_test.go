@@ -34,13 +34,13 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 func TestDuplicateStorm(t *testing.T) {
@@ -73,7 +73,7 @@ func TestDuplicateStorm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x73746f726d))
 	quiet := slog.New(slog.DiscardHandler)
 
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
 		l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})) // 1,000 runs: warnings only
 		a.Dunning.Logger, a.Detector.Logger = l, l
 	}})
@@ -84,7 +84,7 @@ func TestDuplicateStorm(t *testing.T) {
 	}
 	// The ingress and the consumer have connection pools of their own, as separate processes.
 	openStore := func() *postgres.Store {
-		st, err := postgres.Open(ctx, testutil.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 8})
+		st, err := postgres.Open(ctx, fakes.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestDuplicateStorm(t *testing.T) {
 	bodies := make([][]byte, distinct)
 	now := time.Now().UTC()
 	for i := range distinct {
-		b, err := json.Marshal(e2etest.Failed(fmt.Sprintf("evt_ds_%04d", i), fmt.Sprintf("inv_ds_%04d", i),
+		b, err := json.Marshal(workertest.Failed(fmt.Sprintf("evt_ds_%04d", i), fmt.Sprintf("inv_ds_%04d", i),
 			fmt.Sprintf("cus_ds_%03d", i%customers), now.Add(-time.Duration(i)*time.Millisecond)))
 		if err != nil {
 			t.Fatal(err)
@@ -251,16 +251,16 @@ func TestDuplicateStorm(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d HTTP deliveries failed, e.g. %s", len(failures), failures[0])
 	}
-	kmsEventually(t, 120*time.Second, "the consumer to record every Kafka message", func() bool {
+	fakes.EventuallyWithin(t, 120*time.Second, func() bool {
 		s := consumer.Stats()
 		return s.Recorded+s.Rejected >= int64(len(viaKafka))
-	})
+	}, "the consumer to record every Kafka message")
 	kafkaDone := time.Since(storm)
 	if s := consumer.Stats(); s.Rejected != 0 {
 		t.Errorf("the consumer rejected %d messages, want 0", s.Rejected)
 	}
 
-	kmsEventually(t, settle, "every run's first email", func() bool { return sentFirst(t, h.Store) >= distinct })
+	fakes.EventuallyWithin(t, settle, func() bool { return sentFirst(t, h.Store) >= distinct }, "every run's first email")
 	firstTouch := time.Since(storm)
 	count := func(q string) int {
 		var n int
@@ -269,18 +269,18 @@ func TestDuplicateStorm(t *testing.T) {
 		}
 		return n
 	}
-	kmsEventually(t, 30*time.Second, "every event marked delivered", func() bool {
+	fakes.EventuallyWithin(t, 30*time.Second, func() bool {
 		return count(`SELECT count(*) FROM events WHERE delivered_at IS NOT NULL`) >= distinct
-	})
+	}, "every event marked delivered")
 	var temporalRuns int64
-	kmsEventually(t, 30*time.Second, "Temporal's visibility to count every run", func() bool {
+	fakes.EventuallyWithin(t, 30*time.Second, func() bool {
 		r, err := h.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: "WorkflowType = '" + recoup.WorkflowType + "'"})
 		if err != nil {
 			return false
 		}
 		temporalRuns = r.GetCount()
 		return temporalRuns >= int64(distinct)
-	})
+	}, "Temporal's visibility to count every run")
 
 	recorded := count(`SELECT count(*) FROM events`)
 	fromHTTP := count(`SELECT count(*) FROM events WHERE source = 'http'`)
@@ -290,7 +290,7 @@ func TestDuplicateStorm(t *testing.T) {
 	dups, lost := 0, 0
 	for i := range distinct {
 		key := activities.IdempotencyKey(recoup.WorkflowID(fmt.Sprintf("inv_ds_%04d", i)), 1, recoup.ChannelEmail)
-		switch n := h.Mail.Count(key); {
+		switch n := h.Mail.Accepted(key); {
 		case n == 0:
 			lost++
 		case n > 1:
@@ -316,14 +316,14 @@ func TestDuplicateStorm(t *testing.T) {
 	if accepted.Load() != int64(fromHTTP) {
 		t.Errorf("HTTP answered 202 (accepted) %d times, but the log holds %d events from HTTP", accepted.Load(), fromHTTP)
 	}
-	if total := h.Mail.Total(); total != distinct {
+	if total := h.Mail.AcceptedTotal(); total != distinct {
 		t.Errorf("the mail fake accepted %d messages in all, want %d", total, distinct)
 	}
 	if lost > 0 {
 		t.Errorf("%d runs never sent their first email", lost)
 	}
 	line := fmt.Sprintf("storm-duplicates: %d events x %d copies (%d HTTP, %d Kafka), %d runs, %d first messages, %d duplicates, %d lost",
-		distinct, copies, len(viaHTTP), len(viaKafka), runs, h.Mail.Total(), dups, lost)
+		distinct, copies, len(viaHTTP), len(viaKafka), runs, h.Mail.AcceptedTotal(), dups, lost)
 	t.Log(line)
 	t.Logf("first recorded via HTTP %d, via Kafka %d; HTTP answers: %d accepted, %d duplicate, %d resent after 503; Kafka: %+v",
 		fromHTTP, recorded-fromHTTP, accepted.Load(), duplicate.Load(), resent.Load(), consumer.Stats())

@@ -31,9 +31,9 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // Shape of the scenario. Every run has two email steps; the provider's send queue is rate
@@ -87,22 +87,22 @@ func TestKillMidSend(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "worker")
 	built, buildDone := make(chan error, 1), make(chan struct{})
-	go func() { defer close(buildDone); built <- testutil.BuildWorker(bin) }()
+	go func() { defer close(buildDone); built <- fakes.BuildWorker(bin) }()
 	t.Cleanup(func() { <-buildDone }) // before the temporary directory is removed
 
 	// Dev server (the pinned CLI, with Recoup's search attributes), a migrated schema, and
 	// the ingest path; no in-process worker.
-	h := e2etest.Start(t, e2etest.Options{NoWorker: true})
+	h := workertest.Start(t, workertest.Options{NoWorker: true})
 	ctx := context.Background()
 	var schema string
 	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatalf("current schema: %v", err)
 	}
-	dbURL, err := testutil.WithSearchPath(testutil.DatabaseURL(), schema)
+	dbURL, err := fakes.WithSearchPath(fakes.DatabaseURL(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov := newKmsProvider()
+	prov := newKmsProvider(t)
 	fake := httptest.NewServer(prov)
 	t.Cleanup(fake.Close)
 	t.Cleanup(prov.releaseAll) // before fake.Close, which waits for held handlers
@@ -140,7 +140,7 @@ func TestKillMidSend(t *testing.T) {
 	invoices := make([]string, kmsRuns)
 	for i := range kmsRuns {
 		invoices[i] = fmt.Sprintf("inv_kms_%02d", i)
-		ev := e2etest.Failed(fmt.Sprintf("evt_kms_%02d", i), invoices[i], fmt.Sprintf("cus_kms_%02d", i), time.Now().UTC())
+		ev := workertest.Failed(fmt.Sprintf("evt_kms_%02d", i), invoices[i], fmt.Sprintf("cus_kms_%02d", i), time.Now().UTC())
 		ev["customer"].(map[string]any)["sms_consent"] = false
 		if res := h.Event(ev); !res.Delivered {
 			t.Fatalf("event for %s not delivered: %+v", invoices[i], res)
@@ -187,11 +187,11 @@ func TestKillMidSend(t *testing.T) {
 			// worker killed during DecideStrategy stalls that run for its 90 s start-to-close
 			// timeout, and the initial burst of decisions would put that on the test's
 			// critical path. From here on the kills are placed on sends.
-			kmsEventually(t, 30*time.Second, "every run's first decision", func() bool {
+			fakes.EventuallyWithin(t, 30*time.Second, func() bool {
 				var n int
 				err := h.Store.Pool().QueryRow(ctx, `SELECT count(DISTINCT workflow_id) FROM decisions WHERE step = 1`).Scan(&n)
 				return err == nil && n >= kmsRuns
-			})
+			}, "every run's first decision")
 		}
 		switch mode {
 		case kmsRandom:
@@ -417,20 +417,6 @@ func TestKillMidSend(t *testing.T) {
 	}
 }
 
-// kmsEventually polls cond until it holds, failing the test after d.
-func kmsEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
 // kmsTail logs the last n lines of the workers' output.
 func kmsTail(t *testing.T, path string, n int) {
 	b, err := os.ReadFile(path)
@@ -553,11 +539,13 @@ func (l *kmsLines) line(s string) {
 	l.mu.Unlock()
 }
 
-// kmsProvider is a SendGrid /v3/mail/send fake that counts accepted messages per
+// kmsProvider is a SendGrid /v3/mail/send endpoint (each request checked against the
+// contract by fakes.CheckSendGrid) that counts accepted messages per
 // personalizations[0].custom_args.idempotency_key. Armed, it holds the next request — before
 // or after accepting it, or reports it once answered — so that the test can kill the
 // worker at that point of the send.
 type kmsProvider struct {
+	tb       testing.TB
 	mu       sync.Mutex
 	accepted map[string]int
 	count    int
@@ -576,12 +564,12 @@ type kmsHeld struct {
 	release chan struct{} // nil when nothing is held (kmsAfterAnswer)
 }
 
-func newKmsProvider() *kmsProvider {
-	return &kmsProvider{accepted: map[string]int{}, changed: make(chan struct{})}
+func newKmsProvider(tb testing.TB) *kmsProvider {
+	return &kmsProvider{tb: tb, accepted: map[string]int{}, changed: make(chan struct{})}
 }
 
 func (p *kmsProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key, ok := e2etest.SendGridKey(r)
+	key, ok := fakes.CheckSendGrid(p.tb, r) // it holds requests mid-send: more than the SendGrid fake does
 	if !ok {
 		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
 		return

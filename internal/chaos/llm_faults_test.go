@@ -11,10 +11,8 @@ package chaos_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
@@ -25,8 +23,9 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // llmKind is how the fake answers one run's decision.
@@ -55,7 +54,7 @@ var llmWantReason = map[llmKind]string{
 // The user prompt carries the amount due; each run has its own, which names the run.
 var amountDueRe = regexp.MustCompile(`amount due: [^0-9\n]*([0-9][0-9,]*)\.`)
 
-// faultyModel answers each run's decision as plan[run] says and counts requests per run.
+// faultyModel (the OpenAI fake's answers) answers each run's decision as plan[run] says and counts requests per run.
 type faultyModel struct {
 	plan     []llmKind
 	mu       sync.Mutex
@@ -63,14 +62,11 @@ type faultyModel struct {
 	unknown  int // requests it could not map to a run
 }
 
-func (m *faultyModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user, err := chatUserMessage(r)
+func (m *faultyModel) answer(r fakes.Request) fakes.Response {
 	run := -1
-	if err == nil {
-		if mm := amountDueRe.FindStringSubmatch(user); mm != nil {
-			if n, err := strconv.Atoi(strings.ReplaceAll(mm[1], ",", "")); err == nil && n >= llmAmountBase && n-llmAmountBase < len(m.plan) {
-				run = n - llmAmountBase
-			}
+	if mm := amountDueRe.FindStringSubmatch(r.UserMessage()); mm != nil {
+		if n, err := strconv.Atoi(strings.ReplaceAll(mm[1], ",", "")); err == nil && n >= llmAmountBase && n-llmAmountBase < len(m.plan) {
+			run = n - llmAmountBase
 		}
 	}
 	m.mu.Lock()
@@ -81,29 +77,26 @@ func (m *faultyModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Unlock()
 	if run < 0 {
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = io.WriteString(w, `{"error":{"message":"unrecognised request","type":"invalid_request_error","param":null,"code":null}}`)
-		return
+		return fakes.Response{Status: http.StatusBadRequest, Body: `{"error":{"message":"unrecognised request","type":"invalid_request_error","param":null,"code":null}}`}
 	}
 	switch m.plan[run] {
 	case llmTimeout:
-		<-r.Context().Done() // the client gives up at its timeout
+		return fakes.Response{Hang: true} // the client gives up at its timeout
 	case llmHTTP500:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = io.WriteString(w, `{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}`)
+		return fakes.Response{Status: http.StatusInternalServerError,
+			Body: `{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}`}
 	case llmBadJSON:
-		writeChatCompletion(w, goodEmailAnswer[:len(goodEmailAnswer)/2], "")
+		return fakes.Reply(goodEmailAnswer[:len(goodEmailAnswer)/2])
 	case llmOffSchema:
-		writeChatCompletion(w, `{"channel":"email","tone":"friendly","incentive":"none","subject":"Payment failed","message":"Please update your card.","rationale":"x","urgency":9}`, "")
+		return fakes.Reply(`{"channel":"email","tone":"friendly","incentive":"none","subject":"Payment failed","message":"Please update your card.","rationale":"x","urgency":9}`)
 	case llmRefusal:
-		writeChatCompletion(w, "", "I'm sorry, I can't help with that.")
+		return fakes.Refusal("I'm sorry, I can't help with that.")
 	case llmViolation:
-		writeChatCompletion(w, mustJSON(map[string]any{"channel": "email", "tone": "threatening",
+		return fakes.Reply(mustJSON(map[string]any{"channel": "email", "tone": "threatening",
 			"incentive": map[string]any{"kind": "none", "value": 0}, "subject": "Pay now",
-			"message": "Pay now or else.", "rationale": "Pressure works."}), "")
+			"message": "Pay now or else.", "rationale": "Pressure works."}))
 	default:
-		writeChatCompletion(w, goodEmailAnswer, "")
+		return fakes.Reply(goodEmailAnswer)
 	}
 }
 
@@ -140,24 +133,24 @@ func TestLLMFaults(t *testing.T) {
 	rand.New(rand.NewPCG(seed, 0x6c6c6d)).Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 
 	model := &faultyModel{plan: plan, requests: map[int]int{}}
-	srv := httptest.NewServer(model)
-	t.Cleanup(srv.Close)
-	mc, err := openai.New(openai.Config{APIKey: "sk-chaos", BaseURL: srv.URL + "/v1", Model: "chaos-model", Timeout: llmBudget})
+	oa := fakes.NewOpenAI(t, "")
+	oa.Respond(model.answer)
+	mc, err := openai.New(openai.Config{APIKey: "sk-chaos", BaseURL: oa.BaseURL(), Model: "chaos-model", Timeout: llmBudget})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
 		Configure: func(a *activities.Activities) { a.Dunning.LLM = mc }})
 	ctx := context.Background()
 	inv := func(i int) string { return fmt.Sprintf("inv_llm_%02d", i) }
 	for i := range runs {
-		ev := e2etest.Failed(fmt.Sprintf("evt_llm_%02d", i), inv(i), fmt.Sprintf("cus_llm_%02d", i), time.Now().UTC())
+		ev := workertest.Failed(fmt.Sprintf("evt_llm_%02d", i), inv(i), fmt.Sprintf("cus_llm_%02d", i), time.Now().UTC())
 		ev["amount_minor"] = (llmAmountBase + i) * 100
 		if res := h.Event(ev); !res.Delivered {
 			t.Fatalf("event %d not delivered: %+v", i, res)
 		}
 	}
-	kmsEventually(t, 120*time.Second, "every run's first email sent", func() bool { return sentFirst(t, h.Store) >= runs })
+	fakes.EventuallyWithin(t, 120*time.Second, func() bool { return sentFirst(t, h.Store) >= runs }, "every run's first email sent")
 
 	type decision struct {
 		decidedBy, channel string
@@ -188,7 +181,7 @@ func TestLLMFaults(t *testing.T) {
 		wf := recoup.WorkflowID(inv(i))
 		kind := plan[i]
 		count[kind]++
-		switch n := h.Mail.Count(activities.IdempotencyKey(wf, 1, recoup.ChannelEmail)); {
+		switch n := h.Mail.Accepted(activities.IdempotencyKey(wf, 1, recoup.ChannelEmail)); {
 		case n == 0:
 			lost++
 			t.Errorf("%s (%s): the first email was never accepted", inv(i), kind)
@@ -227,7 +220,7 @@ func TestLLMFaults(t *testing.T) {
 		}
 		handled[kind]++
 	}
-	if total := h.Mail.Total(); total != runs {
+	if total := h.Mail.AcceptedTotal(); total != runs {
 		t.Errorf("the mail fake accepted %d messages in all, want %d", total, runs)
 	}
 	if model.unknown > 0 {

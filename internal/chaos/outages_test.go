@@ -22,12 +22,12 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 func chaosOnly(t *testing.T) {
@@ -51,10 +51,10 @@ func sentFirst(t *testing.T, st *postgres.Store) int {
 func TestTemporalRestartedMidway(t *testing.T) {
 	chaosOnly(t)
 	const runs = 200
-	h := e2etest.Start(t, e2etest.Options{DBFile: filepath.Join(t.TempDir(), "temporal.db"), Schedule: []time.Duration{0, 24 * time.Hour}})
+	h := workertest.Start(t, workertest.Options{DBFile: filepath.Join(t.TempDir(), "temporal.db"), Schedule: []time.Duration{0, 24 * time.Hour}})
 	ctx := context.Background()
 	event := func(i int) []byte {
-		raw, _ := json.Marshal(e2etest.Failed(fmt.Sprintf("evt_tr_%d", i), fmt.Sprintf("inv_tr_%d", i), fmt.Sprintf("cus_tr_%d", i%50), time.Now().UTC()))
+		raw, _ := json.Marshal(workertest.Failed(fmt.Sprintf("evt_tr_%d", i), fmt.Sprintf("inv_tr_%d", i), fmt.Sprintf("cus_tr_%d", i%50), time.Now().UTC()))
 		return raw
 	}
 	for i := range runs / 2 {
@@ -81,7 +81,7 @@ func TestTemporalRestartedMidway(t *testing.T) {
 	h.Eventually("every first message", func() bool { return sentFirst(t, h.Store) == runs })
 	dups := 0
 	for i := range runs {
-		if c := h.Mail.Count(recoup.WorkflowID(fmt.Sprintf("inv_tr_%d", i)) + "/step-1/email"); c != 1 {
+		if c := h.Mail.Accepted(recoup.WorkflowID(fmt.Sprintf("inv_tr_%d", i)) + "/step-1/email"); c != 1 {
 			dups++
 		}
 	}
@@ -159,7 +159,7 @@ func TestPostgresCut(t *testing.T) {
 	if v, err := time.ParseDuration(os.Getenv("CHAOS_PG_OUTAGE")); err == nil {
 		outage = v
 	}
-	direct := testutil.MustStore(t)
+	direct := fakes.MustStore(t)
 	var schema string
 	if err := direct.Pool().QueryRow(context.Background(), `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestPostgresCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer viaProxy.Close()
-	h := e2etest.Start(t, e2etest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) { a.Dunning.Store, a.Detector.Store = viaProxy, viaProxy }})
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) { a.Dunning.Store, a.Detector.Store = viaProxy, viaProxy }})
 	in := &eventlog.Ingestor{Store: viaProxy, Temporal: h.Client}
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	srv, err := ingress.New(ingress.Options{Ingest: in, Secrets: []string{secret}, Relay: eventlog.NewRelay(in, nil, nil),
@@ -189,7 +189,7 @@ func TestPostgresCut(t *testing.T) {
 
 	wh, _ := standardwebhooks.NewWebhook(secret)
 	post := func(i int) int {
-		body, _ := json.Marshal(e2etest.Failed(fmt.Sprintf("evt_pg_%d", i), fmt.Sprintf("inv_pg_%d", i), fmt.Sprintf("cus_pg_%d", i), time.Now().UTC()))
+		body, _ := json.Marshal(workertest.Failed(fmt.Sprintf("evt_pg_%d", i), fmt.Sprintf("inv_pg_%d", i), fmt.Sprintf("cus_pg_%d", i), time.Now().UTC()))
 		now := time.Now()
 		sig, _ := wh.Sign("m"+strconv.Itoa(i), now, body)
 		req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/v1/events", bytes.NewReader(body))
@@ -234,7 +234,7 @@ func TestPostgresCut(t *testing.T) {
 	h.Eventually("every first message", func() bool { return sentFirst(t, direct) == runs })
 	dups := 0
 	for i := range runs {
-		if c := h.Mail.Count(recoup.WorkflowID(fmt.Sprintf("inv_pg_%d", i)) + "/step-1/email"); c != 1 {
+		if c := h.Mail.Accepted(recoup.WorkflowID(fmt.Sprintf("inv_pg_%d", i)) + "/step-1/email"); c != 1 {
 			dups++
 		}
 	}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/customers"
 	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 var now = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -95,7 +95,7 @@ func TestParseJSONL(t *testing.T) {
 
 func TestImportWithoutConsentColumnsKeepsConsent(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	first := "customer_id,email,email_consent,sms_consent,updated_at\ncus_1,ada@example.com,true,true,2026-11-01T00:00:00Z\n"
 	cs, err := customers.Parse(strings.NewReader(first), "csv", now)
 	if err != nil {
@@ -221,7 +221,7 @@ func TestParseBadRowRejectsTheWholeFile(t *testing.T) {
 
 func TestImport(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	in := "customer_id,name,email,sms_consent,updated_at\n" +
 		"cus_1,Ada,ada@example.com,true,2026-11-01T00:00:00Z\n" +
 		"cus_2,Grace,grace@example.com,false,2026-11-01T00:00:00Z\n"
@@ -267,7 +267,7 @@ func countRows(t *testing.T, st *postgres.Store) map[string]int {
 
 func TestSeed(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	n, err := customers.Seed(ctx, st, now)
 	if err != nil {
 		t.Fatalf("Seed: %v", err)

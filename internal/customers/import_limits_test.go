@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/recoup-dunning/recoup/internal/customers"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 // PostgreSQL can refuse a row Go accepted (here the operator's own CHECK constraint on
@@ -15,7 +15,7 @@ import (
 // before the refused one, and the error names the row.
 func TestImportIsAllOrNothingWhenPostgreSQLRefusesARow(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.Pool().Exec(ctx, `ALTER TABLE customers ADD CONSTRAINT known_plan CHECK (plan IN ('basic', 'pro', 'enterprise'))`); err != nil {
 		t.Fatal(err)
 	}

@@ -20,9 +20,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/internal/e2etest"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // The end-to-end layer of the invariants (docs/INVARIANTS.md): random histories of billing
@@ -49,17 +50,17 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 
 	// Steps of seconds: schedule 0, 2 s, 4 s; the run ends 3 s after its last step.
 	schedule := []time.Duration{0, 2 * time.Second, 4 * time.Second}
-	h := e2etest.Start(t, e2etest.Options{Schedule: schedule, FinalWait: 3 * time.Second})
+	h := workertest.Start(t, workertest.Options{Schedule: schedule, FinalWait: 3 * time.Second})
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var refuseMu sync.Mutex
-	h.Mail.Refuse = func(string) int { // a fifth of the attempts: the provider is unavailable
+	h.Mail.Respond(func(fakes.Request) fakes.Response { // a fifth of the attempts: the provider is unavailable
 		refuseMu.Lock()
 		defer refuseMu.Unlock()
 		if rng.IntN(5) == 0 {
-			return http.StatusServiceUnavailable
+			return fakes.Response{Status: http.StatusServiceUnavailable}
 		}
-		return 0
-	}
+		return fakes.Response{}
+	})
 
 	histories := make([]*history, n)
 	for i := range histories {
@@ -139,7 +140,7 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 
 // recorded is what PostgreSQL holds of a history's invoices: events with their delivery,
 // runs and sends.
-func recorded(t *testing.T, h *e2etest.Harness, x *history) string {
+func recorded(t *testing.T, h *workertest.Harness, x *history) string {
 	t.Helper()
 	var b strings.Builder
 	q := func(sql string) {
@@ -168,7 +169,7 @@ func recorded(t *testing.T, h *e2etest.Harness, x *history) string {
 // settledBeforeDelivery reports whether the failure was judged settled when a relay came to
 // deliver it: a settle of the invoice was recorded before it was delivered (an undelivered
 // failure never starts a run once the invoice is paid, I9).
-func settledBeforeDelivery(t *testing.T, h *e2etest.Harness, failure string) bool {
+func settledBeforeDelivery(t *testing.T, h *workertest.Harness, failure string) bool {
 	t.Helper()
 	return scalar(t, h, `
 		SELECT count(*) FROM events f JOIN events s ON f.delivery_note = 'the invoice was already settled by event ' || s.event_id || '; no dunning started'
@@ -313,7 +314,7 @@ func (x *history) event(a action, now time.Time) map[string]any {
 	at := now.Add(a.skew).UTC().Format(time.RFC3339Nano)
 	switch a.typ {
 	case recoup.EventPaymentFailed:
-		ev := e2etest.Failed(a.id, invoice, x.customer, now.Add(a.skew))
+		ev := workertest.Failed(a.id, invoice, x.customer, now.Add(a.skew))
 		if a.second || strings.HasSuffix(a.id, "_refail") {
 			// A later snapshot does not restate consent (an opt-out in between stands).
 			c := ev["customer"].(map[string]any)
@@ -348,7 +349,7 @@ func (x *history) body(a action, now time.Time) map[string]any {
 }
 
 type player struct {
-	h          *e2etest.Harness
+	h          *workertest.Harness
 	mu         sync.Mutex
 	violations []string
 }
@@ -467,7 +468,7 @@ func sortedByTime(as []action) []action {
 	return out
 }
 
-func scalar(t *testing.T, h *e2etest.Harness, sql string, args ...any) int {
+func scalar(t *testing.T, h *workertest.Harness, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := h.Store.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
@@ -486,7 +487,7 @@ type runResult struct {
 }
 
 // runResults waits for every run any history started and reads its result.
-func runResults(t *testing.T, h *e2etest.Harness) []runResult {
+func runResults(t *testing.T, h *workertest.Harness) []runResult {
 	t.Helper()
 	rows, err := h.Store.Pool().Query(context.Background(), `
 		SELECT r.invoice_id, r.run_key, COALESCE(r.run_id, ''), r.episode, COALESCE(d.outcome, '')
@@ -523,7 +524,7 @@ type sendRow struct {
 	createdAt                                       time.Time
 }
 
-func check(t *testing.T, h *e2etest.Harness, histories []*history, results []runResult, steps int) {
+func check(t *testing.T, h *workertest.Harness, histories []*history, results []runResult, steps int) {
 	t.Helper()
 	ctx := context.Background()
 	byInvoice := map[string]*history{}
@@ -597,7 +598,7 @@ func check(t *testing.T, h *e2etest.Harness, histories []*history, results []run
 
 	// I4: at most one message per run step, each accepted by the provider at most once, none
 	// before its step's time.
-	mail := h.Mail.Keys()
+	mail := h.Mail.AcceptedKeys()
 	for key, n := range mail {
 		if n > 1 {
 			fail(strings.TrimPrefix(strings.SplitN(key, "/", 2)[0], "dunning-"), "the provider accepted %s %d times", key, n)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 // call is one dunning call a fake Temporal received.
@@ -159,7 +159,7 @@ func secondProcess(t *testing.T, st *postgres.Store) *postgres.Store {
 	if err := st.Pool().QueryRow(context.Background(), `SELECT current_schema()`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
-	other, err := postgres.Open(context.Background(), testutil.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 8})
+	other, err := postgres.Open(context.Background(), fakes.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func deliver(t *testing.T, in *eventlog.Ingestor) int {
 // inside the slow start of the run, the other does not touch the invoice, and the events
 // recorded meanwhile reach the run after the start.
 func TestTwoRelaysDeliverAnInvoicesEventsInOrder(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	a := &eventlog.Ingestor{Store: st, Temporal: fake}
 	b := &eventlog.Ingestor{Store: secondProcess(t, st), Temporal: fake}
@@ -243,7 +243,7 @@ func TestTwoRelaysDeliverAnInvoicesEventsInOrder(t *testing.T) {
 // before the decision prevents the start.
 func TestSettlementNeverMissesTheRunItSettles(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	a := &eventlog.Ingestor{Store: st, Temporal: fake}
 	b := &eventlog.Ingestor{Store: secondProcess(t, st), Temporal: fake}
@@ -301,7 +301,7 @@ func TestSettlementNeverMissesTheRunItSettles(t *testing.T) {
 // right after it starts, in order; the opt-out is on the customer at once.
 func TestEventsBeforeTheRunWaitForIt(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: st, Temporal: fake}
 	// The customer is known from an earlier invoice.
@@ -342,7 +342,7 @@ func TestEventsBeforeTheRunWaitForIt(t *testing.T) {
 // before the end starts nothing.
 func TestFailureAfterTheRunEndedStartsTheSecondRun(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: st, Temporal: fake}
 	first := time.Now().Add(-48 * time.Hour).UTC()
@@ -381,7 +381,7 @@ func TestFailureAfterTheRunEndedStartsTheSecondRun(t *testing.T) {
 // An event dated beyond the allowed clock skew reaches the run with the clamped time.
 func TestFutureDatedFailureReachesTheRunClamped(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: st, Temporal: fake}
 	future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -398,7 +398,7 @@ func TestFutureDatedFailureReachesTheRunClamped(t *testing.T) {
 // no second run.
 func TestRedeliveredEventsStartOneRun(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: st, Temporal: fake}
 	raw := ev(recoup.EventPaymentFailed, "evt_f", "inv_1", t0)
@@ -424,7 +424,7 @@ func TestRedeliveredEventsStartOneRun(t *testing.T) {
 // event for it is recorded as having no run to reach rather than failing forever.
 func TestEventForAVanishedRunIsRecordedOnly(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: st, Temporal: fake}
 	now := time.Now().UTC()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/model/spike"
 )
 
@@ -56,15 +57,11 @@ func TestFeederGroupCommits(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- in.feedDetector(context.Background(), ev(i)) }()
 	}
-	for { // all 50 queued behind the first signal
+	fakes.Eventually(t, func() bool {
 		in.feed.mu.Lock()
-		n := len(in.feed.pending)
-		in.feed.mu.Unlock()
-		if n == 50 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer in.feed.mu.Unlock()
+		return len(in.feed.pending) == 50
+	}, "all 50 feeds queued behind the first signal")
 	close(c.first)
 	wg.Wait()
 	close(errs)

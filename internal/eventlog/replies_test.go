@@ -10,7 +10,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 )
 
 func reply(id, body, keyword string) postgres.InboundReply {
@@ -22,7 +22,7 @@ func reply(id, body, keyword string) postgres.InboundReply {
 // opt-out; START and HELP reach none; a provider's retry is delivered once.
 func TestRepliesReachTheCustomersOpenRuns(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: st, Temporal: fake}
 	for _, inv := range []string{"inv_1", "inv_2"} {
@@ -48,7 +48,7 @@ func TestRepliesReachTheCustomersOpenRuns(t *testing.T) {
 // nothing accepted is lost.
 func TestAReplyRecordedWhileTemporalIsDownIsDeliveredLater(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: st, Temporal: fake}
 	if _, err := in.Accept(ctx, ev(recoup.EventPaymentFailed, "evt_1", "inv_1", t0), "test"); err != nil {

@@ -17,10 +17,10 @@ import (
 	"github.com/stripe/stripe-go/v83/webhook"
 
 	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 const (
@@ -38,7 +38,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, ready func(context.Context) error) *fixture {
 	t.Helper()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	reg := observability.NewRegistry()
 	s, err := ingress.New(ingress.Options{
 		Ingest: &eventlog.Ingestor{Store: st}, Secrets: []string{secretOld, secretNew}, StripeSecrets: []string{stripeSecret},

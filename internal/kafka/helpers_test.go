@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/kafka"
 )
 
@@ -108,17 +109,9 @@ func committed(t *testing.T, addrs []string, group, topic string, partitions int
 // waitCommitted polls until the group's committed offsets equal want.
 func waitCommitted(t *testing.T, addrs []string, group, topic string, want map[int32]int64) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		got := committed(t, addrs, group, topic, int32(len(want)))
-		if fmt.Sprint(got) == fmt.Sprint(want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed offsets = %v, want %v", got, want)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+	fakes.EventuallyWithin(t, waitTimeout, func() bool {
+		return fmt.Sprint(committed(t, addrs, group, topic, int32(len(want)))) == fmt.Sprint(want)
+	}, fmt.Sprintf("the committed offsets to be %v", want))
 }
 
 // running is a Consumer running in a goroutine.

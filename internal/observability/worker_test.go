@@ -22,8 +22,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/observability"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 // otlpReceiver is an OTLP/HTTP trace endpoint that keeps the spans' names and the
@@ -96,7 +96,7 @@ func TestSDKMetricsAndTracingFromARealWorker(t *testing.T) {
 	defer collector.Close()
 	clearOTel(t) // before the dev server starts: it reads OTEL_* too
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  testutil.TemporalCLI(t),
+		ExistingPath:  fakes.TemporalCLI(t),
 		ExtraArgs:     []string{"--headless"},
 		LogLevel:      "error",
 		ClientOptions: &client.Options{Logger: quietLogger{}},

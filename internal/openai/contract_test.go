@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 
 	"github.com/recoup-dunning/recoup/internal/openai"
 )
@@ -17,7 +17,7 @@ func TestContractOpenAIMock(t *testing.T) {
 	// The spec's server is https://api.openai.com/v1 and its paths (/chat/completions) are
 	// relative to it; Prism serves those paths at its root. So the mock URL itself is the
 	// base URL, with no /v1 suffix.
-	c, err := openai.New(openai.Config{APIKey: "sk-contract-test", BaseURL: testutil.ProviderMock(t, "OPENAI_MOCK_URL"), Timeout: 10 * time.Second})
+	c, err := openai.New(openai.Config{APIKey: "sk-contract-test", BaseURL: fakes.ProviderMock(t, "OPENAI_MOCK_URL"), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

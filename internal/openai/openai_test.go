@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/provider"
 )
@@ -34,24 +33,20 @@ func testRequest() openai.Request {
 	}
 }
 
-// newClient returns a client for a test server that answers every request with h.
-func newClient(t *testing.T, h http.HandlerFunc, timeout time.Duration) *openai.Client {
+// newClient returns a client for an OpenAI fake that answers every request with resp.
+func newClient(t *testing.T, resp fakes.Response, timeout time.Duration) (*openai.Client, *fakes.OpenAI) {
 	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	c, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: srv.URL + "/v1", Model: "gpt-4o-mini", Timeout: timeout})
+	o := fakes.NewOpenAI(t, "")
+	o.Always(resp)
+	c, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-4o-mini", Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return c, o
 }
 
-func reply(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
+func reply(status int, body string) fakes.Response {
+	return fakes.Response{Status: status, Body: body}
 }
 
 const completion = `{
@@ -73,21 +68,17 @@ const completion = `{
 }`
 
 func TestCompleteSendsStructuredOutputRequest(t *testing.T) {
-	var got struct {
-		method, path, auth, contentType string
-		body                            []byte
-	}
-	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
-		got.method, got.path = r.Method, r.URL.Path
-		got.auth, got.contentType = r.Header.Get("Authorization"), r.Header.Get("Content-Type")
-		got.body, _ = io.ReadAll(r.Body)
-		reply(http.StatusOK, completion)(w, r)
-	}, time.Second)
+	c, o := newClient(t, reply(http.StatusOK, completion), time.Second)
 
 	resp, err := c.Complete(context.Background(), testRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
+	last := o.Last()
+	got := struct {
+		method, path, auth, contentType string
+		body                            []byte
+	}{last.Method, last.Path, last.Header.Get("Authorization"), last.Header.Get("Content-Type"), last.Body}
 
 	if got.method != http.MethodPost || got.path != "/v1/chat/completions" {
 		t.Errorf("request line = %s %s, want POST /v1/chat/completions", got.method, got.path)
@@ -151,21 +142,16 @@ func TestCompleteSendsStructuredOutputRequest(t *testing.T) {
 }
 
 func TestCompleteOmitsEmptySystemMessage(t *testing.T) {
-	var roles []string
-	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Messages []struct{ Role string } `json:"messages"`
-		}
-		json.NewDecoder(r.Body).Decode(&body)
-		for _, m := range body.Messages {
-			roles = append(roles, m.Role)
-		}
-		reply(http.StatusOK, completion)(w, r)
-	}, time.Second)
+	c, o := newClient(t, reply(http.StatusOK, completion), time.Second)
 	r := testRequest()
 	r.System = ""
 	if _, err := c.Complete(context.Background(), r); err != nil {
 		t.Fatal(err)
+	}
+	var roles []string
+	msgs, _ := o.Last().JSON["messages"].([]any)
+	for _, m := range msgs {
+		roles = append(roles, m.(map[string]any)["role"].(string))
 	}
 	if !reflect.DeepEqual(roles, []string{"user"}) {
 		t.Errorf("roles = %v, want [user]", roles)
@@ -173,7 +159,7 @@ func TestCompleteOmitsEmptySystemMessage(t *testing.T) {
 }
 
 func TestCompleteRefusal(t *testing.T) {
-	c := newClient(t, reply(http.StatusOK, `{
+	c, _ := newClient(t, reply(http.StatusOK, `{
   "id": "chatcmpl-refusal", "object": "chat.completion", "created": 1741570283, "model": "gpt-4o-mini-2024-07-18",
   "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
     "message": {"role": "assistant", "content": null, "refusal": "I'm sorry, I can't help with that."}}],
@@ -206,7 +192,7 @@ func TestCompleteHTTPErrors(t *testing.T) {
 		{"not an OpenAI error body", 502, `<html>Bad Gateway</html>`, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newClient(t, reply(tc.status, tc.body), time.Second)
+			c, _ := newClient(t, reply(tc.status, tc.body), time.Second)
 			_, err := c.Complete(context.Background(), testRequest())
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
@@ -223,14 +209,7 @@ func TestCompleteHTTPErrors(t *testing.T) {
 }
 
 func TestCompleteTimeout(t *testing.T) {
-	release := make(chan struct{})
-	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
-		select { // hang until the client gives up (or the test ends)
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}, 50*time.Millisecond)
-	defer close(release)
+	c, _ := newClient(t, fakes.Response{Hang: true}, 50*time.Millisecond) // until the client gives up
 
 	_, err := c.Complete(context.Background(), testRequest())
 	if err == nil {
@@ -242,16 +221,19 @@ func TestCompleteTimeout(t *testing.T) {
 }
 
 func TestCompleteNoChoices(t *testing.T) {
-	c := newClient(t, reply(http.StatusOK, `{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":0,"total_tokens":1}}`), time.Second)
+	c, _ := newClient(t, reply(http.StatusOK, `{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":0,"total_tokens":1}}`), time.Second)
 	if _, err := c.Complete(context.Background(), testRequest()); err == nil {
 		t.Fatal("want an error for a completion with no choices")
 	}
 }
 
 func TestCompleteRejectsBadRequest(t *testing.T) {
-	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
-		t.Error("no request must be sent")
-	}, time.Second)
+	c, o := newClient(t, fakes.Response{}, time.Second)
+	t.Cleanup(func() {
+		if n := o.RequestCount(); n != 0 {
+			t.Errorf("%d requests sent, want none", n)
+		}
+	})
 	r := testRequest()
 	r.Schema = json.RawMessage(`{"type":`)
 	if _, err := c.Complete(context.Background(), r); err == nil {
@@ -301,10 +283,10 @@ func TestDecodeStrict(t *testing.T) {
 }
 
 func TestCompleteConnectionRefusedIsRetryable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close() // nothing listens there any more: the request never leaves
-	c, err := openai.New(openai.Config{APIKey: "k", BaseURL: url + "/v1", Timeout: time.Second})
+	o := fakes.NewOpenAI(t, "")
+	url := o.BaseURL()
+	o.Close() // nothing listens there any more: the request never leaves
+	c, err := openai.New(openai.Config{APIKey: "k", BaseURL: url, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 func optOut(id, invoice, customer, channel string, at time.Time) postgres.Event {
@@ -31,7 +31,7 @@ func consent(t *testing.T, st *postgres.Store, customer string) (email, sms bool
 // and the ledger records each change with its source and evidence.
 func TestOptOutWithdrawsConsentForLaterRuns(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestOptOutWithdrawsConsentForLaterRuns(t *testing.T) {
 // applied once the invoice's failure (and customer) is recorded, even to a new profile.
 func TestOptOutBeforeTheCustomerIsKnownIsApplied(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	record(t, st, optOut("evt_o", "inv_1", "", "email", t0.Add(time.Hour)))
 	f := failedEvent("evt_f", "inv_1", t0, 4900)
 	f.Customer = &postgres.Customer{CustomerID: "cus_1", Email: "ada@example.com", EmailConsentSet: ptr(true), SMSConsentSet: ptr(true)}
@@ -121,7 +121,7 @@ func TestOptOutBeforeTheCustomerIsKnownIsApplied(t *testing.T) {
 // producer's time kept): it cannot outrank, for good, every later event and snapshot.
 func TestFutureOccurredAtIsClamped(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
 	e := failedEvent("evt_future", "inv_1", future, 4900)
 	e.Customer = &postgres.Customer{CustomerID: "cus_1", Plan: "pro", SMSConsentSet: ptr(true)}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 func ids(us []postgres.UndeliveredEvent) []string {
@@ -57,7 +57,7 @@ func pending(t *testing.T, c *postgres.Claim) []postgres.UndeliveredEvent {
 // that waits for the backoff of a failed delivery.
 func TestDueInvoicesNeverLetALaterEventOvertakeAFailedOne(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	for i, id := range []string{"evt_a", "evt_b", "evt_c"} {
 		record(t, st, failedEvent(id, "inv_"+id, t0.Add(time.Duration(i)*time.Minute), 100))
 		// Received one second apart, in this order.
@@ -127,7 +127,7 @@ func TestDueInvoicesNeverLetALaterEventOvertakeAFailedOne(t *testing.T) {
 
 func TestPendingKeepsAnInvoicesEventsInOccurrenceOrder(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	type ev struct {
 		id, invoice string
 		occurred    time.Duration // after t0
@@ -159,7 +159,7 @@ func TestPendingKeepsAnInvoicesEventsInOccurrenceOrder(t *testing.T) {
 // One relay at a time delivers an invoice: a second claim fails until the first is released.
 func TestClaimInvoiceIsExclusive(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	a, ok, err := st.ClaimInvoice(ctx, "inv_1", false)
 	if err != nil || !ok {
 		t.Fatalf("first claim = %v, %v", ok, err)
@@ -194,7 +194,7 @@ func route(t *testing.T, c *postgres.Claim, e postgres.Event) postgres.Route {
 // decision is PostgreSQL's, so it holds after Temporal's retention dropped the old run.
 func TestFailureAfterRunEndedOpensTheNextEpisode(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	c := claim(t, st, "inv_1")
 	f1 := failedEvent("evt_f1", "inv_1", t0, 4900)
 	r := route(t, c, f1)
@@ -273,7 +273,7 @@ func TestFailureAfterRunEndedOpensTheNextEpisode(t *testing.T) {
 // whatever its value date (I1: a payment that settled later, or a host whose clock is
 // behind, still settles it); the decision is taken under the lock that recording takes.
 func TestSettledInvoiceStartsNoRun(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	for _, typ := range []string{"payment.recovered", "payment.retry_succeeded", "payment.succeeded", "dunning.cancel"} {
 		inv := "inv_" + typ
 		record(t, st, otherEvent("evt_s_"+typ, typ, inv, t0.Add(time.Minute)))
@@ -294,7 +294,7 @@ func TestSettledInvoiceStartsNoRun(t *testing.T) {
 // the invoice's events stop being sent to it.
 func TestGoneClosesTheRun(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	c := claim(t, st, "inv_1")
 	now := time.Now()
 	if r := route(t, c, failedEvent("evt_f1", "inv_1", now.Add(-2*time.Hour), 4900)); r.Action != postgres.RouteStart {
@@ -315,7 +315,7 @@ func TestGoneClosesTheRun(t *testing.T) {
 // not parked for a run that will never come; for an invoice whose run is open it settles it.
 func TestPaymentSucceededWithoutARunIsNotParked(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	c := claim(t, st, "inv_ok")
 	if r := route(t, c, otherEvent("evt_ok", "payment.succeeded", "inv_ok", t0)); r.Action != postgres.RouteIgnore {
 		t.Errorf("payment.succeeded without a run: %+v, want recorded only (not parked)", r)

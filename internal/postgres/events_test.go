@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
@@ -34,7 +34,7 @@ func count(t *testing.T, st *postgres.Store, table string) int {
 
 func TestRecordEventOnce(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	e := failedEvent("evt_1", "inv_1", t0, 4900)
 	res, err := st.RecordEvent(ctx, e)
 	if err != nil {
@@ -87,7 +87,7 @@ func TestRecordEventOnce(t *testing.T) {
 
 func TestRecordEventConcurrently(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	e := failedEvent("evt_c", "inv_c", t0, 4900)
 	e.Customer = &postgres.Customer{CustomerID: "cus_1", Name: "Ada", UpdatedAt: t0}
 	const n = 10
@@ -127,7 +127,7 @@ func TestRecordEventConcurrently(t *testing.T) {
 
 func TestRecordEventCustomerSnapshot(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	e1 := failedEvent("evt_1", "inv_1", t0, 4900)
 	e1.Customer = &postgres.Customer{CustomerID: "cus_1", Name: "Ada", Email: "ada@example.com", EmailConsentSet: ptr(true),
 		SMSConsentSet: ptr(true), UpdatedAt: t0}
@@ -155,7 +155,7 @@ func TestRecordEventCustomerSnapshot(t *testing.T) {
 
 func TestRecordEventInvoiceStatusNewestWins(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	paid := failedEvent("evt_paid", "inv_1", t0.Add(time.Hour), 0)
 	paid.Type, paid.Attempt = "payment.recovered", nil
 	paid.Invoice = &postgres.Invoice{Currency: "USD", Status: "paid"}

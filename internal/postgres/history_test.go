@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 func TestCustomerHistoryUnknownCustomer(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	h, err := st.CustomerHistory(context.Background(), "cus_nobody")
 	if !errors.Is(err, postgres.ErrUnknownCustomer) {
 		t.Errorf("CustomerHistory(unknown) = %+v, %v; want ErrUnknownCustomer", h, err)
@@ -21,7 +21,7 @@ func TestCustomerHistoryUnknownCustomer(t *testing.T) {
 
 func TestCustomerHistoryNewestFirst(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestCustomerHistoryNewestFirst(t *testing.T) {
 
 func TestCustomerHistoryEmpty(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestCustomerHistoryEmpty(t *testing.T) {
 
 func TestFinishRunKeepsTheFirstOutcome(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func readDecision(t *testing.T, st *postgres.Store, wf string, step int) decisio
 
 func TestSaveDecisionOverwritesItsOwnRow(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	first := postgres.DecisionRow{WorkflowID: "dunning-inv_1", CustomerID: "cus_1", InvoiceID: "inv_1", Step: 1,
 		Channel: "email", Tone: "friendly", IncentiveKind: "none", Subject: "Payment failed", Message: "Please update your card.",
 		Rationale: "first step", DecidedBy: "llm", Model: "gpt-test", PromptVersion: "abcdef012345",
@@ -265,7 +265,7 @@ func TestSaveDecisionOverwritesItsOwnRow(t *testing.T) {
 
 func TestSaveOfferIsIdempotent(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	o := postgres.Offer{OfferKey: "dunning-inv_1/step-3", WorkflowID: "dunning-inv_1", InvoiceID: "inv_1", CustomerID: "cus_1",
 		Kind: "extension_days", Value: 7, ExpiresAt: t0.AddDate(0, 0, 14)}
 	if err := st.SaveOffer(ctx, o); err != nil {

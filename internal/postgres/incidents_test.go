@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 func testIncident(id, status string) spike.Incident {
@@ -23,7 +23,7 @@ func testIncident(id, status string) spike.Incident {
 // holds again.
 func TestHoldIfIncidentIgnoresIncidentNoLiveDetectorMaintains(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	inc := testIncident("inc-20261102T0900-1", spike.Open)
 	if err := st.SaveIncident(ctx, inc); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestHoldIfIncidentIgnoresIncidentNoLiveDetectorMaintains(t *testing.T) {
 // ones whose runs were never released, and the highest incident number used.
 func TestRecoverIncidentsReturnsActiveAndUnreleased(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	open := testIncident("inc-20261102T0900-3", spike.Open)
 	released := testIncident("inc-20261102T0800-12", spike.Open)
 	released.Cohort, released.Value, released.OpenedAt = "bin=424242", "424242", released.OpenedAt.Add(-time.Hour)

@@ -12,16 +12,17 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 // A database written before 00005 is repaired by it: future-dated times are clamped, the
 // opt-outs recorded before consent was stored withdraw it, and the runs it knows become the
 // invoices' first runs.
 func TestMigrationRepairsAnExistingLog(t *testing.T) {
+	fakes.RequireServices(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testutil.DatabaseURL())
+	conn, err := pgx.Connect(ctx, fakes.DatabaseURL())
 	if err != nil {
 		t.Fatalf("PostgreSQL is required for this test: %v", err)
 	}
@@ -33,7 +34,7 @@ func TestMigrationRepairsAnExistingLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	st, err := postgres.Open(ctx, testutil.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 4})
+	st, err := postgres.Open(ctx, fakes.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

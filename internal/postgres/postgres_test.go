@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -22,7 +22,7 @@ func ptr[T any](v T) *T { return &v }
 func freshSchema(t *testing.T) *postgres.Store {
 	t.Helper()
 	ctx := context.Background()
-	admin := testutil.MustStore(t)
+	admin := fakes.MustStore(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "m_" + hex.EncodeToString(b)
@@ -34,7 +34,7 @@ func freshSchema(t *testing.T) *postgres.Store {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	st, err := postgres.Open(ctx, testutil.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 4})
+	st, err := postgres.Open(ctx, fakes.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 4})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -129,7 +129,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestUpsertCustomerNewCustomerDefaults(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	changed, err := st.UpsertCustomer(ctx, postgres.Customer{CustomerID: "cus_new", UpdatedAt: at})
 	if err != nil || !changed {
@@ -221,7 +221,7 @@ func TestUpsertCustomerSnapshots(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			st := testutil.MustStore(t)
+			st := fakes.MustStore(t)
 			if changed, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil || !changed {
 				t.Fatalf("first UpsertCustomer = %v, %v", changed, err)
 			}
@@ -242,7 +242,7 @@ func TestUpsertCustomerSnapshots(t *testing.T) {
 }
 
 func TestGetCustomerUnknown(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	_, err := st.GetCustomer(context.Background(), "cus_nobody")
 	if !errors.Is(err, postgres.ErrUnknownCustomer) {
 		t.Errorf("GetCustomer(unknown) = %v, want ErrUnknownCustomer", err)

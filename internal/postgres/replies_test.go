@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 )
 
 // openRun records inv's failure for cus_1 and routes it, which opens the invoice's run.
@@ -34,7 +34,7 @@ func openRun(t *testing.T, st *postgres.Store, inv string) {
 // START grants it back; the sender's address is stored nowhere.
 func TestStopReplyWithdrawsSMSConsentWithTheReplyAsEvidence(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestStopReplyWithdrawsSMSConsentWithTheReplyAsEvidence(t *testing.T) {
 
 func TestAnEmailReplyFindsItsCustomerCaseInsensitivelyAndAnUnknownSenderNone(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}

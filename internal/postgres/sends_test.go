@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 func reservation(wf string, step int, channel string) postgres.Reservation {
@@ -30,7 +30,7 @@ func mustReserve(t *testing.T, st *postgres.Store, r postgres.Reservation) (post
 }
 
 func TestReserveSendFirstClaim(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := reservation("dunning-inv_1", 1, "email")
 	row, claimed := mustReserve(t, st, r)
 	if !claimed || row.Status != postgres.SendReserved || row.Attempts != 1 || row.Key != r.Key {
@@ -47,7 +47,7 @@ func TestReserveSendFirstClaim(t *testing.T) {
 
 func TestReserveSendWhileReservedTurnsIntoReconcile(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := reservation("dunning-inv_1", 1, "email")
 	mustReserve(t, st, r)
 	row, claimed := mustReserve(t, st, r)
@@ -95,7 +95,7 @@ func TestReserveSendAfterOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := testutil.MustStore(t)
+			st := fakes.MustStore(t)
 			r := reservation("dunning-inv_1", 2, "sms")
 			mustReserve(t, st, r)
 			if err := tt.settle(st, r.Key); err != nil {
@@ -128,7 +128,7 @@ func TestReserveSendAfterOutcomes(t *testing.T) {
 
 func TestReleasedSendCanBeClaimedAgainAndCompleted(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	r := reservation("dunning-inv_1", 1, "email")
 	mustReserve(t, st, r)
 	for attempt := 2; attempt <= 3; attempt++ {
@@ -154,7 +154,7 @@ func TestReleasedSendCanBeClaimedAgainAndCompleted(t *testing.T) {
 
 func TestReserveSendConcurrently(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	for _, released := range []bool{false, true} {
 		r := reservation("dunning-inv_1", 1, "email")
 		if released {
@@ -196,7 +196,7 @@ func TestReserveSendConcurrently(t *testing.T) {
 
 func TestSettlingWithoutReservationFails(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if err := st.CompleteSend(ctx, "dunning-inv_9/step-1/email", postgres.SendSent, "x"); err == nil ||
 		!strings.Contains(err.Error(), "holds no reservation") {
 		t.Errorf("CompleteSend on an unknown key = %v, want a 'holds no reservation' error", err)
@@ -225,7 +225,7 @@ func TestSettlingWithoutReservationFails(t *testing.T) {
 }
 
 func TestGetSendUnknown(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	_, err := st.GetSend(context.Background(), "nope")
 	if err == nil || !postgres.IsNotFound(err) {
 		t.Errorf("GetSend(unknown) = %v, want a not-found error", err)
@@ -233,7 +233,7 @@ func TestGetSendUnknown(t *testing.T) {
 }
 
 func TestLateDefiniteOutcomeSettlesReconcile(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	ctx := context.Background()
 	r := postgres.Reservation{Key: "dunning-inv_9/step-1/email", WorkflowID: "dunning-inv_9", Step: 1, Channel: "email", CustomerID: "c", InvoiceID: "inv_9"}
 	if _, claimed, err := st.ReserveSend(ctx, r); err != nil || !claimed {
@@ -268,7 +268,7 @@ func TestLateDefiniteOutcomeSettlesReconcile(t *testing.T) {
 // not; nor does either change the outcome of a send already made.
 func TestReserveSendRefusedOnceTheInvoiceIsSettled(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestReserveSendRefusedOnceTheInvoiceIsSettled(t *testing.T) {
 // the send still bars it: the reservation re-reads consent under the customer's lock.
 func TestReserveSendRefusedAfterAnOptOut(t *testing.T) {
 	ctx := context.Background()
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	if _, err := st.UpsertCustomer(ctx, fullCustomer(t0)); err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/report"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 )
 
 var since = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -174,7 +174,7 @@ var want = []report.Row{
 }
 
 func TestBuild(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	seed(t, st.Pool())
 	got, err := report.Build(context.Background(), st.Pool(), since)
 	if err != nil {
@@ -198,7 +198,7 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildSinceExcludesEarlierRuns(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	seed(t, st.Pool())
 	// One second earlier takes in the "old" run too: variant A gains a recovered run of 1h.
 	got, err := report.Build(context.Background(), st.Pool(), since.Add(-time.Second))
@@ -246,7 +246,7 @@ func TestWriteTable(t *testing.T) {
 }
 
 func TestWriteTableFromDatabase(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	seed(t, st.Pool())
 	rows, err := report.Build(context.Background(), st.Pool(), since)
 	if err != nil {
@@ -318,7 +318,7 @@ func TestWriteCSVRoundTrip(t *testing.T) {
 }
 
 func TestEmptyDatabase(t *testing.T) {
-	st := testutil.MustStore(t)
+	st := fakes.MustStore(t)
 	rows, err := report.Build(context.Background(), st.Pool(), since)
 	if err != nil {
 		t.Fatal(err)

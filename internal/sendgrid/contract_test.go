@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
 )
@@ -12,7 +12,7 @@ import (
 // TestContractSendGrid sends one real message to the Prism mock built from SendGrid's own
 // OpenAPI spec, which answers 4xx to any request that violates the spec.
 func TestContractSendGrid(t *testing.T) {
-	base := testutil.ProviderMock(t, "SENDGRID_MOCK_URL")
+	base := fakes.ProviderMock(t, "SENDGRID_MOCK_URL")
 	s, err := sendgrid.New(sendgrid.Config{
 		APIKey:    "SG.contract-test-key",
 		BaseURL:   base,

@@ -2,17 +2,14 @@ package sendgrid_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/provider"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
 )
@@ -95,66 +92,47 @@ func TestSendRequest(t *testing.T) {
 		"categories": []any{"dunning", "reminder-1"},
 	}
 
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		if r.Method != http.MethodPost || r.URL.Path != "/v3/mail/send" || r.URL.RawQuery != "" {
-			t.Errorf("request = %s %s, want POST /v3/mail/send", r.Method, r.URL)
-		}
-		if got := r.Header.Get("Authorization"); got != "Bearer "+testKey {
-			t.Errorf("Authorization = %q, want Bearer key", got)
-		}
-		if got := r.Header.Get("Content-Type"); got != "application/json" {
-			t.Errorf("Content-Type = %q, want application/json", got)
-		}
-		raw, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("read body: %v", err)
-		}
-		var got map[string]any
-		if err := json.Unmarshal(raw, &got); err != nil {
-			t.Errorf("body is not JSON: %v: %s", err, raw)
-		}
-		if !reflect.DeepEqual(got, wantBody) {
-			t.Errorf("body = %s\nwant   %v", raw, wantBody)
-		}
-		w.Header().Set("X-Message-Id", "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0")
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
+	sg := fakes.NewSendGrid(t)
+	sg.Always(fakes.Response{Header: http.Header{"X-Message-Id": {"14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0"}}})
 
-	id, err := newSender(t, srv.URL, 0).Send(context.Background(), message())
+	id, err := newSender(t, sg.URL, 0).Send(context.Background(), message())
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	if id != "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0" {
 		t.Errorf("message id = %q", id)
 	}
-	if calls.Load() != 1 {
-		t.Errorf("server saw %d requests, want 1", calls.Load())
+	if n := sg.RequestCount(); n != 1 {
+		t.Fatalf("server saw %d requests, want 1", n)
+	}
+	r := sg.Last()
+	if r.Method != http.MethodPost || r.Path != "/v3/mail/send" || r.Query != "" {
+		t.Errorf("request = %s %s?%s, want POST /v3/mail/send", r.Method, r.Path, r.Query)
+	}
+	if got := r.Header.Get("Authorization"); got != "Bearer "+testKey {
+		t.Errorf("Authorization = %q, want Bearer key", got)
+	}
+	if got := r.Header.Get("Content-Type"); got != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", got)
+	}
+	if !reflect.DeepEqual(r.JSON, wantBody) {
+		t.Errorf("body = %s\nwant   %v", r.Body, wantBody)
 	}
 }
 
 func TestSendTextOnlyWithoutMessageID(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Content []struct{ Type, Value string } `json:"content"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			t.Errorf("decode: %v", err)
-		}
-		if len(body.Content) != 1 || body.Content[0].Type != "text/plain" {
-			t.Errorf("content = %+v, want only text/plain", body.Content)
-		}
-		w.WriteHeader(http.StatusOK) // any 2xx is a success
-	}))
-	defer srv.Close()
+	sg := fakes.NewSendGrid(t)
+	sg.Always(fakes.Response{Status: http.StatusOK, EmptyBody: true}) // any 2xx is a success
 
 	m := message()
 	m.HTML = ""
-	id, err := newSender(t, srv.URL, 0).Send(context.Background(), m)
+	id, err := newSender(t, sg.URL, 0).Send(context.Background(), m)
 	if err != nil || id != "" {
 		t.Fatalf("Send = %q, %v; want \"\", nil", id, err)
+	}
+	content, _ := sg.Last().JSON["content"].([]any)
+	if len(content) != 1 || content[0].(map[string]any)["type"] != "text/plain" {
+		t.Errorf("content = %+v, want only text/plain", content)
 	}
 }
 
@@ -178,14 +156,10 @@ func TestSendStatusClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(tt.status)
-				io.WriteString(w, tt.body)
-			}))
-			defer srv.Close()
+			sg := fakes.NewSendGrid(t)
+			sg.Always(fakes.Response{Status: tt.status, Body: tt.body, EmptyBody: tt.body == ""})
 
-			_, err := newSender(t, srv.URL, 0).Send(context.Background(), message())
+			_, err := newSender(t, sg.URL, 0).Send(context.Background(), message())
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("error = %v (%T), want *provider.Error", err, err)
@@ -207,17 +181,10 @@ func TestSendStatusClassification(t *testing.T) {
 }
 
 func TestSendTimeoutIsOutcomeUnknown(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select { // hang until the client gives up or the test ends
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	sg := fakes.NewSendGrid(t)
+	sg.Always(fakes.Response{Hang: true}) // until the client gives up
 
-	_, err := newSender(t, srv.URL, 50*time.Millisecond).Send(context.Background(), message())
+	_, err := newSender(t, sg.URL, 50*time.Millisecond).Send(context.Background(), message())
 	if !errors.Is(err, provider.ErrOutcomeUnknown) {
 		t.Fatalf("error = %v, want ErrOutcomeUnknown", err)
 	}
@@ -230,9 +197,9 @@ func TestSendTimeoutIsOutcomeUnknown(t *testing.T) {
 }
 
 func TestSendConnectionRefusedIsRetryable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close() // nothing listens there any more
+	sg := fakes.NewSendGrid(t)
+	url := sg.URL
+	sg.Close() // nothing listens there any more
 
 	_, err := newSender(t, url, 0).Send(context.Background(), message())
 	var pe *provider.Error
@@ -245,18 +212,16 @@ func TestSendConnectionRefusedIsRetryable(t *testing.T) {
 }
 
 func TestSendDoneContextSendsNothing(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
-	defer srv.Close()
+	sg := fakes.NewSendGrid(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := newSender(t, srv.URL, 0).Send(ctx, message())
+	_, err := newSender(t, sg.URL, 0).Send(ctx, message())
 	if !errors.Is(err, context.Canceled) || errors.Is(err, provider.ErrOutcomeUnknown) {
 		t.Fatalf("error = %v, want context.Canceled and not ErrOutcomeUnknown", err)
 	}
-	if calls.Load() != 0 {
-		t.Errorf("server saw %d requests, want 0", calls.Load())
+	if n := sg.RequestCount(); n != 0 {
+		t.Errorf("server saw %d requests, want 0", n)
 	}
 }
 
@@ -271,10 +236,8 @@ func TestSendInvalidMessageIsPermanent(t *testing.T) {
 		{"no subject", func(m *sendgrid.Message) { m.Subject = "" }},
 		{"no body", func(m *sendgrid.Message) { m.Text, m.HTML = "", "" }},
 	}
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
-	defer srv.Close()
-	s := newSender(t, srv.URL, 0)
+	sg := fakes.NewSendGrid(t)
+	s := newSender(t, sg.URL, 0)
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,7 +248,7 @@ func TestSendInvalidMessageIsPermanent(t *testing.T) {
 			}
 		})
 	}
-	if calls.Load() != 0 {
-		t.Errorf("server saw %d requests, want 0", calls.Load())
+	if n := sg.RequestCount(); n != 0 {
+		t.Errorf("server saw %d requests, want 0", n)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/recoup-dunning/recoup/internal/testutil"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 
 	"github.com/recoup-dunning/recoup/internal/twilio"
 )
@@ -13,7 +13,7 @@ import (
 // TestContractTwilio sends real messages to the Prism mock built from Twilio's own OpenAPI
 // spec, which answers 4xx to any request that violates the spec.
 func TestContractTwilio(t *testing.T) {
-	base := testutil.ProviderMock(t, "TWILIO_MOCK_URL")
+	base := fakes.ProviderMock(t, "TWILIO_MOCK_URL")
 	tests := []struct {
 		name   string
 		mutate func(*twilio.Config)

@@ -3,17 +3,15 @@ package twilio_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/provider"
 	"github.com/recoup-dunning/recoup/internal/twilio"
 )
@@ -121,33 +119,10 @@ func TestSendRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var calls atomic.Int32
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				if r.Method != http.MethodPost || r.URL.Path != path || r.URL.RawQuery != "" {
-					t.Errorf("request = %s %s, want POST %s", r.Method, r.URL, path)
-				}
-				if user, pass, ok := r.BasicAuth(); !ok || user != accountSID || pass != authToken {
-					t.Errorf("basic auth = %q, %q, %v; want account SID and auth token", user, pass, ok)
-				}
-				if got := r.Header.Get("Content-Type"); got != "application/x-www-form-urlencoded" {
-					t.Errorf("Content-Type = %q", got)
-				}
-				raw, _ := io.ReadAll(r.Body)
-				form, err := url.ParseQuery(string(raw))
-				if err != nil {
-					t.Errorf("body is not a form: %v", err)
-				}
-				if !reflect.DeepEqual(form, tt.wantForm) {
-					t.Errorf("form = %v\nwant   %v", form, tt.wantForm)
-				}
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusCreated)
-				io.WriteString(w, created)
-			}))
-			defer srv.Close()
+			tw := fakes.NewTwilio(t)
+			tw.Always(fakes.Response{Status: http.StatusCreated, Body: created})
 
-			cfg := config(srv.URL)
+			cfg := config(tw.URL)
 			tt.mutate(&cfg)
 			got, err := newSender(t, cfg).Send(context.Background(), message())
 			if err != nil {
@@ -156,8 +131,21 @@ func TestSendRequest(t *testing.T) {
 			if got != sid {
 				t.Errorf("SID = %q, want %q", got, sid)
 			}
-			if calls.Load() != 1 {
-				t.Errorf("server saw %d requests, want 1", calls.Load())
+			if n := tw.RequestCount(); n != 1 {
+				t.Fatalf("server saw %d requests, want 1", n)
+			}
+			r := tw.Last()
+			if r.Method != http.MethodPost || r.Path != path || r.Query != "" {
+				t.Errorf("request = %s %s?%s, want POST %s", r.Method, r.Path, r.Query, path)
+			}
+			if user, pass, ok := (&http.Request{Header: r.Header}).BasicAuth(); !ok || user != accountSID || pass != authToken {
+				t.Errorf("basic auth = %q, %q, %v; want account SID and auth token", user, pass, ok)
+			}
+			if got := r.Header.Get("Content-Type"); got != "application/x-www-form-urlencoded" {
+				t.Errorf("Content-Type = %q", got)
+			}
+			if !reflect.DeepEqual(r.Form, tt.wantForm) {
+				t.Errorf("form = %v\nwant   %v", r.Form, tt.wantForm)
 			}
 		})
 	}
@@ -168,17 +156,14 @@ func TestSendRequest(t *testing.T) {
 func TestSendSurvivesEdgeAndRegion(t *testing.T) {
 	t.Setenv("TWILIO_EDGE", "sydney")
 	t.Setenv("TWILIO_REGION", "au1")
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != path {
-			t.Errorf("path = %q", r.URL.Path)
-		}
-		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, created)
-	}))
-	defer srv.Close()
+	tw := fakes.NewTwilio(t)
+	tw.Always(fakes.Response{Status: http.StatusCreated, Body: created})
 
-	if got, err := newSender(t, config(srv.URL)).Send(context.Background(), message()); err != nil || got != sid {
+	if got, err := newSender(t, config(tw.URL)).Send(context.Background(), message()); err != nil || got != sid {
 		t.Fatalf("Send = %q, %v; want %q, nil", got, err, sid)
+	}
+	if p := tw.Last().Path; p != path {
+		t.Errorf("path = %q", p)
 	}
 }
 
@@ -207,14 +192,10 @@ func TestSendStatusClassification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(itoa(tt.status)+tt.code, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(tt.status)
-				io.WriteString(w, tt.body)
-			}))
-			defer srv.Close()
+			tw := fakes.NewTwilio(t)
+			tw.Always(fakes.Response{Status: tt.status, Body: tt.body})
 
-			_, err := newSender(t, config(srv.URL)).Send(context.Background(), message())
+			_, err := newSender(t, config(tw.URL)).Send(context.Background(), message())
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("error = %v (%T), want *provider.Error", err, err)
@@ -237,17 +218,10 @@ func TestSendStatusClassification(t *testing.T) {
 }
 
 func TestSendTimeoutIsOutcomeUnknown(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select { // hang until the client gives up or the test ends
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	tw := fakes.NewTwilio(t)
+	tw.Always(fakes.Response{Hang: true}) // until the client gives up
 
-	cfg := config(srv.URL)
+	cfg := config(tw.URL)
 	cfg.Timeout = 50 * time.Millisecond
 	_, err := newSender(t, cfg).Send(context.Background(), message())
 	if !errors.Is(err, provider.ErrOutcomeUnknown) {
@@ -260,24 +234,20 @@ func TestSendTimeoutIsOutcomeUnknown(t *testing.T) {
 
 func TestSendCanceledInFlightIsOutcomeUnknown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cancel() // the request has been written; the caller gives up before the answer
-		<-release
-	}))
-	defer srv.Close()
-	defer close(release)
+	tw := fakes.NewTwilio(t)
+	// The request has been written; the caller gives up before the answer.
+	tw.Always(fakes.Response{Hang: true, Before: cancel})
 
-	_, err := newSender(t, config(srv.URL)).Send(ctx, message())
+	_, err := newSender(t, config(tw.URL)).Send(ctx, message())
 	if !errors.Is(err, provider.ErrOutcomeUnknown) {
 		t.Fatalf("error = %v, want ErrOutcomeUnknown", err)
 	}
 }
 
 func TestSendConnectionRefusedIsRetryable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close() // nothing listens there any more
+	tw := fakes.NewTwilio(t)
+	base := tw.URL
+	tw.Close() // nothing listens there any more
 
 	_, err := newSender(t, config(base)).Send(context.Background(), message())
 	var pe *provider.Error
@@ -290,18 +260,16 @@ func TestSendConnectionRefusedIsRetryable(t *testing.T) {
 }
 
 func TestSendDoneContextSendsNothing(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
-	defer srv.Close()
+	tw := fakes.NewTwilio(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := newSender(t, config(srv.URL)).Send(ctx, message())
+	_, err := newSender(t, config(tw.URL)).Send(ctx, message())
 	if !errors.Is(err, context.Canceled) || errors.Is(err, provider.ErrOutcomeUnknown) {
 		t.Fatalf("error = %v, want context.Canceled and not ErrOutcomeUnknown", err)
 	}
-	if calls.Load() != 0 {
-		t.Errorf("server saw %d requests, want 0", calls.Load())
+	if n := tw.RequestCount(); n != 0 {
+		t.Errorf("server saw %d requests, want 0", n)
 	}
 }
 
@@ -320,10 +288,8 @@ func TestSendInvalidMessageIsPermanent(t *testing.T) {
 		{"empty", "", "hi"},
 		{"empty body", to, ""},
 	}
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
-	defer srv.Close()
-	s := newSender(t, config(srv.URL))
+	tw := fakes.NewTwilio(t)
+	s := newSender(t, config(tw.URL))
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,8 +303,8 @@ func TestSendInvalidMessageIsPermanent(t *testing.T) {
 			}
 		})
 	}
-	if calls.Load() != 0 {
-		t.Errorf("server saw %d requests, want 0", calls.Load())
+	if n := tw.RequestCount(); n != 0 {
+		t.Errorf("server saw %d requests, want 0", n)
 	}
 }
 

@@ -1,6 +1,4 @@
-// Package testutil holds helpers shared by the tests: a real PostgreSQL store in a schema
-// of its own per test, and the path of the Temporal CLI the tests run.
-package testutil
+package fakes
 
 import (
 	"context"
@@ -20,6 +18,16 @@ import (
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
+// RequireServices marks a test that needs services (PostgreSQL, the Temporal dev server,
+// processes of its own): under -short (`make unit`) it is skipped; otherwise it runs, and
+// a missing service fails it (MustStore, TemporalCLI) — never a silent skip.
+func RequireServices(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs services (PostgreSQL, Temporal dev server or processes): skipped under -short (make unit)")
+	}
+}
+
 // DatabaseURL is the PostgreSQL the tests use: TEST_DATABASE_URL, or the local server's
 // "test" database.
 func DatabaseURL() string {
@@ -33,6 +41,7 @@ func DatabaseURL() string {
 // A PostgreSQL that cannot be reached fails the test: it is never skipped.
 func MustStore(tb testing.TB) *postgres.Store {
 	tb.Helper()
+	RequireServices(tb)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, DatabaseURL())
 	if err != nil {
@@ -77,6 +86,7 @@ func RepoRoot() string {
 // or .bin/temporal in the repository (built by `make temporal`). Missing fails the test.
 func TemporalCLI(tb testing.TB) string {
 	tb.Helper()
+	RequireServices(tb)
 	p := os.Getenv("TEMPORAL_CLI")
 	if p == "" {
 		p = filepath.Join(RepoRoot(), ".bin", "temporal")
@@ -93,6 +103,7 @@ func TemporalCLI(tb testing.TB) string {
 // RECOUP_REQUIRE_PROVIDER_MOCKS=1, as in CI.
 func ProviderMock(tb testing.TB, env string) string {
 	tb.Helper()
+	RequireServices(tb)
 	u := os.Getenv(env)
 	if u == "" {
 		if os.Getenv("RECOUP_REQUIRE_PROVIDER_MOCKS") == "1" {

@@ -1,18 +1,15 @@
-// Package e2etest is the end-to-end test harness: a real Temporal dev server (the pinned
+// Package workertest is the end-to-end test harness: a real Temporal dev server (the pinned
 // CLI), real PostgreSQL, the real worker (workflow and activities), the real ingest path,
-// and the real SendGrid client talking to a fake that counts messages per idempotency key.
-package e2etest
+// and the real SendGrid client talking to the SendGrid fake (internal/fakes), which checks
+// every request against the contract and counts messages per idempotency key.
+package workertest
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,11 +25,11 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
-	"github.com/recoup-dunning/recoup/internal/testutil"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -44,71 +41,6 @@ var SearchAttributeArgs = func() []string {
 	}
 	return args
 }()
-
-// Mailbox is a SendGrid /v3/mail/send fake counting accepted messages per idempotency key.
-type Mailbox struct {
-	mu   sync.Mutex
-	keys map[string]int
-	// Refuse, when set, is asked before a message is accepted: a status other than 0 (e.g.
-	// 503) is answered instead and the message is not counted (the provider did not take it).
-	Refuse func(key string) int
-}
-
-// SendGridKey reads the idempotency key of a /v3/mail/send request (its one
-// personalization's custom_args); ok is false for any other request.
-func SendGridKey(r *http.Request) (key string, ok bool) {
-	var body struct {
-		Personalizations []struct {
-			CustomArgs map[string]string `json:"custom_args"`
-		} `json:"personalizations"`
-	}
-	if r.URL.Path != "/v3/mail/send" || json.NewDecoder(r.Body).Decode(&body) != nil || len(body.Personalizations) != 1 {
-		return "", false
-	}
-	return body.Personalizations[0].CustomArgs["idempotency_key"], true
-}
-
-func (m *Mailbox) handle(w http.ResponseWriter, r *http.Request) {
-	key, ok := SendGridKey(r)
-	if !ok {
-		http.Error(w, `{"errors":[{"message":"bad request"}]}`, http.StatusBadRequest)
-		return
-	}
-	m.mu.Lock()
-	refuse := m.Refuse
-	status := 0
-	if refuse != nil {
-		status = refuse(key)
-	}
-	if status == 0 {
-		m.keys[key]++
-	}
-	m.mu.Unlock()
-	if status != 0 {
-		http.Error(w, `{"errors":[{"message":"refused by the test"}]}`, status)
-		return
-	}
-	w.Header().Set("X-Message-Id", "sg-"+key)
-	w.WriteHeader(http.StatusAccepted)
-}
-
-// Count returns how many messages the fake accepted for key.
-func (m *Mailbox) Count(key string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.keys[key]
-}
-
-// Total returns how many messages the fake accepted in all.
-func (m *Mailbox) Total() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, c := range m.keys {
-		n += c
-	}
-	return n
-}
 
 // Test-only payload encryption keys (never used outside tests). TestKeysRotated is the
 // set after rotating to k2: it encrypts with k2 and still decrypts k1.
@@ -139,8 +71,9 @@ type Harness struct {
 	Client client.Client // survives RestartTemporal
 	Store  *postgres.Store
 	Ingest *eventlog.Ingestor
-	Mail   *Mailbox
-	// MailURL is the SendGrid fake's base URL (SENDGRID_BASE_URL for a worker process).
+	// Mail is the SendGrid fake the worker sends to; its URL is SENDGRID_BASE_URL for a
+	// worker process.
+	Mail    *fakes.SendGrid
 	MailURL string
 	Acts    *activities.Activities
 
@@ -159,18 +92,16 @@ func Start(t testing.TB, o Options) *Harness {
 	if o.FinalWait == 0 {
 		o.FinalWait = time.Hour
 	}
-	h := &Harness{T: t, opts: o, Mail: &Mailbox{keys: map[string]int{}}}
+	h := &Harness{T: t, opts: o, Mail: fakes.NewSendGrid(t)}
 	if o.HostPort != "" {
 		h.hostPort = o.HostPort
 	} else {
 		h.StartTemporal()
 		t.Cleanup(func() { h.StopTemporal() })
 	}
-	h.Store = testutil.MustStore(t)
-	fake := httptest.NewServer(http.HandlerFunc(h.Mail.handle))
-	t.Cleanup(fake.Close)
-	h.MailURL = fake.URL
-	sender, err := sendgrid.New(sendgrid.Config{APIKey: "SG.e2e", BaseURL: fake.URL, FromEmail: "billing@shop.example"})
+	h.Store = fakes.MustStore(t)
+	h.MailURL = h.Mail.URL
+	sender, err := sendgrid.New(sendgrid.Config{APIKey: "SG.e2e", BaseURL: h.Mail.URL, FromEmail: "billing@shop.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +141,7 @@ func Start(t testing.TB, o Options) *Harness {
 func (h *Harness) StartTemporal() {
 	h.T.Helper()
 	opts := testsuite.DevServerOptions{
-		ExistingPath:  testutil.TemporalCLI(h.T),
+		ExistingPath:  fakes.TemporalCLI(h.T),
 		ExtraArgs:     append([]string{"--headless"}, SearchAttributeArgs...),
 		LogLevel:      "error",
 		DBFilename:    h.opts.DBFile,
@@ -290,17 +221,10 @@ func (h *Harness) Messages(invoice string) int {
 	return len(s.Messages)
 }
 
-// Eventually polls cond until it holds, failing the test after a minute.
+// Eventually polls cond until it holds (fakes.Eventually).
 func (h *Harness) Eventually(what string, cond func() bool) {
 	h.T.Helper()
-	// A bound on a hang, not a speed assertion: generous, so a loaded CI machine never fails it.
-	deadline := time.Now().Add(3 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.T.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	fakes.Eventually(h.T, cond, what)
 }
 
 // Result waits for a run to end and returns its result.
@@ -343,7 +267,7 @@ func (h *Harness) RecordWorkflow(workflowID, name string) {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	path := filepath.Join(testutil.RepoRoot(), "workflows", "testdata", name+".json")
+	path := filepath.Join(fakes.RepoRoot(), "workflows", "testdata", name+".json")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		h.T.Fatal(err)
 	}
@@ -400,11 +324,4 @@ func (h *Harness) FailureSpike(prefix, bin string) int {
 		return err == nil && len(incs) > 0
 	})
 	return n
-}
-
-// Keys returns a copy of the accepted-message counts per idempotency key.
-func (m *Mailbox) Keys() map[string]int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return maps.Clone(m.keys)
 }
