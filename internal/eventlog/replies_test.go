@@ -9,8 +9,8 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
-	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 func reply(id, body, keyword string) postgres.InboundReply {

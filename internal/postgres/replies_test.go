@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // openRun records inv's failure for cus_1 and routes it, which opens the invoice's run.
