@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/api/serviceerror"
 
@@ -77,6 +78,9 @@ func (in *Ingestor) deliverReply(ctx context.Context, p postgres.RecordedReply) 
 	case "help":
 		return "HELP: the carrier answers it; nothing changes", nil
 	default:
+		if strings.TrimSpace(p.Text) == "" {
+			return "empty reply (media only): nothing to hear", nil
+		}
 		name, payload = recoup.SignalReply, recoup.Reply{EventID: p.EventID, Channel: ch, Text: p.Text, ReceivedAt: p.ReceivedAt}
 	}
 	invoices, err := in.Store.OpenRunInvoices(ctx, p.CustomerID)

@@ -32,7 +32,7 @@ func TestRepliesReachTheCustomersOpenRuns(t *testing.T) {
 	}
 	fake.calls = nil
 	for _, r := range []postgres.InboundReply{reply("SM1", "I'll pay on the 15th", ""), reply("SM1", "I'll pay on the 15th", ""),
-		reply("SM2", "HELP", "help"), reply("SM3", "STOP", "stop"), reply("SM4", "START", "start")} {
+		reply("SM2", "HELP", "help"), reply("SM3", "STOP", "stop"), reply("SM4", "START", "start"), reply("MM5", " ", "")} {
 		if _, err := in.AcceptReply(ctx, r); err != nil {
 			t.Fatal(err)
 		}
