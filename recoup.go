@@ -564,3 +564,56 @@ type SettledBy struct {
 	EventID string `json:"event_id"`
 	Type    string `json:"type"` // payment.recovered, payment.retry_succeeded or dunning.cancel
 }
+
+// Provider delivery statuses: what SendGrid's Event Webhook and Twilio's status callbacks
+// say of a message (sends.provider_status, the kind of a provider event). A later event of
+// a lower rank never overwrites a higher one (ProviderStatusRank), so events arriving out of
+// order cannot move a message back from delivered to accepted.
+const (
+	DeliveryAccepted     = "accepted"     // SendGrid processed; Twilio accepted, queued, sending, sent
+	DeliveryDeferred     = "deferred"     // SendGrid deferred: the receiving server asked to try later
+	DeliveryDelivered    = "delivered"    // the receiving server or the carrier took it
+	DeliverySoftBounced  = "soft_bounced" // a temporary bounce (mailbox full, …): the address stays usable
+	DeliveryBounced      = "bounced"      // a hard bounce: the address does not exist
+	DeliveryDropped      = "dropped"      // SendGrid dropped it (invalid, bounced or suppressed address)
+	DeliveryUndelivered  = "undelivered"  // Twilio: the carrier could not deliver it
+	DeliveryFailed       = "failed"       // Twilio: it could not be sent (invalid number, unsubscribed, …)
+	DeliverySpamReport   = "spam_report"  // the recipient marked it as spam: an opt-out
+	DeliveryUnsubscribed = "unsubscribed" // the recipient unsubscribed (all or the group): an opt-out
+	DeliveryOpened       = "opened"       // engagement: opened (SendGrid open, Twilio read)
+	DeliveryClicked      = "clicked"      // engagement: a link was clicked
+)
+
+// ProviderStatusRank orders the delivery statuses of one message: accepted < deferred <
+// delivered, soft bounce, engagement < hard failures < opt-outs. Unknown statuses rank 0.
+func ProviderStatusRank(status string) int {
+	switch status {
+	case DeliveryAccepted:
+		return 1
+	case DeliveryDeferred:
+		return 2
+	case DeliveryDelivered, DeliverySoftBounced, DeliveryOpened, DeliveryClicked:
+		return 3
+	case DeliveryBounced, DeliveryDropped, DeliveryUndelivered, DeliveryFailed:
+		return 4
+	case DeliverySpamReport, DeliveryUnsubscribed:
+		return 5
+	}
+	return 0
+}
+
+// Message delivery states a run records beyond the send statuses (MessageRecord.Delivery).
+const (
+	// DeliveryReconcile: the provider's answer did not say whether it accepted the message
+	// (a timeout, a lost connection, an ambiguous 500/502/504); its events settle it.
+	DeliveryReconcile = "reconcile"
+	// DeliverySuperseded: a send whose outcome was unknown and which no provider event named
+	// within the reconcile window: the provider never accepted it, and the step was sent
+	// again, once, under ResendKey.
+	DeliverySuperseded = "superseded"
+)
+
+// ResendKey is the idempotency key of the one resend of a step's message whose first
+// attempt the provider provably never accepted (no event named it within the reconcile
+// window). A resend is never sent again.
+func ResendKey(key string) string { return key + "/resend" }

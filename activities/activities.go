@@ -86,6 +86,20 @@ type DunningActivities struct {
 	// replaced; the links are added by the message templates, never by the model.
 	PaymentURL     string
 	UnsubscribeURL string
+	// ReconcileWindow is how long after an attempt whose outcome is unknown a provider event
+	// naming it may still arrive (RECOUP_RECONCILE_WINDOW; 30 minutes when zero). None by
+	// then proves the provider never accepted it: the step is sent again, once.
+	ReconcileWindow time.Duration
+}
+
+// DefaultReconcileWindow is the reconcile window when none is configured.
+const DefaultReconcileWindow = 30 * time.Minute
+
+func (a *DunningActivities) reconcileWindow() time.Duration {
+	if a.ReconcileWindow > 0 {
+		return a.ReconcileWindow
+	}
+	return DefaultReconcileWindow
 }
 
 // DetectorActivities are the activities of SpikeDetectorWorkflow, with their dependencies.
@@ -181,8 +195,8 @@ type CustomerHistory struct {
 	TimeZone             string
 	TenureDays           int
 	LifetimeValueMinor   int64
-	EmailReachable       bool // has an email address and consented to email
-	SMSReachable         bool // has a phone number and consented to SMS
+	EmailReachable       bool // has an email address, consented to email, and no provider proved it undeliverable
+	SMSReachable         bool // has a phone number, consented to SMS, and no provider proved it undeliverable
 	PaymentsSucceeded    int  // in the last 12 months
 	PaymentsFailed       int  // in the last 12 months
 	EarlierRuns          int
@@ -209,8 +223,8 @@ func (a *DunningActivities) FetchCustomerHistory(ctx context.Context, in FetchHi
 		Locale:             c.Locale,
 		TimeZone:           c.TimeZone,
 		LifetimeValueMinor: c.LifetimeValueMinor,
-		EmailReachable:     c.Email != "" && c.EmailConsent,
-		SMSReachable:       c.Phone != "" && c.SMSConsent,
+		EmailReachable:     c.Email != "" && c.EmailConsent && c.EmailUndeliverable == "",
+		SMSReachable:       c.Phone != "" && c.SMSConsent && c.SMSUndeliverable == "",
 	}
 	if !c.CustomerSince.IsZero() {
 		out.TenureDays = int(in.Now.Sub(c.CustomerSince).Hours() / 24)

@@ -41,12 +41,25 @@ type SendInput struct {
 	// whether or not a window is given (see hours.go).
 	NotBefore time.Time
 	NotAfter  time.Time
+	// Resend asks, once the reconcile window of the step's send (IdempotencyKey) has passed,
+	// what the evidence says (postgres.ClaimResend): the provider's events named it (its
+	// outcome is returned, nothing is sent), or none did and the message is sent again
+	// under recoup.ResendKey(IdempotencyKey) — once: a resend is never resent.
+	Resend bool
+
+	resendOf string // set by the activity for the resend's reservation
 }
 
 // SendResult says how the message left.
 type SendResult struct {
 	Delivery          string // postgres.SendSent, postgres.SendLogged or postgres.SendReconcile
 	ProviderMessageID string
+	// ReconcileAt is set with Delivery reconcile (not for a resend): the end of the window
+	// after which the run asks again with Resend.
+	ReconcileAt time.Time
+	// ResendKey is set when this is the outcome of the step's resend (recoup.ResendKey of the
+	// input's key): the message the provider got carries it.
+	ResendKey string
 }
 
 // SendEmail sends the step's email through SendGrid exactly once (see send).
@@ -76,6 +89,21 @@ func (a *DunningActivities) send(ctx context.Context, ch recoup.Channel, in Send
 			recoup.ErrTypeInvalidInput, nil)
 	}
 	log := a.logger(ctx).With("idempotency_key", in.IdempotencyKey, "channel", string(ch))
+	if in.Resend {
+		if res, done, err := a.fromEvidence(ctx, log, ch, in); done {
+			return res, err
+		}
+		in.resendOf, in.IdempotencyKey = in.IdempotencyKey, recoup.ResendKey(in.IdempotencyKey)
+		res, err := a.deliver(ctx, log.With("idempotency_key", in.IdempotencyKey), ch, in)
+		res.ResendKey = in.IdempotencyKey
+		return res, err
+	}
+	return a.deliver(ctx, log, ch, in)
+}
+
+// deliver checks the customer and the allowed hours, renders the message, reserves its key
+// and hands it to the provider (see send).
+func (a *DunningActivities) deliver(ctx context.Context, log *slog.Logger, ch recoup.Channel, in SendInput) (SendResult, error) {
 	c, err := a.Store.GetCustomer(ctx, in.CustomerID)
 	if err != nil {
 		return SendResult{}, err
@@ -126,7 +154,7 @@ func (a *DunningActivities) outsideHoursOutcome(ctx context.Context, log *slog.L
 func (a *DunningActivities) reserve(ctx context.Context, log *slog.Logger, ch recoup.Channel, in SendInput, msg rendered) (SendResult, bool, error) {
 	row, claimed, err := a.Store.ReserveSend(ctx, postgres.Reservation{
 		Key: in.IdempotencyKey, WorkflowID: in.WorkflowID, Step: in.Step, Channel: string(ch),
-		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text,
+		CustomerID: in.CustomerID, InvoiceID: in.InvoiceID, Subject: msg.subject, Body: msg.text, ResendOf: in.resendOf,
 	})
 	var barred *postgres.SendBarredError
 	var settled *postgres.SettledError
@@ -198,8 +226,8 @@ func (a *DunningActivities) recordOutcome(bg context.Context, log *slog.Logger, 
 			return SendResult{}, rerr
 		}
 		a.recordReconcile(ch, in)
-		log.Warn("provider outcome unknown; not retrying, marked for reconciliation", "error", err)
-		return SendResult{Delivery: postgres.SendReconcile}, nil
+		log.Warn("provider outcome unknown; not retrying, marked for reconciliation from the provider's events", "error", err)
+		return SendResult{Delivery: postgres.SendReconcile, ReconcileAt: a.reconcileAt(in)}, nil
 	default:
 		if rerr := a.Store.ReleaseSend(bg, in.IdempotencyKey, err.Error()); rerr != nil {
 			return SendResult{}, rerr
@@ -220,11 +248,45 @@ func (a *DunningActivities) earlier(log *slog.Logger, ch recoup.Channel, in Send
 		if row.Reconciled { // count each send once, however many attempts find it
 			a.recordReconcile(ch, in)
 		}
-		return SendResult{Delivery: postgres.SendReconcile}, nil
+		return SendResult{Delivery: postgres.SendReconcile, ReconcileAt: a.reconcileAt(in)}, nil
+	case postgres.SendSuperseded:
+		// No provider event named it within the window: the step's resend carries the message.
+		log.Info("this message was superseded by the step's resend; not sending again")
+		return SendResult{Delivery: postgres.SendSuperseded}, nil
 	default: // failed
 		return SendResult{}, temporal.NewNonRetryableApplicationError(
 			"provider rejected this message earlier: "+row.Error, recoup.ErrTypeProviderRejected, nil)
 	}
+}
+
+// reconcileAt is when the reconcile window of a send whose outcome is unknown ends (from
+// now, which is after the attempt's claim); zero for a resend, which is never resent.
+func (a *DunningActivities) reconcileAt(in SendInput) time.Time {
+	if in.Resend || in.resendOf != "" {
+		return time.Time{}
+	}
+	return a.now().Add(a.reconcileWindow())
+}
+
+// fromEvidence settles, for a Resend, the step's first send from the evidence
+// (postgres.ClaimResend): done with its outcome when the provider's events named it (or it
+// was otherwise settled), not done when none did within the window and the message must go
+// again. Within the window it returns a retryable error.
+func (a *DunningActivities) fromEvidence(ctx context.Context, log *slog.Logger, ch recoup.Channel, in SendInput) (SendResult, bool, error) {
+	row, resend, err := a.Store.ClaimResend(ctx, in.IdempotencyKey, a.reconcileWindow())
+	if err != nil {
+		return SendResult{}, true, err
+	}
+	if resend {
+		log.Warn("no provider event named the message within the reconcile window: the provider never accepted it; sending it again, once",
+			"window", a.reconcileWindow().String())
+		return SendResult{}, false, nil
+	}
+	if row.Status == postgres.SendSent {
+		log.Info("the provider's events show it accepted the message; not sending again")
+	}
+	res, err := a.earlier(log, ch, in, row)
+	return res, true, err
 }
 
 // recordReconcile counts a message marked for reconciliation.
@@ -250,6 +312,9 @@ func unreachable(c postgres.Customer, ch recoup.Channel) string {
 		if !c.EmailConsent {
 			return "no consent to email"
 		}
+		if c.EmailUndeliverable != "" {
+			return "the provider proved the email address undeliverable (" + c.EmailUndeliverable + ")"
+		}
 		return invalidAddress(c, ch)
 	case recoup.ChannelSMS:
 		if c.Phone == "" {
@@ -257,6 +322,9 @@ func unreachable(c postgres.Customer, ch recoup.Channel) string {
 		}
 		if !c.SMSConsent {
 			return "no consent to SMS"
+		}
+		if c.SMSUndeliverable != "" {
+			return "the provider proved the phone number undeliverable (" + c.SMSUndeliverable + ")"
 		}
 		return invalidAddress(c, ch)
 	}

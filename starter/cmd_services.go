@@ -25,6 +25,8 @@ import (
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 // The ingress and the long-running services: serve, consume, relay, event, codec-server.
@@ -226,15 +228,20 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	}
 	m := observability.NewIngressMetrics(reg)
 	relay := eventlog.NewRelay(x.in, m, x.logger)
-	replies, err := inbound.New(inbound.Options{Ingest: x.in, PublicBaseURL: d.cfg.PublicBaseURL,
-		TwilioAuthToken: d.cfg.Twilio.AuthToken, TwilioAccountSID: d.cfg.Twilio.AccountSID,
+	sg, tw, err := providerVerifiers(d.cfg)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	replies, err := inbound.New(inbound.Options{Ingest: x.in, TwilioAccountSID: d.cfg.Twilio.AccountSID,
 		SendGridSecret: d.cfg.SendGridInboundSecret, Logger: x.logger})
 	if err != nil {
 		return err
 	}
 	srv, err := ingress.New(ingress.Options{
 		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,
-		Metrics: m, Registry: reg, Logger: x.logger, Extra: replies.Handlers(),
+		SendGrid: sg, Twilio: tw, PublicBaseURL: d.cfg.PublicBaseURL,
+		TwilioInbound: replies.HandleTwilio, Extra: replies.Handlers(),
+		Metrics: m, Registry: reg, Logger: x.logger,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
@@ -327,4 +334,27 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// providerVerifiers builds the providers' webhook verifiers from the configuration: SendGrid's
+// Event Webhook with SENDGRID_WEBHOOK_PUBLIC_KEY, Twilio's callbacks with TWILIO_AUTH_TOKEN
+// over RECOUP_PUBLIC_BASE_URL. Each is nil (its endpoint answers 404) when not configured.
+func providerVerifiers(cfg config.Config) (ingress.SendGridVerifier, ingress.TwilioVerifier, error) {
+	var sg ingress.SendGridVerifier
+	var tw ingress.TwilioVerifier
+	if cfg.SendGridWebhookKey != "" {
+		v, err := sendgrid.NewEventVerifier(cfg.SendGridWebhookKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		sg = v
+	}
+	if cfg.Twilio.AuthToken != "" && cfg.PublicBaseURL != "" {
+		v, err := twilio.NewRequestValidator(cfg.Twilio.AuthToken)
+		if err != nil {
+			return nil, nil, err
+		}
+		tw = v
+	}
+	return sg, tw, nil
 }

@@ -101,8 +101,24 @@ whole, every problem named by line. A profile older than the stored one is kept 
 	}
 	imp.Flags().StringVar(&format, "format", "", "csv or jsonl (default: from the file extension)")
 	_ = imp.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]cobra.Completion{"csv", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
-	cust := group(&cobra.Command{Use: "customers", GroupID: "support", Short: "Customer profiles: import"})
-	cust.AddCommand(imp)
+	var consentFormat string
+	con := &cobra.Command{
+		Use:   "consent [flags] CUSTOMER_ID",
+		Short: "Export a customer's consent ledger (JSON lines or a table)",
+		Long: `Export CUSTOMER_ID's consent ledger, oldest first: every consent change and every opt-out,
+with its channel, source (billing_event, snapshot, import, sendgrid, twilio, migration), the
+time it was true at the source, the evidence (the event that said so) and whether it applied
+(an older statement than the one in force is kept as evidence only).`,
+		Example: "  starter customers consent cus_123\n  starter customers consent --format table cus_123",
+		Args:    exactArgs(1, "CUSTOMER_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return exportConsent(cmd.Context(), a.d, args[0], consentFormat, a.stdout)
+		},
+	}
+	con.Flags().StringVar(&consentFormat, "format", "jsonl", "jsonl or table")
+	_ = con.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]cobra.Completion{"jsonl", "table"}, cobra.ShellCompDirectiveNoFileComp))
+	cust := group(&cobra.Command{Use: "customers", GroupID: "support", Short: "Customer profiles: import, consent ledger"})
+	cust.AddCommand(imp, con)
 	root.AddCommand(cust)
 }
 
@@ -435,4 +451,49 @@ func paren(s string) string {
 		return ""
 	}
 	return "(" + s + ")"
+}
+
+// consentLine is one consent ledger row as `customers consent` exports it.
+type consentLine struct {
+	CustomerID string    `json:"customer_id"`
+	Channel    string    `json:"channel"`
+	Consent    bool      `json:"consent"`
+	Source     string    `json:"source"`
+	Evidence   string    `json:"evidence_event_id,omitempty"`
+	At         time.Time `json:"at"`
+	Applied    bool      `json:"applied"`
+}
+
+func exportConsent(ctx context.Context, d *deps, customerID, format string, stdout io.Writer) error {
+	if format != "jsonl" && format != "table" {
+		return usageError{fmt.Sprintf("customers consent: --format %q is not jsonl or table", format)}
+	}
+	st, err := d.store(ctx)
+	if err != nil {
+		return err
+	}
+	ledger, err := st.ConsentLedger(ctx, customerID)
+	if err != nil {
+		return err
+	}
+	if format == "jsonl" {
+		enc := json.NewEncoder(stdout)
+		for _, c := range ledger {
+			if err := enc.Encode(consentLine{CustomerID: customerID, Channel: c.Channel, Consent: c.Consent, Source: c.Source,
+				Evidence: c.EvidenceEventID, At: c.At.UTC(), Applied: c.Applied}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(ledger) == 0 {
+		fmt.Fprintf(stdout, "no consent statements recorded for %s\n", customerID)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tCHANNEL\tCONSENT\tSOURCE\tAPPLIED\tEVIDENCE")
+	for _, c := range ledger {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%v\t%s\n", c.At.UTC().Format(time.RFC3339), c.Channel, c.Consent, c.Source, c.Applied, c.EvidenceEventID)
+	}
+	return tw.Flush()
 }

@@ -201,7 +201,7 @@ func loadPrompts(ctx context.Context, cfg config.Config, logger *slog.Logger) (f
 func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.Logger) (acts *activities.DunningActivities, errs []error, err error) {
 	acts = &activities.DunningActivities{Base: base,
 		Schedule: cfg.Schedule, FinalWait: cfg.FinalWait, IgnoreQuietHours: cfg.IgnoreQuietHours, ContactCap: cfg.ContactCap,
-		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL,
+		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL, ReconcileWindow: cfg.ReconcileWindow,
 	}
 	if cfg.LLMEnabled() {
 		client, err := openai.New(cfg.LLM)

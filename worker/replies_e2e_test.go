@@ -16,8 +16,10 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/inbound"
+	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 	"go.temporal.io/api/workflowservice/v1"
@@ -67,15 +69,21 @@ func replyFrom(t *testing.T, h http.Handler, sid, from, body string) {
 
 func inboundHandler(t *testing.T, e *workertest.Harness) http.Handler {
 	t.Helper()
-	s, err := inbound.New(inbound.Options{Ingest: e.Ingest, PublicBaseURL: replyBase, TwilioAuthToken: replyToken, TwilioAccountSID: fakes.TwilioAccountSID})
+	s, err := inbound.New(inbound.Options{Ingest: e.Ingest, TwilioAccountSID: fakes.TwilioAccountSID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for p, h := range s.Handlers() {
-		mux.Handle(p, h)
+	tw, err := twilio.NewRequestValidator(replyToken)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return mux
+	// Routed as `starter serve` routes it: the ingress verifies Twilio's signature.
+	srv, err := ingress.New(ingress.Options{Ingest: e.Ingest, Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		Twilio: tw, PublicBaseURL: replyBase, TwilioInbound: s.HandleTwilio, Extra: s.Handlers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.Handler()
 }
 
 // "I'll pay on the 15th" by SMS pauses the customer's run until the 16th (the customer's
@@ -106,7 +114,8 @@ func TestStopReplyEndsSMSInThisRunAndTheNext(t *testing.T) {
 	sms := fakes.NewTwilio(t)
 	e := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 3 * time.Second, 6 * time.Second}, FinalWait: time.Second,
 		Configure: func(a *activities.Activities) {
-			tw, err := twilio.New(twilio.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: replyToken, From: "+14155550100", BaseURL: sms.URL})
+			tw, err := twilio.New(twilio.Config{AccountSID: fakes.TwilioAccountSID, AuthToken: replyToken, From: "+14155550100", BaseURL: sms.URL,
+				StatusCallbackURL: replyBase + config.TwilioStatusPath})
 			if err != nil {
 				t.Fatal(err)
 			}

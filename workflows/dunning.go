@@ -64,6 +64,9 @@ const (
 	waitFinal waitKind = "final" // the wait for a retry outcome after the last step: act-now ends it
 	waitHours waitKind = "hours" // the customer's allowed hours: nobody overrides them
 	waitRetry waitKind = "retry" // before trying a step that could not complete again: act-now ends it
+	// waitEvidence: the reconcile window of a send whose outcome is unknown; nobody ends it
+	// early (resending before the provider's events could name the message may duplicate it).
+	waitEvidence waitKind = "evidence"
 )
 
 // stepRetryInterval is how long a run waits before trying a step that could not complete.

@@ -53,10 +53,12 @@ func smsUnlessExcluded(in activities.DecideInput) recoup.Decision {
 
 // world is what the mocked activities see and record.
 type world struct {
-	t        *testing.T
-	env      *testsuite.TestWorkflowEnvironment
-	decide   func(in activities.DecideInput) recoup.Decision
-	sendErr  func(in activities.SendInput) error
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	decide  func(in activities.DecideInput) recoup.Decision
+	sendErr func(in activities.SendInput) error
+	// sendRes, when set and returning non-nil, is the send's result (e.g. reconcile).
+	sendRes  func(in activities.SendInput, now time.Time) *activities.SendResult
 	fetchErr error
 	offerErr error
 	// finishErr, when set, may refuse FinishRun (e.g. a settle recorded but not signalled).
@@ -163,6 +165,11 @@ func newWorld(t *testing.T) *world {
 		if w.sendErr != nil {
 			if err := w.sendErr(in); err != nil {
 				return activities.SendResult{}, err
+			}
+		}
+		if w.sendRes != nil {
+			if res := w.sendRes(in, env.Now()); res != nil {
+				return *res, nil
 			}
 		}
 		return activities.SendResult{Delivery: "sent", ProviderMessageID: "msg-" + in.IdempotencyKey}, nil

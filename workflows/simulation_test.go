@@ -92,6 +92,10 @@ type simHistory struct {
 	Decisions []simDecision // per step
 	HoldFor   time.Duration // > 0: an incident holds the first message at most this long
 	RejectSMS bool
+	// Unknown: per step, the first send's outcome is unknown to the worker (a timeout, an
+	// ambiguous 502): "accepted" — the provider took it (its events name the key), or
+	// "lost" — it never did. The fake plays the evidence the send activity reads on Resend.
+	Unknown map[int]string
 }
 
 var simSignalNames = []string{recoup.SignalPaymentFailed, recoup.SignalRetryResult, recoup.SignalRecovered,
@@ -181,7 +185,44 @@ func genHistory(rt *rapid.T) simHistory {
 	// history on day 40 so that each run ends.
 	h.Events = append(h.Events, simEvent{At: 40*day + 17*time.Second, Kind: "closing_resume", Name: recoup.SignalResume,
 		Payload: recoup.Resume{EventID: "evt_closing", By: "sim"}})
+	// Drawn last, so that the draws above (and the seeds recorded before) are unchanged.
+	h.Unknown = map[int]string{}
+	for i := range simSchedule {
+		if o := rapid.SampledFrom([]string{"", "", "", "accepted", "lost"}).Draw(rt, fmt.Sprintf("unknown%d", i)); o != "" {
+			h.Unknown[i+1] = o
+		}
+	}
 	return h
+}
+
+// simProvider plays the provider and the evidence of the send activity: a step whose
+// outcome is unknown answers reconcile (the provider took the message or not, as the
+// history says) with the end of a 30-minute window; on Resend it answers from the
+// evidence: sent without a new message when the provider took it, else the resend.
+func simProvider(rec *simRecord, h simHistory, now time.Time, in activities.SendInput) activities.SendResult {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	outcome, unknown := h.Unknown[in.Step]
+	accept := func(key string) {
+		rec.sends = append(rec.sends, simSend{At: now, Step: in.Step, Channel: in.Decision.Channel, Key: key})
+	}
+	switch {
+	case in.Resend && outcome == "accepted":
+		return activities.SendResult{Delivery: "sent", ProviderMessageID: "msg-" + in.IdempotencyKey}
+	case in.Resend:
+		accept(recoup.ResendKey(in.IdempotencyKey))
+		return activities.SendResult{Delivery: "sent", ProviderMessageID: "msg-resend", ResendKey: recoup.ResendKey(in.IdempotencyKey)}
+	case unknown && !rec.answered[in.IdempotencyKey]:
+		rec.answered[in.IdempotencyKey] = true
+		if outcome == "accepted" {
+			accept(in.IdempotencyKey)
+		}
+		return activities.SendResult{Delivery: recoup.DeliveryReconcile, ReconcileAt: now.Add(30 * time.Minute)}
+	case unknown:
+		return activities.SendResult{Delivery: recoup.DeliveryReconcile, ReconcileAt: now.Add(30 * time.Minute)}
+	}
+	accept(in.IdempotencyKey)
+	return activities.SendResult{Delivery: "sent", ProviderMessageID: "msg-" + in.IdempotencyKey}
 }
 
 // simRecord is what the fakes saw.
@@ -194,6 +235,7 @@ type simRecord struct {
 	endedAt   time.Time // the first FinishRun attempt: the outcome was settled then
 	delivered []simDelivery
 	replies   []simReply
+	answered  map[string]bool // keys whose unknown outcome was answered
 }
 
 // simReply is a reply as ClassifyReply classified it.
@@ -253,6 +295,9 @@ func coverage(h simHistory) {
 	if h.RejectSMS {
 		seen["provider rejects sms"] = true
 	}
+	for _, o := range h.Unknown {
+		seen["send outcome unknown, provider "+o] = true
+	}
 	seen["zone:"+h.Zone] = true
 	for k := range seen {
 		simCoverage.kinds[k]++
@@ -271,7 +316,7 @@ func runHistory(t *testing.T, rt *rapid.T, h simHistory) {
 	env.RegisterWorkflow(workflows.DunningWorkflow)
 	env.RegisterActivity(&activities.DunningActivities{})
 	env.RegisterActivity(&activities.DetectorActivities{})
-	rec := &simRecord{decides: map[int]time.Time{}, stepWork: map[int]time.Time{}}
+	rec := &simRecord{decides: map[int]time.Time{}, stepWork: map[int]time.Time{}, answered: map[string]bool{}}
 	down := func(name string) error {
 		now := env.Now().Sub(t0)
 		for _, o := range h.Outages {
@@ -359,10 +404,7 @@ func runHistory(t *testing.T, rt *rapid.T, h simHistory) {
 			if h.RejectSMS && in.Decision.Channel == recoup.ChannelSMS {
 				return activities.SendResult{}, temporal.NewNonRetryableApplicationError("21211 invalid number", recoup.ErrTypeProviderRejected, nil)
 			}
-			rec.mu.Lock()
-			rec.sends = append(rec.sends, simSend{At: now, Step: in.Step, Channel: in.Decision.Channel, Key: in.IdempotencyKey})
-			rec.mu.Unlock()
-			return activities.SendResult{Delivery: "sent", ProviderMessageID: "msg-" + in.IdempotencyKey}, nil
+			return simProvider(rec, h, now, in), nil
 		}
 	}
 	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(send("SendEmail"))

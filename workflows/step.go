@@ -213,7 +213,30 @@ func (d *dunning) send(ctx workflow.Context, dl *delivery) next {
 		return again
 	}
 	d.recordSend(ctx, dl, res, err)
+	if err == nil && d.awaitEvidence(ctx, dl, res) {
+		return again // the provider never accepted it: sent again, once (dl.in.Resend)
+	}
 	return finished
+}
+
+// awaitEvidence waits, after a send whose outcome is unknown, for its reconcile window to
+// pass, and says whether to send again with Resend: the send activity then settles the
+// message from the provider's events (nothing is sent when an event named it) or sends it
+// once more. A resend is never resent. Runs recorded before ChangeReconcileResend keep the
+// message in reconcile.
+func (d *dunning) awaitEvidence(ctx workflow.Context, dl *delivery, res activities.SendResult) bool {
+	if res.Delivery != recoup.DeliveryReconcile || res.ReconcileAt.IsZero() || dl.in.Resend {
+		return false
+	}
+	if workflow.GetVersion(ctx, ChangeReconcileResend, workflow.DefaultVersion, 1) < 1 {
+		return false
+	}
+	what := fmt.Sprintf("wait for the provider's evidence of step %d", dl.step)
+	if d.waitUntil(ctx, func() time.Time { return res.ReconcileAt }, what, waitEvidence) != waitDone {
+		return false
+	}
+	dl.in.Resend = true
+	return true
 }
 
 // recordSend records the message's outcome. A settle billing recorded before the send ends
@@ -222,6 +245,9 @@ func (d *dunning) recordSend(ctx workflow.Context, dl *delivery, res activities.
 	ch := dl.dec.Channel
 	rec := recoup.MessageRecord{Step: dl.step, Channel: ch, IdempotencyKey: dl.in.IdempotencyKey,
 		ProviderMessageID: res.ProviderMessageID, Delivery: res.Delivery, At: workflow.Now(ctx)}
+	if res.ResendKey != "" {
+		rec.IdempotencyKey = res.ResendKey // the step's one resend
+	}
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		errors.As(err, &appErr)

@@ -52,6 +52,14 @@ const (
 	// recorded before it replay the count model. Order: right after the SpikeConfig
 	// activity, before the incidents are recovered.
 	ChangeSpikeNormalize = "spike-normalize"
+	// ChangeReconcileResend (DunningWorkflow, step.go awaitEvidence): a send whose outcome is
+	// unknown (reconcile) waits for its reconcile window, then asks the send activity again
+	// with Resend: settled from the provider's events, or — none named it, so the provider
+	// never accepted it — sent once more under recoup.ResendKey. Order: right after the
+	// send's outcome is recorded, only for a reconcile outcome carrying ReconcileAt (checked
+	// directly, not through changed: runs with ChangeLocalDBReads recorded before it kept
+	// their reconcile outcome).
+	ChangeReconcileResend = "reconcile-resend"
 	// ChangeReplies (DunningWorkflow, replies.go): a customer's reply (SignalReply) is
 	// classified by the ClassifyReply activity and the rules' action applied (a pause until
 	// the day after a promise, billing asked to verify a payment, needs_attention, the
@@ -69,5 +77,6 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangeSettleAnyTime, "DunningWorkflow"},
 	{DetectorHoldsEnd, "SpikeDetectorWorkflow"},
 	{ChangeSpikeNormalize, "SpikeDetectorWorkflow"},
+	{ChangeReconcileResend, "DunningWorkflow"},
 	{ChangeReplies, "DunningWorkflow"},
 }

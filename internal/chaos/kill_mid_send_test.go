@@ -4,9 +4,13 @@ package chaos_test
 // process and is SIGKILLed 20 times at random points of its sends — while the provider
 // holds a request it has not accepted, after the provider accepted a message but before
 // the worker heard the answer, just after the answer reached the worker, and at random
-// moments — and restarted each time. Afterwards no idempotency key may have been accepted
-// twice by the provider, every run must have ended, and every send whose outcome was cut
-// must be marked for reconciliation (sends.status = 'reconcile').
+// moments — and restarted each time. The provider reports what it accepted through its
+// events (SendGrid's processed and delivered, recorded as the Event Webhook would) late,
+// duplicated and out of order. Afterwards every run must have ended and every step must
+// have been accepted exactly once, by evidence: a send whose outcome was cut is settled
+// from the events (accepted: sent, never resent) or, when none named it within the
+// reconcile window, resent once under its resend key (never accepted: superseded); no
+// 'reconcile' row is left.
 //
 // Kills start once the first worker has made every run's first decision, so that they
 // land on sends rather than on the initial burst of decisions. CHAOS_SEED replays a kill
@@ -45,6 +49,10 @@ const (
 	kmsSendsPerSec  = "3"
 	kmsWaitForSend  = 5 * time.Second // longest wait for a send to cut before killing anyway
 	kmsFinishWithin = 150 * time.Second
+	// The reconcile window, and the longest delay of a provider event (well inside it: an
+	// event later than the window would prove nothing, and the step would be resent).
+	kmsReconcileWindow = 5 * time.Second
+	kmsMaxEventDelay   = 1500 * time.Millisecond
 )
 
 // How a kill is placed relative to a send.
@@ -103,6 +111,8 @@ func TestKillMidSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	prov := newKmsProvider(t)
+	prov.events = newKmsEvents(h.Store, seed)
+	t.Cleanup(prov.events.wait) // before the store closes
 	fake := httptest.NewServer(prov)
 	t.Cleanup(fake.Close)
 	t.Cleanup(prov.releaseAll) // before fake.Close, which waits for held handlers
@@ -119,6 +129,7 @@ func TestKillMidSend(t *testing.T) {
 		"EMAIL_FROM=billing@shop.example", "EMAIL_SENDS_PER_SECOND=" + kmsSendsPerSec,
 		"RECOUP_SCHEDULE=0s,2s", "RECOUP_FINAL_WAIT=1s", "RECOUP_IGNORE_QUIET_HOURS=true",
 		"RECOUP_CONTACT_CAP=100/7", "METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text",
+		"RECOUP_RECONCILE_WINDOW=" + kmsReconcileWindow.String(),
 	}
 	logPath := filepath.Join(dir, "worker.log")
 	if d := os.Getenv("CHAOS_LOG_DIR"); d != "" { // keep the workers' output after the test
@@ -289,17 +300,18 @@ func TestKillMidSend(t *testing.T) {
 	}
 
 	// What the provider accepted, and what PostgreSQL says about every send.
+	prov.events.wait()
 	accepted := prov.snapshot()
-	rows, err := h.Store.Pool().Query(ctx, `SELECT idempotency_key, status, provider_message_id, error FROM sends ORDER BY idempotency_key`)
+	rows, err := h.Store.Pool().Query(ctx, `SELECT idempotency_key, status, provider_message_id, error, evidence FROM sends ORDER BY idempotency_key`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	type sendRow struct{ status, providerID, err string }
+	type sendRow struct{ status, providerID, err, evidence string }
 	sends := map[string]sendRow{}
 	for rows.Next() {
 		var k string
 		var r sendRow
-		if err := rows.Scan(&k, &r.status, &r.providerID, &r.err); err != nil {
+		if err := rows.Scan(&k, &r.status, &r.providerID, &r.err, &r.evidence); err != nil {
 			t.Fatal(err)
 		}
 		sends[k] = r
@@ -309,30 +321,51 @@ func TestKillMidSend(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	duplicates, reconcile, reconcileUnaccepted, sent := 0, 0, 0, 0
+	// Per step (the key and its resend key): accepted exactly once.
+	duplicates, reconcile, superseded, byEvidence, sent := 0, 0, 0, 0, 0
+	steps := map[string]int{}
 	for k, n := range accepted {
-		if n > 1 {
-			duplicates++
-			t.Errorf("the provider accepted %d messages with idempotency key %s", n, k)
-		}
-		if r, ok := sends[k]; !ok || (r.status != postgres.SendSent && r.status != postgres.SendReconcile) {
-			t.Errorf("key %s was accepted by the provider but its send row is %+v (found %v), want sent or reconcile", k, r, ok)
+		steps[strings.TrimSuffix(k, "/resend")] += n
+		if r, ok := sends[k]; !ok || r.status != postgres.SendSent {
+			t.Errorf("key %s was accepted by the provider but its send row is %+v (found %v), want sent", k, r, ok)
 		}
 	}
 	for k, r := range sends {
 		switch r.status {
 		case postgres.SendSent:
 			sent++
-			if accepted[k] != 1 || r.providerID != "sg-"+k {
-				t.Errorf("send %s is 'sent' (provider id %q) but the provider accepted it %d times", k, r.providerID, accepted[k])
+			if r.evidence != "" {
+				byEvidence++
+			}
+			if accepted[k] != 1 {
+				t.Errorf("send %s is 'sent' but the provider accepted it %d times", k, accepted[k])
+			}
+		case postgres.SendSuperseded:
+			superseded++
+			if accepted[k] != 0 {
+				t.Errorf("send %s was superseded (resent) although the provider accepted it", k)
 			}
 		case postgres.SendReconcile:
 			reconcile++
-			if accepted[k] == 0 {
-				reconcileUnaccepted++
-			}
+			t.Errorf("send %s is still 'reconcile' after the window (%s)", k, r.err)
 		default:
-			t.Errorf("send %s ended %q (%s), want sent or reconcile", k, r.status, r.err)
+			t.Errorf("send %s ended %q (%s), want sent or superseded", k, r.status, r.err)
+		}
+		if !strings.HasSuffix(k, "/resend") {
+			if _, ok := steps[k]; !ok {
+				steps[k] = 0
+			}
+		}
+	}
+	lostSteps := 0
+	for k, n := range steps {
+		switch {
+		case n > 1:
+			duplicates++
+			t.Errorf("step %s was accepted %d times (key and resend key)", k, n)
+		case n == 0:
+			lostSteps++
+			t.Errorf("step %s was never accepted: lost", k)
 		}
 	}
 	afterAccept := 0
@@ -342,16 +375,18 @@ func TestKillMidSend(t *testing.T) {
 		}
 		r := sends[c.key]
 		switch c.mode {
-		case kmsAfterAccept, kmsBeforeAccept:
-			if c.mode == kmsAfterAccept {
-				afterAccept++
+		case kmsAfterAccept:
+			afterAccept++
+			if r.status != postgres.SendSent || r.evidence == "" {
+				t.Errorf("send %s was cut %s but is %+v, want sent by evidence", c.key, c.mode, r)
 			}
-			if r.status != postgres.SendReconcile {
-				t.Errorf("send %s was cut %s but is %q, want reconcile", c.key, c.mode, r.status)
+		case kmsBeforeAccept:
+			if r.status != postgres.SendSuperseded && r.status != postgres.SendSent {
+				t.Errorf("send %s was cut %s but is %q, want superseded (resent) or sent", c.key, c.mode, r.status)
 			}
 		case kmsAfterAnswer:
-			if r.status != postgres.SendSent && r.status != postgres.SendReconcile {
-				t.Errorf("send %s was cut %s but is %q, want sent or reconcile", c.key, c.mode, r.status)
+			if r.status != postgres.SendSent {
+				t.Errorf("send %s was cut %s but is %q, want sent", c.key, c.mode, r.status)
 			}
 		}
 	}
@@ -367,10 +402,14 @@ func TestKillMidSend(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if len(st.Messages) != 2 {
-			t.Errorf("run %s recorded %d messages, want 2: %+v", inv, len(st.Messages), st.Messages)
-		}
+		last := map[int]recoup.MessageRecord{} // a step whose outcome was unknown has two records
 		for _, m := range st.Messages {
+			last[m.Step] = m
+		}
+		if len(last) != 2 {
+			t.Errorf("run %s recorded messages for %d steps, want 2: %+v", inv, len(last), st.Messages)
+		}
+		for _, m := range last {
 			if r, ok := sends[m.IdempotencyKey]; !ok || r.status != m.Delivery {
 				t.Errorf("run %s step %d: the run recorded delivery %q (%s), the sends table %q", inv, m.Step, m.Delivery, m.Error, r.status)
 			}
@@ -384,7 +423,8 @@ func TestKillMidSend(t *testing.T) {
 		t.Errorf("dunning_runs records %d exhausted runs, want %d", exhausted, kmsRuns)
 	}
 
-	line := fmt.Sprintf("kill-mid-send: %d kills, %d duplicates, %d lost, %d reconcile", len(plan), duplicates, lost, reconcile)
+	line := fmt.Sprintf("kill-mid-send: %d kills, %d steps, %d duplicates, %d lost, %d reconcile left; %d settled by evidence, %d resent once; events %s",
+		len(plan), len(steps), duplicates, lost+lostSteps, reconcile, byEvidence, superseded, prov.events.summary())
 	t.Log(line)
 	if testing.Verbose() {
 		fmt.Println(line)
@@ -398,7 +438,7 @@ func TestKillMidSend(t *testing.T) {
 				outcomes[sends[c.key].status]++
 			}
 		}
-		perMode = append(perMode, fmt.Sprintf("%d %s (%d then sent, %d reconcile)", n, mode, outcomes[postgres.SendSent], outcomes[postgres.SendReconcile]))
+		perMode = append(perMode, fmt.Sprintf("%d %s (%d sent, %d superseded and resent)", n, mode, outcomes[postgres.SendSent], outcomes[postgres.SendSuperseded]))
 	}
 	random := 0
 	for _, c := range cuts {
@@ -407,12 +447,12 @@ func TestKillMidSend(t *testing.T) {
 		}
 	}
 	perMode = append(perMode, fmt.Sprintf("%d %s", random, kmsRandom))
-	t.Logf("kills: %s, %d with no send in reach; sends: %d accepted by the provider, %d sent, %d reconcile (%d never accepted by the provider); %d runs exhausted; total %s",
-		strings.Join(perMode, ", "), idle, len(accepted), sent, reconcile, reconcileUnaccepted, exhausted, time.Since(began).Round(time.Millisecond))
-	if reconcile == 0 || reconcile < afterAccept {
-		t.Errorf("%d sends marked reconcile, want at least the %d cut after the provider accepted them (and more than 0)", reconcile, afterAccept)
+	t.Logf("kills: %s, %d with no send in reach; sends: %d accepted by the provider, %d sent (%d by evidence), %d superseded; %d runs exhausted; total %s",
+		strings.Join(perMode, ", "), idle, len(accepted), sent, byEvidence, superseded, exhausted, time.Since(began).Round(time.Millisecond))
+	if byEvidence < afterAccept {
+		t.Errorf("%d sends settled by evidence, want at least the %d cut after the provider accepted them", byEvidence, afterAccept)
 	}
-	if duplicates != 0 || lost != 0 {
+	if duplicates != 0 || lost != 0 || lostSteps != 0 || reconcile != 0 {
 		t.Error(line)
 	}
 }
@@ -546,6 +586,7 @@ func (l *kmsLines) line(s string) {
 // worker at that point of the send.
 type kmsProvider struct {
 	tb       testing.TB
+	events   *kmsEvents // reports what it accepted, as SendGrid's Event Webhook would
 	mu       sync.Mutex
 	accepted map[string]int
 	count    int
@@ -596,6 +637,9 @@ func (p *kmsProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
+	if p.events != nil {
+		p.events.accepted(key)
+	}
 	if arm != nil && arm.mode == kmsAfterAccept {
 		arm.held <- kmsHeld{key: key, release: release}
 		<-release
@@ -665,4 +709,74 @@ func (p *kmsProvider) snapshot() map[string]int {
 		m[k] = v
 	}
 	return m
+}
+
+// kmsEvents plays SendGrid's Event Webhook: for every accepted message it records a
+// processed and a delivered event, each after a random delay up to kmsMaxEventDelay, so
+// they arrive late and in either order; a third of the messages get one event twice
+// (redelivered). Recording goes through postgres.RecordProviderEvent, the store call the
+// ingress makes once it has verified a request.
+type kmsEvents struct {
+	st *postgres.Store
+	wg sync.WaitGroup
+
+	mu                        sync.Mutex
+	rng                       *rand.Rand
+	recorded, dups, reordered int
+	failed                    []string
+}
+
+func newKmsEvents(st *postgres.Store, seed uint64) *kmsEvents {
+	return &kmsEvents{st: st, rng: rand.New(rand.NewPCG(seed, 0x6576656e74))}
+}
+
+func (e *kmsEvents) accepted(key string) {
+	e.mu.Lock()
+	dProcessed := time.Duration(e.rng.Int64N(int64(kmsMaxEventDelay)))
+	dDelivered := time.Duration(e.rng.Int64N(int64(kmsMaxEventDelay)))
+	dup := e.rng.IntN(3) == 0
+	if dDelivered < dProcessed {
+		e.reordered++
+	}
+	e.mu.Unlock()
+	at := time.Now().UTC()
+	e.later(dProcessed, key, "processed", recoup.DeliveryAccepted, at)
+	e.later(dDelivered, key, "delivered", recoup.DeliveryDelivered, at.Add(time.Second))
+	if dup {
+		e.later(dDelivered+100*time.Millisecond, key, "delivered", recoup.DeliveryDelivered, at.Add(time.Second))
+	}
+}
+
+// later records one event after d (the provider's delay, not synchronisation).
+func (e *kmsEvents) later(d time.Duration, key, event, kind string, at time.Time) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		time.Sleep(d)
+		res, err := e.st.RecordProviderEvent(context.Background(), postgres.ProviderEvent{Provider: "sendgrid",
+			ProviderEventID: key + "/" + event, IdempotencyKey: key, Kind: kind, ProviderMessageID: "sg-" + key,
+			OccurredAt: at, Body: []byte(`{"event":"` + event + `"}`)})
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		switch {
+		case err != nil:
+			e.failed = append(e.failed, fmt.Sprintf("%s %s: %v", key, event, err))
+		case res.Duplicate:
+			e.dups++
+		default:
+			e.recorded++
+		}
+	}()
+}
+
+func (e *kmsEvents) wait() { e.wg.Wait() }
+
+func (e *kmsEvents) summary() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := fmt.Sprintf("%d recorded, %d redelivered duplicates, %d messages' delivered before processed", e.recorded, e.dups, e.reordered)
+	if len(e.failed) > 0 {
+		s += fmt.Sprintf(", %d failed to record (first: %s)", len(e.failed), e.failed[0])
+	}
+	return s
 }

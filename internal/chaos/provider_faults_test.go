@@ -3,7 +3,7 @@ package chaos_test
 // Chaos scenario "provider faults", in two parts that run side by side, each on a dev server
 // of its own:
 //
-//   - sendgrid-outage: SendGrid answers every request with 500, or 429 with Retry-After,
+//   - sendgrid-outage: SendGrid answers every request with 503, or 429 with Retry-After,
 //     for a sustained burst (30 s, CHAOS_PROVIDER_OUTAGE to change it) while 20 runs try to
 //     send their first email. Every email must end up accepted exactly once, after retries
 //     that back off (no message may see more rejected attempts than the send retry policy
@@ -66,8 +66,9 @@ func maxAttemptsWithin(d time.Duration) int {
 }
 
 // sendGridOutage is the SendGrid fake told to reject every request until its outage ends
-// (alternately 500, and 429 with Retry-After); then it accepts. The fake records the time
-// and idempotency key of every attempt.
+// (alternately 503, and 429 with Retry-After: answers that say the message was not taken;
+// an ambiguous 500 would send it to reconcile instead); then it accepts. The fake records
+// the time and idempotency key of every attempt.
 type sendGridOutage struct {
 	*fakes.SendGrid
 	mu       sync.Mutex
@@ -104,8 +105,8 @@ func (p *sendGridOutage) answer(r fakes.Request) fakes.Response {
 		return fakes.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
 			Body: `{"errors":[{"field":null,"message":"too many requests"}]}`}
 	}
-	p.answers[http.StatusInternalServerError]++
-	return fakes.Response{Status: http.StatusInternalServerError, Body: `{"errors":[{"field":null,"message":"internal server error"}]}`}
+	p.answers[http.StatusServiceUnavailable]++
+	return fakes.Response{Status: http.StatusServiceUnavailable, Body: `{"errors":[{"field":null,"message":"service unavailable"}]}`}
 }
 
 // attempts returns the times of the attempts per idempotency key.
@@ -201,8 +202,8 @@ func providerOutage(t *testing.T) {
 	if minRej == maxRej {
 		perMessage = strconv.Itoa(minRej)
 	}
-	line := fmt.Sprintf("provider-outage: SendGrid 500/429 for %s, %d runs, %d rejected attempts (%d×500, %d×429; %s per message, retry gaps %s→%s), %d emails accepted once, %d duplicates, %d lost",
-		outage, runs, rejected, prov.answers[http.StatusInternalServerError], prov.answers[http.StatusTooManyRequests],
+	line := fmt.Sprintf("provider-outage: SendGrid 503/429 for %s, %d runs, %d rejected attempts (%d×503, %d×429; %s per message, retry gaps %s→%s), %d emails accepted once, %d duplicates, %d lost",
+		outage, runs, rejected, prov.answers[http.StatusServiceUnavailable], prov.answers[http.StatusTooManyRequests],
 		perMessage, median(firstGaps).Round(100*time.Millisecond), median(lastGaps).Round(100*time.Millisecond),
 		runs-dups-lost, dups, lost)
 	t.Log(line)

@@ -33,6 +33,9 @@ import (
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/recoup?sslmode=disable"
 
 // Config is the whole configuration of the worker and the starter.
+// TwilioStatusPath is where `starter serve` takes Twilio's status callbacks.
+const TwilioStatusPath = "/v1/providers/twilio/status"
+
 type Config struct {
 	DatabaseURL string
 	PromptsDir  string
@@ -66,17 +69,27 @@ type Config struct {
 	IngressAddr   string   // INGRESS_ADDR, for `starter serve`
 	WebhookSecret []string // WEBHOOK_SECRETS: Standard Webhooks secrets accepted on POST /v1/events
 	StripeSecrets []string // STRIPE_WEBHOOK_SECRETS: Stripe endpoint secrets for POST /v1/stripe
-	// PublicBaseURL is RECOUP_PUBLIC_BASE_URL, the https://host the providers call (behind
-	// any proxy): Twilio's inbound-SMS signature covers it.
+	// PublicBaseURL is RECOUP_PUBLIC_BASE_URL: the address the providers reach `starter
+	// serve` at (behind any proxy), e.g. https://recoup.shop.example. Twilio's status
+	// callbacks are sent to <it>/v1/providers/twilio/status and their signatures verified
+	// against it; required when Twilio sends SMS. Twilio's inbound-SMS signature covers it
+	// too (POST /v1/providers/twilio/inbound).
 	PublicBaseURL string
+	// SendGridWebhookKey is SENDGRID_WEBHOOK_PUBLIC_KEY: the signed Event Webhook's
+	// verification key (base64); unset, POST /v1/providers/sendgrid/events answers 404.
+	SendGridWebhookKey string
 	// SendGridInboundSecret is SENDGRID_INBOUND_SECRET: the last path segment (or basic-auth
 	// password) of the SendGrid Inbound Parse URL; empty disables email replies.
 	SendGridInboundSecret string
-	KafkaBrokers          []string // KAFKA_BROKERS, for `starter consume`
-	KafkaTopic            string   // KAFKA_TOPIC
-	KafkaGroup            string   // KAFKA_GROUP
-	RelayParallel         int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
-	MetricsAddr           string   // METRICS_ADDR: the worker's /metrics and /healthz
+	// ReconcileWindow is RECOUP_RECONCILE_WINDOW (default 30m): how long after an attempt
+	// whose outcome is unknown a provider event naming it may arrive; none by then proves
+	// the provider never accepted it, and the step is sent again, once.
+	ReconcileWindow time.Duration
+	KafkaBrokers    []string // KAFKA_BROKERS, for `starter consume`
+	KafkaTopic      string   // KAFKA_TOPIC
+	KafkaGroup      string   // KAFKA_GROUP
+	RelayParallel   int      // RELAY_PARALLEL: invoices the relay delivers to Temporal at once
+	MetricsAddr     string   // METRICS_ADDR: the worker's /metrics and /healthz
 
 	Tuning Tuning // WORKER_* and *_SENDS_PER_SECOND
 
@@ -200,7 +213,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		FinalWait:        dur("RECOUP_FINAL_WAIT", 0),
 		IgnoreQuietHours: boolean("RECOUP_IGNORE_QUIET_HOURS"),
 		MaxClockSkew:     dur("RECOUP_MAX_CLOCK_SKEW", 5*time.Minute),
-		LogFormat:        get("LOG_FORMAT", "json"),
+		PublicBaseURL:    strings.TrimRight(urlVar("RECOUP_PUBLIC_BASE_URL", ""), "/"),
+		ReconcileWindow:  dur("RECOUP_RECONCILE_WINDOW", 30*time.Minute),
+
+		SendGridWebhookKey: get("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+		LogFormat:          get("LOG_FORMAT", "json"),
 	}
 	list := func(name string) []string {
 		var out []string
@@ -215,7 +232,6 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.MetricsAddr = get("METRICS_ADDR", ":9090")
 	c.WebhookSecret = list("WEBHOOK_SECRETS")
 	c.StripeSecrets = list("STRIPE_WEBHOOK_SECRETS")
-	c.PublicBaseURL = urlVar("RECOUP_PUBLIC_BASE_URL", "")
 	c.SendGridInboundSecret = get("SENDGRID_INBOUND_SECRET", "")
 	c.KafkaBrokers = list("KAFKA_BROKERS")
 	c.KafkaTopic = get("KAFKA_TOPIC", "recoup.events")
@@ -291,6 +307,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if c.Twilio.From == "" && c.Twilio.MessagingServiceSID == "" {
 			errs = append(errs, errors.New("TWILIO_FROM: required (or TWILIO_MESSAGING_SERVICE_SID) when TWILIO_ACCOUNT_SID is set"))
 		}
+		// Every SMS carries its idempotency key to Twilio in its status callback URL: the
+		// key is how a send whose outcome is unknown is settled from Twilio's evidence.
+		if c.Twilio.StatusCallbackURL == "" && c.PublicBaseURL != "" {
+			c.Twilio.StatusCallbackURL = c.PublicBaseURL + TwilioStatusPath
+		}
+		if c.Twilio.StatusCallbackURL == "" {
+			errs = append(errs, errors.New("RECOUP_PUBLIC_BASE_URL: required when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to "+TwilioStatusPath+", without which a send whose outcome is unknown cannot be settled"))
+		}
+	}
+	if c.ReconcileWindow <= 0 {
+		errs = append(errs, errors.New("RECOUP_RECONCILE_WINDOW: must be a positive duration, e.g. 30m"))
 	}
 	errs = append(errs, c.checkSecrets()...)
 	if c.Webhook.URL != "" && c.Webhook.Secret == "" {

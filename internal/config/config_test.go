@@ -65,6 +65,7 @@ func TestFromEnvValues(t *testing.T) {
 		"TWILIO_ACCOUNT_SID":           "AC123",
 		"TWILIO_AUTH_TOKEN":            "tok",
 		"TWILIO_MESSAGING_SERVICE_SID": "MG123",
+		"RECOUP_PUBLIC_BASE_URL":       "https://recoup.test/",
 		"BILLING_WEBHOOK_URL":          "https://billing.test/hooks/recoup",
 		"BILLING_WEBHOOK_SECRET":       testWebhookSecret,
 		"PAYMENT_URL_TEMPLATE":         "https://pay.test/{invoice_id}",
@@ -85,6 +86,10 @@ func TestFromEnvValues(t *testing.T) {
 	}
 	if !c.EmailEnabled() || c.SendGrid.BaseURL != "https://sendgrid.test" {
 		t.Errorf("SendGrid = %+v", c.SendGrid)
+	}
+	if c.Twilio.StatusCallbackURL != "https://recoup.test/v1/providers/twilio/status" || c.ReconcileWindow != 30*time.Minute {
+		t.Errorf("Twilio status callback %q, reconcile window %s; want derived from RECOUP_PUBLIC_BASE_URL, 30m",
+			c.Twilio.StatusCallbackURL, c.ReconcileWindow)
 	}
 	if !c.SMSEnabled() || c.Twilio.MessagingServiceSID != "MG123" {
 		t.Errorf("Twilio = %+v", c.Twilio)
@@ -123,8 +128,10 @@ func TestFromEnvErrorsNameTheVariable(t *testing.T) {
 		{"bad bool", map[string]string{"RECOUP_IGNORE_QUIET_HOURS": "sometimes"}, "RECOUP_IGNORE_QUIET_HOURS:"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "verbose"}, `LOG_LEVEL: "verbose"`},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT:"},
-		{"twilio without token", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_FROM": "+14155552671"}, "TWILIO_AUTH_TOKEN:"},
-		{"twilio without from", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_FROM:"},
+		{"twilio without token", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_FROM": "+14155552671", "RECOUP_PUBLIC_BASE_URL": "https://recoup.test"}, "TWILIO_AUTH_TOKEN:"},
+		{"twilio without from", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "RECOUP_PUBLIC_BASE_URL": "https://recoup.test"}, "TWILIO_FROM:"},
+		{"twilio without a public base URL", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155552671"}, "RECOUP_PUBLIC_BASE_URL:"},
+		{"reconcile window not positive", map[string]string{"RECOUP_RECONCILE_WINDOW": "0s"}, "RECOUP_RECONCILE_WINDOW:"},
 		{"webhook without secret", map[string]string{"BILLING_WEBHOOK_URL": "https://billing.test/hook"}, "BILLING_WEBHOOK_SECRET:"},
 		{"non-http sendgrid URL", map[string]string{"SENDGRID_BASE_URL": "ftp://sendgrid.test"}, "SENDGRID_BASE_URL:"},
 		{"sendgrid URL without host", map[string]string{"SENDGRID_BASE_URL": "https://"}, "SENDGRID_BASE_URL:"},
@@ -161,8 +168,8 @@ func TestFromEnvInvalidScheduleIsDropped(t *testing.T) {
 
 func TestFromEnvTwilioFromOrMessagingService(t *testing.T) {
 	for _, e := range []map[string]string{
-		{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155552671"},
-		{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_MESSAGING_SERVICE_SID": "MG1"},
+		{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155552671", "RECOUP_PUBLIC_BASE_URL": "https://recoup.test"},
+		{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_MESSAGING_SERVICE_SID": "MG1", "TWILIO_STATUS_CALLBACK_URL": "https://recoup.test/cb"},
 	} {
 		if _, err := config.FromEnv(env(e)); err != nil {
 			t.Errorf("FromEnv(%v): %v", e, err)
@@ -183,14 +190,14 @@ func TestFromEnvReportsSeveralErrorsTogether(t *testing.T) {
 		t.Fatal("FromEnv succeeded")
 	}
 	for _, name := range []string{"RECOUP_SCHEDULE:", "OPENAI_TIMEOUT:", "LOG_LEVEL:", "TWILIO_AUTH_TOKEN:", "TWILIO_FROM:",
-		"BILLING_WEBHOOK_SECRET:", "SENDGRID_BASE_URL:"} {
+		"BILLING_WEBHOOK_SECRET:", "SENDGRID_BASE_URL:", "RECOUP_PUBLIC_BASE_URL:"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error lacks %s:\n%v", name, err)
 		}
 	}
 	var joined interface{ Unwrap() []error }
-	if !errors.As(err, &joined) || len(joined.Unwrap()) != 7 {
-		t.Errorf("want 7 joined errors, got %v", err)
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 8 {
+		t.Errorf("want 8 joined errors, got %v", err)
 	}
 }
 
@@ -247,7 +254,8 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 func TestDeliveryModeLogIgnoresProviderCredentials(t *testing.T) {
 	creds := map[string]string{"SENDGRID_API_KEY": "SG.Xk2mP9qR7vT4wY6zA1bC3d.E5fG8hJ0kL2nM4pQ6sU8wX0zB2dF4hK6mN8qS0u",
 		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e",
-		"TWILIO_FROM": "+14155550100", "ALERT_EMAIL": "oncall@shop.example", "RECOUP_DELIVERY": "log"}
+		"TWILIO_FROM": "+14155550100", "ALERT_EMAIL": "oncall@shop.example", "RECOUP_DELIVERY": "log",
+		"RECOUP_PUBLIC_BASE_URL": "https://recoup.shop.example"}
 	c, err := config.FromEnv(env(creds))
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)

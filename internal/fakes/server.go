@@ -27,6 +27,10 @@ type Response struct {
 	// Hang keeps the request open, answering nothing, until the client gives up: a lost
 	// answer. With a success Status the provider took the message (it is counted).
 	Hang bool
+	// Took counts the message as accepted although Status is an error: the provider took
+	// it and the answer was lost on the way back (e.g. a gateway's 502 after SendGrid's
+	// 202), so that the sender cannot know whether it went out.
+	Took bool
 	// Before, when set, is called before the answer (or the hang) is given.
 	Before func()
 }
@@ -69,6 +73,7 @@ type server struct {
 	queue    []Response
 	respond  func(Request) Response
 	accepted map[string]int
+	perKey   map[string]int // requests per idempotency key, accepted or not
 }
 
 func newServer(tb testing.TB, name, contract string, success int, parse func(*Request), answer func(http.ResponseWriter, Request, Response)) *server {
@@ -77,7 +82,7 @@ func newServer(tb testing.TB, name, contract string, success int, parse func(*Re
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &server{tb: tb, name: name, success: success, contract: c, parse: parse, answer: answer, accepted: map[string]int{}}
+	s := &server{tb: tb, name: name, success: success, contract: c, parse: parse, answer: answer, accepted: map[string]int{}, perKey: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
 	return s
@@ -108,9 +113,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = respond(req)
 	}
 	s.mu.Lock()
-	if req.Violation == nil && (resp.Status == 0 || resp.Status/100 == 2) {
+	if req.Violation == nil && (resp.Status == 0 || resp.Status/100 == 2 || resp.Took) {
 		s.accepted[req.Key]++
 	}
+	s.perKey[req.Key]++
 	req.Status = resp.Status
 	if req.Status == 0 {
 		req.Status = s.success
@@ -159,7 +165,7 @@ func (s *server) Respond(f func(Request) Response) {
 // Always answers every request (after the queued answers) with r; Always(Response{})
 // restores the provider's success answer.
 func (s *server) Always(r Response) {
-	if r.Status == 0 && r.Body == "" && !r.EmptyBody && !r.Hang && r.Before == nil && r.Header == nil {
+	if r.Status == 0 && r.Body == "" && !r.EmptyBody && !r.Hang && !r.Took && r.Before == nil && r.Header == nil {
 		s.Respond(nil)
 		return
 	}
@@ -180,6 +186,14 @@ func (s *server) RequestCount() int {
 	return len(s.requests)
 }
 
+// RequestsFor returns how many requests carrying idempotency key key the fake received,
+// accepted or not (a request that broke the contract included).
+func (s *server) RequestsFor(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perKey[key]
+}
+
 // Last returns the last request received (the zero Request when there was none).
 func (s *server) Last() Request {
 	s.mu.Lock()
@@ -191,7 +205,7 @@ func (s *server) Last() Request {
 }
 
 // Accepted returns how many messages with idempotency key key the fake accepted (answered
-// with success, or took before a hang).
+// with success, took before a hang, or took before an error answer: Response.Took).
 func (s *server) Accepted(key string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

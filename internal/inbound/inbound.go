@@ -1,6 +1,7 @@
 // Package inbound answers the providers' inbound webhooks: customers' replies by SMS
-// (Twilio, POST /v1/providers/twilio/inbound, verified by X-Twilio-Signature over the public
-// URL) and by email (SendGrid Inbound Parse, POST /v1/providers/sendgrid/inbound/{secret},
+// (Twilio, POST /v1/providers/twilio/inbound, routed and verified by the ingress with the one
+// Twilio verifier, twilio.RequestValidator, over the public URL, then handed to HandleTwilio)
+// and by email (SendGrid Inbound Parse, POST /v1/providers/sendgrid/inbound/{secret},
 // verified by a secret in the path or as the basic-auth password, compared in constant
 // time). Each reply is masked, its carrier keyword (STOP, START, HELP in every shipped
 // language) detected by code, and recorded in PostgreSQL before the provider gets its 2xx;
@@ -18,27 +19,27 @@ import (
 	"log/slog"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
+	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/model/replies"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 // Routes of the inbound webhooks.
 const (
-	TwilioInboundPath   = "/v1/providers/twilio/inbound"
+	TwilioInboundPath   = ingress.TwilioInboundPath
 	SendGridInboundPath = "/v1/providers/sendgrid/inbound"
 )
 
-// Size limits: Twilio's form is small; an Inbound Parse post carries attachments (30 MB at
-// most, SendGrid's own limit), which are read to disk and dropped.
+// Size limits: an Inbound Parse post carries attachments (30 MB at most, SendGrid's own
+// limit), which are read to disk and dropped. (The ingress bounds Twilio's form.)
 const (
-	maxTwilioBody   = 64 << 10
 	maxSendGridBody = 30 << 20
 	minSecretLength = 32
 )
@@ -49,15 +50,12 @@ type Recorder interface {
 }
 
 // Options configure the handlers. A provider without its verification configured answers
-// 404 on its route.
+// 404 on its route (Twilio's: the ingress, without TWILIO_AUTH_TOKEN and
+// RECOUP_PUBLIC_BASE_URL).
 type Options struct {
 	Ingest Recorder
-	// PublicBaseURL is RECOUP_PUBLIC_BASE_URL, the scheme and host the providers call
-	// (behind a proxy, not the listener's): Twilio signs the URL it called.
-	PublicBaseURL string
-	// TwilioAuthToken (TWILIO_AUTH_TOKEN) verifies X-Twilio-Signature; TwilioAccountSID,
-	// when set, must be the form's AccountSid.
-	TwilioAuthToken, TwilioAccountSID string
+	// TwilioAccountSID (TWILIO_ACCOUNT_SID), when set, must be the form's AccountSid.
+	TwilioAccountSID string
 	// SendGridSecret is SENDGRID_INBOUND_SECRET: the last path segment of the Inbound Parse
 	// URL, or its basic-auth password. At least 32 characters.
 	SendGridSecret string
@@ -67,9 +65,7 @@ type Options struct {
 
 // Server holds the inbound handlers.
 type Server struct {
-	o         Options
-	twilio    *twilio.SignatureValidator
-	twilioOff string // why Twilio's route answers 404
+	o Options
 }
 
 // New checks the options. Errors name the variable at fault.
@@ -80,29 +76,17 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.PublicBaseURL = strings.TrimRight(o.PublicBaseURL, "/")
 	s := &Server{o: o}
-	switch {
-	case o.TwilioAuthToken == "":
-		s.twilioOff = "Twilio inbound webhooks are not configured (TWILIO_AUTH_TOKEN)"
-	case o.PublicBaseURL == "":
-		// Sending SMS needs no public URL; hearing replies does (Twilio signs the URL it called).
-		s.twilioOff = "Twilio inbound webhooks need RECOUP_PUBLIC_BASE_URL (the https://host Twilio calls)"
-	case !strings.HasPrefix(o.PublicBaseURL, "https://") && !strings.HasPrefix(o.PublicBaseURL, "http://"):
-		return nil, fmt.Errorf("RECOUP_PUBLIC_BASE_URL: %q is not an http(s) URL", o.PublicBaseURL)
-	default:
-		s.twilio = twilio.NewSignatureValidator(o.TwilioAuthToken)
-	}
 	if o.SendGridSecret != "" && len(o.SendGridSecret) < minSecretLength {
 		return nil, fmt.Errorf("SENDGRID_INBOUND_SECRET: at least %d characters (it is all that authenticates Inbound Parse)", minSecretLength)
 	}
 	return s, nil
 }
 
-// Handlers are the routes for ingress.Options.Extra.
+// Handlers are the routes for ingress.Options.Extra (SendGrid Inbound Parse; Twilio's
+// route is the ingress's, with HandleTwilio as ingress.Options.TwilioInbound).
 func (s *Server) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		"POST " + TwilioInboundPath:                 http.HandlerFunc(s.handleTwilio),
 		"POST " + SendGridInboundPath:               http.HandlerFunc(s.handleSendGrid),
 		"POST " + SendGridInboundPath + "/{secret}": http.HandlerFunc(s.handleSendGrid),
 	}
@@ -113,21 +97,9 @@ var messageSidRe = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
 // emptyTwiML answers Twilio without a reply message.
 const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 
-func (s *Server) handleTwilio(w http.ResponseWriter, r *http.Request) {
-	if s.twilio == nil {
-		http.Error(w, s.twilioOff, http.StatusNotFound)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxTwilioBody)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "the body is not a form: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if !s.twilio.Valid(s.o.PublicBaseURL+r.URL.RequestURI(), r.PostForm, r.Header.Get("X-Twilio-Signature")) {
-		http.Error(w, "X-Twilio-Signature does not sign this request for "+s.o.PublicBaseURL+r.URL.Path, http.StatusForbidden)
-		return
-	}
-	f := r.PostForm
+// HandleTwilio records an inbound SMS whose form the ingress verified (X-Twilio-Signature,
+// ingress.Options.TwilioInbound) and answers Twilio with empty TwiML.
+func (s *Server) HandleTwilio(w http.ResponseWriter, r *http.Request, f url.Values) {
 	sid := f.Get("MessageSid")
 	switch {
 	case !messageSidRe.MatchString(sid):

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup/internal/inbound"
+	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
 type recorder struct {
@@ -39,19 +41,31 @@ const (
 	secret = "sg-inbound-secret-0123456789abcdef"
 )
 
+// server routes the inbound handlers as `starter serve` does: Twilio's through the ingress,
+// which verifies X-Twilio-Signature with twilio.RequestValidator (nil tw: not configured).
 func server(t *testing.T, rec *recorder) http.Handler {
 	t.Helper()
-	s, err := inbound.New(inbound.Options{Ingest: rec, PublicBaseURL: base + "/", TwilioAuthToken: token,
+	tw, err := twilio.NewRequestValidator(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serverWith(t, rec, tw)
+}
+
+func serverWith(t *testing.T, rec *recorder, tw ingress.TwilioVerifier) http.Handler {
+	t.Helper()
+	s, err := inbound.New(inbound.Options{Ingest: rec,
 		TwilioAccountSID: "AC00000000000000000000000000000001", SendGridSecret: secret,
 		Now: func() time.Time { return time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for p, h := range s.Handlers() {
-		mux.Handle(p, h)
+	srv, err := ingress.New(ingress.Options{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		Twilio: tw, PublicBaseURL: base + "/", TwilioInbound: s.HandleTwilio, Extra: s.Handlers()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return mux
+	return srv.Handler()
 }
 
 // twilioSignature is Twilio's documented algorithm (HMAC-SHA1 over the URL followed by
@@ -120,15 +134,15 @@ func TestTwilioInboundWithABadSignatureIsRefusedAndNothingRecorded(t *testing.T)
 		"signed for the listener":  twilioSignature("http://10.0.0.5:8080"+inbound.TwilioInboundPath, form),
 		"signed for another token": "AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 	} {
-		if w := postTwilio(t, h, form, sig); w.Code != http.StatusForbidden {
-			t.Errorf("%s: answered %d, want 403", name, w.Code)
+		if w := postTwilio(t, h, form, sig); w.Code != http.StatusUnauthorized {
+			t.Errorf("%s: answered %d, want 401", name, w.Code)
 		}
 	}
 	tampered := twilioForm("STOP")
 	sig := twilioSignature(base+inbound.TwilioInboundPath, tampered)
 	tampered.Set("Body", "START")
-	if w := postTwilio(t, h, tampered, sig); w.Code != http.StatusForbidden {
-		t.Errorf("a changed body answered %d, want 403", w.Code)
+	if w := postTwilio(t, h, tampered, sig); w.Code != http.StatusUnauthorized {
+		t.Errorf("a changed body answered %d, want 401", w.Code)
 	}
 	if len(rec.got) != 0 {
 		t.Fatalf("recorded %+v", rec.got)
@@ -216,12 +230,8 @@ func TestInboundRefusesAShortSendGridSecretAndTwilioWithoutAPublicURLAnswers404(
 	if _, err := inbound.New(inbound.Options{SendGridSecret: "short"}); err == nil || !strings.Contains(err.Error(), "SENDGRID_INBOUND_SECRET") {
 		t.Fatalf("err = %v", err)
 	}
-	s, err := inbound.New(inbound.Options{TwilioAuthToken: token, Ingest: &recorder{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := httptest.NewRecorder()
-	s.Handlers()["POST "+inbound.TwilioInboundPath].ServeHTTP(w, httptest.NewRequest(http.MethodPost, inbound.TwilioInboundPath, nil))
+	// Without RECOUP_PUBLIC_BASE_URL, starter builds no Twilio verifier.
+	w := postTwilio(t, serverWith(t, &recorder{}, nil), twilioForm("hi"), "")
 	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "RECOUP_PUBLIC_BASE_URL") {
 		t.Fatalf("answered %d %q", w.Code, w.Body)
 	}

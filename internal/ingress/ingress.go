@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,12 +32,18 @@ type Server struct {
 	ingest   *eventlog.Ingestor
 	secrets  []*standardwebhooks.Webhook
 	stripe   *stripe.Verifier // nil: /v1/stripe answers 404
-	relay    *eventlog.Relay  // nudged after each accepted event; may be nil
-	metrics  *observability.IngressMetrics
-	registry *prometheus.Registry
-	ready    func(context.Context) error
-	log      *slog.Logger
-	extra    map[string]http.Handler
+	sendgrid SendGridVerifier // nil: /v1/providers/sendgrid/events answers 404
+	twilio   TwilioVerifier   // nil: /v1/providers/twilio/* answer 404
+	// publicBaseURL is the address Twilio calls (RECOUP_PUBLIC_BASE_URL, no trailing slash):
+	// signatures are computed over it, whatever proxy rewrote the request on its way.
+	publicBaseURL string
+	twilioInbound TwilioFormHandler // nil: /v1/providers/twilio/inbound answers 404
+	relay         *eventlog.Relay   // nudged after each accepted event; may be nil
+	metrics       *observability.IngressMetrics
+	registry      *prometheus.Registry
+	ready         func(context.Context) error
+	log           *slog.Logger
+	extra         map[string]http.Handler
 }
 
 // Options configure a Server.
@@ -45,13 +52,23 @@ type Options struct {
 	Secrets       []string // Standard Webhooks secrets ("whsec_…"); any may match (rotation)
 	StripeSecrets []string // Stripe endpoint secrets ("whsec_…"); none disables /v1/stripe
 	Relay         *eventlog.Relay
+	// SendGrid verifies the Event Webhook (sendgrid.NewEventVerifier); nil disables
+	// POST /v1/providers/sendgrid/events.
+	SendGrid SendGridVerifier
+	// Twilio verifies X-Twilio-Signature (twilio.NewRequestValidator) over PublicBaseURL +
+	// the request's path and query; nil disables POST /v1/providers/twilio/status and
+	// /v1/providers/twilio/inbound.
+	Twilio        TwilioVerifier
+	PublicBaseURL string
+	// TwilioInbound answers an inbound SMS (inbound.Server.HandleTwilio) once Twilio verified
+	// its form; nil disables POST /v1/providers/twilio/inbound.
+	TwilioInbound TwilioFormHandler
 	Metrics       *observability.IngressMetrics
 	Registry      *prometheus.Registry
 	Ready         func(context.Context) error // readiness: PostgreSQL and Temporal reachable
 	Logger        *slog.Logger
 	// Extra are more routes ("POST /v1/providers/…" → handler): the providers' inbound
-	// webhooks (internal/inbound), which verify with the providers' SDKs the ingest path
-	// does not import.
+	// webhooks (internal/inbound) that verify themselves (SendGrid Inbound Parse's secret).
 	Extra map[string]http.Handler
 }
 
@@ -80,6 +97,14 @@ func New(o Options) (*Server, error) {
 		}
 		s.stripe = v
 	}
+	s.sendgrid, s.twilio, s.twilioInbound = o.SendGrid, o.Twilio, o.TwilioInbound
+	if o.Twilio != nil {
+		u, err := url.Parse(o.PublicBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("RECOUP_PUBLIC_BASE_URL: %q is not the http(s) address Twilio calls (needed to verify its signatures)", o.PublicBaseURL)
+		}
+		s.publicBaseURL = strings.TrimRight(o.PublicBaseURL, "/")
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -91,6 +116,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", s.handleEvents)
 	mux.HandleFunc("POST /v1/stripe", s.handleStripe)
+	mux.HandleFunc("POST /v1/providers/sendgrid/events", s.handleSendGrid)
+	mux.HandleFunc("POST /v1/providers/twilio/status", s.handleTwilioStatus)
+	mux.HandleFunc("POST "+TwilioInboundPath, s.handleTwilioInbound)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

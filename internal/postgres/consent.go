@@ -67,8 +67,8 @@ func lockCustomer(ctx context.Context, tx pgx.Tx, customerID string) error {
 
 // applyConsent applies one consent statement, newest wins per channel: a grant only when it
 // is newer than the statement in force, a withdrawal also when it is as new. A change of the
-// stored value is written to the ledger; an opt-out event or a reply always is (applied or
-// not), as evidence.
+// stored value is written to the ledger; an opt-out (an event's, a provider's) or a reply
+// always is (applied or not), as evidence.
 // A customer without a profile keeps the opt-out in the ledger only; the profile, once
 // created, starts from it (consentFromLedger). The caller holds lockCustomer.
 func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, error) {
@@ -105,7 +105,7 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	}
 	// recorded_at: under the customer's lock (clock_timestamp), so it orders against sends'
 	// claimed_at.
-	if changed || st.Source == ConsentBillingEvent || st.Source == ConsentReply {
+	if changed || st.Source == ConsentReply || (!st.Consent && st.Source != ConsentSnapshot && st.Source != ConsentImport) {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO consent_ledger (customer_id, channel, consent, source, evidence_event_id, at, applied, recorded_at)
 			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, clock_timestamp()) ON CONFLICT DO NOTHING`,

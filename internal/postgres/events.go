@@ -75,7 +75,17 @@ func lockInvoice(ctx context.Context, tx pgx.Tx, invoiceID string) error {
 func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) {
 	var res RecordResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res = RecordResult{}
+		var err error
+		res, err = s.recordEvent(ctx, tx, e)
+		return err
+	})
+	return res, err
+}
+
+// recordEvent is RecordEvent inside the caller's transaction.
+func (s *Store) recordEvent(ctx context.Context, tx pgx.Tx, e Event) (RecordResult, error) {
+	var res RecordResult
+	err := func() error {
 		if err := lockInvoice(ctx, tx, e.InvoiceID); err != nil {
 			return err
 		}
@@ -164,7 +174,7 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 				return err
 			}
 			if _, err := applyConsent(ctx, tx, consentStatement{CustomerID: customerID, Channel: e.OptOut,
-				At: at, Source: ConsentBillingEvent, Evidence: e.EventID}); err != nil {
+				At: at, Source: optOutSource(e.Source), Evidence: e.EventID}); err != nil {
 				return err
 			}
 		}
@@ -172,8 +182,17 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 			return applyWaitingOptOuts(ctx, tx, e.InvoiceID, e.CustomerID)
 		}
 		return nil
-	})
+	}()
 	return res, err
+}
+
+// optOutSource is the consent ledger's source of an opt-out recorded from source: the
+// provider that reported it, or billing.
+func optOutSource(source string) string {
+	if source == ConsentSendGrid || source == ConsentTwilio {
+		return source
+	}
+	return ConsentBillingEvent
 }
 
 // applyWaitingOptOuts applies the opt-outs of an invoice that were recorded before its

@@ -139,6 +139,10 @@ type Customer struct {
 	SMSConsent         bool
 	CustomerSince      time.Time
 	UpdatedAt          time.Time // when the profile was true at the source; newest wins
+	// EmailUndeliverable and SMSUndeliverable say why the customer's current email address
+	// or phone number cannot receive messages (a provider's hard bounce, drop or invalid
+	// number; see RecordProviderEvent); "" while it can. A new address clears it.
+	EmailUndeliverable, SMSUndeliverable string
 
 	// For upserts: a nil consent keeps the stored one (false for a new customer). Empty
 	// text fields keep the stored value too: a snapshot that omits a field does not erase it.
@@ -277,10 +281,13 @@ func (s *Store) GetCustomer(ctx context.Context, customerID string) (Customer, e
 	var since *time.Time
 	err := s.pool.QueryRow(ctx, `
 		SELECT customer_id, name, email, phone, locale, time_zone, plan, lifetime_value_minor,
-			email_consent, sms_consent, customer_since, profile_updated_at
+			email_consent, sms_consent, customer_since, profile_updated_at,
+			CASE WHEN email_undeliverable_address = email THEN email_undeliverable_reason ELSE '' END,
+			CASE WHEN sms_undeliverable_address = phone THEN sms_undeliverable_reason ELSE '' END
 		FROM customers WHERE customer_id = $1`, customerID).Scan(
 		&c.CustomerID, &c.Name, &email, &phone, &c.Locale, &c.TimeZone, &c.Plan,
-		&c.LifetimeValueMinor, &c.EmailConsent, &c.SMSConsent, &since, &c.UpdatedAt)
+		&c.LifetimeValueMinor, &c.EmailConsent, &c.SMSConsent, &since, &c.UpdatedAt,
+		&c.EmailUndeliverable, &c.SMSUndeliverable)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Customer{}, ErrUnknownCustomer
 	}

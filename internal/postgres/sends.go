@@ -17,6 +17,10 @@ const (
 	SendRetry     = "retry"
 	SendFailed    = "failed"
 	SendReconcile = "reconcile"
+	// SendSuperseded: a reconcile row no provider event named within the reconcile window:
+	// the provider never accepted it, and the step's message was sent again under
+	// recoup.ResendKey (see ClaimResend).
+	SendSuperseded = "superseded"
 )
 
 // Reservation describes a message about to be handed to a provider.
@@ -29,6 +33,7 @@ type Reservation struct {
 	InvoiceID  string
 	Subject    string
 	Body       string // rendered text, kept for support and for log delivery mode
+	ResendOf   string // the original key when this is a step's resend (ClaimResend)
 }
 
 // SendRow is the stored state of a send.
@@ -93,6 +98,14 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 			row = existing
 			return nil
 		}
+		if existing.Status == SendRetry {
+			// The provider answered that it did not take the message, yet an event of
+			// its names the key: it did. Settle it as sent instead of sending again.
+			var settled bool
+			if row, settled, err = settleFromEvidence(ctx, tx, r.Key); err != nil || settled {
+				return err
+			}
+		}
 		if err := sendBarred(ctx, tx, r); err != nil {
 			return err
 		}
@@ -100,10 +113,10 @@ func (s *Store) ReserveSend(ctx context.Context, r Reservation) (row SendRow, cl
 		// after the locks (clock_timestamp, not the transaction's start), so that it orders
 		// against the events' received_at.
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, subject, body, created_at, updated_at, claimed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8, clock_timestamp(), clock_timestamp(), clock_timestamp())
+			INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, subject, body, created_at, updated_at, claimed_at, resend_of)
+			VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8, clock_timestamp(), clock_timestamp(), clock_timestamp(), NULLIF($9, ''))
 			ON CONFLICT (idempotency_key) DO NOTHING`,
-			r.Key, r.WorkflowID, r.Step, r.Channel, r.CustomerID, r.InvoiceID, r.Subject, r.Body)
+			r.Key, r.WorkflowID, r.Step, r.Channel, r.CustomerID, r.InvoiceID, r.Subject, r.Body, r.ResendOf)
 		if err != nil {
 			return fmt.Errorf("reserve send: %w", err)
 		}
@@ -268,4 +281,20 @@ func (s *Store) OfferedSince(ctx context.Context, customerID, kind string, t tim
 		return 0, fmt.Errorf("sum offered incentives: %w", err)
 	}
 	return n, nil
+}
+
+// settleFromEvidence marks a send sent when a provider event names its key; settled says
+// whether one did (row is then the settled send).
+func settleFromEvidence(ctx context.Context, tx pgx.Tx, key string) (SendRow, bool, error) {
+	row, err := scanSend(tx.QueryRow(ctx, `
+		UPDATE sends SET status = 'sent', evidence = 'provider events name it', error = '', updated_at = now()
+		WHERE idempotency_key = $1 AND EXISTS (SELECT 1 FROM provider_events WHERE idempotency_key = $1)
+		RETURNING idempotency_key, status, provider_message_id, attempts, error`, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return SendRow{}, false, nil
+	}
+	if err != nil {
+		return SendRow{}, false, fmt.Errorf("settle the send from evidence: %w", err)
+	}
+	return row, true, nil
 }

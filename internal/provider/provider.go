@@ -5,10 +5,14 @@
 // Three outcomes matter:
 //   - the provider definitely rejected the request (HTTP 4xx other than 408/429): Permanent;
 //     retrying cannot help and must not be done;
-//   - the provider definitely did not accept it (HTTP 429/5xx, or the connection was never
-//     established): Retryable; calling again cannot duplicate anything;
-//   - we do not know (timeout or connection lost after the request was written):
-//     ErrOutcomeUnknown; calling again could duplicate the message.
+//   - the provider definitely did not accept it (HTTP 429, 503 and the other 5xx that say
+//     the request was not taken, or the connection was never established): Retryable;
+//     calling again cannot duplicate anything;
+//   - we do not know (timeout or connection lost after the request was written, or an
+//     ambiguous 500, 502 or 504: a gateway or the provider's front end failed while the
+//     provider may already have accepted the message): ErrOutcomeUnknown; calling again
+//     could duplicate the message, so the send goes to reconciliation from the provider's
+//     own events instead.
 package provider
 
 import (
@@ -29,7 +33,13 @@ type Error struct {
 	Code       string // provider error code when it gave one (e.g. Twilio 21211)
 	Message    string // provider's message, never containing recipient data we add
 	Permanent  bool   // true: retrying cannot succeed (4xx other than 408/429)
+	// Unknown: the answer does not say whether the provider accepted the message (500, 502,
+	// 504). errors.Is(err, ErrOutcomeUnknown) is true for it.
+	Unknown bool
 }
+
+// Is makes an ambiguous answer match ErrOutcomeUnknown.
+func (e *Error) Is(target error) bool { return target == ErrOutcomeUnknown && e.Unknown }
 
 func (e *Error) Error() string {
 	s := fmt.Sprintf("%s: HTTP %d", e.Provider, e.StatusCode)
@@ -50,7 +60,16 @@ func FromStatus(providerName string, status int, code, message string) *Error {
 		Code:       code,
 		Message:    message,
 		Permanent:  status >= 400 && status < 500 && status != 408 && status != 429,
+		Unknown:    Ambiguous(status),
 	}
+}
+
+// Ambiguous reports whether an HTTP status leaves open whether the provider accepted the
+// request: 500 (the provider failed somewhere, possibly after accepting), 502 and 504 (a
+// gateway lost or timed out waiting for the provider's answer). 503 and 429 say the request
+// was not taken.
+func Ambiguous(status int) bool {
+	return status == 500 || status == 502 || status == 504
 }
 
 // IsPermanent reports whether err is a definite rejection that retrying cannot fix.

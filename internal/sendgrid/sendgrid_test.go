@@ -152,7 +152,9 @@ func TestSendStatusClassification(t *testing.T) {
 		{413, `{"errors":[{"message":"too big"}]}`, true, "too big"},
 		{429, `{"errors":[{"field":null,"message":"too many requests"}]}`, false, "too many requests"},
 		{500, `{"errors":[{"message":"internal error","field":null}]}`, false, "internal error"},
+		{502, ``, false, "Bad Gateway"},
 		{503, ``, false, "Service Unavailable"},
+		{504, ``, false, "Gateway Timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
@@ -170,8 +172,8 @@ func TestSendStatusClassification(t *testing.T) {
 			if provider.IsPermanent(err) != tt.permanent {
 				t.Errorf("IsPermanent = %v, want %v", provider.IsPermanent(err), tt.permanent)
 			}
-			if errors.Is(err, provider.ErrOutcomeUnknown) {
-				t.Errorf("an HTTP answer must not be ErrOutcomeUnknown: %v", err)
+			if errors.Is(err, provider.ErrOutcomeUnknown) != provider.Ambiguous(tt.status) {
+				t.Errorf("ErrOutcomeUnknown = %v for HTTP %d, want it only for 500/502/504: %v", !provider.Ambiguous(tt.status), tt.status, err)
 			}
 			if strings.Contains(err.Error(), to) {
 				t.Errorf("error leaks the recipient: %v", err)

@@ -39,7 +39,7 @@ type Config struct {
 	From                string        // E.164 sender number; or
 	MessagingServiceSID string        // messaging service; one of From / MessagingServiceSID is required
 	BaseURL             string        // default "https://api.twilio.com"; overridable for tests and mocks
-	StatusCallbackURL   string        // optional; sent per message with idempotency_key=<key> added
+	StatusCallbackURL   string        // required; sent per message with idempotency_key=<key> added
 	Timeout             time.Duration // whole-request timeout; default 10s
 }
 
@@ -54,7 +54,7 @@ type Message struct {
 type Sender struct {
 	cfg       Config
 	base      *url.URL // nil when requests go to Twilio itself
-	callback  *url.URL // nil when no status callback is configured
+	callback  *url.URL // the status callback; every message carries its key in it
 	transport http.RoundTripper
 }
 
@@ -84,13 +84,16 @@ func New(cfg Config) (*Sender, error) {
 		u.Path = strings.TrimRight(u.Path, "/")
 		s.base = u
 	}
-	if cfg.StatusCallbackURL != "" {
-		u, err := absoluteURL(cfg.StatusCallbackURL)
-		if err != nil {
-			return nil, fmt.Errorf("sms: StatusCallbackURL: %w", err)
-		}
-		s.callback = u
+	if cfg.StatusCallbackURL == "" {
+		// Every SMS carries its idempotency key to Twilio in its status callback: the key is
+		// how a send whose outcome is unknown is settled from Twilio's evidence.
+		return nil, errors.New("sms: StatusCallbackURL is required (RECOUP_PUBLIC_BASE_URL): every SMS carries its idempotency key in Twilio's status callback")
 	}
+	u, err := absoluteURL(cfg.StatusCallbackURL)
+	if err != nil {
+		return nil, fmt.Errorf("sms: StatusCallbackURL: %w", err)
+	}
+	s.callback = u
 	return s, nil
 }
 
@@ -105,6 +108,9 @@ func (s *Sender) Send(ctx context.Context, m Message) (messageSID string, err er
 	if m.Body == "" {
 		return "", &provider.Error{Provider: providerName, Message: "invalid message: Body is required", Permanent: true}
 	}
+	if m.IdempotencyKey == "" {
+		return "", &provider.Error{Provider: providerName, Message: "invalid message: IdempotencyKey is required (it travels in the status callback)", Permanent: true}
+	}
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("%s: not sent: %w", providerName, err)
 	}
@@ -118,9 +124,7 @@ func (s *Sender) Send(ctx context.Context, m Message) (messageSID string, err er
 	if s.cfg.MessagingServiceSID != "" {
 		params.SetMessagingServiceSid(s.cfg.MessagingServiceSID)
 	}
-	if s.callback != nil {
-		params.SetStatusCallback(s.statusCallback(m.IdempotencyKey))
-	}
+	params.SetStatusCallback(s.statusCallback(m.IdempotencyKey))
 
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel() // also releases connections of error answers twilio-go leaves unclosed

@@ -36,10 +36,11 @@ const created = `{"account_sid":"` + accountSID + `","api_version":"2010-04-01",
 
 func config(baseURL string) twilio.Config {
 	return twilio.Config{
-		AccountSID: accountSID,
-		AuthToken:  authToken,
-		From:       from,
-		BaseURL:    baseURL,
+		AccountSID:        accountSID,
+		AuthToken:         authToken,
+		From:              from,
+		BaseURL:           baseURL,
+		StatusCallbackURL: "https://hooks.recoup.example/v1/providers/twilio/status",
 	}
 }
 
@@ -71,6 +72,7 @@ func TestNew(t *testing.T) {
 		{"non-alphanumeric AuthToken", func(c *twilio.Config) { c.AuthToken = "abc:def" }, "sms: AuthToken must be alphanumeric"},
 		{"relative BaseURL", func(c *twilio.Config) { c.BaseURL = "127.0.0.1:4011" }, "sms: BaseURL"},
 		{"relative StatusCallbackURL", func(c *twilio.Config) { c.StatusCallbackURL = "/twilio/status" }, "sms: StatusCallbackURL"},
+		{"no StatusCallbackURL", func(c *twilio.Config) { c.StatusCallbackURL = "" }, "sms: StatusCallbackURL is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,12 +110,13 @@ func TestSendRequest(t *testing.T) {
 			},
 		},
 		{
-			name:   "messaging service without status callback",
+			name:   "messaging service with the default status callback",
 			mutate: func(c *twilio.Config) { c.From, c.MessagingServiceSID = "", serviceSID },
 			wantForm: url.Values{
 				"To":                  {to},
 				"MessagingServiceSid": {serviceSID},
 				"Body":                {"Your payment failed."},
+				"StatusCallback":      {"https://hooks.recoup.example/v1/providers/twilio/status?idempotency_key=inv_123%3Aattempt-2%3Asms"},
 			},
 		},
 	}
@@ -188,6 +191,7 @@ func TestSendStatusClassification(t *testing.T) {
 		{404, twilioError(404, 20404, "The requested resource was not found"), "20404", true, "The requested resource was not found"},
 		{429, twilioError(429, 20429, "Too Many Requests"), "20429", false, "Too Many Requests"},
 		{500, twilioError(500, 20500, "Internal Server Error"), "20500", false, "Internal Server Error"},
+		{502, `<html>bad gateway</html>`, "", false, "Bad Gateway"},
 		{503, `<html>upstream unavailable</html>`, "", false, "Service Unavailable"},
 	}
 	for _, tt := range tests {
@@ -200,15 +204,16 @@ func TestSendStatusClassification(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("error = %v (%T), want *provider.Error", err, err)
 			}
-			want := provider.Error{Provider: "twilio", StatusCode: tt.status, Code: tt.code, Message: tt.wantMsg, Permanent: tt.permanent}
+			want := provider.Error{Provider: "twilio", StatusCode: tt.status, Code: tt.code, Message: tt.wantMsg, Permanent: tt.permanent,
+				Unknown: provider.Ambiguous(tt.status)}
 			if *pe != want {
 				t.Errorf("error = %+v\nwant    %+v", *pe, want)
 			}
 			if provider.IsPermanent(err) != tt.permanent {
 				t.Errorf("IsPermanent = %v, want %v", provider.IsPermanent(err), tt.permanent)
 			}
-			if errors.Is(err, provider.ErrOutcomeUnknown) {
-				t.Errorf("an HTTP answer must not be ErrOutcomeUnknown: %v", err)
+			if errors.Is(err, provider.ErrOutcomeUnknown) != provider.Ambiguous(tt.status) {
+				t.Errorf("ErrOutcomeUnknown = %v for HTTP %d, want it only for 500/502/504: %v", !provider.Ambiguous(tt.status), tt.status, err)
 			}
 			if strings.Contains(err.Error(), strings.TrimPrefix(to, "+")) {
 				t.Errorf("error leaks the recipient: %v", err)

@@ -21,16 +21,16 @@ CREATE INDEX inbound_replies_customer ON inbound_replies (customer_id, received_
 -- Finding the customer by the sender's phone (E.164) or email address.
 CREATE INDEX customers_phone ON customers (phone);
 CREATE INDEX customers_email_lower ON customers (lower(email));
--- STOP and START replies are consent statements.
+-- STOP and START replies are consent statements (beside 00011's providers' opt-outs).
 ALTER TABLE consent_ledger DROP CONSTRAINT consent_ledger_source_check;
 ALTER TABLE consent_ledger ADD CONSTRAINT consent_ledger_source_check
-    CHECK (source IN ('billing_event', 'snapshot', 'import', 'migration', 'reply'));
+    CHECK (source IN ('billing_event', 'snapshot', 'import', 'migration', 'sendgrid', 'twilio', 'reply'));
 
 -- +goose Down
 DELETE FROM consent_ledger WHERE source = 'reply';
 ALTER TABLE consent_ledger DROP CONSTRAINT consent_ledger_source_check;
 ALTER TABLE consent_ledger ADD CONSTRAINT consent_ledger_source_check
-    CHECK (source IN ('billing_event', 'snapshot', 'import', 'migration'));
+    CHECK (source IN ('billing_event', 'snapshot', 'import', 'migration', 'sendgrid', 'twilio'));
 DROP INDEX customers_email_lower;
 DROP INDEX customers_phone;
 DROP TABLE inbound_replies;
