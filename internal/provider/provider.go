@@ -1,18 +1,7 @@
 // Package provider classifies the outcome of a call to an external provider (SendGrid,
-// Twilio, the outbound billing webhook) so that the send activities can decide, without
-// guessing, whether calling again could deliver a message twice.
-//
-// Three outcomes matter:
-//   - the provider definitely rejected the request (HTTP 4xx other than 408/429): Permanent;
-//     retrying cannot help and must not be done;
-//   - the provider definitely did not accept it (HTTP 429, 503 and the other 5xx that say
-//     the request was not taken, or the connection was never established): Retryable;
-//     calling again cannot duplicate anything;
-//   - we do not know (timeout or connection lost after the request was written, or an
-//     ambiguous 500, 502 or 504: a gateway or the provider's front end failed while the
-//     provider may already have accepted the message): ErrOutcomeUnknown; calling again
-//     could duplicate the message, so the send goes to reconciliation from the provider's
-//     own events instead.
+// Twilio, the outbound billing webhook): Permanent (rejected; never retry), Retryable (not
+// taken; retry) or ErrOutcomeUnknown (maybe taken; reconcile from the provider's events).
+// The rules: docs/PACKAGES.md.
 package provider
 
 import (
