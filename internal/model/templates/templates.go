@@ -8,6 +8,7 @@ package templates
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/replies"
 	"github.com/recoup-dunning/recoup/prompts"
 )
 
@@ -30,12 +32,16 @@ const (
 	// GuardrailsFile holds the word lists the model's text is checked against.
 	GuardrailsFile = "guardrails.yaml"
 	SystemFile     = "system.tmpl"
-	UserFile       = "user.tmpl"
-	MessagesDir    = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
-	VariantsDir    = "variants" // variants/<name>/{system,user}.tmpl, each optional
-	EmailText      = "email_text.tmpl"
-	EmailHTML      = "email_html.tmpl"
-	SMSFile        = "sms.tmpl"
+	// RepliesFile maps a customer's reply intent to what the run does, with the rules
+	// fallback's phrases; ReplyFile is the system prompt that classifies a reply.
+	RepliesFile = "replies.yaml"
+	ReplyFile   = "reply.tmpl"
+	UserFile    = "user.tmpl"
+	MessagesDir = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
+	VariantsDir = "variants" // variants/<name>/{system,user}.tmpl, each optional
+	EmailText   = "email_text.tmpl"
+	EmailHTML   = "email_html.tmpl"
+	SMSFile     = "sms.tmpl"
 	// DefaultLocale's messages must exist; other locales fall back to it.
 	DefaultLocale = "en"
 )
@@ -43,12 +49,14 @@ const (
 // Set is a loaded, checked prompt set. It is immutable.
 type Set struct {
 	Policy        *policy.Policy
-	Version       string // first 12 hex digits of the SHA-256 over every file's name and content
-	PolicyVersion string // the same over policy.yaml and guardrails.yaml alone
+	Replies       *replies.Config // replies.yaml
+	Version       string          // first 12 hex digits of the SHA-256 over every file's name and content
+	PolicyVersion string          // the same over policy.yaml and guardrails.yaml alone
 
 	files    map[string][]byte
 	prompts  map[string]*promptTemplates  // "" (default) and each variant
 	messages map[string]*messageTemplates // by locale
+	reply    *texttemplate.Template
 }
 
 type promptTemplates struct{ system, user *texttemplate.Template }
@@ -168,7 +176,7 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile) {
+		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile && p != RepliesFile) {
 			return nil
 		}
 		b, err := fs.ReadFile(fsys, p)
@@ -180,6 +188,14 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 	})
 	if err != nil {
 		return s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
+	}
+	// A prompt directory written before replies existed hears replies with the shipped files.
+	for _, f := range []string{RepliesFile, ReplyFile} {
+		if _, ok := s.files[f]; !ok {
+			if b, err := fs.ReadFile(prompts.Default, f); err == nil {
+				s.files[f] = b
+			}
+		}
 	}
 	s.Version = hashFiles(s.files, nil)
 	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
@@ -208,6 +224,19 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 			s.Policy.Guardrails = g
 		}
 	}
+	if rb, ok := s.files[RepliesFile]; ok {
+		rc, err := replies.Parse(rb)
+		var pe *replies.ParseError
+		switch {
+		case errors.As(err, &pe):
+			for _, p := range pe.Problems {
+				problems = append(problems, Problem{File: RepliesFile, Line: p.Line, Message: p.Message})
+			}
+		case err != nil:
+			problems = append(problems, Problem{File: RepliesFile, Message: err.Error()})
+		}
+		s.Replies = rc
+	}
 	text := func(name string) *texttemplate.Template {
 		b, ok := s.files[name]
 		if !ok {
@@ -221,6 +250,7 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 		return t
 	}
 	s.prompts[""] = &promptTemplates{system: text(SystemFile), user: text(UserFile)}
+	s.reply = text(ReplyFile)
 	for name := range s.files {
 		dir, file := path.Split(name)
 		parts := strings.Split(strings.Trim(dir, "/"), "/")
@@ -373,6 +403,29 @@ func (s *Set) Prompt(variant string, d PromptData) (system, user string, err err
 		return "", "", err
 	}
 	return system, b.String(), nil
+}
+
+// ReplyData fills reply.tmpl, the system prompt that classifies a customer's reply. The
+// reply itself is never a template value: it goes in the user message (ReplyPrompt).
+type ReplyData struct {
+	Intents  []string // the closed set, recoup.Intents
+	Language string   // the customer's language tag, e.g. es-ES
+	Today    string   // YYYY-MM-DD in the customer's zone
+}
+
+// ReplyPrompt renders the system message that classifies a reply and the user message that
+// carries it, inside <reply>…</reply> with <, > and & escaped so that it cannot close the
+// block.
+func (s *Set) ReplyPrompt(d ReplyData, reply string) (system, user string, err error) {
+	if s.reply == nil {
+		return "", "", errors.New("the prompt set has no " + ReplyFile)
+	}
+	d.Language = promptLanguage(d.Language)
+	var b strings.Builder
+	if err := s.reply.Execute(&b, d); err != nil {
+		return "", "", err
+	}
+	return b.String(), "<reply>\n" + dataEscaper.Replace(reply) + "\n</reply>", nil
 }
 
 // Email renders an email's subject, plain text and HTML bodies in the customer's locale.
