@@ -72,11 +72,15 @@ type Config struct {
 	// PublicBaseURL is RECOUP_PUBLIC_BASE_URL: the address the providers reach `starter
 	// serve` at (behind any proxy), e.g. https://recoup.shop.example. Twilio's status
 	// callbacks are sent to <it>/v1/providers/twilio/status and their signatures verified
-	// against it; required when Twilio sends SMS.
+	// against it; required when Twilio sends SMS. Twilio's inbound-SMS signature covers it
+	// too (POST /v1/providers/twilio/inbound).
 	PublicBaseURL string
 	// SendGridWebhookKey is SENDGRID_WEBHOOK_PUBLIC_KEY: the signed Event Webhook's
 	// verification key (base64); unset, POST /v1/providers/sendgrid/events answers 404.
 	SendGridWebhookKey string
+	// SendGridInboundSecret is SENDGRID_INBOUND_SECRET: the last path segment (or basic-auth
+	// password) of the SendGrid Inbound Parse URL; empty disables email replies.
+	SendGridInboundSecret string
 	// ReconcileWindow is RECOUP_RECONCILE_WINDOW (default 30m): how long after an attempt
 	// whose outcome is unknown a provider event naming it may arrive; none by then proves
 	// the provider never accepted it, and the step is sent again, once.
@@ -228,6 +232,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.MetricsAddr = get("METRICS_ADDR", ":9090")
 	c.WebhookSecret = list("WEBHOOK_SECRETS")
 	c.StripeSecrets = list("STRIPE_WEBHOOK_SECRETS")
+	c.SendGridInboundSecret = get("SENDGRID_INBOUND_SECRET", "")
 	c.KafkaBrokers = list("KAFKA_BROKERS")
 	c.KafkaTopic = get("KAFKA_TOPIC", "recoup.events")
 	c.KafkaGroup = get("KAFKA_GROUP", "recoup-ingress")
@@ -357,7 +362,8 @@ func (c Config) checkSecrets() []error {
 		add(CheckToken("CODEC_AUTH_TOKEN", c.CodecToken))
 	}
 	for _, cred := range []struct{ name, v string }{{"OPENAI_API_KEY", c.LLM.APIKey},
-		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken}} {
+		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken},
+		{"SENDGRID_INBOUND_SECRET", c.SendGridInboundSecret}} {
 		if cred.v != "" {
 			add(checkCredential(cred.name, cred.v))
 		}

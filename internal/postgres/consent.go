@@ -67,7 +67,8 @@ func lockCustomer(ctx context.Context, tx pgx.Tx, customerID string) error {
 
 // applyConsent applies one consent statement, newest wins per channel: a grant only when it
 // is newer than the statement in force, a withdrawal also when it is as new. A change of the
-// stored value is written to the ledger; an opt-out always is (applied or not), as evidence.
+// stored value is written to the ledger; an opt-out (an event's, a provider's) or a reply
+// always is (applied or not), as evidence.
 // A customer without a profile keeps the opt-out in the ledger only; the profile, once
 // created, starts from it (consentFromLedger). The caller holds lockCustomer.
 func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, error) {
@@ -86,6 +87,15 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	if !exists {
 		applies = !st.Consent // kept for the profile to come
 	}
+	if applies && st.Consent && st.Source != ConsentReply {
+		// The customer's own STOP (carrier rules) is lifted only by their own START, never by
+		// a snapshot or an import that merely repeats an older consent.
+		stopped, err := stoppedByReply(ctx, tx, st.CustomerID, st.Channel)
+		if err != nil {
+			return false, err
+		}
+		applies = !stopped
+	}
 	changed := exists && applies && cur != st.Consent
 	if exists && applies {
 		if _, err := tx.Exec(ctx, `UPDATE customers SET `+cols[0]+` = $2, `+cols[1]+` = $3 WHERE customer_id = $1`,
@@ -95,7 +105,7 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	}
 	// recorded_at: under the customer's lock (clock_timestamp), so it orders against sends'
 	// claimed_at.
-	if changed || (!st.Consent && st.Source != ConsentSnapshot && st.Source != ConsentImport) {
+	if changed || st.Source == ConsentReply || (!st.Consent && st.Source != ConsentSnapshot && st.Source != ConsentImport) {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO consent_ledger (customer_id, channel, consent, source, evidence_event_id, at, applied, recorded_at)
 			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, clock_timestamp()) ON CONFLICT DO NOTHING`,
@@ -127,4 +137,21 @@ func consentFromLedger(ctx context.Context, tx pgx.Tx, customerID string) error 
 		}
 	}
 	return nil
+}
+
+// stoppedByReply reports whether the statement in force for a channel is the customer's
+// STOP reply.
+func stoppedByReply(ctx context.Context, tx pgx.Tx, customerID, channel string) (bool, error) {
+	var source string
+	var consent bool
+	err := tx.QueryRow(ctx, `
+		SELECT source, consent FROM consent_ledger WHERE customer_id = $1 AND channel = $2 AND applied
+		ORDER BY at DESC, id DESC LIMIT 1`, customerID, channel).Scan(&source, &consent)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the consent ledger: %w", err)
+	}
+	return source == ConsentReply && !consent, nil
 }

@@ -8,6 +8,7 @@ package templates
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/replies"
 	"github.com/recoup-dunning/recoup/prompts"
 )
 
@@ -30,12 +32,16 @@ const (
 	// GuardrailsFile holds the word lists the model's text is checked against.
 	GuardrailsFile = "guardrails.yaml"
 	SystemFile     = "system.tmpl"
-	UserFile       = "user.tmpl"
-	MessagesDir    = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
-	VariantsDir    = "variants" // variants/<name>/{system,user}.tmpl, each optional
-	EmailText      = "email_text.tmpl"
-	EmailHTML      = "email_html.tmpl"
-	SMSFile        = "sms.tmpl"
+	// RepliesFile maps a customer's reply intent to what the run does, with the rules
+	// fallback's phrases; ReplyFile is the system prompt that classifies a reply.
+	RepliesFile = "replies.yaml"
+	ReplyFile   = "reply.tmpl"
+	UserFile    = "user.tmpl"
+	MessagesDir = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
+	VariantsDir = "variants" // variants/<name>/{system,user}.tmpl, each optional
+	EmailText   = "email_text.tmpl"
+	EmailHTML   = "email_html.tmpl"
+	SMSFile     = "sms.tmpl"
 	// DefaultLocale's messages must exist; other locales fall back to it.
 	DefaultLocale = "en"
 )
@@ -43,12 +49,14 @@ const (
 // Set is a loaded, checked prompt set. It is immutable.
 type Set struct {
 	Policy        *policy.Policy
-	Version       string // first 12 hex digits of the SHA-256 over every file's name and content
-	PolicyVersion string // the same over policy.yaml and guardrails.yaml alone
+	Replies       *replies.Config // replies.yaml
+	Version       string          // first 12 hex digits of the SHA-256 over every file's name and content
+	PolicyVersion string          // the same over policy.yaml and guardrails.yaml alone
 
 	files    map[string][]byte
 	prompts  map[string]*promptTemplates  // "" (default) and each variant
 	messages map[string]*messageTemplates // by locale
+	reply    *texttemplate.Template
 }
 
 type promptTemplates struct{ system, user *texttemplate.Template }
@@ -166,10 +174,12 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 	if err := b.readFiles(fsys); err != nil {
 		return b.s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
 	}
+	b.addShippedReplyFiles()
 	b.s.Version = hashFiles(b.s.files, nil)
 	b.s.PolicyVersion = hashFiles(b.s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
 	b.checkRequiredFiles()
 	b.parsePolicy()
+	b.parseReplies()
 	b.parseTemplates()
 	b.checkLocalesComplete()
 	b.checkVariantDirectories()
@@ -192,13 +202,13 @@ func (b *setBuilder) problem(file, message string) {
 	b.problems = append(b.problems, Problem{File: file, Message: message})
 }
 
-// readFiles reads every template, the policy and the guardrails file into s.files.
+// readFiles reads every template and the policy, guardrails and replies files into s.files.
 func (b *setBuilder) readFiles(fsys fs.FS) error {
 	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile) {
+		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile && p != RepliesFile) {
 			return nil
 		}
 		data, err := fs.ReadFile(fsys, p)
@@ -208,6 +218,18 @@ func (b *setBuilder) readFiles(fsys fs.FS) error {
 		b.s.files[p] = data
 		return nil
 	})
+}
+
+// addShippedReplyFiles adds the shipped replies.yaml and reply.tmpl where the set lacks them:
+// a prompt directory written before replies existed hears replies with the shipped files.
+func (b *setBuilder) addShippedReplyFiles() {
+	for _, f := range []string{RepliesFile, ReplyFile} {
+		if _, ok := b.s.files[f]; !ok {
+			if data, err := fs.ReadFile(prompts.Default, f); err == nil {
+				b.s.files[f] = data
+			}
+		}
+	}
 }
 
 // checkRequiredFiles reports each file every set must have that is missing.
@@ -242,6 +264,25 @@ func (b *setBuilder) parsePolicy() {
 	}
 }
 
+// parseReplies parses replies.yaml, each of its problems on its line.
+func (b *setBuilder) parseReplies() {
+	rb, ok := b.s.files[RepliesFile]
+	if !ok {
+		return
+	}
+	rc, err := replies.Parse(rb)
+	var pe *replies.ParseError
+	switch {
+	case errors.As(err, &pe):
+		for _, p := range pe.Problems {
+			b.problems = append(b.problems, Problem{File: RepliesFile, Line: p.Line, Message: p.Message})
+		}
+	case err != nil:
+		b.problem(RepliesFile, err.Error())
+	}
+	b.s.Replies = rc
+}
+
 // text parses the text template file name; nil when it is absent or does not parse.
 func (b *setBuilder) text(name string) *texttemplate.Template {
 	data, ok := b.s.files[name]
@@ -256,10 +297,11 @@ func (b *setBuilder) text(name string) *texttemplate.Template {
 	return t
 }
 
-// parseTemplates parses the default prompts, then each variant's prompts and each locale's
-// message templates.
+// parseTemplates parses the default prompts and the reply prompt, then each variant's
+// prompts and each locale's message templates.
 func (b *setBuilder) parseTemplates() {
 	b.s.prompts[""] = &promptTemplates{system: b.text(SystemFile), user: b.text(UserFile)}
+	b.s.reply = b.text(ReplyFile)
 	for name := range b.s.files {
 		dir, file := path.Split(name)
 		parts := strings.Split(strings.Trim(dir, "/"), "/")
@@ -424,6 +466,29 @@ func (s *Set) Prompt(variant string, d PromptData) (system, user string, err err
 		return "", "", err
 	}
 	return system, b.String(), nil
+}
+
+// ReplyData fills reply.tmpl, the system prompt that classifies a customer's reply. The
+// reply itself is never a template value: it goes in the user message (ReplyPrompt).
+type ReplyData struct {
+	Intents  []string // the closed set, recoup.Intents
+	Language string   // the customer's language tag, e.g. es-ES
+	Today    string   // YYYY-MM-DD in the customer's zone
+}
+
+// ReplyPrompt renders the system message that classifies a reply and the user message that
+// carries it, inside <reply>…</reply> with <, > and & escaped so that it cannot close the
+// block.
+func (s *Set) ReplyPrompt(d ReplyData, reply string) (system, user string, err error) {
+	if s.reply == nil {
+		return "", "", errors.New("the prompt set has no " + ReplyFile)
+	}
+	d.Language = promptLanguage(d.Language)
+	var b strings.Builder
+	if err := s.reply.Execute(&b, d); err != nil {
+		return "", "", err
+	}
+	return b.String(), "<reply>\n" + dataEscaper.Replace(reply) + "\n</reply>", nil
 }
 
 // Email renders an email's subject, plain text and HTML bodies in the customer's locale.
