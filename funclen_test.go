@@ -18,13 +18,6 @@ const maxFuncLines = 60
 // (generated files and `//go:build ignore` generators aside).
 const maxModuleFuncLines = 100
 
-// longFuncExceptions are the functions (file: name) allowed over maxModuleFuncLines.
-var longFuncExceptions = map[string]bool{
-	// FromEnv reads every setting in turn; it is left whole while branch hear-replies changes
-	// config.go, to be split into named steps once that lands (issue 13).
-	"internal/config/config.go: FromEnv": true,
-}
-
 func TestWorkflowAndActivityFunctionsAreShort(t *testing.T) {
 	fset := token.NewFileSet()
 	for _, dir := range []string{"workflows", "activities"} {
@@ -40,7 +33,7 @@ func TestWorkflowAndActivityFunctionsAreShort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkFuncLines(t, fset, f, maxFuncLines, nil)
+			checkFuncLines(t, fset, f, maxFuncLines)
 		}
 	}
 }
@@ -67,7 +60,7 @@ func TestModuleFunctionsAreShort(t *testing.T) {
 		if ast.IsGenerated(f) || buildIgnored(f) {
 			return nil
 		}
-		checkFuncLines(t, fset, f, maxModuleFuncLines, longFuncExceptions)
+		checkFuncLines(t, fset, f, maxModuleFuncLines)
 		return nil
 	})
 	if err != nil {
@@ -91,9 +84,8 @@ func buildIgnored(f *ast.File) bool {
 	return false
 }
 
-// checkFuncLines fails the test for each function of f longer than limit lines, unless
-// exceptions lists it (as "file: name").
-func checkFuncLines(t *testing.T, fset *token.FileSet, f *ast.File, limit int, exceptions map[string]bool) {
+// checkFuncLines fails the test for each function of f longer than limit lines.
+func checkFuncLines(t *testing.T, fset *token.FileSet, f *ast.File, limit int) {
 	t.Helper()
 	for _, decl := range f.Decls {
 		fn, ok := decl.(*ast.FuncDecl)
@@ -101,9 +93,6 @@ func checkFuncLines(t *testing.T, fset *token.FileSet, f *ast.File, limit int, e
 			continue
 		}
 		pos := fset.Position(fn.Pos())
-		if exceptions[filepath.ToSlash(pos.Filename)+": "+fn.Name.Name] {
-			continue
-		}
 		if n := fset.Position(fn.Body.Rbrace).Line - pos.Line + 1; n > limit {
 			t.Errorf("%s: %s is %d lines long, more than %d: split it into named steps",
 				pos, fn.Name.Name, n, limit)
