@@ -312,9 +312,6 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if c.Twilio.StatusCallbackURL == "" && c.PublicBaseURL != "" {
 			c.Twilio.StatusCallbackURL = c.PublicBaseURL + TwilioStatusPath
 		}
-		if c.Twilio.StatusCallbackURL == "" {
-			errs = append(errs, errors.New("RECOUP_PUBLIC_BASE_URL: required when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to "+TwilioStatusPath+", without which a send whose outcome is unknown cannot be settled"))
-		}
 	}
 	if c.ReconcileWindow <= 0 {
 		errs = append(errs, errors.New("RECOUP_RECONCILE_WINDOW: must be a positive duration, e.g. 30m"))
@@ -510,7 +507,12 @@ func (c Config) Require(role Role) error {
 		if c.CodecToken == "" {
 			return errors.New("CODEC_AUTH_TOKEN: required by the codec server (generate one with: openssl rand -hex 32)")
 		}
-	case RoleWorker, RoleSetup:
+	case RoleWorker:
+		// Only the worker sends SMS: ingress, support commands and jobs run without it.
+		if c.SMSEnabled() && c.Twilio.StatusCallbackURL == "" {
+			return errors.New("RECOUP_PUBLIC_BASE_URL: required by the worker when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to " + TwilioStatusPath + ", without which a send whose outcome is unknown cannot be settled")
+		}
+	case RoleSetup:
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
