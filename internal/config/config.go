@@ -402,7 +402,7 @@ func (c *Config) checkCombinations() []error {
 }
 
 // checkSMS checks the Twilio settings when SMS is enabled, deriving the status callback URL
-// from RECOUP_PUBLIC_BASE_URL when it is not set.
+// from RECOUP_PUBLIC_BASE_URL when it is not set (Require checks the worker has one).
 func (c *Config) checkSMS() []error {
 	if !c.SMSEnabled() {
 		return nil
@@ -418,9 +418,6 @@ func (c *Config) checkSMS() []error {
 	// key is how a send whose outcome is unknown is settled from Twilio's evidence.
 	if c.Twilio.StatusCallbackURL == "" && c.PublicBaseURL != "" {
 		c.Twilio.StatusCallbackURL = c.PublicBaseURL + TwilioStatusPath
-	}
-	if c.Twilio.StatusCallbackURL == "" {
-		errs = append(errs, errors.New("RECOUP_PUBLIC_BASE_URL: required when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to "+TwilioStatusPath+", without which a send whose outcome is unknown cannot be settled"))
 	}
 	return errs
 }
@@ -599,7 +596,12 @@ func (c Config) Require(role Role) error {
 		if c.CodecToken == "" {
 			return errors.New("CODEC_AUTH_TOKEN: required by the codec server (generate one with: openssl rand -hex 32)")
 		}
-	case RoleWorker, RoleSetup:
+	case RoleWorker:
+		// Only the worker sends SMS: ingress, support commands and jobs run without it.
+		if c.SMSEnabled() && c.Twilio.StatusCallbackURL == "" {
+			return errors.New("RECOUP_PUBLIC_BASE_URL: required by the worker when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to " + TwilioStatusPath + ", without which a send whose outcome is unknown cannot be settled")
+		}
+	case RoleSetup:
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}

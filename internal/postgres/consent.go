@@ -83,14 +83,18 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("read consent: %w", err)
 	}
-	applies := exists && (curAt == nil || st.At.After(*curAt) || (!st.Consent && !st.At.Before(*curAt)))
+	// The customer's own withdrawal (a STOP reply, a spam report, an unsubscribe) applies
+	// whatever its time: a profile that billing sent since, repeating an older consent flag,
+	// does not outrank what the customer said.
+	byCustomer := !st.Consent && customerSources[st.Source]
+	applies := exists && (curAt == nil || st.At.After(*curAt) || (!st.Consent && !st.At.Before(*curAt)) || byCustomer)
 	if !exists {
 		applies = !st.Consent // kept for the profile to come
 	}
 	if applies && st.Consent && st.Source != ConsentReply {
-		// The customer's own STOP (carrier rules) is lifted only by their own START, never by
-		// a snapshot or an import that merely repeats an older consent.
-		stopped, err := stoppedByReply(ctx, tx, st.CustomerID, st.Channel)
+		// ... and is lifted only by their own START, never by a snapshot or an import that
+		// merely repeats an older consent.
+		stopped, err := stoppedByCustomer(ctx, tx, st.CustomerID, st.Channel)
 		if err != nil {
 			return false, err
 		}
@@ -98,7 +102,8 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	}
 	changed := exists && applies && cur != st.Consent
 	if exists && applies {
-		if _, err := tx.Exec(ctx, `UPDATE customers SET `+cols[0]+` = $2, `+cols[1]+` = $3 WHERE customer_id = $1`,
+		// The statement's time never moves backwards (a late withdrawal keeps the newer time).
+		if _, err := tx.Exec(ctx, `UPDATE customers SET `+cols[0]+` = $2, `+cols[1]+` = GREATEST(COALESCE(`+cols[1]+`, $3), $3) WHERE customer_id = $1`,
 			st.CustomerID, st.Consent, st.At); err != nil {
 			return false, fmt.Errorf("store consent: %w", err)
 		}
@@ -139,19 +144,23 @@ func consentFromLedger(ctx context.Context, tx pgx.Tx, customerID string) error 
 	return nil
 }
 
-// stoppedByReply reports whether the statement in force for a channel is the customer's
-// STOP reply.
-func stoppedByReply(ctx context.Context, tx pgx.Tx, customerID, channel string) (bool, error) {
-	var source string
-	var consent bool
+// customerSources are the consent sources that are the customer's own word: a reply, and
+// what a provider reports of them (spam report, unsubscribe, carrier STOP).
+var customerSources = map[string]bool{ConsentReply: true, ConsentSendGrid: true, ConsentTwilio: true}
+
+// stoppedByCustomer says whether the customer withdrew consent for channel themselves (a
+// reply, a spam report, an unsubscribe, a carrier STOP) and has not opted in again by reply
+// (START) since, in the ledger's order.
+func stoppedByCustomer(ctx context.Context, tx pgx.Tx, customerID, channel string) (bool, error) {
+	var stopped bool
 	err := tx.QueryRow(ctx, `
-		SELECT source, consent FROM consent_ledger WHERE customer_id = $1 AND channel = $2 AND applied
-		ORDER BY at DESC, id DESC LIMIT 1`, customerID, channel).Scan(&source, &consent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
+		SELECT EXISTS (SELECT 1 FROM consent_ledger w
+			WHERE w.customer_id = $1 AND w.channel = $2 AND w.applied AND NOT w.consent AND w.source = ANY($3)
+			AND NOT EXISTS (SELECT 1 FROM consent_ledger g WHERE g.customer_id = w.customer_id AND g.channel = w.channel
+				AND g.applied AND g.consent AND g.source = $4 AND g.id > w.id))`,
+		customerID, channel, []string{ConsentReply, ConsentSendGrid, ConsentTwilio}, ConsentReply).Scan(&stopped)
 	if err != nil {
 		return false, fmt.Errorf("read the consent ledger: %w", err)
 	}
-	return source == ConsentReply && !consent, nil
+	return stopped, nil
 }
