@@ -223,13 +223,13 @@ func (a *DunningActivities) heardRefusal(bg context.Context, log *slog.Logger, c
 	}
 	at := time.Now().UTC() // when Twilio answered (a.now() is the send-time checks' clock)
 	switch {
-	case twilio.UnreachableCode(pe.Code):
+	case provider.TwilioUnreachableCode(pe.Code):
 		marked, merr := a.Store.MarkUndeliverable(bg, in.CustomerID, string(ch), c.Phone, "twilio refused the message "+pe.Code, at)
 		if merr != nil {
 			return merr
 		}
 		log.Warn("Twilio refused the number; marked undeliverable on the customer", "code", pe.Code, "marked", marked)
-	case pe.Code == twilio.OptedOutCode:
+	case pe.Code == provider.TwilioOptedOutCode:
 		id, oerr := a.Store.RecordProviderOptOut(bg, postgres.ProviderOptOut{Provider: postgres.ConsentTwilio,
 			ProviderEventID: "refused/" + in.IdempotencyKey + "/" + pe.Code, InvoiceID: in.InvoiceID, CustomerID: in.CustomerID,
 			Channel: string(ch), At: at, Reason: fmt.Sprintf("twilio refused message %s: the recipient replied STOP (%s)", in.IdempotencyKey, pe.Code)})

@@ -15,7 +15,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/postgres"
-	"github.com/recoup-dunning/recoup/internal/twilio"
+	"github.com/recoup-dunning/recoup/internal/provider"
 )
 
 // The providers' webhooks: SendGrid's Event Webhook and Twilio's status callbacks report
@@ -249,8 +249,8 @@ func mapTwilio(sid, status, code string, body []byte) postgres.ProviderEvent {
 	default:
 		pe.Kind = status
 	}
-	pe.Unreachable = twilio.UnreachableCode(code)
-	pe.OptOut = code == twilio.OptedOutCode
+	pe.Unreachable = provider.TwilioUnreachableCode(code)
+	pe.OptOut = code == provider.TwilioOptedOutCode
 	return pe
 }
 
