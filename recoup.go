@@ -436,6 +436,9 @@ type State struct {
 	NextChannel    Channel        `json:"next_channel,omitempty"`    // set by support for the next message
 	Hold           *Hold          `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
 	LastApplied    time.Time      `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
+	// LastResumed is the occurred_at (clamped) of the newest resume signal received, applied
+	// or refused: a pause signal dated before it is stale (it was superseded by the resume).
+	LastResumed time.Time `json:"last_resumed_at,omitempty"`
 }
 
 // Application error types (temporal.ApplicationError.Type()) that cross the workflow

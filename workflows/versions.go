@@ -60,6 +60,11 @@ const (
 	// directly, not through changed: runs with ChangeLocalDBReads recorded before it kept
 	// their reconcile outcome).
 	ChangeReconcileResend = "reconcile-resend"
+	// ChangePauseOrder (DunningWorkflow, signals.go receive): a pause signal dated before a
+	// resume signal already received (applied, or refused because the run was not paused
+	// yet) is stale and ignored, instead of pausing the run until a resume that already
+	// came. Order: checked in the pause signal's handler, only when such a pause arrives.
+	ChangePauseOrder = "pause-order"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -72,4 +77,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{DetectorHoldsEnd, "SpikeDetectorWorkflow"},
 	{ChangeSpikeNormalize, "SpikeDetectorWorkflow"},
 	{ChangeReconcileResend, "DunningWorkflow"},
+	{ChangePauseOrder, "DunningWorkflow"},
 }
