@@ -12,7 +12,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: secrets all build temporal workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike chaos clean
+.PHONY: secrets all build temporal workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies chaos clean
 
 all: build
 
@@ -110,6 +110,16 @@ bench-spike:
 		| grep -E '^spike-|^(ok|FAIL|---)'
 
 # The load generator is a measurement tool, not part of the product binary.
+# The replies' rules fallback (no model): accuracy per intent on the labelled replies it was
+# tuned on and on held-out ones (internal/model/replies/testdata), en/es/de, hostile ones
+# included. With RECOUP_BENCH_MODEL=1 and OPENAI_API_KEY (OPENAI_BASE_URL, OPENAI_MODEL), the
+# configured model's accuracy on the same replies through the worker's path as well.
+bench-replies:
+	@$(GO) test -count=1 -run 'TestRulesAccuracy' -v ./internal/model/replies \
+		| grep -vE '^=== RUN|miss:'
+	@if [ "$$RECOUP_BENCH_MODEL" = 1 ]; then $(GO) test -count=1 -timeout 60m -run ModelAccuracyOnLabelledReplies -v ./internal/benchmarks \
+		| grep -E '^replies-model|^(ok|FAIL|---)'; fi
+
 bench-ingress: temporal build
 	$(GO) build -o $(BIN)/ ./internal/benchmarks/loadgen
 	@scripts/bench-ingress.sh

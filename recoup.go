@@ -76,7 +76,77 @@ const (
 	SignalResume        = "resume"         // Resume: continue where the run was
 	SignalOptOut        = "opt-out"        // OptOut: stop one channel for the rest of the run
 	SignalReleaseHold   = "release-hold"   // ReleaseHold: the incident holding the run ended or was released
+	SignalReply         = "reply"          // Reply: the customer answered (SMS or email), masked
 )
+
+// Reply is the payload of SignalReply: a customer's free-text answer, recorded in the
+// inbound-reply log before it is delivered to each of the customer's open runs. Text is
+// masked (no email addresses, phone numbers or long digit runs) and bounded; keyword
+// replies (STOP, START, HELP) never arrive as a Reply: STOP is an OptOut of SMS.
+type Reply struct {
+	EventID    string    `json:"event_id"` // "reply:<provider>:<provider message id>"
+	Channel    Channel   `json:"channel"`  // the channel it came on (email or sms)
+	Text       string    `json:"text"`     // masked, at most MaxReplyText runes
+	ReceivedAt time.Time `json:"received_at"`
+	Locale     string    `json:"locale,omitempty"` // the customer's profile locale, a hint for the rules
+}
+
+// MaxReplyText bounds the masked text a Reply carries (longer replies are cut).
+const MaxReplyText = 1000
+
+// Intent is what a customer's reply means, from a closed set (the model's answer is refused
+// unless it names one of these).
+type Intent string
+
+const (
+	IntentPromiseToPay Intent = "promise_to_pay" // with a date
+	IntentAlreadyPaid  Intent = "already_paid"
+	IntentDispute      Intent = "dispute_or_fraud"
+	IntentHardship     Intent = "hardship"
+	IntentWrongPerson  Intent = "wrong_person"
+	IntentQuestion     Intent = "question"
+	IntentOther        Intent = "other"
+)
+
+// Intents lists every Intent, in the order prompts and reports use.
+var Intents = []Intent{IntentPromiseToPay, IntentAlreadyPaid, IntentDispute, IntentHardship,
+	IntentWrongPerson, IntentQuestion, IntentOther}
+
+// Valid reports whether i is one of Intents.
+func (i Intent) Valid() bool {
+	for _, v := range Intents {
+		if v == i {
+			return true
+		}
+	}
+	return false
+}
+
+// ReplyAction is what the rules decided a classified reply makes the run do.
+type ReplyAction string
+
+const (
+	ReplyPauseUntil    ReplyAction = "pause_until"     // a promise: pause until the day after it (bounded)
+	ReplyVerifyPayment ReplyAction = "verify_payment"  // ask billing to verify (dunning.verify_payment), pause meanwhile
+	ReplyStopEscalate  ReplyAction = "stop_escalate"   // send nothing more; support decides (needs_attention)
+	ReplyEscalate      ReplyAction = "escalate"        // support answers first (needs_attention)
+	ReplyOfferExtend   ReplyAction = "offer_extension" // the next step offers the policy's extension
+)
+
+// ReplyRecord is one reply as the run's State shows it: masked text, intent, who decided and
+// what the run did.
+type ReplyRecord struct {
+	EventID    string      `json:"event_id"`
+	Channel    Channel     `json:"channel"`
+	Text       string      `json:"text"` // masked
+	ReceivedAt time.Time   `json:"received_at"`
+	Intent     Intent      `json:"intent,omitempty"`
+	Confidence float64     `json:"confidence,omitempty"`
+	PromisedOn string      `json:"promised_on,omitempty"` // YYYY-MM-DD, for promise_to_pay
+	DecidedBy  string      `json:"decided_by,omitempty"`  // DecidedByLLM or DecidedByRules
+	Action     ReplyAction `json:"action,omitempty"`
+	Note       string      `json:"note,omitempty"`
+}
 
 // ReleaseHold is the payload of SignalReleaseHold. The spike detector sends it to every run
 // an incident held when the incident clears, is released by an operator or is marked a
@@ -126,9 +196,20 @@ const (
 	UpdateCancel     = "cancel"           // Cancel
 	UpdateActNow     = "act-now"          // ActNowRequest: end the current wait and act now
 	UpdateSetChannel = "set-next-channel" // SetChannelRequest: the next message goes by this channel
+	UpdateResolve    = "resolve"          // Resolve: support handled what needed attention; the run goes on
 	SignalActNow     = UpdateActNow
 	SignalSetChannel = UpdateSetChannel
+	SignalResolve    = UpdateResolve
 )
+
+// Resolve is the payload of UpdateResolve: support answered the customer's reply that put
+// the run in StatusNeedsAttention (a dispute, a question, a reply the rules could not
+// classify with confidence). The run goes on where it was (later steps move back by the time
+// it waited); to stop it instead, support cancels it.
+type Resolve struct {
+	By   string `json:"by,omitempty"`
+	Note string `json:"note"`
+}
 
 // ActNowRequest ends the current wait (next step or allowed send time) so the run acts now.
 type ActNowRequest struct {
@@ -197,13 +278,17 @@ var (
 type Status string
 
 const (
-	StatusActive    Status = "active"    // working on a step or waiting for the next one
-	StatusPaused    Status = "paused"    // paused by support; sends nothing until resumed
-	StatusHeld      Status = "held"      // holding its first message during a failure-spike incident
-	StatusRecovered Status = "recovered" // the invoice was paid (ended)
-	StatusExhausted Status = "exhausted" // every step ran without recovery; billing was told (ended)
-	StatusCanceled  Status = "canceled"  // canceled by billing or support (ended)
-	StatusFailed    Status = "failed"    // could not run at all, e.g. unknown customer (ended)
+	StatusActive Status = "active" // working on a step or waiting for the next one
+	StatusPaused Status = "paused" // paused by support; sends nothing until resumed
+	StatusHeld   Status = "held"   // holding its first message during a failure-spike incident
+	// StatusNeedsAttention: a customer's reply needs support (a dispute, a wrong person, a
+	// question or a reply not classified with confidence); the run sends nothing until
+	// support resolves, resumes or cancels it. Find them with DunningStatus = "needs_attention".
+	StatusNeedsAttention Status = "needs_attention"
+	StatusRecovered      Status = "recovered" // the invoice was paid (ended)
+	StatusExhausted      Status = "exhausted" // every step ran without recovery; billing was told (ended)
+	StatusCanceled       Status = "canceled"  // canceled by billing or support (ended)
+	StatusFailed         Status = "failed"    // could not run at all, e.g. unknown customer (ended)
 )
 
 // Ended reports whether s is a final status.
@@ -329,6 +414,8 @@ type Continuation struct {
 	ExhaustAt   time.Time       `json:"exhaust_at,omitempty"`
 	// ExhaustPausedFor is PausedFor when ExhaustAt was set (later pauses move it back).
 	ExhaustPausedFor time.Duration `json:"exhaust_paused_for,omitempty"`
+	// PendingReplies were received but not yet classified.
+	PendingReplies []Reply `json:"pending_replies,omitempty"`
 }
 
 // RunKey identifies one dunning run of an invoice in PostgreSQL and in idempotency keys: the
@@ -436,10 +523,22 @@ type State struct {
 	NextChannel    Channel        `json:"next_channel,omitempty"`    // set by support for the next message
 	Hold           *Hold          `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
 	LastApplied    time.Time      `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
+	// Replies are the customer's replies this run heard (masked), with their intent and what
+	// the run did (the newest MaxReplyRecords).
+	Replies []ReplyRecord `json:"replies,omitempty"`
+	// PausedUntil is when a pause the customer's reply caused ends by itself (a promise to
+	// pay, a payment billing verifies); zero for support's pauses.
+	PausedUntil time.Time `json:"paused_until,omitempty"`
+	// Hardship: the customer said they cannot pay now; the next decision offers the policy's
+	// extension.
+	Hardship bool `json:"hardship,omitempty"`
 	// LastResumed is the occurred_at (clamped) of the newest resume signal received, applied
 	// or refused: a pause signal dated before it is stale (it was superseded by the resume).
 	LastResumed time.Time `json:"last_resumed_at,omitempty"`
 }
+
+// MaxReplyRecords bounds State.Replies.
+const MaxReplyRecords = 50
 
 // Application error types (temporal.ApplicationError.Type()) that cross the workflow
 // boundary: what activities return when retrying cannot help, and what a refused support

@@ -36,6 +36,9 @@ type DecideInput struct {
 	// Channel, when set (support's set-next-channel), is the only channel this step may use,
 	// if the customer can be reached on it.
 	Channel recoup.Channel
+	// Hardship: the customer replied that they cannot pay now; the step offers the plan's
+	// extension (within the yearly budget) instead of whatever else was decided.
+	Hardship bool `json:",omitempty"`
 }
 
 // DecideStrategy asks the model for channel, tone, incentive and message, enforces the
@@ -143,6 +146,7 @@ var (
 		{"sms-segments", (*DunningActivities).smsWithinSegments},
 		{"rules-fallback", (*DunningActivities).rulesFallback},
 		{"contact-cap-rationale", (*DunningActivities).explainContactCap},
+		{"hardship-extension", (*DunningActivities).hardshipExtension},
 		{"incentive-budget", (*DunningActivities).incentiveBudget},
 		{"text-matches-incentive", (*DunningActivities).textMatchesIncentive},
 	}

@@ -75,7 +75,28 @@ fixture: ` + strings.Join(fixtureNames(), ", ") + `.`,
 	preview.Flags().StringVar(&o.dir, "dir", "", "prompt directory (default: PROMPTS_DIR or the built-in prompts)")
 	_ = preview.MarkFlagDirname("dir")
 	_ = preview.RegisterFlagCompletionFunc("customer", cobra.FixedCompletions(fixtureNames(), cobra.ShellCompDirectiveNoFileComp))
-	prompts.AddCommand(lint, preview)
+	var replyDir, replyLocale, replyZone string
+	previewReply := &cobra.Command{
+		Use:   "preview-reply [flags] TEXT",
+		Short: "Show how a customer's reply is heard: keyword or intent, confidence, who decided, the action",
+		Long: `Show what Recoup does with a customer's reply TEXT: a carrier keyword (STOP, START, HELP in
+every shipped language) is handled by code; any other reply is masked and classified into one
+intent by the model (with OPENAI_API_KEY) and by the rules of replies.yaml, and the rules of
+replies.yaml decide the action (for a promise, until when the run pauses).`,
+		Example: "  starter prompts preview-reply \"I'll pay on the 15th\"\n  starter prompts preview-reply --locale es-ES --time-zone Europe/Madrid \"Pagaré el viernes\"",
+		Args:    exactArgs(1, "the reply TEXT (quote it)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("dir") {
+				replyDir = a.d.cfg.PromptsDir
+			}
+			return previewReply(cmd.Context(), a.d, replyDir, replyLocale, replyZone, args[0], a.stdout)
+		},
+	}
+	previewReply.Flags().StringVar(&replyDir, "dir", "", "prompt directory (default: PROMPTS_DIR or the built-in prompts)")
+	previewReply.Flags().StringVar(&replyLocale, "locale", "en-US", "the customer's locale")
+	previewReply.Flags().StringVar(&replyZone, "time-zone", "UTC", "the customer's time zone (IANA), for dates")
+	_ = previewReply.MarkFlagDirname("dir")
+	prompts.AddCommand(lint, preview, previewReply)
 	root.AddCommand(prompts)
 
 	var days int

@@ -20,6 +20,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/inbound"
 	"github.com/recoup-dunning/recoup/internal/ingress"
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/observability"
@@ -231,9 +232,15 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	replies, err := inbound.New(inbound.Options{Ingest: x.in, TwilioAccountSID: d.cfg.Twilio.AccountSID,
+		SendGridSecret: d.cfg.SendGridInboundSecret, Logger: x.logger})
+	if err != nil {
+		return err
+	}
 	srv, err := ingress.New(ingress.Options{
 		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,
 		SendGrid: sg, Twilio: tw, PublicBaseURL: d.cfg.PublicBaseURL,
+		TwilioInbound: replies.HandleTwilio, Extra: replies.Handlers(),
 		Metrics: m, Registry: reg, Logger: x.logger,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -257,7 +264,7 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	go func() { defer wg.Done(); relay.Run(relayCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "ingress listening on %s (POST /v1/events, POST /v1/stripe, /healthz, /readyz, /metrics)\n", ln.Addr())
+	fmt.Fprintf(stdout, "ingress listening on %s (POST /v1/events, POST /v1/stripe, POST /v1/providers/{twilio,sendgrid}/inbound, /healthz, /readyz, /metrics)\n", ln.Addr())
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

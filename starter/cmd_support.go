@@ -58,6 +58,31 @@ func addSupportCommands(root *cobra.Command, a *app) {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	root.AddCommand(setChannel)
+	var note string
+	resolve := &cobra.Command{
+		Use:     "resolve [flags] INVOICE_ID --note TEXT",
+		GroupID: "support",
+		Short:   "Resolve a run that needs attention (a customer's reply): it goes on where it was",
+		Long: `Resolve a run whose status is needs_attention: the customer's reply (a dispute, a wrong
+person, a question, a reply not classified with confidence) was handled, and the run goes on
+where it was (later steps move back by the time it waited). --note says how, and is recorded
+in the run. To stop the run instead, cancel it.
+
+The action runs as a Temporal Update: the run answers with its new status, or refuses (exit
+status 2) when it does not need attention.`,
+		Example: "  starter resolve in_42 --note \"called the customer: the charge is theirs\" --by alice",
+		Args:    exactArgs(1, "INVOICE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(note) == "" {
+				return wrongArgs(cmd, "--note is required: say how the customer's reply was handled")
+			}
+			by, _ := cmd.Flags().GetString("by")
+			return supportAction(cmd.Context(), a.d, "resolve", args, by, note, a.stdout)
+		},
+	}
+	resolve.Flags().StringVar(&note, "note", "", "how the customer's reply was handled (recorded in the run)")
+	resolve.Flags().String("by", defaultActor(), "who is acting (recorded in the run)")
+	root.AddCommand(resolve)
 
 	root.AddCommand(incidentsCommand(a))
 
@@ -136,6 +161,8 @@ func supportAction(ctx context.Context, d *deps, action string, args []string, b
 		name, arg = recoup.UpdateCancel, recoup.Cancel{By: by, Reason: reason}
 	case "act-now":
 		name, arg = recoup.UpdateActNow, recoup.ActNowRequest{By: by, Reason: reason}
+	case "resolve":
+		name, arg = recoup.UpdateResolve, recoup.Resolve{By: by, Note: reason}
 	case "set-channel":
 		ch := recoup.Channel(args[1])
 		if !ch.Valid() {
@@ -394,7 +421,14 @@ func PrintState(w io.Writer, wfID string, s recoup.State) {
 	if len(s.OptedOut) > 0 {
 		fmt.Fprintf(tw, "opted out\t%v\n", s.OptedOut)
 	}
+	if !s.PausedUntil.IsZero() {
+		fmt.Fprintf(tw, "paused until\t%s (a reply)\n", s.PausedUntil.Format(time.RFC3339))
+	}
 	tw.Flush()
+	for _, r := range s.Replies {
+		fmt.Fprintf(w, "  reply %s by %s at %s: %q\n    → %s (%.2f, by %s) → %s %s\n", r.EventID, r.Channel,
+			r.ReceivedAt.Format(time.RFC3339), r.Text, r.Intent, r.Confidence, r.DecidedBy, r.Action, paren(r.Note))
+	}
 	for _, dec := range s.Decisions {
 		fmt.Fprintf(w, "  decision step %d: %s · %s · incentive %s %d · by %s %s\n    why: %s\n",
 			dec.Step, dec.Channel, dec.Tone, dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy,

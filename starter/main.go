@@ -79,7 +79,7 @@ func execute(ctx context.Context, a *app, args []string) error {
 	}
 	owned := a.d == nil
 	root := newRootCommand(a)
-	root.SetArgs(args)
+	root.SetArgs(singleDashLongFlags(root, args))
 	cmd, err := root.ExecuteContextC(ctx)
 	if owned && a.d != nil {
 		a.d.close()
@@ -90,6 +90,33 @@ func execute(ctx context.Context, a *app, args []string) error {
 		err = usageError{fmt.Sprintf("%v\nrun '%s --help' for usage", err, cmd.CommandPath())}
 	}
 	return err
+}
+
+// singleDashLongFlags rewrites -name and -name=value to --name… where name is a long flag of
+// the command the line runs: starter parsed its flags with Go's flag package before it moved
+// to cobra, and scripts written then (`pause INV -by alice`, `status -json INV`) keep working.
+// A single dash followed by one letter stays a shorthand; "-" (stdin) and everything after
+// "--" are left alone.
+func singleDashLongFlags(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		return args
+	}
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if len(name) > 1 && (cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil) {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }
 
 // noConfig marks a command that needs no configuration: "self" for that command alone,

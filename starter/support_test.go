@@ -27,6 +27,12 @@ func TestSupportCommands(t *testing.T) {
 	if _, err := do("set-channel", "inv_sup", "fax"); exitCode(err) != 2 {
 		t.Fatalf("set-channel fax: %v", err)
 	}
+	if _, err := do("resolve", "inv_sup"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--note") {
+		t.Fatalf("resolve without a note: %v, want a usage error", err)
+	}
+	if _, err := do("resolve", "inv_sup", "--note", "called"); exitCode(err) != 2 || !strings.Contains(err.Error(), "does not need attention") {
+		t.Fatalf("resolve a paused run: %v, want a refusal", err)
+	}
 	if out, err := do("resume", "inv_sup", "--by", "alice"); err != nil || !strings.Contains(out, "status active") {
 		t.Fatalf("resume: %q, %v", out, err)
 	}

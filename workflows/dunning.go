@@ -109,8 +109,12 @@ type dunning struct {
 	exhaustAt     time.Time
 	exhaustPaused time.Duration
 	signalChans   []workflow.ReceiveChannel
-	support       supportActions
-	log           log.Logger
+	// pendingReplies are replies received and not yet handled (replies.go); pauseGen counts
+	// changes of a pause, so that a wait while paused notices a new one.
+	pendingReplies []recoup.Reply
+	pauseGen       int
+	support        supportActions
+	log            log.Logger
 }
 
 // DunningWorkflow runs the dunning schedule of one failed invoice until it is recovered,
@@ -166,6 +170,7 @@ func (d *dunning) setup(ctx workflow.Context) error {
 			recoup.DunningStatusKey.ValueSet(string(d.state.Status)), recoup.DunningStepKey.ValueSet(0))
 	}
 	d.startSignals(ctx)
+	d.startReplies(ctx)
 	d.updateDetails(ctx)
 	return nil
 }
@@ -217,8 +222,14 @@ func (d *dunning) updateDetails(ctx workflow.Context) {
 	if st.NextChannel != "" && !st.Status.Ended() {
 		lines = append(lines, "Next message by "+string(st.NextChannel)+" (set by support)")
 	}
+	if !st.PausedUntil.IsZero() && st.Status == recoup.StatusPaused {
+		lines = append(lines, "Goes on by itself at "+st.PausedUntil.UTC().Format("2006-01-02 15:04 MST"))
+	}
 	if n := len(st.Decisions); n > 0 {
 		lines = append(lines, "Last decision: "+decisionLine(st.Decisions[n-1]))
+	}
+	if n := len(st.Replies); n > 0 {
+		lines = append(lines, replyLine(st.Replies[n-1]))
 	}
 	workflow.SetCurrentDetails(ctx, strings.Join(lines, "\n\n"))
 }

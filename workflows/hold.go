@@ -74,7 +74,7 @@ func (d *dunning) hold(ctx workflow.Context, res activities.HoldResult) {
 	d.waiting = waitNone
 	d.actNowPending = false
 	held := workflow.Now(ctx).Sub(since)
-	if d.state.Status != recoup.StatusPaused {
+	if !d.pausedLike() {
 		d.pausedFor += held // a pause already moves later steps back by itself
 	}
 	d.state.Hold = nil

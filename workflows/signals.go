@@ -71,6 +71,9 @@ func (d *dunning) startSignals(ctx workflow.Context) {
 	}
 	onSignal(d, ctx, sel, recoup.SignalOptOut, d.onOptOut)
 	onSignal(d, ctx, sel, recoup.SignalReleaseHold, d.onReleaseHold)
+	// Added later: listeners are appended so that recorded runs apply signals in their order.
+	sa.resolve.listen(ctx, sel)
+	onSignal(d, ctx, sel, recoup.SignalReply, d.onReply)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel.Select(ctx)

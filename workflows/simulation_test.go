@@ -100,11 +100,16 @@ type simHistory struct {
 
 var simSignalNames = []string{recoup.SignalPaymentFailed, recoup.SignalRetryResult, recoup.SignalRecovered,
 	recoup.SignalCancel, recoup.SignalPause, recoup.SignalResume, recoup.SignalOptOut, recoup.SignalActNow,
-	recoup.SignalSetChannel, recoup.SignalReleaseHold}
+	recoup.SignalSetChannel, recoup.SignalReleaseHold, recoup.SignalReply, recoup.SignalResolve}
 
 var simEventKinds = []string{"retry_failed", "retry_succeeded", "recovered", "cancel", "cancel_update", "pause",
 	"pause_update", "resume", "resume_update", "act_now", "act_now_update", "set_channel", "set_channel_update",
-	"opt_out", "failed_again", "release_hold", "malformed", "duplicate"}
+	"opt_out", "failed_again", "release_hold", "malformed", "duplicate", "reply", "reply", "resolve", "resolve_update"}
+
+// simReplyActions are what ClassifyReply may decide for a simulated reply (its text says
+// which: "sim:<action>:<hours of pause>").
+var simReplyActions = []recoup.ReplyAction{recoup.ReplyPauseUntil, recoup.ReplyVerifyPayment, recoup.ReplyStopEscalate,
+	recoup.ReplyEscalate, recoup.ReplyOfferExtend}
 
 var simActivities = []string{"FetchCustomerHistory", "DecideStrategy", "AnnounceOffer", "Send", "FinishRun", "SendWindow"}
 
@@ -157,6 +162,13 @@ func genHistory(rt *rapid.T) simHistory {
 			e.Name, e.Payload = recoup.SignalOptOut, recoup.OptOut{EventID: id, Channel: ch, OccurredAt: occurred}
 		case "release_hold":
 			e.Name, e.Payload = recoup.SignalReleaseHold, recoup.ReleaseHold{Status: "cleared", By: "spike-detector"}
+		case "reply":
+			act := rapid.SampledFrom(simReplyActions).Draw(rt, "replyAction")
+			hours := rapid.IntRange(1, 30*24).Draw(rt, "replyPauseHours")
+			e.Name, e.Payload = recoup.SignalReply, recoup.Reply{EventID: "reply:" + id, Channel: ch,
+				Text: fmt.Sprintf("sim:%s:%d", act, hours), ReceivedAt: t0.Add(at)}
+		case "resolve", "resolve_update":
+			e.Name, e.Payload, e.Update = recoup.SignalResolve, recoup.Resolve{By: "sim", Note: "handled"}, kind == "resolve_update"
 		case "malformed":
 			e.Name = rapid.SampledFrom(simSignalNames).Draw(rt, "malformedName")
 			e.Payload = rapid.SampledFrom([]any{"sms", 42, []string{"x"}, map[string]any{"channel": 5, "occurred_at": "yesterday"}}).Draw(rt, "malformedPayload")
@@ -222,7 +234,15 @@ type simRecord struct {
 	finished  []activities.FinishRunInput
 	endedAt   time.Time // the first FinishRun attempt: the outcome was settled then
 	delivered []simDelivery
+	replies   []simReply
 	answered  map[string]bool // keys whose unknown outcome was answered
+}
+
+// simReply is a reply as ClassifyReply classified it.
+type simReply struct {
+	At     time.Time
+	Action recoup.ReplyAction
+	Until  time.Time
 }
 
 type simSend struct {
@@ -389,6 +409,21 @@ func runHistory(t *testing.T, rt *rapid.T, h simHistory) {
 	}
 	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(send("SendEmail"))
 	env.OnActivity(a.SendSMS, mock.Anything, mock.Anything).Return(send("SendSMS"))
+	env.OnActivity(a.ClassifyReply, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ClassifyReplyInput) (activities.ClassifyReplyResult, error) {
+			var act string
+			var hours int
+			_, _ = fmt.Sscanf(strings.ReplaceAll(in.Reply.Text, ":", " "), "sim %s %d", &act, &hours)
+			res := activities.ClassifyReplyResult{Intent: recoup.IntentOther, Confidence: 0.9, DecidedBy: recoup.DecidedByRules, Action: recoup.ReplyAction(act)}
+			if res.Action == recoup.ReplyPauseUntil || res.Action == recoup.ReplyVerifyPayment {
+				res.PauseUntil = env.Now().Add(time.Duration(hours) * time.Hour)
+			}
+			rec.mu.Lock()
+			rec.replies = append(rec.replies, simReply{At: env.Now(), Action: res.Action, Until: res.PauseUntil})
+			rec.mu.Unlock()
+			return res, nil
+		})
+	env.OnActivity(a.RequestPaymentVerification, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.FinishRun, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FinishRunInput) (activities.FinishRunResult, error) {
 			rec.mu.Lock()
@@ -488,6 +523,27 @@ func checkInvariants(rt *rapid.T, env *testsuite.TestWorkflowEnvironment, h simH
 		for _, s := range rec.sends {
 			if s.Channel == o.Channel && s.At.After(d.At) {
 				rt.Fatalf("I2: step %d sent by %s at %s after the opt-out at %s", s.Step, s.Channel, s.At.Sub(t0), d.At.Sub(t0))
+			}
+		}
+	}
+	// Replies: an escalation sends nothing until support resumes or resolves the run; a
+	// reply's pause sends nothing until it ends (or support lifts it).
+	for _, r := range rec.replies {
+		end := r.Until
+		switch r.Action {
+		case recoup.ReplyStopEscalate, recoup.ReplyEscalate:
+			end = t0.Add(365 * day)
+		case recoup.ReplyOfferExtend:
+			continue
+		}
+		for _, d := range rec.delivered {
+			if d.At.After(r.At) && d.At.Before(end) && (d.Event.Name == recoup.SignalResume || d.Event.Name == recoup.SignalResolve) {
+				end = d.At
+			}
+		}
+		for _, s := range rec.sends {
+			if s.At.After(r.At) && s.At.Before(end) {
+				rt.Fatalf("replies: step %d sent at %s, after a reply (%s at %s) and before %s", s.Step, s.At.Sub(t0), r.Action, r.At.Sub(t0), end.Sub(t0))
 			}
 		}
 	}
@@ -592,7 +648,7 @@ func pausedSpans(st recoup.State) [][2]time.Time {
 		switch a.Action {
 		case "pause":
 			evs = append(evs, ev{a.At, true})
-		case "resume":
+		case "resume", "resolve": // resolve resumes a run a reply put in needs_attention
 			evs = append(evs, ev{a.At, false})
 		}
 	}

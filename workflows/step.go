@@ -37,11 +37,13 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
 			Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
 			Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
+			Hardship: d.state.Hardship,
 		})
 	}, &dec)
 	if stopped || err != nil || d.state.Status.Ended() {
 		return err
 	}
+	d.state.Hardship = false // offered (or not allowed) once
 	if d.state.NextChannel != "" && dec.Channel == d.state.NextChannel {
 		d.state.NextChannel = ""
 	}
@@ -292,11 +294,11 @@ func (d *dunning) nextWindow(ctx workflow.Context, ch recoup.Channel) (w window,
 // ended is the stop condition of the activities that only an ended run stops.
 func (d *dunning) ended() bool { return d.state.Status.Ended() }
 
-// sendStops is the stop condition of announcing and sending on ch: the run ended or was
-// paused, or the customer can no longer be reached on ch (an opt-out).
+// sendStops is the stop condition of announcing and sending on ch: the run ended, was
+// paused or needs support's attention (a reply), or the customer can no longer be reached on ch (an opt-out).
 func (d *dunning) sendStops(ch recoup.Channel) func() bool {
 	return func() bool {
-		return d.state.Status.Ended() || d.state.Status == recoup.StatusPaused || slices.Contains(d.excluded, ch)
+		return d.state.Status.Ended() || d.pausedLike() || slices.Contains(d.excluded, ch)
 	}
 }
 

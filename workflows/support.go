@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -68,7 +69,7 @@ func (s supportAction[T]) listen(ctx workflow.Context, sel workflow.Selector) {
 
 // supportActions are the run's support actions, each declared once.
 type supportActions struct {
-	pause, resume, cancel, actNow, setChannel supportHandler
+	pause, resume, cancel, actNow, setChannel, resolve supportHandler
 }
 
 func (d *dunning) supportActions() supportActions {
@@ -91,6 +92,9 @@ func (d *dunning) supportActions() supportActions {
 			validate: d.validateActNow, apply: d.actNow},
 		setChannel: supportAction[recoup.SetChannelRequest]{d: d, name: recoup.UpdateSetChannel, kind: other,
 			validate: d.validateSetChannel, apply: d.setNextChannel},
+		// Appended: registration order decides which of two simultaneous actions applies first.
+		resolve: supportAction[recoup.Resolve]{d: d, name: recoup.UpdateResolve, kind: other,
+			validate: d.validateResolve, apply: d.resolve},
 	}
 }
 
@@ -98,7 +102,7 @@ func (d *dunning) supportActions() supportActions {
 // updates delivered before the handlers exist run in the order their handlers register.
 func (d *dunning) registerUpdates(ctx workflow.Context) error {
 	sa := d.support
-	for _, h := range []supportHandler{sa.pause, sa.resume, sa.cancel, sa.actNow, sa.setChannel} {
+	for _, h := range []supportHandler{sa.pause, sa.resume, sa.cancel, sa.actNow, sa.setChannel, sa.resolve} {
 		if err := h.registerUpdate(ctx); err != nil {
 			return err
 		}
@@ -127,8 +131,11 @@ func (d *dunning) validatePause(recoup.Pause) error {
 	if err := d.validateActive(); err != nil {
 		return err
 	}
-	if d.state.Status == recoup.StatusPaused {
+	switch d.state.Status {
+	case recoup.StatusPaused:
 		return rejected("the run is already paused")
+	case recoup.StatusNeedsAttention:
+		return rejected("the run needs attention (%s): resolve, resume or cancel it", d.state.Reason)
 	}
 	return nil
 }
@@ -137,8 +144,26 @@ func (d *dunning) validateResume(recoup.Resume) error {
 	if err := d.validateActive(); err != nil {
 		return err
 	}
-	if d.state.Status != recoup.StatusPaused {
+	if !d.pausedLike() {
 		return rejected("the run is not paused")
+	}
+	return nil
+}
+
+// maxResolveNote bounds a resolve's note.
+const maxResolveNote = 500
+
+func (d *dunning) validateResolve(r recoup.Resolve) error {
+	if err := d.validateActive(); err != nil {
+		return err
+	}
+	switch n := len([]rune(r.Note)); {
+	case d.state.Status != recoup.StatusNeedsAttention:
+		return rejected("the run does not need attention (it is %s)", d.state.Status)
+	case n == 0 || len(strings.TrimSpace(r.Note)) == 0:
+		return rejected("a note is required: say how the customer's reply was handled")
+	case n > maxResolveNote:
+		return rejected("the note has %d characters, more than %d", n, maxResolveNote)
 	}
 	return nil
 }
@@ -153,6 +178,8 @@ func (d *dunning) validateActNow(recoup.ActNowRequest) error {
 	switch {
 	case d.state.Status == recoup.StatusPaused:
 		return rejected("the run is paused; resume it first")
+	case d.state.Status == recoup.StatusNeedsAttention:
+		return rejected("the run needs attention; resolve or resume it first")
 	case d.waiting == waitHours:
 		return rejected("the run is waiting for the customer's allowed hours (%s), which act-now does not override", d.state.NextActionAt.UTC().Format(time.RFC3339))
 	case !d.waiting.actNowEnds():
@@ -189,6 +216,10 @@ func (d *dunning) pause(ctx workflow.Context, r recoup.Pause, via string) string
 func (d *dunning) resume(ctx workflow.Context, r recoup.Resume, via string) string {
 	paused := workflow.Now(ctx).Sub(d.pausedAt)
 	d.pausedFor += paused
+	if !d.state.PausedUntil.IsZero() || d.state.Status == recoup.StatusNeedsAttention {
+		d.state.PausedUntil = time.Time{}
+		d.pauseGen++
+	}
 	if d.state.Hold != nil {
 		d.setStatus(ctx, recoup.StatusHeld, "failure-spike incident "+d.state.Hold.IncidentID)
 	} else {
@@ -196,6 +227,13 @@ func (d *dunning) resume(ctx workflow.Context, r recoup.Resume, via string) stri
 	}
 	d.record(ctx, "resume", r.By, r.Reason, via)
 	return fmt.Sprintf("resumed: later steps move back by the %s paused", paused.Round(1e9))
+}
+
+// resolve: support handled the reply that needed attention; the run goes on where it was.
+func (d *dunning) resolve(ctx workflow.Context, r recoup.Resolve, via string) string {
+	msg := d.resume(ctx, recoup.Resume{By: r.By, Reason: r.Note}, via)
+	d.state.Actions[len(d.state.Actions)-1].Action = "resolve"
+	return "resolved; " + msg
 }
 
 func (d *dunning) cancel(ctx workflow.Context, r recoup.Cancel, via string) string {

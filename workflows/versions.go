@@ -60,6 +60,12 @@ const (
 	// directly, not through changed: runs with ChangeLocalDBReads recorded before it kept
 	// their reconcile outcome).
 	ChangeReconcileResend = "reconcile-resend"
+	// ChangeReplies (DunningWorkflow, replies.go): a customer's reply (SignalReply) is
+	// classified by the ClassifyReply activity and the rules' action applied (a pause until
+	// the day after a promise, billing asked to verify a payment, needs_attention, the
+	// hardship extension). Runs recorded before it only record the reply. Order: in the
+	// reply goroutine, before the first ClassifyReply of the run (its first reply).
+	ChangeReplies = "replies"
 	// ChangePauseOrder (DunningWorkflow, signals.go receive): a pause signal dated before a
 	// resume signal already received (applied, or refused because the run was not paused
 	// yet) is stale and ignored, instead of pausing the run until a resume that already
@@ -77,5 +83,6 @@ var ledger = []struct{ ID, Workflow string }{
 	{DetectorHoldsEnd, "SpikeDetectorWorkflow"},
 	{ChangeSpikeNormalize, "SpikeDetectorWorkflow"},
 	{ChangeReconcileResend, "DunningWorkflow"},
+	{ChangeReplies, "DunningWorkflow"},
 	{ChangePauseOrder, "DunningWorkflow"},
 }

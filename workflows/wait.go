@@ -48,12 +48,10 @@ func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what stri
 		}
 		t := at()
 		d.state.NextAction, d.state.NextActionAt = what, t
-		if d.state.Status == recoup.StatusPaused {
+		if d.pausedLike() {
 			d.waiting = waitNone
 			d.updateDetails(ctx)
-			if err := workflow.Await(ctx, func() bool {
-				return d.state.Status != recoup.StatusPaused || (canContinue && d.historyLong(ctx))
-			}); err != nil {
+			if err := d.waitWhilePaused(ctx, canContinue); err != nil {
 				return waitEnded
 			}
 			continue
@@ -99,6 +97,7 @@ func (d *dunning) continueAsNew(ctx workflow.Context) (recoup.DunningResult, err
 		State: d.state, Seen: d.seenOrder, Excluded: d.excluded, FailureCode: d.failureCode,
 		PausedAt: d.pausedAt, PausedFor: d.pausedFor, Schedule: d.schedule, FinalWait: d.finalWait,
 		NextStep: d.nextStep, ExhaustAt: d.exhaustAt, ExhaustPausedFor: d.exhaustPaused,
+		PendingReplies: d.pendingReplies,
 	}
 	in.Continued.State.NextAction, in.Continued.State.NextActionAt = "", time.Time{}
 	return recoup.DunningResult{}, workflow.NewContinueAsNewError(ctx, DunningWorkflow, in)
@@ -115,4 +114,5 @@ func (d *dunning) restore(c *recoup.Continuation) {
 	d.pausedAt, d.pausedFor = c.PausedAt, c.PausedFor
 	d.schedule, d.finalWait, d.nextStep = c.Schedule, c.FinalWait, c.NextStep
 	d.exhaustAt, d.exhaustPaused = c.ExhaustAt, c.ExhaustPausedFor
+	d.pendingReplies = c.PendingReplies
 }

@@ -72,11 +72,15 @@ type Config struct {
 	// PublicBaseURL is RECOUP_PUBLIC_BASE_URL: the address the providers reach `starter
 	// serve` at (behind any proxy), e.g. https://recoup.shop.example. Twilio's status
 	// callbacks are sent to <it>/v1/providers/twilio/status and their signatures verified
-	// against it; required when Twilio sends SMS.
+	// against it; required when Twilio sends SMS. Twilio's inbound-SMS signature covers it
+	// too (POST /v1/providers/twilio/inbound).
 	PublicBaseURL string
 	// SendGridWebhookKey is SENDGRID_WEBHOOK_PUBLIC_KEY: the signed Event Webhook's
 	// verification key (base64); unset, POST /v1/providers/sendgrid/events answers 404.
 	SendGridWebhookKey string
+	// SendGridInboundSecret is SENDGRID_INBOUND_SECRET: the last path segment (or basic-auth
+	// password) of the SendGrid Inbound Parse URL; empty disables email replies.
+	SendGridInboundSecret string
 	// ReconcileWindow is RECOUP_RECONCILE_WINDOW (default 30m): how long after an attempt
 	// whose outcome is unknown a provider event naming it may arrive; none by then proves
 	// the provider never accepted it, and the step is sent again, once.
@@ -130,187 +134,253 @@ func (c Config) SMSEnabled() bool { return c.Twilio.AccountSID != "" }
 
 // FromEnv reads the configuration with getenv (os.Getenv in the binaries).
 func FromEnv(getenv func(string) string) (Config, error) {
-	var errs []error
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
-	dur := func(name string, def time.Duration) time.Duration {
-		v := get(name, "")
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("%s: %q is not a duration like 20s or 72h", name, v))
-			return def
-		}
-		return d
-	}
-	boolean := func(name string) bool {
-		v := get(name, "false")
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
-		}
-		return b
-	}
-	urlVar := func(name, def string) string {
-		v := get(name, def)
-		if v == "" {
-			return ""
-		}
-		u, err := url.Parse(strings.NewReplacer("{invoice_id}", "x", "{customer_id}", "x").Replace(v))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL", name, v))
-		}
+	e := &env{getenv: getenv}
+	c := readConfig(e)
+	c.readServices(e)
+	tuning, err := TuningFromEnv(getenv)
+	e.errs = append(e.errs, err)
+	c.Tuning = tuning
+	c.readCodec(e)
+	c.readOverrides(e)
+	c.readLogging(e)
+	c.readDelivery(e)
+	e.errs = append(e.errs, c.checkCombinations()...)
+	return c, errors.Join(e.errs...)
+}
+
+// env reads variables with getenv, trimmed, and collects the faults of the values it reads.
+// (Its methods are named get, dur, boolean, urlVar and list: TestEveryVariableDocumented
+// finds the variables read by those names.)
+type env struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (e *env) fail(err error) { e.errs = append(e.errs, err) }
+
+// get returns the variable, or def when it is unset or blank.
+func (e *env) get(name, def string) string {
+	if v := strings.TrimSpace(e.getenv(name)); v != "" {
 		return v
 	}
-	c := Config{
-		DatabaseURL: get("DATABASE_URL", DefaultDatabaseURL),
-		PromptsDir:  get("PROMPTS_DIR", ""),
-		LLM: openai.Config{
-			APIKey:  get("OPENAI_API_KEY", ""),
-			BaseURL: urlVar("OPENAI_BASE_URL", ""),
-			Model:   get("OPENAI_MODEL", ""),
-			Timeout: dur("OPENAI_TIMEOUT", 20*time.Second),
-		},
-		SendGrid: sendgrid.Config{
-			APIKey:    get("SENDGRID_API_KEY", ""),
-			BaseURL:   urlVar("SENDGRID_BASE_URL", ""),
-			FromEmail: get("EMAIL_FROM", "billing@example.com"),
-			FromName:  get("EMAIL_FROM_NAME", "Billing"),
-			Timeout:   dur("SENDGRID_TIMEOUT", 10*time.Second),
-		},
-		Twilio: twilio.Config{
-			AccountSID:          get("TWILIO_ACCOUNT_SID", ""),
-			AuthToken:           get("TWILIO_AUTH_TOKEN", ""),
-			From:                get("TWILIO_FROM", ""),
-			MessagingServiceSID: get("TWILIO_MESSAGING_SERVICE_SID", ""),
-			BaseURL:             urlVar("TWILIO_BASE_URL", ""),
-			StatusCallbackURL:   urlVar("TWILIO_STATUS_CALLBACK_URL", ""),
-			Timeout:             dur("TWILIO_TIMEOUT", 10*time.Second),
-		},
-		Webhook: webhook.Config{
-			URL:     urlVar("BILLING_WEBHOOK_URL", ""),
-			Secret:  get("BILLING_WEBHOOK_SECRET", ""),
-			Timeout: dur("BILLING_WEBHOOK_TIMEOUT", 10*time.Second),
-		},
-		AlertWebhook: webhook.Config{
-			URL:     urlVar("ALERT_WEBHOOK_URL", ""),
-			Secret:  get("ALERT_WEBHOOK_SECRET", ""),
-			Timeout: dur("ALERT_WEBHOOK_TIMEOUT", 10*time.Second),
-		},
-		AlertEmail:       get("ALERT_EMAIL", ""),
-		PaymentURL:       urlVar("PAYMENT_URL_TEMPLATE", "https://billing.example.com/invoices/{invoice_id}/pay"),
-		UnsubscribeURL:   urlVar("UNSUBSCRIBE_URL_TEMPLATE", "https://billing.example.com/customers/{customer_id}/reminders/unsubscribe"),
-		FinalWait:        dur("RECOUP_FINAL_WAIT", 0),
-		IgnoreQuietHours: boolean("RECOUP_IGNORE_QUIET_HOURS"),
-		MaxClockSkew:     dur("RECOUP_MAX_CLOCK_SKEW", 5*time.Minute),
-		PublicBaseURL:    strings.TrimRight(urlVar("RECOUP_PUBLIC_BASE_URL", ""), "/"),
-		ReconcileWindow:  dur("RECOUP_RECONCILE_WINDOW", 30*time.Minute),
+	return def
+}
 
-		SendGridWebhookKey: get("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
-		LogFormat:          get("LOG_FORMAT", "json"),
+// dur returns the variable as a non-negative duration, or def when unset or not one.
+func (e *env) dur(name string, def time.Duration) time.Duration {
+	v := e.get(name, "")
+	if v == "" {
+		return def
 	}
-	list := func(name string) []string {
-		var out []string
-		for _, part := range strings.Split(get(name, ""), ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				out = append(out, part)
-			}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.fail(fmt.Errorf("%s: %q is not a duration like 20s or 72h", name, v))
+		return def
+	}
+	return d
+}
+
+// boolean returns the variable as true or false (false when unset).
+func (e *env) boolean(name string) bool {
+	v := e.get(name, "false")
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(fmt.Errorf("%s: %q is not true or false", name, v))
+	}
+	return b
+}
+
+// urlVar returns the variable (or def), which must be an http(s) URL; {invoice_id} and
+// {customer_id} may stand in it.
+func (e *env) urlVar(name, def string) string {
+	v := e.get(name, def)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(strings.NewReplacer("{invoice_id}", "x", "{customer_id}", "x").Replace(v))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		e.fail(fmt.Errorf("%s: %q is not an http(s) URL", name, v))
+	}
+	return v
+}
+
+// list returns the variable's comma-separated items, trimmed, blanks left out.
+func (e *env) list(name string) []string {
+	var out []string
+	for _, part := range strings.Split(e.get(name, ""), ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
 		}
-		return out
 	}
-	c.IngressAddr = get("INGRESS_ADDR", ":8080")
-	c.MetricsAddr = get("METRICS_ADDR", ":9090")
-	c.WebhookSecret = list("WEBHOOK_SECRETS")
-	c.StripeSecrets = list("STRIPE_WEBHOOK_SECRETS")
-	c.KafkaBrokers = list("KAFKA_BROKERS")
-	c.KafkaTopic = get("KAFKA_TOPIC", "recoup.events")
-	c.KafkaGroup = get("KAFKA_GROUP", "recoup-ingress")
-	if v := get("RELAY_PARALLEL", "4"); v != "" {
+	return out
+}
+
+// readConfig reads the database, prompts, providers, webhooks, URLs and run settings.
+func readConfig(e *env) Config {
+	return Config{
+		DatabaseURL:      e.get("DATABASE_URL", DefaultDatabaseURL),
+		PromptsDir:       e.get("PROMPTS_DIR", ""),
+		LLM:              readOpenAI(e),
+		SendGrid:         readSendGrid(e),
+		Twilio:           readTwilio(e),
+		Webhook:          readBillingWebhook(e),
+		AlertWebhook:     readAlertWebhook(e),
+		AlertEmail:       e.get("ALERT_EMAIL", ""),
+		PaymentURL:       e.urlVar("PAYMENT_URL_TEMPLATE", "https://billing.example.com/invoices/{invoice_id}/pay"),
+		UnsubscribeURL:   e.urlVar("UNSUBSCRIBE_URL_TEMPLATE", "https://billing.example.com/customers/{customer_id}/reminders/unsubscribe"),
+		FinalWait:        e.dur("RECOUP_FINAL_WAIT", 0),
+		IgnoreQuietHours: e.boolean("RECOUP_IGNORE_QUIET_HOURS"),
+		MaxClockSkew:     e.dur("RECOUP_MAX_CLOCK_SKEW", 5*time.Minute),
+		PublicBaseURL:    strings.TrimRight(e.urlVar("RECOUP_PUBLIC_BASE_URL", ""), "/"),
+		ReconcileWindow:  e.dur("RECOUP_RECONCILE_WINDOW", 30*time.Minute),
+
+		SendGridWebhookKey: e.get("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+		LogFormat:          e.get("LOG_FORMAT", "json"),
+	}
+}
+
+func readOpenAI(e *env) openai.Config {
+	return openai.Config{
+		APIKey:  e.get("OPENAI_API_KEY", ""),
+		BaseURL: e.urlVar("OPENAI_BASE_URL", ""),
+		Model:   e.get("OPENAI_MODEL", ""),
+		Timeout: e.dur("OPENAI_TIMEOUT", 20*time.Second),
+	}
+}
+
+func readSendGrid(e *env) sendgrid.Config {
+	return sendgrid.Config{
+		APIKey:    e.get("SENDGRID_API_KEY", ""),
+		BaseURL:   e.urlVar("SENDGRID_BASE_URL", ""),
+		FromEmail: e.get("EMAIL_FROM", "billing@example.com"),
+		FromName:  e.get("EMAIL_FROM_NAME", "Billing"),
+		Timeout:   e.dur("SENDGRID_TIMEOUT", 10*time.Second),
+	}
+}
+
+func readTwilio(e *env) twilio.Config {
+	return twilio.Config{
+		AccountSID:          e.get("TWILIO_ACCOUNT_SID", ""),
+		AuthToken:           e.get("TWILIO_AUTH_TOKEN", ""),
+		From:                e.get("TWILIO_FROM", ""),
+		MessagingServiceSID: e.get("TWILIO_MESSAGING_SERVICE_SID", ""),
+		BaseURL:             e.urlVar("TWILIO_BASE_URL", ""),
+		StatusCallbackURL:   e.urlVar("TWILIO_STATUS_CALLBACK_URL", ""),
+		Timeout:             e.dur("TWILIO_TIMEOUT", 10*time.Second),
+	}
+}
+
+func readBillingWebhook(e *env) webhook.Config {
+	return webhook.Config{
+		URL:     e.urlVar("BILLING_WEBHOOK_URL", ""),
+		Secret:  e.get("BILLING_WEBHOOK_SECRET", ""),
+		Timeout: e.dur("BILLING_WEBHOOK_TIMEOUT", 10*time.Second),
+	}
+}
+
+func readAlertWebhook(e *env) webhook.Config {
+	return webhook.Config{
+		URL:     e.urlVar("ALERT_WEBHOOK_URL", ""),
+		Secret:  e.get("ALERT_WEBHOOK_SECRET", ""),
+		Timeout: e.dur("ALERT_WEBHOOK_TIMEOUT", 10*time.Second),
+	}
+}
+
+// readServices reads the listen addresses, the ingress and inbound secrets, Kafka and the relay.
+func (c *Config) readServices(e *env) {
+	c.IngressAddr = e.get("INGRESS_ADDR", ":8080")
+	c.MetricsAddr = e.get("METRICS_ADDR", ":9090")
+	c.WebhookSecret = e.list("WEBHOOK_SECRETS")
+	c.StripeSecrets = e.list("STRIPE_WEBHOOK_SECRETS")
+	c.SendGridInboundSecret = e.get("SENDGRID_INBOUND_SECRET", "")
+	c.KafkaBrokers = e.list("KAFKA_BROKERS")
+	c.KafkaTopic = e.get("KAFKA_TOPIC", "recoup.events")
+	c.KafkaGroup = e.get("KAFKA_GROUP", "recoup-ingress")
+	if v := e.get("RELAY_PARALLEL", "4"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 256 {
-			errs = append(errs, fmt.Errorf("RELAY_PARALLEL: %q is not a number from 1 to 256", v))
+			e.fail(fmt.Errorf("RELAY_PARALLEL: %q is not a number from 1 to 256", v))
 		}
 		c.RelayParallel = n
 	}
-	tuning, err := TuningFromEnv(getenv)
-	errs = append(errs, err)
-	c.Tuning = tuning
-	if v := get("RECOUP_CODEC_KEYS", ""); v != "" {
+}
+
+// readCodec reads the payload codec's keys and the codec server's address, token and origins.
+func (c *Config) readCodec(e *env) {
+	if v := e.get("RECOUP_CODEC_KEYS", ""); v != "" {
 		k, err := codec.ParseKeys(v)
 		if err == nil {
 			err = checkCodecKeys(v)
 		}
 		if err != nil {
-			errs = append(errs, err)
+			e.fail(err)
 		}
 		c.Codec = k
 	}
-	c.CodecAddr = get("CODEC_ADDR", ":8081")
-	c.CodecToken = get("CODEC_AUTH_TOKEN", "")
-	c.CodecOrigins = list("CODEC_CORS_ORIGINS")
+	c.CodecAddr = e.get("CODEC_ADDR", ":8081")
+	c.CodecToken = e.get("CODEC_AUTH_TOKEN", "")
+	c.CodecOrigins = e.list("CODEC_CORS_ORIGINS")
 	if len(c.CodecOrigins) == 0 {
 		c.CodecOrigins = []string{"http://localhost:8233"}
 	}
-	if v := get("RECOUP_CONTACT_CAP", ""); v != "" {
+}
+
+// readOverrides reads RECOUP_CONTACT_CAP and RECOUP_SCHEDULE, which override the policy's.
+func (c *Config) readOverrides(e *env) {
+	if v := e.get("RECOUP_CONTACT_CAP", ""); v != "" {
 		var cc policy.ContactCap
 		if _, err := fmt.Sscanf(v, "%d/%d", &cc.Messages, &cc.Days); err != nil || cc.Messages < 1 || cc.Days < 1 {
-			errs = append(errs, fmt.Errorf("RECOUP_CONTACT_CAP: %q is not messages/days, like 2/7", v))
+			e.fail(fmt.Errorf("RECOUP_CONTACT_CAP: %q is not messages/days, like 2/7", v))
 		} else {
 			c.ContactCap = &cc
 		}
 	}
-	if v := get("RECOUP_SCHEDULE", ""); v != "" {
+	if v := e.get("RECOUP_SCHEDULE", ""); v != "" {
 		for i, part := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(strings.TrimSpace(part))
 			if err != nil || d < 0 || (i > 0 && d <= c.Schedule[i-1]) {
-				errs = append(errs, fmt.Errorf("RECOUP_SCHEDULE: %q must be increasing durations separated by commas, like 0s,30s,1m", v))
+				e.fail(fmt.Errorf("RECOUP_SCHEDULE: %q must be increasing durations separated by commas, like 0s,30s,1m", v))
 				c.Schedule = nil
 				break
 			}
 			c.Schedule = append(c.Schedule, d)
 		}
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
-		errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", get("LOG_LEVEL", "")))
+}
+
+// readLogging reads LOG_LEVEL and checks LOG_FORMAT (read with the rest).
+func (c *Config) readLogging(e *env) {
+	if err := c.LogLevel.UnmarshalText([]byte(e.get("LOG_LEVEL", "info"))); err != nil {
+		e.fail(fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", e.get("LOG_LEVEL", "")))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat))
+		e.fail(fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat))
 	}
-	switch c.Delivery = get("RECOUP_DELIVERY", DeliveryLive); c.Delivery {
+}
+
+// readDelivery reads RECOUP_DELIVERY; log mode drops the provider credentials.
+func (c *Config) readDelivery(e *env) {
+	switch c.Delivery = e.get("RECOUP_DELIVERY", DeliveryLive); c.Delivery {
 	case DeliveryLive:
 	case DeliveryLog:
 		// Sandbox: no provider is called, whatever credentials the environment holds.
 		c.SendGrid.APIKey, c.Twilio.AccountSID, c.Twilio.AuthToken = "", "", ""
 	default:
-		errs = append(errs, fmt.Errorf("RECOUP_DELIVERY: %q is not live or log", c.Delivery))
+		e.fail(fmt.Errorf("RECOUP_DELIVERY: %q is not live or log", c.Delivery))
 	}
+}
+
+// checkCombinations checks what no single variable shows: the database URL, the SMS settings
+// (deriving Twilio's status callback URL), the reconcile window, the secrets, the webhooks'
+// secrets and the alert email.
+func (c *Config) checkCombinations() []error {
+	var errs []error
 	if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
 		// A password with characters that a URL reserves (/, @, :, …) must be
 		// percent-encoded; compose passes it as PGPASSWORD instead.
 		errs = append(errs, fmt.Errorf("DATABASE_URL: %w", err))
 	}
-	if c.SMSEnabled() {
-		if c.Twilio.AuthToken == "" {
-			errs = append(errs, errors.New("TWILIO_AUTH_TOKEN: required when TWILIO_ACCOUNT_SID is set"))
-		}
-		if c.Twilio.From == "" && c.Twilio.MessagingServiceSID == "" {
-			errs = append(errs, errors.New("TWILIO_FROM: required (or TWILIO_MESSAGING_SERVICE_SID) when TWILIO_ACCOUNT_SID is set"))
-		}
-		// Every SMS carries its idempotency key to Twilio in its status callback URL: the
-		// key is how a send whose outcome is unknown is settled from Twilio's evidence.
-		if c.Twilio.StatusCallbackURL == "" && c.PublicBaseURL != "" {
-			c.Twilio.StatusCallbackURL = c.PublicBaseURL + TwilioStatusPath
-		}
-		if c.Twilio.StatusCallbackURL == "" {
-			errs = append(errs, errors.New("RECOUP_PUBLIC_BASE_URL: required when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to "+TwilioStatusPath+", without which a send whose outcome is unknown cannot be settled"))
-		}
-	}
+	errs = append(errs, c.checkSMS()...)
 	if c.ReconcileWindow <= 0 {
 		errs = append(errs, errors.New("RECOUP_RECONCILE_WINDOW: must be a positive duration, e.g. 30m"))
 	}
@@ -328,7 +398,28 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, errors.New("ALERT_EMAIL: needs SENDGRID_API_KEY to send through (or RECOUP_DELIVERY=log, which logs it)"))
 		}
 	}
-	return c, errors.Join(errs...)
+	return errs
+}
+
+// checkSMS checks the Twilio settings when SMS is enabled, deriving the status callback URL
+// from RECOUP_PUBLIC_BASE_URL when it is not set (Require checks the worker has one).
+func (c *Config) checkSMS() []error {
+	if !c.SMSEnabled() {
+		return nil
+	}
+	var errs []error
+	if c.Twilio.AuthToken == "" {
+		errs = append(errs, errors.New("TWILIO_AUTH_TOKEN: required when TWILIO_ACCOUNT_SID is set"))
+	}
+	if c.Twilio.From == "" && c.Twilio.MessagingServiceSID == "" {
+		errs = append(errs, errors.New("TWILIO_FROM: required (or TWILIO_MESSAGING_SERVICE_SID) when TWILIO_ACCOUNT_SID is set"))
+	}
+	// Every SMS carries its idempotency key to Twilio in its status callback URL: the
+	// key is how a send whose outcome is unknown is settled from Twilio's evidence.
+	if c.Twilio.StatusCallbackURL == "" && c.PublicBaseURL != "" {
+		c.Twilio.StatusCallbackURL = c.PublicBaseURL + TwilioStatusPath
+	}
+	return errs
 }
 
 // checkSecrets refuses every secret that is set but empty of key material, too short, not
@@ -357,7 +448,8 @@ func (c Config) checkSecrets() []error {
 		add(CheckToken("CODEC_AUTH_TOKEN", c.CodecToken))
 	}
 	for _, cred := range []struct{ name, v string }{{"OPENAI_API_KEY", c.LLM.APIKey},
-		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken}} {
+		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken},
+		{"SENDGRID_INBOUND_SECRET", c.SendGridInboundSecret}} {
 		if cred.v != "" {
 			add(checkCredential(cred.name, cred.v))
 		}
@@ -504,7 +596,12 @@ func (c Config) Require(role Role) error {
 		if c.CodecToken == "" {
 			return errors.New("CODEC_AUTH_TOKEN: required by the codec server (generate one with: openssl rand -hex 32)")
 		}
-	case RoleWorker, RoleSetup:
+	case RoleWorker:
+		// Only the worker sends SMS: ingress, support commands and jobs run without it.
+		if c.SMSEnabled() && c.Twilio.StatusCallbackURL == "" {
+			return errors.New("RECOUP_PUBLIC_BASE_URL: required by the worker when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to " + TwilioStatusPath + ", without which a send whose outcome is unknown cannot be settled")
+		}
+	case RoleSetup:
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}

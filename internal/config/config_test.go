@@ -130,7 +130,6 @@ func TestFromEnvErrorsNameTheVariable(t *testing.T) {
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT:"},
 		{"twilio without token", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_FROM": "+14155552671", "RECOUP_PUBLIC_BASE_URL": "https://recoup.test"}, "TWILIO_AUTH_TOKEN:"},
 		{"twilio without from", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "RECOUP_PUBLIC_BASE_URL": "https://recoup.test"}, "TWILIO_FROM:"},
-		{"twilio without a public base URL", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155552671"}, "RECOUP_PUBLIC_BASE_URL:"},
 		{"reconcile window not positive", map[string]string{"RECOUP_RECONCILE_WINDOW": "0s"}, "RECOUP_RECONCILE_WINDOW:"},
 		{"webhook without secret", map[string]string{"BILLING_WEBHOOK_URL": "https://billing.test/hook"}, "BILLING_WEBHOOK_SECRET:"},
 		{"non-http sendgrid URL", map[string]string{"SENDGRID_BASE_URL": "ftp://sendgrid.test"}, "SENDGRID_BASE_URL:"},
@@ -190,14 +189,14 @@ func TestFromEnvReportsSeveralErrorsTogether(t *testing.T) {
 		t.Fatal("FromEnv succeeded")
 	}
 	for _, name := range []string{"RECOUP_SCHEDULE:", "OPENAI_TIMEOUT:", "LOG_LEVEL:", "TWILIO_AUTH_TOKEN:", "TWILIO_FROM:",
-		"BILLING_WEBHOOK_SECRET:", "SENDGRID_BASE_URL:", "RECOUP_PUBLIC_BASE_URL:"} {
+		"BILLING_WEBHOOK_SECRET:", "SENDGRID_BASE_URL:"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error lacks %s:\n%v", name, err)
 		}
 	}
 	var joined interface{ Unwrap() []error }
-	if !errors.As(err, &joined) || len(joined.Unwrap()) != 8 {
-		t.Errorf("want 8 joined errors, got %v", err)
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 7 {
+		t.Errorf("want 7 joined errors, got %v", err)
 	}
 }
 
@@ -270,5 +269,24 @@ func TestDeliveryModeLogIgnoresProviderCredentials(t *testing.T) {
 	creds["RECOUP_DELIVERY"] = "sandbox"
 	if _, err := config.FromEnv(env(creds)); err == nil || !strings.Contains(err.Error(), "RECOUP_DELIVERY") {
 		t.Errorf("RECOUP_DELIVERY=sandbox: %v; want an error naming RECOUP_DELIVERY", err)
+	}
+}
+
+// Only the worker sends SMS: with Twilio configured and no public base URL, the worker
+// refuses to start (its sends could not be settled from Twilio's evidence), while ingress,
+// support commands and jobs still run (found by review: an upgrade stopped them all).
+func TestTwilioWithoutPublicBaseURLStopsOnlyTheWorker(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155552671",
+		"WEBHOOK_SECRETS": "whsec_2x7u3qDzJqOFS59Su5RyWZP2Dc5po27CDxGJuVx//s0="}))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if err := c.Require(config.RoleWorker); err == nil || !strings.Contains(err.Error(), "RECOUP_PUBLIC_BASE_URL:") {
+		t.Errorf("Require(worker) = %v, want an error naming RECOUP_PUBLIC_BASE_URL", err)
+	}
+	for _, role := range []config.Role{config.RoleServe, config.RoleSetup} {
+		if err := c.Require(role); err != nil {
+			t.Errorf("Require(%s) = %v, want nil", role, err)
+		}
 	}
 }

@@ -49,110 +49,44 @@ var Columns = []string{"customer_id", "name", "email", "phone", "locale", "time_
 
 // Parse reads CSV (format "csv") or JSON lines (format "jsonl") and validates every row.
 func Parse(r io.Reader, format string, now time.Time) ([]postgres.Customer, error) {
-	var recs []Record
-	var lines []int
-	var errs []error
+	var in *records
+	var err error
 	switch format {
 	case "csv":
-		cr := csv.NewReader(r)
-		cr.TrimLeadingSpace = true
-		header, err := cr.Read()
-		if err != nil {
-			return nil, fmt.Errorf("line 1: reading the CSV header: %w", err)
-		}
-		idx := map[string]int{}
-		for i, h := range header {
-			h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-			known := false
-			for _, c := range Columns {
-				known = known || c == h
-			}
-			if !known {
-				errs = append(errs, fmt.Errorf("line 1: unknown column %q (known: %s)", h, strings.Join(Columns, ", ")))
-			}
-			idx[h] = i
-		}
-		if _, ok := idx["customer_id"]; !ok {
-			errs = append(errs, errors.New("line 1: the customer_id column is required"))
-		}
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-		for {
-			row, err := cr.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			line, _ := cr.FieldPos(0)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", line, err)
-			}
-			col := func(name string) string {
-				if i, ok := idx[name]; ok && i < len(row) {
-					return strings.TrimSpace(row[i])
-				}
-				return ""
-			}
-			rec := Record{CustomerID: col("customer_id"), Name: col("name"), Email: col("email"), Phone: col("phone"),
-				Locale: col("locale"), TimeZone: col("time_zone"), Plan: col("plan"),
-				CustomerSince: col("customer_since"), UpdatedAt: col("updated_at")}
-			var perr []string
-			if v := col("lifetime_value_minor"); v != "" {
-				if rec.LifetimeValueMinor, err = strconv.ParseInt(v, 10, 64); err != nil {
-					perr = append(perr, fmt.Sprintf("lifetime_value_minor: %q is not an integer", v))
-				}
-			}
-			for _, b := range []struct {
-				name string
-				dst  **bool
-			}{{"email_consent", &rec.EmailConsent}, {"sms_consent", &rec.SMSConsent}} {
-				if v := col(b.name); v != "" {
-					ok, err := strconv.ParseBool(v)
-					if err != nil {
-						perr = append(perr, fmt.Sprintf("%s: %q is not true or false", b.name, v))
-					}
-					*b.dst = &ok
-				}
-			}
-			if len(perr) > 0 {
-				errs = append(errs, fmt.Errorf("line %d: %s", line, strings.Join(perr, "; ")))
-			}
-			recs = append(recs, rec)
-			lines = append(lines, line)
-		}
+		in, err = readCSV(r)
 	case "jsonl":
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for line := 1; sc.Scan(); line++ {
-			b := bytes.TrimSpace(sc.Bytes())
-			if len(b) == 0 {
-				continue
-			}
-			var rec Record
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&rec); err != nil {
-				errs = append(errs, fmt.Errorf("line %d: %v", line, err))
-				continue
-			}
-			if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
-				errs = append(errs, fmt.Errorf("line %d: unexpected data after the JSON object (one object per line)", line))
-				continue
-			}
-			recs = append(recs, rec)
-			lines = append(lines, line)
-		}
-		if err := sc.Err(); err != nil {
-			return nil, err
-		}
+		in, err = readJSONL(r)
 	default:
 		return nil, fmt.Errorf("format %q is not csv or jsonl", format)
 	}
-	out := make([]postgres.Customer, 0, len(recs))
-	for i, rec := range recs {
+	if err != nil {
+		return nil, err
+	}
+	return in.customers(now)
+}
+
+// records are the records read from a file, the line each starts on, and the faults found
+// reading them.
+type records struct {
+	recs  []Record
+	lines []int
+	errs  []error
+}
+
+func (in *records) add(rec Record, line int) {
+	in.recs = append(in.recs, rec)
+	in.lines = append(in.lines, line)
+}
+
+// customers turns the records into customers; it fails, naming every faulty line, when any
+// record (or any line read) was faulty.
+func (in *records) customers(now time.Time) ([]postgres.Customer, error) {
+	errs := in.errs
+	out := make([]postgres.Customer, 0, len(in.recs))
+	for i, rec := range in.recs {
 		c, err := rec.toCustomer(now)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", lines[i], err))
+			errs = append(errs, fmt.Errorf("line %d: %w", in.lines[i], err))
 			continue
 		}
 		out = append(out, c)
@@ -161,6 +95,124 @@ func Parse(r io.Reader, format string, now time.Time) ([]postgres.Customer, erro
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// readCSV reads a CSV file whose header names its columns (of Columns, customer_id required).
+func readCSV(r io.Reader) (*records, error) {
+	cr := csv.NewReader(r)
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("line 1: reading the CSV header: %w", err)
+	}
+	idx, err := csvColumns(header)
+	if err != nil {
+		return nil, err
+	}
+	in := &records{}
+	for {
+		row, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		rec, perr := csvRecord(idx, row)
+		if len(perr) > 0 {
+			in.errs = append(in.errs, fmt.Errorf("line %d: %s", line, strings.Join(perr, "; ")))
+		}
+		in.add(rec, line)
+	}
+	return in, nil
+}
+
+// csvColumns returns the index of each column of a CSV header; it fails when a column is
+// unknown or customer_id is missing.
+func csvColumns(header []string) (map[string]int, error) {
+	var errs []error
+	idx := map[string]int{}
+	for i, h := range header {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		known := false
+		for _, c := range Columns {
+			known = known || c == h
+		}
+		if !known {
+			errs = append(errs, fmt.Errorf("line 1: unknown column %q (known: %s)", h, strings.Join(Columns, ", ")))
+		}
+		idx[h] = i
+	}
+	if _, ok := idx["customer_id"]; !ok {
+		errs = append(errs, errors.New("line 1: the customer_id column is required"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return idx, nil
+}
+
+// csvRecord reads a CSV row into a Record, with the faults of its number and boolean columns.
+func csvRecord(idx map[string]int, row []string) (Record, []string) {
+	col := func(name string) string {
+		if i, ok := idx[name]; ok && i < len(row) {
+			return strings.TrimSpace(row[i])
+		}
+		return ""
+	}
+	rec := Record{CustomerID: col("customer_id"), Name: col("name"), Email: col("email"), Phone: col("phone"),
+		Locale: col("locale"), TimeZone: col("time_zone"), Plan: col("plan"),
+		CustomerSince: col("customer_since"), UpdatedAt: col("updated_at")}
+	var perr []string
+	if v := col("lifetime_value_minor"); v != "" {
+		var err error
+		if rec.LifetimeValueMinor, err = strconv.ParseInt(v, 10, 64); err != nil {
+			perr = append(perr, fmt.Sprintf("lifetime_value_minor: %q is not an integer", v))
+		}
+	}
+	for _, b := range []struct {
+		name string
+		dst  **bool
+	}{{"email_consent", &rec.EmailConsent}, {"sms_consent", &rec.SMSConsent}} {
+		if v := col(b.name); v != "" {
+			ok, err := strconv.ParseBool(v)
+			if err != nil {
+				perr = append(perr, fmt.Sprintf("%s: %q is not true or false", b.name, v))
+			}
+			*b.dst = &ok
+		}
+	}
+	return rec, perr
+}
+
+// readJSONL reads a file of one JSON object (a Record) per line; blank lines are skipped.
+func readJSONL(r io.Reader) (*records, error) {
+	in := &records{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var rec Record
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rec); err != nil {
+			in.errs = append(in.errs, fmt.Errorf("line %d: %v", line, err))
+			continue
+		}
+		if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+			in.errs = append(in.errs, fmt.Errorf("line %d: unexpected data after the JSON object (one object per line)", line))
+			continue
+		}
+		in.add(rec, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 func (r Record) toCustomer(now time.Time) (postgres.Customer, error) {

@@ -44,6 +44,7 @@ type fakeTemporal struct {
 	running map[string]string // workflow id -> run id
 	runs    int
 	onStart func(call)
+	down    error // when set, SignalWorkflow fails with it (Temporal unreachable)
 }
 
 // recordIn records an event from a goroutine other than the test's.
@@ -79,6 +80,8 @@ func describe(arg any) (eventID string, at time.Time) {
 		return v.EventID, v.OccurredAt
 	case recoup.OptOut:
 		return v.EventID, v.OccurredAt
+	case recoup.Reply:
+		return v.EventID, v.ReceivedAt
 	}
 	panic(fmt.Sprintf("unexpected signal payload %T", arg))
 }
@@ -113,6 +116,9 @@ func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, id, signal str
 func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, runID, signal string, arg any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down != nil {
+		return f.down
+	}
 	running, ok := f.running[id]
 	if !ok || (runID != "" && runID != running) {
 		return serviceerror.NewNotFound("workflow execution not found or already completed")

@@ -74,10 +74,15 @@ func (r *Relay) round(ctx context.Context) error {
 			return err
 		}
 		if n == 0 {
-			return nil
+			break
 		}
 	}
-	return nil
+	if ctx.Err() != nil {
+		return nil
+	}
+	// Customers' replies, in the order they were received (one relay at a time).
+	_, err := r.Ingest.DeliverPendingReplies(ctx, r.Batch)
+	return err
 }
 
 func (r *Relay) report(d Delivery) {

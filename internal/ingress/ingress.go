@@ -37,11 +37,13 @@ type Server struct {
 	// publicBaseURL is the address Twilio calls (RECOUP_PUBLIC_BASE_URL, no trailing slash):
 	// signatures are computed over it, whatever proxy rewrote the request on its way.
 	publicBaseURL string
-	relay         *eventlog.Relay // nudged after each accepted event; may be nil
+	twilioInbound TwilioFormHandler // nil: /v1/providers/twilio/inbound answers 404
+	relay         *eventlog.Relay   // nudged after each accepted event; may be nil
 	metrics       *observability.IngressMetrics
 	registry      *prometheus.Registry
 	ready         func(context.Context) error
 	log           *slog.Logger
+	extra         map[string]http.Handler
 }
 
 // Options configure a Server.
@@ -54,13 +56,20 @@ type Options struct {
 	// POST /v1/providers/sendgrid/events.
 	SendGrid SendGridVerifier
 	// Twilio verifies X-Twilio-Signature (twilio.NewRequestValidator) over PublicBaseURL +
-	// the request's path and query; nil disables POST /v1/providers/twilio/status.
+	// the request's path and query; nil disables POST /v1/providers/twilio/status and
+	// /v1/providers/twilio/inbound.
 	Twilio        TwilioVerifier
 	PublicBaseURL string
+	// TwilioInbound answers an inbound SMS (inbound.Server.HandleTwilio) once Twilio verified
+	// its form; nil disables POST /v1/providers/twilio/inbound.
+	TwilioInbound TwilioFormHandler
 	Metrics       *observability.IngressMetrics
 	Registry      *prometheus.Registry
 	Ready         func(context.Context) error // readiness: PostgreSQL and Temporal reachable
 	Logger        *slog.Logger
+	// Extra are more routes ("POST /v1/providers/…" → handler): the providers' inbound
+	// webhooks (internal/inbound) that verify themselves (SendGrid Inbound Parse's secret).
+	Extra map[string]http.Handler
 }
 
 // New checks the options and builds a Server. Errors name the variable at fault.
@@ -68,7 +77,7 @@ func New(o Options) (*Server, error) {
 	if len(o.Secrets) == 0 {
 		return nil, errors.New("WEBHOOK_SECRETS: at least one Standard Webhooks secret (whsec_…) is required to accept events over HTTP")
 	}
-	s := &Server{ingest: o.Ingest, relay: o.Relay, metrics: o.Metrics, registry: o.Registry, ready: o.Ready, log: o.Logger}
+	s := &Server{ingest: o.Ingest, relay: o.Relay, metrics: o.Metrics, registry: o.Registry, ready: o.Ready, log: o.Logger, extra: o.Extra}
 	for i, sec := range o.Secrets {
 		// NewWebhook takes "whsec_" alone as an empty HMAC key, with which anyone can sign.
 		// (config.CheckWebhookSecret, run at startup, also refuses short and example keys.)
@@ -88,7 +97,7 @@ func New(o Options) (*Server, error) {
 		}
 		s.stripe = v
 	}
-	s.sendgrid, s.twilio = o.SendGrid, o.Twilio
+	s.sendgrid, s.twilio, s.twilioInbound = o.SendGrid, o.Twilio, o.TwilioInbound
 	if o.Twilio != nil {
 		u, err := url.Parse(o.PublicBaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
@@ -109,10 +118,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/stripe", s.handleStripe)
 	mux.HandleFunc("POST /v1/providers/sendgrid/events", s.handleSendGrid)
 	mux.HandleFunc("POST /v1/providers/twilio/status", s.handleTwilioStatus)
+	mux.HandleFunc("POST "+TwilioInboundPath, s.handleTwilioInbound)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	for pattern, h := range s.extra {
+		mux.Handle(pattern, h)
+	}
 	if s.registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	}

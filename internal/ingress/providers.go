@@ -35,6 +35,12 @@ type TwilioVerifier interface {
 	Validate(url string, params map[string]string, signature string) error
 }
 
+// TwilioFormHandler answers a Twilio webhook whose form verifyTwilio verified.
+type TwilioFormHandler func(w http.ResponseWriter, r *http.Request, form url.Values)
+
+// TwilioInboundPath takes customers' SMS replies (Twilio's messaging webhook).
+const TwilioInboundPath = "/v1/providers/twilio/inbound"
+
 // maxProviderBody bounds one provider request (SendGrid posts batches of events).
 const maxProviderBody = 8 << 20
 
@@ -200,6 +206,20 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 		evs = append(evs, pe)
 	}
 	s.recordProviderEvents(w, r, "twilio", evs, ignored)
+}
+
+// handleTwilioInbound verifies an inbound SMS like a status callback, then hands its form
+// to the replies' handler (internal/inbound), which records it.
+func (s *Server) handleTwilioInbound(w http.ResponseWriter, r *http.Request) {
+	if s.twilioInbound == nil {
+		writeJSON(w, http.StatusNotFound, answer{Status: "rejected", Error: "Twilio's inbound messages are not configured (TWILIO_AUTH_TOKEN and RECOUP_PUBLIC_BASE_URL)"})
+		return
+	}
+	form, ok := s.verifyTwilio(w, r, "twilio_inbound")
+	if !ok {
+		return
+	}
+	s.twilioInbound(w, r, form)
 }
 
 // Twilio error codes that prove the number cannot receive SMS (30003, a handset switched off,

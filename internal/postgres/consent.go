@@ -67,7 +67,8 @@ func lockCustomer(ctx context.Context, tx pgx.Tx, customerID string) error {
 
 // applyConsent applies one consent statement, newest wins per channel: a grant only when it
 // is newer than the statement in force, a withdrawal also when it is as new. A change of the
-// stored value is written to the ledger; an opt-out always is (applied or not), as evidence.
+// stored value is written to the ledger; an opt-out (an event's, a provider's) or a reply
+// always is (applied or not), as evidence.
 // A customer without a profile keeps the opt-out in the ledger only; the profile, once
 // created, starts from it (consentFromLedger). The caller holds lockCustomer.
 func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, error) {
@@ -82,20 +83,34 @@ func applyConsent(ctx context.Context, tx pgx.Tx, st consentStatement) (bool, er
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("read consent: %w", err)
 	}
-	applies := exists && (curAt == nil || st.At.After(*curAt) || (!st.Consent && !st.At.Before(*curAt)))
+	// The customer's own withdrawal (a STOP reply, a spam report, an unsubscribe) applies
+	// whatever its time: a profile that billing sent since, repeating an older consent flag,
+	// does not outrank what the customer said.
+	byCustomer := !st.Consent && customerSources[st.Source]
+	applies := exists && (curAt == nil || st.At.After(*curAt) || (!st.Consent && !st.At.Before(*curAt)) || byCustomer)
 	if !exists {
 		applies = !st.Consent // kept for the profile to come
 	}
+	if applies && st.Consent && st.Source != ConsentReply {
+		// ... and is lifted only by their own START, never by a snapshot or an import that
+		// merely repeats an older consent.
+		stopped, err := stoppedByCustomer(ctx, tx, st.CustomerID, st.Channel)
+		if err != nil {
+			return false, err
+		}
+		applies = !stopped
+	}
 	changed := exists && applies && cur != st.Consent
 	if exists && applies {
-		if _, err := tx.Exec(ctx, `UPDATE customers SET `+cols[0]+` = $2, `+cols[1]+` = $3 WHERE customer_id = $1`,
+		// The statement's time never moves backwards (a late withdrawal keeps the newer time).
+		if _, err := tx.Exec(ctx, `UPDATE customers SET `+cols[0]+` = $2, `+cols[1]+` = GREATEST(COALESCE(`+cols[1]+`, $3), $3) WHERE customer_id = $1`,
 			st.CustomerID, st.Consent, st.At); err != nil {
 			return false, fmt.Errorf("store consent: %w", err)
 		}
 	}
 	// recorded_at: under the customer's lock (clock_timestamp), so it orders against sends'
 	// claimed_at.
-	if changed || (!st.Consent && st.Source != ConsentSnapshot && st.Source != ConsentImport) {
+	if changed || st.Source == ConsentReply || (!st.Consent && st.Source != ConsentSnapshot && st.Source != ConsentImport) {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO consent_ledger (customer_id, channel, consent, source, evidence_event_id, at, applied, recorded_at)
 			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, clock_timestamp()) ON CONFLICT DO NOTHING`,
@@ -127,4 +142,25 @@ func consentFromLedger(ctx context.Context, tx pgx.Tx, customerID string) error 
 		}
 	}
 	return nil
+}
+
+// customerSources are the consent sources that are the customer's own word: a reply, and
+// what a provider reports of them (spam report, unsubscribe, carrier STOP).
+var customerSources = map[string]bool{ConsentReply: true, ConsentSendGrid: true, ConsentTwilio: true}
+
+// stoppedByCustomer says whether the customer withdrew consent for channel themselves (a
+// reply, a spam report, an unsubscribe, a carrier STOP) and has not opted in again by reply
+// (START) since, in the ledger's order.
+func stoppedByCustomer(ctx context.Context, tx pgx.Tx, customerID, channel string) (bool, error) {
+	var stopped bool
+	err := tx.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM consent_ledger w
+			WHERE w.customer_id = $1 AND w.channel = $2 AND w.applied AND NOT w.consent AND w.source = ANY($3)
+			AND NOT EXISTS (SELECT 1 FROM consent_ledger g WHERE g.customer_id = w.customer_id AND g.channel = w.channel
+				AND g.applied AND g.consent AND g.source = $4 AND g.id > w.id))`,
+		customerID, channel, []string{ConsentReply, ConsentSendGrid, ConsentTwilio}, ConsentReply).Scan(&stopped)
+	if err != nil {
+		return false, fmt.Errorf("read the consent ledger: %w", err)
+	}
+	return stopped, nil
 }

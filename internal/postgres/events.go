@@ -85,105 +85,154 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (RecordResult, error) 
 // recordEvent is RecordEvent inside the caller's transaction.
 func (s *Store) recordEvent(ctx context.Context, tx pgx.Tx, e Event) (RecordResult, error) {
 	var res RecordResult
-	err := func() error {
-		if err := lockInvoice(ctx, tx, e.InvoiceID); err != nil {
+	if err := lockInvoice(ctx, tx, e.InvoiceID); err != nil {
+		return res, err
+	}
+	received, limit, err := s.readClock(ctx, tx)
+	if err != nil {
+		return res, err
+	}
+	res.OccurredAt = e.OccurredAt
+	if e.OccurredAt.After(limit) {
+		res.ClampedFrom, res.OccurredAt = e.OccurredAt, limit
+	}
+	at := res.OccurredAt
+	customerID, err := eventCustomer(ctx, tx, e)
+	if err != nil {
+		return res, err
+	}
+	inserted, err := insertEvent(ctx, tx, e, customerID, at, res.ClampedFrom, received)
+	if err != nil {
+		return res, err
+	}
+	if !inserted {
+		return res, readRecordedEvent(ctx, tx, e, &res)
+	}
+	if err := s.applyEventSnapshots(ctx, tx, e, at); err != nil {
+		return res, err
+	}
+	if err := insertPaymentAttempt(ctx, tx, e, at); err != nil {
+		return res, err
+	}
+	if e.OptOut != "" && customerID != "" {
+		if err := lockCustomer(ctx, tx, customerID); err != nil {
+			return res, err
+		}
+		if _, err := applyConsent(ctx, tx, consentStatement{CustomerID: customerID, Channel: e.OptOut,
+			At: at, Source: optOutSource(e.Source), Evidence: e.EventID}); err != nil {
+			return res, err
+		}
+	}
+	if e.Invoice != nil && e.CustomerID != "" {
+		return res, applyWaitingOptOuts(ctx, tx, e.InvoiceID, e.CustomerID)
+	}
+	return res, nil
+}
+
+// readClock returns the database's clock now (the event's received_at) and the latest
+// occurred_at accepted, that plus the allowed clock skew.
+func (s *Store) readClock(ctx context.Context, tx pgx.Tx) (received, limit time.Time, err error) {
+	if err := tx.QueryRow(ctx, `SELECT t, t + $1::interval FROM (SELECT clock_timestamp() AS t) c`, s.maxSkew).Scan(&received, &limit); err != nil {
+		return received, limit, fmt.Errorf("read the clock: %w", err)
+	}
+	return received, limit, nil
+}
+
+// eventCustomer returns the event's customer: the one it names or, for an opt-out that names
+// none, the invoice's ("" when the invoice is not known).
+func eventCustomer(ctx context.Context, tx pgx.Tx, e Event) (string, error) {
+	customerID := e.CustomerID
+	if customerID == "" && e.OptOut != "" {
+		// An opt-out need not name the customer: the invoice's is the one.
+		if err := tx.QueryRow(ctx, `SELECT customer_id FROM invoices WHERE invoice_id = $1`, e.InvoiceID).
+			Scan(&customerID); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return customerID, fmt.Errorf("read the invoice's customer: %w", err)
+		}
+	}
+	return customerID, nil
+}
+
+// insertEvent inserts the event into the log; false when an event of that ID was already there.
+func insertEvent(ctx context.Context, tx pgx.Tx, e Event, customerID string, at, clampedFrom, received time.Time) (bool, error) {
+	// received_at is the moment of recording under the invoice's lock (clock_timestamp,
+	// not the transaction's start): ReserveSend orders sends against it.
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, occurred_at_original, body, received_at)
+		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9)
+		ON CONFLICT (event_id) DO NOTHING`,
+		e.EventID, e.Type, e.Source, e.InvoiceID, customerID, at, nullTime(clampedFrom), e.Body, received)
+	if err != nil {
+		return false, fmt.Errorf("insert event: %w", err)
+	}
+	return tag.RowsAffected() != 0, nil
+}
+
+// readRecordedEvent fills res from the event already recorded under e's ID: a duplicate when
+// its body is the same, ErrEventConflict when not.
+func readRecordedEvent(ctx context.Context, tx pgx.Tx, e Event, res *RecordResult) error {
+	var same bool
+	var original *time.Time
+	if err := tx.QueryRow(ctx,
+		`SELECT body = $2::jsonb, delivered_at, occurred_at, occurred_at_original FROM events WHERE event_id = $1`,
+		e.EventID, e.Body).Scan(&same, &res.DeliveredAt, &res.OccurredAt, &original); err != nil {
+		return fmt.Errorf("read recorded event: %w", err)
+	}
+	res.ClampedFrom = time.Time{}
+	if original != nil {
+		res.ClampedFrom = *original
+	}
+	if !same {
+		return ErrEventConflict
+	}
+	res.Duplicate = true
+	return nil
+}
+
+// applyEventSnapshots records the customer and invoice the event carries, as of at.
+func (s *Store) applyEventSnapshots(ctx context.Context, tx pgx.Tx, e Event, at time.Time) error {
+	if c := e.Customer; c != nil {
+		snap := *c
+		if snap.UpdatedAt.IsZero() || snap.UpdatedAt.After(at) {
+			snap.UpdatedAt = at
+		}
+		if _, err := s.upsertCustomer(ctx, tx, snap, ConsentSnapshot, e.EventID); err != nil {
 			return err
 		}
-		var received, limit time.Time
-		if err := tx.QueryRow(ctx, `SELECT t, t + $1::interval FROM (SELECT clock_timestamp() AS t) c`, s.maxSkew).Scan(&received, &limit); err != nil {
-			return fmt.Errorf("read the clock: %w", err)
+	}
+	if inv := e.Invoice; inv != nil {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO invoices (invoice_id, customer_id, amount_minor, currency, status, first_failed_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $6)
+			ON CONFLICT (invoice_id) DO UPDATE SET
+				status = CASE WHEN invoices.updated_at <= EXCLUDED.updated_at THEN EXCLUDED.status ELSE invoices.status END,
+				amount_minor = CASE WHEN EXCLUDED.amount_minor > 0 THEN EXCLUDED.amount_minor ELSE invoices.amount_minor END,
+				updated_at = GREATEST(invoices.updated_at, EXCLUDED.updated_at)`,
+			e.InvoiceID, e.CustomerID, inv.AmountMinor, inv.Currency, inv.Status, at); err != nil {
+			return fmt.Errorf("upsert invoice: %w", err)
 		}
-		res.OccurredAt = e.OccurredAt
-		if e.OccurredAt.After(limit) {
-			res.ClampedFrom, res.OccurredAt = e.OccurredAt, limit
-		}
-		at := res.OccurredAt
-		customerID := e.CustomerID
-		if customerID == "" && e.OptOut != "" {
-			// An opt-out need not name the customer: the invoice's is the one.
-			if err := tx.QueryRow(ctx, `SELECT customer_id FROM invoices WHERE invoice_id = $1`, e.InvoiceID).
-				Scan(&customerID); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("read the invoice's customer: %w", err)
-			}
-		}
-		// received_at is the moment of recording under the invoice's lock (clock_timestamp,
-		// not the transaction's start): ReserveSend orders sends against it.
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, occurred_at_original, body, received_at)
-			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9)
-			ON CONFLICT (event_id) DO NOTHING`,
-			e.EventID, e.Type, e.Source, e.InvoiceID, customerID, at, nullTime(res.ClampedFrom), e.Body, received)
-		if err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			var same bool
-			var original *time.Time
-			if err := tx.QueryRow(ctx,
-				`SELECT body = $2::jsonb, delivered_at, occurred_at, occurred_at_original FROM events WHERE event_id = $1`,
-				e.EventID, e.Body).Scan(&same, &res.DeliveredAt, &res.OccurredAt, &original); err != nil {
-				return fmt.Errorf("read recorded event: %w", err)
-			}
-			res.ClampedFrom = time.Time{}
-			if original != nil {
-				res.ClampedFrom = *original
-			}
-			if !same {
-				return ErrEventConflict
-			}
-			res.Duplicate = true
-			return nil
-		}
-		if c := e.Customer; c != nil {
-			snap := *c
-			if snap.UpdatedAt.IsZero() || snap.UpdatedAt.After(at) {
-				snap.UpdatedAt = at
-			}
-			if _, err := s.upsertCustomer(ctx, tx, snap, ConsentSnapshot, e.EventID); err != nil {
-				return err
-			}
-		}
-		if inv := e.Invoice; inv != nil {
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO invoices (invoice_id, customer_id, amount_minor, currency, status, first_failed_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $6)
-				ON CONFLICT (invoice_id) DO UPDATE SET
-					status = CASE WHEN invoices.updated_at <= EXCLUDED.updated_at THEN EXCLUDED.status ELSE invoices.status END,
-					amount_minor = CASE WHEN EXCLUDED.amount_minor > 0 THEN EXCLUDED.amount_minor ELSE invoices.amount_minor END,
-					updated_at = GREATEST(invoices.updated_at, EXCLUDED.updated_at)`,
-				e.InvoiceID, e.CustomerID, inv.AmountMinor, inv.Currency, inv.Status, at); err != nil {
-				return fmt.Errorf("upsert invoice: %w", err)
-			}
-		}
-		if a := e.Attempt; a != nil {
-			outcome := "failed"
-			if a.Succeeded {
-				outcome = "succeeded"
-			}
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO payment_attempts (event_id, invoice_id, customer_id, attempt_id, outcome,
-					failure_code, amount_minor, currency, occurred_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				e.EventID, e.InvoiceID, e.CustomerID, a.AttemptID, outcome, a.FailureCode,
-				a.AmountMinor, a.Currency, at); err != nil {
-				return fmt.Errorf("insert payment attempt: %w", err)
-			}
-		}
-		if e.OptOut != "" && customerID != "" {
-			if err := lockCustomer(ctx, tx, customerID); err != nil {
-				return err
-			}
-			if _, err := applyConsent(ctx, tx, consentStatement{CustomerID: customerID, Channel: e.OptOut,
-				At: at, Source: optOutSource(e.Source), Evidence: e.EventID}); err != nil {
-				return err
-			}
-		}
-		if e.Invoice != nil && e.CustomerID != "" {
-			return applyWaitingOptOuts(ctx, tx, e.InvoiceID, e.CustomerID)
-		}
+	}
+	return nil
+}
+
+// insertPaymentAttempt records the payment attempt the event carries, if any.
+func insertPaymentAttempt(ctx context.Context, tx pgx.Tx, e Event, at time.Time) error {
+	a := e.Attempt
+	if a == nil {
 		return nil
-	}()
-	return res, err
+	}
+	outcome := "failed"
+	if a.Succeeded {
+		outcome = "succeeded"
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO payment_attempts (event_id, invoice_id, customer_id, attempt_id, outcome,
+			failure_code, amount_minor, currency, occurred_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.EventID, e.InvoiceID, e.CustomerID, a.AttemptID, outcome, a.FailureCode,
+		a.AmountMinor, a.Currency, at); err != nil {
+		return fmt.Errorf("insert payment attempt: %w", err)
+	}
+	return nil
 }
 
 // optOutSource is the consent ledger's source of an opt-out recorded from source: the

@@ -248,3 +248,25 @@ func TestGetCustomerUnknown(t *testing.T) {
 		t.Errorf("GetCustomer(unknown) = %v, want ErrUnknownCustomer", err)
 	}
 }
+
+// Migrated from scratch, the consent ledger takes a statement from every source: billing's
+// events, snapshots, imports, the migration's, the providers' opt-outs (00011) and the
+// customers' replies (00012).
+func TestMigratedConsentLedgerTakesEverySource(t *testing.T) {
+	ctx := context.Background()
+	st := freshSchema(t)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	for _, src := range []string{postgres.ConsentBillingEvent, postgres.ConsentSnapshot, postgres.ConsentImport, "migration",
+		postgres.ConsentSendGrid, postgres.ConsentTwilio, postgres.ConsentReply} {
+		if _, err := st.Pool().Exec(ctx, `INSERT INTO consent_ledger (customer_id, channel, consent, source, at, applied)
+			VALUES ('cus_1', 'sms', false, $1, now(), true)`, src); err != nil {
+			t.Errorf("source %q refused: %v", src, err)
+		}
+	}
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO consent_ledger (customer_id, channel, consent, source, at, applied)
+		VALUES ('cus_1', 'sms', false, 'carrier_pigeon', now(), true)`); err == nil {
+		t.Error("an unknown source was accepted")
+	}
+}

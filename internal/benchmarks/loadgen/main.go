@@ -81,33 +81,29 @@ func run(ctx context.Context, cfg config.Config, o options, stdout io.Writer) er
 		return fmt.Errorf("WEBHOOK_SECRETS: %w", err)
 	}
 	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}}
+	res := sendAll(ctx, httpc, wh, o)
+	accepted := res.report(stdout, o)
+	if o.wait == 0 || accepted == 0 {
+		return nil
+	}
+	return waitForDelivery(ctx, cfg, o, accepted, stdout)
+}
+
+// sent is what sending the events measured: each event's accept latency, the count of each
+// HTTP status, the transport failures and the time it all took.
+type sent struct {
+	lat      []time.Duration
+	statuses sync.Map // int → *atomic.Int64
+	failures atomic.Int64
+	elapsed  time.Duration
+}
+
+// sendAll posts o.count events with o.concurrency workers, at o.rate per second when set.
+func sendAll(ctx context.Context, httpc *http.Client, wh *standardwebhooks.Webhook, o options) *sent {
+	res := &sent{lat: make([]time.Duration, o.count)}
 	ids := make(chan int)
-	lat := make([]time.Duration, o.count)
-	var statuses sync.Map
-	var failures atomic.Int64
 	start := time.Now()
-	go func() {
-		defer close(ids)
-		var tick *time.Ticker
-		if o.rate > 0 {
-			tick = time.NewTicker(time.Duration(float64(time.Second) / o.rate))
-			defer tick.Stop()
-		}
-		for i := 0; i < o.count; i++ {
-			if tick != nil {
-				select {
-				case <-tick.C:
-				case <-ctx.Done():
-					return
-				}
-			}
-			select {
-			case ids <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go feedIDs(ctx, o, ids)
 	var wg sync.WaitGroup
 	for range o.concurrency {
 		wg.Add(1)
@@ -115,38 +111,71 @@ func run(ctx context.Context, cfg config.Config, o options, stdout io.Writer) er
 			defer wg.Done()
 			for i := range ids {
 				code, took, err := postBench(ctx, httpc, wh, o.url, o.prefix, i)
-				lat[i] = took
+				res.lat[i] = took
 				if err != nil {
-					failures.Add(1)
+					res.failures.Add(1)
 					continue
 				}
-				n, _ := statuses.LoadOrStore(code, new(atomic.Int64))
+				n, _ := res.statuses.LoadOrStore(code, new(atomic.Int64))
 				n.(*atomic.Int64).Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	res.elapsed = time.Since(start)
+	return res
+}
+
+// feedIDs sends the event numbers 0..o.count-1 on ids, paced at o.rate per second when set,
+// and closes it; it stops early when ctx is done.
+func feedIDs(ctx context.Context, o options, ids chan<- int) {
+	defer close(ids)
+	var tick *time.Ticker
+	if o.rate > 0 {
+		tick = time.NewTicker(time.Duration(float64(time.Second) / o.rate))
+		defer tick.Stop()
+	}
+	for i := 0; i < o.count; i++ {
+		if tick != nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case ids <- i:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// report prints the counts and accept latencies and returns the number of events accepted.
+func (res *sent) report(stdout io.Writer, o options) int64 {
 	accepted := int64(0)
-	if n, ok := statuses.Load(http.StatusAccepted); ok {
+	if n, ok := res.statuses.Load(http.StatusAccepted); ok {
 		accepted = n.(*atomic.Int64).Load()
 	}
-	sorted := slices.Clone(lat)
+	sorted := slices.Clone(res.lat)
 	slices.Sort(sorted)
-	fmt.Fprintf(stdout, "sent %d events in %s (rate %s, concurrency %d)\n", o.count, elapsed.Round(time.Millisecond), rateLabel(o.rate), o.concurrency)
-	fmt.Fprintf(stdout, "accepted: %d (%.0f events/s)", accepted, float64(accepted)/elapsed.Seconds())
-	statuses.Range(func(k, v any) bool {
+	fmt.Fprintf(stdout, "sent %d events in %s (rate %s, concurrency %d)\n", o.count, res.elapsed.Round(time.Millisecond), rateLabel(o.rate), o.concurrency)
+	fmt.Fprintf(stdout, "accepted: %d (%.0f events/s)", accepted, float64(accepted)/res.elapsed.Seconds())
+	res.statuses.Range(func(k, v any) bool {
 		if k.(int) != http.StatusAccepted {
 			fmt.Fprintf(stdout, ", HTTP %d: %d", k.(int), v.(*atomic.Int64).Load())
 		}
 		return true
 	})
-	fmt.Fprintf(stdout, ", transport errors: %d\n", failures.Load())
+	fmt.Fprintf(stdout, ", transport errors: %d\n", res.failures.Load())
 	fmt.Fprintf(stdout, "accept latency: p50 %s  p90 %s  p99 %s  max %s\n",
 		pct(sorted, 50), pct(sorted, 90), pct(sorted, 99), sorted[len(sorted)-1].Round(10*time.Microsecond))
-	if o.wait == 0 || accepted == 0 {
-		return nil
-	}
+	return accepted
+}
+
+// waitForDelivery polls the event log until every recorded event of this run was delivered
+// to Temporal or o.wait runs out, then prints the counts and delivery lags.
+func waitForDelivery(ctx context.Context, cfg config.Config, o options, accepted int64, stdout io.Writer) error {
 	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
@@ -154,22 +183,15 @@ func run(ctx context.Context, cfg config.Config, o options, stdout io.Writer) er
 	defer pool.Close()
 	deadline := time.Now().Add(o.wait)
 	for {
-		var recorded, delivered int
-		var p50, p99, maxLag float64
-		err := pool.QueryRow(ctx, `
-			SELECT count(*), count(delivered_at),
-				COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM delivered_at - received_at)), 0),
-				COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM delivered_at - received_at)), 0),
-				COALESCE(max(EXTRACT(EPOCH FROM delivered_at - received_at)), 0)::float8
-			FROM events WHERE event_id LIKE $1`, "evt_"+o.prefix+"_%").Scan(&recorded, &delivered, &p50, &p99, &maxLag)
+		d, err := deliveryStats(ctx, pool, o.prefix)
 		if err != nil {
 			return err
 		}
-		if delivered == recorded || time.Now().After(deadline) {
-			fmt.Fprintf(stdout, "event log: %d recorded, %d delivered to Temporal, %d lost\n", recorded, delivered, accepted-int64(recorded))
+		if d.delivered == d.recorded || time.Now().After(deadline) {
+			fmt.Fprintf(stdout, "event log: %d recorded, %d delivered to Temporal, %d lost\n", d.recorded, d.delivered, accepted-int64(d.recorded))
 			fmt.Fprintf(stdout, "delivery lag (received → run signaled): p50 %s  p99 %s  max %s\n",
-				secs(p50), secs(p99), secs(maxLag))
-			if delivered != recorded {
+				secs(d.p50), secs(d.p99), secs(d.maxLag))
+			if d.delivered != d.recorded {
 				return errors.New("not every accepted event was delivered before --wait ran out")
 			}
 			return nil
@@ -180,6 +202,24 @@ func run(ctx context.Context, cfg config.Config, o options, stdout io.Writer) er
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// delivery is the event log's count of this run's events, recorded and delivered, and the
+// delivery lags in seconds.
+type delivery struct {
+	recorded, delivered int
+	p50, p99, maxLag    float64
+}
+
+func deliveryStats(ctx context.Context, pool *pgxpool.Pool, prefix string) (delivery, error) {
+	var d delivery
+	err := pool.QueryRow(ctx, `
+			SELECT count(*), count(delivered_at),
+				COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM delivered_at - received_at)), 0),
+				COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM delivered_at - received_at)), 0),
+				COALESCE(max(EXTRACT(EPOCH FROM delivered_at - received_at)), 0)::float8
+			FROM events WHERE event_id LIKE $1`, "evt_"+prefix+"_%").Scan(&d.recorded, &d.delivered, &d.p50, &d.p99, &d.maxLag)
+	return d, err
 }
 
 func postBench(ctx context.Context, c *http.Client, wh *standardwebhooks.Webhook, url, prefix string, i int) (int, time.Duration, error) {

@@ -165,148 +165,212 @@ func Parse(data []byte) (*Policy, error) {
 	return &p, nil
 }
 
+// problems collects the faults validation finds, in the order it finds them.
+type problems []error
+
+func (ps *problems) add(format string, a ...any) { *ps = append(*ps, fmt.Errorf(format, a...)) }
+
 func (p *Policy) validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var bad problems
+	p.validateSchedule(&bad)
+	p.validateQuietHours(&bad)
+	p.validateTonesAndChannels(&bad)
+	p.validateContactCap(&bad)
+	if p.TokenBudget < 200 {
+		bad.add("prompt_token_budget: must be at least 200")
+	}
+	p.validateExperiment(&bad)
+	p.validateLengths(&bad)
+	p.validatePlans(&bad)
+	p.validateRules(&bad)
+	if err := p.Spike.Validate(); err != nil {
+		bad = append(bad, err)
+	}
+	return errors.Join(bad...)
+}
+
+// validateSchedule checks schedule_days and final_wait_days.
+func (p *Policy) validateSchedule(bad *problems) {
 	if len(p.ScheduleDays) == 0 {
-		bad("schedule_days: at least one step is required")
+		bad.add("schedule_days: at least one step is required")
 	}
 	for i, d := range p.ScheduleDays {
 		if d < 0 || (i > 0 && d <= p.ScheduleDays[i-1]) {
-			bad("schedule_days[%d]: days must be ≥ 0 and increasing", i)
+			bad.add("schedule_days[%d]: days must be ≥ 0 and increasing", i)
 		}
 	}
 	if p.FinalWaitDays < 0 || p.FinalWaitDays > 60 {
-		bad("final_wait_days: must be between 0 and 60")
+		bad.add("final_wait_days: must be between 0 and 60")
 	}
+}
+
+// validateQuietHours parses quiet_hours into offsets from local midnight.
+func (p *Policy) validateQuietHours(bad *problems) {
 	var err error
 	if p.QuietHours.start, err = parseClock(p.QuietHours.Start); err != nil {
-		bad("quiet_hours.start: %v", err)
+		bad.add("quiet_hours.start: %v", err)
 	}
 	if p.QuietHours.end, err = parseClock(p.QuietHours.End); err != nil {
-		bad("quiet_hours.end: %v", err)
+		bad.add("quiet_hours.end: %v", err)
 	}
 	if p.QuietHours.end <= p.QuietHours.start {
-		bad("quiet_hours: end must be after start")
+		bad.add("quiet_hours: end must be after start")
 	}
+}
+
+// validateTonesAndChannels checks that tones and channels are listed and channels known.
+func (p *Policy) validateTonesAndChannels(bad *problems) {
 	if len(p.Tones) == 0 {
-		bad("tones: at least one tone is required")
+		bad.add("tones: at least one tone is required")
 	}
 	if len(p.Channels) == 0 {
-		bad("channels: at least one of email, sms is required")
+		bad.add("channels: at least one of email, sms is required")
 	}
 	for i, c := range p.Channels {
 		if !c.Valid() {
-			bad("channels[%d]: %q is not email or sms", i, c)
+			bad.add("channels[%d]: %q is not email or sms", i, c)
 		}
 	}
+}
+
+// validateContactCap checks contact_cap and that every scheduled step could send under it.
+func (p *Policy) validateContactCap(bad *problems) {
 	if p.ContactCap.Messages < 1 || p.ContactCap.Days < 1 {
-		bad("contact_cap: messages and days must be at least 1")
-	} else {
-		for _, e := range p.ContactCap.ScheduleConflicts(p.ScheduleDays) {
-			bad("%s", e)
-		}
+		bad.add("contact_cap: messages and days must be at least 1")
+		return
 	}
-	if p.TokenBudget < 200 {
-		bad("prompt_token_budget: must be at least 200")
+	for _, e := range p.ContactCap.ScheduleConflicts(p.ScheduleDays) {
+		bad.add("%s", e)
 	}
+}
+
+// validateExperiment checks the experiment's name and its variants' names and weights.
+func (p *Policy) validateExperiment(bad *problems) {
 	seenVariant := map[string]bool{}
 	for i, v := range p.Experiment.Variants {
 		if v.Name == "" || strings.ContainsAny(v.Name, "/\\ .") {
-			bad("experiment.variants[%d].name: %q must be a plain name", i, v.Name)
+			bad.add("experiment.variants[%d].name: %q must be a plain name", i, v.Name)
 		}
 		if seenVariant[v.Name] {
-			bad("experiment.variants[%d].name: %q appears twice", i, v.Name)
+			bad.add("experiment.variants[%d].name: %q appears twice", i, v.Name)
 		}
 		seenVariant[v.Name] = true
 		if v.Weight < 0 {
-			bad("experiment.variants[%d].weight: must not be negative", i)
+			bad.add("experiment.variants[%d].weight: must not be negative", i)
 		}
 	}
 	if len(p.Experiment.Variants) > 0 && p.Experiment.Name == "" {
-		bad("experiment.name: required when variants are listed")
+		bad.add("experiment.name: required when variants are listed")
 	}
+}
+
+// validateLengths checks the message length limits and offer_valid_days.
+func (p *Policy) validateLengths(bad *problems) {
 	if p.SMSMaxChars < 20 || p.SMSMaxChars > 1600 {
-		bad("sms_max_chars: must be between 20 and 1600")
+		bad.add("sms_max_chars: must be between 20 and 1600")
 	}
 	if p.EmailMaxChars < 50 {
-		bad("email_max_chars: must be at least 50")
+		bad.add("email_max_chars: must be at least 50")
 	}
 	if p.SubjectMaxChars < 10 {
-		bad("subject_max_chars: must be at least 10")
+		bad.add("subject_max_chars: must be at least 10")
 	}
 	if p.OfferValidDays < 1 {
-		bad("offer_valid_days: must be at least 1")
+		bad.add("offer_valid_days: must be at least 1")
 	}
+}
+
+// validatePlans checks that the default plan is listed and every plan's caps are in range.
+func (p *Policy) validatePlans(bad *problems) {
 	if _, ok := p.Plans["default"]; !ok {
-		bad("plans.default: required")
+		bad.add("plans.default: required")
 	}
 	for name, c := range p.Plans {
 		if c.MaxDiscountPercent < 0 || c.MaxDiscountPercent > 100 {
-			bad("plans.%s.max_discount_percent: must be between 0 and 100", name)
+			bad.add("plans.%s.max_discount_percent: must be between 0 and 100", name)
 		}
 		if c.MaxExtensionDays < 0 || c.MaxExtensionDays > 90 {
-			bad("plans.%s.max_extension_days: must be between 0 and 90", name)
+			bad.add("plans.%s.max_extension_days: must be between 0 and 90", name)
 		}
 		if c.DiscountBudgetPerYear < 0 || c.ExtensionBudgetPerYear < 0 {
-			bad("plans.%s: yearly budgets must not be negative", name)
+			bad.add("plans.%s: yearly budgets must not be negative", name)
 		}
 	}
+}
+
+// validateRules checks every rule and compiles its message templates into p.ruleTemplates.
+func (p *Policy) validateRules(bad *problems) {
 	if len(p.Rules) == 0 {
-		bad("rules: at least one rule is required")
+		bad.add("rules: at least one rule is required")
 	}
 	p.ruleTemplates = make([]map[string]*template.Template, len(p.Rules))
 	for i, r := range p.Rules {
-		if !r.Channel.Valid() {
-			bad("rules[%d].channel: %q is not email or sms", i, r.Channel)
-		}
-		if !slices.Contains(p.Tones, r.Tone) {
-			bad("rules[%d].tone: %q is not one of tones", i, r.Tone)
-		}
-		if !validIncentiveKind(r.Incentive) {
-			bad("rules[%d].incentive: %q is not none, discount_percent or extension_days", i, r.Incentive)
-		}
-		if strings.TrimSpace(r.Subject) == "" {
-			bad("rules[%d].subject: required", i)
-		}
+		p.validateRuleFields(bad, i, r)
 		p.ruleTemplates[i] = map[string]*template.Template{}
-		texts := map[string]Translation{"": {Subject: r.Subject, Message: r.Message}}
-		for lang, tr := range r.Translations {
-			if _, err := language.ParseBase(lang); err != nil || strings.Contains(lang, "-") {
-				bad("rules[%d].translations.%s: not a language code like es or de", i, lang)
-				continue
+		for lang, tr := range ruleTexts(bad, i, r) {
+			if t := compileRuleMessage(bad, i, lang, tr.Message); t != nil {
+				p.ruleTemplates[i][lang] = t
 			}
-			if strings.TrimSpace(tr.Subject) == "" {
-				bad("rules[%d].translations.%s.subject: required", i, lang)
-			}
-			texts[lang] = tr
-		}
-		for lang, tr := range texts {
-			field := fmt.Sprintf("rules[%d].message", i)
-			if lang != "" {
-				field = fmt.Sprintf("rules[%d].translations.%s.message", i, lang)
-			}
-			t, err := template.New(field).Option("missingkey=error").Parse(tr.Message)
-			if err != nil {
-				bad("%s: %v", field, err)
-				continue
-			}
-			// The rules are the fallback of last resort: a message that cannot be rendered
-			// (e.g. a misspelt {{.AmountDue}}) or renders empty must fail here, at load time,
-			// not in RulesDecision when the model is down.
-			var b strings.Builder
-			if err := t.Execute(&b, map[string]any{"AmountDue": "$49.00"}); err != nil {
-				bad("%s: %v", field, err)
-			} else if strings.TrimSpace(b.String()) == "" {
-				bad("%s: required", field)
-			}
-			p.ruleTemplates[i][lang] = t
 		}
 	}
-	if err := p.Spike.Validate(); err != nil {
-		errs = append(errs, err)
+}
+
+// validateRuleFields checks rule i's channel, tone, incentive and subject.
+func (p *Policy) validateRuleFields(bad *problems, i int, r Rule) {
+	if !r.Channel.Valid() {
+		bad.add("rules[%d].channel: %q is not email or sms", i, r.Channel)
 	}
-	return errors.Join(errs...)
+	if !slices.Contains(p.Tones, r.Tone) {
+		bad.add("rules[%d].tone: %q is not one of tones", i, r.Tone)
+	}
+	if !validIncentiveKind(r.Incentive) {
+		bad.add("rules[%d].incentive: %q is not none, discount_percent or extension_days", i, r.Incentive)
+	}
+	if strings.TrimSpace(r.Subject) == "" {
+		bad.add("rules[%d].subject: required", i)
+	}
+}
+
+// ruleTexts returns rule i's texts by language ("" for English), checking its translations
+// and leaving out those whose language code is not valid.
+func ruleTexts(bad *problems, i int, r Rule) map[string]Translation {
+	texts := map[string]Translation{"": {Subject: r.Subject, Message: r.Message}}
+	for lang, tr := range r.Translations {
+		if _, err := language.ParseBase(lang); err != nil || strings.Contains(lang, "-") {
+			bad.add("rules[%d].translations.%s: not a language code like es or de", i, lang)
+			continue
+		}
+		if strings.TrimSpace(tr.Subject) == "" {
+			bad.add("rules[%d].translations.%s.subject: required", i, lang)
+		}
+		texts[lang] = tr
+	}
+	return texts
+}
+
+// compileRuleMessage parses rule i's message in lang and renders it once with a sample
+// amount; nil when it does not parse. A template that parses is returned even when the
+// trial render fails (the fault is recorded either way).
+func compileRuleMessage(bad *problems, i int, lang, message string) *template.Template {
+	field := fmt.Sprintf("rules[%d].message", i)
+	if lang != "" {
+		field = fmt.Sprintf("rules[%d].translations.%s.message", i, lang)
+	}
+	t, err := template.New(field).Option("missingkey=error").Parse(message)
+	if err != nil {
+		bad.add("%s: %v", field, err)
+		return nil
+	}
+	// The rules are the fallback of last resort: a message that cannot be rendered
+	// (e.g. a misspelt {{.AmountDue}}) or renders empty must fail here, at load time,
+	// not in RulesDecision when the model is down.
+	var b strings.Builder
+	if err := t.Execute(&b, map[string]any{"AmountDue": "$49.00"}); err != nil {
+		bad.add("%s: %v", field, err)
+	} else if strings.TrimSpace(b.String()) == "" {
+		bad.add("%s: required", field)
+	}
+	return t
 }
 
 func validIncentiveKind(k string) bool {

@@ -108,6 +108,7 @@ func fieldsOf(v any) []string {
 var (
 	promptVars  = fieldsOf(PromptData{})
 	messageVars = fieldsOf(MessageData{})
+	replyVars   = fieldsOf(ReplyData{})
 )
 
 // lint checks the variables each template declares and uses, renders every template for
@@ -125,7 +126,10 @@ func (s *Set) lint() []Problem {
 			continue
 		}
 		allowed := messageVars
-		if path.Base(n) == SystemFile || path.Base(n) == UserFile {
+		switch {
+		case n == ReplyFile:
+			allowed = replyVars
+		case path.Base(n) == SystemFile || path.Base(n) == UserFile:
 			allowed = promptVars
 		}
 		ps = append(ps, checkVars(n, string(s.files[n]), allowed)...)

@@ -8,6 +8,7 @@ package templates
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/replies"
 	"github.com/recoup-dunning/recoup/prompts"
 )
 
@@ -30,12 +32,16 @@ const (
 	// GuardrailsFile holds the word lists the model's text is checked against.
 	GuardrailsFile = "guardrails.yaml"
 	SystemFile     = "system.tmpl"
-	UserFile       = "user.tmpl"
-	MessagesDir    = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
-	VariantsDir    = "variants" // variants/<name>/{system,user}.tmpl, each optional
-	EmailText      = "email_text.tmpl"
-	EmailHTML      = "email_html.tmpl"
-	SMSFile        = "sms.tmpl"
+	// RepliesFile maps a customer's reply intent to what the run does, with the rules
+	// fallback's phrases; ReplyFile is the system prompt that classifies a reply.
+	RepliesFile = "replies.yaml"
+	ReplyFile   = "reply.tmpl"
+	UserFile    = "user.tmpl"
+	MessagesDir = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
+	VariantsDir = "variants" // variants/<name>/{system,user}.tmpl, each optional
+	EmailText   = "email_text.tmpl"
+	EmailHTML   = "email_html.tmpl"
+	SMSFile     = "sms.tmpl"
 	// DefaultLocale's messages must exist; other locales fall back to it.
 	DefaultLocale = "en"
 )
@@ -43,12 +49,14 @@ const (
 // Set is a loaded, checked prompt set. It is immutable.
 type Set struct {
 	Policy        *policy.Policy
-	Version       string // first 12 hex digits of the SHA-256 over every file's name and content
-	PolicyVersion string // the same over policy.yaml and guardrails.yaml alone
+	Replies       *replies.Config // replies.yaml
+	Version       string          // first 12 hex digits of the SHA-256 over every file's name and content
+	PolicyVersion string          // the same over policy.yaml and guardrails.yaml alone
 
 	files    map[string][]byte
 	prompts  map[string]*promptTemplates  // "" (default) and each variant
 	messages map[string]*messageTemplates // by locale
+	reply    *texttemplate.Template
 }
 
 type promptTemplates struct{ system, user *texttemplate.Template }
@@ -162,131 +170,216 @@ func LoadFS(fsys fs.FS) (*Set, error) {
 
 // parseSet reads and parses every file; it returns what it could build and the problems.
 func parseSet(fsys fs.FS) (*Set, []Problem) {
-	s := &Set{files: map[string][]byte{}, prompts: map[string]*promptTemplates{}, messages: map[string]*messageTemplates{}}
-	var problems []Problem
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+	b := &setBuilder{s: &Set{files: map[string][]byte{}, prompts: map[string]*promptTemplates{}, messages: map[string]*messageTemplates{}}}
+	if err := b.readFiles(fsys); err != nil {
+		return b.s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
+	}
+	b.addShippedReplyFiles()
+	b.s.Version = hashFiles(b.s.files, nil)
+	b.s.PolicyVersion = hashFiles(b.s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
+	b.checkRequiredFiles()
+	b.parsePolicy()
+	b.parseReplies()
+	b.parseTemplates()
+	b.checkLocalesComplete()
+	b.checkVariantDirectories()
+	sort.Slice(b.problems, func(i, j int) bool {
+		if b.problems[i].File != b.problems[j].File {
+			return b.problems[i].File < b.problems[j].File
+		}
+		return b.problems[i].Line < b.problems[j].Line
+	})
+	return b.s, b.problems
+}
+
+// setBuilder is the Set parseSet builds and the problems it has found so far.
+type setBuilder struct {
+	s        *Set
+	problems []Problem
+}
+
+func (b *setBuilder) problem(file, message string) {
+	b.problems = append(b.problems, Problem{File: file, Message: message})
+}
+
+// readFiles reads every template and the policy, guardrails and replies files into s.files.
+func (b *setBuilder) readFiles(fsys fs.FS) error {
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile) {
+		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile && p != RepliesFile) {
 			return nil
 		}
-		b, err := fs.ReadFile(fsys, p)
+		data, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return err
 		}
-		s.files[p] = b
+		b.s.files[p] = data
 		return nil
 	})
-	if err != nil {
-		return s, []Problem{{File: ".", Line: 0, Message: err.Error()}}
-	}
-	s.Version = hashFiles(s.files, nil)
-	s.PolicyVersion = hashFiles(s.files, func(n string) bool { return n == PolicyFile || n == GuardrailsFile })
+}
 
+// addShippedReplyFiles adds the shipped replies.yaml and reply.tmpl where the set lacks them:
+// a prompt directory written before replies existed hears replies with the shipped files.
+func (b *setBuilder) addShippedReplyFiles() {
+	for _, f := range []string{RepliesFile, ReplyFile} {
+		if _, ok := b.s.files[f]; !ok {
+			if data, err := fs.ReadFile(prompts.Default, f); err == nil {
+				b.s.files[f] = data
+			}
+		}
+	}
+}
+
+// checkRequiredFiles reports each file every set must have that is missing.
+func (b *setBuilder) checkRequiredFiles() {
 	required := []string{PolicyFile, GuardrailsFile, SystemFile, UserFile,
 		path.Join(MessagesDir, DefaultLocale, EmailText), path.Join(MessagesDir, DefaultLocale, EmailHTML),
 		path.Join(MessagesDir, DefaultLocale, SMSFile)}
 	for _, r := range required {
-		if _, ok := s.files[r]; !ok {
-			problems = append(problems, Problem{File: r, Message: "file is missing"})
+		if _, ok := b.s.files[r]; !ok {
+			b.problem(r, "file is missing")
 		}
 	}
-	if pb, ok := s.files[PolicyFile]; ok {
+}
+
+// parsePolicy parses the policy and the guardrails files, attaching the guardrails to the policy.
+func (b *setBuilder) parsePolicy() {
+	if pb, ok := b.s.files[PolicyFile]; ok {
 		pol, err := policy.Parse(pb)
 		if err != nil {
-			problems = append(problems, policyProblems(err)...)
+			b.problems = append(b.problems, policyProblems(err)...)
 		}
-		s.Policy = pol
+		b.s.Policy = pol
 	}
-	if gb, ok := s.files[GuardrailsFile]; ok {
+	if gb, ok := b.s.files[GuardrailsFile]; ok {
 		g, err := policy.ParseGuardrails(gb)
 		if err != nil {
-			problems = append(problems, fileProblems(GuardrailsFile, err)...)
+			b.problems = append(b.problems, fileProblems(GuardrailsFile, err)...)
 		}
-		if s.Policy != nil {
-			s.Policy.Guardrails = g
+		if b.s.Policy != nil {
+			b.s.Policy.Guardrails = g
 		}
 	}
-	text := func(name string) *texttemplate.Template {
-		b, ok := s.files[name]
-		if !ok {
-			return nil
-		}
-		t, err := texttemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(b))
-		if err != nil {
-			problems = append(problems, templateProblem(name, err))
-			return nil
-		}
-		return t
+}
+
+// parseReplies parses replies.yaml, each of its problems on its line.
+func (b *setBuilder) parseReplies() {
+	rb, ok := b.s.files[RepliesFile]
+	if !ok {
+		return
 	}
-	s.prompts[""] = &promptTemplates{system: text(SystemFile), user: text(UserFile)}
-	for name := range s.files {
+	rc, err := replies.Parse(rb)
+	var pe *replies.ParseError
+	switch {
+	case errors.As(err, &pe):
+		for _, p := range pe.Problems {
+			b.problems = append(b.problems, Problem{File: RepliesFile, Line: p.Line, Message: p.Message})
+		}
+	case err != nil:
+		b.problem(RepliesFile, err.Error())
+	}
+	b.s.Replies = rc
+}
+
+// text parses the text template file name; nil when it is absent or does not parse.
+func (b *setBuilder) text(name string) *texttemplate.Template {
+	data, ok := b.s.files[name]
+	if !ok {
+		return nil
+	}
+	t, err := texttemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(data))
+	if err != nil {
+		b.problems = append(b.problems, templateProblem(name, err))
+		return nil
+	}
+	return t
+}
+
+// parseTemplates parses the default prompts and the reply prompt, then each variant's
+// prompts and each locale's message templates.
+func (b *setBuilder) parseTemplates() {
+	b.s.prompts[""] = &promptTemplates{system: b.text(SystemFile), user: b.text(UserFile)}
+	b.s.reply = b.text(ReplyFile)
+	for name := range b.s.files {
 		dir, file := path.Split(name)
 		parts := strings.Split(strings.Trim(dir, "/"), "/")
 		switch {
 		case len(parts) == 2 && parts[0] == VariantsDir:
-			v := parts[1]
-			if s.prompts[v] == nil {
-				s.prompts[v] = &promptTemplates{}
-			}
-			switch file {
-			case SystemFile:
-				s.prompts[v].system = text(name)
-			case UserFile:
-				s.prompts[v].user = text(name)
-			default:
-				problems = append(problems, Problem{File: name, Message: "unknown file: a variant has system.tmpl and user.tmpl"})
-			}
+			b.parseVariantFile(name, parts[1], file)
 		case len(parts) == 2 && parts[0] == MessagesDir:
-			loc := parts[1]
-			if _, err := language.Parse(loc); err != nil {
-				problems = append(problems, Problem{File: name, Message: fmt.Sprintf("%q is not a BCP 47 locale like es or de-AT", loc)})
-				continue
-			}
-			m := s.messages[loc]
-			if m == nil {
-				m = &messageTemplates{}
-				s.messages[loc] = m
-			}
-			switch file {
-			case EmailText:
-				m.emailText = text(name)
-			case SMSFile:
-				m.sms = text(name)
-			case EmailHTML:
-				t, err := htmltemplate.New(name).Option("missingkey=error").Parse(string(s.files[name]))
-				if err != nil {
-					problems = append(problems, templateProblem(name, err))
-				}
-				m.emailHTML = t
-			default:
-				problems = append(problems, Problem{File: name, Message: "unknown file: a locale has email_text.tmpl, email_html.tmpl and sms.tmpl"})
-			}
+			b.parseLocaleFile(name, parts[1], file)
 		}
 	}
-	for loc, m := range s.messages {
+}
+
+// parseVariantFile parses file name, one of variant v's prompt templates.
+func (b *setBuilder) parseVariantFile(name, v, file string) {
+	if b.s.prompts[v] == nil {
+		b.s.prompts[v] = &promptTemplates{}
+	}
+	switch file {
+	case SystemFile:
+		b.s.prompts[v].system = b.text(name)
+	case UserFile:
+		b.s.prompts[v].user = b.text(name)
+	default:
+		b.problem(name, "unknown file: a variant has system.tmpl and user.tmpl")
+	}
+}
+
+// parseLocaleFile parses file name, one of locale loc's message templates.
+func (b *setBuilder) parseLocaleFile(name, loc, file string) {
+	if _, err := language.Parse(loc); err != nil {
+		b.problem(name, fmt.Sprintf("%q is not a BCP 47 locale like es or de-AT", loc))
+		return
+	}
+	m := b.s.messages[loc]
+	if m == nil {
+		m = &messageTemplates{}
+		b.s.messages[loc] = m
+	}
+	switch file {
+	case EmailText:
+		m.emailText = b.text(name)
+	case SMSFile:
+		m.sms = b.text(name)
+	case EmailHTML:
+		t, err := htmltemplate.New(name).Option("missingkey=error").Parse(string(b.s.files[name]))
+		if err != nil {
+			b.problems = append(b.problems, templateProblem(name, err))
+		}
+		m.emailHTML = t
+	default:
+		b.problem(name, "unknown file: a locale has email_text.tmpl, email_html.tmpl and sms.tmpl")
+	}
+}
+
+// checkLocalesComplete reports each message template a locale lacks (unless that file
+// already has a problem).
+func (b *setBuilder) checkLocalesComplete() {
+	for loc, m := range b.s.messages {
 		for file, missing := range map[string]bool{EmailText: m.emailText == nil, EmailHTML: m.emailHTML == nil, SMSFile: m.sms == nil} {
-			if missing && !hasProblem(problems, path.Join(MessagesDir, loc, file)) {
-				problems = append(problems, Problem{File: path.Join(MessagesDir, loc, file), Message: "file is missing (every locale needs all three message templates)"})
+			if missing && !hasProblem(b.problems, path.Join(MessagesDir, loc, file)) {
+				b.problem(path.Join(MessagesDir, loc, file), "file is missing (every locale needs all three message templates)")
 			}
 		}
 	}
-	if s.Policy != nil {
-		for _, v := range s.Policy.Experiment.Variants {
-			if v.Name != "control" && s.prompts[v.Name] == nil {
-				problems = append(problems, Problem{File: PolicyFile, Line: 0,
-					Message: fmt.Sprintf("experiment variant %q has no directory %s/%s", v.Name, VariantsDir, v.Name)})
-			}
+}
+
+// checkVariantDirectories reports each experiment variant of the policy (but control) that
+// has no directory of prompts.
+func (b *setBuilder) checkVariantDirectories() {
+	if b.s.Policy == nil {
+		return
+	}
+	for _, v := range b.s.Policy.Experiment.Variants {
+		if v.Name != "control" && b.s.prompts[v.Name] == nil {
+			b.problems = append(b.problems, Problem{File: PolicyFile, Line: 0,
+				Message: fmt.Sprintf("experiment variant %q has no directory %s/%s", v.Name, VariantsDir, v.Name)})
 		}
 	}
-	sort.Slice(problems, func(i, j int) bool {
-		if problems[i].File != problems[j].File {
-			return problems[i].File < problems[j].File
-		}
-		return problems[i].Line < problems[j].Line
-	})
-	return s, problems
 }
 
 func hasProblem(ps []Problem, file string) bool {
@@ -373,6 +466,29 @@ func (s *Set) Prompt(variant string, d PromptData) (system, user string, err err
 		return "", "", err
 	}
 	return system, b.String(), nil
+}
+
+// ReplyData fills reply.tmpl, the system prompt that classifies a customer's reply. The
+// reply itself is never a template value: it goes in the user message (ReplyPrompt).
+type ReplyData struct {
+	Intents  []string // the closed set, recoup.Intents
+	Language string   // the customer's language tag, e.g. es-ES
+	Today    string   // YYYY-MM-DD in the customer's zone
+}
+
+// ReplyPrompt renders the system message that classifies a reply and the user message that
+// carries it, inside <reply>…</reply> with <, > and & escaped so that it cannot close the
+// block.
+func (s *Set) ReplyPrompt(d ReplyData, reply string) (system, user string, err error) {
+	if s.reply == nil {
+		return "", "", errors.New("the prompt set has no " + ReplyFile)
+	}
+	d.Language = promptLanguage(d.Language)
+	var b strings.Builder
+	if err := s.reply.Execute(&b, d); err != nil {
+		return "", "", err
+	}
+	return b.String(), "<reply>\n" + dataEscaper.Replace(reply) + "\n</reply>", nil
 }
 
 // Email renders an email's subject, plain text and HTML bodies in the customer's locale.

@@ -327,3 +327,40 @@ func TestWatcherActivatesGoodChangesOnly(t *testing.T) {
 		t.Fatalf("the active set renders %q, %v", text, err)
 	}
 }
+
+func TestAPromptDirectoryWithoutRepliesUsesTheShippedOnes(t *testing.T) {
+	m := shipped(t)
+	delete(m, "replies.yaml")
+	delete(m, "reply.tmpl")
+	set, err := templates.LoadFS(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Replies == nil || set.Version != mustLoad(t).Version {
+		t.Fatalf("replies %v, version %s", set.Replies, set.Version)
+	}
+}
+
+func TestRepliesFileIsLintedAndVersioned(t *testing.T) {
+	m := shipped(t)
+	before := mustLoad(t).Version
+	edit(t, m, "replies.yaml", "dispute_or_fraud: stop_escalate", "dispute_or_fraud: pause_until")
+	got := problems(t, m)
+	if len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), "replies.yaml:") || !strings.Contains(strings.Join(got, "\n"), "dispute_or_fraud may not pause_until") {
+		t.Fatalf("problems = %q", got)
+	}
+	m = shipped(t)
+	edit(t, m, "replies.yaml", "min_confidence: 0.6", "min_confidence: 0.7")
+	set, err := templates.LoadFS(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Version == before || set.Replies.MinConfidence != 0.7 {
+		t.Fatalf("version %s (before %s), min_confidence %v", set.Version, before, set.Replies.MinConfidence)
+	}
+	m = shipped(t)
+	edit(t, m, "reply.tmpl", "{{.Today}}", "{{.Tomorrow}}")
+	if got := problems(t, m); !strings.Contains(strings.Join(got, "\n"), "reply.tmpl") {
+		t.Fatalf("an unknown variable in reply.tmpl: problems = %q", got)
+	}
+}

@@ -1,0 +1,157 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ConsentReply is the consent-ledger source of a customer's STOP or START reply.
+const ConsentReply = "reply"
+
+// InboundReply is one reply to record. Sender (a phone number in E.164 or an email address)
+// only finds the customer: it is neither stored nor logged.
+type InboundReply struct {
+	EventID    string
+	Provider   string // twilio | sendgrid
+	Channel    string // sms | email
+	Sender     string
+	Keyword    string // "" | stop | start | help
+	Text       string // masked, bounded
+	ReceivedAt time.Time
+}
+
+// RecordedReply is what recording a reply did.
+type RecordedReply struct {
+	EventID    string
+	CustomerID string // "" when no profile has the sender's address
+	Keyword    string
+	Channel    string
+	Text       string
+	ReceivedAt time.Time
+	Duplicate  bool // already recorded (a provider's retry)
+	Delivered  bool
+	Note       string
+	// ConsentChanged: a STOP or START changed the customer's stored consent.
+	ConsentChanged bool
+}
+
+// RecordReply records a reply exactly once, finding its customer by the sender's address,
+// and, for STOP and START, stores the consent statement (source reply, the reply as its
+// evidence) in the same transaction, so that an opt-out is in force for every later send
+// of every run of the customer as soon as the provider has its 2xx.
+func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply, error) {
+	out := RecordedReply{EventID: r.EventID, Keyword: r.Keyword, Channel: r.Channel, Text: r.Text, ReceivedAt: r.ReceivedAt}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cust, err := matchCustomer(ctx, tx, r.Channel, r.Sender)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO inbound_replies (event_id, provider, channel, customer_id, keyword, text, received_at)
+			VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`,
+			r.EventID, r.Provider, r.Channel, cust, r.Keyword, r.Text, r.ReceivedAt)
+		if err != nil {
+			return fmt.Errorf("record reply: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			out.Duplicate = true
+			return tx.QueryRow(ctx, `
+				SELECT COALESCE(customer_id, ''), keyword, channel, text, received_at, delivered_at IS NOT NULL, delivery_note
+				FROM inbound_replies WHERE event_id = $1`, r.EventID).Scan(
+				&out.CustomerID, &out.Keyword, &out.Channel, &out.Text, &out.ReceivedAt, &out.Delivered, &out.Note)
+		}
+		out.CustomerID = cust
+		if cust == "" || (r.Keyword != "stop" && r.Keyword != "start") {
+			return nil
+		}
+		if err := lockCustomer(ctx, tx, cust); err != nil {
+			return err
+		}
+		out.ConsentChanged, err = applyConsent(ctx, tx, consentStatement{CustomerID: cust, Channel: r.Channel,
+			Consent: r.Keyword == "start", At: r.ReceivedAt, Source: ConsentReply, Evidence: r.EventID})
+		return err
+	})
+	return out, err
+}
+
+// matchCustomer finds the customer whose profile has the sender's phone (sms) or email
+// (email, case-insensitive); of several, the profile updated last. "" when none.
+func matchCustomer(ctx context.Context, tx pgx.Tx, channel, sender string) (string, error) {
+	if sender == "" {
+		return "", nil
+	}
+	q := `SELECT customer_id FROM customers WHERE phone = $1 ORDER BY profile_updated_at DESC, customer_id LIMIT 1`
+	if channel == "email" {
+		q = `SELECT customer_id FROM customers WHERE lower(email) = lower($1) ORDER BY profile_updated_at DESC, customer_id LIMIT 1`
+	}
+	var id string
+	err := tx.QueryRow(ctx, q, sender).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find the reply's customer: %w", err)
+	}
+	return id, nil
+}
+
+// OpenRunInvoices lists the invoices of a customer with an open dunning run.
+func (s *Store) OpenRunInvoices(ctx context.Context, customerID string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT r.invoice_id FROM invoice_runs r JOIN invoices i ON i.invoice_id = r.invoice_id
+		WHERE i.customer_id = $1 AND r.status = 'open' ORDER BY r.invoice_id`, customerID)
+	if err != nil {
+		return nil, fmt.Errorf("open runs of the customer: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// UndeliveredReplies lists recorded replies not yet delivered, oldest first.
+func (s *Store) UndeliveredReplies(ctx context.Context, limit int) ([]RecordedReply, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT event_id, COALESCE(customer_id, ''), keyword, channel, text, received_at
+		FROM inbound_replies WHERE delivered_at IS NULL ORDER BY received_at, event_id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("undelivered replies: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RecordedReply, error) {
+		var x RecordedReply
+		err := r.Scan(&x.EventID, &x.CustomerID, &x.Keyword, &x.Channel, &x.Text, &x.ReceivedAt)
+		return x, err
+	})
+}
+
+// MarkReplyDelivered records that a reply reached every open run of its customer.
+func (s *Store) MarkReplyDelivered(ctx context.Context, eventID, note string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE inbound_replies SET delivered_at = now(), delivery_note = $2 WHERE event_id = $1`, eventID, note); err != nil {
+		return fmt.Errorf("mark reply delivered: %w", err)
+	}
+	return nil
+}
+
+// replyDeliveryLock is the advisory lock that lets one relay at a time deliver replies, in
+// the order they were received.
+const replyDeliveryLock = "recoup:reply-delivery"
+
+// WithReplyDeliveryLock runs fn while holding the reply-delivery lock; ran is false (and fn
+// not called) when another process holds it.
+func (s *Store) WithReplyDeliveryLock(ctx context.Context, fn func() error) (ran bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reply delivery lock: %w", err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1 || current_schema(), 0))`, replyDeliveryLock).Scan(&got); err != nil {
+		return false, fmt.Errorf("reply delivery lock: %w", err)
+	}
+	if !got {
+		return false, nil
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1 || current_schema(), 0))`, replyDeliveryLock) //nolint:errcheck
+	return true, fn()
+}
