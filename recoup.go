@@ -532,6 +532,9 @@ type State struct {
 	// Hardship: the customer said they cannot pay now; the next decision offers the policy's
 	// extension.
 	Hardship bool `json:"hardship,omitempty"`
+	// LastResumed is the occurred_at (clamped) of the newest resume signal received, applied
+	// or refused: a pause signal dated before it is stale (it was superseded by the resume).
+	LastResumed time.Time `json:"last_resumed_at,omitempty"`
 }
 
 // MaxReplyRecords bounds State.Replies.

@@ -352,3 +352,34 @@ func TestExhaustedRefusedForASettledInvoiceEndsWithTheSettle(t *testing.T) {
 	}
 	w.mustFinish(recoup.StatusCanceled)
 }
+
+// I5: pauses and resumes apply in the order of their dates. A resume that reaches the run
+// before the pause it ends (refused then: the run was not paused) makes that pause stale,
+// so the run is not paused for ever; a pause dated after it still pauses the run.
+func TestPauseDatedBeforeAReceivedResumeDoesNotPauseTheRun(t *testing.T) {
+	w := newWorld(t)
+	w.at(time.Hour, recoup.SignalResume, recoup.Resume{EventID: "evt_resume", OccurredAt: t0.Add(time.Hour)})
+	w.at(time.Hour+time.Minute, recoup.SignalPause, recoup.Pause{EventID: "evt_pause", OccurredAt: t0.Add(30 * time.Minute)})
+	res, st := w.run()
+	if res.Status != recoup.StatusExhausted || len(w.sends) != 4 {
+		t.Fatalf("result = %+v with %d sends, want exhausted after 4 sends on schedule", res, len(w.sends))
+	}
+	var notes []string
+	for _, s := range st.Signals {
+		notes = append(notes, s.Name+": "+s.Note)
+	}
+	want := []string{"resume: the run is not paused (type: ActionRejected, retryable: true)", "pause: stale: dated before a resume already received"}
+	if !slices.Equal(notes, want) {
+		t.Fatalf("signal notes = %q, want %q", notes, want)
+	}
+
+	w = newWorld(t)
+	w.at(time.Hour, recoup.SignalResume, recoup.Resume{EventID: "evt_resume", OccurredAt: t0.Add(time.Hour)})
+	w.at(2*time.Hour, recoup.SignalPause, recoup.Pause{EventID: "evt_pause", OccurredAt: t0.Add(2 * time.Hour)})
+	w.at(5*day, recoup.SignalResume, recoup.Resume{EventID: "evt_resume2", OccurredAt: t0.Add(5 * day)})
+	res, _ = w.run()
+	// Step 2 (day 3) moves back by the pause (from 2 h to day 5).
+	if res.Status != recoup.StatusExhausted || len(w.sendTimes) != 4 || w.sendTimes[1] != 8*day-2*time.Hour {
+		t.Fatalf("result = %+v, sends at %v: want the later pause applied", res, w.sendTimes)
+	}
+}

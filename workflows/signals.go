@@ -85,9 +85,11 @@ func (d *dunning) startSignals(ctx workflow.Context) {
 type signalKind int
 
 const (
-	other   signalKind = iota // order does not matter
-	failure                   // a failure: ignored when older than the newest applied failure
-	settles                   // a success, recovery or cancel: applies whatever its time
+	other    signalKind = iota // order does not matter
+	failure                    // a failure: ignored when older than the newest applied failure
+	settles                    // a success, recovery or cancel: applies whatever its time
+	pausing                    // a pause: ignored when dated before a resume already received
+	resuming                   // a resume: a pause dated before it is stale
 )
 
 // refuse records a signal that could not be applied at all.
@@ -128,8 +130,14 @@ func (d *dunning) receive(ctx workflow.Context, name, eventID string, occurredAt
 		r.Note = "run already " + string(d.state.Status)
 	case kind == failure && !occurredAt.IsZero() && ordered.Before(d.state.LastApplied):
 		r.Note = "stale: older than the newest applied failure"
+	case kind == pausing && !occurredAt.IsZero() && ordered.Before(d.state.LastResumed) &&
+		workflow.GetVersion(ctx, ChangePauseOrder, workflow.DefaultVersion, 1) >= 1:
+		r.Note = "stale: dated before a resume already received"
 	default:
 		d.remember(eventID)
+		if kind == resuming && !occurredAt.IsZero() && ordered.After(d.state.LastResumed) {
+			d.state.LastResumed = ordered // even when the resume is refused (not paused yet)
+		}
 		if kind == failure && ordered.After(d.state.LastApplied) {
 			d.state.LastApplied = ordered
 		}

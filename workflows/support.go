@@ -74,10 +74,13 @@ type supportActions struct {
 
 func (d *dunning) supportActions() supportActions {
 	return supportActions{
-		pause: supportAction[recoup.Pause]{d: d, name: recoup.UpdatePause, kind: other,
+		// Pauses and resumes apply in the order of their dates: a pause dated before a
+		// resume already received (which the relay delivered first, or which was refused
+		// as "not paused") is stale, and never holds the run for ever.
+		pause: supportAction[recoup.Pause]{d: d, name: recoup.UpdatePause, kind: pausing,
 			event:    func(r recoup.Pause) (string, time.Time) { return r.EventID, r.OccurredAt },
 			validate: d.validatePause, apply: d.pause},
-		resume: supportAction[recoup.Resume]{d: d, name: recoup.UpdateResume, kind: other,
+		resume: supportAction[recoup.Resume]{d: d, name: recoup.UpdateResume, kind: resuming,
 			event:    func(r recoup.Resume) (string, time.Time) { return r.EventID, r.OccurredAt },
 			validate: d.validateResume, apply: d.resume},
 		// A cancel signal (from billing or support) settles the run: it applies whatever

@@ -66,6 +66,11 @@ const (
 	// hardship extension). Runs recorded before it only record the reply. Order: in the
 	// reply goroutine, before the first ClassifyReply of the run (its first reply).
 	ChangeReplies = "replies"
+	// ChangePauseOrder (DunningWorkflow, signals.go receive): a pause signal dated before a
+	// resume signal already received (applied, or refused because the run was not paused
+	// yet) is stale and ignored, instead of pausing the run until a resume that already
+	// came. Order: checked in the pause signal's handler, only when such a pause arrives.
+	ChangePauseOrder = "pause-order"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -79,4 +84,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangeSpikeNormalize, "SpikeDetectorWorkflow"},
 	{ChangeReconcileResend, "DunningWorkflow"},
 	{ChangeReplies, "DunningWorkflow"},
+	{ChangePauseOrder, "DunningWorkflow"},
 }

@@ -139,6 +139,7 @@ func TestRandomHistoriesThroughIngressKeepRunPromises(t *testing.T) {
 		for _, inv := range open {
 			if x := byInvoice(histories, inv); x != nil {
 				t.Errorf("run of %s still open: history %d: %s\n%s", inv, x.i, x.describe(), recorded(t, h, x))
+				dumpRun(t, h, inv)
 			}
 		}
 		t.Fatalf("%d runs did not close; replay with E2E_SEED=%d E2E_HISTORIES=%d", len(open), seed, n)
@@ -798,4 +799,31 @@ func coverage(t *testing.T, histories []*history, results []runResult) {
 	slices.Sort(parts)
 	t.Logf("e2e-coverage: %d histories; %s", len(histories), strings.Join(parts, " "))
 	t.Logf("e2e-outcomes: recovered=%d exhausted=%d canceled=%d", outcomes[recoup.StatusRecovered], outcomes[recoup.StatusExhausted], outcomes[recoup.StatusCanceled])
+}
+
+// dumpRun logs the open run's state and history events (debugging a stuck run).
+func dumpRun(t *testing.T, h *workertest.Harness, invoice string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wfID := recoup.WorkflowID(invoice)
+	if v, err := h.Client.QueryWorkflow(ctx, wfID, "", recoup.QueryStatus); err == nil {
+		var st recoup.State
+		_ = v.Get(&st)
+		b, _ := json.MarshalIndent(st, "", " ")
+		t.Logf("state of %s: %s", wfID, b)
+	} else {
+		t.Logf("query %s: %v", wfID, err)
+	}
+	if d, err := h.Client.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
+		t.Logf("describe %s: status %v pending activities %v pending workflow task %v", wfID, d.WorkflowExecutionInfo.Status, d.PendingActivities, d.PendingWorkflowTask)
+	}
+	it := h.Client.GetWorkflowHistory(ctx, wfID, "", false, 0)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Logf("history: %v", err)
+			return
+		}
+		t.Logf("  %d %s %s %v", e.EventId, e.EventTime.AsTime().Format("15:04:05.000"), e.EventType, e.Attributes)
+	}
 }

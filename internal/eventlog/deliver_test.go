@@ -440,3 +440,38 @@ func TestEventForAVanishedRunIsRecordedOnly(t *testing.T) {
 		t.Errorf("invoice runs = %+v, %v; want run 1 closed", runs, err)
 	}
 }
+
+// Events kept for the invoice's next run reach it in the log's order, before the events
+// after them that the same delivery pass had already listed: a pause kept after the first
+// run ended reaches the second run before a resume dated after it, which arrived just before
+// the failure that started that run (a resume delivered first would be refused, "not
+// paused", and the pause would hold the run for ever).
+func TestEventsKeptForTheNextRunReachItInOrder(t *testing.T) {
+	ctx := context.Background()
+	st := fakes.MustStore(t)
+	fake := newFake()
+	in := &eventlog.Ingestor{Store: st, Temporal: fake}
+	first := time.Now().Add(-48 * time.Hour).UTC()
+	if res, err := in.Accept(ctx, ev(recoup.EventPaymentFailed, "evt_f1", "inv_1", first), "test"); err != nil || !res.Delivered {
+		t.Fatalf("first failure: %+v, %v", res, err)
+	}
+	ended := time.Now().Add(-time.Hour).UTC()
+	if err := st.FinishRun(ctx, recoup.RunKey(recoup.WorkflowID("inv_1"), 1), "inv_1", "cus_1", "recovered", "paid", 1, ended); err != nil {
+		t.Fatal(err)
+	}
+	fake.end("inv_1")
+	mustRecord(t, in, ev("dunning.pause", "evt_p", "inv_1", ended.Add(time.Minute), "reason", "disputed"))
+	deliver(t, in) // kept for the next run
+	if d, err := st.EventDelivery(ctx, "evt_p"); err != nil || !d.Parked {
+		t.Fatalf("pause after the run ended: %+v, %v", d, err)
+	}
+	// The resume is only recorded when the failure that starts the second run is accepted.
+	mustRecord(t, in, ev("dunning.resume", "evt_r", "inv_1", ended.Add(3*time.Minute)))
+	if res, err := in.Accept(ctx, ev(recoup.EventPaymentFailed, "evt_f2", "inv_1", ended.Add(2*time.Minute)), "test"); err != nil || !res.Delivered {
+		t.Fatalf("second failure: %+v, %v", res, err)
+	}
+	want := []string{"start payment-failed evt_f1", "start payment-failed evt_f2", "signal pause evt_p", "signal resume evt_r"}
+	if got := fake.got(); !slices.Equal(got, want) {
+		t.Errorf("Temporal got %q, want %q", got, want)
+	}
+}

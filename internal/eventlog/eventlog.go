@@ -351,9 +351,9 @@ type Delivery struct {
 	Err     error
 }
 
-// maxPasses bounds how often one claim re-reads an invoice's pending events (events that
-// arrive while it delivers, events released by a run's start).
-const maxPasses = 20
+// maxPerClaim bounds how many events one claim delivers before it gives the invoice up (the
+// next round claims it again), so that one busy invoice cannot keep a relay for ever.
+const maxPerClaim = 1000
 
 // DeliverPending delivers the recorded events of up to limit invoices whose next event is
 // due, calling report (which must be safe for concurrent use) after each event. Invoices are
@@ -404,28 +404,31 @@ func (in *Ingestor) DeliverPending(ctx context.Context, limit int, report func(D
 }
 
 // deliverClaimed delivers a claimed invoice's pending events in order until none is left or
-// one fails, which is recorded on it.
+// one fails, which is recorded on it. It reads the next event before each delivery rather
+// than listing them once: a run's start releases the events kept for it, which may come
+// before events already recorded (a pause kept since the last run ended, before a resume
+// that arrived with the failure starting the next run), and an event recorded meanwhile
+// may be dated before the rest. Delivered from a stale list, the later event would reach
+// the run first (the resume refused, "not paused", and the pause holding the run for ever).
 func (in *Ingestor) deliverClaimed(ctx context.Context, claim *postgres.Claim, report func(Delivery)) (int, error) {
 	n := 0
-	for range maxPasses {
-		pending, err := claim.Pending(ctx)
-		if err != nil || len(pending) == 0 {
+	for range maxPerClaim {
+		p, ok, err := claim.Next(ctx)
+		if err != nil || !ok {
 			return n, err
 		}
-		for _, p := range pending {
-			d, err := in.deliverOne(ctx, claim, p)
-			d.Err = err
-			if report != nil {
-				report(d)
-			}
-			if err != nil {
-				if merr := claim.MarkDeliveryFailed(context.WithoutCancel(ctx), p.EventID, err.Error()); merr != nil {
-					err = errors.Join(err, merr)
-				}
-				return n, fmt.Errorf("deliver event %s: %w", p.EventID, err)
-			}
-			n++
+		d, err := in.deliverOne(ctx, claim, p)
+		d.Err = err
+		if report != nil {
+			report(d)
 		}
+		if err != nil {
+			if merr := claim.MarkDeliveryFailed(context.WithoutCancel(ctx), p.EventID, err.Error()); merr != nil {
+				err = errors.Join(err, merr)
+			}
+			return n, fmt.Errorf("deliver event %s: %w", p.EventID, err)
+		}
+		n++
 	}
 	return n, nil
 }

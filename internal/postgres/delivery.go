@@ -119,6 +119,26 @@ func (c *Claim) Pending(ctx context.Context) ([]UndeliveredEvent, error) {
 	})
 }
 
+// Next returns the invoice's first undelivered event that is not parked, in the log's order
+// (as Pending); ok is false when there is none. A relay delivers one event at a time from
+// it, so that events released or recorded while it delivers (the events kept for a run it
+// just started, a pause dated before a resume it has not delivered yet) take their place in
+// the order instead of following the events it had already listed.
+func (c *Claim) Next(ctx context.Context) (u UndeliveredEvent, ok bool, err error) {
+	err = c.conn.QueryRow(ctx, `
+		SELECT event_id, invoice_id, type, body, occurred_at, received_at FROM events
+		WHERE invoice_id = $1 AND delivered_at IS NULL AND parked_at IS NULL
+		ORDER BY occurred_at, received_at, event_id LIMIT 1`, c.InvoiceID).
+		Scan(&u.EventID, &u.InvoiceID, &u.Type, &u.Body, &u.OccurredAt, &u.ReceivedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return UndeliveredEvent{}, false, nil
+	}
+	if err != nil {
+		return UndeliveredEvent{}, false, fmt.Errorf("read the invoice's next undelivered event: %w", err)
+	}
+	return u, true, nil
+}
+
 // RouteAction is what delivering an event does.
 type RouteAction int
 
