@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/replies"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/openai"
@@ -69,14 +70,12 @@ func (a *DunningActivities) ClassifyReply(ctx context.Context, in ClassifyReplyI
 	if set.Replies == nil {
 		return ClassifyReplyResult{}, temporal.NewNonRetryableApplicationError("the prompt set has no replies.yaml", recoup.ErrTypeInvalidInput, nil)
 	}
-	loc, lang := time.UTC, in.Reply.Locale
+	loc, lang, zoneNote := time.UTC, in.Reply.Locale, "the customer is unknown: dates read in UTC"
 	if a.Store != nil {
 		c, err := a.Store.GetCustomer(ctx, in.CustomerID)
 		switch {
 		case err == nil:
-			if l, lerr := time.LoadLocation(c.TimeZone); lerr == nil {
-				loc = l
-			}
+			loc, zoneNote = replyZone(c, in.Reply.ReceivedAt)
 			lang = c.Locale
 		case !errors.Is(err, postgres.ErrUnknownCustomer):
 			return ClassifyReplyResult{}, err
@@ -85,9 +84,47 @@ func (a *DunningActivities) ClassifyReply(ctx context.Context, in ClassifyReplyI
 	res := a.classify(ctx, set, in.Reply, lang, loc)
 	res.PromptVersion = set.Version
 	decideReplyAction(set.Replies, &res, in.Reply.ReceivedAt, loc)
+	if zoneNote != "" && res.PromisedOn != "" {
+		res.Note = joinReplyNote(res.Note, zoneNote)
+	}
 	a.logger(ctx).Info("reply classified", "intent", string(res.Intent), "confidence", res.Confidence,
 		"decided_by", res.DecidedBy, "action", string(res.Action), "reply_event_id", in.Reply.EventID)
 	return res, nil
+}
+
+// replyZone is the zone a reply's dates are read in: the zone sends use
+// (policy.CustomerZones: the profile's time zone, else inferred from the phone number or
+// locale). Of several candidates it takes the one whose day ends last, so a pause until the
+// day after a promise never ends before that day ends where the customer may be. The note
+// says how the zone was found when it is not the profile's own (an invalid time_zone is
+// named, never silently read as UTC).
+func replyZone(c postgres.Customer, at time.Time) (*time.Location, string) {
+	z := policy.CustomerZones(policy.ZoneHints{TimeZone: c.TimeZone, Phone: c.Phone, Locale: c.Locale})
+	loc := z.Locs[0]
+	for _, l := range z.Locs[1:] {
+		_, off := at.In(l).Zone()
+		if _, best := at.In(loc).Zone(); off < best {
+			loc = l
+		}
+	}
+	note := ""
+	if z.From != "" {
+		note = "dates read in " + loc.String() + " (" + z.String() + ")"
+		if c.TimeZone != "" && !strings.EqualFold(c.TimeZone, "UTC") {
+			if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "Local" {
+				note = fmt.Sprintf("time zone %q is not valid; ", truncate(c.TimeZone, 40)) + note
+			}
+		}
+	}
+	return loc, note
+}
+
+// joinReplyNote joins two notes with "; ".
+func joinReplyNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // classify asks the model, then the rules when the model is absent or its answer unusable.
