@@ -131,10 +131,11 @@ func (d *dunning) validatePause(recoup.Pause) error {
 	if err := d.validateActive(); err != nil {
 		return err
 	}
-	switch d.state.Status {
-	case recoup.StatusPaused:
+	switch {
+	case d.state.Status == recoup.StatusPaused && d.state.PausedUntil.IsZero():
 		return rejected("the run is already paused")
-	case recoup.StatusNeedsAttention:
+	case d.state.Status == recoup.StatusPaused: // a reply's pause: support's pause takes over
+	case d.state.Status == recoup.StatusNeedsAttention:
 		return rejected("the run needs attention (%s): resolve, resume or cancel it", d.state.Reason)
 	}
 	return nil
@@ -206,7 +207,17 @@ func (d *dunning) validateSetChannel(r recoup.SetChannelRequest) error {
 	return nil
 }
 
+// pause: support's pause holds until support resumes. On a run a reply paused it takes
+// over: the reply's end date no longer applies (the pause counts from the reply's).
 func (d *dunning) pause(ctx workflow.Context, r recoup.Pause, via string) string {
+	if d.state.Status == recoup.StatusPaused && !d.state.PausedUntil.IsZero() {
+		d.state.PausedUntil = time.Time{}
+		d.pauseGen++
+		d.state.Reason = r.Reason
+		d.updateDetails(ctx)
+		d.record(ctx, "pause", r.By, r.Reason, via)
+		return "paused: support's pause replaces the customer's; nothing is sent until the run is resumed"
+	}
 	d.pausedAt = workflow.Now(ctx)
 	d.setStatus(ctx, recoup.StatusPaused, r.Reason)
 	d.record(ctx, "pause", r.By, r.Reason, via)
