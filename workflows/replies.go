@@ -27,6 +27,10 @@ func (d *dunning) onReply(ctx workflow.Context, r recoup.Reply) {
 	d.pendingReplies = append(d.pendingReplies, r)
 }
 
+// repliesPending: a received reply is not handled yet (classification running or
+// retrying); no message leaves until it is.
+func (d *dunning) repliesPending() bool { return len(d.pendingReplies) > 0 }
+
 // startReplies starts the goroutine that handles queued replies for as long as the run
 // lives. A reply leaves the queue only once handled, so a run that continues as new
 // carries the ones not yet handled.

@@ -145,6 +145,12 @@ func (d *dunning) reachWindow(ctx workflow.Context, dl *delivery) next {
 	if dl.win.passed(workflow.Now(ctx)) || d.state.Status != recoup.StatusActive {
 		return again // a pause or a hold outlasted the window
 	}
+	if d.repliesPending() {
+		// No message leaves while a reply waits to be classified: it may stop or pause
+		// the run. Wait until every received reply is handled, then check again.
+		_ = workflow.Await(ctx, func() bool { return !d.repliesPending() || d.state.Status.Ended() })
+		return again
+	}
 	d.applyPendingSignals(ctx)
 	if d.state.Status.Ended() {
 		return finished
@@ -298,7 +304,7 @@ func (d *dunning) ended() bool { return d.state.Status.Ended() }
 // paused or needs support's attention (a reply), or the customer can no longer be reached on ch (an opt-out).
 func (d *dunning) sendStops(ch recoup.Channel) func() bool {
 	return func() bool {
-		return d.state.Status.Ended() || d.pausedLike() || slices.Contains(d.excluded, ch)
+		return d.state.Status.Ended() || d.pausedLike() || slices.Contains(d.excluded, ch) || d.repliesPending()
 	}
 }
 
