@@ -145,7 +145,10 @@ type ReplyRecord struct {
 	PromisedOn string      `json:"promised_on,omitempty"` // YYYY-MM-DD, for promise_to_pay
 	DecidedBy  string      `json:"decided_by,omitempty"`  // DecidedByLLM or DecidedByRules
 	Action     ReplyAction `json:"action,omitempty"`
-	Note       string      `json:"note,omitempty"`
+	// PauseUntil ends the pause a promise asked for (pause_until); a promise recorded while
+	// the run waited for support applies on resolve while it is still in the future.
+	PauseUntil time.Time `json:"pause_until,omitempty"`
+	Note       string    `json:"note,omitempty"`
 }
 
 // ReleaseHold is the payload of SignalReleaseHold. The spike detector sends it to every run

@@ -26,6 +26,9 @@ type ClassifyReplyInput struct {
 	InvoiceID  string
 	CustomerID string
 	Reply      recoup.Reply
+	// PausedSince is when the reply pause in force began (zero when none): a chain of
+	// promises never pauses the run beyond max_promise_days from the first.
+	PausedSince time.Time
 }
 
 // ClassifyReplyResult is the reply's intent and what the rules decided the run does.
@@ -84,6 +87,7 @@ func (a *DunningActivities) ClassifyReply(ctx context.Context, in ClassifyReplyI
 	res := a.classify(ctx, set, in.Reply, lang, loc)
 	res.PromptVersion = set.Version
 	decideReplyAction(set.Replies, &res, in.Reply.ReceivedAt, loc)
+	boundPromiseChain(set.Replies, &res, in.PausedSince)
 	if zoneNote != "" && res.PromisedOn != "" {
 		res.Note = joinReplyNote(res.Note, zoneNote)
 	}
@@ -204,6 +208,19 @@ func decideReplyAction(cfg *replies.Config, res *ClassifyReplyResult, received t
 		res.PauseUntil = until
 	case recoup.ReplyVerifyPayment:
 		res.PauseUntil = received.AddDate(0, 0, cfg.VerifyWaitDays)
+	}
+}
+
+// boundPromiseChain escalates a promise that would keep a run already paused by an earlier
+// promise paused beyond max_promise_days from the start of that pause: a broken promise.
+func boundPromiseChain(cfg *replies.Config, res *ClassifyReplyResult, pausedSince time.Time) {
+	if res.Action != recoup.ReplyPauseUntil || pausedSince.IsZero() {
+		return
+	}
+	if limit := pausedSince.AddDate(0, 0, cfg.MaxPromiseDays); res.PauseUntil.After(limit) {
+		res.Action, res.PauseUntil = recoup.ReplyEscalate, time.Time{}
+		res.Note = fmt.Sprintf("broken promise: the promises since %s would pause the run beyond %d days",
+			pausedSince.UTC().Format(time.DateOnly), cfg.MaxPromiseDays)
 	}
 }
 

@@ -59,10 +59,13 @@ func (d *dunning) handleReply(ctx workflow.Context, r recoup.Reply) {
 		return
 	}
 	f := d.in.Failure
+	in := activities.ClassifyReplyInput{WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Reply: r}
+	if d.state.Status == recoup.StatusPaused && !d.state.PausedUntil.IsZero() {
+		in.PausedSince = d.pausedAt // a promise chain is bounded from its first pause
+	}
 	var res activities.ClassifyReplyResult
 	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, "Classify the customer's reply"), a.ClassifyReply,
-			activities.ClassifyReplyInput{WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Reply: r})
+		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, "Classify the customer's reply"), a.ClassifyReply, in)
 	}, &res)
 	switch {
 	case stopped || d.state.Status.Ended():
@@ -73,6 +76,9 @@ func (d *dunning) handleReply(ctx workflow.Context, r recoup.Reply) {
 			DecidedBy: recoup.DecidedByRules, Note: "could not be classified: " + err.Error()}
 	}
 	rec.Intent, rec.Confidence, rec.PromisedOn, rec.DecidedBy, rec.Action = res.Intent, res.Confidence, res.PromisedOn, res.DecidedBy, res.Action
+	if res.Action == recoup.ReplyPauseUntil {
+		rec.PauseUntil = res.PauseUntil
+	}
 	rec.Note = d.applyReply(ctx, r, res)
 	if res.Note != "" {
 		rec.Note = joinNote(res.Note, rec.Note)
@@ -96,6 +102,9 @@ func (d *dunning) applyReply(ctx workflow.Context, r recoup.Reply, res activitie
 		return "the next step offers the plan's extension"
 	}
 	if d.state.Status == recoup.StatusNeedsAttention || supportPaused {
+		if res.Action == recoup.ReplyPauseUntil {
+			return "recorded: the run already waits for support; on resolve it pauses until " + res.PauseUntil.Format(time.RFC3339)
+		}
 		return "recorded: the run already waits for support"
 	}
 	switch res.Action {
@@ -143,6 +152,17 @@ func (d *dunning) pauseForReply(ctx workflow.Context, until time.Time, reason st
 		return
 	}
 	d.setStatus(ctx, recoup.StatusPaused, reason)
+}
+
+// promiseAfterResolve is the newest promise's pause still in the future, if any: on
+// resolve the run keeps the customer's word rather than forgetting it.
+func (d *dunning) promiseAfterResolve(now time.Time) (recoup.ReplyRecord, bool) {
+	for i := len(d.state.Replies) - 1; i >= 0; i-- {
+		if r := d.state.Replies[i]; r.Action == recoup.ReplyPauseUntil && !r.PauseUntil.IsZero() {
+			return r, r.PauseUntil.After(now)
+		}
+	}
+	return recoup.ReplyRecord{}, false
 }
 
 // needsAttention makes the run wait for support.

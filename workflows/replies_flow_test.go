@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,10 @@ func TestAChainOfPromisesDoesNotPauseTheRunBeyondMaxPromiseDays(t *testing.T) {
 	if mid.Status == recoup.StatusPaused && sendsBetween(w.world, time.Hour, 70*day) == 0 {
 		t.Fatalf("day 70: still paused until %v by chained promises with no message and no escalation (replies %d)", mid.PausedUntil, len(mid.Replies))
 	}
+	if mid.Status != recoup.StatusNeedsAttention || len(mid.Replies) < 2 || !strings.Contains(mid.Replies[1].Note, "broken promise") {
+		t.Fatalf("day 70: %s (%s), replies %+v; the second promise, beyond max_promise_days from the first, goes to support as a broken promise",
+			mid.Status, mid.Reason, mid.Replies)
+	}
 }
 
 // a promise that arrives while the run waits for support is only recorded; support
@@ -69,6 +74,9 @@ func TestAPromiseReceivedWhileNeedingAttentionSurvivesTheResolve(t *testing.T) {
 	resumeAt := time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
 	if n := sendsBetween(w.world, 3*day, resumeAt.Sub(t0)); n != 0 {
 		t.Fatalf("%d message(s) sent (at %v) before the 15th the customer promised", n, w.sendTimes)
+	}
+	if n := sendsBetween(w.world, resumeAt.Sub(t0), 60*day); n == 0 {
+		t.Fatalf("no message after the promised day ended (sends at %v): the resolve's pause must end by itself", w.sendTimes)
 	}
 }
 

@@ -240,8 +240,16 @@ func (d *dunning) resume(ctx workflow.Context, r recoup.Resume, via string) stri
 	return fmt.Sprintf("resumed: later steps move back by the %s paused", paused.Round(1e9))
 }
 
-// resolve: support handled the reply that needed attention; the run goes on where it was.
+// resolve: support handled the reply that needed attention; the run goes on where it was,
+// unless the customer's newest promise is still in the future: then it pauses until the
+// day after it (support can resume to send at once).
 func (d *dunning) resolve(ctx workflow.Context, r recoup.Resolve, via string) string {
+	promise, pending := d.promiseAfterResolve(workflow.Now(ctx))
+	if pending {
+		d.record(ctx, "resolve", r.By, r.Note, via)
+		d.pauseForReply(ctx, promise.PauseUntil, "customer promised to pay on "+promise.PromisedOn)
+		return "resolved; the customer's promise applies: paused until " + promise.PauseUntil.Format(time.RFC3339)
+	}
 	msg := d.resume(ctx, recoup.Resume{By: r.By, Reason: r.Note}, via)
 	d.state.Actions[len(d.state.Actions)-1].Action = "resolve"
 	return "resolved; " + msg
