@@ -139,14 +139,14 @@ func (a *DunningActivities) classify(ctx context.Context, set *templates.Set, r 
 		cl, err := a.askReplyModel(ctx, set, r.Text, lang, now)
 		if err == nil {
 			if cl.Intent == recoup.IntentPromiseToPay && cl.PromisedOn == "" {
-				cl.PromisedOn, _ = replies.PromisedDate(r.Text, now)
+				cl.PromisedOn, _ = replies.PromisedDate(r.Text, now, lang)
 			}
 			return ClassifyReplyResult{Intent: cl.Intent, Confidence: cl.Confidence, PromisedOn: cl.PromisedOn,
 				DecidedBy: recoup.DecidedByLLM, Model: a.LLM.Model()}
 		}
 		violations = append(violations, err.Error())
 	}
-	cl := set.Replies.Classify(r.Text, now)
+	cl := set.Replies.Classify(r.Text, now, lang)
 	return ClassifyReplyResult{Intent: cl.Intent, Confidence: cl.Confidence, PromisedOn: cl.PromisedOn,
 		DecidedBy: recoup.DecidedByRules, Violations: violations}
 }

@@ -158,3 +158,35 @@ func TestHardshipOffersThePlansExtension(t *testing.T) {
 		t.Fatalf("decision %+v: want the plan's extension", d)
 	}
 }
+
+// The customer's locale reaches the date parser: cus_1 is en-US, so "12/10" is 10 December
+// (month first) whether the model leaves the date to the rules or is down; with no locale
+// the same reply is a date both ways and support looks at it.
+func TestANumericPromiseIsReadInTheCustomersLocale(t *testing.T) {
+	ny, _ := time.LoadLocation("America/New_York")
+	for name, answer := range map[string]string{"model without a date": `{"intent":"promise_to_pay","confidence":0.9,"promised_date":""}`, "model down": ""} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			o := fakes.NewOpenAI(t, answer)
+			if answer == "" {
+				o.Always(fakes.Response{Status: 500})
+			}
+			f.useLLM(t, o, 5*time.Second)
+			res, err := f.acts.ClassifyReply(context.Background(), replyInput("I will pay 12/10"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.PromisedOn != "2026-12-10" || res.Action != recoup.ReplyPauseUntil || !res.PauseUntil.Equal(time.Date(2026, 12, 11, 0, 0, 0, 0, ny)) {
+				t.Fatalf("result %+v; want a pause until 11 December", res)
+			}
+		})
+	}
+	f := newFixture(t)
+	res, err := activities.PreviewReply(context.Background(), f.acts, replyInput("I will pay 12/10").Reply, "", ny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PromisedOn != "" || res.Action != recoup.ReplyEscalate {
+		t.Fatalf("an ambiguous date with no locale was guessed: %+v", res)
+	}
+}

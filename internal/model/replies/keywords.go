@@ -6,6 +6,7 @@
 package replies
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 
@@ -61,14 +62,28 @@ var keywords = map[string]Keyword{
 }
 
 // DetectKeyword reports the carrier keyword a reply is, or KeywordNone when the reply is
-// anything more than one keyword (case-insensitive, trimmed, trailing punctuation and
-// diacritics ignored: "Stop.", " baja ", "STÓP").
+// anything more than one keyword (case-insensitive, trimmed, diacritics ignored: "Stop.",
+// " baja ", "STÓP"). Emoji, symbols and punctuation are not words: "STOP 🛑", "🛑 STOP" and
+// "STOP!!! 😡" are STOP, and so is the same keyword repeated ("STOP STOP", "stop. stop").
+// Any other word makes the reply free text ("STOP sending me texts", "STOP PLEASE"), as
+// Twilio documents it: "Only single-word messages will trigger the block"
+// (https://help.twilio.com/articles/223134027). Recoup keeps its own consent ledger, so
+// being stricter than the carrier about what a STOP looks like errs on the side of stopping.
 func DetectKeyword(text string) Keyword {
-	s := strings.TrimSpace(fold(text))
-	s = strings.TrimRightFunc(s, func(r rune) bool { return unicode.IsPunct(r) || unicode.IsSpace(r) })
-	s = strings.TrimLeftFunc(s, func(r rune) bool { return unicode.IsPunct(r) || unicode.IsSpace(r) })
-	s = strings.Join(strings.Fields(s), " ")
-	return keywords[strings.ToUpper(s)]
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r) || unicode.Is(unicode.Co, r) || unicode.Is(unicode.Cs, r) {
+			return ' '
+		}
+		return r
+	}, fold(text))
+	words := strings.Fields(strings.ToUpper(s))
+	if k, ok := keywords[strings.Join(words, " ")]; ok {
+		return k
+	}
+	if len(words) < 2 || slices.ContainsFunc(words, func(w string) bool { return w != words[0] }) {
+		return KeywordNone
+	}
+	return keywords[words[0]] // "STOP STOP"
 }
 
 // fold is NFKC-normalised text without diacritics and control characters.

@@ -88,7 +88,7 @@ func TestRulesAccuracyPerIntent(t *testing.T) {
 	total, right := map[recoup.Intent]int{}, map[recoup.Intent]int{}
 	perLang := map[string][2]int{}
 	for _, l := range set {
-		got := c.Classify(replies.Mask(replies.StripQuoted(l.text), recoup.MaxReplyText), now)
+		got := c.Classify(replies.Mask(replies.StripQuoted(l.text), recoup.MaxReplyText), now, l.lang)
 		total[l.want]++
 		pl := perLang[l.lang]
 		pl[1]++
@@ -146,7 +146,7 @@ func TestRulesAccuracyOnHeldOutReplies(t *testing.T) {
 	total, right := map[recoup.Intent]int{}, map[recoup.Intent]int{}
 	all, allRight, escalated, wrongAction := 0, 0, 0, 0
 	for _, l := range set {
-		got := c.Classify(replies.Mask(replies.StripQuoted(l.text), recoup.MaxReplyText), now)
+		got := c.Classify(replies.Mask(replies.StripQuoted(l.text), recoup.MaxReplyText), now, l.lang)
 		total[l.want]++
 		all++
 		if got.Intent == l.want {

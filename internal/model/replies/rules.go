@@ -75,8 +75,9 @@ var priority = []recoup.Intent{recoup.IntentWrongPerson, recoup.IntentDispute, r
 // 0.55 (below the usual threshold: support looks at it), except that a promise with a date
 // wins over a question; none: other at 0.3. A reply that looks like instructions to a model
 // is other at 0.2. A promise without a date understood is 0.5. now is the reply's time in
-// the customer's zone (for dates).
-func (c *Config) Classify(text string, now time.Time) Classification {
+// the customer's zone and locale the customer's BCP 47 locale, possibly empty (for dates:
+// PromisedDate).
+func (c *Config) Classify(text string, now time.Time, locale string) Classification {
 	words := tokens(text)
 	for _, p := range c.phrases[InjectionCategory] {
 		if p.matches(words, text) {
@@ -92,7 +93,7 @@ func (c *Config) Classify(text string, now time.Time) Classification {
 			}
 		}
 	}
-	date, hasDate := PromisedDate(text, now)
+	date, hasDate := PromisedDate(text, now, locale)
 	if len(hits) == 0 {
 		if hasDate { // "the 15th", "el viernes": a date alone is a promise
 			return Classification{Intent: recoup.IntentPromiseToPay, Confidence: 0.6, PromisedOn: date}
