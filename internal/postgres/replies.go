@@ -40,6 +40,10 @@ type RecordedReply struct {
 	Note       string
 	// ConsentChanged: a STOP or START changed the customer's stored consent.
 	ConsentChanged bool
+	// Outcome, when recording closed the reply at once: ambiguous (several customers share
+	// the sender's address), shared_number (a STOP or START applied to each of them) or
+	// unverified. "" otherwise.
+	Outcome string
 }
 
 // RecordReply records a reply exactly once, finding its customers by the sender's address,
@@ -61,17 +65,19 @@ func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply,
 		if err != nil {
 			return err
 		}
-		cust, note := "", ""
+		cust, note, outcome := "", "", ""
 		switch {
 		case r.Unverified:
-			custs = nil
+			custs, outcome = nil, "unverified"
 			note = "unverified sender (neither SPF nor DKIM passed for its domain): not the customer's reply; delivered to no run"
 		case len(custs) == 1:
 			cust = custs[0]
 		case len(custs) > 1 && (r.Keyword == "stop" || r.Keyword == "start"):
+			outcome = "shared_number"
 			note = fmt.Sprintf("%s from a number shared by %d customers: consent stored for each of them; delivered to no run",
 				strings.ToUpper(r.Keyword), len(custs))
 		case len(custs) > 1:
+			outcome = "ambiguous"
 			note = fmt.Sprintf("ambiguous sender: %d customers share the sender's address; delivered to no run, left for support", len(custs))
 		}
 		tag, err := tx.Exec(ctx, `
@@ -89,7 +95,7 @@ func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply,
 				FROM inbound_replies WHERE event_id = $1`, r.EventID).Scan(
 				&out.CustomerID, &out.Keyword, &out.Channel, &out.Text, &out.ReceivedAt, &out.Delivered, &out.Note)
 		}
-		out.CustomerID, out.Delivered, out.Note = cust, note != "", note
+		out.CustomerID, out.Delivered, out.Note, out.Outcome = cust, note != "", note, outcome
 		if len(custs) == 0 || (r.Keyword != "stop" && r.Keyword != "start") {
 			return nil
 		}
@@ -130,22 +136,47 @@ func matchCustomers(ctx context.Context, tx pgx.Tx, channel, sender string) ([]s
 	return ids, nil
 }
 
+// ReplyParkWindow bounds how long a reply of a customer without an open run waits for one:
+// a run opened (its failure occurred) within this time after the reply was received hears
+// it; a reply with no such run after this time is closed for support.
+const ReplyParkWindow = 7 * 24 * time.Hour
+
 // OpenRunInvoices lists the invoices of a customer with an open dunning run.
 func (s *Store) OpenRunInvoices(ctx context.Context, customerID string) ([]string, error) {
+	return s.OpenRunInvoicesFor(ctx, customerID, time.Time{})
+}
+
+// OpenRunInvoicesFor lists the invoices of a customer with an open dunning run that a reply
+// received at receivedAt may reach: every open run, but a run opened more than
+// ReplyParkWindow after the reply does not hear it. A zero receivedAt: every open run.
+func (s *Store) OpenRunInvoicesFor(ctx context.Context, customerID string, receivedAt time.Time) ([]string, error) {
+	var until *time.Time
+	if !receivedAt.IsZero() {
+		u := receivedAt.Add(ReplyParkWindow)
+		until = &u
+	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT DISTINCT r.invoice_id FROM invoice_runs r JOIN invoices i ON i.invoice_id = r.invoice_id
-		WHERE i.customer_id = $1 AND r.status = 'open' ORDER BY r.invoice_id`, customerID)
+		WHERE i.customer_id = $1 AND r.status = 'open' AND ($2::timestamptz IS NULL OR r.opened_at <= $2)
+		ORDER BY r.invoice_id`, customerID, until)
 	if err != nil {
 		return nil, fmt.Errorf("open runs of the customer: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// UndeliveredReplies lists recorded replies not yet delivered, oldest first.
+// UndeliveredReplies lists recorded replies not yet delivered that there is something to do
+// with, oldest first: those of no customer, those whose customer has an open run, and those
+// parked longer than ReplyParkWindow (to close). A reply of a customer without an open run
+// waits, parked, out of this list, so that parked replies never crowd out the rest.
 func (s *Store) UndeliveredReplies(ctx context.Context, limit int) ([]RecordedReply, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT event_id, COALESCE(customer_id, ''), keyword, channel, text, received_at
-		FROM inbound_replies WHERE delivered_at IS NULL ORDER BY received_at, event_id LIMIT $1`, limit)
+		FROM inbound_replies x WHERE delivered_at IS NULL AND (customer_id IS NULL
+			OR received_at < now() - make_interval(secs => $2)
+			OR EXISTS (SELECT 1 FROM invoice_runs r JOIN invoices i ON i.invoice_id = r.invoice_id
+				WHERE i.customer_id = x.customer_id AND r.status = 'open'))
+		ORDER BY received_at, event_id LIMIT $1`, limit, ReplyParkWindow.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("undelivered replies: %w", err)
 	}
@@ -154,6 +185,19 @@ func (s *Store) UndeliveredReplies(ctx context.Context, limit int) ([]RecordedRe
 		err := r.Scan(&x.EventID, &x.CustomerID, &x.Keyword, &x.Channel, &x.Text, &x.ReceivedAt)
 		return x, err
 	})
+}
+
+// ParkedReplies counts the replies of matched customers waiting for a run to open.
+func (s *Store) ParkedReplies(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FROM inbound_replies x WHERE delivered_at IS NULL AND customer_id IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM invoice_runs r JOIN invoices i ON i.invoice_id = r.invoice_id
+			WHERE i.customer_id = x.customer_id AND r.status = 'open')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("parked replies: %w", err)
+	}
+	return n, nil
 }
 
 // MarkReplyDelivered records that a reply reached every open run of its customer.
