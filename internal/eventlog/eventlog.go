@@ -24,6 +24,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/model/money"
 	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -36,6 +37,8 @@ type Ingestor struct {
 	Temporal client.Client
 	Logger   *slog.Logger
 	Parallel int // invoices delivered at once by DeliverPending (default 4)
+	// Metrics, when set, counts replies by outcome (NewRelay sets its own when nil).
+	Metrics *observability.IngressMetrics
 
 	feed feeder // batches failure records for the spike detector
 }

@@ -29,6 +29,9 @@ func NewRelay(in *Ingestor, m *observability.IngressMetrics, logger *slog.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
+	if in.Metrics == nil {
+		in.Metrics = m
+	}
 	return &Relay{Ingest: in, Metrics: m, Logger: logger, Interval: time.Second, Batch: 500, nudge: make(chan struct{}, 1)}
 }
 
@@ -111,4 +114,7 @@ func (r *Relay) observeBacklog(ctx context.Context) {
 	}
 	r.Metrics.Backlog.Set(float64(n))
 	r.Metrics.BacklogAge.Set(age.Seconds())
+	if parked, err := r.Ingest.Store.ParkedReplies(ctx); err == nil {
+		r.Metrics.RepliesParked.Set(float64(parked))
+	}
 }

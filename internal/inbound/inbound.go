@@ -3,10 +3,12 @@
 // Twilio verifier, twilio.RequestValidator, over the public URL, then handed to HandleTwilio)
 // and by email (SendGrid Inbound Parse, POST /v1/providers/sendgrid/inbound/{secret},
 // verified by a secret in the path or as the basic-auth password, compared in constant
-// time). Each reply is masked, its carrier keyword (STOP, START, HELP in every shipped
-// language) detected by code, and recorded in PostgreSQL before the provider gets its 2xx;
-// eventlog delivers it to the customer's open runs. The sender's address only finds the
-// customer: it is never logged or stored.
+// time). Each reply is masked, an SMS's carrier keyword (STOP, START, HELP in every shipped
+// language) detected by code (an email is free text: carrier keywords are SMS rules), and
+// recorded in PostgreSQL before the provider gets its 2xx; eventlog delivers it to the
+// customer's open runs. An email whose From domain neither SPF (aligned envelope) nor DKIM
+// vouches for is recorded as unverified and matched to no customer. The sender's address
+// only finds the customer: it is never logged or stored.
 package inbound
 
 import (
@@ -14,6 +16,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -180,9 +183,40 @@ func parseEmail(v map[string][]string) (postgres.InboundReply, string) {
 	if text == "" {
 		text = strings.TrimSpace(get("subject"))
 	}
-	return postgres.InboundReply{EventID: "reply:sendgrid:" + hex.EncodeToString(sum[:16]), Provider: "sendgrid",
-		Channel: string(recoup.ChannelEmail), Sender: from.Address, Keyword: string(replies.DetectKeyword(text)),
-		Text: replies.Mask(text, recoup.MaxReplyText)}, ""
+	// Carrier keywords (STOP, START, …) are SMS rules: an email reply is free text for
+	// classification only (email unsubscribes come from SendGrid's unsubscribe events).
+	in := postgres.InboundReply{EventID: "reply:sendgrid:" + hex.EncodeToString(sum[:16]), Provider: "sendgrid",
+		Channel: string(recoup.ChannelEmail), Sender: from.Address, Text: replies.Mask(text, recoup.MaxReplyText)}
+	if !senderVerified(from.Address, get("SPF"), get("dkim"), get("envelope")) {
+		in.Sender, in.Unverified = "", true // recorded, but never the customer's reply
+	}
+	return in, ""
+}
+
+// senderVerified reports whether SendGrid's verdicts vouch for the From address's domain: a
+// DKIM pass for that domain, or an SPF pass for an envelope sender of that domain (SPF
+// checks the envelope, which a spoofer chooses). The From header alone is what anyone can
+// write.
+func senderVerified(from, spf, dkim, envelope string) bool {
+	domain := strings.ToLower(from[strings.LastIndexByte(from, '@')+1:])
+	// dkim: "{@example.com : pass}" or "{@a.example : pass, @b.example : fail}".
+	for _, part := range strings.Split(strings.Trim(strings.TrimSpace(dkim), "{}"), ",") {
+		d, verdict, ok := strings.Cut(part, ":")
+		if ok && strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain) &&
+			strings.EqualFold(strings.TrimSpace(verdict), "pass") {
+			return true
+		}
+	}
+	if !strings.EqualFold(strings.TrimSpace(spf), "pass") {
+		return false
+	}
+	var env struct {
+		From string `json:"from"`
+	}
+	if json.Unmarshal([]byte(envelope), &env) != nil || !strings.Contains(env.From, "@") {
+		return false
+	}
+	return strings.EqualFold(env.From[strings.LastIndexByte(env.From, '@')+1:], domain)
 }
 
 // record stores the reply; false when it answered an error (nothing stored: the provider
@@ -199,6 +233,6 @@ func (s *Server) record(w http.ResponseWriter, ctx context.Context, in postgres.
 		return false
 	}
 	s.o.Logger.Info("reply recorded", "event_id", in.EventID, "provider", in.Provider, "keyword", in.Keyword,
-		"customer_matched", rec.CustomerID != "", "duplicate", rec.Duplicate, "consent_changed", rec.ConsentChanged)
+		"customer_matched", rec.CustomerID != "", "unverified", in.Unverified, "duplicate", rec.Duplicate, "consent_changed", rec.ConsentChanged)
 	return true
 }

@@ -30,6 +30,15 @@ type IngressMetrics struct {
 	// Clamped counts events by source whose occurred_at lay further in the future than the
 	// allowed clock skew and was recorded as received + skew.
 	Clamped *prometheus.CounterVec
+	// Replies counts customers' replies by what became of them: delivered (to the open runs
+	// of its customer), no_customer (no profile has the sender's address), ambiguous (several
+	// do: left for support), shared_number (a STOP or START applied to every customer on the
+	// number), unverified (an email neither SPF nor DKIM vouches for), expired (no run of
+	// its customer opened within the park window: left for support), closed (nothing for a
+	// run to hear: START, HELP, empty, or a STOP with no open run).
+	Replies *prometheus.CounterVec
+	// RepliesParked is the number of replies of matched customers waiting for a run to open.
+	RepliesParked prometheus.Gauge
 }
 
 // NewIngressMetrics registers the ingress metrics on r.
@@ -60,7 +69,15 @@ func NewIngressMetrics(r prometheus.Registerer) *IngressMetrics {
 			Name: "recoup_events_clock_clamped_total",
 			Help: "Events whose occurred_at lay in the future beyond RECOUP_MAX_CLOCK_SKEW, recorded as received + skew, by source.",
 		}, []string{"source"}),
+		Replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recoup_replies_total",
+			Help: "Customers' replies by outcome: delivered, no_customer, ambiguous, shared_number, unverified, expired, closed.",
+		}, []string{"result"}),
+		RepliesParked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recoup_replies_parked",
+			Help: "Replies of matched customers waiting for a run of theirs to open.",
+		}),
 	}
-	r.MustRegister(m.Received, m.Deliveries, m.DeliveryLag, m.Backlog, m.BacklogAge, m.Clamped)
+	r.MustRegister(m.Received, m.Deliveries, m.DeliveryLag, m.Backlog, m.BacklogAge, m.Clamped, m.Replies, m.RepliesParked)
 	return m
 }

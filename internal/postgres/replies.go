@@ -2,8 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,6 +22,9 @@ type InboundReply struct {
 	Keyword    string // "" | stop | start | help
 	Text       string // masked, bounded
 	ReceivedAt time.Time
+	// Unverified: the provider's checks (SPF, DKIM) do not vouch for the sender. Recorded,
+	// but matched to no customer: no consent change, no delivery to any run.
+	Unverified bool
 }
 
 // RecordedReply is what recording a reply did.
@@ -37,23 +40,51 @@ type RecordedReply struct {
 	Note       string
 	// ConsentChanged: a STOP or START changed the customer's stored consent.
 	ConsentChanged bool
+	// Outcome, when recording closed the reply at once: ambiguous (several customers share
+	// the sender's address), shared_number (a STOP or START applied to each of them) or
+	// unverified. "" otherwise.
+	Outcome string
 }
 
-// RecordReply records a reply exactly once, finding its customer by the sender's address,
-// and, for STOP and START, stores the consent statement (source reply, the reply as its
-// evidence) in the same transaction, so that an opt-out is in force for every later send
-// of every run of the customer as soon as the provider has its 2xx.
+// RecordReply records a reply exactly once, finding its customers by the sender's address,
+// and, for an SMS STOP or START, stores the consent statement (source reply, the reply as
+// its evidence) in the same transaction for EVERY customer whose profile has that number
+// (carrier rules are per number), so that an opt-out is in force for every later send of
+// every run of each of them as soon as the provider has its 2xx. Carrier keywords are SMS
+// rules: an email reply is free text whatever it says (email unsubscribes come from the
+// email provider's unsubscribe events). A reply whose sender matches several customers is
+// attributed to none of them: it is recorded as ambiguous, delivered to no run, and left
+// for support (its delivery note says so).
 func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply, error) {
+	if r.Channel == "email" {
+		r.Keyword = ""
+	}
 	out := RecordedReply{EventID: r.EventID, Keyword: r.Keyword, Channel: r.Channel, Text: r.Text, ReceivedAt: r.ReceivedAt}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		cust, err := matchCustomer(ctx, tx, r.Channel, r.Sender)
+		custs, err := matchCustomers(ctx, tx, r.Channel, r.Sender)
 		if err != nil {
 			return err
 		}
+		cust, note, outcome := "", "", ""
+		switch {
+		case r.Unverified:
+			custs, outcome = nil, "unverified"
+			note = "unverified sender (neither SPF nor DKIM passed for its domain): not the customer's reply; delivered to no run"
+		case len(custs) == 1:
+			cust = custs[0]
+		case len(custs) > 1 && (r.Keyword == "stop" || r.Keyword == "start"):
+			outcome = "shared_number"
+			note = fmt.Sprintf("%s from a number shared by %d customers: consent stored for each of them; delivered to no run",
+				strings.ToUpper(r.Keyword), len(custs))
+		case len(custs) > 1:
+			outcome = "ambiguous"
+			note = fmt.Sprintf("ambiguous sender: %d customers share the sender's address; delivered to no run, left for support", len(custs))
+		}
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO inbound_replies (event_id, provider, channel, customer_id, keyword, text, received_at)
-			VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`,
-			r.EventID, r.Provider, r.Channel, cust, r.Keyword, r.Text, r.ReceivedAt)
+			INSERT INTO inbound_replies (event_id, provider, channel, customer_id, keyword, text, received_at, delivered_at, delivery_note)
+			VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, CASE WHEN $8 = '' THEN NULL ELSE now() END, $8)
+			ON CONFLICT (event_id) DO NOTHING`,
+			r.EventID, r.Provider, r.Channel, cust, r.Keyword, r.Text, r.ReceivedAt, note)
 		if err != nil {
 			return fmt.Errorf("record reply: %w", err)
 		}
@@ -64,57 +95,88 @@ func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply,
 				FROM inbound_replies WHERE event_id = $1`, r.EventID).Scan(
 				&out.CustomerID, &out.Keyword, &out.Channel, &out.Text, &out.ReceivedAt, &out.Delivered, &out.Note)
 		}
-		out.CustomerID = cust
-		if cust == "" || (r.Keyword != "stop" && r.Keyword != "start") {
+		out.CustomerID, out.Delivered, out.Note, out.Outcome = cust, note != "", note, outcome
+		if len(custs) == 0 || (r.Keyword != "stop" && r.Keyword != "start") {
 			return nil
 		}
-		if err := lockCustomer(ctx, tx, cust); err != nil {
-			return err
+		for _, c := range custs { // sorted: locks are taken in one order
+			if err := lockCustomer(ctx, tx, c); err != nil {
+				return err
+			}
+			changed, err := applyConsent(ctx, tx, consentStatement{CustomerID: c, Channel: r.Channel,
+				Consent: r.Keyword == "start", At: r.ReceivedAt, Source: ConsentReply, Evidence: r.EventID})
+			if err != nil {
+				return err
+			}
+			out.ConsentChanged = out.ConsentChanged || changed
 		}
-		out.ConsentChanged, err = applyConsent(ctx, tx, consentStatement{CustomerID: cust, Channel: r.Channel,
-			Consent: r.Keyword == "start", At: r.ReceivedAt, Source: ConsentReply, Evidence: r.EventID})
-		return err
+		return nil
 	})
 	return out, err
 }
 
-// matchCustomer finds the customer whose profile has the sender's phone (sms) or email
-// (email, case-insensitive); of several, the profile updated last. "" when none.
-func matchCustomer(ctx context.Context, tx pgx.Tx, channel, sender string) (string, error) {
+// matchCustomers finds every customer whose profile has the sender's phone (sms) or email
+// (email, case-insensitive), in customer_id order. None when the sender is empty.
+func matchCustomers(ctx context.Context, tx pgx.Tx, channel, sender string) ([]string, error) {
 	if sender == "" {
-		return "", nil
+		return nil, nil
 	}
-	q := `SELECT customer_id FROM customers WHERE phone = $1 ORDER BY profile_updated_at DESC, customer_id LIMIT 1`
+	q := `SELECT customer_id FROM customers WHERE phone = $1 ORDER BY customer_id`
 	if channel == "email" {
-		q = `SELECT customer_id FROM customers WHERE lower(email) = lower($1) ORDER BY profile_updated_at DESC, customer_id LIMIT 1`
+		q = `SELECT customer_id FROM customers WHERE lower(email) = lower($1) ORDER BY customer_id`
 	}
-	var id string
-	err := tx.QueryRow(ctx, q, sender).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
+	rows, err := tx.Query(ctx, q, sender)
 	if err != nil {
-		return "", fmt.Errorf("find the reply's customer: %w", err)
+		return nil, fmt.Errorf("find the reply's customers: %w", err)
 	}
-	return id, nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find the reply's customers: %w", err)
+	}
+	return ids, nil
 }
+
+// ReplyParkWindow bounds how long a reply of a customer without an open run waits for one:
+// a run opened (its failure occurred) within this time after the reply was received hears
+// it; a reply with no such run after this time is closed for support.
+const ReplyParkWindow = 7 * 24 * time.Hour
 
 // OpenRunInvoices lists the invoices of a customer with an open dunning run.
 func (s *Store) OpenRunInvoices(ctx context.Context, customerID string) ([]string, error) {
+	return s.OpenRunInvoicesFor(ctx, customerID, time.Time{})
+}
+
+// OpenRunInvoicesFor lists the invoices of a customer with an open dunning run that a reply
+// received at receivedAt may reach: every open run, but a run opened more than
+// ReplyParkWindow after the reply does not hear it. A zero receivedAt: every open run.
+func (s *Store) OpenRunInvoicesFor(ctx context.Context, customerID string, receivedAt time.Time) ([]string, error) {
+	var until *time.Time
+	if !receivedAt.IsZero() {
+		u := receivedAt.Add(ReplyParkWindow)
+		until = &u
+	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT DISTINCT r.invoice_id FROM invoice_runs r JOIN invoices i ON i.invoice_id = r.invoice_id
-		WHERE i.customer_id = $1 AND r.status = 'open' ORDER BY r.invoice_id`, customerID)
+		WHERE i.customer_id = $1 AND r.status = 'open' AND ($2::timestamptz IS NULL OR r.opened_at <= $2)
+		ORDER BY r.invoice_id`, customerID, until)
 	if err != nil {
 		return nil, fmt.Errorf("open runs of the customer: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// UndeliveredReplies lists recorded replies not yet delivered, oldest first.
+// UndeliveredReplies lists recorded replies not yet delivered that there is something to do
+// with, oldest first: those of no customer, those whose customer has an open run, and those
+// parked longer than ReplyParkWindow (to close). A reply of a customer without an open run
+// waits, parked, out of this list, so that parked replies never crowd out the rest.
 func (s *Store) UndeliveredReplies(ctx context.Context, limit int) ([]RecordedReply, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT event_id, COALESCE(customer_id, ''), keyword, channel, text, received_at
-		FROM inbound_replies WHERE delivered_at IS NULL ORDER BY received_at, event_id LIMIT $1`, limit)
+		FROM inbound_replies x WHERE delivered_at IS NULL AND (customer_id IS NULL
+			OR received_at < now() - make_interval(secs => $2)
+			OR EXISTS (SELECT 1 FROM invoice_runs r JOIN invoices i ON i.invoice_id = r.invoice_id
+				WHERE i.customer_id = x.customer_id AND r.status = 'open'))
+		ORDER BY received_at, event_id LIMIT $1`, limit, ReplyParkWindow.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("undelivered replies: %w", err)
 	}
@@ -123,6 +185,19 @@ func (s *Store) UndeliveredReplies(ctx context.Context, limit int) ([]RecordedRe
 		err := r.Scan(&x.EventID, &x.CustomerID, &x.Keyword, &x.Channel, &x.Text, &x.ReceivedAt)
 		return x, err
 	})
+}
+
+// ParkedReplies counts the replies of matched customers waiting for a run to open.
+func (s *Store) ParkedReplies(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FROM inbound_replies x WHERE delivered_at IS NULL AND customer_id IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM invoice_runs r JOIN invoices i ON i.invoice_id = r.invoice_id
+			WHERE i.customer_id = x.customer_id AND r.status = 'open')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("parked replies: %w", err)
+	}
+	return n, nil
 }
 
 // MarkReplyDelivered records that a reply reached every open run of its customer.

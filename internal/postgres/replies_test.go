@@ -107,14 +107,18 @@ func TestAnEmailReplyFindsItsCustomerCaseInsensitivelyAndAnUnknownSenderNone(t *
 	if err != nil || rec.CustomerID != "" {
 		t.Fatalf("%+v, %v", rec, err)
 	}
+	// cus_1 has no open run: its reply waits, parked, out of the delivery list.
 	pending, err := st.UndeliveredReplies(ctx, 10)
-	if err != nil || len(pending) != 2 {
+	if err != nil || len(pending) != 1 || pending[0].EventID != "reply:twilio:SM9" {
 		t.Fatalf("undelivered %+v, %v", pending, err)
 	}
-	if err := st.MarkReplyDelivered(ctx, "reply:sendgrid:a", "no open run"); err != nil {
+	if n, err := st.ParkedReplies(ctx); err != nil || n != 1 {
+		t.Fatalf("parked %d, %v", n, err)
+	}
+	if err := st.MarkReplyDelivered(ctx, "reply:twilio:SM9", "no customer"); err != nil {
 		t.Fatal(err)
 	}
-	if pending, _ := st.UndeliveredReplies(ctx, 10); len(pending) != 1 {
+	if pending, _ := st.UndeliveredReplies(ctx, 10); len(pending) != 0 {
 		t.Fatalf("undelivered after marking: %+v", pending)
 	}
 }
