@@ -340,9 +340,9 @@ func (a *DunningActivities) recordReconcile(ch recoup.Channel, in SendInput) {
 // providerName names the provider of a channel in metrics.
 func providerName(ch recoup.Channel) string {
 	if ch == recoup.ChannelSMS {
-		return "twilio"
+		return postgres.ConsentTwilio
 	}
-	return "sendgrid"
+	return postgres.ConsentSendGrid
 }
 
 func unreachable(c postgres.Customer, ch recoup.Channel) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -161,7 +162,7 @@ func previewPrompt(ctx context.Context, d *deps, o previewOptions, stdout io.Wri
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if o.variant != "" && o.variant != "control" && !contains(set.Variants(), o.variant) {
+	if o.variant != "" && o.variant != "control" && !slices.Contains(set.Variants(), o.variant) {
 		return usageError{fmt.Sprintf("--variant: %q is not one of %v", o.variant, set.Variants())}
 	}
 	acts := &activities.DunningActivities{Base: activities.Base{Prompts: func() *templates.Set { return set }, Logger: d.cfg.Logger()},
@@ -248,15 +249,6 @@ func truncateText(s string, n int) string {
 		return string(r)
 	}
 	return string(r[:n]) + "…"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // printReport prints recovery by variant, channel, tone and incentive.

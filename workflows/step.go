@@ -304,7 +304,7 @@ func (d *dunning) ended() bool { return d.state.Status.Ended() }
 // paused or needs support's attention (a reply), or the customer can no longer be reached on ch (an opt-out).
 func (d *dunning) sendStops(ch recoup.Channel) func() bool {
 	return func() bool {
-		return d.state.Status.Ended() || d.pausedLike() || slices.Contains(d.excluded, ch) || d.repliesPending()
+		return d.ended() || d.pausedLike() || slices.Contains(d.excluded, ch) || d.repliesPending()
 	}
 }
 

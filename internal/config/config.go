@@ -270,19 +270,16 @@ func readTwilio(e *env) twilio.Config {
 	}
 }
 
-func readBillingWebhook(e *env) webhook.Config {
-	return webhook.Config{
-		URL:     e.urlVar("BILLING_WEBHOOK_URL", ""),
-		Secret:  e.get("BILLING_WEBHOOK_SECRET", ""),
-		Timeout: e.dur("BILLING_WEBHOOK_TIMEOUT", 10*time.Second),
-	}
-}
+func readBillingWebhook(e *env) webhook.Config { return readWebhook(e, "BILLING_WEBHOOK") }
 
-func readAlertWebhook(e *env) webhook.Config {
+func readAlertWebhook(e *env) webhook.Config { return readWebhook(e, "ALERT_WEBHOOK") }
+
+// readWebhook reads PREFIX_URL, PREFIX_SECRET and PREFIX_TIMEOUT.
+func readWebhook(e *env, prefix string) webhook.Config {
 	return webhook.Config{
-		URL:     e.urlVar("ALERT_WEBHOOK_URL", ""),
-		Secret:  e.get("ALERT_WEBHOOK_SECRET", ""),
-		Timeout: e.dur("ALERT_WEBHOOK_TIMEOUT", 10*time.Second),
+		URL:     e.urlVar(prefix+"_URL", ""),
+		Secret:  e.get(prefix+"_SECRET", ""),
+		Timeout: e.dur(prefix+"_TIMEOUT", 10*time.Second),
 	}
 }
 

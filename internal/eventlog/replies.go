@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/replies"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -89,11 +90,11 @@ func (in *Ingestor) deliverReply(ctx context.Context, p postgres.RecordedReply) 
 	var name string
 	var payload any
 	switch p.Keyword {
-	case "stop":
+	case string(replies.KeywordStop):
 		name, payload = recoup.SignalOptOut, recoup.OptOut{EventID: p.EventID, Channel: ch, OccurredAt: p.ReceivedAt}
-	case "start":
+	case string(replies.KeywordStart):
 		return "START: consent stored; runs already excluding the channel keep it excluded", "closed", nil
-	case "help":
+	case string(replies.KeywordHelp):
 		return "HELP: the carrier answers it; nothing changes", "closed", nil
 	default:
 		if strings.TrimSpace(p.Text) == "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -199,9 +198,6 @@ const episodeColumns = `episode, status, opened_by, opened_at, run_id, closed_at
 // settlingTypes are the event types that settle an invoice (end its dunning); the queries
 // take them as a parameter (type = ANY(...)), so this is the one list.
 var settlingTypes = []string{recoup.EventRecovered, recoup.EventRetrySucceeded, recoup.EventPaymentSucceeded, recoup.EventCancel}
-
-// settles reports whether an event of this type settles an invoice (ends its dunning).
-func settles(typ string) bool { return slices.Contains(settlingTypes, typ) }
 
 // Route decides, durably and under the invoice's record lock, what delivering ev does:
 //

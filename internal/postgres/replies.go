@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/recoup-dunning/recoup/internal/model/replies"
 )
 
 // ConsentReply is the consent-ledger source of a customer's STOP or START reply.
@@ -72,7 +74,7 @@ func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply,
 			note = "unverified sender (neither SPF nor DKIM passed for its domain): not the customer's reply; delivered to no run"
 		case len(custs) == 1:
 			cust = custs[0]
-		case len(custs) > 1 && (r.Keyword == "stop" || r.Keyword == "start"):
+		case len(custs) > 1 && (r.Keyword == string(replies.KeywordStop) || r.Keyword == string(replies.KeywordStart)):
 			outcome = "shared_number"
 			note = fmt.Sprintf("%s from a number shared by %d customers: consent stored for each of them; delivered to no run",
 				strings.ToUpper(r.Keyword), len(custs))
@@ -96,7 +98,7 @@ func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply,
 				&out.CustomerID, &out.Keyword, &out.Channel, &out.Text, &out.ReceivedAt, &out.Delivered, &out.Note)
 		}
 		out.CustomerID, out.Delivered, out.Note, out.Outcome = cust, note != "", note, outcome
-		if len(custs) == 0 || (r.Keyword != "stop" && r.Keyword != "start") {
+		if len(custs) == 0 || (r.Keyword != string(replies.KeywordStop) && r.Keyword != string(replies.KeywordStart)) {
 			return nil
 		}
 		for _, c := range custs { // sorted: locks are taken in one order
@@ -104,7 +106,7 @@ func (s *Store) RecordReply(ctx context.Context, r InboundReply) (RecordedReply,
 				return err
 			}
 			changed, err := applyConsent(ctx, tx, consentStatement{CustomerID: c, Channel: r.Channel,
-				Consent: r.Keyword == "start", At: r.ReceivedAt, Source: ConsentReply, Evidence: r.EventID})
+				Consent: r.Keyword == string(replies.KeywordStart), At: r.ReceivedAt, Source: ConsentReply, Evidence: r.EventID})
 			if err != nil {
 				return err
 			}
