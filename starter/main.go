@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
 	"github.com/recoup-dunning/recoup/internal/config"
@@ -104,17 +105,33 @@ func singleDashLongFlags(root *cobra.Command, args []string) []string {
 	}
 	out := make([]string, len(args))
 	copy(out, args)
-	for i, a := range out {
+	lookup := func(name string) *pflag.Flag {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			return f
+		}
+		return cmd.InheritedFlags().Lookup(name)
+	}
+	valueNext := false // the previous argument is a flag still waiting for its value
+	for i, a := range args {
 		if a == "--" {
 			break
 		}
-		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+		if valueNext { // "--reason -by": -by is the reason, kept as typed
+			valueNext = false
 			continue
 		}
-		name, _, _ := strings.Cut(a[1:], "=")
-		if len(name) > 1 && (cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil) {
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := lookup(name)
+		if a[1] != '-' && len(name) > 1 && f != nil {
 			out[i] = "-" + a
 		}
+		if f == nil && a[1] != '-' && len(name) == 1 {
+			f = cmd.Flags().ShorthandLookup(name)
+		}
+		valueNext = f != nil && !hasValue && f.NoOptDefVal == ""
 	}
 	return out
 }

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/html"
+
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/ingress"
@@ -140,7 +142,14 @@ func (s *Server) handleSendGrid(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSendGridBody)
-	if err := r.ParseMultipartForm(1 << 20); err != nil {
+	// SendGrid posts text, html and headers as form fields, not files: the memory allowed is
+	// the whole (capped) body, so a reply whose HTML carries inline images is not refused.
+	if err := r.ParseMultipartForm(maxSendGridBody); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(w, fmt.Sprintf("the post is larger than %d MB", maxSendGridBody>>20), http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "the body is not multipart/form-data (Inbound Parse, not the raw MIME option): "+err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -180,6 +189,9 @@ func parseEmail(v map[string][]string) (postgres.InboundReply, string) {
 	}
 	sum := sha256.Sum256([]byte(id))
 	text := replies.StripQuoted(get("text"))
+	if text == "" { // an HTML-only reply: its words, not the subject Recoup wrote
+		text = replies.StripQuoted(htmlText(get("html")))
+	}
 	if text == "" {
 		text = strings.TrimSpace(get("subject"))
 	}
@@ -235,4 +247,43 @@ func (s *Server) record(w http.ResponseWriter, ctx context.Context, in postgres.
 	s.o.Logger.Info("reply recorded", "event_id", in.EventID, "provider", in.Provider, "keyword", in.Keyword,
 		"customer_matched", rec.CustomerID != "", "unverified", in.Unverified, "duplicate", rec.Duplicate, "consent_changed", rec.ConsentChanged)
 	return true
+}
+
+// htmlText is the visible text of an HTML reply: text nodes outside head, script, style and
+// quoted blocks (blockquote), with block elements and line breaks as new lines.
+func htmlText(doc string) string {
+	var b strings.Builder
+	z := html.NewTokenizer(strings.NewReader(doc))
+	skip := 0
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			return strings.TrimSpace(b.String())
+		case html.TextToken:
+			if skip == 0 {
+				b.Write(z.Text())
+			}
+		case html.StartTagToken, html.SelfClosingTagToken:
+			name, _ := z.TagName()
+			switch string(name) {
+			case "head", "script", "style", "blockquote":
+				if tt == html.StartTagToken {
+					skip++
+				}
+			case "br", "p", "div", "li", "tr":
+				b.WriteByte('\n')
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			switch string(name) {
+			case "head", "script", "style", "blockquote":
+				if skip > 0 {
+					skip--
+				}
+			case "p", "div", "li", "tr":
+				b.WriteByte('\n')
+			}
+		}
+	}
 }

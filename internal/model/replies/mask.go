@@ -16,7 +16,9 @@ var (
 	// which Mask keeps: it has the digits of a phone number but is the promise.
 	maskDateRe = regexp.MustCompile(`\b(?:\d{4}([-./])\d{1,2}([-./])\d{1,2}|\d{1,2}([-./])\d{1,2}([-./])(?:\d{4}|\d{2}))\b\.?`)
 	digitsRe   = regexp.MustCompile(`\d{6,}`)
-	urlRe      = regexp.MustCompile(`(?i)\b(?:https?://|www\.)\S+`)
+	// urlRe: a link with any scheme (also defanged ones such as hxxps://), www., a host
+	// followed by a path ("bit.ly/3xYz"), or a bare host on a common top-level domain.
+	urlRe = regexp.MustCompile(`(?i)\b(?:[a-z][a-z0-9+.-]{1,15}://\S+|www\.\S+|(?:[a-z0-9-]+\.)+[a-z]{2,24}/\S*|(?:[a-z0-9-]+\.)+(?:com|net|org|info|biz|io|ly|co|me|app|link|xyz|de|es|fr|uk|us|eu)\b)`)
 )
 
 // Mask removes what must never be kept with a reply: email addresses, links, phone numbers
