@@ -454,14 +454,18 @@ const (
 
 // Decision is what DecideStrategy chose for one step, after guardrails.
 type Decision struct {
-	Step          int       `json:"step"`
-	Channel       Channel   `json:"channel"`
-	Tone          string    `json:"tone"`
-	Incentive     Incentive `json:"incentive"`
-	Subject       string    `json:"subject,omitempty"`
-	Message       string    `json:"message"`
-	Rationale     string    `json:"rationale"`
-	DecidedBy     string    `json:"decided_by"` // DecidedByLLM or DecidedByRules
+	Step      int       `json:"step"`
+	Channel   Channel   `json:"channel"`
+	Tone      string    `json:"tone"`
+	Incentive Incentive `json:"incentive"`
+	Subject   string    `json:"subject,omitempty"`
+	Message   string    `json:"message"`
+	Rationale string    `json:"rationale"`
+	DecidedBy string    `json:"decided_by"` // DecidedByLLM or DecidedByRules
+	// DeciderNote says in a line why DecidedBy decided: "no model configured …", "model X
+	// answered within policy", "model X failed: …; the rules decided" (empty: runs decided
+	// before this field existed).
+	DeciderNote   string    `json:"decider_note,omitempty"`
 	Model         string    `json:"model,omitempty"`
 	PromptVersion string    `json:"prompt_version"`
 	PolicyVersion string    `json:"policy_version,omitempty"`

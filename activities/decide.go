@@ -57,6 +57,7 @@ func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) 
 	d.PromptVersion = g.set.Version
 	d.PolicyVersion = g.set.PolicyVersion
 	d.Variant = g.variant
+	d.DeciderNote = g.deciderNote()
 	// The allowed-hours window at or after now for the chosen channel (see hours.go).
 	c, err := a.Store.GetCustomer(ctx, in.History.CustomerID)
 	if err != nil {
@@ -102,6 +103,31 @@ type decision struct {
 	withdrawn  bool            // the incentive budget withdrew the decision's incentive
 	log        *slog.Logger    // nil: nothing logged (the preview)
 	Trace      []GuardrailNote
+}
+
+// deciderNote says in one line which decider ran and why (Decision.DeciderNote).
+func (g *decision) deciderNote() string {
+	if g.d.DecidedBy == recoup.DecidedByLLM {
+		return fmt.Sprintf("model %s answered within policy", g.model)
+	}
+	switch {
+	case g.capped:
+		return "rules: the contact cap allows no message at this step, so no model was asked"
+	case !g.asked && g.model == "" && g.fallback == "":
+		return "rules: no model configured (set OPENAI_API_KEY, and OPENAI_BASE_URL/OPENAI_MODEL for another OpenAI-compatible endpoint)"
+	case !g.asked:
+		return "rules: no channel is allowed for this customer, so no model was asked"
+	}
+	why := map[string]string{
+		observability.FallbackError:       "the model call failed",
+		observability.FallbackRefusal:     "the model refused",
+		observability.FallbackInvalidJSON: "the model's answer did not fit the schema",
+		observability.FallbackViolation:   "the model's answer broke the policy",
+	}[g.fallback]
+	if why == "" {
+		why = "the model's answer was not used"
+	}
+	return fmt.Sprintf("rules: %s (model %s; see violations)", why, g.model)
 }
 
 // GuardrailNote says what one guardrail step changed in a decision.
@@ -284,7 +310,8 @@ func (a *DunningActivities) textMatchesIncentive(ctx context.Context, g *decisio
 	if _, err := a.withinBudget(ctx, g.pol, g.in.History, &g.d, &g.violations, g.in.Now); err != nil {
 		return err
 	}
-	a.Metrics.LLMFallback(observability.FallbackViolation)
+	g.fallback = observability.FallbackViolation
+	a.Metrics.LLMFallback(g.fallback)
 	g.warnRulesDecided()
 	g.note(name, "model text refused (%s); the rules decided", strings.Join(v, "; "))
 	return nil

@@ -62,6 +62,9 @@ func TestDecideUsesModelAnswerWithinPolicy(t *testing.T) {
 	if len(d.PromptVersion) != 12 || len(d.Violations) != 0 || !d.SendAt.Equal(now) {
 		t.Fatalf("decision = %+v", d)
 	}
+	if d.DeciderNote != "model gpt-fake answered within policy" {
+		t.Fatalf("decider note = %q", d.DeciderNote)
+	}
 	if by, _ := storedDecision(t, f, 1); by != "llm" {
 		t.Fatalf("stored decided_by = %s", by)
 	}
@@ -84,20 +87,21 @@ func TestDecideFallsBackToRules(t *testing.T) {
 		setup   func(o *fakes.OpenAI)
 		timeout time.Duration
 		want    string // a violation must contain this
+		note    string // the decider note must say this
 	}{
-		{"invalid JSON", func(o *fakes.OpenAI) { o.SetReply("string") }, 5 * time.Second, "not valid JSON"},
+		{"invalid JSON", func(o *fakes.OpenAI) { o.SetReply("string") }, 5 * time.Second, "not valid JSON", "did not fit the schema"},
 		{"discount above the plan cap", func(o *fakes.OpenAI) {
 			o.SetReply(answer("email", "friendly", "discount_percent", 100, "Hi", "Free month!"))
-		}, 5 * time.Second, "discount 100%"},
+		}, 5 * time.Second, "discount 100%", "broke the policy"},
 		{"link from the model", func(o *fakes.OpenAI) {
 			o.SetReply(answer("email", "friendly", "none", 0, "Pay now", "Pay at https://evil.example/pay"))
-		}, 5 * time.Second, "contains a link"},
+		}, 5 * time.Second, "contains a link", "broke the policy"},
 		{"channel without consent", func(o *fakes.OpenAI) {
 			o.SetReply(answer("carrier-pigeon", "friendly", "none", 0, "Hi", "Please pay."))
-		}, 5 * time.Second, "channel"},
-		{"refusal", func(o *fakes.OpenAI) { o.SetRefusal("I can't help with that.") }, 5 * time.Second, "model refused"},
-		{"server error", func(o *fakes.OpenAI) { o.Always(fakes.Response{Status: http.StatusInternalServerError}) }, 5 * time.Second, "model call failed"},
-		{"timeout", func(o *fakes.OpenAI) { o.Always(fakes.Response{Hang: true}) }, 100 * time.Millisecond, "model call failed"},
+		}, 5 * time.Second, "channel", "broke the policy"},
+		{"refusal", func(o *fakes.OpenAI) { o.SetRefusal("I can't help with that.") }, 5 * time.Second, "model refused", "the model refused"},
+		{"server error", func(o *fakes.OpenAI) { o.Always(fakes.Response{Status: http.StatusInternalServerError}) }, 5 * time.Second, "model call failed", "the model call failed"},
+		{"timeout", func(o *fakes.OpenAI) { o.Always(fakes.Response{Hang: true}) }, 100 * time.Millisecond, "model call failed", "the model call failed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +118,9 @@ func TestDecideFallsBackToRules(t *testing.T) {
 			}
 			if !strings.Contains(strings.Join(d.Violations, "|"), tc.want) {
 				t.Fatalf("violations = %q, want one containing %q", d.Violations, tc.want)
+			}
+			if !strings.HasPrefix(d.DeciderNote, "rules: ") || !strings.Contains(d.DeciderNote, tc.note) || !strings.Contains(d.DeciderNote, "gpt-fake") {
+				t.Fatalf("decider note = %q, want the rules, the model's name and %q", d.DeciderNote, tc.note)
 			}
 			by, violations := storedDecision(t, f, 1)
 			if by != "rules" || len(violations) == 0 {
@@ -138,6 +145,9 @@ func TestDecideWithoutModelUsesRules(t *testing.T) {
 	}
 	if len(d.Violations) != 0 || !strings.Contains(d.Message, "$49.00") && !strings.Contains(d.Message, "49.00") {
 		t.Fatalf("decision = %+v", d)
+	}
+	if !strings.Contains(d.DeciderNote, "no model configured") || !strings.Contains(d.DeciderNote, "OPENAI_BASE_URL") {
+		t.Fatalf("decider note = %q, want it to say no model is configured and how to configure one", d.DeciderNote)
 	}
 }
 

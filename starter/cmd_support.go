@@ -430,9 +430,15 @@ func PrintState(w io.Writer, wfID string, s recoup.State) {
 			r.ReceivedAt.Format(time.RFC3339), r.Text, r.Intent, r.Confidence, r.DecidedBy, r.Action, paren(r.Note))
 	}
 	for _, dec := range s.Decisions {
-		fmt.Fprintf(w, "  decision step %d: %s · %s · incentive %s %d · by %s %s\n    why: %s\n",
-			dec.Step, dec.Channel, dec.Tone, dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy,
-			paren(strings.Join(dec.Violations, "; ")), dec.Rationale)
+		fmt.Fprintf(w, "  decision step %d: %s · %s · incentive %s %d · by %s\n", dec.Step, dec.Channel, dec.Tone,
+			dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy)
+		if dec.DeciderNote != "" {
+			fmt.Fprintf(w, "    decider: %s\n", dec.DeciderNote)
+		}
+		if len(dec.Violations) > 0 {
+			fmt.Fprintf(w, "    guardrails: %s\n", strings.Join(dec.Violations, "; "))
+		}
+		fmt.Fprintf(w, "    why: %s\n", dec.Rationale)
 	}
 	for _, m := range s.Messages {
 		fmt.Fprintf(w, "  message step %d: %s %s %s %s\n", m.Step, m.Channel, m.Delivery, m.ProviderMessageID, paren(m.Error))
