@@ -114,7 +114,7 @@ func (g *decision) deciderNote() string {
 	case g.capped:
 		return "rules: the contact cap allows no message at this step, so no model was asked"
 	case !g.asked && g.model == "" && g.fallback == "":
-		return "rules: no model configured (set OPENAI_API_KEY, and OPENAI_BASE_URL/OPENAI_MODEL for another OpenAI-compatible endpoint)"
+		return "rules: no model configured (set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL and OPENAI_MODEL for another OpenAI-compatible endpoint)"
 	case !g.asked:
 		return "rules: no channel is allowed for this customer, so no model was asked"
 	}

@@ -143,17 +143,71 @@ if command -v psql >/dev/null; then
   psql "$DATABASE_URL" -P pager=off -c "SELECT idempotency_key, status, left(replace(body, E'\n', ' '), 70) AS message FROM sends WHERE workflow_id LIKE 'dunning-inv_demo_${run}%' ORDER BY created_at"
 fi
 
-ui="http://localhost:$ui_port/namespaces/default/workflows"
-say "Where to look"
+say "Runs left waiting, to practise on"
+# The story above ran on a schedule of seconds. The worker restarts with the policy's own
+# schedule (prompts/policy.yaml: days 0, 3, 7, 14), so these runs send their first message now
+# and then wait for days: pause them, act now, change channel, from the UI or the CLI.
+kill "${pids[-1]}" 2>/dev/null || true
+wait "${pids[-1]}" 2>/dev/null || true
+unset 'pids[-1]'
+env -u RECOUP_SCHEDULE -u RECOUP_FINAL_WAIT "$bin/worker" >"$state/worker-waiting.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 30); do
+  grep -q "worker polling" "$state/worker-waiting.log" && break
+  kill -0 "${pids[-1]}" 2>/dev/null || die "the worker exited; see $state/worker-waiting.log"
+  sleep 1
+done
+waits=inv_demo_${run}_waits
+paused=inv_demo_${run}_paused
+failed "$waits" cus_demo_07 12900
+failed "$paused" cus_demo_10 9900
+step_of() { "$bin/starter" status --json "$1" 2>/dev/null | sed -n 's/^  "step": \(.*\),$/\1/p'; }
+for _ in $(seq 1 60); do
+  [[ $(step_of "$waits") == 1 && $(step_of "$paused") == 1 ]] && break
+  sleep 1
+done
+"$bin/starter" pause "$paused" --by demo --reason "the customer called: paying by bank transfer"
+ui_base="http://localhost:$ui_port/namespaces/default"
+link() { # invoice: the run's page in the Web UI
+  local wf=dunning-$1 rid
+  rid=$("$bin/temporal" workflow describe --address "$TEMPORAL_ADDRESS" --workflow-id "$wf" -o json 2>/dev/null |
+    sed -n 's/^ *"runId": "\([^"]*\)".*$/\1/p' | head -1)
+  echo "$ui_base/workflows/$wf/$rid/history"
+}
+for inv in "$waits" "$paused"; do
+  echo
+  "$bin/starter" status "$inv"
+done
 cat <<EOF
-Temporal Web UI: $ui
-List filters support staff use (paste into the UI's search box):
-  InvoiceId = '$recovers'
-  CustomerId = 'cus_demo_02'
-  DunningStatus = 'exhausted'
-  WorkflowType = 'DunningWorkflow' AND ExecutionStatus = 'Running' AND DunningStep = 1
+
+  $waits   waits 3 days for step 2: try pause, act_now or set_channel
+    $(link "$waits")
+  $paused  paused by support: try resume
+    $(link "$paused")
+In the UI: open a run, "Send an Update" (top right), pick the action and fill in its JSON;
+the run's current details at the top say what it will do next.
+EOF
+
+say "Where to look"
+q() { printf '%s/workflows?query=%s' "$ui_base" "$(printf '%s' "$1" | sed 's/ /%20/g; s/"/%22/g; s/=/%3D/g')"; }
+cat <<EOF
+Temporal Web UI: $ui_base/workflows
+The list's "Completed" only says the run ended; its outcome is the DunningStatus search
+attribute. Ready-made lists (or paste the filter into the UI's search box):
+  waiting for a step  $(q 'DunningStatus="active"')
+  paused              $(q 'DunningStatus="paused"')
+  needs support       $(q 'DunningStatus="needs_attention"')
+  recovered           $(q 'DunningStatus="recovered"')
+  one customer        $(q 'CustomerId="cus_demo_02"')
 Each run's "Queries" tab answers the "status" query with its whole state.
-Worker log: $state/worker.log
+Worker logs: $state/worker.log (the story), $state/worker-waiting.log (the waiting runs)
+
+Who decided: each decision above says "decider: …". Without a model the rules decide. To see
+a model decide, run the demo against any OpenAI-compatible endpoint, hosted or local:
+  OPENAI_API_KEY=sk-… make demo
+  OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_MODEL=llama3.1 make demo   # a local server, e.g. Ollama
+Every answer is checked against prompts/policy.yaml; when one is refused, the decision says
+why and the rules decide ("starter status INVOICE", or the run's status query).
 EOF
 
 if [[ -t 0 && -t 1 && ${DEMO_EXIT:-} != 1 ]]; then

@@ -218,7 +218,7 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 		acts.LLM = client
 		logger.Info("LLM decisions enabled", "model", client.Model())
 	} else {
-		logger.Info("OPENAI_API_KEY is not set: the deterministic rules policy decides every step")
+		logger.Info("no model configured (OPENAI_API_KEY or OPENAI_BASE_URL): the deterministic rules policy decides every step")
 	}
 	if cfg.EmailEnabled() {
 		s, err := sendgrid.New(cfg.SendGrid)

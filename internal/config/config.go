@@ -40,7 +40,7 @@ type Config struct {
 	DatabaseURL string
 	PromptsDir  string
 
-	LLM      openai.Config // used when LLM.APIKey is set
+	LLM      openai.Config // used when LLM.APIKey or LLM.BaseURL is set
 	SendGrid sendgrid.Config
 	Twilio   twilio.Config
 	Webhook  webhook.Config
@@ -123,8 +123,10 @@ const (
 	DeliveryLog  = "log"
 )
 
-// LLMEnabled reports whether an OpenAI-compatible endpoint is configured.
-func (c Config) LLMEnabled() bool { return c.LLM.APIKey != "" }
+// LLMEnabled reports whether an OpenAI-compatible endpoint is configured: an API key (for
+// OpenAI's own endpoint or another), or OPENAI_BASE_URL alone (a local server such as Ollama
+// or vLLM that needs no key).
+func (c Config) LLMEnabled() bool { return c.LLM.APIKey != "" || c.LLM.BaseURL != "" }
 
 // EmailEnabled reports whether SendGrid credentials are configured.
 func (c Config) EmailEnabled() bool { return c.SendGrid.APIKey != "" }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/openai"
 )
 
 func env(m map[string]string) func(string) string {
@@ -288,5 +289,25 @@ func TestTwilioWithoutPublicBaseURLStopsOnlyTheWorker(t *testing.T) {
 		if err := c.Require(role); err != nil {
 			t.Errorf("Require(%s) = %v, want nil", role, err)
 		}
+	}
+}
+
+// A local OpenAI-compatible server (Ollama, vLLM) takes no key: OPENAI_BASE_URL alone turns
+// model decisions on, and the client is built without a key.
+func TestLocalModelWithoutKey(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{
+		"DATABASE_URL": "postgres://u@db:5432/recoup", "OPENAI_BASE_URL": "http://localhost:11434/v1", "OPENAI_MODEL": "llama3.1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LLMEnabled() || c.LLM.APIKey != "" {
+		t.Fatalf("LLMEnabled = %v with key %q, want model decisions on without a key", c.LLMEnabled(), c.LLM.APIKey)
+	}
+	if _, err := openai.New(c.LLM); err != nil {
+		t.Fatalf("openai.New without a key but with a base URL: %v", err)
+	}
+	if _, err := openai.New(openai.Config{}); err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") {
+		t.Fatalf("openai.New with neither key nor base URL: err = %v, want one naming OPENAI_API_KEY", err)
 	}
 }

@@ -68,10 +68,11 @@ type Client struct {
 	timeout time.Duration
 }
 
-// New returns a Client for cfg. It fails when cfg.APIKey is empty.
+// New returns a Client for cfg. It fails when cfg.APIKey is empty and no cfg.BaseURL is set
+// (OpenAI's own endpoint needs a key; a local OpenAI-compatible server may not).
 func New(cfg Config) (*Client, error) {
-	if cfg.APIKey == "" {
-		return nil, errors.New("llm: OPENAI_API_KEY is empty")
+	if cfg.APIKey == "" && cfg.BaseURL == "" {
+		return nil, errors.New("llm: OPENAI_API_KEY is empty (a key is needed unless OPENAI_BASE_URL names a server that takes none)")
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
