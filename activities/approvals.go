@@ -140,6 +140,9 @@ func EditedAnswer(held recoup.Decision, e recoup.ApprovalEdit) policy.Answer {
 	if e.Incentive != nil {
 		ans.Incentive.Kind, ans.Incentive.Value = e.Incentive.Kind, e.Incentive.Value
 	}
+	if ans.Incentive.Kind == "" {
+		ans.Incentive.Kind = recoup.IncentiveNone
+	}
 	if e.Subject != "" {
 		ans.Subject = e.Subject
 	}
