@@ -42,6 +42,9 @@ type approvalAnswer struct {
 	edited                   *recoup.Decision
 }
 
+// DecisionLine is a decision in one line, as the run's details show it (for the CLI).
+func DecisionLine(dec recoup.Decision) string { return decisionLine(dec) }
+
 func countApproval(ctx workflow.Context, outcome string) {
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": outcome}).Counter(MetricApprovals).Inc(1)
 }
