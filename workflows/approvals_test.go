@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/workflows"
 )
 
 // limits are the edit bounds the tests' decisions carry (plan pro).
@@ -63,8 +65,32 @@ func approvalOutcomes(st recoup.State) []string {
 	return out
 }
 
+// counting is a metrics handler that counts recoup_approvals by outcome.
+type counting struct {
+	tags   map[string]string
+	counts map[string]int64
+}
+
+func (c counting) WithTags(tags map[string]string) client.MetricsHandler {
+	return counting{tags: tags, counts: c.counts}
+}
+func (c counting) Counter(name string) client.MetricsCounter {
+	return counterFunc(func(n int64) {
+		if name == workflows.MetricApprovals {
+			c.counts[c.tags["outcome"]] += n
+		}
+	})
+}
+func (c counting) Gauge(string) client.MetricsGauge { return client.MetricsNopHandler.Gauge("") }
+func (c counting) Timer(string) client.MetricsTimer { return client.MetricsNopHandler.Timer("") }
+
+type counterFunc func(int64)
+
+func (f counterFunc) Inc(n int64) { f(n) }
+
 func TestAnApprovalRuleHoldsTheMessageUntilApprovedThenSendsItOnce(t *testing.T) {
-	w := newWorld(t)
+	metrics := counting{counts: map[string]int64{}}
+	w := newWorldWith(t, func(s *testsuite.WorkflowTestSuite) { s.SetMetricsHandler(metrics) })
 	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
 	held := w.stateAt(time.Hour)
 	early := w.update(time.Hour, recoup.UpdateActNow, recoup.ActNowRequest{By: "bob"})
@@ -93,6 +119,9 @@ func TestAnApprovalRuleHoldsTheMessageUntilApprovedThenSendsItOnce(t *testing.T)
 	}
 	if got := approvalOutcomes(st); !slices.Equal(got, []string{"approved by alice"}) || st.Approvals[0].Sent == nil {
 		t.Fatalf("approvals = %q, want approved by alice with what was sent", got)
+	}
+	if metrics.counts["requested"] != 1 || metrics.counts["approved"] != 1 || len(metrics.counts) != 2 {
+		t.Fatalf("recoup_approvals = %v, want requested 1, approved 1", metrics.counts)
 	}
 }
 
