@@ -447,6 +447,13 @@ func PrintState(w io.Writer, wfID string, s recoup.State) {
 			dec.Step, dec.Channel, dec.Tone, dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy,
 			paren(strings.Join(dec.Violations, "; ")), dec.Rationale)
 	}
+	if p := s.Approval; p != nil {
+		fmt.Fprintf(w, "  held for approval step %d since %s (%s): %s; %s at %s\n", p.Step, p.Since.Format(time.RFC3339),
+			strings.Join(p.Rules, "; "), workflows.DecisionLine(p.Held), p.OnTimeout, p.Until.Format(time.RFC3339))
+	}
+	for _, r := range s.Approvals {
+		fmt.Fprintf(w, "  approval step %d (%s): %s by %s %s\n", r.Step, strings.Join(r.Rules, "; "), r.Outcome, r.By, paren(r.Reason))
+	}
 	for _, m := range s.Messages {
 		fmt.Fprintf(w, "  message step %d: %s %s %s %s\n", m.Step, m.Channel, m.Delivery, m.ProviderMessageID, paren(m.Error))
 	}
