@@ -74,3 +74,23 @@ func TestAnEditOfAHeldMessagePassesTheModelsGuardrailsOrIsRefused(t *testing.T) 
 		t.Fatalf("result = %+v, want the edited decision with its window", res)
 	}
 }
+
+// first_sms holds only the first SMS ever sent to the customer: once one went out (any run),
+// the next SMS decision is not held for it.
+func TestFirstSMSRuleHoldsOnlyTheFirstSMS(t *testing.T) {
+	f := newFixture(t)
+	holdFor(f)
+	o := fakes.NewOpenAI(t, answer("sms", "friendly", "none", 0, "", "Your card was declined. Updating it takes a minute."))
+	f.useLLM(t, o, 5*time.Second)
+	if d, err := f.acts.DecideStrategy(context.Background(), decideInput(f, t)); err != nil || d.Approval == nil || d.Approval.Rules[0] != "first_sms" {
+		t.Fatalf("first SMS decision: %+v, %v; want it held by first_sms", d.Approval, err)
+	}
+	if _, err := f.acts.SendSMS(context.Background(), sendInput(1, recoup.ChannelSMS)); err != nil {
+		t.Fatal(err)
+	}
+	in := decideInput(f, t)
+	in.Step = 2
+	if d, err := f.acts.DecideStrategy(context.Background(), in); err != nil || d.Approval != nil {
+		t.Fatalf("second SMS decision: %+v, %v; want it not held", d.Approval, err)
+	}
+}
