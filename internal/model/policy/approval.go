@@ -59,16 +59,16 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 // are days apart.
 const maxApprovalTimeout = 7 * 24 * time.Hour
 
-// validateApproval checks the approval section; every value, whether or not it is enabled.
+// validateApproval checks the approval section: every value written, enabled or not (so
+// that turning it on cannot reveal a mistake); timeout and on_timeout are required when
+// it is enabled.
 func (p *Policy) validateApproval(bad *problems) {
 	ap := &p.Approval
-	if ap.Enabled {
-		if t := time.Duration(ap.Timeout); t < time.Minute || t > maxApprovalTimeout {
-			bad.add("approval.timeout: %q must be between 1m and %s", time.Duration(ap.Timeout), "168h")
-		}
-		if ap.OnTimeout != recoup.ApprovalOnTimeoutRules && ap.OnTimeout != recoup.ApprovalOnTimeoutSkip {
-			bad.add("approval.on_timeout: %q is not %s or %s", ap.OnTimeout, recoup.ApprovalOnTimeoutRules, recoup.ApprovalOnTimeoutSkip)
-		}
+	if t := time.Duration(ap.Timeout); (ap.Enabled || t != 0) && (t < time.Minute || t > maxApprovalTimeout) {
+		bad.add("approval.timeout: %s must be between 1m and 168h", t)
+	}
+	if (ap.Enabled || ap.OnTimeout != "") && ap.OnTimeout != recoup.ApprovalOnTimeoutRules && ap.OnTimeout != recoup.ApprovalOnTimeoutSkip {
+		bad.add("approval.on_timeout: %q is not %s or %s", ap.OnTimeout, recoup.ApprovalOnTimeoutRules, recoup.ApprovalOnTimeoutSkip)
 	}
 	ap.amountAbove = map[string]int64{}
 	for _, code := range sortedKeys(ap.Rules.AmountDueAbove) {

@@ -90,6 +90,13 @@ func TestInvalidApprovalSectionsAreRefusedNamingTheField(t *testing.T) {
 			t.Errorf("%s: err = %v, want it to say %q", tc.name, err, tc.want)
 		}
 	}
+	// Off, the section is still checked: turning it on later cannot reveal a mistake.
+	off := mutated(t, func(m map[string]any) {
+		m["approval"].(map[string]any)["on_timeout"] = "send"
+	})
+	if _, err := policy.Parse(off); err == nil || !strings.Contains(err.Error(), "approval.on_timeout") {
+		t.Errorf("a disabled section with a bad on_timeout: err = %v", err)
+	}
 }
 
 // An edit is held to the bounds the policy's check of a model answer uses.
