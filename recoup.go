@@ -203,7 +203,88 @@ const (
 	SignalActNow     = UpdateActNow
 	SignalSetChannel = UpdateSetChannel
 	SignalResolve    = UpdateResolve
+	// Approvals: a run in StatusAwaitingApproval holds one step's message until support
+	// approves, rejects or edits it (or the policy's approval timeout applies on_timeout).
+	UpdateApprove = "approve" // Approval: send the held message as it stands
+	UpdateReject  = "reject"  // Approval: send nothing for the held step (Reason required)
+	UpdateEdit    = "edit"    // ApprovalEdit: change the held message within the guardrails, then send it
 )
+
+// Approval is the payload of UpdateApprove and UpdateReject.
+type Approval struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ApprovalEdit is the payload of UpdateEdit: the fields set replace the held message's;
+// the result must pass the same guardrails as the model's answer.
+type ApprovalEdit struct {
+	By        string     `json:"by"`
+	Reason    string     `json:"reason,omitempty"`
+	Tone      string     `json:"tone,omitempty"`
+	Incentive *Incentive `json:"incentive,omitempty"`
+	Channel   Channel    `json:"channel,omitempty"`
+	Subject   string     `json:"subject,omitempty"`
+	Message   string     `json:"message,omitempty"`
+}
+
+// ApprovalRequest is set on a Decision the approval policy (policy.yaml approval) holds for
+// a human: which rules asked, how long it waits and what happens then, the message to send
+// on timeout, and the bounds an edit must stay within.
+type ApprovalRequest struct {
+	Rules     []string      `json:"rules"`      // e.g. "amount_due_above USD 1000.00", "first_sms"
+	Timeout   time.Duration `json:"timeout"`    // how long the message waits for approval
+	OnTimeout string        `json:"on_timeout"` // ApprovalOnTimeoutRules or ApprovalOnTimeoutSkip
+	// Fallback is the rules' message for the step without any incentive, sent on timeout
+	// with ApprovalOnTimeoutRules.
+	Fallback *Decision  `json:"fallback,omitempty"`
+	Limits   EditLimits `json:"limits"`
+}
+
+// What a held message does when nobody acted within the approval timeout.
+const (
+	ApprovalOnTimeoutRules = "send_rules_without_incentive"
+	ApprovalOnTimeoutSkip  = "skip"
+)
+
+// EditLimits are the bounds an edit of a held message must stay within: the policy's tones
+// and lengths, the channels allowed for this customer at this step, and the plan's
+// incentive caps less what its yearly budget has already used.
+type EditLimits struct {
+	Plan               string    `json:"plan"`
+	Tones              []string  `json:"tones"`
+	Channels           []Channel `json:"channels"`
+	MaxDiscountPercent int       `json:"max_discount_percent"`
+	MaxExtensionDays   int       `json:"max_extension_days"`
+	SMSMaxChars        int       `json:"sms_max_chars"`
+	EmailMaxChars      int       `json:"email_max_chars"`
+	SubjectMaxChars    int       `json:"subject_max_chars"`
+}
+
+// PendingApproval is the message a run holds for approval (State.Approval).
+type PendingApproval struct {
+	Step      int       `json:"step"`
+	Rules     []string  `json:"rules"`
+	Held      Decision  `json:"held"`
+	Since     time.Time `json:"since"`
+	Until     time.Time `json:"until"` // on_timeout applies at this time
+	OnTimeout string    `json:"on_timeout"`
+}
+
+// ApprovalRecord is how one held message was decided: approved, rejected, edited or
+// timed_out (with what on_timeout did), by whom and why, and what was sent (Sent: the
+// decision after an edit or the rules' fallback; nil when nothing was sent).
+type ApprovalRecord struct {
+	Step    int       `json:"step"`
+	Rules   []string  `json:"rules"`
+	Outcome string    `json:"outcome"` // approved | rejected | edited | timed_out | ended
+	By      string    `json:"by,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	Via     string    `json:"via,omitempty"` // update | signal
+	Since   time.Time `json:"since"`
+	At      time.Time `json:"at"`
+	Sent    *Decision `json:"sent,omitempty"`
+}
 
 // Resolve is the payload of UpdateResolve: support answered the customer's reply that put
 // the run in StatusNeedsAttention (a dispute, a question, a reply the rules could not
@@ -288,10 +369,13 @@ const (
 	// question or a reply not classified with confidence); the run sends nothing until
 	// support resolves, resumes or cancels it. Find them with DunningStatus = "needs_attention".
 	StatusNeedsAttention Status = "needs_attention"
-	StatusRecovered      Status = "recovered" // the invoice was paid (ended)
-	StatusExhausted      Status = "exhausted" // every step ran without recovery; billing was told (ended)
-	StatusCanceled       Status = "canceled"  // canceled by billing or support (ended)
-	StatusFailed         Status = "failed"    // could not run at all, e.g. unknown customer (ended)
+	// StatusAwaitingApproval: the approval policy holds the step's message for a human
+	// (approve, reject, edit); find them with DunningStatus = "awaiting_approval".
+	StatusAwaitingApproval Status = "awaiting_approval"
+	StatusRecovered        Status = "recovered" // the invoice was paid (ended)
+	StatusExhausted        Status = "exhausted" // every step ran without recovery; billing was told (ended)
+	StatusCanceled         Status = "canceled"  // canceled by billing or support (ended)
+	StatusFailed           Status = "failed"    // could not run at all, e.g. unknown customer (ended)
 )
 
 // Ended reports whether s is a final status.
@@ -476,12 +560,15 @@ type Decision struct {
 	// handed to the provider by then waits for the next window (zero: no limit recorded,
 	// runs decided before this field existed).
 	SendUntil time.Time `json:"send_until,omitempty"`
+	// Approval is set when the approval policy holds this message for a human.
+	Approval *ApprovalRequest `json:"approval,omitempty"`
 }
 
 // Who decided.
 const (
-	DecidedByLLM   = "llm"
-	DecidedByRules = "rules"
+	DecidedByLLM     = "llm"
+	DecidedByRules   = "rules"
+	DecidedBySupport = "support" // an edit of a held message (UpdateEdit)
 )
 
 // MessageRecord is one message of a run as the status query reports it.
@@ -542,6 +629,10 @@ type State struct {
 	// LastResumed is the occurred_at (clamped) of the newest resume signal received, applied
 	// or refused: a pause signal dated before it is stale (it was superseded by the resume).
 	LastResumed time.Time `json:"last_resumed_at,omitempty"`
+	// Approval is the message the run holds for approval (StatusAwaitingApproval, or paused
+	// while holding it); Approvals how every held message was decided.
+	Approval  *PendingApproval `json:"approval,omitempty"`
+	Approvals []ApprovalRecord `json:"approvals,omitempty"`
 }
 
 // MaxReplyRecords bounds State.Replies.

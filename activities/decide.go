@@ -175,6 +175,7 @@ var (
 		{"hardship-extension", (*DunningActivities).hardshipExtension},
 		{"incentive-budget", (*DunningActivities).incentiveBudget},
 		{"text-matches-incentive", (*DunningActivities).textMatchesIncentive},
+		{"approval", (*DunningActivities).approvalRequest},
 	}
 	previewSteps = []guardrail{decideSteps[1], decideSteps[2], decideSteps[3]}
 )

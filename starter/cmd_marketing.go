@@ -148,6 +148,7 @@ func lintPrompts(dir string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: no problems (version %s, policy %s, locales %v, variants %v)\n",
 		where, set.Version, set.PolicyVersion, set.Locales(), set.Variants())
+	fmt.Fprintln(stdout, set.Policy.Approval.Summary())
 	return nil
 }
 

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -85,6 +87,7 @@ status 2) when it does not need attention.`,
 	root.AddCommand(resolve)
 
 	root.AddCommand(incidentsCommand(a))
+	root.AddCommand(approvalsCommand(a))
 
 	var format string
 	imp := &cobra.Command{
@@ -172,11 +175,17 @@ func supportAction(ctx context.Context, d *deps, action string, args []string, b
 	default:
 		return fmt.Errorf("no support action %q", action)
 	}
+	return updateRun(ctx, d, action, args[0], name, arg, stdout)
+}
+
+// updateRun runs a support Update on an invoice's run and prints the run's answer, or why
+// it refused (exit status 2).
+func updateRun(ctx context.Context, d *deps, action, invoiceID, name string, arg any, stdout io.Writer) error {
 	tc, err := d.temporal()
 	if err != nil {
 		return err
 	}
-	wfID := recoup.WorkflowID(args[0])
+	wfID := recoup.WorkflowID(invoiceID)
 	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: wfID, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
@@ -188,6 +197,10 @@ func supportAction(ctx context.Context, d *deps, action string, args []string, b
 	var appErr *temporal.ApplicationError
 	switch {
 	case errors.As(err, &nf):
+		if desc, derr := tc.DescribeWorkflowExecution(ctx, wfID, ""); derr == nil && desc.GetWorkflowExecutionInfo().GetCloseTime() != nil {
+			return usageError{fmt.Sprintf("%s refused: the run has ended (%s); nothing more can be done on it",
+				wfID, strings.ToLower(strings.TrimPrefix(desc.GetWorkflowExecutionInfo().GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")))}
+		}
 		return usageError{fmt.Sprintf("no dunning run %s", wfID)}
 	case errors.As(err, &appErr):
 		return usageError{fmt.Sprintf("%s refused: %s", wfID, appErr.Message())}
@@ -440,6 +453,13 @@ func PrintState(w io.Writer, wfID string, s recoup.State) {
 		}
 		fmt.Fprintf(w, "    why: %s\n", dec.Rationale)
 	}
+	if p := s.Approval; p != nil {
+		fmt.Fprintf(w, "  held for approval step %d since %s (%s): %s; %s at %s\n", p.Step, p.Since.Format(time.RFC3339),
+			strings.Join(p.Rules, "; "), workflows.DecisionLine(p.Held), p.OnTimeout, p.Until.Format(time.RFC3339))
+	}
+	for _, r := range s.Approvals {
+		fmt.Fprintf(w, "  approval step %d (%s): %s by %s %s\n", r.Step, strings.Join(r.Rules, "; "), r.Outcome, r.By, paren(r.Reason))
+	}
 	for _, m := range s.Messages {
 		fmt.Fprintf(w, "  message step %d: %s %s %s %s\n", m.Step, m.Channel, m.Delivery, m.ProviderMessageID, paren(m.Error))
 	}
@@ -500,6 +520,155 @@ func exportConsent(ctx context.Context, d *deps, customerID, format string, stdo
 	fmt.Fprintln(tw, "AT\tCHANNEL\tCONSENT\tSOURCE\tAPPLIED\tEVIDENCE")
 	for _, c := range ledger {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%v\t%s\n", c.At.UTC().Format(time.RFC3339), c.Channel, c.Consent, c.Source, c.Applied, c.EvidenceEventID)
+	}
+	return tw.Flush()
+}
+
+// approvalsCommand lists the runs holding a message for approval (a visibility query on
+// DunningStatus) and approves, rejects or edits one held message through the run's Updates.
+func approvalsCommand(a *app) *cobra.Command {
+	var limit int
+	var by, reason string
+	cmd := &cobra.Command{
+		Use:     "approvals [flags]",
+		GroupID: "support",
+		Short:   "Messages held for approval: list them, approve, reject or edit one",
+		Long: `List the runs whose message waits for a human (status awaiting_approval: a rule of the
+policy's approval section matched), with the rules that asked, the message held and when the
+policy's on_timeout applies. The subcommands answer one held message through the run's
+Updates: approve sends it, reject sends nothing for that step (--reason required), edit
+changes it within the same guardrails as the model's answer and sends it. --by and --reason
+are recorded in the run (the status query's approvals and actions).`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return wrongArgs(cmd, fmt.Sprintf("unknown action %q (approve, reject or edit)", args[0]))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return listApprovals(cmd.Context(), a.d, limit, a.stdout)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
+	cmd.PersistentFlags().StringVar(&by, "by", defaultActor(), "who is acting (recorded in the run)")
+	cmd.PersistentFlags().StringVar(&reason, "reason", "", "why (recorded in the run)")
+	cmd.AddCommand(&cobra.Command{
+		Use: "approve [flags] INVOICE_ID", Short: "Send the held message as it stands",
+		Example: "  starter approvals approve in_42 --by alice", Args: exactArgs(1, "INVOICE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return updateRun(cmd.Context(), a.d, "approve", args[0], recoup.UpdateApprove, recoup.Approval{By: by, Reason: reason}, a.stdout)
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "reject [flags] INVOICE_ID --reason TEXT", Short: "Send nothing for the held step",
+		Example: "  starter approvals reject in_42 --by alice --reason \"key account: calling them\"", Args: exactArgs(1, "INVOICE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return wrongArgs(cmd, "--reason is required: say why nothing is sent")
+			}
+			return updateRun(cmd.Context(), a.d, "reject", args[0], recoup.UpdateReject, recoup.Approval{By: by, Reason: reason}, a.stdout)
+		},
+	})
+	cmd.AddCommand(editCommand(a, &by, &reason))
+	return cmd
+}
+
+// editCommand changes the held message within the guardrails and sends it.
+func editCommand(a *app, by, reason *string) *cobra.Command {
+	var e recoup.ApprovalEdit
+	var incentive, channel string
+	cmd := &cobra.Command{
+		Use:   "edit [flags] INVOICE_ID",
+		Short: "Change the held message (tone, incentive, channel, text) within the guardrails, then send it",
+		Long: `Change the held message and send it. Only the flags given change; the result must pass the
+same guardrails as the model's answer (tones, the customer's channels, the plan's incentive
+caps and yearly budget, lengths, guardrails.yaml): the run refuses an edit outside them and
+the message stays held.`,
+		Example: "  starter approvals edit in_42 --by alice --incentive extension:7 --tone firm\n" +
+			"  starter approvals edit in_42 --by alice --incentive none --channel email",
+		Args: exactArgs(1, "INVOICE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if incentive != "" {
+				inc, err := parseIncentive(incentive)
+				if err != nil {
+					return wrongArgs(cmd, "--incentive: "+err.Error())
+				}
+				e.Incentive = &inc
+			}
+			if channel != "" {
+				if e.Channel = recoup.Channel(channel); !e.Channel.Valid() {
+					return wrongArgs(cmd, fmt.Sprintf("--channel: %q is not email or sms", channel))
+				}
+			}
+			if e.Tone == "" && e.Incentive == nil && e.Channel == "" && e.Subject == "" && e.Message == "" {
+				return wrongArgs(cmd, "nothing to edit: give --tone, --incentive, --channel, --subject or --message")
+			}
+			e.By, e.Reason = *by, *reason
+			return updateRun(cmd.Context(), a.d, "edit", args[0], recoup.UpdateEdit, e, a.stdout)
+		},
+	}
+	cmd.Flags().StringVar(&incentive, "incentive", "", "none, discount:PERCENT or extension:DAYS")
+	cmd.Flags().StringVar(&e.Tone, "tone", "", "one of the policy's tones")
+	cmd.Flags().StringVar(&channel, "channel", "", "email or sms")
+	cmd.Flags().StringVar(&e.Subject, "subject", "", "the email's subject")
+	cmd.Flags().StringVar(&e.Message, "message", "", "the message text (the templates add greeting, amount, link and footer)")
+	return cmd
+}
+
+// parseIncentive reads none, discount:10 or extension:7.
+func parseIncentive(s string) (recoup.Incentive, error) {
+	if s == "none" {
+		return recoup.Incentive{Kind: recoup.IncentiveNone}, nil
+	}
+	kind, value, _ := strings.Cut(s, ":")
+	n, err := strconv.Atoi(value)
+	switch {
+	case kind != "discount" && kind != "extension":
+		return recoup.Incentive{}, fmt.Errorf("%q is not none, discount:PERCENT or extension:DAYS", s)
+	case err != nil || n < 1:
+		return recoup.Incentive{}, fmt.Errorf("%q: the value after %s: must be a whole number of at least 1", s, kind)
+	case kind == "discount":
+		return recoup.Incentive{Kind: recoup.IncentiveDiscountPercent, Value: n}, nil
+	}
+	return recoup.Incentive{Kind: recoup.IncentiveExtensionDays, Value: n}, nil
+}
+
+// listApprovals prints the runs holding a message for approval, newest first.
+func listApprovals(ctx context.Context, d *deps, limit int, stdout io.Writer) error {
+	tc, err := d.temporal()
+	if err != nil {
+		return err
+	}
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
+		recoup.WorkflowType, recoup.SearchAttrDunningStatus, recoup.StatusAwaitingApproval)
+	resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: int32(limit)})
+	if err != nil {
+		return fmt.Errorf("list runs awaiting approval: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INVOICE\tSTEP\tRULES\tHELD\tSINCE\tTHEN (at)")
+	n := 0
+	for _, ex := range resp.GetExecutions() {
+		if n >= limit {
+			break
+		}
+		wfID := ex.GetExecution().GetWorkflowId()
+		v, err := tc.QueryWorkflow(ctx, wfID, "", recoup.QueryStatus)
+		var st recoup.State
+		if err == nil {
+			err = v.Get(&st)
+		}
+		if err != nil || st.Approval == nil {
+			continue // answered since the list was read
+		}
+		p := st.Approval
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s (%s)\n", st.InvoiceID, p.Step, strings.Join(p.Rules, "; "), workflows.DecisionLine(p.Held),
+			p.Since.UTC().Format(time.RFC3339), p.OnTimeout, p.Until.UTC().Format(time.RFC3339))
+		n++
+	}
+	if n == 0 {
+		fmt.Fprintln(stdout, "no run is awaiting approval")
+		return nil
 	}
 	return tw.Flush()
 }

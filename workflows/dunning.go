@@ -114,7 +114,13 @@ type dunning struct {
 	pendingReplies []recoup.Reply
 	pauseGen       int
 	support        supportActions
-	log            log.Logger
+	// history is the customer's history of the current step (an edit of a held message is
+	// checked with it); approval is support's answer to the held message (approvals.go),
+	// editChecking is set while an edit is checked.
+	history      activities.CustomerHistory
+	approval     *approvalAnswer
+	editChecking bool
+	log          log.Logger
 }
 
 // DunningWorkflow runs the dunning schedule of one failed invoice until it is recovered,

@@ -83,8 +83,14 @@ type world struct {
 	finished  []activities.FinishRunInput
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, nil) }
+
+// newWorldWith is newWorld with the test suite configured first (e.g. a metrics handler).
+func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *world {
 	var s testsuite.WorkflowTestSuite
+	if configure != nil {
+		configure(&s)
+	}
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.RegisterWorkflow(workflows.DunningWorkflow)

@@ -190,11 +190,7 @@ func (d *dunning) endReplyPause(ctx workflow.Context) {
 	d.pausedFor += workflow.Now(ctx).Sub(d.pausedAt)
 	d.state.PausedUntil = time.Time{}
 	d.pauseGen++
-	if d.state.Hold != nil {
-		d.setStatus(ctx, recoup.StatusHeld, "failure-spike incident "+d.state.Hold.IncidentID)
-	} else {
-		d.setStatus(ctx, recoup.StatusActive, "")
-	}
+	d.goOn(ctx)
 	d.log.Info("the pause a reply caused ended")
 }
 

@@ -74,6 +74,9 @@ func (d *dunning) startSignals(ctx workflow.Context) {
 	// Added later: listeners are appended so that recorded runs apply signals in their order.
 	sa.resolve.listen(ctx, sel)
 	onSignal(d, ctx, sel, recoup.SignalReply, d.onReply)
+	for _, h := range []supportHandler{sa.approve, sa.reject, sa.edit} {
+		h.listen(ctx, sel)
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel.Select(ctx)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -96,6 +97,11 @@ type simHistory struct {
 	// ambiguous 502): "accepted" — the provider took it (its events name the key), or
 	// "lost" — it never did. The fake plays the evidence the send activity reads on Resend.
 	Unknown map[int]string
+	// Approval: per step, whether the approval policy holds its message (drawn last), how
+	// long it waits and what happens on timeout.
+	Approval        map[int]bool
+	ApprovalTimeout time.Duration
+	OnTimeout       string
 }
 
 var simSignalNames = []string{recoup.SignalPaymentFailed, recoup.SignalRetryResult, recoup.SignalRecovered,
@@ -192,7 +198,59 @@ func genHistory(rt *rapid.T) simHistory {
 			h.Unknown[i+1] = o
 		}
 	}
+	genApprovals(rt, &h)
 	return h
+}
+
+// simApprovalKinds are support's answers to a held message.
+var simApprovalKinds = []string{"approve", "approve_update", "reject", "reject_update", "edit", "edit_update"}
+
+// genApprovals draws which steps' messages the approval policy holds, and support's
+// approvals, rejections and edits (some beyond the policy) at random moments. Drawn after
+// everything else, so that earlier seeds still draw the same histories before it.
+func genApprovals(rt *rapid.T, h *simHistory) {
+	h.Approval = map[int]bool{}
+	if rapid.IntRange(0, 2).Draw(rt, "approvals?") != 0 {
+		return
+	}
+	for i := range simSchedule {
+		h.Approval[i+1] = rapid.Bool().Draw(rt, fmt.Sprintf("held%d", i))
+	}
+	h.ApprovalTimeout = rapid.SampledFrom([]time.Duration{time.Hour, 9 * time.Hour, day, 5 * day}).Draw(rt, "approvalTimeout")
+	h.OnTimeout = rapid.SampledFrom([]string{recoup.ApprovalOnTimeoutRules, recoup.ApprovalOnTimeoutSkip}).Draw(rt, "onTimeout")
+	for i, n := 0, rapid.IntRange(0, 6).Draw(rt, "approvalEvents"); i < n; i++ {
+		// Near a step, when its message is likely held (quiet hours and holds delay it).
+		near := simSchedule[rapid.IntRange(0, len(simSchedule)-1).Draw(rt, "approvalNearStep")]
+		at := near + time.Duration(rapid.IntRange(0, 48*60).Draw(rt, "approvalAtMin"))*time.Minute + 17*time.Second
+		kind := rapid.SampledFrom(simApprovalKinds).Draw(rt, "approvalKind")
+		e := simEvent{At: at, Kind: kind, Update: strings.HasSuffix(kind, "_update")}
+		switch strings.TrimSuffix(kind, "_update") {
+		case "approve":
+			e.Name, e.Payload = recoup.UpdateApprove, recoup.Approval{By: "sim"}
+		case "reject":
+			e.Name, e.Payload = recoup.UpdateReject, recoup.Approval{By: "sim", Reason: rapid.SampledFrom([]string{"", "no"}).Draw(rt, "rejectReason")}
+		case "edit":
+			inc := rapid.SampledFrom([]recoup.Incentive{{Kind: recoup.IncentiveNone}, {Kind: recoup.IncentiveDiscountPercent, Value: 5},
+				{Kind: recoup.IncentiveDiscountPercent, Value: 50}, {Kind: recoup.IncentiveExtensionDays, Value: 7},
+				{Kind: recoup.IncentiveExtensionDays, Value: 60}}).Draw(rt, "editIncentive")
+			e.Name, e.Payload = recoup.UpdateEdit, recoup.ApprovalEdit{By: "sim", Incentive: &inc,
+				Tone:    rapid.SampledFrom([]string{"", "firm", "shouty"}).Draw(rt, "editTone"),
+				Channel: rapid.SampledFrom([]recoup.Channel{"", recoup.ChannelEmail, recoup.ChannelSMS, "fax"}).Draw(rt, "editChannel")}
+		}
+		h.Events = append(h.Events, e)
+	}
+}
+
+// simLimits are the edit bounds of the simulated customer's plan (pro).
+func simLimits(excluded []recoup.Channel) recoup.EditLimits {
+	l := recoup.EditLimits{Plan: "pro", Tones: []string{"friendly", "firm"}, MaxDiscountPercent: 10, MaxExtensionDays: 14,
+		SMSMaxChars: 160, EmailMaxChars: 1200, SubjectMaxChars: 100}
+	for _, c := range []recoup.Channel{recoup.ChannelEmail, recoup.ChannelSMS} {
+		if !contains(excluded, c) {
+			l.Channels = append(l.Channels, c)
+		}
+	}
+	return l
 }
 
 // simProvider plays the provider and the evidence of the send activity: a step whose
@@ -204,7 +262,7 @@ func simProvider(rec *simRecord, h simHistory, now time.Time, in activities.Send
 	defer rec.mu.Unlock()
 	outcome, unknown := h.Unknown[in.Step]
 	accept := func(key string) {
-		rec.sends = append(rec.sends, simSend{At: now, Step: in.Step, Channel: in.Decision.Channel, Key: key})
+		rec.sends = append(rec.sends, simSend{At: now, Step: in.Step, Channel: in.Decision.Channel, Key: key, Incentive: in.Decision.Incentive})
 	}
 	switch {
 	case in.Resend && outcome == "accepted":
@@ -246,10 +304,11 @@ type simReply struct {
 }
 
 type simSend struct {
-	At      time.Time
-	Step    int
-	Channel recoup.Channel
-	Key     string
+	At        time.Time
+	Step      int
+	Channel   recoup.Channel
+	Key       string
+	Incentive recoup.Incentive
 }
 
 type simDelivery struct {
@@ -297,6 +356,11 @@ func coverage(h simHistory) {
 	}
 	for _, o := range h.Unknown {
 		seen["send outcome unknown, provider "+o] = true
+	}
+	for _, held := range h.Approval {
+		if held {
+			seen["approval hold, then "+h.OnTimeout+" on timeout"] = true
+		}
 	}
 	seen["zone:"+h.Zone] = true
 	for k := range seen {
@@ -371,8 +435,29 @@ func runHistory(t *testing.T, rt *rapid.T, h simHistory) {
 				}
 			}
 			from, until := simWindow(in.Now, loc)
-			return recoup.Decision{Step: in.Step, Channel: ch, Tone: "friendly", Incentive: want.Incentive,
-				Message: "please pay", DecidedBy: recoup.DecidedByRules, SendAt: from, SendUntil: until}, nil
+			dec := recoup.Decision{Step: in.Step, Channel: ch, Tone: "friendly", Incentive: want.Incentive, Subject: "Your payment",
+				Message: "please pay", DecidedBy: recoup.DecidedByRules, SendAt: from, SendUntil: until}
+			if h.Approval[in.Step] && ch.Valid() {
+				fb := dec
+				fb.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+				dec.Approval = &recoup.ApprovalRequest{Rules: []string{"sim"}, Timeout: h.ApprovalTimeout, OnTimeout: h.OnTimeout,
+					Fallback: &fb, Limits: simLimits(in.Excluded)}
+			}
+			return dec, nil
+		})
+	env.OnActivity(a.CheckApprovalEdit, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CheckEditInput) (activities.CheckEditResult, error) {
+			// The policy's own check of a choice, as the real activity runs it (with the
+			// word lists, which the simulation's texts never trip).
+			ans := activities.EditedAnswer(in.Held, in.Edit)
+			if v := policy.CheckChoice(simLimits(in.Excluded), ans); len(v) > 0 {
+				return activities.CheckEditResult{Violations: v}, nil
+			}
+			dec := in.Held
+			dec.Approval, dec.DecidedBy, dec.Channel, dec.Tone = nil, recoup.DecidedBySupport, recoup.Channel(ans.Channel), ans.Tone
+			dec.Incentive = recoup.Incentive{Kind: ans.Incentive.Kind, Value: ans.Incentive.Value}
+			dec.SendAt, dec.SendUntil = simWindow(in.Now, loc)
+			return activities.CheckEditResult{Decision: dec}, nil
 		})
 	env.OnActivity(a.SendWindow, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SendWindowInput) (activities.SendWindowResult, error) {
@@ -590,6 +675,7 @@ func checkInvariants(rt *rapid.T, env *testsuite.TestWorkflowEnvironment, h simH
 			}
 		}
 	}
+	checkApprovals(rt, st, rec)
 	// I5: each event id applied at most once; malformed payloads recorded as refused.
 	applied := map[string]bool{}
 	for _, r := range st.Signals {
@@ -598,6 +684,44 @@ func checkInvariants(rt *rapid.T, env *testsuite.TestWorkflowEnvironment, h simH
 				rt.Fatalf("I5: event %s applied twice", r.EventID)
 			}
 			applied[r.EventID] = true
+		}
+	}
+}
+
+// checkApprovals: no incentive beyond the plan's caps (pro: 10%, 14 days), whoever chose
+// it; a held message leaves only after support approved or edited it, or the timeout
+// applied send_rules_without_incentive, and then as recorded; a rejected, skipped or
+// ended hold sends nothing for its step.
+func checkApprovals(rt *rapid.T, st recoup.State, rec *simRecord) {
+	for _, s := range rec.sends {
+		if (s.Incentive.Kind == recoup.IncentiveDiscountPercent && s.Incentive.Value > 10) ||
+			(s.Incentive.Kind == recoup.IncentiveExtensionDays && s.Incentive.Value > 14) {
+			rt.Fatalf("approvals: step %d sent with %+v, beyond the plan's caps", s.Step, s.Incentive)
+		}
+	}
+	if st.Approval != nil {
+		rt.Fatalf("approvals: the run ended %s still holding step %d", st.Status, st.Approval.Step)
+	}
+	seen := map[string]bool{}
+	for _, r := range st.Approvals {
+		if !seen[r.Outcome] {
+			seen[r.Outcome] = true
+			simCoverage.Lock()
+			simCoverage.kinds["approval "+r.Outcome]++
+			simCoverage.Unlock()
+		}
+		for _, s := range rec.sends {
+			if s.Step != r.Step {
+				continue
+			}
+			switch {
+			case r.Sent == nil:
+				rt.Fatalf("approvals: step %d was %s (%s), yet sent at %s", r.Step, r.Outcome, r.Reason, s.At.Sub(t0))
+			case s.At.Before(r.At):
+				rt.Fatalf("approvals: step %d sent at %s, before it was %s at %s", r.Step, s.At.Sub(t0), r.Outcome, r.At.Sub(t0))
+			case s.Incentive != r.Sent.Incentive || s.Channel != r.Sent.Channel:
+				rt.Fatalf("approvals: step %d sent %s %+v, but %s %s %+v", r.Step, s.Channel, s.Incentive, r.Outcome, r.Sent.Channel, r.Sent.Incentive)
+			}
 		}
 	}
 }

@@ -57,7 +57,10 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	if !dec.Channel.Valid() {
 		return nil
 	}
-	d.deliver(ctx, step, dec)
+	d.history = hist
+	if dec, ok := d.awaitApproval(ctx, step, dec); ok && !d.state.Status.Ended() {
+		d.deliver(ctx, step, dec)
+	}
 	return nil
 }
 

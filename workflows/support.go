@@ -31,6 +31,9 @@ type supportAction[T any] struct {
 	validate func(T) error
 	// apply changes the run and says what it did; via is "update" or "signal".
 	apply func(ctx workflow.Context, r T, via string) string
+	// run, set instead of apply, may wait (an activity) and refuse after validation; as a
+	// signal it runs in its own coroutine, so that it never holds up other signals.
+	run func(ctx workflow.Context, r T, via string) (string, error)
 }
 
 // supportHandler is a supportAction of any payload type.
@@ -42,6 +45,10 @@ type supportHandler interface {
 // registerUpdate registers the action as an Update: a rejection is returned to the caller.
 func (s supportAction[T]) registerUpdate(ctx workflow.Context) error {
 	return setUpdate(ctx, s.name, s.validate, func(ctx workflow.Context, r T) (recoup.ActionResult, error) {
+		if s.run != nil {
+			msg, err := s.run(ctx, r, "update")
+			return s.d.result(msg), err
+		}
 		return s.d.result(s.apply(ctx, r, "update")), nil
 	})
 }
@@ -63,6 +70,15 @@ func (s supportAction[T]) listen(ctx workflow.Context, sel workflow.Selector) {
 			rec.Applied, rec.Note = false, err.Error()
 			return
 		}
+		if s.run != nil {
+			rec.Note = "being checked; the outcome is in the run's approvals and actions"
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				if _, err := s.run(ctx, r, "signal"); err != nil {
+					s.d.refuse(ctx, s.name, err.Error())
+				}
+			})
+			return
+		}
 		rec.Note = s.apply(ctx, r, "signal")
 	})
 }
@@ -70,6 +86,7 @@ func (s supportAction[T]) listen(ctx workflow.Context, sel workflow.Selector) {
 // supportActions are the run's support actions, each declared once.
 type supportActions struct {
 	pause, resume, cancel, actNow, setChannel, resolve supportHandler
+	approve, reject, edit                              supportHandler
 }
 
 func (d *dunning) supportActions() supportActions {
@@ -95,6 +112,13 @@ func (d *dunning) supportActions() supportActions {
 		// Appended: registration order decides which of two simultaneous actions applies first.
 		resolve: supportAction[recoup.Resolve]{d: d, name: recoup.UpdateResolve, kind: other,
 			validate: d.validateResolve, apply: d.resolve},
+		// Approvals of a held message (approvals.go).
+		approve: supportAction[recoup.Approval]{d: d, name: recoup.UpdateApprove, kind: other,
+			validate: d.validateApprove, apply: d.approve},
+		reject: supportAction[recoup.Approval]{d: d, name: recoup.UpdateReject, kind: other,
+			validate: d.validateReject, apply: d.reject},
+		edit: supportAction[recoup.ApprovalEdit]{d: d, name: recoup.UpdateEdit, kind: other,
+			validate: d.validateEdit, run: d.edit},
 	}
 }
 
@@ -102,7 +126,7 @@ func (d *dunning) supportActions() supportActions {
 // updates delivered before the handlers exist run in the order their handlers register.
 func (d *dunning) registerUpdates(ctx workflow.Context) error {
 	sa := d.support
-	for _, h := range []supportHandler{sa.pause, sa.resume, sa.cancel, sa.actNow, sa.setChannel, sa.resolve} {
+	for _, h := range []supportHandler{sa.pause, sa.resume, sa.cancel, sa.actNow, sa.setChannel, sa.resolve, sa.approve, sa.reject, sa.edit} {
 		if err := h.registerUpdate(ctx); err != nil {
 			return err
 		}
@@ -181,6 +205,8 @@ func (d *dunning) validateActNow(recoup.ActNowRequest) error {
 		return rejected("the run is paused; resume it first")
 	case d.state.Status == recoup.StatusNeedsAttention:
 		return rejected("the run needs attention; resolve or resume it first")
+	case d.state.Approval != nil:
+		return rejected("the run holds step %d's message for approval: approve, reject or edit it", d.state.Approval.Step)
 	case d.waiting == waitHours:
 		return rejected("the run is waiting for the customer's allowed hours (%s), which act-now does not override", d.state.NextActionAt.UTC().Format(time.RFC3339))
 	case !d.waiting.actNowEnds():
@@ -231,11 +257,7 @@ func (d *dunning) resume(ctx workflow.Context, r recoup.Resume, via string) stri
 		d.state.PausedUntil = time.Time{}
 		d.pauseGen++
 	}
-	if d.state.Hold != nil {
-		d.setStatus(ctx, recoup.StatusHeld, "failure-spike incident "+d.state.Hold.IncidentID)
-	} else {
-		d.setStatus(ctx, recoup.StatusActive, "")
-	}
+	d.goOn(ctx)
 	d.record(ctx, "resume", r.By, r.Reason, via)
 	return fmt.Sprintf("resumed: later steps move back by the %s paused", paused.Round(1e9))
 }

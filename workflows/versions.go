@@ -71,6 +71,13 @@ const (
 	// yet) is stale and ignored, instead of pausing the run until a resume that already
 	// came. Order: checked in the pause signal's handler, only when such a pause arrives.
 	ChangePauseOrder = "pause-order"
+	// ChangeApprovals (DunningWorkflow, approvals.go awaitApproval): a decision the approval
+	// policy holds (Decision.Approval) waits for support's approve, reject or edit (an edit
+	// is checked by the CheckApprovalEdit activity) or for its timeout (a timer), with status
+	// awaiting_approval. Runs recorded before it sent such a decision at once. Order: after
+	// the decision's search attributes, before the delivery, only for a decision carrying
+	// an approval request.
+	ChangeApprovals = "approvals"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -85,4 +92,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangeReconcileResend, "DunningWorkflow"},
 	{ChangeReplies, "DunningWorkflow"},
 	{ChangePauseOrder, "DunningWorkflow"},
+	{ChangeApprovals, "DunningWorkflow"},
 }

@@ -322,3 +322,16 @@ func settleFromEvidence(ctx context.Context, tx pgx.Tx, key string) (SendRow, bo
 	}
 	return row, true, nil
 }
+
+// SMSSentBefore reports whether any SMS was ever sent (or may have been: reserved,
+// reconcile) to a customer, in any run: the approval policy's first_sms rule.
+func (s *Store) SMSSentBefore(ctx context.Context, customerID string) (bool, error) {
+	var sent bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM sends WHERE customer_id = $1 AND channel = 'sms'
+			AND status IN ('sent', 'logged', 'reconcile', 'reserved', 'superseded'))`, customerID).Scan(&sent)
+	if err != nil {
+		return false, fmt.Errorf("look up earlier SMS: %w", err)
+	}
+	return sent, nil
+}

@@ -327,3 +327,21 @@ func (h *Harness) FailureSpike(prefix, bin string) int {
 	})
 	return n
 }
+
+// HoldForApproval turns on the approval policy for customers of plan (timeout 1 h, skip on
+// timeout) in the harness's prompt set.
+func HoldForApproval(t testing.TB, a *activities.Activities, plan string) {
+	t.Helper()
+	set, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Policy.QuietHours, err = policy.ParseQuietHours("00:00", "24:00"); err != nil {
+		t.Fatal(err)
+	}
+	ap := &set.Policy.Approval
+	ap.Enabled, ap.Timeout, ap.OnTimeout = true, policy.Duration(time.Hour), recoup.ApprovalOnTimeoutSkip
+	ap.Rules.Plans = []string{plan}
+	prompts := func() *templates.Set { return set }
+	a.Dunning.Prompts, a.Detector.Prompts = prompts, prompts
+}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"golang.org/x/text/language"
 
@@ -72,60 +71,21 @@ func (p *Policy) Schema() json.RawMessage {
 // Check enforces the policy on a model answer. It returns the decision when the answer is
 // usable, and the list of violations otherwise (then the caller falls back to RulesDecision).
 func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
-	var v []string
-	ch := recoup.Channel(a.Channel)
-	switch {
-	case ch == recoup.ChannelNone:
-	case !ch.Valid():
-		v = append(v, fmt.Sprintf("channel %q is not email, sms or none", a.Channel))
-	case !slices.Contains(f.AllowedChannels, ch):
-		v = append(v, fmt.Sprintf("channel %s is not allowed for this customer (allowed: %s)", ch, joinChannels(f.AllowedChannels)))
-	}
-	if !slices.Contains(p.Tones, a.Tone) {
-		v = append(v, fmt.Sprintf("tone %q is not one of %s", a.Tone, strings.Join(p.Tones, ", ")))
-	}
 	caps := p.CapsFor(f.Plan)
+	// Channel, tone, incentive and lengths: the same check as an edit of a held message.
+	v := CheckChoice(p.EditLimits(f, caps.MaxDiscountPercent, caps.MaxExtensionDays), a)
+	ch := recoup.Channel(a.Channel)
 	inc := recoup.Incentive{Kind: a.Incentive.Kind, Value: a.Incentive.Value}
-	switch inc.Kind {
-	case recoup.IncentiveNone:
+	if inc.Kind == recoup.IncentiveNone {
 		inc.Value = 0
-	case recoup.IncentiveDiscountPercent:
-		if inc.Value < 1 || inc.Value > caps.MaxDiscountPercent {
-			v = append(v, fmt.Sprintf("discount %d%% is outside 1..%d%% for plan %q", inc.Value, caps.MaxDiscountPercent, f.Plan))
-		}
-	case recoup.IncentiveExtensionDays:
-		if inc.Value < 1 || inc.Value > caps.MaxExtensionDays {
-			v = append(v, fmt.Sprintf("extension of %d days is outside 1..%d for plan %q", inc.Value, caps.MaxExtensionDays, f.Plan))
-		}
-	default:
-		v = append(v, fmt.Sprintf("incentive kind %q is unknown", inc.Kind))
 	}
 	subject := strings.TrimSpace(Sanitize(a.Subject))
 	message := strings.TrimSpace(Sanitize(a.Message))
 	if ch != recoup.ChannelNone {
-		if message == "" {
-			v = append(v, "message is empty")
-		}
 		// What the customer reads may not promise, threaten, state figures or carry
 		// contact data (guardrails.yaml); the templates add the amount, offer and links.
 		v = append(v, p.CheckText("subject", subject, inc, f.AmountDue)...)
 		v = append(v, p.CheckText("message", message, inc, f.AmountDue)...)
-	}
-	switch ch {
-	case recoup.ChannelSMS:
-		if n := utf8.RuneCountInString(message); n > p.SMSMaxChars {
-			v = append(v, fmt.Sprintf("SMS message has %d characters, more than %d", n, p.SMSMaxChars))
-		}
-	case recoup.ChannelEmail:
-		if subject == "" {
-			v = append(v, "email subject is empty")
-		}
-		if n := utf8.RuneCountInString(subject); n > p.SubjectMaxChars {
-			v = append(v, fmt.Sprintf("subject has %d characters, more than %d", n, p.SubjectMaxChars))
-		}
-		if n := utf8.RuneCountInString(message); n > p.EmailMaxChars {
-			v = append(v, fmt.Sprintf("email message has %d characters, more than %d", n, p.EmailMaxChars))
-		}
 	}
 	if len(v) > 0 {
 		return recoup.Decision{}, v

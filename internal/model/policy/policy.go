@@ -41,6 +41,8 @@ type Policy struct {
 	Rules           []Rule           `yaml:"rules"`
 	// Spike configures failure-spike detection; absent means spike.DefaultConfig().
 	Spike spike.Config `yaml:"spike"`
+	// Approval says which messages wait for a human before they are sent (approval.go).
+	Approval Approval `yaml:"approval"`
 	// Guardrails are the word lists of guardrails.yaml (ParseGuardrails); without them
 	// Check refuses every text.
 	Guardrails *Guardrails `yaml:"-"`
@@ -183,6 +185,7 @@ func (p *Policy) validate() error {
 	p.validateLengths(&bad)
 	p.validatePlans(&bad)
 	p.validateRules(&bad)
+	p.validateApproval(&bad)
 	if err := p.Spike.Validate(); err != nil {
 		bad = append(bad, err)
 	}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/worker/workertest"
+)
+
+// The approvals subcommands list the runs holding a message and answer one through the
+// run's Updates; a refusal (an edit beyond the plan's caps, a run not holding anything, a
+// run that ended) is exit status 2 with the reason.
+func TestApprovalsCommands(t *testing.T) {
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Hour},
+		Configure: func(a *activities.Activities) { workertest.HoldForApproval(t, a, "pro") }})
+	h.Event(workertest.Failed("evt_apr_1", "inv_apr", "cus_apr", time.Now().UTC()))
+	h.Eventually("the first message held", func() bool { return h.State("inv_apr").Status == recoup.StatusAwaitingApproval })
+	cfg, _ := config.FromEnv(func(string) string { return "" })
+	d := &deps{cfg: cfg, tc: h.Client}
+	do := func(args ...string) (string, error) { return runWithDeps(d, args...) }
+	h.Eventually("the run listed as awaiting approval", func() bool {
+		out, err := do("approvals")
+		return err == nil && strings.Contains(out, "inv_apr") && strings.Contains(out, "plan pro")
+	})
+	if _, err := do("approvals", "reject", "inv_apr", "--by", "alice"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--reason") {
+		t.Fatalf("reject without a reason: %v, want a usage error", err)
+	}
+	if _, err := do("approvals", "edit", "inv_apr", "--incentive", "discount:x"); exitCode(err) != 2 || !strings.Contains(err.Error(), "whole number") {
+		t.Fatalf("edit with a malformed incentive: %v", err)
+	}
+	if _, err := do("approvals", "edit", "inv_apr", "--by", "bob", "--incentive", "discount:50"); exitCode(err) != 2 || !strings.Contains(err.Error(), "outside 1..10%") {
+		t.Fatalf("edit beyond the plan's cap: %v, want the run's refusal", err)
+	}
+	if h.Messages("inv_apr") != 0 {
+		t.Fatal("a message left while it was held")
+	}
+	out, err := do("approvals", "edit", "inv_apr", "--by", "bob", "--reason", "long-standing customer", "--incentive", "extension:7", "--tone", "firm")
+	if err != nil || !strings.Contains(out, "edited") || !strings.Contains(out, "7 more days") {
+		t.Fatalf("edit: %q, %v", out, err)
+	}
+	h.Eventually("the edited message sent", func() bool { return h.Messages("inv_apr") == 1 })
+	if _, err := do("approvals", "approve", "inv_apr", "--by", "alice"); exitCode(err) != 2 || !strings.Contains(err.Error(), "not awaiting approval") {
+		if h.State("inv_apr").Status != recoup.StatusAwaitingApproval { // step 2 may already hold its message
+			t.Fatalf("approve with nothing held: %v, want a refusal", err)
+		}
+	}
+	if _, err := do("cancel", "inv_apr", "--reason", "test over", "--by", "dave"); err != nil {
+		t.Fatal(err)
+	}
+	h.Result("inv_apr")
+	if _, err := do("approvals", "approve", "inv_apr", "--by", "alice"); exitCode(err) != 2 || !strings.Contains(err.Error(), "has ended") {
+		t.Fatalf("approve after the run ended: %v, want a refusal saying it ended", err)
+	}
+	st := h.State("inv_apr")
+	if len(st.Approvals) == 0 || st.Approvals[0].Outcome != "edited" || st.Approvals[0].By != "bob" {
+		t.Fatalf("approvals = %+v, want step 1 edited by bob", st.Approvals)
+	}
+}
