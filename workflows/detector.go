@@ -212,7 +212,7 @@ func (d *detector) run(ctx workflow.Context) error {
 }
 
 func (d *detector) tick(ctx workflow.Context) workflow.Future {
-	return workflow.NewTimer(ctx, d.det.S.Config.ShortWindow)
+	return workflow.NewTimerWithOptions(ctx, d.det.S.Config.ShortWindow, workflow.TimerOptions{Summary: "tick: move stream time on (" + humanDuration(d.det.S.Config.ShortWindow) + ")"})
 }
 
 // waitForWork blocks until failure records arrive or the tick fires; it reports the tick.

@@ -134,7 +134,7 @@ func (d *legacy) run(ctx workflow.Context) error {
 }
 
 func (d *legacy) tick(ctx workflow.Context) workflow.Future {
-	return workflow.NewTimer(ctx, d.det.S.Config.ShortWindow)
+	return workflow.NewTimerWithOptions(ctx, d.det.S.Config.ShortWindow, workflow.TimerOptions{Summary: "tick: move stream time on (" + humanDuration(d.det.S.Config.ShortWindow) + ")"})
 }
 
 // observe receives one signal of failure records and counts them in stream time.
