@@ -51,6 +51,8 @@ func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what stri
 		t := at()
 		d.state.NextAction, d.state.NextActionAt = what, t
 		if d.pausedLike() {
+			// Paused, the step has no time: it comes only once the run goes on.
+			d.state.NextActionAt = time.Time{}
 			d.waiting = waitNone
 			d.updateDetails(ctx)
 			if err := d.waitWhilePaused(ctx, canContinue); err != nil {
