@@ -522,9 +522,9 @@ type State struct {
 	// SignalsOmitted counts the oldest signal records dropped to keep the state bounded.
 	SignalsOmitted int            `json:"signals_omitted,omitempty"`
 	Offers         []Incentive    `json:"offers,omitempty"`
-	Actions        []ActionRecord `json:"actions,omitempty"`         // support actions, with who and why
-	NextChannel    Channel        `json:"next_channel,omitempty"`    // set by support for the next message
-	Hold           *Hold          `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
+	Actions        []ActionRecord `json:"actions,omitempty"`        // support actions, with who and why
+	NextChannel    Channel        `json:"next_channel,omitempty"`   // set by support for the next message
+	Hold           *Hold          `json:"hold,omitempty"`           // set while the run holds for a failure-spike incident
 	LastApplied    time.Time      `json:"last_applied_at,omitzero"` // occurred_at of the newest applied billing event
 	// Replies are the customer's replies this run heard (masked), with their intent and what
 	// the run did (the newest MaxReplyRecords).

@@ -75,7 +75,9 @@ type ConfigView struct {
 	PlannedRuns      []PlannedRunView `json:"planned_runs"`
 }
 
-func evidenceView(e spike.Evidence) EvidenceView { return EvidenceView{Evidence: e, Window: Duration(e.Window)} }
+func evidenceView(e spike.Evidence) EvidenceView {
+	return EvidenceView{Evidence: e, Window: Duration(e.Window)}
+}
 
 func incidentViews(incs []spike.Incident) []IncidentView {
 	incs = append([]spike.Incident(nil), incs...)
