@@ -160,7 +160,7 @@ func describe(o *postgres.RunOutcome, ev *historypb.HistoryEvent) {
 		a := ev.GetWorkflowExecutionTerminatedEventAttributes()
 		o.Outcome, o.ClosedBy, o.Reason = "terminated", a.GetIdentity(), a.GetReason()
 		if strings.Contains(strings.ToLower(a.GetReason()), "reset") {
-			o.Reason = strings.TrimSpace(a.GetReason() + " (a reset: the run was replaced by a new run of the same workflow ID)")
+			o.Reason = strings.TrimSpace(a.GetReason() + " (a reset: the workflow goes on in a new run)")
 		}
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
 		o.Outcome, o.Reason = "timed_out", "the workflow run timeout passed"
