@@ -233,7 +233,7 @@ func (d *dunning) waitWhilePaused(ctx workflow.Context, canContinue bool) error 
 		return workflow.Await(ctx, cond)
 	}
 	if now := workflow.Now(ctx); now.Before(until) {
-		summary := fmt.Sprintf("paused until %s (%s), or until support acts", until.UTC().Format("2006-01-02 15:04 MST"), d.state.Reason)
+		summary := clip(fmt.Sprintf("paused until %s (%s), or until support acts", until.UTC().Format("2006-01-02 15:04 MST"), d.state.Reason), 160)
 		ok, err := awaitFor(ctx, until.Sub(now), summary, cond)
 		if err != nil || ok {
 			return err
