@@ -10,6 +10,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/recoup-dunning/recoup"
@@ -140,6 +141,40 @@ func TestTerminatedPausedRunIsRecordedAndShownAsTerminated(t *testing.T) {
 	}
 	if err != nil || json.Unmarshal([]byte(out), &js) != nil || js.Closed.Outcome != "terminated" || js.NextAction != "" || strings.Contains(out, "0001-01-01") {
 		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+}
+
+// The Web UI's Cancel button (a workflow cancellation request) goes through the workflow: a
+// paused run records canceled itself, in DunningStatus too, and the reconciler finds nothing
+// to correct.
+func TestTemporalCancelOfAPausedRunRecordsCanceled(t *testing.T) {
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}})
+	h.Event(workertest.Failed("evt_cxl_1", "inv_cxl", "cus_cxl", time.Now().UTC()))
+	h.Eventually("the first message", func() bool { return h.Messages("inv_cxl") == 1 })
+	cfg, _ := config.FromEnv(func(string) string { return "" })
+	d := &deps{cfg: cfg, tc: h.Client, st: h.Store}
+	if out, err := runWithDeps(d, "pause", "inv_cxl", "--by", "alice"); err != nil || !strings.Contains(out, "status paused") {
+		t.Fatalf("pause: %q, %v", out, err)
+	}
+	ctx := context.Background()
+	if err := h.Client.CancelWorkflow(ctx, recoup.WorkflowID("inv_cxl"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.Result("inv_cxl"); res.Status != recoup.StatusCanceled {
+		t.Fatalf("result %+v, want canceled", res)
+	}
+	h.Eventually("DunningStatus = canceled in the list", func() bool {
+		resp, err := h.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "InvoiceId = 'inv_cxl' AND DunningStatus = 'canceled'"})
+		return err == nil && len(resp.Executions) == 1
+	})
+	rec := &closedruns.Reconciler{Temporal: h.Client, Store: h.Store, Logger: slog.New(slog.DiscardHandler)}
+	if n, err := rec.Round(ctx); err != nil || n != 0 {
+		t.Fatalf("the reconciler recorded %d runs (%v), want none: the run's status is true", n, err)
+	}
+	out, err := runWithDeps(d, "status", "inv_cxl")
+	if err != nil || !strings.Contains(out, "canceled") || strings.Contains(out, "next") || strings.Contains(out, "closed outside") {
+		t.Fatalf("status: %v\n%s", err, out)
 	}
 }
 
