@@ -121,6 +121,12 @@ func TestTerminatedPausedRunIsRecordedAndShownAsTerminated(t *testing.T) {
 	if n, err := rec.Round(ctx); err != nil || n != 0 {
 		t.Fatalf("a second round recorded %d runs (%v), want none: the outcome is recorded once", n, err)
 	}
+	var episode, note string
+	var closedAt time.Time
+	if err := h.Store.Pool().QueryRow(ctx, `SELECT status, close_note, closed_at FROM invoice_runs WHERE invoice_id = 'inv_term'`).
+		Scan(&episode, &note, &closedAt); err != nil || episode != "closed" || !closedAt.Equal(o.ClosedAt) || !strings.Contains(note, "terminated") {
+		t.Fatalf("the invoice's run in PostgreSQL: %s %q at %v (%v), want closed as terminated at %v", episode, note, closedAt, err, o.ClosedAt)
+	}
 	out, err = do("status", "inv_term")
 	if err != nil {
 		t.Fatal(err)

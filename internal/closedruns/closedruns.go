@@ -113,7 +113,13 @@ func (r *Reconciler) record(ctx context.Context, ex *workflowpb.WorkflowExecutio
 		return false, err
 	}
 	o.RecordedStatus = dunningStatus(ex)
-	recorded, err := r.Store.RecordRunOutcome(ctx, o)
+	if !o.WorkflowGoesOn {
+		o.FirstRunID = ex.GetFirstRunId()
+		if o.FirstRunID == "" {
+			o.FirstRunID = runID
+		}
+	}
+	recorded, err := r.Store.RecordRunOutcome(ctx, o.RunOutcome)
 	if recorded {
 		r.Logger.Warn("a dunning run was closed outside the workflow; its outcome is recorded", "workflow_id", wfID,
 			"run_id", runID, "outcome", o.Outcome, "recorded_status", o.RecordedStatus, "closed_by", o.ClosedBy)
@@ -131,10 +137,17 @@ func dunningStatus(ex *workflowpb.WorkflowExecutionInfo) string {
 	return s
 }
 
+// Outcome is how a run closed; WorkflowGoesOn: a reset closed it and the workflow goes on in
+// a new run (its episode stays open).
+type Outcome struct {
+	postgres.RunOutcome
+	WorkflowGoesOn bool
+}
+
 // CloseOutcome reads a closed run's close event: how it ended, who closed it and why.
 // RecordedStatus is left empty.
-func CloseOutcome(ctx context.Context, tc client.Client, workflowID, runID string) (postgres.RunOutcome, error) {
-	o := postgres.RunOutcome{WorkflowID: workflowID, RunID: runID}
+func CloseOutcome(ctx context.Context, tc client.Client, workflowID, runID string) (Outcome, error) {
+	o := Outcome{RunOutcome: postgres.RunOutcome{WorkflowID: workflowID, RunID: runID}}
 	o.InvoiceID, _ = recoup.InvoiceIDFromWorkflowID(workflowID)
 	it := tc.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
 	var ev *historypb.HistoryEvent
@@ -153,14 +166,21 @@ func CloseOutcome(ctx context.Context, tc client.Client, workflowID, runID strin
 	return o, nil
 }
 
+// resetterIdentity is the identity the Temporal server terminates a run with when a reset
+// replaces it (go.temporal.io/server service/history/consts.IdentityResetter).
+const resetterIdentity = "history-resetter"
+
 // describe fills the outcome, who and why from a close event.
-func describe(o *postgres.RunOutcome, ev *historypb.HistoryEvent) {
+func describe(o *Outcome, ev *historypb.HistoryEvent) {
 	switch ev.GetEventType() {
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
 		a := ev.GetWorkflowExecutionTerminatedEventAttributes()
 		o.Outcome, o.ClosedBy, o.Reason = "terminated", a.GetIdentity(), a.GetReason()
-		if strings.Contains(strings.ToLower(a.GetReason()), "reset") {
-			o.Reason = strings.TrimSpace(a.GetReason() + " (a reset: the workflow goes on in a new run)")
+		if a.GetIdentity() == resetterIdentity {
+			// A reset terminates the run it replaces as the server's resetter, with the
+			// reason given to the reset; the workflow goes on in the new run.
+			o.WorkflowGoesOn = true
+			o.Reason = strings.TrimSpace("reset: " + a.GetReason() + " (the workflow goes on in a new run)")
 		}
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
 		o.Outcome, o.Reason = "timed_out", "the workflow run timeout passed"

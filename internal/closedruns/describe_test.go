@@ -25,15 +25,18 @@ func TestCloseEventsNameTheTrueOutcomeWithWhoAndWhy(t *testing.T) {
 				Reason: "cleanup", Identity: "webui-alice"}}}, "terminated", "webui-alice", "cleanup"},
 		{"reset", &historypb.HistoryEvent{EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
 			Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{
-				Reason: "resetting workflow", Identity: "history-service"}}}, "terminated", "history-service", "the workflow goes on in a new run"},
+				Reason: "bad deploy", Identity: "history-resetter"}}}, "terminated", "history-resetter", "reset: bad deploy (the workflow goes on in a new run)"},
 		{"run timeout", &historypb.HistoryEvent{EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT}, "timed_out", "", "run timeout"},
 		{"failed", &historypb.HistoryEvent{EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
 			Attributes: &historypb.HistoryEvent_WorkflowExecutionFailedEventAttributes{WorkflowExecutionFailedEventAttributes: &historypb.WorkflowExecutionFailedEventAttributes{
 				Failure: &failurepb.Failure{Message: "panic: boom"}}}}, "failed", "", "panic: boom"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var o postgres.RunOutcome
+			var o Outcome
 			describe(&o, c.ev)
+			if o.WorkflowGoesOn != (c.name == "reset") {
+				t.Errorf("workflow goes on: %v", o.WorkflowGoesOn)
+			}
 			if o.Outcome != c.outcome || o.ClosedBy != c.by || !strings.Contains(o.Reason, c.reasonHas) {
 				t.Fatalf("outcome %q by %q (%q), want %q by %q with %q", o.Outcome, o.ClosedBy, o.Reason, c.outcome, c.by, c.reasonHas)
 			}

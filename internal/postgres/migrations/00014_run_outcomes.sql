@@ -4,7 +4,9 @@
 -- or completed without its final status. Search attributes cannot change after a run
 -- closes, so DunningStatus keeps the status the run had (recorded_status); the worker's
 -- reconciler (internal/closedruns) finds such runs in Temporal's visibility and records
--- their outcome here, with who and why from the close event. One row per Temporal run.
+-- their outcome here, with who and why from the close event, and closes the invoice's
+-- episode in invoice_runs at the close time (not after a reset: the workflow goes on). One
+-- row per Temporal run.
 CREATE TABLE run_outcomes (
     workflow_id     text        NOT NULL,
     run_id          text        NOT NULL,
