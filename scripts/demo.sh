@@ -156,7 +156,7 @@ Ready-made lists (the list's Status column is Temporal's: every outcome shows "C
 add the DunningStatus column with the table's column settings):
   paused:  $ui?query=DunningStatus%3D%22paused%22
   ended unpaid:  $ui?query=DunningStatus%3D%22exhausted%22
-  closed by Terminate/reset/timeout:  $ui?query=ExecutionStatus%21%3D%22Running%22%20AND%20ExecutionStatus%21%3D%22ContinuedAsNew%22%20AND%20DunningStatus%20IN%20(%22active%22%2C%22paused%22%2C%22held%22%2C%22needs_attention%22)
+  closed by Terminate/reset/timeout:  $ui?query=ExecutionStatus%21%3D%22Running%22%20AND%20ExecutionStatus%21%3D%22ContinuedAsNew%22%20AND%20DunningStatus%20NOT%20IN%20(%22recovered%22%2C%22exhausted%22%2C%22canceled%22%2C%22failed%22)
 Act on runs with their Updates/signals (pause, resume, cancel, act-now, …) or the UI's Cancel,
 not Terminate or Reset (README: "Which Web UI buttons to use").
 Each run's "Queries" tab answers the "status" query with its whole state.

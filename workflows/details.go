@@ -57,6 +57,9 @@ func nextLine(st recoup.State) string {
 		}
 		return next
 	}
+	if !st.Status.Ended() {
+		return withReason("Waiting ("+string(st.Status)+")", st.Reason)
+	}
 	// Ended: the outcome only.
 	if st.Status == recoup.StatusCanceled {
 		return withReason("Canceled"+byWhom(st, "cancel"), st.Reason)

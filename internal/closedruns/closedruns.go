@@ -39,10 +39,11 @@ const Every = time.Minute
 const lag = 10 * time.Minute
 
 // Query is the visibility query for closed dunning runs whose DunningStatus says they are
-// still going: every status that is not an end (recoup.Status.Ended).
-var Query = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'ContinuedAsNew' AND %s IN ('%s', '%s', '%s', '%s')",
+// still going: any status that is not an end (recoup.Status.Ended), so a status added later
+// is covered too.
+var Query = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'ContinuedAsNew' AND %s NOT IN ('%s', '%s', '%s', '%s')",
 	recoup.WorkflowType, recoup.SearchAttrDunningStatus,
-	recoup.StatusActive, recoup.StatusPaused, recoup.StatusHeld, recoup.StatusNeedsAttention)
+	recoup.StatusRecovered, recoup.StatusExhausted, recoup.StatusCanceled, recoup.StatusFailed)
 
 // Reconciler records the true outcome of closed runs.
 type Reconciler struct {
