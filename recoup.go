@@ -147,7 +147,7 @@ type ReplyRecord struct {
 	Action     ReplyAction `json:"action,omitempty"`
 	// PauseUntil ends the pause a promise asked for (pause_until); a promise recorded while
 	// the run waited for support applies on resolve while it is still in the future.
-	PauseUntil time.Time `json:"pause_until,omitempty"`
+	PauseUntil time.Time `json:"pause_until,omitzero"`
 	Note       string    `json:"note,omitempty"`
 }
 
@@ -450,7 +450,7 @@ type Cancel struct {
 	EventID    string    `json:"event_id,omitempty"`
 	By         string    `json:"by,omitempty"` // who asked, when support does
 	Reason     string    `json:"reason"`
-	OccurredAt time.Time `json:"occurred_at"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
 }
 
 // Pause is the payload of SignalPause.
@@ -458,7 +458,7 @@ type Pause struct {
 	EventID    string    `json:"event_id,omitempty"`
 	By         string    `json:"by,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
-	OccurredAt time.Time `json:"occurred_at"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
 }
 
 // Resume is the payload of SignalResume.
@@ -466,7 +466,7 @@ type Resume struct {
 	EventID    string    `json:"event_id,omitempty"`
 	By         string    `json:"by,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
-	OccurredAt time.Time `json:"occurred_at"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
 }
 
 // OptOut is the payload of SignalOptOut: the customer withdrew consent for one channel.
@@ -493,12 +493,12 @@ type Continuation struct {
 	Seen        []string        `json:"seen,omitempty"` // event ids already received, newest last (bounded)
 	Excluded    []Channel       `json:"excluded,omitempty"`
 	FailureCode string          `json:"failure_code,omitempty"`
-	PausedAt    time.Time       `json:"paused_at,omitempty"`
+	PausedAt    time.Time       `json:"paused_at,omitzero"`
 	PausedFor   time.Duration   `json:"paused_for,omitempty"`
 	Schedule    []time.Duration `json:"schedule"`
 	FinalWait   time.Duration   `json:"final_wait"`
 	NextStep    int             `json:"next_step"` // 0-based index of the step not yet taken
-	ExhaustAt   time.Time       `json:"exhaust_at,omitempty"`
+	ExhaustAt   time.Time       `json:"exhaust_at,omitzero"`
 	// ExhaustPausedFor is PausedFor when ExhaustAt was set (later pauses move it back).
 	ExhaustPausedFor time.Duration `json:"exhaust_paused_for,omitempty"`
 	// PendingReplies were received but not yet classified.
@@ -559,7 +559,7 @@ type Decision struct {
 	// SendUntil is the end of the allowed-hours window that begins at SendAt; a message not
 	// handed to the provider by then waits for the next window (zero: no limit recorded,
 	// runs decided before this field existed).
-	SendUntil time.Time `json:"send_until,omitempty"`
+	SendUntil time.Time `json:"send_until,omitzero"`
 	// Approval is set when the approval policy holds this message for a human.
 	Approval *ApprovalRequest `json:"approval,omitempty"`
 }
@@ -586,7 +586,7 @@ type MessageRecord struct {
 type SignalRecord struct {
 	Name       string    `json:"name"`
 	EventID    string    `json:"event_id,omitempty"`
-	OccurredAt time.Time `json:"occurred_at,omitempty"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
 	ReceivedAt time.Time `json:"received_at"`
 	Applied    bool      `json:"applied"`
 	Note       string    `json:"note,omitempty"` // e.g. "duplicate", "stale", "run already ended"
@@ -603,7 +603,7 @@ type State struct {
 	Step         int             `json:"step"`        // 1-based number of the current step; 0 before the first
 	TotalSteps   int             `json:"total_steps"` // steps in the schedule
 	NextAction   string          `json:"next_action,omitempty"`
-	NextActionAt time.Time       `json:"next_action_at,omitempty"`
+	NextActionAt time.Time       `json:"next_action_at,omitzero"`
 	StartedAt    time.Time       `json:"started_at"`
 	OptedOut     []Channel       `json:"opted_out,omitempty"`
 	Failures     int             `json:"failures"` // payment failures seen (first one included)
@@ -613,22 +613,22 @@ type State struct {
 	// SignalsOmitted counts the oldest signal records dropped to keep the state bounded.
 	SignalsOmitted int            `json:"signals_omitted,omitempty"`
 	Offers         []Incentive    `json:"offers,omitempty"`
-	Actions        []ActionRecord `json:"actions,omitempty"`         // support actions, with who and why
-	NextChannel    Channel        `json:"next_channel,omitempty"`    // set by support for the next message
-	Hold           *Hold          `json:"hold,omitempty"`            // set while the run holds for a failure-spike incident
-	LastApplied    time.Time      `json:"last_applied_at,omitempty"` // occurred_at of the newest applied billing event
+	Actions        []ActionRecord `json:"actions,omitempty"`        // support actions, with who and why
+	NextChannel    Channel        `json:"next_channel,omitempty"`   // set by support for the next message
+	Hold           *Hold          `json:"hold,omitempty"`           // set while the run holds for a failure-spike incident
+	LastApplied    time.Time      `json:"last_applied_at,omitzero"` // occurred_at of the newest applied billing event
 	// Replies are the customer's replies this run heard (masked), with their intent and what
 	// the run did (the newest MaxReplyRecords).
 	Replies []ReplyRecord `json:"replies,omitempty"`
 	// PausedUntil is when a pause the customer's reply caused ends by itself (a promise to
 	// pay, a payment billing verifies); zero for support's pauses.
-	PausedUntil time.Time `json:"paused_until,omitempty"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
 	// Hardship: the customer said they cannot pay now; the next decision offers the policy's
 	// extension.
 	Hardship bool `json:"hardship,omitempty"`
 	// LastResumed is the occurred_at (clamped) of the newest resume signal received, applied
 	// or refused: a pause signal dated before it is stale (it was superseded by the resume).
-	LastResumed time.Time `json:"last_resumed_at,omitempty"`
+	LastResumed time.Time `json:"last_resumed_at,omitzero"`
 	// Approval is the message the run holds for approval (StatusAwaitingApproval, or paused
 	// while holding it); Approvals how every held message was decided.
 	Approval  *PendingApproval `json:"approval,omitempty"`

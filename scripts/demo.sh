@@ -199,6 +199,11 @@ attribute. Ready-made lists (or paste the filter into the UI's search box):
   needs support       $(q 'DunningStatus="needs_attention"')
   recovered           $(q 'DunningStatus="recovered"')
   one customer        $(q 'CustomerId="cus_demo_02"')
+  awaiting approval   $(q 'DunningStatus="awaiting_approval"')
+  closed by Terminate/reset/timeout  $ui_base/workflows?query=ExecutionStatus%21%3D%22Running%22%20AND%20ExecutionStatus%21%3D%22ContinuedAsNew%22%20AND%20DunningStatus%20NOT%20IN%20(%22recovered%22%2C%22exhausted%22%2C%22canceled%22%2C%22failed%22)
+Add the DunningStatus column with the list's column settings. Act on runs with their Updates
+(pause, resume, act_now, approve, …) or the UI's Cancel, not Terminate or Reset (README:
+"Which Web UI buttons to use").
 Each run's "Queries" tab answers the "status" query with its whole state.
 Worker logs: $state/worker.log (the story), $state/worker-waiting.log (the waiting runs)
 

@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/closedruns"
 	"github.com/recoup-dunning/recoup/internal/customers"
 	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/workflows"
@@ -394,50 +396,166 @@ func importCustomers(ctx context.Context, d *deps, path, format string, stdin io
 	return nil
 }
 
+// closedOutcome is how a run Temporal closed outside the workflow really ended (terminated,
+// reset, timed out, failed): its DunningStatus and its own state still say what it was doing.
+type closedOutcome struct {
+	Outcome        string    `json:"outcome"` // terminated | timed_out | failed | canceled | completed
+	By             string    `json:"by,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	ClosedAt       time.Time `json:"closed_at"`
+	RecordedStatus string    `json:"recorded_status,omitempty"` // what the run last said of itself
+	// Recorded: the worker's reconciler recorded it in PostgreSQL (run_outcomes); otherwise
+	// it was read from the close event just now.
+	Recorded bool `json:"recorded"`
+}
+
+// statusJSON is what `status --json` prints: the run's state, and for a run closed outside
+// the workflow its true outcome.
+type statusJSON struct {
+	recoup.State
+	Closed *closedOutcome `json:"closed,omitempty"`
+}
+
 func printStatus(ctx context.Context, d *deps, invoiceID string, asJSON bool, stdout io.Writer) error {
 	tc, err := d.temporal()
 	if err != nil {
 		return err
 	}
 	wfID := recoup.WorkflowID(invoiceID)
-	v, err := tc.QueryWorkflow(ctx, wfID, "", recoup.QueryStatus)
+	desc, err := tc.DescribeWorkflowExecution(ctx, wfID, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return fmt.Errorf("no dunning run %s", wfID)
 	}
 	if err != nil {
-		return fmt.Errorf("query %s: %w", wfID, err)
+		return fmt.Errorf("describe %s: %w", wfID, err)
 	}
-	var s recoup.State
-	if err := v.Get(&s); err != nil {
-		return err
+	info := desc.GetWorkflowExecutionInfo()
+	running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	s, qerr := queryState(ctx, tc, wfID, running)
+	if qerr != nil && running {
+		return fmt.Errorf("query %s: %w", wfID, qerr)
+	}
+	out := statusJSON{State: s}
+	if !running {
+		// A closed run has no next step, whatever its state last said.
+		out.NextAction, out.NextActionAt = "", time.Time{}
+		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED || !s.Status.Ended() {
+			if out.Closed, err = closedRun(ctx, d, tc, wfID, info.GetExecution().GetRunId(), string(s.Status)); err != nil {
+				return err
+			}
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return enc.Encode(out)
 	}
-	PrintState(stdout, wfID, s)
+	if qerr != nil {
+		fmt.Fprintf(stdout, "(the run's own state could not be read: %v)\n", qerr)
+	}
+	PrintState(stdout, wfID, out.State, out.Closed, time.Now())
 	return nil
 }
 
-// PrintState writes a run's state for people.
-func PrintState(w io.Writer, wfID string, s recoup.State) {
+// queryState asks the run for its state; a closed run is answered by a worker replaying
+// it, so the question is bounded in time.
+func queryState(ctx context.Context, tc client.Client, wfID string, running bool) (recoup.State, error) {
+	var s recoup.State
+	if !running {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	v, err := tc.QueryWorkflow(ctx, wfID, "", recoup.QueryStatus)
+	if err == nil {
+		err = v.Get(&s)
+	}
+	return s, err
+}
+
+// closedRun is the true outcome of a run Temporal closed outside the workflow: as the
+// worker's reconciler recorded it in PostgreSQL, or, not recorded yet (or PostgreSQL not
+// reachable), from the close event.
+func closedRun(ctx context.Context, d *deps, tc client.Client, wfID, runID, state string) (*closedOutcome, error) {
+	if st, err := d.store(ctx); err == nil {
+		if o, ok, err := st.FindRunOutcome(ctx, wfID, runID); err == nil && ok {
+			return &closedOutcome{Outcome: o.Outcome, By: o.ClosedBy, Reason: o.Reason, ClosedAt: o.ClosedAt,
+				RecordedStatus: o.RecordedStatus, Recorded: true}, nil
+		}
+	}
+	o, err := closedruns.CloseOutcome(ctx, tc, wfID, runID)
+	if err != nil {
+		return nil, err
+	}
+	return &closedOutcome{Outcome: o.Outcome, By: o.ClosedBy, Reason: o.Reason, ClosedAt: o.ClosedAt, RecordedStatus: state}, nil
+}
+
+// PrintState writes a run's state for people. A run closed outside the workflow (closed)
+// shows its true outcome; no closed run shows a next step, and a next step that is due is
+// said to be overdue, never given as a time in the past.
+func PrintState(w io.Writer, wfID string, s recoup.State, closed *closedOutcome, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "run\t%s\n", wfID)
-	fmt.Fprintf(tw, "status\t%s %s\n", s.Status, paren(s.Reason))
+	if closed != nil {
+		printClosed(tw, closed)
+	} else {
+		fmt.Fprintf(tw, "status\t%s %s\n", s.Status, paren(s.Reason))
+	}
 	fmt.Fprintf(tw, "invoice\t%s (%d %s minor units), customer %s\n", s.InvoiceID, s.AmountMinor, s.Currency, s.CustomerID)
 	fmt.Fprintf(tw, "step\t%d of %d\n", s.Step, s.TotalSteps)
-	if s.NextAction != "" {
-		fmt.Fprintf(tw, "next\t%s at %s\n", s.NextAction, s.NextActionAt.Format(time.RFC3339))
+	if next := nextLine(s, now); next != "" && closed == nil && !s.Status.Ended() {
+		fmt.Fprintf(tw, "next\t%s\n", next)
 	}
 	if len(s.OptedOut) > 0 {
 		fmt.Fprintf(tw, "opted out\t%v\n", s.OptedOut)
 	}
-	if !s.PausedUntil.IsZero() {
+	if !s.PausedUntil.IsZero() && closed == nil {
 		fmt.Fprintf(tw, "paused until\t%s (a reply)\n", s.PausedUntil.Format(time.RFC3339))
 	}
 	tw.Flush()
+	printRecords(w, s)
+}
+
+// printClosed writes the true outcome of a run closed outside the workflow.
+func printClosed(tw io.Writer, c *closedOutcome) {
+	line := c.Outcome
+	if c.By != "" {
+		line += " by " + c.By
+	}
+	fmt.Fprintf(tw, "status\t%s at %s %s\n", line, c.ClosedAt.UTC().Format(time.RFC3339), paren(c.Reason))
+	if c.RecordedStatus != "" {
+		fmt.Fprintf(tw, "\tclosed outside the workflow: it had recorded itself %s (DunningStatus keeps that); it sends nothing more\n", c.RecordedStatus)
+	}
+	if c.Recorded {
+		fmt.Fprintf(tw, "\trecorded in PostgreSQL (run_outcomes) by the worker\n")
+	} else {
+		fmt.Fprintf(tw, "\tread from Temporal's close event; the worker records it in PostgreSQL within a minute\n")
+	}
+}
+
+// nextLine is the run's next step as it will really happen: no time while it is paused, and
+// "overdue" rather than a time in the past.
+func nextLine(s recoup.State, now time.Time) string {
+	switch {
+	case s.NextAction == "":
+		return ""
+	case s.Status == recoup.StatusPaused && s.PausedUntil.IsZero():
+		return s.NextAction + ", once the run is resumed"
+	case s.Status == recoup.StatusNeedsAttention:
+		return s.NextAction + ", once support resolves or resumes the run"
+	case s.Status == recoup.StatusPaused:
+		return s.NextAction + ", after the pause ends at " + s.PausedUntil.Format(time.RFC3339)
+	case s.NextActionAt.IsZero():
+		return s.NextAction
+	case s.NextActionAt.Before(now):
+		return fmt.Sprintf("%s, due since %s: overdue (is a worker running?)", s.NextAction, s.NextActionAt.Format(time.RFC3339))
+	}
+	return s.NextAction + " at " + s.NextActionAt.Format(time.RFC3339)
+}
+
+// printRecords writes the run's replies, decisions, messages and signals.
+func printRecords(w io.Writer, s recoup.State) {
 	for _, r := range s.Replies {
 		fmt.Fprintf(w, "  reply %s by %s at %s: %q\n    → %s (%.2f, by %s) → %s %s\n", r.EventID, r.Channel,
 			r.ReceivedAt.Format(time.RFC3339), r.Text, r.Intent, r.Confidence, r.DecidedBy, r.Action, paren(r.Note))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/closedruns"
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/openai"
@@ -122,6 +123,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 			return fmt.Errorf("start worker: %w", err)
 		}
 	}
+	// Runs closed outside the workflow (Terminate, reset, a run timeout): their true outcome.
+	go (&closedruns.Reconciler{Temporal: c, Store: st, Logger: logger}).Run(ctx, closedruns.Every)
 	logger.Info("worker polling", "task_queues", []string{recoup.TaskQueue, recoup.EmailTaskQueue, recoup.SMSTaskQueue}, "version", version)
 	<-ctx.Done()
 	logger.Info("shutting down: finishing in-flight tasks")

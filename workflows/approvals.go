@@ -69,7 +69,8 @@ func (d *dunning) awaitApproval(ctx workflow.Context, step int, dec recoup.Decis
 	}
 	d.state.NextAction, d.state.NextActionAt = fmt.Sprintf("approval of step %d (else %s)", step, req.OnTimeout), since.Add(req.Timeout)
 	d.updateDetails(ctx)
-	_, _ = workflow.AwaitWithTimeout(ctx, req.Timeout, func() bool {
+	summary := fmt.Sprintf("approval of step %d (else %s after %s)", step, req.OnTimeout, humanDuration(req.Timeout))
+	_, _ = awaitFor(ctx, req.Timeout, summary, func() bool {
 		return (d.approval != nil && !d.editChecking) || d.state.Status.Ended()
 	})
 	send, ok, rec := d.approvalOutcome(ctx, dec)

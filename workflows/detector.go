@@ -59,15 +59,15 @@ type PendingAlert struct {
 
 // DetectorStatus is what QueryIncidents returns.
 type DetectorStatus struct {
-	Incidents  []spike.Incident `json:"incidents"`
-	Cohorts    int              `json:"cohorts"`
-	Bucket     time.Time        `json:"bucket"` // start of the current minute of stream time
-	Late       int              `json:"late"`   // records too old to count
-	Records    int              `json:"records"`
-	Duplicates int              `json:"duplicates"` // records whose event was counted already
-	Alerting   int              `json:"alerting"`   // alerts not delivered yet
-	Releasing  int              `json:"releasing"`  // incidents whose held runs are not all released yet
-	Config     spike.Config     `json:"config"`
+	Incidents  []IncidentView `json:"incidents"` // never null: [] when there are none
+	Cohorts    int            `json:"cohorts"`
+	Bucket     time.Time      `json:"bucket,omitzero"` // start of the current minute of stream time
+	Late       int            `json:"late"`            // records too old to count
+	Records    int            `json:"records"`
+	Duplicates int            `json:"duplicates"` // records whose event was counted already
+	Alerting   int            `json:"alerting"`   // alerts not delivered yet
+	Releasing  int            `json:"releasing"`  // incidents whose held runs are not all released yet
+	Config     ConfigView     `json:"config"`     // durations as strings ("1m0s")
 	// Mode is how cohorts are judged now (spike.Detector.Mode): counts, rates or shares.
 	Mode string `json:"mode"`
 }
@@ -212,7 +212,7 @@ func (d *detector) run(ctx workflow.Context) error {
 }
 
 func (d *detector) tick(ctx workflow.Context) workflow.Future {
-	return workflow.NewTimer(ctx, d.det.S.Config.ShortWindow)
+	return workflow.NewTimerWithOptions(ctx, d.det.S.Config.ShortWindow, workflow.TimerOptions{Summary: "tick: move stream time on (" + humanDuration(d.det.S.Config.ShortWindow) + ")"})
 }
 
 // waitForWork blocks until failure records arrive or the tick fires; it reports the tick.
@@ -306,11 +306,9 @@ func (d *detector) status() (DetectorStatus, error) {
 	if d.det == nil {
 		return DetectorStatus{}, errStarting
 	}
-	incs := append([]spike.Incident(nil), d.det.S.Incidents...)
-	spike.SortIncidents(incs)
-	return DetectorStatus{Incidents: incs, Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
+	return DetectorStatus{Incidents: incidentViews(d.det.S.Incidents), Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
 		Records: d.records, Duplicates: d.det.S.Duplicates, Alerting: len(d.alerts), Releasing: len(d.releases),
-		Config: d.det.S.Config, Mode: d.det.Mode(d.det.S.Bucket)}, nil
+		Config: configView(d.det.S.Config), Mode: d.det.Mode(d.det.S.Bucket)}, nil
 }
 
 func (d *detector) validateAct(act recoup.IncidentAction) error {

@@ -59,10 +59,8 @@ func (d *legacy) setup(ctx workflow.Context) error {
 }
 
 func (d *legacy) status() (DetectorStatus, error) {
-	incs := append([]spike.Incident(nil), d.det.S.Incidents...)
-	spike.SortIncidents(incs)
-	return DetectorStatus{Incidents: incs, Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
-		Records: d.records, Duplicates: d.det.S.Duplicates, Config: d.det.S.Config}, nil
+	return DetectorStatus{Incidents: incidentViews(d.det.S.Incidents), Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
+		Records: d.records, Duplicates: d.det.S.Duplicates, Config: configView(d.det.S.Config)}, nil
 }
 
 func (d *legacy) validateAct(act recoup.IncidentAction) error {
@@ -134,7 +132,7 @@ func (d *legacy) run(ctx workflow.Context) error {
 }
 
 func (d *legacy) tick(ctx workflow.Context) workflow.Future {
-	return workflow.NewTimer(ctx, d.det.S.Config.ShortWindow)
+	return workflow.NewTimerWithOptions(ctx, d.det.S.Config.ShortWindow, workflow.TimerOptions{Summary: "tick: move stream time on (" + humanDuration(d.det.S.Config.ShortWindow) + ")"})
 }
 
 // observe receives one signal of failure records and counts them in stream time.

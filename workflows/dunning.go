@@ -214,30 +214,10 @@ func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string
 	d.updateDetails(ctx)
 }
 
-// updateDetails keeps the run's current details (shown in the Web UI) up to date: status,
-// step, next action and when, and the last decision in one line.
+// updateDetails keeps the run's current details (shown in the Web UI, which shows three
+// lines) up to date with detailLines.
 func (d *dunning) updateDetails(ctx workflow.Context) {
-	st := d.state
-	lines := []string{fmt.Sprintf("**%s** · step %d of %d", st.Status, st.Step, st.TotalSteps)}
-	if st.Reason != "" {
-		lines[0] += " · " + st.Reason
-	}
-	if st.NextAction != "" && !st.Status.Ended() {
-		lines = append(lines, fmt.Sprintf("Next: %s at %s", st.NextAction, st.NextActionAt.UTC().Format("2006-01-02 15:04 MST")))
-	}
-	if st.NextChannel != "" && !st.Status.Ended() {
-		lines = append(lines, "Next message by "+string(st.NextChannel)+" (set by support)")
-	}
-	if !st.PausedUntil.IsZero() && st.Status == recoup.StatusPaused {
-		lines = append(lines, "Goes on by itself at "+st.PausedUntil.UTC().Format("2006-01-02 15:04 MST"))
-	}
-	if n := len(st.Decisions); n > 0 {
-		lines = append(lines, "Last decision: "+decisionLine(st.Decisions[n-1]))
-	}
-	if n := len(st.Replies); n > 0 {
-		lines = append(lines, replyLine(st.Replies[n-1]))
-	}
-	workflow.SetCurrentDetails(ctx, strings.Join(lines, "\n\n"))
+	workflow.SetCurrentDetails(ctx, strings.Join(detailLines(d.state), "\n\n"))
 }
 
 // decisionLine is a decision in one line, e.g. "Email · friendly · 10% off · decided by LLM".
@@ -399,7 +379,7 @@ func (d *dunning) finish(ctx workflow.Context, s recoup.Status, reason string) (
 		// Retries ran out (a worker configured with a limit): billing must still learn the
 		// outcome once it is reachable, so try again in an hour.
 		d.log.Error("the outcome could not be recorded yet; trying again in an hour", "error", err)
-		_ = workflow.Sleep(dctx, stepRetryInterval)
+		_ = workflow.NewTimerWithOptions(dctx, stepRetryInterval, workflow.TimerOptions{Summary: "record the outcome again (1h)"}).Get(dctx, nil)
 	}
 	result := recoup.DunningResult{Status: d.state.Status, Steps: d.state.Step, Reason: d.state.Reason}
 	if err != nil {

@@ -7,3 +7,9 @@ func SetContinueAsNewAfterEvents(n int) (restore func()) {
 	continueAsNewAfterEvents = n
 	return func() { continueAsNewAfterEvents = old }
 }
+
+// DetailLines is the run's current details (the Web UI's three lines) for a state.
+var DetailLines = detailLines
+
+// HumanDuration is how timer summaries write a duration.
+var HumanDuration = humanDuration

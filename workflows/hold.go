@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -68,7 +69,7 @@ func (d *dunning) hold(ctx workflow.Context, res activities.HoldResult) {
 	d.updateDetails(ctx)
 	d.log.Info("holding the first message", "incident", res.IncidentID, "cohort", res.Cohort)
 	d.waiting = waitHold
-	_, _ = workflow.AwaitWithTimeout(ctx, res.MaxHold, func() bool {
+	_, _ = awaitFor(ctx, res.MaxHold, fmt.Sprintf("held by %s until released (at most %s)", res.IncidentID, humanDuration(res.MaxHold)), func() bool {
 		return d.holdReleased || d.actNowPending || d.state.Status.Ended()
 	})
 	d.waiting = waitNone

@@ -206,8 +206,8 @@ func (d *dunning) addReply(ctx workflow.Context, rec recoup.ReplyRecord) {
 // replyLine is the newest reply in one line for the Web UI.
 func replyLine(r recoup.ReplyRecord) string {
 	text := []rune(r.Text)
-	if len(text) > 120 {
-		text = append(text[:120], '…')
+	if len(text) > 40 {
+		text = append(text[:40], '…')
 	}
 	s := fmt.Sprintf("Reply by %s: “%s”", r.Channel, string(text))
 	if r.Intent != "" {
@@ -229,7 +229,8 @@ func (d *dunning) waitWhilePaused(ctx workflow.Context, canContinue bool) error 
 		return workflow.Await(ctx, cond)
 	}
 	if now := workflow.Now(ctx); now.Before(until) {
-		ok, err := workflow.AwaitWithTimeout(ctx, until.Sub(now), cond)
+		summary := clip(fmt.Sprintf("paused until %s (%s), or until support acts", until.UTC().Format("2006-01-02 15:04 MST"), d.state.Reason), 160)
+		ok, err := awaitFor(ctx, until.Sub(now), summary, cond)
 		if err != nil || ok {
 			return err
 		}

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -49,6 +51,8 @@ func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what stri
 		t := at()
 		d.state.NextAction, d.state.NextActionAt = what, t
 		if d.pausedLike() {
+			// Paused, the step has no time: it comes only once the run goes on.
+			d.state.NextActionAt = time.Time{}
 			d.waiting = waitNone
 			d.updateDetails(ctx)
 			if err := d.waitWhilePaused(ctx, canContinue); err != nil {
@@ -69,13 +73,59 @@ func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what stri
 		d.waiting = kind
 		d.updateDetails(ctx)
 		status := d.state.Status
-		if _, err := workflow.AwaitWithTimeout(ctx, t.Sub(now), func() bool {
+		if _, err := awaitFor(ctx, t.Sub(now), waitSummary(kind, what, t, t.Sub(now)), func() bool {
 			return d.state.Status != status || d.actNowPending || (canContinue && d.historyLong(ctx))
 		}); err != nil {
 			return waitEnded
 		}
 		d.waiting = waitNone
 	}
+}
+
+// awaitFor is workflow.AwaitWithTimeout with a timer whose summary says what the run waits
+// for: the Web UI's history and timeline show it instead of "AwaitWithTimeout". A summary is
+// user metadata of the timer command, not part of what replay compares (the timer id is), so
+// it needs no versioned change (the replay tests over recorded histories prove it).
+func awaitFor(ctx workflow.Context, d time.Duration, summary string, cond func() bool) (bool, error) {
+	return workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: d, TimerOptions: workflow.TimerOptions{Summary: summary}}, cond)
+}
+
+// waitSummary is a wait's timer summary, e.g. "wait for step 2 (3 days)".
+func waitSummary(kind waitKind, what string, at time.Time, d time.Duration) string {
+	switch kind {
+	case waitStep:
+		return fmt.Sprintf("wait for %s (%s)", what, humanDuration(d))
+	case waitFinal:
+		return fmt.Sprintf("wait for a retry outcome, then exhaust (%s)", humanDuration(d))
+	case waitHours:
+		return fmt.Sprintf("quiet hours until %s, then %s", at.UTC().Format("2006-01-02 15:04 MST"), what)
+	}
+	return fmt.Sprintf("%s (%s)", what, humanDuration(d))
+}
+
+// humanDuration is d for people: "3 days", "1 day 4h", "2h30m", "45m", "30s".
+func humanDuration(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	d = d.Round(time.Minute)
+	days, h, m := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
+	var parts []string
+	switch {
+	case days == 1:
+		parts = append(parts, "1 day")
+	case days > 1:
+		parts = append(parts, fmt.Sprintf("%d days", days))
+	}
+	switch {
+	case h > 0 && m > 0:
+		parts = append(parts, fmt.Sprintf("%dh%dm", h, m))
+	case h > 0:
+		parts = append(parts, fmt.Sprintf("%dh", h))
+	case m > 0:
+		parts = append(parts, fmt.Sprintf("%dm", m))
+	}
+	return strings.Join(parts, " ")
 }
 
 // historyLong reports whether the run should continue as new.
