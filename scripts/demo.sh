@@ -150,7 +150,12 @@ say "Runs left waiting, to practise on"
 kill "${pids[-1]}" 2>/dev/null || true
 wait "${pids[-1]}" 2>/dev/null || true
 unset 'pids[-1]'
-env -u RECOUP_SCHEDULE -u RECOUP_FINAL_WAIT "$bin/worker" >"$state/worker-waiting.log" 2>&1 &
+# Approvals on (prompts/policy.yaml ships them off), for the plan rule only: every message to
+# an enterprise customer waits for support.
+rm -rf "$state/prompts" && cp -r prompts "$state/prompts"
+sed -i '/^approval:/,/^[a-z]/ { s/^  enabled: false/  enabled: true/; s/^    first_sms: true/    first_sms: false/ }' "$state/prompts/policy.yaml"
+grep -q '^  enabled: true' <(sed -n '/^approval:/,/^[a-z]/p' "$state/prompts/policy.yaml") || die "could not turn approvals on in $state/prompts/policy.yaml"
+PROMPTS_DIR=$state/prompts env -u RECOUP_SCHEDULE -u RECOUP_FINAL_WAIT "$bin/worker" >"$state/worker-waiting.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 30); do
   grep -q "worker polling" "$state/worker-waiting.log" && break
@@ -159,11 +164,14 @@ for _ in $(seq 1 30); do
 done
 waits=inv_demo_${run}_waits
 paused=inv_demo_${run}_paused
+approve=inv_demo_${run}_approve
 failed "$waits" cus_demo_07 12900
 failed "$paused" cus_demo_10 9900
+failed "$approve" cus_demo_08 249000
 step_of() { "$bin/starter" status --json "$1" 2>/dev/null | sed -n 's/^  "step": \(.*\),$/\1/p'; }
+status_of() { "$bin/starter" status --json "$1" 2>/dev/null | sed -n 's/^  "status": "\(.*\)",$/\1/p'; }
 for _ in $(seq 1 60); do
-  [[ $(step_of "$waits") == 1 && $(step_of "$paused") == 1 ]] && break
+  [[ $(step_of "$waits") == 1 && $(step_of "$paused") == 1 && $(status_of "$approve") == awaiting_approval ]] && break
   sleep 1
 done
 "$bin/starter" pause "$paused" --by demo --reason "the customer called: paying by bank transfer"
@@ -174,16 +182,19 @@ link() { # invoice: the run's page in the Web UI
     sed -n 's/^ *"runId": "\([^"]*\)".*$/\1/p' | head -1)
   echo "$ui_base/workflows/$wf/$rid/history"
 }
-for inv in "$waits" "$paused"; do
+for inv in "$waits" "$paused" "$approve"; do
   echo
   "$bin/starter" status "$inv"
 done
 cat <<EOF
 
-  $waits   waits 3 days for step 2: try pause, act_now or set_channel
+  $waits   waits 3 days for step 2: try the Updates pause, act-now or set-next-channel
     $(link "$waits")
   $paused  paused by support: try resume
     $(link "$paused")
+  $approve  its first message waits for approval (enterprise plan): try approve, reject or edit
+    $(link "$approve")
+    or: $bin/starter approvals; $bin/starter approvals approve $approve --by you
 In the UI: open a run, "Send an Update" (top right), pick the action and fill in its JSON;
 the run's current details at the top say what it will do next.
 EOF
@@ -202,7 +213,7 @@ attribute. Ready-made lists (or paste the filter into the UI's search box):
   awaiting approval   $(q 'DunningStatus="awaiting_approval"')
   closed by Terminate/reset/timeout  $ui_base/workflows?query=ExecutionStatus%21%3D%22Running%22%20AND%20ExecutionStatus%21%3D%22ContinuedAsNew%22%20AND%20DunningStatus%20NOT%20IN%20(%22recovered%22%2C%22exhausted%22%2C%22canceled%22%2C%22failed%22)
 Add the DunningStatus column with the list's column settings. Act on runs with their Updates
-(pause, resume, act_now, approve, …) or the UI's Cancel, not Terminate or Reset (README:
+(pause, resume, act-now, approve, …) or the UI's Cancel, not Terminate or Reset (README:
 "Which Web UI buttons to use").
 Each run's "Queries" tab answers the "status" query with its whole state.
 Worker logs: $state/worker.log (the story), $state/worker-waiting.log (the waiting runs)
