@@ -96,10 +96,14 @@ later by ` + "`starter relay`" + ` or a running ` + "`starter serve`" + `.`,
 		GroupID: "services",
 		Short:   "Payload codec server for the Temporal Web UI",
 		Long: `Serve the Temporal remote codec protocol so that the Web UI (and the Temporal CLI with
---codec-endpoint) can show encrypted payloads to staff who hold CODEC_AUTH_TOKEN.
+--codec-endpoint) can show encrypted payloads to staff who hold CODEC_AUTH_TOKEN or, with
+CODEC_OIDC_ISSUER, who signed in to the Web UI (TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true sends
+their access token, verified against the issuer's keys, audience and expiry).
 
 Environment: RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR (default :8081),
-CODEC_CORS_ORIGINS (default http://localhost:8233).`,
+CODEC_CORS_ORIGINS (default http://localhost:8233), CODEC_OIDC_ISSUER,
+CODEC_OIDC_DISCOVERY_URL, CODEC_OIDC_AUDIENCE (default TEMPORAL_AUTH_CLIENT_ID),
+CODEC_OIDC_ALLOWED_EMAILS.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
 	})
@@ -311,7 +315,20 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	if err := d.cfg.Require(config.RoleCodecServer); err != nil {
 		return usageError{err.Error()}
 	}
-	h, err := codec.Handler(d.cfg.Codec, d.cfg.CodecToken, d.cfg.CodecOrigins)
+	opts := codec.HandlerOptions{Token: d.cfg.CodecToken, Origins: d.cfg.CodecOrigins, Logger: d.cfg.Logger()}
+	auth := "static token"
+	if d.cfg.CodecOIDC.Issuer != "" {
+		v, err := codec.NewOIDCVerifier(ctx, d.cfg.CodecOIDC)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		opts.OIDC = v
+		auth = fmt.Sprintf("static token and access tokens of %s for %s", d.cfg.CodecOIDC.Issuer, d.cfg.CodecOIDC.Audience)
+		if d.cfg.CodecToken == "" {
+			auth = fmt.Sprintf("access tokens of %s for %s", d.cfg.CodecOIDC.Issuer, d.cfg.CodecOIDC.Audience)
+		}
+	}
+	h, err := codec.NewHandler(d.cfg.Codec, opts)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -322,7 +339,7 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "codec server on %s (keys %v; CORS origins %v)\n", ln.Addr(), d.cfg.Codec.KeyIDs(), d.cfg.CodecOrigins)
+	fmt.Fprintf(stdout, "codec server on %s (keys %v; CORS origins %v; accepts %s)\n", ln.Addr(), d.cfg.Codec.KeyIDs(), d.cfg.CodecOrigins, auth)
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

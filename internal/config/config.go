@@ -97,6 +97,9 @@ type Config struct {
 	CodecAddr    string       // CODEC_ADDR, for `starter codec-server`
 	CodecToken   string       // CODEC_AUTH_TOKEN
 	CodecOrigins []string     // CODEC_CORS_ORIGINS: Web UI origins allowed to call the codec server
+	// CODEC_OIDC_*: signed-in Web UI users' access tokens the codec server accepts; Issuer
+	// empty when not configured.
+	CodecOIDC codec.OIDCConfig
 }
 
 // Tuning is the worker's capacity configuration (converted to workflows.Tuning, which has
@@ -319,6 +322,12 @@ func (c *Config) readCodec(e *env) {
 	c.CodecOrigins = e.list("CODEC_CORS_ORIGINS")
 	if len(c.CodecOrigins) == 0 {
 		c.CodecOrigins = []string{"http://localhost:8233"}
+	}
+	c.CodecOIDC = codec.OIDCConfig{
+		Issuer:        e.get(codec.EnvOIDCIssuer, ""),
+		DiscoveryURL:  e.get(codec.EnvOIDCDiscoveryURL, ""),
+		Audience:      e.get(codec.EnvOIDCAudience, e.get("TEMPORAL_AUTH_CLIENT_ID", "")),
+		AllowedEmails: e.list(codec.EnvOIDCAllowedEmails),
 	}
 }
 
@@ -590,8 +599,8 @@ func (c Config) Require(role Role) error {
 		if c.Codec == nil {
 			return errors.New("RECOUP_CODEC_KEYS: required by the codec server")
 		}
-		if c.CodecToken == "" {
-			return errors.New("CODEC_AUTH_TOKEN: required by the codec server (generate one with: openssl rand -hex 32)")
+		if c.CodecToken == "" && c.CodecOIDC.Issuer == "" {
+			return errors.New("CODEC_AUTH_TOKEN: required by the codec server unless CODEC_OIDC_ISSUER is set (generate one with: openssl rand -hex 32)")
 		}
 	case RoleWorker:
 		// Only the worker sends SMS: ingress, support commands and jobs run without it.
