@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/devoidc"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/inbound"
@@ -29,7 +31,8 @@ import (
 	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
-// The ingress and the long-running services: serve, consume, relay, event, codec-server.
+// The ingress and the long-running services: serve, consume, relay, event, codec-server,
+// dev-oidc.
 func addServiceCommands(root *cobra.Command, a *app) {
 	root.AddCommand(&cobra.Command{
 		Use:     "serve",
@@ -107,6 +110,75 @@ CODEC_OIDC_ALLOWED_EMAILS.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
 	})
+	root.AddCommand(&cobra.Command{
+		Use:     "dev-oidc",
+		GroupID: "services",
+		Short:   "Development OpenID provider: one operator account for the Web UI and the codec server",
+		Long: `Serve a small OpenID Connect provider for the demo and docker compose: the Temporal Web UI
+signs the operator in through its login form (TEMPORAL_AUTH_*), and the codec server accepts
+the operator's access token (CODEC_OIDC_ISSUER). One account, no self-service; it refuses to
+start without RECOUP_DEV_OIDC_PASSWORD. Its signing key is generated at start, so tokens die
+with a restart: sign in again. Production uses the organisation's identity provider.
+
+Environment: RECOUP_DEV_OIDC_PASSWORD (required), RECOUP_DEV_OIDC_USER (default operator),
+RECOUP_DEV_OIDC_EMAIL (default <user>@localhost), RECOUP_DEV_OIDC_CLIENT_ID (default
+temporal-ui), RECOUP_DEV_OIDC_CLIENT_SECRET (required), RECOUP_DEV_OIDC_REDIRECT_URIS
+(default http://localhost:8233/auth/sso/callback), RECOUP_DEV_OIDC_ADDR (default :9090),
+RECOUP_DEV_OIDC_PUBLIC_URL (default http://localhost:9090; the issuer is <that>/oidc).`,
+		Example:     `  RECOUP_DEV_OIDC_PASSWORD=… RECOUP_DEV_OIDC_CLIENT_SECRET=… starter dev-oidc`,
+		Args:        noArgs,
+		Annotations: map[string]string{noConfig: "self"},
+		RunE:        func(cmd *cobra.Command, _ []string) error { return devOIDC(cmd.Context(), a.getenv, a.stdout) },
+	})
+}
+
+// devOIDC serves the development OpenID provider until ctx ends.
+func devOIDC(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	var redirects []string
+	for _, u := range strings.Split(get("RECOUP_DEV_OIDC_REDIRECT_URIS", "http://localhost:8233/auth/sso/callback"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			redirects = append(redirects, u)
+		}
+	}
+	p, err := devoidc.New(devoidc.Config{
+		PublicURL:    get("RECOUP_DEV_OIDC_PUBLIC_URL", "http://localhost:9090"),
+		ClientID:     get("RECOUP_DEV_OIDC_CLIENT_ID", "temporal-ui"),
+		ClientSecret: get("RECOUP_DEV_OIDC_CLIENT_SECRET", ""),
+		RedirectURIs: redirects,
+		User:         get("RECOUP_DEV_OIDC_USER", "operator"),
+		Password:     getenv("RECOUP_DEV_OIDC_PASSWORD"),
+		Email:        get("RECOUP_DEV_OIDC_EMAIL", ""),
+	})
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	addr := get("RECOUP_DEV_OIDC_ADDR", ":9090")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("RECOUP_DEV_OIDC_ADDR %q: %w", addr, err)
+	}
+	srv := p.Server()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "dev OpenID provider on %s: issuer %s, client %s, operator %q (tokens last until a restart at most)\n",
+		ln.Addr(), p.Issuer(), get("RECOUP_DEV_OIDC_CLIENT_ID", "temporal-ui"), get("RECOUP_DEV_OIDC_USER", "operator"))
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
 }
 
 // event validates, records and delivers one event.

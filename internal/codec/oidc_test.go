@@ -164,10 +164,14 @@ func TestHandlerRefusesBadOIDCAccessTokens(t *testing.T) {
 	other := newKeypair(t)
 	past := time.Now().Add(-time.Hour)
 	cases := map[string]string{
-		"no token":          "",
-		"not bearer":        "Basic " + ti.token(t, ti.key, nil),
-		"garbage":           "Bearer not.a.jwt",
-		"expired":           "Bearer " + ti.token(t, ti.key, func(c jwt.MapClaims) { c["exp"] = past.Unix(); c["iat"] = past.Add(-time.Hour).Unix(); c["nbf"] = past.Add(-time.Hour).Unix() }),
+		"no token":   "",
+		"not bearer": "Basic " + ti.token(t, ti.key, nil),
+		"garbage":    "Bearer not.a.jwt",
+		"expired": "Bearer " + ti.token(t, ti.key, func(c jwt.MapClaims) {
+			c["exp"] = past.Unix()
+			c["iat"] = past.Add(-time.Hour).Unix()
+			c["nbf"] = past.Add(-time.Hour).Unix()
+		}),
 		"wrong issuer":      "Bearer " + ti.token(t, ti.key, func(c jwt.MapClaims) { c["iss"] = "https://evil.example.com" }),
 		"wrong audience":    "Bearer " + ti.token(t, ti.key, func(c jwt.MapClaims) { c["aud"] = "some-other-app" }),
 		"no audience":       "Bearer " + ti.token(t, ti.key, func(c jwt.MapClaims) { delete(c, "aud") }),
