@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -123,51 +122,32 @@ with a restart: sign in again. Production uses the organisation's identity provi
 Environment: RECOUP_DEV_OIDC_PASSWORD (required), RECOUP_DEV_OIDC_USER (default operator),
 RECOUP_DEV_OIDC_EMAIL (default <user>@localhost), RECOUP_DEV_OIDC_CLIENT_ID (default
 temporal-ui), RECOUP_DEV_OIDC_CLIENT_SECRET (required), RECOUP_DEV_OIDC_REDIRECT_URIS
-(default http://localhost:8233/auth/sso/callback), RECOUP_DEV_OIDC_ADDR (default :9090),
-RECOUP_DEV_OIDC_PUBLIC_URL (default http://localhost:9090; the issuer is <that>/oidc).`,
-		Example:     `  RECOUP_DEV_OIDC_PASSWORD=… RECOUP_DEV_OIDC_CLIENT_SECRET=… starter dev-oidc`,
-		Args:        noArgs,
-		Annotations: map[string]string{noConfig: "self"},
-		RunE:        func(cmd *cobra.Command, _ []string) error { return devOIDC(cmd.Context(), a.getenv, a.stdout) },
+(default http://localhost:8233/auth/sso/callback), RECOUP_DEV_OIDC_ADDR (default :8234),
+RECOUP_DEV_OIDC_PUBLIC_URL (default http://localhost:8234; the issuer is <that>/oidc).`,
+		Example: `  RECOUP_DEV_OIDC_PASSWORD=… RECOUP_DEV_OIDC_CLIENT_SECRET=… starter dev-oidc`,
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return devOIDC(cmd.Context(), a.d, a.stdout) },
 	})
 }
 
 // devOIDC serves the development OpenID provider until ctx ends.
-func devOIDC(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
+func devOIDC(ctx context.Context, d *deps, stdout io.Writer) error {
+	if err := d.cfg.Require(config.RoleDevOIDC); err != nil {
+		return usageError{err.Error()}
 	}
-	var redirects []string
-	for _, u := range strings.Split(get("RECOUP_DEV_OIDC_REDIRECT_URIS", "http://localhost:8233/auth/sso/callback"), ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			redirects = append(redirects, u)
-		}
-	}
-	p, err := devoidc.New(devoidc.Config{
-		PublicURL:    get("RECOUP_DEV_OIDC_PUBLIC_URL", "http://localhost:9090"),
-		ClientID:     get("RECOUP_DEV_OIDC_CLIENT_ID", "temporal-ui"),
-		ClientSecret: get("RECOUP_DEV_OIDC_CLIENT_SECRET", ""),
-		RedirectURIs: redirects,
-		User:         get("RECOUP_DEV_OIDC_USER", "operator"),
-		Password:     getenv("RECOUP_DEV_OIDC_PASSWORD"),
-		Email:        get("RECOUP_DEV_OIDC_EMAIL", ""),
-	})
+	p, err := devoidc.New(d.cfg.DevOIDC)
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	addr := get("RECOUP_DEV_OIDC_ADDR", ":9090")
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", d.cfg.DevOIDCAddr)
 	if err != nil {
-		return fmt.Errorf("RECOUP_DEV_OIDC_ADDR %q: %w", addr, err)
+		return fmt.Errorf("RECOUP_DEV_OIDC_ADDR %q: %w", d.cfg.DevOIDCAddr, err)
 	}
 	srv := p.Server()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "dev OpenID provider on %s: issuer %s, client %s, operator %q (tokens last until a restart at most)\n",
-		ln.Addr(), p.Issuer(), get("RECOUP_DEV_OIDC_CLIENT_ID", "temporal-ui"), get("RECOUP_DEV_OIDC_USER", "operator"))
+		ln.Addr(), p.Issuer(), d.cfg.DevOIDC.ClientID, d.cfg.DevOIDC.User)
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

@@ -21,6 +21,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
+	"github.com/recoup-dunning/recoup/internal/devoidc"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/openai"
@@ -100,6 +101,9 @@ type Config struct {
 	// CODEC_OIDC_*: signed-in Web UI users' access tokens the codec server accepts; Issuer
 	// empty when not configured.
 	CodecOIDC codec.OIDCConfig
+	// RECOUP_DEV_OIDC_*: `starter dev-oidc`, the development OpenID provider.
+	DevOIDC     devoidc.Config
+	DevOIDCAddr string // RECOUP_DEV_OIDC_ADDR (default :8234)
 }
 
 // Tuning is the worker's capacity configuration (converted to workflows.Tuning, which has
@@ -328,6 +332,19 @@ func (c *Config) readCodec(e *env) {
 		DiscoveryURL:  e.get(codec.EnvOIDCDiscoveryURL, ""),
 		Audience:      e.get(codec.EnvOIDCAudience, e.get("TEMPORAL_AUTH_CLIENT_ID", "")),
 		AllowedEmails: e.list(codec.EnvOIDCAllowedEmails),
+	}
+	c.DevOIDCAddr = e.get("RECOUP_DEV_OIDC_ADDR", ":8234")
+	c.DevOIDC = devoidc.Config{
+		PublicURL:    e.get("RECOUP_DEV_OIDC_PUBLIC_URL", "http://localhost:8234"),
+		ClientID:     e.get("RECOUP_DEV_OIDC_CLIENT_ID", "temporal-ui"),
+		ClientSecret: e.get("RECOUP_DEV_OIDC_CLIENT_SECRET", ""),
+		RedirectURIs: e.list("RECOUP_DEV_OIDC_REDIRECT_URIS"),
+		User:         e.get("RECOUP_DEV_OIDC_USER", "operator"),
+		Password:     e.getenv("RECOUP_DEV_OIDC_PASSWORD"),
+		Email:        e.get("RECOUP_DEV_OIDC_EMAIL", ""),
+	}
+	if len(c.DevOIDC.RedirectURIs) == 0 {
+		c.DevOIDC.RedirectURIs = []string{"http://localhost:8233/auth/sso/callback"}
 	}
 }
 
@@ -580,6 +597,7 @@ const (
 	RoleConsume     Role = "consume"
 	RoleCodecServer Role = "codec-server"
 	RoleSetup       Role = "setup"
+	RoleDevOIDC     Role = "dev-oidc"
 )
 
 // Require reports what the role needs that the configuration lacks. The binaries call it
@@ -607,6 +625,8 @@ func (c Config) Require(role Role) error {
 		if c.SMSEnabled() && c.Twilio.StatusCallbackURL == "" {
 			return errors.New("RECOUP_PUBLIC_BASE_URL: required by the worker when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to " + TwilioStatusPath + ", without which a send whose outcome is unknown cannot be settled")
 		}
+	case RoleDevOIDC:
+		return c.DevOIDC.Check()
 	case RoleSetup:
 	default:
 		return fmt.Errorf("unknown role %q", role)

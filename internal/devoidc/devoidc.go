@@ -53,24 +53,33 @@ type Provider struct {
 	srv      *http.Server
 }
 
-// New checks cfg and builds the provider with a fresh signing key.
-func New(cfg Config) (*Provider, error) {
+// Check says what in cfg keeps the provider from starting, naming the variable.
+func (cfg Config) Check() error {
 	u, err := url.Parse(cfg.PublicURL)
 	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
-		return nil, fmt.Errorf("RECOUP_DEV_OIDC_PUBLIC_URL %q: want http://host:port, the address browsers reach this provider at (no path; the dev provider serves plain HTTP)", cfg.PublicURL)
+		return fmt.Errorf("RECOUP_DEV_OIDC_PUBLIC_URL %q: want http://host:port, the address browsers reach this provider at (no path; the dev provider serves plain HTTP)", cfg.PublicURL)
 	}
 	switch {
 	case cfg.Password == "":
-		return nil, errors.New("RECOUP_DEV_OIDC_PASSWORD is empty: the dev OpenID provider refuses to start without the operator's password (make secrets generates one)")
+		return errors.New("RECOUP_DEV_OIDC_PASSWORD is empty: the dev OpenID provider refuses to start without the operator's password (make secrets generates one)")
 	case cfg.User == "":
-		return nil, errors.New("RECOUP_DEV_OIDC_USER is empty")
+		return errors.New("RECOUP_DEV_OIDC_USER is empty")
 	case cfg.ClientID == "":
-		return nil, errors.New("RECOUP_DEV_OIDC_CLIENT_ID is empty")
+		return errors.New("RECOUP_DEV_OIDC_CLIENT_ID is empty")
 	case cfg.ClientSecret == "":
-		return nil, errors.New("RECOUP_DEV_OIDC_CLIENT_SECRET is empty: set it to the Web UI's TEMPORAL_AUTH_CLIENT_SECRET (make secrets generates one)")
+		return errors.New("RECOUP_DEV_OIDC_CLIENT_SECRET is empty: set it to the Web UI's TEMPORAL_AUTH_CLIENT_SECRET (make secrets generates one)")
 	case len(cfg.RedirectURIs) == 0:
-		return nil, errors.New("RECOUP_DEV_OIDC_REDIRECT_URIS is empty: set it to the Web UI's TEMPORAL_AUTH_CALLBACK_URL")
+		return errors.New("RECOUP_DEV_OIDC_REDIRECT_URIS is empty: set it to the Web UI's TEMPORAL_AUTH_CALLBACK_URL")
 	}
+	return nil
+}
+
+// New checks cfg and builds the provider with a fresh signing key.
+func New(cfg Config) (*Provider, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(cfg.PublicURL)
 	if cfg.Email == "" {
 		cfg.Email = cfg.User + "@localhost"
 	}

@@ -1,0 +1,312 @@
+// Package browser_test drives the Temporal Web UI in a real browser (Chromium through the
+// DevTools protocol) against the compose configuration: a Temporal dev server with an
+// encrypting worker, the dev OpenID provider, the codec server accepting signed-in users'
+// access tokens, and the Temporal UI server built from source with OIDC sign-in and
+// TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true.
+package browser_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/codec"
+	"github.com/recoup-dunning/recoup/internal/devoidc"
+	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/worker/workertest"
+)
+
+const (
+	operator     = "operator"
+	operatorPass = "browser-test-password"
+	clientID     = "temporal-ui"
+	clientSecret = "browser-test-client-secret"
+	codecToken   = "browser-test-static-token"
+)
+
+// tools are the programs the test runs besides the Temporal CLI: Chromium and the UI server
+// with the image's configuration template. Missing, the test fails when
+// RECOUP_REQUIRE_BROWSER=1 (CI), else it is skipped.
+type tools struct{ chromium, uiServer, uiConfig string }
+
+func findTools(t *testing.T) tools {
+	t.Helper()
+	root := fakes.RepoRoot()
+	tl := tools{
+		chromium: envOr("RECOUP_CHROMIUM", "/usr/bin/chromium"),
+		uiServer: envOr("RECOUP_UI_SERVER", filepath.Join(root, ".bin", "temporal-ui-server")),
+		uiConfig: filepath.Join(root, ".bin", "temporal-ui", "config", "docker.yaml"),
+	}
+	var missing []string
+	for what, p := range map[string]string{"Chromium (apt-get install chromium, or RECOUP_CHROMIUM)": tl.chromium,
+		"the Temporal UI server (make ui-server, or RECOUP_UI_SERVER)":   tl.uiServer,
+		"the UI server's config template (make ui-server)":               tl.uiConfig} {
+		if _, err := os.Stat(p); err != nil {
+			missing = append(missing, fmt.Sprintf("%s: %v", what, err))
+		}
+	}
+	if len(missing) > 0 {
+		msg := "the browser test needs " + strings.Join(missing, "; ")
+		if os.Getenv("RECOUP_REQUIRE_BROWSER") == "1" {
+			t.Fatal(msg + " (RECOUP_REQUIRE_BROWSER=1)")
+		}
+		t.Skip(msg)
+	}
+	return tl
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startOIDC starts the dev OpenID provider for a UI at uiOrigin.
+func startOIDC(t *testing.T, uiOrigin string) *devoidc.Provider {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := devoidc.New(devoidc.Config{
+		PublicURL: "http://" + ln.Addr().String(), ClientID: clientID, ClientSecret: clientSecret,
+		RedirectURIs: []string{uiOrigin + "/auth/sso/callback"}, User: operator, Password: operatorPass,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Server().Serve(ln) }()
+	t.Cleanup(func() { _ = p.Server().Close() })
+	return p
+}
+
+// startCodec starts the codec server as `starter codec-server` configures it in compose.
+func startCodec(t *testing.T, issuer, uiOrigin string) *httptest.Server {
+	t.Helper()
+	keys, err := codec.ParseKeys(workertest.TestKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := codec.NewOIDCVerifier(context.Background(), codec.OIDCConfig{
+		Issuer: issuer, Audience: clientID, AllowedEmails: []string{operator + "@localhost"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := codec.NewHandler(keys, codec.HandlerOptions{Token: codecToken, OIDC: v, Origins: []string{uiOrigin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// uiEnv is the temporal-ui service's environment in docker-compose.yml, with this test's
+// addresses in place of the compose hosts.
+func uiEnv(temporal string, port int, issuer, codecURL string) []string {
+	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+	return []string{
+		"TEMPORAL_ADDRESS=" + temporal,
+		fmt.Sprintf("TEMPORAL_UI_PORT=%d", port),
+		"TEMPORAL_CORS_ORIGINS=" + origin,
+		"TEMPORAL_CODEC_ENDPOINT=" + codecURL,
+		"TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true",
+		"TEMPORAL_AUTH_ENABLED=true",
+		"TEMPORAL_AUTH_PROVIDER_URL=" + issuer,
+		"TEMPORAL_AUTH_ISSUER_URL=" + issuer,
+		"TEMPORAL_AUTH_CLIENT_ID=" + clientID,
+		"TEMPORAL_AUTH_CLIENT_SECRET=" + clientSecret,
+		"TEMPORAL_AUTH_CALLBACK_URL=" + origin + "/auth/sso/callback",
+		"TEMPORAL_AUTH_SCOPES=openid,profile,email",
+		"TEMPORAL_NOTIFY_ON_NEW_VERSION=false",
+	}
+}
+
+// startUI runs the UI server binary with the image's config template (config/docker.yaml)
+// and returns its origin once /healthz answers.
+func startUI(t *testing.T, tl tools, env []string, port int) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile(tl.uiConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "config", "docker.yaml"), tmpl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(root, "ui-server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tl.uiServer, "--root", root, "--config", "config", "--env", "docker", "start")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		_ = logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("UI server log:\n%s", b)
+		}
+	})
+	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+	fakes.EventuallyWithin(t, time.Minute, func() bool {
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("the UI server exited: %v\n%s", err, b)
+		default:
+		}
+		resp, err := http.Get(origin + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "the UI server answers /healthz")
+	return origin
+}
+
+func TestSupportSignsInReadsAnEncryptedRunAndPausesItInTheWebUI(t *testing.T) {
+	fakes.RequireServices(t)
+	tl := findTools(t)
+	keys, err := codec.ParseKeys(workertest.TestKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := workertest.Start(t, workertest.Options{DataConverter: codec.DataConverter(keys)})
+
+	port := freePort(t)
+	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+	idp := startOIDC(t, origin)
+	cs := startCodec(t, idp.Issuer(), origin)
+	startUI(t, tl, uiEnv(e.HostPort(), port, idp.Issuer(), cs.URL), port)
+
+	const invoice, customer = "inv_browser", "cus_browser"
+	e.Event(workertest.Failed("evt_browser_1", invoice, customer, time.Now().UTC()))
+	e.Eventually("the first message", func() bool { return e.Messages(invoice) == 1 })
+
+	// Without a token the codec decodes nothing.
+	resp, err := http.Post(cs.URL+"/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("codec without a token: %d, want 401", resp.StatusCode)
+	}
+
+	ctx := browser(t, tl.chromium)
+	wfID := recoup.WorkflowID(invoice)
+	list := origin + "/namespaces/default/workflows?query=" + url.QueryEscape(fmt.Sprintf("%s=%q", recoup.SearchAttrCustomerID, customer))
+	step(t, ctx, "sign in through the provider's form",
+		chromedp.Navigate(list),
+		waitText("Recoup operator sign-in"),
+		chromedp.SendKeys(chromedp.ID("username"), operator),
+		chromedp.SendKeys(chromedp.ID("password"), operatorPass),
+		chromedp.Click(chromedp.ID("sign-in")),
+	)
+	step(t, ctx, "find the run by CustomerId and open it",
+		chromedp.Navigate(list),
+		waitText(wfID),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href*=%q]`, url.PathEscape(wfID)))),
+	)
+	step(t, ctx, "read the decision and a decoded payload",
+		waitText("Last decision:"),
+		waitText(customer+"@example.com"),
+	)
+	_ = e
+}
+
+// browser starts headless Chromium with a fresh profile; the context ends with the test.
+func browser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium (%s): %v", chromium, err)
+	}
+	return ctx
+}
+
+// step runs actions with a deadline; on failure it saves a screenshot and the page's HTML.
+func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		dir := t.TempDir()
+		if d := os.Getenv("RECOUP_BROWSER_ARTIFACTS"); d != "" {
+			dir = d
+		}
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer dcancel()
+		loc, _ := chromedp.Run(dctx, chromedp.Location())
+		png, _ := chromedp.Run(dctx, chromedp.FullScreenshot(80))
+		html, _ := chromedp.Run(dctx, chromedp.OuterHTML(chromedp.CSS("html")))
+		shot, page := filepath.Join(dir, "failure.jpg"), filepath.Join(dir, "failure.html")
+		_ = os.WriteFile(shot, png, 0o644)
+		_ = os.WriteFile(page, []byte(html), 0o644)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("not done within 60s: %w", err)
+		}
+		t.Fatalf("%s: %v\npage %s\nscreenshot %s\nHTML %s", what, err, loc, shot, page)
+	}
+}
+
+// waitText waits until the page's visible text contains s.
+func waitText(s string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](fmt.Sprintf(`document.body && document.body.innerText.includes(%q)`, s),
+			chromedp.WithPollingMutation())(ctx, t)
+		return err
+	})
+}
