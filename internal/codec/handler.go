@@ -29,7 +29,9 @@ const maxRequestBytes = 64 << 20
 // Access-Control-Allow-Origin: <that origin> and
 // Access-Control-Allow-Credentials: true; preflights additionally get
 // Access-Control-Allow-Methods: POST, OPTIONS and
-// Access-Control-Allow-Headers: Content-Type, Authorization, X-Namespace,
+// Access-Control-Allow-Headers: Content-Type, Authorization, Authorization-Extras,
+// X-Namespace (the Web UI sends the user's ID token in Authorization-Extras next to the
+// access token; the codec ignores it),
 // with 204. A preflight from any other origin gets 403 and no CORS headers.
 // "*" is refused: credentials cannot be combined with a wildcard origin.
 //
@@ -123,7 +125,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Allow", "POST, OPTIONS")
 		if allowed {
 			hdr.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-			hdr.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Namespace")
+			hdr.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Authorization-Extras, X-Namespace")
 			hdr.Set("Access-Control-Max-Age", "600")
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -121,7 +121,8 @@ func startCodec(t *testing.T, issuer, uiOrigin string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	// The Web UI passes the access token only to an https:// codec endpoint.
+	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -179,8 +180,7 @@ func startUI(t *testing.T, tl tools, env []string, port int) string {
 		<-exited
 		_ = logf.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("UI server log:\n%s", b)
+			t.Logf("UI server log: %s", logf.Name())
 		}
 	})
 	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -221,7 +221,7 @@ func TestSupportSignsInReadsAnEncryptedRunAndPausesItInTheWebUI(t *testing.T) {
 	e.Eventually("the first message", func() bool { return e.Messages(invoice) == 1 })
 
 	// Without a token the codec decodes nothing.
-	resp, err := http.Post(cs.URL+"/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
+	resp, err := cs.Client().Post(cs.URL+"/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,13 +235,14 @@ func TestSupportSignsInReadsAnEncryptedRunAndPausesItInTheWebUI(t *testing.T) {
 	list := origin + "/namespaces/default/workflows?query=" + url.QueryEscape(fmt.Sprintf("%s=%q", recoup.SearchAttrCustomerID, customer))
 	step(t, ctx, "sign in through the provider's form",
 		chromedp.Navigate(list),
-		waitText("Recoup operator sign-in"),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-button"]`)), // the UI's "Continue to SSO"
+		chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), operator),
 		chromedp.SendKeys(chromedp.ID("password"), operatorPass),
 		chromedp.Click(chromedp.ID("sign-in")),
 	)
+	// The UI brings the operator back to the page asked for: the list filtered by CustomerId.
 	step(t, ctx, "find the run by CustomerId and open it",
-		chromedp.Navigate(list),
 		waitText(wfID),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href*=%q]`, url.PathEscape(wfID)))),
 	)
@@ -267,6 +268,8 @@ func browser(t *testing.T, chromium string) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1400, 1000),
+		// The codec server's certificate is httptest's own, which no browser trusts.
+		chromedp.IgnoreCertErrors,
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -290,9 +293,9 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer dcancel()
 		loc, _ := chromedp.Run(dctx, chromedp.Location())
-		png, _ := chromedp.Run(dctx, chromedp.FullScreenshot(80))
+		png, _ := chromedp.Run(dctx, chromedp.FullScreenshot(100))
 		html, _ := chromedp.Run(dctx, chromedp.OuterHTML(chromedp.CSS("html")))
-		shot, page := filepath.Join(dir, "failure.jpg"), filepath.Join(dir, "failure.html")
+		shot, page := filepath.Join(dir, "failure.png"), filepath.Join(dir, "failure.html")
 		_ = os.WriteFile(shot, png, 0o644)
 		_ = os.WriteFile(page, []byte(html), 0o644)
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -302,11 +305,25 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 	}
 }
 
-// waitText waits until the page's visible text contains s.
+// waitText waits until the page's visible text contains s, across navigations (a poll in a
+// page that goes away is started again in the next one).
 func waitText(s string) chromedp.Action[chromedp.Void] {
+	poll := chromedp.Poll[bool](fmt.Sprintf(`document.body && document.body.innerText.includes(%q)`, s),
+		chromedp.WithPollingMutation())
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Poll[bool](fmt.Sprintf(`document.body && document.body.innerText.includes(%q)`, s),
-			chromedp.WithPollingMutation())(ctx, t)
-		return err
+		for {
+			_, err := poll(ctx, t)
+			if err == nil || ctx.Err() != nil || !navigatedAway(err) {
+				return err
+			}
+		}
 	})
+}
+
+// navigatedAway is the error of a script whose page was replaced while it ran.
+func navigatedAway(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "Cannot find context with specified id") ||
+		strings.Contains(m, "Execution context was destroyed") ||
+		strings.Contains(m, "Inspected target navigated or closed")
 }
