@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/recoup-dunning/recoup"
@@ -246,11 +248,43 @@ func TestSupportSignsInReadsAnEncryptedRunAndPausesItInTheWebUI(t *testing.T) {
 		waitText(wfID),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href*=%q]`, url.PathEscape(wfID)))),
 	)
-	step(t, ctx, "read the decision and a decoded payload",
-		waitText("Last decision:"),
-		waitText(customer+"@example.com"),
+	// The input, encrypted on the server, reads as plain JSON: the codec decoded it with the
+	// operator's access token.
+	step(t, ctx, "read a decoded payload",
+		waitText(`"failure_code": "card_declined"`),
+		waitText(`"customer_id": "`+customer+`"`),
 	)
-	_ = e
+	step(t, ctx, "read the decision in the run's current details",
+		chromedp.Click(chromedp.CSS(`[data-testid="user-metadata-tab"]`)),
+		waitText("Last decision: Email"),
+	)
+	step(t, ctx, "pause the run with the pause Update",
+		clickVisible(`button[aria-controls="workflow-actions"]`, "More Actions"),
+		clickVisible(`[data-testid="update-button"]`, ""),
+		// The dialog is open (and done moving in) once it has made up an Update ID.
+		waitJS(`[...document.querySelectorAll('[data-testid="update-id"]')].some(e => e.value.length > 0)`),
+		clickVisible(`[data-testid="update-select-button"]`, ""),
+		waitJS(`[...document.querySelectorAll('[data-testid="update-select-button"]')].some(e => e.getAttribute("aria-expanded") === "true")`),
+		clickVisible(`#update-select-select li[role="option"]`, recoup.UpdatePause),
+		waitJS(`[...document.querySelectorAll('[data-testid="update-select"]')].some(e => e.value === "`+recoup.UpdatePause+`")`),
+		typeJSON(`[data-testid="update-confirmation-modal"] [contenteditable="true"]`,
+			`{"by": "operator", "reason": "customer called support"}`),
+		clickVisible(`[data-testid="update-confirmation-modal"] [data-testid="confirm-modal-button"]`, ""),
+		waitText("Update successful"),
+	)
+	e.Eventually("the run is paused", func() bool { return e.State(invoice).Status == recoup.StatusPaused })
+}
+
+// typeJSON puts text into the code editor at sel as if pasted (typing would trip the
+// editor's automatic closing of brackets and quotes).
+func typeJSON(sel, text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		clickVisible(sel, ""),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: text})
+			return err
+		}),
+	)
 }
 
 // browser starts headless Chromium with a fresh profile; the context ends with the test.
@@ -305,11 +339,13 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 	}
 }
 
-// waitText waits until the page's visible text contains s, across navigations (a poll in a
-// page that goes away is started again in the next one).
+// waitText waits until the page's visible text, or that of a frame of it (the UI renders
+// markdown such as current details in same-origin frames), contains s, across navigations
+// (a poll in a page that goes away is started again in the next one).
 func waitText(s string) chromedp.Action[chromedp.Void] {
-	poll := chromedp.Poll[bool](fmt.Sprintf(`document.body && document.body.innerText.includes(%q)`, s),
-		chromedp.WithPollingMutation())
+	poll := chromedp.Poll[bool](fmt.Sprintf(`[document, ...[...document.querySelectorAll("iframe")].map(f => {
+		try { return f.contentDocument } catch (e) { return null } })].some(d => d && d.body && d.body.innerText.includes(%q))`, s),
+		chromedp.WithPollingInterval(100*time.Millisecond))
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for {
 			_, err := poll(ctx, t)
@@ -317,6 +353,36 @@ func waitText(s string) chromedp.Action[chromedp.Void] {
 				return err
 			}
 		}
+	})
+}
+
+// clickVisible waits for an element matching the CSS selector sel, shown on the page and,
+// unless text is empty, whose text is text, and clicks it (the element's click(), which runs
+// the UI's own handlers). The UI keeps hidden copies of some controls for other screen sizes.
+func clickVisible(sel, text string) chromedp.Action[chromedp.Void] {
+	click := chromedp.Poll[bool](fmt.Sprintf(`(() => {
+		const el = [...document.querySelectorAll(%q)].find(e => e.getClientRects().length > 0 &&
+			getComputedStyle(e).visibility !== "hidden" && (%q === "" || e.innerText.trim() === %q));
+		if (!el) return false;
+		el.click();
+		return true;
+	})()`, sel, text, text), chromedp.WithPollingInterval(100*time.Millisecond))
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := click(ctx, t); err != nil {
+			return fmt.Errorf("clicking %s %q: %w", sel, text, err)
+		}
+		return nil
+	})
+}
+
+// waitJS waits until the expression is true.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	poll := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond))
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := poll(ctx, t); err != nil {
+			return fmt.Errorf("waiting for %s: %w", expr, err)
+		}
+		return nil
 	})
 }
 
