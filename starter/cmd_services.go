@@ -105,7 +105,8 @@ their access token, verified against the issuer's keys, audience and expiry).
 Environment: RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR (default :8081),
 CODEC_CORS_ORIGINS (default http://localhost:8233), CODEC_OIDC_ISSUER,
 CODEC_OIDC_DISCOVERY_URL, CODEC_OIDC_AUDIENCE (default TEMPORAL_AUTH_CLIENT_ID),
-CODEC_OIDC_ALLOWED_EMAILS.`,
+CODEC_OIDC_ALLOWED_EMAILS, CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files) or
+CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
 	})
@@ -389,9 +390,19 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 		return fmt.Errorf("CODEC_ADDR %q: %w", d.cfg.CodecAddr, err)
 	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	scheme, serve := "http", func() error { return hs.Serve(ln) }
+	switch {
+	case d.cfg.CodecTLSCert != "":
+		scheme, serve = "https", func() error { return hs.ServeTLS(ln, d.cfg.CodecTLSCert, d.cfg.CodecTLSKey) }
+	case d.cfg.CodecTLSSelfSigned:
+		if hs.TLSConfig, err = codec.SelfSignedTLS([]string{"localhost", "127.0.0.1", "::1", "codec-server"}); err != nil {
+			return err
+		}
+		scheme, serve = "https (self-signed)", func() error { return hs.ServeTLS(ln, "", "") }
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "codec server on %s (keys %v; CORS origins %v; accepts %s)\n", ln.Addr(), d.cfg.Codec.KeyIDs(), d.cfg.CodecOrigins, auth)
+	go func() { errc <- serve() }()
+	fmt.Fprintf(stdout, "codec server on %s, %s (keys %v; CORS origins %v; accepts %s)\n", ln.Addr(), scheme, d.cfg.Codec.KeyIDs(), d.cfg.CodecOrigins, auth)
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

@@ -101,6 +101,10 @@ type Config struct {
 	// CODEC_OIDC_*: signed-in Web UI users' access tokens the codec server accepts; Issuer
 	// empty when not configured.
 	CodecOIDC codec.OIDCConfig
+	// CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files), or CODEC_TLS_SELF_SIGNED: the codec
+	// server serves HTTPS, which the Web UI needs to pass the signed-in user's token.
+	CodecTLSCert, CodecTLSKey string
+	CodecTLSSelfSigned        bool
 	// RECOUP_DEV_OIDC_*: `starter dev-oidc`, the development OpenID provider.
 	DevOIDC     devoidc.Config
 	DevOIDCAddr string // RECOUP_DEV_OIDC_ADDR (default :8234)
@@ -332,6 +336,20 @@ func (c *Config) readCodec(e *env) {
 		DiscoveryURL:  e.get(codec.EnvOIDCDiscoveryURL, ""),
 		Audience:      e.get(codec.EnvOIDCAudience, e.get("TEMPORAL_AUTH_CLIENT_ID", "")),
 		AllowedEmails: e.list(codec.EnvOIDCAllowedEmails),
+	}
+	c.CodecTLSCert, c.CodecTLSKey = e.get("CODEC_TLS_CERT", ""), e.get("CODEC_TLS_KEY", "")
+	switch v := e.get("CODEC_TLS_SELF_SIGNED", "false"); v {
+	case "true", "1":
+		c.CodecTLSSelfSigned = true
+	case "false", "0":
+	default:
+		e.fail(fmt.Errorf("CODEC_TLS_SELF_SIGNED: %q is not true or false", v))
+	}
+	if (c.CodecTLSCert == "") != (c.CodecTLSKey == "") {
+		e.fail(errors.New("CODEC_TLS_CERT and CODEC_TLS_KEY: set both (PEM certificate and key files) or neither"))
+	}
+	if c.CodecTLSCert != "" && c.CodecTLSSelfSigned {
+		e.fail(errors.New("CODEC_TLS_SELF_SIGNED: set it or CODEC_TLS_CERT/CODEC_TLS_KEY, not both"))
 	}
 	c.DevOIDCAddr = e.get("RECOUP_DEV_OIDC_ADDR", ":8234")
 	c.DevOIDC = devoidc.Config{

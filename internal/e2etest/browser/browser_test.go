@@ -54,8 +54,8 @@ func findTools(t *testing.T) tools {
 	}
 	var missing []string
 	for what, p := range map[string]string{"Chromium (apt-get install chromium, or RECOUP_CHROMIUM)": tl.chromium,
-		"the Temporal UI server (make ui-server, or RECOUP_UI_SERVER)":   tl.uiServer,
-		"the UI server's config template (make ui-server)":               tl.uiConfig} {
+		"the Temporal UI server (make ui-server, or RECOUP_UI_SERVER)": tl.uiServer,
+		"the UI server's config template (make ui-server)":             tl.uiConfig} {
 		if _, err := os.Stat(p); err != nil {
 			missing = append(missing, fmt.Sprintf("%s: %v", what, err))
 		}
