@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/codec"
@@ -130,25 +132,57 @@ func startCodec(t *testing.T, issuer, uiOrigin string) *httptest.Server {
 }
 
 // uiEnv is the temporal-ui service's environment in docker-compose.yml, with this test's
-// addresses in place of the compose hosts.
-func uiEnv(temporal string, port int, issuer, codecURL string) []string {
-	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
-	return []string{
-		"TEMPORAL_ADDRESS=" + temporal,
-		fmt.Sprintf("TEMPORAL_UI_PORT=%d", port),
-		"TEMPORAL_CORS_ORIGINS=" + origin,
-		"TEMPORAL_CODEC_ENDPOINT=" + codecURL,
-		"TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true",
-		"TEMPORAL_AUTH_ENABLED=true",
-		"TEMPORAL_AUTH_PROVIDER_URL=" + issuer,
-		"TEMPORAL_AUTH_ISSUER_URL=" + issuer,
-		"TEMPORAL_AUTH_CLIENT_ID=" + clientID,
-		"TEMPORAL_AUTH_CLIENT_SECRET=" + clientSecret,
-		"TEMPORAL_AUTH_CALLBACK_URL=" + origin + "/auth/sso/callback",
-		"TEMPORAL_AUTH_SCOPES=openid,profile,email",
-		"TEMPORAL_NOTIFY_ON_NEW_VERSION=false",
+// addresses and secret in place of the compose hosts' and .env's; every other setting
+// (sign-in on, access token passed to the codec, client id, scopes) is the file's.
+func uiEnv(t *testing.T, temporal string, port int, issuer, codecURL string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fakes.RepoRoot(), "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	var c struct {
+		Services map[string]struct {
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	compose := c.Services["temporal-ui"].Environment
+	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
+	here := map[string]string{
+		"TEMPORAL_ADDRESS":            temporal,
+		"TEMPORAL_CORS_ORIGINS":       origin,
+		"TEMPORAL_CODEC_ENDPOINT":     codecURL,
+		"TEMPORAL_AUTH_PROVIDER_URL":  issuer,
+		"TEMPORAL_AUTH_ISSUER_URL":    issuer,
+		"TEMPORAL_AUTH_CLIENT_SECRET": clientSecret,
+		"TEMPORAL_AUTH_CALLBACK_URL":  origin + "/auth/sso/callback",
+	}
+	for _, must := range []string{"TEMPORAL_AUTH_ENABLED", "TEMPORAL_CODEC_PASS_ACCESS_TOKEN", "TEMPORAL_AUTH_CLIENT_ID", "TEMPORAL_AUTH_SCOPES"} {
+		if compose[must] == "" {
+			t.Fatalf("docker-compose.yml: the temporal-ui service does not set %s", must)
+		}
+	}
+	env := []string{fmt.Sprintf("TEMPORAL_UI_PORT=%d", port), "TEMPORAL_NOTIFY_ON_NEW_VERSION=false"}
+	for k, v := range compose {
+		if h, ok := here[k]; ok {
+			v = h
+		} else if m := composeDefault.FindStringSubmatch(v); m != nil {
+			v = m[1] // ${NAME:-default}: .env does not set it
+		}
+		if strings.Contains(v, "${") {
+			t.Fatalf("docker-compose.yml: temporal-ui's %s=%s needs a value from .env this test does not know", k, v)
+		}
+		env = append(env, k+"="+v)
+	}
+	if v := compose["TEMPORAL_AUTH_CLIENT_ID"]; !strings.Contains(v, clientID) {
+		t.Fatalf("docker-compose.yml: TEMPORAL_AUTH_CLIENT_ID=%s, this test signs in as client %s", v, clientID)
+	}
+	return env
 }
+
+var composeDefault = regexp.MustCompile(`^\$\{[A-Z0-9_]+:-(.*)\}$`)
 
 // startUI runs the UI server binary with the image's config template (config/docker.yaml)
 // and returns its origin once /healthz answers.
@@ -216,7 +250,7 @@ func TestSupportSignsInReadsAnEncryptedRunAndPausesItInTheWebUI(t *testing.T) {
 	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
 	idp := startOIDC(t, origin)
 	cs := startCodec(t, idp.Issuer(), origin)
-	startUI(t, tl, uiEnv(e.HostPort(), port, idp.Issuer(), cs.URL), port)
+	startUI(t, tl, uiEnv(t, e.HostPort(), port, idp.Issuer(), cs.URL), port)
 
 	const invoice, customer = "inv_browser", "cus_browser"
 	e.Event(workertest.Failed("evt_browser_1", invoice, customer, time.Now().UTC()))
