@@ -379,3 +379,17 @@ func TestDockerignoreKeepsSecretsAndBuildsOut(t *testing.T) {
 		t.Error(".gitignore does not exclude .env")
 	}
 }
+
+// The Temporal UI server the demo and the browser test build from source (make ui-server) is
+// the version of the temporalio/ui image compose runs, so the test exercises what compose
+// deploys.
+func TestUIServerBuiltFromSourceIsTheComposeImageVersion(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^UI_SERVER_VERSION := v(\S+)$`).FindSubmatch(mustRead(t, "Makefile"))
+	if m == nil {
+		t.Fatal("Makefile: no UI_SERVER_VERSION := v…")
+	}
+	p := mustLoad(t, generatedEnv(t))
+	if img, want := p.Services["temporal-ui"].Image, "temporalio/ui:"+string(m[1]); img != want {
+		t.Errorf("compose runs %s, make ui-server builds ui-server v%s: align them", img, m[1])
+	}
+}
