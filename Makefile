@@ -66,8 +66,9 @@ lint: workflowcheck
 unit:
 	$(GO) test -short ./...  # results of unchanged packages come from the test cache
 
-# All tests: lint, then unit, PostgreSQL, dev-server, replay and provider-contract tests
-# with the race detector. Every fake provider request is validated in-process against the
+# All tests: lint, then unit, PostgreSQL, dev-server, replay, provider-contract and Web UI
+# browser tests (headless Chromium; RECOUP_REQUIRE_BROWSER=1 fails it without one, as CI
+# sets) with the race detector. Every fake provider request is validated in-process against the
 # project's contract descriptions (internal/fakes/contracts), and those are held against
 # the official documents in $(SHARED)/specs (CI requires them: RECOUP_REQUIRE_SPECS=1).
 # Contract tests also run against the providers' OpenAPI mocks when $(PROVIDER_MOCKS)
