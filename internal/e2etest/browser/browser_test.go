@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,7 +217,10 @@ func startUI(t *testing.T, tl tools, env []string, port int) string {
 		<-exited
 		_ = logf.Close()
 		if t.Failed() {
-			t.Logf("UI server log: %s", logf.Name())
+			b, _ := os.ReadFile(logf.Name())
+			keep := filepath.Join(artifacts(t), "ui-server.log")
+			_ = os.WriteFile(keep, b, 0o644)
+			t.Logf("UI server log: %s", keep)
 		}
 	})
 	origin := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -354,10 +358,7 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(sctx, actions...); err != nil {
-		dir := t.TempDir()
-		if d := os.Getenv("RECOUP_BROWSER_ARTIFACTS"); d != "" {
-			dir = d
-		}
+		dir := artifacts(t)
 		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer dcancel()
 		loc, _ := chromedp.Run(dctx, chromedp.Location())
@@ -372,6 +373,25 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 		t.Fatalf("%s: %v\npage %s\nscreenshot %s\nHTML %s", what, err, loc, shot, page)
 	}
 }
+
+// artifacts is where a failing test leaves its screenshot, page and UI server log: kept
+// after the test (unlike t.TempDir), RECOUP_BROWSER_ARTIFACTS or a new directory in $TMPDIR.
+func artifacts(t *testing.T) string {
+	if d, ok := artifactDirs.Load(t.Name()); ok {
+		return d.(string)
+	}
+	d := os.Getenv("RECOUP_BROWSER_ARTIFACTS")
+	if d == "" || os.MkdirAll(d, 0o755) != nil {
+		var err error
+		if d, err = os.MkdirTemp("", "recoup-browser-"); err != nil {
+			d = os.TempDir()
+		}
+	}
+	artifactDirs.Store(t.Name(), d)
+	return d
+}
+
+var artifactDirs sync.Map
 
 // waitText waits until the page's visible text, or that of a frame of it (the UI renders
 // markdown such as current details in same-origin frames), contains s, across navigations
