@@ -399,12 +399,15 @@ var artifactDirs sync.Map
 func waitText(s string) chromedp.Action[chromedp.Void] {
 	poll := chromedp.Poll[bool](fmt.Sprintf(`[document, ...[...document.querySelectorAll("iframe")].map(f => {
 		try { return f.contentDocument } catch (e) { return null } })].some(d => d && d.body && d.body.innerText.includes(%q))`, s),
-		chromedp.WithPollingInterval(100*time.Millisecond))
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for {
 			_, err := poll(ctx, t)
-			if err == nil || ctx.Err() != nil || !navigatedAway(err) {
-				return err
+			if err != nil && (ctx.Err() != nil || !navigatedAway(err)) {
+				return fmt.Errorf("waiting for the text %q: %w", s, err)
+			}
+			if err == nil {
+				return nil
 			}
 		}
 	})
@@ -420,7 +423,7 @@ func clickVisible(sel, text string) chromedp.Action[chromedp.Void] {
 		if (!el) return false;
 		el.click();
 		return true;
-	})()`, sel, text, text), chromedp.WithPollingInterval(100*time.Millisecond))
+	})()`, sel, text, text), chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		if _, err := click(ctx, t); err != nil {
 			return fmt.Errorf("clicking %s %q: %w", sel, text, err)
@@ -431,7 +434,7 @@ func clickVisible(sel, text string) chromedp.Action[chromedp.Void] {
 
 // waitJS waits until the expression is true.
 func waitJS(expr string) chromedp.Action[chromedp.Void] {
-	poll := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond))
+	poll := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		if _, err := poll(ctx, t); err != nil {
 			return fmt.Errorf("waiting for %s: %w", expr, err)
