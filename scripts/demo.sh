@@ -94,6 +94,8 @@ start_ui() {
   say "Temporal Web UI with sign-in (log: $state/ui-server.log)"
   mkdir -p "$state/ui/config"
   cp "$bin/temporal-ui/config/docker.yaml" "$state/ui/config/docker.yaml"
+  # On this machine only (the template listens on every interface, as a container must).
+  printf '\nhost: 127.0.0.1\n' >>"$state/ui/config/docker.yaml"
   TEMPORAL_UI_PORT=$ui_port TEMPORAL_CORS_ORIGINS=http://localhost:$ui_port \
     TEMPORAL_CODEC_ENDPOINT=https://$CODEC_ADDR TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true \
     TEMPORAL_AUTH_ENABLED=true TEMPORAL_AUTH_PROVIDER_URL=$issuer TEMPORAL_AUTH_CLIENT_ID=temporal-ui \
@@ -207,9 +209,11 @@ EOF
 [[ -z $encrypted ]] || cat <<EOF
 Payloads are encrypted. Sign in to the Web UI as "${RECOUP_DEV_OIDC_USER:-operator}" (password $password_where).
 Open https://$CODEC_ADDR/healthz once first and accept its self-signed certificate, or the UI
-says "Codec Server could not connect". The CLI decodes with the static token
-(--codec-endpoint https://$CODEC_ADDR --codec-auth "Bearer \$CODEC_AUTH_TOKEN", token in
-$state/codec-token) once the codec server has a certificate it trusts (CODEC_TLS_CERT/KEY).
+says "Codec Server could not connect". The CLI decodes with the static token (in
+$state/codec-token) once it trusts the certificate:
+  openssl s_client -connect $CODEC_ADDR </dev/null 2>/dev/null | openssl x509 >$state/codec.pem
+  SSL_CERT_FILE=$state/codec.pem $bin/temporal workflow show -w <workflow id> \\
+    --codec-endpoint https://$CODEC_ADDR --codec-auth "Bearer \$(cat $state/codec-token)"
 EOF
 
 if [[ -t 0 && -t 1 && ${DEMO_EXIT:-} != 1 ]]; then
