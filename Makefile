@@ -8,11 +8,14 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/.bin
 TEMPORAL_CLI_VERSION := v1.5.1
+# The Temporal UI server: the same version as the temporalio/ui image in docker-compose.yml
+# (deploy_compose_test.go holds them equal).
+UI_SERVER_VERSION := v2.42.1
 WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: secrets all build temporal workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies chaos clean
+.PHONY: secrets all build temporal ui-server workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies chaos clean
 
 all: build
 
@@ -30,6 +33,19 @@ temporal: $(BIN)/temporal
 $(BIN)/temporal:
 	@echo "building the Temporal CLI $(TEMPORAL_CLI_VERSION) from source (a few minutes the first time)…"
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# The Temporal UI server (the temporalio/ui image's program), built from source, with the
+# image's own configuration template (config/docker.yaml, filled from TEMPORAL_* variables):
+# the demo's encrypted mode and the browser test (internal/e2etest/browser) run it.
+ui-server: $(BIN)/temporal-ui-server
+$(BIN)/temporal-ui-server:
+	@echo "building the Temporal UI server $(UI_SERVER_VERSION) from source (a few minutes the first time)…"
+	rm -rf $(BIN)/.ui-server-build
+	GOBIN=$(BIN)/.ui-server-build $(GO) install github.com/temporalio/ui-server/v2/cmd/server@$(UI_SERVER_VERSION)
+	mkdir -p $(BIN)/temporal-ui/config
+	install -m 644 "$$($(GO) env GOMODCACHE)/github.com/temporalio/ui-server/v2@$(UI_SERVER_VERSION)/config/docker.yaml" $(BIN)/temporal-ui/config/docker.yaml
+	mv $(BIN)/.ui-server-build/server $@
+	rmdir $(BIN)/.ui-server-build
 
 workflowcheck: $(BIN)/workflowcheck
 $(BIN)/workflowcheck:
@@ -50,13 +66,14 @@ lint: workflowcheck
 unit:
 	$(GO) test -short ./...  # results of unchanged packages come from the test cache
 
-# All tests: lint, then unit, PostgreSQL, dev-server, replay and provider-contract tests
-# with the race detector. Every fake provider request is validated in-process against the
+# All tests: lint, then unit, PostgreSQL, dev-server, replay, provider-contract and Web UI
+# browser tests (headless Chromium; RECOUP_REQUIRE_BROWSER=1 fails it without one, as CI
+# sets) with the race detector. Every fake provider request is validated in-process against the
 # project's contract descriptions (internal/fakes/contracts), and those are held against
 # the official documents in $(SHARED)/specs (CI requires them: RECOUP_REQUIRE_SPECS=1).
 # Contract tests also run against the providers' OpenAPI mocks when $(PROVIDER_MOCKS)
 # exists (CI requires them: RECOUP_REQUIRE_PROVIDER_MOCKS=1).
-test: temporal lint
+test: temporal ui-server lint
 	@if [[ -x "$(PROVIDER_MOCKS)" ]]; then \
 		"$(PROVIDER_MOCKS)" stop >/dev/null 2>&1 || true; \
 		"$(PROVIDER_MOCKS)" start; \
@@ -78,7 +95,7 @@ simulate:
 	RAPID_CHECKS=$${SIM_HISTORIES:-100000} $(GO) test -count=1 -timeout 180m -run TestSimulatedHistoriesKeepInvariants -v ./workflows -args -rapid.seed=$$seed \
 		| grep -E '^sim|I[0-9]+:|rapid|^(ok|FAIL|---)'
 
-demo: temporal build
+demo: temporal ui-server build
 	@scripts/demo.sh
 
 # Benchmarks (measure and report; figures go to BENCHMARKS.md with the command and machine).

@@ -34,7 +34,8 @@ func generatedEnv(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatalf("scripts/secrets.sh: %v\n%s", err, out)
 	}
-	for _, name := range []string{"POSTGRES_PASSWORD", "WEBHOOK_SECRETS", "RECOUP_CODEC_KEYS", "CODEC_AUTH_TOKEN"} {
+	for _, name := range []string{"POSTGRES_PASSWORD", "WEBHOOK_SECRETS", "RECOUP_CODEC_KEYS", "CODEC_AUTH_TOKEN",
+		"RECOUP_DEV_OIDC_PASSWORD", "TEMPORAL_AUTH_CLIENT_SECRET"} {
 		if !strings.Contains(string(out), "generated "+name) {
 			t.Errorf("scripts/secrets.sh did not generate %s:\n%s", name, out)
 		}
@@ -149,7 +150,7 @@ func TestComposeServicesStartWithGeneratedSecrets(t *testing.T) {
 			t.Errorf("the worker's delivery is %q by default, want log (sandbox)", cfg.Delivery)
 		}
 	}
-	for _, r := range []config.Role{config.RoleWorker, config.RoleServe, config.RoleConsume, config.RoleCodecServer, config.RoleSetup} {
+	for _, r := range []config.Role{config.RoleWorker, config.RoleServe, config.RoleConsume, config.RoleCodecServer, config.RoleSetup, config.RoleDevOIDC} {
 		if !roles[r] {
 			t.Errorf("no service runs %s", r)
 		}
@@ -182,7 +183,10 @@ func TestComposePassesEveryDocumentedVariable(t *testing.T) {
 	}
 	// Read by compose itself (interpolated into the file), not by a binary.
 	composeOnly := map[string]bool{"COMPOSE_PROFILES": true, "RECOUP_VERSION": true, "POSTGRES_PASSWORD": true,
-		"RECOUP_BIND_ADDR": true, "RECOUP_INGRESS_BIND_ADDR": true, "TEMPORAL_CODEC_ENDPOINT": true, "TEMPORAL_HISTORY_SHARDS": true}
+		"RECOUP_BIND_ADDR": true, "RECOUP_INGRESS_BIND_ADDR": true, "TEMPORAL_CODEC_ENDPOINT": true, "TEMPORAL_HISTORY_SHARDS": true,
+		// The Web UI's sign-in, also given to dev-oidc and the codec server under their names.
+		"TEMPORAL_AUTH_PROVIDER_URL": true, "TEMPORAL_AUTH_ISSUER_URL": true, "TEMPORAL_AUTH_CLIENT_ID": true,
+		"TEMPORAL_AUTH_CLIENT_SECRET": true, "TEMPORAL_AUTH_CALLBACK_URL": true}
 	// Demo and benchmark knobs: documented, deliberately not passed to a deployment.
 	demoOnly := map[string]bool{"RECOUP_SCHEDULE": true, "RECOUP_FINAL_WAIT": true, "RECOUP_IGNORE_QUIET_HOURS": true, "RECOUP_CONTACT_CAP": true}
 	raw := string(mustRead(t, "docker-compose.yml"))
@@ -205,7 +209,10 @@ func TestComposePassesEveryDocumentedVariable(t *testing.T) {
 		}
 	}
 	setByCompose := map[string]bool{"DATABASE_URL": true, "PGPASSWORD": true, "TEMPORAL_ADDRESS": true,
-		"TEMPORAL_NAMESPACE": true, "METRICS_ADDR": true, "INGRESS_ADDR": true, "CODEC_ADDR": true}
+		"TEMPORAL_NAMESPACE": true, "METRICS_ADDR": true, "INGRESS_ADDR": true, "CODEC_ADDR": true,
+		"CODEC_TLS_SELF_SIGNED": true, "CODEC_OIDC_AUDIENCE": true, "RECOUP_DEV_OIDC_ADDR": true,
+		"RECOUP_DEV_OIDC_PUBLIC_URL": true, "RECOUP_DEV_OIDC_CLIENT_ID": true, "RECOUP_DEV_OIDC_CLIENT_SECRET": true,
+		"RECOUP_DEV_OIDC_REDIRECT_URIS": true}
 	for name := range passed {
 		if !documented[name] && !(setByCompose[name] && strings.Contains(string(b), name)) {
 			t.Errorf("services get %s, which .env.example does not document", name)
@@ -279,6 +286,7 @@ func TestComposeStartOrder(t *testing.T) {
 		{"temporal", "7233"},                 // the frontend listens (setup waits until it serves)
 		{"ingress", "/readyz"},               // ready to record events
 		{"codec-server", "/healthz"},         // the codec server answers
+		{"dev-oidc", "/healthz"},             // the Web UI's sign-in answers
 		{"worker", "http://127.0.0.1:9090/"}, // the worker's metrics endpoint
 	} {
 		if hc := p.Services[probe.service].HealthCheck; hc == nil || !strings.Contains(strings.Join(hc.Test, " "), probe.want) {
@@ -369,5 +377,19 @@ func TestDockerignoreKeepsSecretsAndBuildsOut(t *testing.T) {
 	}
 	if !strings.Contains(string(mustRead(t, ".gitignore")), ".env") {
 		t.Error(".gitignore does not exclude .env")
+	}
+}
+
+// The Temporal UI server the demo and the browser test build from source (make ui-server) is
+// the version of the temporalio/ui image compose runs, so the test exercises what compose
+// deploys.
+func TestUIServerBuiltFromSourceIsTheComposeImageVersion(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^UI_SERVER_VERSION := v(\S+)$`).FindSubmatch(mustRead(t, "Makefile"))
+	if m == nil {
+		t.Fatal("Makefile: no UI_SERVER_VERSION := v…")
+	}
+	p := mustLoad(t, generatedEnv(t))
+	if img, want := p.Services["temporal-ui"].Image, "temporalio/ui:"+string(m[1]); img != want {
+		t.Errorf("compose runs %s, make ui-server builds ui-server v%s: align them", img, m[1])
 	}
 }

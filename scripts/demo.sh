@@ -49,17 +49,67 @@ fi
 "$bin/starter" migrate || die "cannot use DATABASE_URL; see the message above."
 "$bin/starter" seed
 
-codec_args=()
+encrypted=
+headless=()
 if [[ -n ${RECOUP_CODEC_KEYS:-} ]]; then
-  # Encryption on: every payload Temporal stores is encrypted; the UI decodes through the
-  # codec server (on localhost, for the operator running the demo).
-  export CODEC_AUTH_TOKEN=${CODEC_AUTH_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
-  export CODEC_ADDR=${CODEC_ADDR:-127.0.0.1:8081}
-  "$bin/starter" codec-server >"$state/codec.log" 2>&1 &
+  # Encryption on: every payload Temporal stores is encrypted. The Web UI that decodes is the
+  # Temporal UI server (built from source: .bin/temporal-ui-server) with sign-in: the
+  # operator signs in at the dev OpenID provider, and the UI passes the access token to the
+  # codec server (HTTPS, self-signed), which checks it. The dev server runs without its UI.
+  encrypted=1
+  headless=(--headless)
+  [[ -x $bin/temporal-ui-server ]] || die "the Temporal UI server is missing: run make ui-server (make demo builds it)."
+  command -v openssl >/dev/null || die "openssl is required for the encrypted demo's secrets."
+  oidc_port=${RECOUP_DEV_OIDC_PORT:-8234}
+  issuer="http://localhost:$oidc_port/oidc"
+  password_where="RECOUP_DEV_OIDC_PASSWORD"
+  if [[ -z ${RECOUP_DEV_OIDC_PASSWORD:-} ]]; then
+    [[ -s $state/operator-password ]] || (umask 077 && openssl rand -hex 12 >"$state/operator-password")
+    RECOUP_DEV_OIDC_PASSWORD=$(cat "$state/operator-password")
+    password_where="in $state/operator-password"
+  fi
+  client_secret=$(openssl rand -hex 24)
+  RECOUP_DEV_OIDC_PASSWORD=$RECOUP_DEV_OIDC_PASSWORD RECOUP_DEV_OIDC_CLIENT_SECRET=$client_secret \
+    RECOUP_DEV_OIDC_ADDR=127.0.0.1:$oidc_port RECOUP_DEV_OIDC_PUBLIC_URL=http://localhost:$oidc_port \
+    RECOUP_DEV_OIDC_REDIRECT_URIS=http://localhost:$ui_port/auth/sso/callback \
+    "$bin/starter" dev-oidc >"$state/dev-oidc.log" 2>&1 &
   pids+=($!)
-  codec_args=(--ui-codec-endpoint "http://${CODEC_ADDR}")
-  echo "payload encryption on (keys ${RECOUP_CODEC_KEYS%%:*}…); codec server on $CODEC_ADDR"
+  for _ in $(seq 1 30); do
+    "$bin/starter" probe "http://127.0.0.1:$oidc_port/healthz" >/dev/null 2>&1 && break
+    kill -0 "${pids[-1]}" 2>/dev/null || die "the dev OpenID provider exited; see $state/dev-oidc.log"
+    sleep 1
+  done
+  export CODEC_AUTH_TOKEN=${CODEC_AUTH_TOKEN:-$(openssl rand -hex 16)}
+  (umask 077 && printf '%s\n' "$CODEC_AUTH_TOKEN" >"$state/codec-token")
+  export CODEC_ADDR=${CODEC_ADDR:-127.0.0.1:8081}
+  CODEC_TLS_SELF_SIGNED=true CODEC_OIDC_ISSUER=$issuer CODEC_OIDC_AUDIENCE=temporal-ui \
+    CODEC_CORS_ORIGINS=http://localhost:$ui_port "$bin/starter" codec-server >"$state/codec.log" 2>&1 &
+  pids+=($!)
+  echo "payload encryption on (keys ${RECOUP_CODEC_KEYS%%:*}…); codec server on https://$CODEC_ADDR; sign-in at $issuer"
 fi
+
+# start_ui runs the Temporal UI server with sign-in, configured as docker-compose.yml does:
+# the temporalio/ui image's own template (config/docker.yaml) filled from TEMPORAL_* variables.
+start_ui() {
+  say "Temporal Web UI with sign-in (log: $state/ui-server.log)"
+  mkdir -p "$state/ui/config"
+  cp "$bin/temporal-ui/config/docker.yaml" "$state/ui/config/docker.yaml"
+  # On this machine only (the template listens on every interface, as a container must).
+  printf '\nhost: 127.0.0.1\n' >>"$state/ui/config/docker.yaml"
+  TEMPORAL_UI_PORT=$ui_port TEMPORAL_CORS_ORIGINS=http://localhost:$ui_port \
+    TEMPORAL_CODEC_ENDPOINT=https://$CODEC_ADDR TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true \
+    TEMPORAL_AUTH_ENABLED=true TEMPORAL_AUTH_PROVIDER_URL=$issuer TEMPORAL_AUTH_CLIENT_ID=temporal-ui \
+    TEMPORAL_AUTH_CLIENT_SECRET=$client_secret TEMPORAL_AUTH_CALLBACK_URL=http://localhost:$ui_port/auth/sso/callback \
+    TEMPORAL_AUTH_SCOPES=openid,profile,email TEMPORAL_NOTIFY_ON_NEW_VERSION=false \
+    "$bin/temporal-ui-server" --root "$state/ui" --config config --env docker start >"$state/ui-server.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 30); do
+    "$bin/starter" probe "http://127.0.0.1:$ui_port/healthz" >/dev/null 2>&1 && break
+    kill -0 "${pids[-1]}" 2>/dev/null || die "the UI server exited; see $state/ui-server.log"
+    sleep 1
+  done
+  echo "Web UI on http://localhost:$ui_port (sign-in required)"
+}
 
 say "Temporal dev server"
 if "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then
@@ -69,7 +119,7 @@ if "$bin/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/n
   done
 else
   "$bin/temporal" server start-dev --ip 127.0.0.1 --port "${TEMPORAL_ADDRESS##*:}" --ui-port "$ui_port" \
-    --log-level error "${codec_args[@]}" \
+    --log-level error "${headless[@]}" \
     $("$bin/starter" search-attributes | sed 's/^/--search-attribute /') >"$state/temporal.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 60); do
@@ -77,8 +127,9 @@ else
     kill -0 "${pids[-1]}" 2>/dev/null || die "the dev server exited; see $state/temporal.log"
     sleep 1
   done
-  echo "dev server on $TEMPORAL_ADDRESS, Web UI on http://localhost:$ui_port"
+  if [[ -n $encrypted ]]; then echo "dev server on $TEMPORAL_ADDRESS"; else echo "dev server on $TEMPORAL_ADDRESS, Web UI on http://localhost:$ui_port"; fi
 fi
+[[ -z $encrypted ]] || start_ui
 
 say "Worker (log: $state/worker.log)"
 "$bin/worker" >"$state/worker.log" 2>&1 &
@@ -224,6 +275,15 @@ a model decide, run the demo against any OpenAI-compatible endpoint, hosted or l
   OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_MODEL=llama3.1 make demo   # a local server, e.g. Ollama
 Every answer is checked against prompts/policy.yaml; when one is refused, the decision says
 why and the rules decide ("starter status INVOICE", or the run's status query).
+EOF
+[[ -z $encrypted ]] || cat <<EOF
+Payloads are encrypted. Sign in to the Web UI as "${RECOUP_DEV_OIDC_USER:-operator}" (password $password_where).
+Open https://$CODEC_ADDR/healthz once first and accept its self-signed certificate, or the UI
+says "Codec Server could not connect". The CLI decodes with the static token (in
+$state/codec-token) once it trusts the certificate:
+  openssl s_client -connect $CODEC_ADDR </dev/null 2>/dev/null | openssl x509 >$state/codec.pem
+  SSL_CERT_FILE=$state/codec.pem $bin/temporal workflow show -w <workflow id> \\
+    --codec-endpoint https://$CODEC_ADDR --codec-auth "Bearer \$(cat $state/codec-token)"
 EOF
 
 if [[ -t 0 && -t 1 && ${DEMO_EXIT:-} != 1 ]]; then

@@ -6,7 +6,9 @@
 #   scripts/secrets.sh [path of .env, default .env]     (make secrets)
 #
 # Filled: POSTGRES_PASSWORD (hex: safe inside DATABASE_URL), WEBHOOK_SECRETS (Standard
-# Webhooks, whsec_ + base64), RECOUP_CODEC_KEYS (k1: + base64 of 32 bytes), CODEC_AUTH_TOKEN.
+# Webhooks, whsec_ + base64), RECOUP_CODEC_KEYS (k1: + base64 of 32 bytes), CODEC_AUTH_TOKEN,
+# RECOUP_DEV_OIDC_PASSWORD (the Web UI operator's password at the dev OpenID provider) and
+# TEMPORAL_AUTH_CLIENT_SECRET (the Web UI's OIDC client secret there).
 # The optional secrets (BILLING_WEBHOOK_SECRET, ALERT_WEBHOOK_SECRET) are filled too: they
 # are used only with their URL, and billing or on-call must be given the same value.
 set -euo pipefail
@@ -41,5 +43,7 @@ fill POSTGRES_PASSWORD "$(openssl rand -hex 32)"
 fill WEBHOOK_SECRETS "whsec_$(openssl rand -base64 32)"
 fill RECOUP_CODEC_KEYS "k1:$(openssl rand -base64 32)"
 fill CODEC_AUTH_TOKEN "$(openssl rand -hex 32)"
+fill RECOUP_DEV_OIDC_PASSWORD "$(openssl rand -hex 12)"
+fill TEMPORAL_AUTH_CLIENT_SECRET "$(openssl rand -hex 32)"
 fill BILLING_WEBHOOK_SECRET "whsec_$(openssl rand -base64 32)"
 fill ALERT_WEBHOOK_SECRET "whsec_$(openssl rand -base64 32)"

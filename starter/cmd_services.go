@@ -18,6 +18,7 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/devoidc"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/inbound"
@@ -29,7 +30,8 @@ import (
 	"github.com/recoup-dunning/recoup/internal/twilio"
 )
 
-// The ingress and the long-running services: serve, consume, relay, event, codec-server.
+// The ingress and the long-running services: serve, consume, relay, event, codec-server,
+// dev-oidc.
 func addServiceCommands(root *cobra.Command, a *app) {
 	root.AddCommand(&cobra.Command{
 		Use:     "serve",
@@ -96,13 +98,68 @@ later by ` + "`starter relay`" + ` or a running ` + "`starter serve`" + `.`,
 		GroupID: "services",
 		Short:   "Payload codec server for the Temporal Web UI",
 		Long: `Serve the Temporal remote codec protocol so that the Web UI (and the Temporal CLI with
---codec-endpoint) can show encrypted payloads to staff who hold CODEC_AUTH_TOKEN.
+--codec-endpoint) can show encrypted payloads to staff who hold CODEC_AUTH_TOKEN or, with
+CODEC_OIDC_ISSUER, who signed in to the Web UI (TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true sends
+their access token, verified against the issuer's keys, audience and expiry).
 
 Environment: RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR (default :8081),
-CODEC_CORS_ORIGINS (default http://localhost:8233).`,
+CODEC_CORS_ORIGINS (default http://localhost:8233), CODEC_OIDC_ISSUER,
+CODEC_OIDC_DISCOVERY_URL, CODEC_OIDC_AUDIENCE (default TEMPORAL_AUTH_CLIENT_ID),
+CODEC_OIDC_ALLOWED_EMAILS, CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files) or
+CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
 	})
+	root.AddCommand(&cobra.Command{
+		Use:     "dev-oidc",
+		GroupID: "services",
+		Short:   "Development OpenID provider: one operator account for the Web UI and the codec server",
+		Long: `Serve a small OpenID Connect provider for the demo and docker compose: the Temporal Web UI
+signs the operator in through its login form (TEMPORAL_AUTH_*), and the codec server accepts
+the operator's access token (CODEC_OIDC_ISSUER). One account, no self-service; it refuses to
+start without RECOUP_DEV_OIDC_PASSWORD. Its signing key is generated at start, so tokens die
+with a restart: sign in again. Production uses the organisation's identity provider.
+
+Environment: RECOUP_DEV_OIDC_PASSWORD (required), RECOUP_DEV_OIDC_USER (default operator),
+RECOUP_DEV_OIDC_EMAIL (default <user>@localhost), RECOUP_DEV_OIDC_CLIENT_ID (default
+temporal-ui), RECOUP_DEV_OIDC_CLIENT_SECRET (required), RECOUP_DEV_OIDC_REDIRECT_URIS
+(default http://localhost:8233/auth/sso/callback), RECOUP_DEV_OIDC_ADDR (default :8234),
+RECOUP_DEV_OIDC_PUBLIC_URL (default http://localhost:8234; the issuer is <that>/oidc).`,
+		Example: `  RECOUP_DEV_OIDC_PASSWORD=… RECOUP_DEV_OIDC_CLIENT_SECRET=… starter dev-oidc`,
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return devOIDC(cmd.Context(), a.d, a.stdout) },
+	})
+}
+
+// devOIDC serves the development OpenID provider until ctx ends.
+func devOIDC(ctx context.Context, d *deps, stdout io.Writer) error {
+	if err := d.cfg.Require(config.RoleDevOIDC); err != nil {
+		return usageError{err.Error()}
+	}
+	p, err := devoidc.New(d.cfg.DevOIDC)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	ln, err := net.Listen("tcp", d.cfg.DevOIDCAddr)
+	if err != nil {
+		return fmt.Errorf("RECOUP_DEV_OIDC_ADDR %q: %w", d.cfg.DevOIDCAddr, err)
+	}
+	srv := p.Server()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "dev OpenID provider on %s: issuer %s, client %s, operator %q (tokens last until a restart at most)\n",
+		ln.Addr(), p.Issuer(), d.cfg.DevOIDC.ClientID, d.cfg.DevOIDC.User)
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
 }
 
 // event validates, records and delivers one event.
@@ -311,7 +368,20 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	if err := d.cfg.Require(config.RoleCodecServer); err != nil {
 		return usageError{err.Error()}
 	}
-	h, err := codec.Handler(d.cfg.Codec, d.cfg.CodecToken, d.cfg.CodecOrigins)
+	opts := codec.HandlerOptions{Token: d.cfg.CodecToken, Origins: d.cfg.CodecOrigins, Logger: d.cfg.Logger()}
+	auth := "static token"
+	if d.cfg.CodecOIDC.Issuer != "" {
+		v, err := codec.NewOIDCVerifier(ctx, d.cfg.CodecOIDC)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		opts.OIDC = v
+		auth = fmt.Sprintf("static token and access tokens of %s for %s", d.cfg.CodecOIDC.Issuer, d.cfg.CodecOIDC.Audience)
+		if d.cfg.CodecToken == "" {
+			auth = fmt.Sprintf("access tokens of %s for %s", d.cfg.CodecOIDC.Issuer, d.cfg.CodecOIDC.Audience)
+		}
+	}
+	h, err := codec.NewHandler(d.cfg.Codec, opts)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -320,9 +390,19 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 		return fmt.Errorf("CODEC_ADDR %q: %w", d.cfg.CodecAddr, err)
 	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	scheme, serve := "http", func() error { return hs.Serve(ln) }
+	switch {
+	case d.cfg.CodecTLSCert != "":
+		scheme, serve = "https", func() error { return hs.ServeTLS(ln, d.cfg.CodecTLSCert, d.cfg.CodecTLSKey) }
+	case d.cfg.CodecTLSSelfSigned:
+		if hs.TLSConfig, err = codec.SelfSignedTLS([]string{"localhost", "127.0.0.1", "::1", "codec-server"}); err != nil {
+			return err
+		}
+		scheme, serve = "https (self-signed)", func() error { return hs.ServeTLS(ln, "", "") }
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "codec server on %s (keys %v; CORS origins %v)\n", ln.Addr(), d.cfg.Codec.KeyIDs(), d.cfg.CodecOrigins)
+	go func() { errc <- serve() }()
+	fmt.Fprintf(stdout, "codec server on %s, %s (keys %v; CORS origins %v; accepts %s)\n", ln.Addr(), scheme, d.cfg.Codec.KeyIDs(), d.cfg.CodecOrigins, auth)
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -28,18 +29,42 @@ const maxRequestBytes = 64 << 20
 // Access-Control-Allow-Origin: <that origin> and
 // Access-Control-Allow-Credentials: true; preflights additionally get
 // Access-Control-Allow-Methods: POST, OPTIONS and
-// Access-Control-Allow-Headers: Content-Type, Authorization, X-Namespace,
+// Access-Control-Allow-Headers: Content-Type, Authorization, Authorization-Extras,
+// X-Namespace (the Web UI sends the user's ID token in Authorization-Extras next to the
+// access token; the codec ignores it),
 // with 204. A preflight from any other origin gets 403 and no CORS headers.
 // "*" is refused: credentials cannot be combined with a wildcard origin.
 //
 // Whitespace around token is ignored; an empty token is refused with an
 // error naming CODEC_AUTH_TOKEN.
 func Handler(c *Codec, token string, allowedOrigins []string) (http.Handler, error) {
+	return NewHandler(c, HandlerOptions{Token: token, Origins: allowedOrigins})
+}
+
+// HandlerOptions configures NewHandler: who may call the codec endpoint and from where.
+type HandlerOptions struct {
+	// Token is the static bearer token (CODEC_AUTH_TOKEN), for the CLI and automation.
+	Token string
+	// OIDC, when set, also admits a signed-in user's access token (what the Web UI sends
+	// with TEMPORAL_CODEC_PASS_ACCESS_TOKEN=true), checked by the verifier.
+	OIDC *OIDCVerifier
+	// Origins are the Web UI origins allowed by CORS (CODEC_CORS_ORIGINS).
+	Origins []string
+	// Logger records why a request was refused (never the token); nil: not logged.
+	Logger *slog.Logger
+}
+
+// NewHandler is Handler with the options above: a request is authorized by
+// "Authorization: Bearer <token>" where token is either opts.Token or an access token
+// opts.OIDC accepts (issuer, audience, signature, expiry, allowed users). At least one of
+// the two must be configured. Anything else gets 401 and nothing decoded.
+func NewHandler(c *Codec, opts HandlerOptions) (http.Handler, error) {
 	if c == nil || len(c.keys) == 0 {
 		return nil, errors.New("codec: Handler needs a codec with at least one key")
 	}
-	if strings.TrimSpace(token) == "" {
-		return nil, fmt.Errorf("codec: %s is empty; refusing to serve the codec endpoint without authentication", EnvAuthToken)
+	token, allowedOrigins := opts.Token, opts.Origins
+	if strings.TrimSpace(token) == "" && opts.OIDC == nil {
+		return nil, fmt.Errorf("codec: %s is empty and %s is not set; refusing to serve the codec endpoint without authentication", EnvAuthToken, EnvOIDCIssuer)
 	}
 	origins := make(map[string]struct{}, len(allowedOrigins))
 	for _, o := range allowedOrigins {
@@ -52,17 +77,26 @@ func Handler(c *Codec, token string, allowedOrigins []string) (http.Handler, err
 		}
 		origins[o] = struct{}{}
 	}
-	return &handler{
-		next:      converter.NewPayloadCodecHTTPHandler(c),
-		tokenHash: sha256.Sum256([]byte(strings.TrimSpace(token))),
-		origins:   origins,
-	}, nil
+	h := &handler{
+		next:    converter.NewPayloadCodecHTTPHandler(c),
+		hasTok:  strings.TrimSpace(token) != "",
+		oidc:    opts.OIDC,
+		origins: origins,
+		log:     opts.Logger,
+	}
+	if h.hasTok {
+		h.tokenHash = sha256.Sum256([]byte(strings.TrimSpace(token)))
+	}
+	return h, nil
 }
 
 type handler struct {
 	next      http.Handler
+	hasTok    bool
 	tokenHash [sha256.Size]byte
+	oidc      *OIDCVerifier
 	origins   map[string]struct{}
+	log       *slog.Logger
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +125,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Allow", "POST, OPTIONS")
 		if allowed {
 			hdr.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-			hdr.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Namespace")
+			hdr.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Authorization-Extras, X-Namespace")
 			hdr.Set("Access-Control-Max-Age", "600")
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -110,13 +144,35 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorized checks "Authorization: Bearer <token>" (scheme
-// case-insensitive). Both sides are hashed first so the constant-time
-// comparison does not leak the token length.
+// case-insensitive): the static token, or else an access token the OIDC verifier accepts.
+// Both sides of the static comparison are hashed first so the constant-time comparison
+// does not leak the token length.
 func (h *handler) authorized(r *http.Request) bool {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		h.refused(r, "no bearer token")
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
+	tok = strings.TrimSpace(tok)
+	if h.hasTok {
+		got := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1 {
+			return true
+		}
+	}
+	if h.oidc == nil {
+		h.refused(r, "wrong token")
+		return false
+	}
+	if err := h.oidc.Verify(r.Context(), tok); err != nil {
+		h.refused(r, "access token refused: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (h *handler) refused(r *http.Request, why string) {
+	if h.log != nil {
+		h.log.Warn("codec: request refused", "path", r.URL.Path, "origin", r.Header.Get("Origin"), "reason", why)
+	}
 }

@@ -176,7 +176,7 @@ func TestHandlerCORS(t *testing.T) {
 			want := map[string]string{
 				"Access-Control-Allow-Origin":      origin,
 				"Access-Control-Allow-Methods":     "POST, OPTIONS",
-				"Access-Control-Allow-Headers":     "Content-Type, Authorization, X-Namespace",
+				"Access-Control-Allow-Headers":     "Content-Type, Authorization, Authorization-Extras, X-Namespace",
 				"Access-Control-Allow-Credentials": "true",
 			}
 			for k, v := range want {

@@ -21,6 +21,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
+	"github.com/recoup-dunning/recoup/internal/devoidc"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/openai"
@@ -97,6 +98,16 @@ type Config struct {
 	CodecAddr    string       // CODEC_ADDR, for `starter codec-server`
 	CodecToken   string       // CODEC_AUTH_TOKEN
 	CodecOrigins []string     // CODEC_CORS_ORIGINS: Web UI origins allowed to call the codec server
+	// CODEC_OIDC_*: signed-in Web UI users' access tokens the codec server accepts; Issuer
+	// empty when not configured.
+	CodecOIDC codec.OIDCConfig
+	// CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files), or CODEC_TLS_SELF_SIGNED: the codec
+	// server serves HTTPS, which the Web UI needs to pass the signed-in user's token.
+	CodecTLSCert, CodecTLSKey string
+	CodecTLSSelfSigned        bool
+	// RECOUP_DEV_OIDC_*: `starter dev-oidc`, the development OpenID provider.
+	DevOIDC     devoidc.Config
+	DevOIDCAddr string // RECOUP_DEV_OIDC_ADDR (default :8234)
 }
 
 // Tuning is the worker's capacity configuration (converted to workflows.Tuning, which has
@@ -321,6 +332,39 @@ func (c *Config) readCodec(e *env) {
 	c.CodecOrigins = e.list("CODEC_CORS_ORIGINS")
 	if len(c.CodecOrigins) == 0 {
 		c.CodecOrigins = []string{"http://localhost:8233"}
+	}
+	c.CodecOIDC = codec.OIDCConfig{
+		Issuer:        e.get(codec.EnvOIDCIssuer, ""),
+		DiscoveryURL:  e.get(codec.EnvOIDCDiscoveryURL, ""),
+		Audience:      e.get(codec.EnvOIDCAudience, e.get("TEMPORAL_AUTH_CLIENT_ID", "")),
+		AllowedEmails: e.list(codec.EnvOIDCAllowedEmails),
+	}
+	c.CodecTLSCert, c.CodecTLSKey = e.get("CODEC_TLS_CERT", ""), e.get("CODEC_TLS_KEY", "")
+	switch v := e.get("CODEC_TLS_SELF_SIGNED", "false"); v {
+	case "true", "1":
+		c.CodecTLSSelfSigned = true
+	case "false", "0":
+	default:
+		e.fail(fmt.Errorf("CODEC_TLS_SELF_SIGNED: %q is not true or false", v))
+	}
+	if (c.CodecTLSCert == "") != (c.CodecTLSKey == "") {
+		e.fail(errors.New("CODEC_TLS_CERT and CODEC_TLS_KEY: set both (PEM certificate and key files) or neither"))
+	}
+	if c.CodecTLSCert != "" && c.CodecTLSSelfSigned {
+		e.fail(errors.New("CODEC_TLS_SELF_SIGNED: set it or CODEC_TLS_CERT/CODEC_TLS_KEY, not both"))
+	}
+	c.DevOIDCAddr = e.get("RECOUP_DEV_OIDC_ADDR", ":8234")
+	c.DevOIDC = devoidc.Config{
+		PublicURL:    e.get("RECOUP_DEV_OIDC_PUBLIC_URL", "http://localhost:8234"),
+		ClientID:     e.get("RECOUP_DEV_OIDC_CLIENT_ID", "temporal-ui"),
+		ClientSecret: e.get("RECOUP_DEV_OIDC_CLIENT_SECRET", ""),
+		RedirectURIs: e.list("RECOUP_DEV_OIDC_REDIRECT_URIS"),
+		User:         e.get("RECOUP_DEV_OIDC_USER", "operator"),
+		Password:     e.getenv("RECOUP_DEV_OIDC_PASSWORD"),
+		Email:        e.get("RECOUP_DEV_OIDC_EMAIL", ""),
+	}
+	if len(c.DevOIDC.RedirectURIs) == 0 {
+		c.DevOIDC.RedirectURIs = []string{"http://localhost:8233/auth/sso/callback"}
 	}
 }
 
@@ -573,6 +617,7 @@ const (
 	RoleConsume     Role = "consume"
 	RoleCodecServer Role = "codec-server"
 	RoleSetup       Role = "setup"
+	RoleDevOIDC     Role = "dev-oidc"
 )
 
 // Require reports what the role needs that the configuration lacks. The binaries call it
@@ -592,14 +637,16 @@ func (c Config) Require(role Role) error {
 		if c.Codec == nil {
 			return errors.New("RECOUP_CODEC_KEYS: required by the codec server")
 		}
-		if c.CodecToken == "" {
-			return errors.New("CODEC_AUTH_TOKEN: required by the codec server (generate one with: openssl rand -hex 32)")
+		if c.CodecToken == "" && c.CodecOIDC.Issuer == "" {
+			return errors.New("CODEC_AUTH_TOKEN: required by the codec server unless CODEC_OIDC_ISSUER is set (generate one with: openssl rand -hex 32)")
 		}
 	case RoleWorker:
 		// Only the worker sends SMS: ingress, support commands and jobs run without it.
 		if c.SMSEnabled() && c.Twilio.StatusCallbackURL == "" {
 			return errors.New("RECOUP_PUBLIC_BASE_URL: required by the worker when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to " + TwilioStatusPath + ", without which a send whose outcome is unknown cannot be settled")
 		}
+	case RoleDevOIDC:
+		return c.DevOIDC.Check()
 	case RoleSetup:
 	default:
 		return fmt.Errorf("unknown role %q", role)

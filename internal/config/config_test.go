@@ -311,3 +311,37 @@ func TestLocalModelWithoutKey(t *testing.T) {
 		t.Fatalf("openai.New with neither key nor base URL: err = %v, want one naming OPENAI_API_KEY", err)
 	}
 }
+
+// The codec server's sign-in settings: the audience defaults to the Web UI's client id, TLS
+// settings that contradict each other are refused naming the variable, and the codec server
+// needs a static token or an issuer.
+func TestCodecServerSignInSettings(t *testing.T) {
+	keys := "k1:8tXgTnqJDTkWgOEcgyNytokDmBuGFvCyC2aL1C9SW6A="
+	c, err := config.FromEnv(env(map[string]string{"RECOUP_CODEC_KEYS": keys, "CODEC_OIDC_ISSUER": "https://login.example.com",
+		"TEMPORAL_AUTH_CLIENT_ID": "ui-client", "CODEC_OIDC_ALLOWED_EMAILS": "ops@example.com, @support.example.com",
+		"CODEC_TLS_SELF_SIGNED": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CodecOIDC.Audience != "ui-client" || len(c.CodecOIDC.AllowedEmails) != 2 || !c.CodecTLSSelfSigned {
+		t.Errorf("codec sign-in settings = %+v, self-signed %v", c.CodecOIDC, c.CodecTLSSelfSigned)
+	}
+	if err := c.Require(config.RoleCodecServer); err != nil {
+		t.Errorf("an issuer without a static token: %v", err)
+	}
+	if c, _ := config.FromEnv(env(map[string]string{"RECOUP_CODEC_KEYS": keys})); c.Require(config.RoleCodecServer) == nil ||
+		!strings.Contains(c.Require(config.RoleCodecServer).Error(), "CODEC_OIDC_ISSUER") {
+		t.Errorf("neither token nor issuer: %v", c.Require(config.RoleCodecServer))
+	}
+	for name, m := range map[string]map[string]string{
+		"CODEC_TLS_SELF_SIGNED": {"CODEC_TLS_SELF_SIGNED": "yes"},
+		"CODEC_TLS_KEY":         {"CODEC_TLS_CERT": "/etc/codec.pem"},
+	} {
+		if _, err := config.FromEnv(env(m)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: err = %v, want one naming %s", m, err, name)
+		}
+	}
+	if c, _ := config.FromEnv(env(nil)); c.Require(config.RoleDevOIDC) == nil || !strings.Contains(c.Require(config.RoleDevOIDC).Error(), "RECOUP_DEV_OIDC_PASSWORD") {
+		t.Errorf("dev-oidc without a password: %v", c.Require(config.RoleDevOIDC))
+	}
+}
