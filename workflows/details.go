@@ -25,7 +25,9 @@ func detailLines(st recoup.State) []string {
 		lines = append(lines, last)
 	}
 	for i, l := range lines {
-		lines[i] = clip(l, maxDetailLine)
+		// One line each whatever a reason or a reply holds: the details are joined by blank
+		// lines, so a newline in a reason would make paragraphs of its own.
+		lines[i] = clip(strings.Join(strings.Fields(l), " "), maxDetailLine)
 	}
 	return lines
 }

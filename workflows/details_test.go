@@ -21,6 +21,9 @@ func TestCurrentDetailsSayOnlyWhatHappensNextForEveryStatus(t *testing.T) {
 	}
 	paused := base(recoup.StatusPaused)
 	paused.Reason = "customer called"
+	multiline := base(recoup.StatusPaused)
+	multiline.Reason = "ticket 4411:\n\ncustomer says card replaced\n\nwill call back"
+	multiline.Actions = []recoup.ActionRecord{{Action: "pause", By: "alice", Reason: multiline.Reason}}
 	paused.Actions = []recoup.ActionRecord{{Action: "pause", By: "alice", Reason: "customer called"}}
 	promised := base(recoup.StatusPaused)
 	promised.Reason, promised.PausedUntil = "customer promised to pay on 2026-12-05", at.Add(96*time.Hour)
@@ -47,6 +50,7 @@ func TestCurrentDetailsSayOnlyWhatHappensNextForEveryStatus(t *testing.T) {
 	}{
 		{"active", base(recoup.StatusActive), []string{"**active** · step 1 of 3", "Next: step 2 at 2026-12-01 17:33 UTC · next message by sms (support)", "Last decision: Email · friendly"}, nil},
 		{"paused by support", paused, []string{"**paused**", "Paused by alice until resumed: customer called"}, []string{"step 2 at", "17:33", "Next message"}},
+		{"a reason of several paragraphs", multiline, []string{"Paused by alice until resumed: ticket 4411: customer says card replaced will call back"}, nil},
 		{"paused by a promise", promised, []string{"Paused until 2026-12-05 17:33 UTC: customer promised", "Reply by sms"}, []string{"step 2 at", "Next"}},
 		{"needs attention", attention, []string{"Waits for support (resolve, resume or cancel): customer replied: dispute_or_fraud", "Reply by sms", "dispute_or_fraud (0.90"}, []string{"17:33", "Next"}},
 		{"held", held, []string{"Held by inc-1 until released (at most until 2026-12-03 17:33 UTC)"}, []string{"step 2 at", "Next"}},
@@ -61,6 +65,9 @@ func TestCurrentDetailsSayOnlyWhatHappensNextForEveryStatus(t *testing.T) {
 				t.Errorf("%d lines, the Web UI shows 3:\n%s", len(lines), all)
 			}
 			for _, l := range lines {
+				if strings.ContainsAny(l, "\r\n") {
+					t.Errorf("line %q spans several lines (the details are joined by blank lines)", l)
+				}
 				if n := len([]rune(l)); n > 100 {
 					t.Errorf("line of %d characters: %q", n, l)
 				}

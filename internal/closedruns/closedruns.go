@@ -34,14 +34,19 @@ import (
 // outcome.
 const Every = time.Minute
 
-// lag is how far before the previous round's start a round looks again (visibility is
-// eventually consistent: a run closed just before a round may be listed only after it).
-const lag = 10 * time.Minute
+// lag is how far before the previous round's start a round looks again. Visibility is
+// eventually consistent, and its queue backs up exactly when runs are terminated in bulk, so
+// the window is wide: a run already recorded costs one PostgreSQL lookup per round while it
+// stays in the window.
+const lag = 24 * time.Hour
 
-// Query is the visibility query for closed dunning runs whose DunningStatus says they are
-// still going: any status that is not an end (recoup.Status.Ended), so a status added later
-// is covered too.
-var Query = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'ContinuedAsNew' AND %s NOT IN ('%s', '%s', '%s', '%s')",
+// Query is the visibility query for closed dunning runs the workflow did not end itself:
+// every terminated or timed-out run whatever its DunningStatus (a run terminated while it
+// retried recording its outcome already says exhausted or recovered, yet billing was never
+// told and its episode is open), and any other closed run whose DunningStatus is not an end
+// (recoup.Status.Ended), so a status added later is covered too.
+var Query = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'ContinuedAsNew' AND "+
+	"(ExecutionStatus = 'Terminated' OR ExecutionStatus = 'TimedOut' OR %s NOT IN ('%s', '%s', '%s', '%s'))",
 	recoup.WorkflowType, recoup.SearchAttrDunningStatus,
 	recoup.StatusRecovered, recoup.StatusExhausted, recoup.StatusCanceled, recoup.StatusFailed)
 
@@ -122,8 +127,10 @@ func (r *Reconciler) record(ctx context.Context, ex *workflowpb.WorkflowExecutio
 	}
 	recorded, err := r.Store.RecordRunOutcome(ctx, o.RunOutcome)
 	if recorded {
+		// Not who closed it: a client's identity may be a person's email (a signed-in Web UI
+		// user). It is in run_outcomes and `starter status`.
 		r.Logger.Warn("a dunning run was closed outside the workflow; its outcome is recorded", "workflow_id", wfID,
-			"run_id", runID, "outcome", o.Outcome, "recorded_status", o.RecordedStatus, "closed_by", o.ClosedBy)
+			"run_id", runID, "outcome", o.Outcome, "recorded_status", o.RecordedStatus)
 	}
 	return recorded, err
 }
