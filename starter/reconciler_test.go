@@ -83,4 +83,3 @@ func TestReconcilerRecordsEveryTerminatedRunAndLogsNoIdentity(t *testing.T) {
 		t.Errorf("the reconciler logs an email address (the terminating user's identity):\n%s", logs.String())
 	}
 }
-
