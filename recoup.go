@@ -536,6 +536,26 @@ const (
 	IncentiveExtensionDays   = "extension_days"
 )
 
+// DeclineClass is what a payment failure code means for dunning (prompts/declines.yaml maps
+// the codes of Stripe, Adyen, Braintree and ISO 8583 to these): it decides the message plan
+// and the retry advice.
+type DeclineClass string
+
+// Decline classes.
+const (
+	DeclineUpdatePaymentMethod    DeclineClass = "update_payment_method"   // expired card, incorrect number, closed account
+	DeclineDoNotRetry             DeclineClass = "do_not_retry"            // lost or stolen card, pickup, fraud, revoked authorisation
+	DeclineInsufficientFunds      DeclineClass = "insufficient_funds"      // retry after the next likely payday
+	DeclineAuthenticationRequired DeclineClass = "authentication_required" // 3-D Secure / SCA: the customer must authenticate
+	DeclineIssuerUnavailable      DeclineClass = "issuer_unavailable"      // the issuer or network is down: try again soon
+	DeclineGenericSoft            DeclineClass = "generic_soft"            // do_not_honor, generic_decline
+	DeclineUnknown                DeclineClass = "unknown"                 // a code the table does not know
+)
+
+// DeclineClasses lists every decline class.
+var DeclineClasses = []DeclineClass{DeclineUpdatePaymentMethod, DeclineDoNotRetry, DeclineInsufficientFunds,
+	DeclineAuthenticationRequired, DeclineIssuerUnavailable, DeclineGenericSoft, DeclineUnknown}
+
 // Decision is what DecideStrategy chose for one step, after guardrails.
 type Decision struct {
 	Step      int       `json:"step"`
