@@ -1,0 +1,76 @@
+package workflows_test
+
+// Hostile-review tests (branch review1). Each test states the behaviour a customer, billing
+// or support would expect and fails on the change under review.
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+)
+
+// Support sends an edit and, a moment later (same workflow task: two signals delivered
+// together, e.g. through the relay), another agent rejects the held message. A rejected
+// message must never go out: either the reject is refused (an edit is being checked) or
+// nothing is sent for step 1.
+func TestReview1_RejectRacingAnEditSignalSendsNothing(t *testing.T) {
+	w := newWorld(t)
+	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
+	w.env.RegisterDelayedCallback(func() {
+		w.env.SignalWorkflowSkippingWorkflowTask(recoup.UpdateEdit, recoup.ApprovalEdit{By: "bob", Reason: "softer", Tone: "firm", Message: "please update your card"})
+		w.env.SignalWorkflow(recoup.UpdateReject, recoup.Approval{By: "alice", Reason: "customer in dispute: do not contact"})
+	}, 2*time.Hour)
+	w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	_, st := w.run()
+	rejectApplied := false
+	for _, a := range st.Actions {
+		if a.Action == "reject" {
+			rejectApplied = true
+		}
+	}
+	step1Sent := slices.ContainsFunc(w.sends, func(s activities.SendInput) bool { return s.Step == 1 })
+	if rejectApplied && step1Sent {
+		t.Fatalf("alice's reject was applied (actions %+v) yet step 1 was sent (%+v); approvals %q",
+			st.Actions, w.sends[0].Decision, approvalOutcomes(st))
+	}
+}
+
+// The same race with approve: alice approved the message as it stood ("approved: step 1's
+// message goes out"), and a different (edited) message went out under her approval.
+func TestReview1_ApproveRacingAnEditSignalIsNotOverwritten(t *testing.T) {
+	w := newWorld(t)
+	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
+	w.env.RegisterDelayedCallback(func() {
+		w.env.SignalWorkflowSkippingWorkflowTask(recoup.UpdateEdit, recoup.ApprovalEdit{By: "bob", Reason: "no discount", Incentive: &recoup.Incentive{Kind: recoup.IncentiveNone}, Message: "please update your card"})
+		w.env.SignalWorkflow(recoup.UpdateApprove, recoup.Approval{By: "alice", Reason: "ok as is"})
+	}, 2*time.Hour)
+	w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	_, st := w.run()
+	var applied []string
+	for _, a := range st.Actions {
+		applied = append(applied, a.Action+" by "+a.By)
+	}
+	if slices.Contains(applied, "approve by alice") && slices.Contains(applied, "edit by bob") {
+		t.Fatalf("both answers to one held message were applied: %q (approvals %q, sent %+v)", applied, approvalOutcomes(st), w.sends[0].Decision)
+	}
+}
+
+// Support pauses a run holding a message (e.g. the customer called); the approval's
+// timeout passes while paused. Nobody could be expected to approve a paused run, yet the
+// timeout decides the held message while paused: after the resume, the approval is refused
+// ("not awaiting approval") and step 1 was skipped without any human answer.
+func TestReview1_ApprovalTimeoutDoesNotRunOutWhilePaused(t *testing.T) {
+	w := newWorld(t)
+	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
+	w.update(time.Hour, recoup.UpdatePause, recoup.Pause{By: "bob", Reason: "customer called"})
+	w.update(2*day, recoup.UpdateResume, recoup.Resume{By: "bob"})
+	approve := w.update(2*day+time.Hour, recoup.UpdateApprove, recoup.Approval{By: "alice"})
+	w.at(6*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	_, st := w.run()
+	if approve.rejected != nil {
+		t.Fatalf("approve after the resume: %v; approvals %+v (the 1-day approval clock ran out while paused)", approve.rejected, st.Approvals)
+	}
+}
