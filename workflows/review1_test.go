@@ -74,3 +74,24 @@ func TestReview1_ApprovalTimeoutDoesNotRunOutWhilePaused(t *testing.T) {
 		t.Fatalf("approve after the resume: %v; approvals %+v (the 1-day approval clock ran out while paused)", approve.rejected, st.Approvals)
 	}
 }
+
+// An edit to channel none (accepted by the real CheckApprovalEdit: activities
+// TestReview1_AnEditToChannelNoneIsRefused) is delivered: runStep checks Channel.Valid()
+// only before the hold, so the workflow calls SendEmail with channel none (the real
+// activity then fails it as invalid input and the step is recorded as a failed send).
+func TestReview1_EditToChannelNoneNeverReachesASendActivity(t *testing.T) {
+	w := newWorld(t)
+	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
+	edit := w.update(2*time.Hour, recoup.UpdateEdit, recoup.ApprovalEdit{By: "bob", Reason: "do not send", Channel: recoup.ChannelNone,
+		Incentive: &recoup.Incentive{Kind: recoup.IncentiveNone}})
+	w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	w.run()
+	if edit.rejected != nil || edit.err != nil {
+		return // refused: fine
+	}
+	for _, s := range w.sends {
+		if !s.Decision.Channel.Valid() {
+			t.Fatalf("a send activity was called for step %d with channel %q: %+v", s.Step, s.Decision.Channel, s)
+		}
+	}
+}
