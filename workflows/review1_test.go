@@ -95,3 +95,25 @@ func TestReview1_EditToChannelNoneNeverReachesASendActivity(t *testing.T) {
 		}
 	}
 }
+
+// A message held for approval for days (timeout up to 168h) does not move the later steps
+// back, as a pause does: approved after step 2 fell due, step 1 and step 2 go to the
+// customer back to back (or the contact cap swallows step 2).
+func TestReview1_ALongHoldDoesNotSendTwoStepsBackToBack(t *testing.T) {
+	w := newWorld(t)
+	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
+	decide := w.decide
+	w.decide = func(in activities.DecideInput) recoup.Decision {
+		d := decide(in)
+		if d.Approval != nil {
+			d.Approval.Timeout = 5 * day
+		}
+		return d
+	}
+	w.update(4*day, recoup.UpdateApprove, recoup.Approval{By: "alice", Reason: "back from holiday"})
+	w.at(6*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	w.run()
+	if len(w.sendTimes) >= 2 && w.sendTimes[1]-w.sendTimes[0] < day {
+		t.Fatalf("steps 1 and 2 sent at %v: %s apart", w.sendTimes[:2], w.sendTimes[1]-w.sendTimes[0])
+	}
+}
