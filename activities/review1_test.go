@@ -5,9 +5,11 @@ package activities_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 )
 
 // Support edits a held email (10% off) to channel "none" — the obvious way to say "send
@@ -29,5 +31,40 @@ func TestReview1_AnEditToChannelNoneIsRefused(t *testing.T) {
 	}
 	if len(res.Violations) == 0 {
 		t.Fatalf("edit to channel none accepted: sends %+v (channel %q, incentive %+v)", res.Decision, res.Decision.Channel, res.Decision.Incentive)
+	}
+}
+
+// The yearly incentive budget is checked when a message is decided, never when a held
+// message is approved (an edit is rechecked: CheckApprovalEdit's withinBudget). A message
+// may wait up to 168 h; meanwhile another run of the same customer offers an incentive.
+// Approving the held message then announces an offer beyond the plan's yearly budget
+// (pro: 20% a year): billing is told of 30%.
+func TestReview1_ApprovingAHeldOfferStaysWithinTheYearlyBudget(t *testing.T) {
+	f := newFixture(t)
+	holdFor(f) // discount above 5% is held
+	ctx := context.Background()
+	o := fakes.NewOpenAI(t, answer("email", "friendly", "discount_percent", 10, "Your payment", "Your card was declined. Updating it takes a minute."))
+	f.useLLM(t, o, 5*time.Second)
+	offer := func(wf, inv string) {
+		t.Helper()
+		if _, err := f.acts.AnnounceOffer(ctx, activities.OfferInput{WorkflowID: wf, InvoiceID: inv, CustomerID: "cus_1", Step: 1,
+			Incentive: recoup.Incentive{Kind: recoup.IncentiveDiscountPercent, Value: 10}, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer("dunning-inv_0", "inv_0") // earlier this year: 10% of the 20% budget used
+	d, err := f.acts.DecideStrategy(ctx, decideInput(f, t))
+	if err != nil || d.Approval == nil || d.Incentive.Value != 10 {
+		t.Fatalf("decision %+v (%v), want 10%% off held for approval", d, err)
+	}
+	offer("dunning-inv_2", "inv_2") // another invoice's run offers 10% while inv_1's message waits
+	// Support approves inv_1's held message as it stands: the workflow announces its offer.
+	offer(wfID, "inv_1")
+	used, err := f.st.OfferedSince(ctx, "cus_1", recoup.IncentiveDiscountPercent, now.AddDate(-1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used > 20 {
+		t.Fatalf("billing was told of %d%% discount this year for cus_1 (plan pro's budget: 20%%): the approved held offer was not rechecked", used)
 	}
 }
