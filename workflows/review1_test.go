@@ -5,6 +5,7 @@ package workflows_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,36 @@ func TestReview1_ALongHoldDoesNotSendTwoStepsBackToBack(t *testing.T) {
 	w.run()
 	if len(w.sendTimes) >= 2 && w.sendTimes[1]-w.sendTimes[0] < day {
 		t.Fatalf("steps 1 and 2 sent at %v: %s apart", w.sendTimes[:2], w.sendTimes[1]-w.sendTimes[0])
+	}
+}
+
+// The current details promise at most three lines (the Web UI shows three), but a support
+// reason is copied in verbatim: a pause reason pasted with blank lines (a ticket excerpt)
+// adds paragraphs, so the Web UI shows the ticket instead of what happens next.
+func TestReview1_DetailsStayWithinThreeLinesWhateverTheReason(t *testing.T) {
+	w := newWorld(t)
+	w.update(time.Hour, recoup.UpdatePause, recoup.Pause{By: "alice", Reason: "ticket 4411:\n\ncustomer says card replaced\n\nwill call back"})
+	var raw, details string
+	w.rawQuery(2*time.Hour, &raw, &details)
+	w.at(3*time.Hour, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	w.run()
+	if n := len(strings.Split(details, "\n\n")); n > 3 {
+		t.Fatalf("details have %d paragraphs:\n%s", n, details)
+	}
+}
+
+// An edited message is decided by support (DecidedBySupport), yet the edit's answer, the
+// run's approvals and `starter approvals` describe it as "decided by rules".
+func TestReview1_AnEditedMessageIsNotCalledDecidedByRules(t *testing.T) {
+	w := newWorld(t)
+	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
+	edit := w.update(2*time.Hour, recoup.UpdateEdit, recoup.ApprovalEdit{By: "bob", Tone: "firm"})
+	w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	w.run()
+	if edit.err != nil || edit.rejected != nil {
+		t.Fatalf("edit: %+v", edit)
+	}
+	if strings.Contains(edit.result.Message, "decided by rules") {
+		t.Fatalf("edit answered %q: support's edit is called a rules decision", edit.result.Message)
 	}
 }
