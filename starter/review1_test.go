@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/closedruns"
+	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -60,7 +63,8 @@ func TestReview1_Reconciler(t *testing.T) {
 	// 1. The run set DunningStatus=exhausted, then FinishRun retried for hours (billing's
 	// webhook down: "trying again in an hour"); ops terminated the stuck run. Billing was
 	// never told, the episode was never closed — yet the reconciler's query skips the run
-	// because its DunningStatus is an ended one, so status keeps saying "exhausted".
+	// because its DunningStatus is an ended one: run_outcomes never records it and its
+	// invoice_runs episode stays open (only `starter status`, reading the close event, knows).
 	exhaustedRun := rv1ClosedRun(t, h, "inv_rv1_exh", string(recoup.StatusExhausted), "temporal-cli:ops@host", "stuck recording its outcome")
 	// 2. A paused run terminated from the Web UI by a signed-in user: the Web UI's identity
 	// is the user's email.
@@ -71,7 +75,7 @@ func TestReview1_Reconciler(t *testing.T) {
 	}
 	if _, ok, err := h.Store.FindRunOutcome(ctx, recoup.WorkflowID("inv_rv1_exh"), exhaustedRun); err != nil || !ok {
 		t.Errorf("a run terminated while recording its outcome (DunningStatus exhausted) is not recorded (%v): "+
-			"status keeps saying exhausted although billing was never told and the run was terminated", err)
+			"run_outcomes lacks it although billing was never told and the run was terminated", err)
 	}
 	var episode string
 	if err := h.Store.Pool().QueryRow(ctx, `SELECT status FROM invoice_runs WHERE invoice_id = 'inv_rv1_exh'`).Scan(&episode); err != nil || episode != "open" {
@@ -81,5 +85,34 @@ func TestReview1_Reconciler(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "@example.com") {
 		t.Errorf("the reconciler logs an email address (the terminating user's identity):\n%s", logs.String())
+	}
+}
+
+// A run holding a message is paused (the customer called). The approval's clock keeps
+// running (workflows TestReview1_ApprovalTimeoutDoesNotRunOutWhilePaused), yet
+// `starter approvals` lists only DunningStatus = awaiting_approval: the held message
+// disappears from support's list while it waits, and times out unseen.
+func TestReview1_APausedRunHoldingAMessageIsListedAsAwaitingApproval(t *testing.T) {
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Hour},
+		Configure: func(a *activities.Activities) { workertest.HoldForApproval(t, a, "pro") }})
+	h.Event(workertest.Failed("evt_rv1_p", "inv_rv1_p", "cus_rv1_p", time.Now().UTC()))
+	h.Eventually("the first message held", func() bool { return h.State("inv_rv1_p").Status == recoup.StatusAwaitingApproval })
+	cfg, _ := config.FromEnv(func(string) string { return "" })
+	d := &deps{cfg: cfg, tc: h.Client}
+	do := func(args ...string) (string, error) { return runWithDeps(d, args...) }
+	if out, err := do("pause", "inv_rv1_p", "--by", "alice", "--reason", "customer called"); err != nil || !strings.Contains(out, "status paused") {
+		t.Fatalf("pause: %q, %v", out, err)
+	}
+	h.Eventually("visibility says paused", func() bool {
+		resp, err := h.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "InvoiceId = 'inv_rv1_p' AND DunningStatus = 'paused'"})
+		return err == nil && len(resp.Executions) == 1
+	})
+	if st := h.State("inv_rv1_p"); st.Approval == nil {
+		t.Fatalf("the paused run no longer holds its message: %+v", st)
+	}
+	out, err := do("approvals")
+	if err != nil || !strings.Contains(out, "inv_rv1_p") {
+		t.Fatalf("approvals while the holding run is paused: %v\n%s\nwant inv_rv1_p listed (its message still waits, and its timeout runs)", err, out)
 	}
 }
