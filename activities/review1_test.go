@@ -68,3 +68,36 @@ func TestReview1_ApprovingAHeldOfferStaysWithinTheYearlyBudget(t *testing.T) {
 		t.Fatalf("billing was told of %d%% discount this year for cus_1 (plan pro's budget: 20%%): the approved held offer was not rechecked", used)
 	}
 }
+
+// The recovery report (internal/report) credits runs to the channel, tone and incentive in
+// the decisions table. A held message that support edits is stored as it was held (the
+// model's 10% by email): CheckApprovalEdit stores nothing, so a recovery after support sent
+// a 7-day extension by SMS is reported as won by a 10% email discount (and a rejected
+// message, never sent, counts too).
+func TestReview1_AnEditedHeldMessageIsWhatTheDecisionsTableSays(t *testing.T) {
+	f := newFixture(t)
+	holdFor(f)
+	ctx := context.Background()
+	o := fakes.NewOpenAI(t, answer("email", "friendly", "discount_percent", 10, "Your payment", "Your card was declined. Updating it takes a minute."))
+	f.useLLM(t, o, 5*time.Second)
+	in := decideInput(f, t)
+	held, err := f.acts.DecideStrategy(ctx, in)
+	if err != nil || held.Approval == nil {
+		t.Fatalf("decision %+v (%v), want it held", held, err)
+	}
+	res, err := f.acts.CheckApprovalEdit(ctx, activities.CheckEditInput{WorkflowID: wfID, InvoiceID: "inv_1", Step: 1,
+		History: in.History, AmountMinor: 4900, Currency: "USD", Now: now, Held: held,
+		Edit: recoup.ApprovalEdit{By: "bob", Reason: "no discount", Channel: recoup.ChannelSMS,
+			Incentive: &recoup.Incentive{Kind: recoup.IncentiveExtensionDays, Value: 7}, Message: "Please update your card."}})
+	if err != nil || len(res.Violations) > 0 {
+		t.Fatalf("edit: %+v, %v", res, err)
+	}
+	var channel, kind, decidedBy string
+	if err := f.st.Pool().QueryRow(ctx, `SELECT channel, incentive_kind, decided_by FROM decisions WHERE workflow_id = $1 AND step = 1`, wfID).
+		Scan(&channel, &kind, &decidedBy); err != nil {
+		t.Fatal(err)
+	}
+	if channel != string(recoup.ChannelSMS) || kind != recoup.IncentiveExtensionDays {
+		t.Fatalf("decisions says step 1 was %s / %s / decided by %s; support sent sms / extension_days", channel, kind, decidedBy)
+	}
+}
