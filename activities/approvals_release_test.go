@@ -121,3 +121,30 @@ func TestAnEditedHeldMessageIsWhatTheDecisionsTableSays(t *testing.T) {
 		t.Fatalf("decisions says step 1 was %s / %s / decided by %s; support sent sms / extension_days", channel, kind, decidedBy)
 	}
 }
+
+// A rejected held message sends nothing: the decisions table says so (channel none, no
+// incentive), so the recovery report never credits a message the customer never read.
+func TestARejectedHeldMessageIsNoMessageInTheDecisionsTable(t *testing.T) {
+	f := newFixture(t)
+	holdFor(f)
+	ctx := context.Background()
+	o := fakes.NewOpenAI(t, answer("email", "friendly", "discount_percent", 10, "Your payment", "Your card was declined. Updating it takes a minute."))
+	f.useLLM(t, o, 5*time.Second)
+	in := decideInput(f, t)
+	held, err := f.acts.DecideStrategy(ctx, in)
+	if err != nil || held.Approval == nil {
+		t.Fatalf("decision %+v (%v), want it held", held, err)
+	}
+	if _, err := f.acts.ReleaseHeldMessage(ctx, activities.ReleaseHeldInput{WorkflowID: wfID, InvoiceID: "inv_1", Step: 1,
+		History: in.History, AmountMinor: 4900, Currency: "USD", Now: now, Held: held, Why: "rejected: key account"}); err != nil {
+		t.Fatal(err)
+	}
+	var channel, kind string
+	if err := f.st.Pool().QueryRow(ctx, `SELECT channel, incentive_kind FROM decisions WHERE workflow_id = $1 AND step = 1`, wfID).
+		Scan(&channel, &kind); err != nil {
+		t.Fatal(err)
+	}
+	if channel != string(recoup.ChannelNone) || kind != recoup.IncentiveNone {
+		t.Fatalf("decisions says step 1 was %s / %s; nothing was sent", channel, kind)
+	}
+}
