@@ -94,6 +94,9 @@ func (a *DunningActivities) CheckApprovalEdit(ctx context.Context, in CheckEditI
 	g := a.newDecision(DecideInput{WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID, Step: in.Step, History: in.History,
 		Excluded: in.Excluded, AmountMinor: in.AmountMinor, Currency: in.Currency, Now: in.Now}, a.Prompts())
 	ans := EditedAnswer(in.Held, in.Edit)
+	if ans.Channel == string(recoup.ChannelNone) {
+		return CheckEditResult{Violations: []string{"channel none sends nothing: to send nothing, reject the message"}}, nil
+	}
 	d, v := g.pol.Check(ans, g.facts)
 	if len(v) == 0 {
 		if s := a.smsTooLong(g.set, d, in.History); s != "" {
@@ -122,7 +125,95 @@ func (a *DunningActivities) CheckApprovalEdit(ctx context.Context, in CheckEditI
 		return CheckEditResult{}, err
 	}
 	d.SendAt, d.SendUntil = w.NotBefore, w.NotAfter
+	// The decisions table says what the step sends (the recovery report reads it).
+	if err := a.saveDecision(ctx, g.in, d); err != nil {
+		return CheckEditResult{}, err
+	}
 	return CheckEditResult{Decision: d}, nil
+}
+
+// ReleaseHeldInput is a held message's outcome: the decision to send (nil: nothing is sent for
+// the step, Why says why).
+type ReleaseHeldInput struct {
+	WorkflowID  string
+	InvoiceID   string
+	Step        int
+	History     CustomerHistory
+	Excluded    []recoup.Channel
+	AmountMinor int64
+	Currency    string
+	Now         time.Time
+	Held        recoup.Decision
+	Send        *recoup.Decision
+	Why         string
+}
+
+// ReleaseHeldResult is the decision the step sends (channel none: nothing), and why its
+// incentive was withdrawn, if it was.
+type ReleaseHeldResult struct {
+	Decision  recoup.Decision
+	Withdrawn []string
+}
+
+// ReleaseHeldMessage settles a held message once support (or the timeout) decided: the
+// yearly incentive budget is checked again (a message may wait for days while another run
+// of the customer offers an incentive): an incentive that no longer fits is withdrawn and,
+// when the text speaks of it, the rules' message without incentive goes instead, as when
+// deciding. The step's row in the decisions table is overwritten with what is sent (channel
+// none when nothing is), so that the recovery report credits what the customer read.
+func (a *DunningActivities) ReleaseHeldMessage(ctx context.Context, in ReleaseHeldInput) (ReleaseHeldResult, error) {
+	g := a.newDecision(DecideInput{WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID, Step: in.Step, History: in.History,
+		Excluded: in.Excluded, AmountMinor: in.AmountMinor, Currency: in.Currency, Now: in.Now}, a.Prompts())
+	if in.Send == nil {
+		d := in.Held
+		d.Approval, d.Channel, d.Incentive = nil, recoup.ChannelNone, recoup.Incentive{Kind: recoup.IncentiveNone}
+		d.Rationale = "held for approval, nothing sent: " + in.Why
+		return ReleaseHeldResult{Decision: d}, a.saveDecision(ctx, g.in, d)
+	}
+	d := *in.Send
+	d.Approval = nil
+	var withdrawn []string
+	ok, err := a.withinBudget(ctx, g.pol, in.History, &d, &withdrawn, in.Now)
+	if err != nil {
+		return ReleaseHeldResult{}, err
+	}
+	if ok {
+		if d, err = a.withoutIncentive(ctx, g, d); err != nil {
+			return ReleaseHeldResult{}, err
+		}
+	}
+	return ReleaseHeldResult{Decision: d, Withdrawn: withdrawn}, a.saveDecision(ctx, g.in, d)
+}
+
+// withoutIncentive is d after its incentive was withdrawn: its own text if that still
+// passes (it may speak of the incentive), else the rules' message without incentive, with
+// the allowed hours of its channel.
+func (a *DunningActivities) withoutIncentive(ctx context.Context, g *decision, d recoup.Decision) (recoup.Decision, error) {
+	v := append(g.pol.CheckText("subject", d.Subject, d.Incentive, g.facts.AmountDue), g.pol.CheckText("message", d.Message, d.Incentive, g.facts.AmountDue)...)
+	if len(v) == 0 {
+		return d, nil
+	}
+	fb, err := g.pol.RulesDecision(g.facts)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	fb.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+	fb.Step, fb.Variant, fb.PolicyVersion = d.Step, d.Variant, g.set.PolicyVersion
+	fb.Rationale = "the approved incentive no longer fits the yearly budget; the rules' message without incentive"
+	if fb.Channel == d.Channel {
+		fb.SendAt, fb.SendUntil = d.SendAt, d.SendUntil
+		return fb, nil
+	}
+	c, err := a.Store.GetCustomer(ctx, g.in.History.CustomerID)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	w, err := a.sendWindow(c, fb.Channel, g.in.Now)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	fb.SendAt, fb.SendUntil = w.NotBefore, w.NotAfter
+	return fb, nil
 }
 
 // EditedAnswer is the held decision with an edit's fields applied, as the model's answer

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
@@ -58,5 +61,33 @@ func TestApprovalsCommands(t *testing.T) {
 	st := h.State("inv_apr")
 	if len(st.Approvals) == 0 || st.Approvals[0].Outcome != "edited" || st.Approvals[0].By != "bob" {
 		t.Fatalf("approvals = %+v, want step 1 edited by bob", st.Approvals)
+	}
+}
+
+// A run holding a message is paused (the customer called). The approval's clock stands
+// still while paused (workflows TestAnApprovalTimeoutDoesNotRunOutWhilePaused), and the
+// held message stays in `starter approvals`: support still sees it waiting.
+func TestAPausedRunHoldingAMessageIsListedAsAwaitingApproval(t *testing.T) {
+	h := workertest.Start(t, workertest.Options{Schedule: []time.Duration{0, time.Hour},
+		Configure: func(a *activities.Activities) { workertest.HoldForApproval(t, a, "pro") }})
+	h.Event(workertest.Failed("evt_apr_p", "inv_apr_p", "cus_apr_p", time.Now().UTC()))
+	h.Eventually("the first message held", func() bool { return h.State("inv_apr_p").Status == recoup.StatusAwaitingApproval })
+	cfg, _ := config.FromEnv(func(string) string { return "" })
+	d := &deps{cfg: cfg, tc: h.Client}
+	do := func(args ...string) (string, error) { return runWithDeps(d, args...) }
+	if out, err := do("pause", "inv_apr_p", "--by", "alice", "--reason", "customer called"); err != nil || !strings.Contains(out, "status paused") {
+		t.Fatalf("pause: %q, %v", out, err)
+	}
+	h.Eventually("visibility says paused", func() bool {
+		resp, err := h.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "InvoiceId = 'inv_apr_p' AND DunningStatus = 'paused'"})
+		return err == nil && len(resp.Executions) == 1
+	})
+	if st := h.State("inv_apr_p"); st.Approval == nil {
+		t.Fatalf("the paused run no longer holds its message: %+v", st)
+	}
+	out, err := do("approvals")
+	if err != nil || !strings.Contains(out, "inv_apr_p") {
+		t.Fatalf("approvals while the holding run is paused: %v\n%s\nwant inv_apr_p listed (its message still waits, and its timeout runs)", err, out)
 	}
 }

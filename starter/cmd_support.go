@@ -652,8 +652,9 @@ func approvalsCommand(a *app) *cobra.Command {
 		GroupID: "support",
 		Short:   "Messages held for approval: list them, approve, reject or edit one",
 		Long: `List the runs whose message waits for a human (status awaiting_approval: a rule of the
-policy's approval section matched), with the rules that asked, the message held and when the
-policy's on_timeout applies. The subcommands answer one held message through the run's
+policy's approval section matched; or paused, or needing attention, while holding one: the
+approval's clock stands still meanwhile), with the rules that asked, the message held and when
+the policy's on_timeout applies. The subcommands answer one held message through the run's
 Updates: approve sends it, reject sends nothing for that step (--reason required), edit
 changes it within the same guardrails as the model's answer and sends it. --by and --reason
 are recorded in the run (the status query's approvals and actions).`,
@@ -751,38 +752,50 @@ func parseIncentive(s string) (recoup.Incentive, error) {
 	return recoup.Incentive{Kind: recoup.IncentiveExtensionDays, Value: n}, nil
 }
 
-// listApprovals prints the runs holding a message for approval, newest first.
+// listApprovals prints the runs holding a message for approval, newest first: those
+// awaiting approval, and those paused (or needing attention) while they hold one — the
+// approval's clock stops while paused, but the message still waits for an answer. A paused
+// run is asked (the status query) whether it holds a message.
 func listApprovals(ctx context.Context, d *deps, limit int, stdout io.Writer) error {
 	tc, err := d.temporal()
 	if err != nil {
 		return err
 	}
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
-		recoup.WorkflowType, recoup.SearchAttrDunningStatus, recoup.StatusAwaitingApproval)
-	resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: int32(limit)})
-	if err != nil {
-		return fmt.Errorf("list runs awaiting approval: %w", err)
-	}
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s IN ('%s', '%s', '%s')",
+		recoup.WorkflowType, recoup.SearchAttrDunningStatus, recoup.StatusAwaitingApproval, recoup.StatusPaused, recoup.StatusNeedsAttention)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INVOICE\tSTEP\tRULES\tHELD\tSINCE\tTHEN (at)")
+	fmt.Fprintln(tw, "INVOICE\tSTATUS\tSTEP\tRULES\tHELD\tSINCE\tTHEN (at)")
 	n := 0
-	for _, ex := range resp.GetExecutions() {
-		if n >= limit {
+	var token []byte
+	for n < limit {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: int32(limit), NextPageToken: token})
+		if err != nil {
+			return fmt.Errorf("list runs awaiting approval: %w", err)
+		}
+		for _, ex := range resp.GetExecutions() {
+			if n >= limit {
+				break
+			}
+			v, err := tc.QueryWorkflow(ctx, ex.GetExecution().GetWorkflowId(), "", recoup.QueryStatus)
+			var st recoup.State
+			if err == nil {
+				err = v.Get(&st)
+			}
+			if err != nil || st.Approval == nil {
+				continue // answered since the list was read, or paused without a held message
+			}
+			p := st.Approval
+			then := fmt.Sprintf("%s (%s)", p.OnTimeout, p.Until.UTC().Format(time.RFC3339))
+			if st.Status != recoup.StatusAwaitingApproval {
+				then = fmt.Sprintf("%s (%s plus the time %s: its clock stands meanwhile)", p.OnTimeout, p.Until.UTC().Format(time.RFC3339), st.Status)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", st.InvoiceID, st.Status, p.Step, strings.Join(p.Rules, "; "),
+				workflows.DecisionLine(p.Held), p.Since.UTC().Format(time.RFC3339), then)
+			n++
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
 			break
 		}
-		wfID := ex.GetExecution().GetWorkflowId()
-		v, err := tc.QueryWorkflow(ctx, wfID, "", recoup.QueryStatus)
-		var st recoup.State
-		if err == nil {
-			err = v.Get(&st)
-		}
-		if err != nil || st.Approval == nil {
-			continue // answered since the list was read
-		}
-		p := st.Approval
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s (%s)\n", st.InvoiceID, p.Step, strings.Join(p.Rules, "; "), workflows.DecisionLine(p.Held),
-			p.Since.UTC().Format(time.RFC3339), p.OnTimeout, p.Until.UTC().Format(time.RFC3339))
-		n++
 	}
 	if n == 0 {
 		fmt.Fprintln(stdout, "no run is awaiting approval")

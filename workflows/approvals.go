@@ -36,10 +36,13 @@ var checkEditActivity = workflow.ActivityOptions{
 	RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second},
 }
 
-// approvalAnswer is support's answer to the held message.
+// approvalAnswer is support's answer to the held message. An edit claims the message while
+// it is checked (pending): no other answer applies meanwhile, and a refused edit leaves it
+// held again.
 type approvalAnswer struct {
 	outcome, by, reason, via string
 	edited                   *recoup.Decision
+	pending                  bool
 }
 
 // DecisionLine is a decision in one line, as the run's details show it (for the CLI).
@@ -51,8 +54,9 @@ func countApproval(ctx workflow.Context, outcome string) {
 
 // awaitApproval holds a decision the approval policy asked a human for (dec.Approval) until
 // support approves, rejects or edits it, the timeout applies on_timeout, or the run ends.
-// It returns the decision to deliver, and false when nothing is sent for the step. Runs
-// recorded before ChangeApprovals never held a message.
+// It returns the decision to deliver, and false when nothing is sent for the step. The
+// time held (not paused) moves later steps back, as an incident hold does. Runs recorded
+// before ChangeApprovals never held a message.
 func (d *dunning) awaitApproval(ctx workflow.Context, step int, dec recoup.Decision) (recoup.Decision, bool) {
 	req := dec.Approval
 	if req == nil || workflow.GetVersion(ctx, ChangeApprovals, workflow.DefaultVersion, 1) < 1 {
@@ -67,19 +71,17 @@ func (d *dunning) awaitApproval(ctx workflow.Context, step int, dec recoup.Decis
 	if d.state.Status == recoup.StatusActive {
 		d.setStatus(ctx, recoup.StatusAwaitingApproval, d.approvalReason())
 	}
-	d.state.NextAction, d.state.NextActionAt = fmt.Sprintf("approval of step %d (else %s)", step, req.OnTimeout), since.Add(req.Timeout)
-	d.updateDetails(ctx)
-	summary := fmt.Sprintf("approval of step %d (else %s after %s)", step, req.OnTimeout, humanDuration(req.Timeout))
-	_, _ = awaitFor(ctx, req.Timeout, summary, func() bool {
-		return (d.approval != nil && !d.editChecking) || d.state.Status.Ended()
-	})
+	d.state.NextAction = fmt.Sprintf("approval of step %d (else %s)", step, req.OnTimeout)
+	paused := d.awaitAnswer(ctx, d.state.Approval)
+	d.pausedFor += workflow.Now(ctx).Sub(since) - paused // a pause moves later steps back by itself
 	send, ok, rec := d.approvalOutcome(ctx, dec)
 	d.state.Approval, d.approval = nil, nil
 	d.state.NextAction, d.state.NextActionAt = "", time.Time{}
-	d.state.Approvals = append(d.state.Approvals, rec)
 	if rec.Outcome != approvalEnded {
+		send, ok = d.releaseHeld(ctx, dec, send, ok, &rec)
 		countApproval(ctx, rec.Outcome)
 	}
+	d.state.Approvals = append(d.state.Approvals, rec)
 	if d.state.Status == recoup.StatusAwaitingApproval {
 		d.setStatus(ctx, recoup.StatusActive, "")
 	}
@@ -89,6 +91,74 @@ func (d *dunning) awaitApproval(ctx workflow.Context, step int, dec recoup.Decis
 	}
 	d.updateDetails(ctx)
 	return send, ok
+}
+
+// awaitAnswer waits until support answers the held message p, its timeout passes or the
+// run ends. The timeout's clock stops while the run is paused (or needs attention): the
+// time left resumes after the resume (p.Until moves back). An edit accepted before the
+// timeout is checked before the timeout applies. It returns the time paused meanwhile.
+func (d *dunning) awaitAnswer(ctx workflow.Context, p *recoup.PendingApproval) (paused time.Duration) {
+	answered := func() bool { return (d.approval != nil && !d.approval.pending) || d.state.Status.Ended() }
+	for !answered() && ctx.Err() == nil {
+		now := workflow.Now(ctx)
+		if d.pausedLike() {
+			d.state.NextActionAt = time.Time{} // paused: the approval's clock stands still
+			d.updateDetails(ctx)
+			_ = workflow.Await(ctx, func() bool { return !d.pausedLike() || answered() })
+			dt := workflow.Now(ctx).Sub(now)
+			paused += dt
+			p.Until = p.Until.Add(dt)
+			continue
+		}
+		if !now.Before(p.Until) {
+			if d.approval == nil {
+				return paused // timed out
+			}
+			_ = workflow.Await(ctx, func() bool { return answered() || d.approval == nil })
+			continue
+		}
+		d.state.NextActionAt = p.Until
+		d.updateDetails(ctx)
+		summary := fmt.Sprintf("approval of step %d (else %s after %s)", p.Step, p.OnTimeout, humanDuration(p.Until.Sub(now)))
+		_, _ = awaitFor(ctx, p.Until.Sub(now), summary, func() bool { return answered() || d.pausedLike() })
+	}
+	return paused
+}
+
+// releaseHeld settles the held message's outcome (ReleaseHeldMessage): the yearly budget
+// is checked again for what is sent (an incentive that no longer fits is withdrawn), and
+// the decisions table records what the step sends. Stopped by the run's end, nothing is
+// sent.
+func (d *dunning) releaseHeld(ctx workflow.Context, held, send recoup.Decision, ok bool, rec *recoup.ApprovalRecord) (recoup.Decision, bool) {
+	f := d.in.Failure
+	in := activities.ReleaseHeldInput{WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: rec.Step, History: d.history,
+		Excluded: slices.Clone(d.excluded), AmountMinor: f.AmountMinor, Currency: f.Currency, Held: held,
+		Why: rec.Outcome + ": " + rec.Reason}
+	if ok {
+		in.Send = &send
+	}
+	var res activities.ReleaseHeldResult
+	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+		in.Now = workflow.Now(ctx)
+		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, fmt.Sprintf("Step %d · release the held message (%s)", rec.Step, rec.Outcome)),
+			a.ReleaseHeldMessage, in)
+	}, &res)
+	switch {
+	case stopped:
+		return send, false
+	case err != nil:
+		d.log.Error("could not release the held message; nothing is sent for its step", "step", rec.Step, "error", err)
+		rec.Reason += " (not sent: " + err.Error() + ")"
+		return send, false
+	case !ok:
+		return send, false
+	}
+	if len(res.Withdrawn) > 0 {
+		rec.Reason += " (incentive withdrawn: " + strings.Join(res.Withdrawn, "; ") + ")"
+	}
+	sent := res.Decision
+	rec.Sent = &sent
+	return res.Decision, true
 }
 
 // approvalOutcome says what became of the held message: what to send (if anything), and
@@ -122,8 +192,6 @@ func (d *dunning) approvalOutcome(ctx workflow.Context, held recoup.Decision) (r
 			send.SendAt, send.SendUntil = now, now // look up the allowed hours of its channel
 		}
 	}
-	sent := send
-	rec.Sent = &sent
 	return send, true, rec
 }
 
@@ -156,8 +224,10 @@ func (d *dunning) validateAnswer(by string) error {
 	switch {
 	case d.state.Approval == nil:
 		return rejected("the run is not awaiting approval (it is %s)", d.state.Status)
-	case d.approval != nil || d.editChecking:
-		return rejected("step %d's message was already answered", d.state.Approval.Step)
+	case d.approval != nil && d.approval.pending:
+		return rejected("step %d's message is being edited by %s (the edit is checked now): the first answer applies", d.state.Approval.Step, d.approval.by)
+	case d.approval != nil:
+		return rejected("step %d's message was already answered (%s by %s): the first answer applies", d.state.Approval.Step, d.approval.outcome, d.approval.by)
 	case strings.TrimSpace(by) == "":
 		return rejected("by is required: say who acts")
 	}
@@ -187,6 +257,9 @@ func (d *dunning) validateEdit(r recoup.ApprovalEdit) error {
 		return rejected("nothing to edit: give a tone, incentive, channel, subject or message")
 	}
 	held := d.state.Approval.Held
+	if r.Channel == recoup.ChannelNone {
+		return rejected("channel none sends nothing: to send nothing, reject the message")
+	}
 	if r.Channel != "" && slices.Contains(d.excluded, r.Channel) {
 		return rejected("%s cannot reach this customer in this run", r.Channel)
 	}
@@ -210,14 +283,27 @@ func (d *dunning) reject(ctx workflow.Context, r recoup.Approval, via string) st
 	return fmt.Sprintf("rejected: nothing is sent for step %d", step)
 }
 
+// claimEdit validates an edit again and claims the held message for it while it is
+// checked: a later approve, reject or edit is refused meanwhile.
+func (d *dunning) claimEdit(r recoup.ApprovalEdit) error {
+	if err := d.validateEdit(r); err != nil {
+		return err
+	}
+	d.approval = &approvalAnswer{outcome: approvalEdited, by: r.By, pending: true}
+	return nil
+}
+
 // edit checks the edited message against the policy in force (CheckApprovalEdit) and, when
-// it passes, sends it instead of the held one. The held message stays held meanwhile; a
-// refusal or a failed check leaves it held and is returned.
+// it passes, sends it instead of the held one. The edit holds the message's claim meanwhile
+// (claimEdit); a refusal or a failed check gives it back: the message waits again.
 func (d *dunning) edit(ctx workflow.Context, r recoup.ApprovalEdit, via string) (string, error) {
-	p := d.state.Approval
+	p, claim := d.state.Approval, d.approval
 	f := d.in.Failure
-	d.editChecking = true
-	defer func() { d.editChecking = false }()
+	defer func() {
+		if d.approval == claim && claim.pending {
+			d.approval = nil // refused: the held message waits for an answer again
+		}
+	}()
 	var res activities.CheckEditResult
 	stopped, err := d.stoppable(ctx, func() bool { return d.state.Approval != p }, func(ctx workflow.Context) workflow.Future {
 		return workflow.ExecuteActivity(withSummary(ctx, checkEditActivity, fmt.Sprintf("Step %d · check support's edit", p.Step)), a.CheckApprovalEdit,
@@ -225,7 +311,7 @@ func (d *dunning) edit(ctx workflow.Context, r recoup.ApprovalEdit, via string) 
 				Excluded: slices.Clone(d.excluded), AmountMinor: f.AmountMinor, Currency: f.Currency, Now: workflow.Now(ctx), Held: p.Held, Edit: r})
 	}, &res)
 	switch {
-	case stopped || d.state.Approval != p:
+	case stopped || d.state.Approval != p || d.approval != claim:
 		return "", rejected("step %d's message is no longer held (the run is %s)", p.Step, d.state.Status)
 	case err != nil:
 		return "", rejected("the edit could not be checked (%v); nothing changed, try again", err)
@@ -233,7 +319,7 @@ func (d *dunning) edit(ctx workflow.Context, r recoup.ApprovalEdit, via string) 
 		return "", rejected("edit refused by the guardrails: %s", strings.Join(res.Violations, "; "))
 	}
 	dec := res.Decision
-	d.approval = &approvalAnswer{outcome: approvalEdited, by: r.By, reason: r.Reason, via: via, edited: &dec}
+	claim.reason, claim.via, claim.edited, claim.pending = r.Reason, via, &dec, false
 	d.record(ctx, "edit", r.By, r.Reason, via)
 	return "edited: step " + fmt.Sprint(p.Step) + " sends " + decisionLine(dec), nil
 }

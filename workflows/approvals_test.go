@@ -51,6 +51,17 @@ func heldAtStep1(w *world, onTimeout string) {
 		})
 }
 
+// releaseHeld stands in for ReleaseHeldMessage: what support (or the timeout) released goes
+// as it is (the budget check has its own tests in activities); nothing sent is channel none.
+func releaseHeld(in activities.ReleaseHeldInput) activities.ReleaseHeldResult {
+	if in.Send == nil {
+		d := in.Held
+		d.Approval, d.Channel, d.Incentive = nil, recoup.ChannelNone, recoup.Incentive{Kind: recoup.IncentiveNone}
+		return activities.ReleaseHeldResult{Decision: d}
+	}
+	return activities.ReleaseHeldResult{Decision: *in.Send}
+}
+
 func (w *world) stateAt(d time.Duration) *recoup.State {
 	st := &recoup.State{}
 	w.queryAt(d, st)
@@ -114,8 +125,9 @@ func TestAnApprovalRuleHoldsTheMessageUntilApprovedThenSendsItOnce(t *testing.T)
 	if again.rejected == nil || !strings.Contains(again.rejected.Error(), "not awaiting approval") {
 		t.Fatalf("second approve: %v, want 'not awaiting approval'", again.rejected)
 	}
-	if !slices.Equal(w.sendTimes, []time.Duration{2 * time.Hour, 3 * day}) || w.sends[0].Decision.Incentive.Value != 10 {
-		t.Fatalf("sends at %v (%+v), want step 1 once when approved (2h) and step 2 on day 3", w.sendTimes, w.sends)
+	// Step 2 moves back by the 2 hours step 1 was held.
+	if !slices.Equal(w.sendTimes, []time.Duration{2 * time.Hour, 3*day + 2*time.Hour}) || w.sends[0].Decision.Incentive.Value != 10 {
+		t.Fatalf("sends at %v (%+v), want step 1 once when approved (2h) and step 2 on day 3 plus the 2h held", w.sendTimes, w.sends)
 	}
 	if got := approvalOutcomes(st); !slices.Equal(got, []string{"approved by alice"}) || st.Approvals[0].Sent == nil {
 		t.Fatalf("approvals = %q, want approved by alice with what was sent", got)
@@ -142,8 +154,8 @@ func TestARejectedMessageIsNeverSent(t *testing.T) {
 	if reject.rejected != nil {
 		t.Fatalf("reject: %v", reject.rejected)
 	}
-	if !slices.Equal(w.sendTimes, []time.Duration{3 * day}) || len(w.offers) != 0 {
-		t.Fatalf("sends at %v, offers %d: want nothing for step 1, step 2 on day 3", w.sendTimes, len(w.offers))
+	if !slices.Equal(w.sendTimes, []time.Duration{3*day + 2*time.Hour}) || len(w.offers) != 0 {
+		t.Fatalf("sends at %v, offers %d: want nothing for step 1, step 2 on day 3 plus the 2h held", w.sendTimes, len(w.offers))
 	}
 	if got := approvalOutcomes(st); !slices.Equal(got, []string{"rejected by alice"}) || st.Messages[0].Delivery != "skipped" {
 		t.Fatalf("approvals = %q, messages = %+v", got, st.Messages)
@@ -193,13 +205,14 @@ func TestAnApprovalTimeoutAppliesOnTimeout(t *testing.T) {
 		onTimeout string
 		sends     []time.Duration
 	}{
-		{recoup.ApprovalOnTimeoutSkip, []time.Duration{3 * day}},
-		{recoup.ApprovalOnTimeoutRules, []time.Duration{day, 3 * day}},
+		// Step 2 moves back by the day step 1 was held.
+		{recoup.ApprovalOnTimeoutSkip, []time.Duration{4 * day}},
+		{recoup.ApprovalOnTimeoutRules, []time.Duration{day, 4 * day}},
 	} {
 		t.Run(tc.onTimeout, func(t *testing.T) {
 			w := newWorld(t)
 			heldAtStep1(w, tc.onTimeout)
-			w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+			w.at(5*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
 			_, st := w.run()
 			if !slices.Equal(w.sendTimes, tc.sends) {
 				t.Fatalf("sends at %v, want %v", w.sendTimes, tc.sends)

@@ -116,11 +116,10 @@ type dunning struct {
 	support        supportActions
 	// history is the customer's history of the current step (an edit of a held message is
 	// checked with it); approval is support's answer to the held message (approvals.go),
-	// editChecking is set while an edit is checked.
-	history      activities.CustomerHistory
-	approval     *approvalAnswer
-	editChecking bool
-	log          log.Logger
+	// pending while an edit is checked.
+	history  activities.CustomerHistory
+	approval *approvalAnswer
+	log      log.Logger
 }
 
 // DunningWorkflow runs the dunning schedule of one failed invoice until it is recovered,
@@ -231,8 +230,11 @@ func decisionLine(dec recoup.Decision) string {
 		inc = fmt.Sprintf("%d more days", dec.Incentive.Value)
 	}
 	by := "rules"
-	if dec.DecidedBy == recoup.DecidedByLLM {
+	switch dec.DecidedBy {
+	case recoup.DecidedByLLM:
 		by = "LLM"
+	case recoup.DecidedBySupport:
+		by = "support"
 	}
 	return fmt.Sprintf("%s · %s · %s · decided by %s", ch, dec.Tone, inc, by)
 }

@@ -180,6 +180,10 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 		}
 		return activities.SendResult{Delivery: "sent", ProviderMessageID: "msg-" + in.IdempotencyKey}, nil
 	}
+	env.OnActivity(a.ReleaseHeldMessage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReleaseHeldInput) (activities.ReleaseHeldResult, error) {
+			return releaseHeld(in), nil
+		})
 	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(send)
 	env.OnActivity(a.SendSMS, mock.Anything, mock.Anything).Return(send)
 	env.OnActivity(a.FinishRun, mock.Anything, mock.Anything).Return(

@@ -117,7 +117,7 @@ var simEventKinds = []string{"retry_failed", "retry_succeeded", "recovered", "ca
 var simReplyActions = []recoup.ReplyAction{recoup.ReplyPauseUntil, recoup.ReplyVerifyPayment, recoup.ReplyStopEscalate,
 	recoup.ReplyEscalate, recoup.ReplyOfferExtend}
 
-var simActivities = []string{"FetchCustomerHistory", "DecideStrategy", "AnnounceOffer", "Send", "FinishRun", "SendWindow"}
+var simActivities = []string{"FetchCustomerHistory", "DecideStrategy", "AnnounceOffer", "Send", "FinishRun", "SendWindow", "ReleaseHeldMessage"}
 
 func genHistory(rt *rapid.T) simHistory {
 	h := simHistory{Zone: rapid.SampledFrom(simZones).Draw(rt, "zone")}
@@ -458,6 +458,13 @@ func runHistory(t *testing.T, rt *rapid.T, h simHistory) {
 			dec.Incentive = recoup.Incentive{Kind: ans.Incentive.Kind, Value: ans.Incentive.Value}
 			dec.SendAt, dec.SendUntil = simWindow(in.Now, loc)
 			return activities.CheckEditResult{Decision: dec}, nil
+		})
+	env.OnActivity(a.ReleaseHeldMessage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReleaseHeldInput) (activities.ReleaseHeldResult, error) {
+			if err := down("ReleaseHeldMessage"); err != nil {
+				return activities.ReleaseHeldResult{}, err
+			}
+			return releaseHeld(in), nil
 		})
 	env.OnActivity(a.SendWindow, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SendWindowInput) (activities.SendWindowResult, error) {

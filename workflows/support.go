@@ -34,6 +34,11 @@ type supportAction[T any] struct {
 	// run, set instead of apply, may wait (an activity) and refuse after validation; as a
 	// signal it runs in its own coroutine, so that it never holds up other signals.
 	run func(ctx workflow.Context, r T, via string) (string, error)
+	// claim, when set, runs in the handler at once, before apply or run, without yielding:
+	// it checks again what another handler may have changed since validation (two Updates
+	// validated in one workflow task) and takes the action's place (an edit being checked),
+	// so that of two answers to one held message the first accepted wins.
+	claim func(T) error
 }
 
 // supportHandler is a supportAction of any payload type.
@@ -45,6 +50,11 @@ type supportHandler interface {
 // registerUpdate registers the action as an Update: a rejection is returned to the caller.
 func (s supportAction[T]) registerUpdate(ctx workflow.Context) error {
 	return setUpdate(ctx, s.name, s.validate, func(ctx workflow.Context, r T) (recoup.ActionResult, error) {
+		if s.claim != nil {
+			if err := s.claim(r); err != nil {
+				return s.d.result(""), err
+			}
+		}
 		if s.run != nil {
 			msg, err := s.run(ctx, r, "update")
 			return s.d.result(msg), err
@@ -66,7 +76,11 @@ func (s supportAction[T]) listen(ctx workflow.Context, sel workflow.Selector) {
 		if rec == nil {
 			return
 		}
-		if err := s.validate(r); err != nil {
+		err := s.validate(r)
+		if err == nil && s.claim != nil {
+			err = s.claim(r) // before run's coroutine starts: a later signal sees the claim
+		}
+		if err != nil {
 			rec.Applied, rec.Note = false, err.Error()
 			return
 		}
@@ -113,12 +127,13 @@ func (d *dunning) supportActions() supportActions {
 		resolve: supportAction[recoup.Resolve]{d: d, name: recoup.UpdateResolve, kind: other,
 			validate: d.validateResolve, apply: d.resolve},
 		// Approvals of a held message (approvals.go).
+		// Exactly one answer applies: each claims the held message in its handler.
 		approve: supportAction[recoup.Approval]{d: d, name: recoup.UpdateApprove, kind: other,
-			validate: d.validateApprove, apply: d.approve},
+			validate: d.validateApprove, claim: d.validateApprove, apply: d.approve},
 		reject: supportAction[recoup.Approval]{d: d, name: recoup.UpdateReject, kind: other,
-			validate: d.validateReject, apply: d.reject},
+			validate: d.validateReject, claim: d.validateReject, apply: d.reject},
 		edit: supportAction[recoup.ApprovalEdit]{d: d, name: recoup.UpdateEdit, kind: other,
-			validate: d.validateEdit, run: d.edit},
+			validate: d.validateEdit, claim: d.claimEdit, run: d.edit},
 	}
 }
 

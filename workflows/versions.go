@@ -73,8 +73,12 @@ const (
 	ChangePauseOrder = "pause-order"
 	// ChangeApprovals (DunningWorkflow, approvals.go awaitApproval): a decision the approval
 	// policy holds (Decision.Approval) waits for support's approve, reject or edit (an edit
-	// is checked by the CheckApprovalEdit activity) or for its timeout (a timer), with status
-	// awaiting_approval. Runs recorded before it sent such a decision at once. Order: after
+	// is checked by the CheckApprovalEdit activity) or for its timeout (a timer, canceled
+	// while paused and started again for the time left), with status awaiting_approval; the
+	// outcome is released by the ReleaseHeldMessage activity and the time held moves later
+	// steps back (approvals never shipped before these, so they are part of this change;
+	// testdata/approvals_edited_rejected.json was recorded again). Runs recorded before it
+	// sent such a decision at once. Order: after
 	// the decision's search attributes, before the delivery, only for a decision carrying
 	// an approval request.
 	ChangeApprovals = "approvals"
