@@ -1,7 +1,5 @@
 package workflows_test
 
-// Hostile-review tests (branch review1). Each test states the behaviour a customer, billing
-// or support would expect and fails on the change under review.
 
 import (
 	"strings"
@@ -11,10 +9,10 @@ import (
 	"github.com/recoup-dunning/recoup"
 )
 
-// The current details promise at most three lines (the Web UI shows three), but a support
-// reason is copied in verbatim: a pause reason pasted with blank lines (a ticket excerpt)
-// adds paragraphs, so the Web UI shows the ticket instead of what happens next.
-func TestReview1_DetailsStayWithinThreeLinesWhateverTheReason(t *testing.T) {
+// The current details stay at most three paragraphs (the Web UI shows three) whatever a
+// support reason holds: a pause reason pasted with blank lines (a ticket excerpt) is kept on
+// one line.
+func TestDetailsStayWithinThreeParagraphsWhateverTheReason(t *testing.T) {
 	w := newWorld(t)
 	w.update(time.Hour, recoup.UpdatePause, recoup.Pause{By: "alice", Reason: "ticket 4411:\n\ncustomer says card replaced\n\nwill call back"})
 	var raw, details string
