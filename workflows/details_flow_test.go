@@ -1,6 +1,5 @@
 package workflows_test
 
-
 import (
 	"strings"
 	"testing"
