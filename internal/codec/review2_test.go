@@ -1,0 +1,112 @@
+package codec_test
+
+// Review (branch review2) of the codecauth change: each test here demonstrates a finding and
+// fails against the change as merged.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/recoup-dunning/recoup/internal/codec"
+)
+
+// reviewIssuer is a provider whose userinfo answer is set by the test (any JSON) and which
+// counts its JWKS fetches.
+type reviewIssuer struct {
+	*testIssuer
+	userinfo  map[string]any
+	jwksFetch atomic.Int64
+}
+
+func newReviewIssuer(t *testing.T) *reviewIssuer {
+	t.Helper()
+	ri := &reviewIssuer{testIssuer: &testIssuer{key: newKeypair(t)}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": ri.srv.URL, "jwks_uri": ri.srv.URL + "/jwks", "userinfo_endpoint": ri.srv.URL + "/userinfo",
+			"authorization_endpoint": ri.srv.URL + "/authorize", "token_endpoint": ri.srv.URL + "/token",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	})
+	mux.HandleFunc("/jwks", func(w http.ResponseWriter, _ *http.Request) {
+		ri.jwksFetch.Add(1)
+		b, _ := ri.key.JWKS()
+		_, _ = w.Write(b)
+	})
+	mux.HandleFunc("/userinfo", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(ri.userinfo)
+	})
+	ri.srv = httptest.NewServer(mux)
+	t.Cleanup(ri.srv.Close)
+	return ri
+}
+
+// Finding: userinfo's email_verified is ignored. A provider whose access tokens carry no email
+// (Auth0, Okta, Entra access tokens for an API) answers userinfo with the user's email and
+// "email_verified": false for an address nobody proved; the allow-list by domain then admits
+// anyone who registered (or renamed their account to) eve@support.example.com. The token's
+// own claim is refused in this case (TestHandlerOIDCAllowedEmails), userinfo's is not.
+func TestReviewUserinfoUnverifiedEmailIsRefused(t *testing.T) {
+	ri := newReviewIssuer(t)
+	srv, c := oidcServer(t, codec.OIDCConfig{
+		Issuer: ri.srv.URL, Audience: testClientID, AllowedEmails: []string{"@support.example.com"},
+	})
+	ri.userinfo = map[string]any{"sub": "u1", "email": "eve@support.example.com", "email_verified": false}
+	code, decoded := decodeStatus(t, srv, c, "Bearer "+ri.token(t, ri.key, nil))
+	if code != http.StatusUnauthorized || decoded {
+		t.Fatalf("userinfo says the email is NOT verified: status %d, decoded %v; want 401 and nothing decoded", code, decoded)
+	}
+}
+
+// Finding: with CODEC_OIDC_DISCOVERY_URL set, the discovery document's issuer is not compared
+// with CODEC_OIDC_ISSUER at all (go-oidc's InsecureIssuerURLContext skips the check), although
+// the code comment and README promise the codec "refuses to start" on an issuer whose
+// discovery "names another issuer". Compose sets CODEC_OIDC_DISCOVERY_URL by default
+// (http://dev-oidc:8234/oidc), so an operator who points CODEC_OIDC_ISSUER at the company
+// provider and leaves the default gets a codec server that starts, trusts dev-oidc's (or any
+// other realm's) keys for the company issuer, and refuses every real user at run time.
+// Whoever holds the other provider's key can mint tokens with the configured issuer.
+func TestReviewDiscoveryURLNamingAnotherIssuerIsRefused(t *testing.T) {
+	want, other := newReviewIssuer(t), newReviewIssuer(t)
+	v, err := codec.NewOIDCVerifier(context.Background(), codec.OIDCConfig{
+		Issuer: want.srv.URL, DiscoveryURL: other.srv.URL, Audience: testClientID,
+	})
+	if err == nil {
+		// What the other provider's key holder can do with it:
+		forged := other.token(t, other.key, func(c jwt.MapClaims) { c["iss"] = want.srv.URL })
+		t.Fatalf("CODEC_OIDC_DISCOVERY_URL answers with issuer %s, CODEC_OIDC_ISSUER is %s: the verifier started "+
+			"(want an error naming the mismatch); a token signed by the OTHER provider's key with iss=%s verifies: %v",
+			other.srv.URL, want.srv.URL, want.srv.URL, v.Verify(context.Background(), forged))
+	}
+}
+
+// Finding: every request with a token the cached keys do not verify makes the codec server
+// fetch the provider's JWKS again (go-oidc's RemoteKeySet has no rate limit). The codec
+// endpoint is reachable by every browser that may use the UI, unauthenticated: each forged
+// bearer costs one outbound JWKS request, so anyone can drive the identity provider's rate
+// limit (Auth0, Okta and Entra enforce them) and lock out every signed-in user.
+func TestReviewForgedTokensDoNotHammerTheProvidersJWKS(t *testing.T) {
+	ri := newReviewIssuer(t)
+	srv, c := oidcServer(t, codec.OIDCConfig{Issuer: ri.srv.URL, Audience: testClientID})
+	if code, _ := decodeStatus(t, srv, c, "Bearer "+ri.token(t, ri.key, nil)); code != http.StatusOK {
+		t.Fatalf("a valid token: %d", code)
+	}
+	before := ri.jwksFetch.Load()
+	attacker := newKeypair(t)
+	const n = 50
+	for range n {
+		if code, _ := decodeStatus(t, srv, c, "Bearer "+ri.token(t, attacker, nil)); code != http.StatusUnauthorized {
+			t.Fatalf("forged token: %d", code)
+		}
+	}
+	if got := ri.jwksFetch.Load() - before; got > 2 {
+		t.Fatalf("%d unauthenticated requests with forged tokens made the codec server fetch the provider's JWKS %d times; want it bounded (a few per minute at most)", n, got)
+	}
+}
