@@ -110,3 +110,57 @@ func TestReviewForgedTokensDoNotHammerTheProvidersJWKS(t *testing.T) {
 		t.Fatalf("%d unauthenticated requests with forged tokens made the codec server fetch the provider's JWKS %d times; want it bounded (a few per minute at most)", n, got)
 	}
 }
+
+// Finding: the codec server never re-reads the provider's key set while every token's key id
+// is in its cache (go-oidc's RemoteKeySet refetches only on an unknown kid or a failed
+// signature, and never expires what it holds). A provider that publishes its next key ahead
+// of time (Keycloak, Auth0, Entra do) and then withdraws the old one — routine rotation, or
+// the emergency revocation of a leaked key — is never noticed: tokens signed with the
+// withdrawn key keep decoding customer data until the codec server restarts. The JWKS answer
+// here even says "Cache-Control: no-store".
+func TestReviewWithdrawnSigningKeyStopsDecoding(t *testing.T) {
+	old, next := newKeypair(t), newKeypair(t)
+	ri := &testIssuer{key: old}
+	var published atomic.Value // the JWKS document
+	setKeys := func(kps ...interface{ JWKS() ([]byte, error) }) {
+		var keys []json.RawMessage
+		for _, kp := range kps {
+			b, err := kp.JWKS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var set struct{ Keys []json.RawMessage }
+			if err := json.Unmarshal(b, &set); err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, set.Keys...)
+		}
+		b, _ := json.Marshal(map[string]any{"keys": keys})
+		published.Store(b)
+	}
+	setKeys(old, next)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": ri.srv.URL, "jwks_uri": "http://" + r.Host + "/jwks",
+			"id_token_signing_alg_values_supported": []string{"RS256"}})
+	})
+	mux.HandleFunc("/jwks", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(published.Load().([]byte))
+	})
+	ri.srv = httptest.NewServer(mux)
+	t.Cleanup(ri.srv.Close)
+
+	srv, c := oidcServer(t, codec.OIDCConfig{Issuer: ri.srv.URL, Audience: testClientID})
+	if code, _ := decodeStatus(t, srv, c, "Bearer "+ri.token(t, old, nil)); code != http.StatusOK {
+		t.Fatalf("token of the current key: %d", code)
+	}
+	// The provider switches to the pre-published key and withdraws the old one.
+	setKeys(next)
+	if code, _ := decodeStatus(t, srv, c, "Bearer "+ri.token(t, next, nil)); code != http.StatusOK {
+		t.Fatalf("token of the new key: %d", code)
+	}
+	if code, decoded := decodeStatus(t, srv, c, "Bearer "+ri.token(t, old, nil)); code != http.StatusUnauthorized || decoded {
+		t.Fatalf("token signed with the WITHDRAWN key after the provider stopped publishing it: status %d, decoded %v; want 401", code, decoded)
+	}
+}
