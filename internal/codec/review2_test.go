@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -151,7 +152,12 @@ func TestReviewWithdrawnSigningKeyStopsDecoding(t *testing.T) {
 	ri.srv = httptest.NewServer(mux)
 	t.Cleanup(ri.srv.Close)
 
-	srv, c := oidcServer(t, codec.OIDCConfig{Issuer: ri.srv.URL, Audience: testClientID})
+	// The key set's clock: the codec server reads the keys again once they are older than
+	// the refresh interval (10 minutes at most).
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	srv, c := oidcServer(t, codec.OIDCConfig{Issuer: ri.srv.URL, Audience: testClientID, Now: now})
 	if code, _ := decodeStatus(t, srv, c, "Bearer "+ri.token(t, old, nil)); code != http.StatusOK {
 		t.Fatalf("token of the current key: %d", code)
 	}
@@ -160,6 +166,7 @@ func TestReviewWithdrawnSigningKeyStopsDecoding(t *testing.T) {
 	if code, _ := decodeStatus(t, srv, c, "Bearer "+ri.token(t, next, nil)); code != http.StatusOK {
 		t.Fatalf("token of the new key: %d", code)
 	}
+	clock.Add(int64(11 * time.Minute))
 	if code, decoded := decodeStatus(t, srv, c, "Bearer "+ri.token(t, old, nil)); code != http.StatusUnauthorized || decoded {
 		t.Fatalf("token signed with the WITHDRAWN key after the provider stopped publishing it: status %d, decoded %v; want 401", code, decoded)
 	}
