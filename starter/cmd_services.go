@@ -371,7 +371,9 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	opts := codec.HandlerOptions{Token: d.cfg.CodecToken, Origins: d.cfg.CodecOrigins, Logger: d.cfg.Logger()}
 	auth := "static token"
 	if d.cfg.CodecOIDC.Issuer != "" {
-		v, err := codec.NewOIDCVerifier(ctx, d.cfg.CodecOIDC)
+		// Discovery runs in the background: the static token works while the provider is
+		// down or slow, and access tokens get 503 until it succeeds.
+		v, err := codec.StartOIDCVerifier(ctx, d.cfg.CodecOIDC, d.cfg.Logger())
 		if err != nil {
 			return usageError{err.Error()}
 		}

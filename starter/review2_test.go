@@ -28,6 +28,7 @@ func TestReviewCodecServerServesTheStaticTokenWhileTheProviderIsDown(t *testing.
 			"RECOUP_CODEC_KEYS": "k1:8tXgTnqJDTkWgOEcgyNytokDmBuGFvCyC2aL1C9SW6A=",
 			"CODEC_AUTH_TOKEN":  token, "CODEC_ADDR": "127.0.0.1:0",
 			"CODEC_OIDC_ISSUER": "http://127.0.0.1:1/oidc", "CODEC_OIDC_AUDIENCE": "temporal-ui",
+			"CODEC_OIDC_ALLOWED_EMAILS": "any-signed-in-user",
 		}[k]
 	})
 	if err != nil {

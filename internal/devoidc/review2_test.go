@@ -6,10 +6,13 @@ package devoidc_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -136,4 +139,86 @@ func TestReviewLoginFormThrottlesGuessing(t *testing.T) {
 		}
 	}
 	t.Fatalf("%d wrong passwords in a row, each answered at once with 401; want the form to slow down or refuse (429)", guesses)
+}
+
+// After the lockout the right password works again, and during it even the right password
+// gets 429 (the form does not tell a locked-out guesser whether a guess was right).
+func TestLoginLockoutEndsAndARightPasswordResetsIt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	p, err := devoidc.New(devoidc.Config{
+		PublicURL: "http://" + ln.Addr().String(), ClientID: "temporal-ui", ClientSecret: "s3cret",
+		RedirectURIs: []string{callback}, User: "operator", Password: "correct horse",
+		Now: func() time.Time { return time.Unix(0, clock.Load()) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Server().Serve(ln) }()
+	t.Cleanup(func() { _ = p.Server().Close() })
+	try := func(pw string) int {
+		f := url.Values{"client_id": {"temporal-ui"}, "redirect_uri": {callback}, "response_type": {"code"},
+			"scope": {"openid"}, "state": {"x"}, "username": {"operator"}, "password": {pw}}
+		resp, err := noRedirect().PostForm(p.Issuer()+"/authorize", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 6 {
+		try("wrong")
+	}
+	if got := try("correct horse"); got != http.StatusTooManyRequests {
+		t.Fatalf("right password during the lockout: %d, want 429", got)
+	}
+	clock.Add(int64(time.Hour))
+	if got := try("correct horse"); got != http.StatusFound {
+		t.Fatalf("right password after the lockout: %d, want 302", got)
+	}
+	if got := try("wrong"); got != http.StatusUnauthorized {
+		t.Fatalf("a wrong password after a successful sign-in: %d, want 401 (counter reset)", got)
+	}
+}
+
+// The login form refuses a Host that is neither the public one nor loopback (DNS rebinding).
+func TestLoginFormRefusesAForeignHost(t *testing.T) {
+	p := start(t)
+	req, _ := http.NewRequest(http.MethodGet, p.Issuer()+"/authorize?client_id=temporal-ui", nil)
+	req.Host = "attacker.example.com"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("Host attacker.example.com: %d, want 421", resp.StatusCode)
+	}
+}
+
+// The opaque refresh token renews the access token (which the codec accepts, typ at+jwt).
+func TestRefreshTokenRenewsTheAccessToken(t *testing.T) {
+	p := start(t)
+	tok := exchange(t, p)
+	if strings.Count(tok.RefreshToken, ".") == 2 {
+		t.Fatalf("refresh token %q looks like a JWT; want an opaque one", tok.RefreshToken)
+	}
+	code, out := tokenRequest(t, p, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	at, _ := out["access_token"].(string)
+	if code != http.StatusOK || at == "" {
+		t.Fatalf("refresh grant: %d %v", code, out)
+	}
+	v, err := codec.NewOIDCVerifier(context.Background(), codec.OIDCConfig{
+		Issuer: p.Issuer(), Audience: "temporal-ui", AllowedEmails: []string{"operator@localhost"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(context.Background(), at); err != nil {
+		t.Fatalf("renewed access token refused: %v", err)
+	}
 }
