@@ -105,8 +105,11 @@ their access token, verified against the issuer's keys, audience and expiry).
 Environment: RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR (default :8081),
 CODEC_CORS_ORIGINS (default http://localhost:8233), CODEC_OIDC_ISSUER,
 CODEC_OIDC_DISCOVERY_URL, CODEC_OIDC_AUDIENCE (default TEMPORAL_AUTH_CLIENT_ID),
-CODEC_OIDC_ALLOWED_EMAILS, CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files) or
-CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token).`,
+CODEC_OIDC_ALLOWED_EMAILS (required with CODEC_OIDC_ISSUER: emails or @domains, or
+any-signed-in-user), CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files) or
+CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token) with
+CODEC_TLS_SELF_SIGNED_DIR (where the self-signed certificate is kept and reused across
+restarts until 14 days before it expires; empty: a new one at each start).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
 	})
@@ -397,7 +400,7 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	case d.cfg.CodecTLSCert != "":
 		scheme, serve = "https", func() error { return hs.ServeTLS(ln, d.cfg.CodecTLSCert, d.cfg.CodecTLSKey) }
 	case d.cfg.CodecTLSSelfSigned:
-		if hs.TLSConfig, err = codec.SelfSignedTLS([]string{"localhost", "127.0.0.1", "::1", "codec-server"}); err != nil {
+		if hs.TLSConfig, err = codec.SelfSignedTLSIn(d.cfg.CodecTLSSelfSignedDir, []string{"localhost", "127.0.0.1", "::1", "codec-server"}); err != nil {
 			return err
 		}
 		scheme, serve = "https (self-signed)", func() error { return hs.ServeTLS(ln, "", "") }

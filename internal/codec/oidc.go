@@ -257,9 +257,10 @@ func (v *OIDCVerifier) Verify(ctx context.Context, raw string) error {
 }
 
 // notAccessToken says why a verified token is not an access token, or "". Providers that
-// mark types (RFC 9068 "typ": "at+jwt"; dev-oidc does) are believed; a token of another
-// explicit type is refused, and so is one carrying an ID token's nonce or at_hash. A
-// refresh token that is a JWT with the same claims as an access token cannot be told apart.
+// mark types (RFC 9068 "typ": "at+jwt" header, as dev-oidc does; Keycloak's "typ" claim) are
+// believed; a token of another explicit type is refused, and so is one carrying an ID
+// token's nonce or at_hash. A refresh token that is a JWT with the same claims as an access
+// token cannot be told apart.
 func notAccessToken(raw string, tok *oidc.IDToken) string {
 	if tok.Nonce != "" || tok.AccessTokenHash != "" {
 		return "the token is an ID token (it carries a nonce or at_hash), not an access token"
@@ -277,10 +278,20 @@ func notAccessToken(raw string, tok *oidc.IDToken) string {
 	}
 	switch typ := strings.TrimPrefix(strings.ToLower(h.Typ), "application/"); typ {
 	case "", "jwt", "at+jwt":
-		return ""
 	default:
 		return fmt.Sprintf("the token's type is %q, not an access token (at+jwt)", h.Typ)
 	}
+	// Keycloak marks its tokens with a "typ" claim: Bearer, ID, Refresh (and Logout).
+	var c struct {
+		Typ any `json:"typ"`
+	}
+	if err := tok.Claims(&c); err != nil {
+		return "reading the token's claims: " + err.Error()
+	}
+	if typ, ok := c.Typ.(string); ok && typ != "" && !strings.EqualFold(typ, "Bearer") {
+		return fmt.Sprintf("the token's typ claim is %q, not an access token (Bearer)", typ)
+	}
+	return ""
 }
 
 // userinfoEmail asks the provider's userinfo endpoint for the email of the token's user,

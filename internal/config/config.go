@@ -109,6 +109,9 @@ type Config struct {
 	// server serves HTTPS, which the Web UI needs to pass the signed-in user's token.
 	CodecTLSCert, CodecTLSKey string
 	CodecTLSSelfSigned        bool
+	// CODEC_TLS_SELF_SIGNED_DIR: where the self-signed certificate is kept across restarts
+	// (empty: a new one at each start).
+	CodecTLSSelfSignedDir string
 	// RECOUP_DEV_OIDC_*: `starter dev-oidc`, the development OpenID provider.
 	DevOIDC     devoidc.Config
 	DevOIDCAddr string // RECOUP_DEV_OIDC_ADDR (default :8234)
@@ -357,6 +360,7 @@ func (c *Config) readCodec(e *env) {
 	default:
 		e.fail(fmt.Errorf("CODEC_TLS_SELF_SIGNED: %q is not true or false", v))
 	}
+	c.CodecTLSSelfSignedDir = e.get("CODEC_TLS_SELF_SIGNED_DIR", "")
 	if (c.CodecTLSCert == "") != (c.CodecTLSKey == "") {
 		e.fail(errors.New("CODEC_TLS_CERT and CODEC_TLS_KEY: set both (PEM certificate and key files) or neither"))
 	}

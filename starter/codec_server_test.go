@@ -1,7 +1,7 @@
 package main
 
-// Review (branch review2) of the codecauth change: this test demonstrates a finding and fails
-// against the change as merged.
+// Security hardening of the codec server and dev-oidc (from a review of the codecauth
+// change): each test guards against the weakness its comment describes.
 
 import (
 	"bufio"
@@ -16,12 +16,12 @@ import (
 	"github.com/recoup-dunning/recoup/internal/config"
 )
 
-// Finding: with CODEC_OIDC_ISSUER set, `starter codec-server` runs OpenID discovery before it
+// Guards against: with CODEC_OIDC_ISSUER set, `starter codec-server` runs OpenID discovery before it
 // listens and exits when it fails, so an identity-provider outage (or a slow one during a
 // deploy, or compose's default CODEC_OIDC_DISCOVERY_URL after dev-oidc was dropped) also takes
 // down the static CODEC_AUTH_TOKEN path, the CLI's way to read encrypted runs, exactly when
 // support needs it; compose then restarts it in a loop. The static token needs no provider.
-func TestReviewCodecServerServesTheStaticTokenWhileTheProviderIsDown(t *testing.T) {
+func TestCodecServerServesTheStaticTokenWhileTheProviderIsDown(t *testing.T) {
 	const token = "Zq8tV3xN1pL6rB0yK4wH7cJ2mF9sD5gA"
 	cfg, err := config.FromEnv(func(k string) string {
 		return map[string]string{

@@ -1,7 +1,7 @@
 package devoidc_test
 
-// Review (branch review2) of the codecauth change: each test here demonstrates a finding and
-// fails against the change as merged.
+// Security hardening of the codec server and dev-oidc (from a review of the codecauth
+// change): each test guards against the weakness its comment describes.
 
 import (
 	"context"
@@ -67,14 +67,14 @@ func exchange(t *testing.T, p *devoidc.Provider) *oauth2.Token {
 	return tok
 }
 
-// Finding: the codec server accepts any JWT of the issuer whose aud holds the client id, and
+// Guards against: the codec server accepts any JWT of the issuer whose aud holds the client id, and
 // dev-oidc signs its refresh tokens (8 h, RefreshTTL) and ID tokens exactly like access
 // tokens. A refresh token (which the UI server keeps to renew the session) or the ID token
 // (which the browser sends in Authorization-Extras next to every codec request) decodes
 // customer data like an access token; the refresh token does so for 8 hours instead of the
 // access token's one. Nothing in the codec tells token types apart (no typ "at+jwt" check, no
 // rejection of tokens carrying a nonce / at_hash).
-func TestReviewCodecAcceptsOnlyAccessTokensFromDevOIDC(t *testing.T) {
+func TestCodecAcceptsOnlyAccessTokensFromDevOIDC(t *testing.T) {
 	p := start(t)
 	tok := exchange(t, p)
 	v, err := codec.NewOIDCVerifier(context.Background(), codec.OIDCConfig{
@@ -94,10 +94,10 @@ func TestReviewCodecAcceptsOnlyAccessTokensFromDevOIDC(t *testing.T) {
 	}
 }
 
-// Finding: the token endpoint takes an ACCESS token as a refresh token (mockoidc's refresh
+// Guards against: the token endpoint takes an ACCESS token as a refresh token (mockoidc's refresh
 // grant accepts any JWT it signed), so whoever holds an access token and the client secret
 // renews it forever; combined with the finding above, the codec never sees the end of it.
-func TestReviewAccessTokenIsNotARefreshToken(t *testing.T) {
+func TestAccessTokenIsNotARefreshToken(t *testing.T) {
 	p := start(t)
 	tok := exchange(t, p)
 	code, out := tokenRequest(t, p, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.AccessToken}})
@@ -106,11 +106,11 @@ func TestReviewAccessTokenIsNotARefreshToken(t *testing.T) {
 	}
 }
 
-// Finding (PKCE): RFC 7636 4.3 says a code_challenge without code_challenge_method is "plain".
+// Guards against (PKCE): RFC 7636 4.3 says a code_challenge without code_challenge_method is "plain".
 // mockoidc stores the empty method and then skips the verifier check, so a code issued for a
 // PKCE request is redeemed without any code_verifier. "plain" is offered at all
 // (code_challenge_methods_supported), which RFC 9700 says a server should not.
-func TestReviewPKCEChallengeWithoutMethodIsEnforced(t *testing.T) {
+func TestPKCEChallengeWithoutMethodIsEnforced(t *testing.T) {
 	p := start(t)
 	code := signInCode(t, p, url.Values{"code_challenge": {"the-verifier-the-client-kept-0123456789abcdef"}})
 	status, _ := tokenRequest(t, p, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}})
@@ -119,10 +119,10 @@ func TestReviewPKCEChallengeWithoutMethodIsEnforced(t *testing.T) {
 	}
 }
 
-// Finding: the login form takes unlimited guesses at full speed (no delay, lockout or 429), so
+// Guards against: the login form takes unlimited guesses at full speed (no delay, lockout or 429), so
 // a guessable RECOUP_DEV_OIDC_PASSWORD (any non-empty value is accepted, see the config
 // review test) falls to a script on anything that reaches :8234.
-func TestReviewLoginFormThrottlesGuessing(t *testing.T) {
+func TestLoginFormThrottlesGuessing(t *testing.T) {
 	p := start(t)
 	f := url.Values{"client_id": {"temporal-ui"}, "redirect_uri": {callback}, "response_type": {"code"},
 		"scope": {"openid"}, "state": {"x"}, "username": {"operator"}}

@@ -1,11 +1,11 @@
 package recoup_test
 
-// Review (branch review2) of the codecauth change: this test demonstrates a finding and fails
-// against the change as merged.
+// Security hardening of the codec server and dev-oidc (from a review of the codecauth
+// change): each test guards against the weakness its comment describes.
 
 import "testing"
 
-// Finding: the README's production recipe ("Point the codec server at the same issuer
+// Guards against: the README's production recipe ("Point the codec server at the same issuer
 // (CODEC_OIDC_ISSUER) ... the audience your provider puts in them (CODEC_OIDC_AUDIENCE: ... an
 // API identifier for providers such as Auth0 ...)") cannot be followed with compose:
 //   - CODEC_OIDC_AUDIENCE is not read from .env; compose pins it to TEMPORAL_AUTH_CLIENT_ID,
@@ -15,8 +15,8 @@ import "testing"
 //     CODEC_OIDC_ISSUER is set (the README never mentions the discovery URL for production),
 //     so the codec server discovers dev-oidc's keys for the company issuer, with the issuer
 //     check that would have caught it switched off (see
-//     internal/codec TestReviewDiscoveryURLNamingAnotherIssuerIsRefused).
-func TestReviewComposeFollowsTheProductionIdentityProviderSettings(t *testing.T) {
+//     internal/codec TestDiscoveryURLNamingAnotherIssuerIsRefused).
+func TestComposeFollowsTheProductionIdentityProviderSettings(t *testing.T) {
 	env := generatedEnv(t)
 	env["TEMPORAL_AUTH_PROVIDER_URL"] = "https://login.example.com"
 	env["TEMPORAL_AUTH_ISSUER_URL"] = "https://login.example.com"

@@ -1,7 +1,7 @@
 package codec_test
 
-// Review (branch review2) of the codecauth change: each test here demonstrates a finding and
-// fails against the change as merged.
+// Security hardening of the codec server and dev-oidc (from a review of the codecauth
+// change): each test guards against the weakness its comment describes.
 
 import (
 	"context"
@@ -17,17 +17,17 @@ import (
 	"github.com/recoup-dunning/recoup/internal/codec"
 )
 
-// reviewIssuer is a provider whose userinfo answer is set by the test (any JSON) and which
+// countingIssuer is a provider whose userinfo answer is set by the test (any JSON) and which
 // counts its JWKS fetches.
-type reviewIssuer struct {
+type countingIssuer struct {
 	*testIssuer
 	userinfo  map[string]any
 	jwksFetch atomic.Int64
 }
 
-func newReviewIssuer(t *testing.T) *reviewIssuer {
+func newCountingIssuer(t *testing.T) *countingIssuer {
 	t.Helper()
-	ri := &reviewIssuer{testIssuer: &testIssuer{key: newKeypair(t)}}
+	ri := &countingIssuer{testIssuer: &testIssuer{key: newKeypair(t)}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{
@@ -49,13 +49,13 @@ func newReviewIssuer(t *testing.T) *reviewIssuer {
 	return ri
 }
 
-// Finding: userinfo's email_verified is ignored. A provider whose access tokens carry no email
+// Guards against: userinfo's email_verified is ignored. A provider whose access tokens carry no email
 // (Auth0, Okta, Entra access tokens for an API) answers userinfo with the user's email and
 // "email_verified": false for an address nobody proved; the allow-list by domain then admits
 // anyone who registered (or renamed their account to) eve@support.example.com. The token's
 // own claim is refused in this case (TestHandlerOIDCAllowedEmails), userinfo's is not.
-func TestReviewUserinfoUnverifiedEmailIsRefused(t *testing.T) {
-	ri := newReviewIssuer(t)
+func TestUserinfoUnverifiedEmailIsRefused(t *testing.T) {
+	ri := newCountingIssuer(t)
 	srv, c := oidcServer(t, codec.OIDCConfig{
 		Issuer: ri.srv.URL, Audience: testClientID, AllowedEmails: []string{"@support.example.com"},
 	})
@@ -66,7 +66,7 @@ func TestReviewUserinfoUnverifiedEmailIsRefused(t *testing.T) {
 	}
 }
 
-// Finding: with CODEC_OIDC_DISCOVERY_URL set, the discovery document's issuer is not compared
+// Guards against: with CODEC_OIDC_DISCOVERY_URL set, the discovery document's issuer is not compared
 // with CODEC_OIDC_ISSUER at all (go-oidc's InsecureIssuerURLContext skips the check), although
 // the code comment and README promise the codec "refuses to start" on an issuer whose
 // discovery "names another issuer". Compose sets CODEC_OIDC_DISCOVERY_URL by default
@@ -74,8 +74,8 @@ func TestReviewUserinfoUnverifiedEmailIsRefused(t *testing.T) {
 // provider and leaves the default gets a codec server that starts, trusts dev-oidc's (or any
 // other realm's) keys for the company issuer, and refuses every real user at run time.
 // Whoever holds the other provider's key can mint tokens with the configured issuer.
-func TestReviewDiscoveryURLNamingAnotherIssuerIsRefused(t *testing.T) {
-	want, other := newReviewIssuer(t), newReviewIssuer(t)
+func TestDiscoveryURLNamingAnotherIssuerIsRefused(t *testing.T) {
+	want, other := newCountingIssuer(t), newCountingIssuer(t)
 	v, err := codec.NewOIDCVerifier(context.Background(), codec.OIDCConfig{
 		Issuer: want.srv.URL, DiscoveryURL: other.srv.URL, Audience: testClientID,
 	})
@@ -88,13 +88,13 @@ func TestReviewDiscoveryURLNamingAnotherIssuerIsRefused(t *testing.T) {
 	}
 }
 
-// Finding: every request with a token the cached keys do not verify makes the codec server
+// Guards against: every request with a token the cached keys do not verify makes the codec server
 // fetch the provider's JWKS again (go-oidc's RemoteKeySet has no rate limit). The codec
 // endpoint is reachable by every browser that may use the UI, unauthenticated: each forged
 // bearer costs one outbound JWKS request, so anyone can drive the identity provider's rate
 // limit (Auth0, Okta and Entra enforce them) and lock out every signed-in user.
-func TestReviewForgedTokensDoNotHammerTheProvidersJWKS(t *testing.T) {
-	ri := newReviewIssuer(t)
+func TestForgedTokensDoNotHammerTheProvidersJWKS(t *testing.T) {
+	ri := newCountingIssuer(t)
 	srv, c := oidcServer(t, codec.OIDCConfig{Issuer: ri.srv.URL, Audience: testClientID})
 	if code, _ := decodeStatus(t, srv, c, "Bearer "+ri.token(t, ri.key, nil)); code != http.StatusOK {
 		t.Fatalf("a valid token: %d", code)
@@ -112,14 +112,14 @@ func TestReviewForgedTokensDoNotHammerTheProvidersJWKS(t *testing.T) {
 	}
 }
 
-// Finding: the codec server never re-reads the provider's key set while every token's key id
+// Guards against: the codec server never re-reads the provider's key set while every token's key id
 // is in its cache (go-oidc's RemoteKeySet refetches only on an unknown kid or a failed
 // signature, and never expires what it holds). A provider that publishes its next key ahead
 // of time (Keycloak, Auth0, Entra do) and then withdraws the old one — routine rotation, or
 // the emergency revocation of a leaked key — is never noticed: tokens signed with the
 // withdrawn key keep decoding customer data until the codec server restarts. The JWKS answer
 // here even says "Cache-Control: no-store".
-func TestReviewWithdrawnSigningKeyStopsDecoding(t *testing.T) {
+func TestWithdrawnSigningKeyStopsDecoding(t *testing.T) {
 	old, next := newKeypair(t), newKeypair(t)
 	ri := &testIssuer{key: old}
 	var published atomic.Value // the JWKS document
@@ -169,5 +169,29 @@ func TestReviewWithdrawnSigningKeyStopsDecoding(t *testing.T) {
 	clock.Add(int64(11 * time.Minute))
 	if code, decoded := decodeStatus(t, srv, c, "Bearer "+ri.token(t, old, nil)); code != http.StatusUnauthorized || decoded {
 		t.Fatalf("token signed with the WITHDRAWN key after the provider stopped publishing it: status %d, decoded %v; want 401", code, decoded)
+	}
+}
+
+// ID and refresh tokens that say what they are (an ID token's nonce or at_hash, Keycloak's
+// "typ" claim) are refused; an access token marked "Bearer" is accepted.
+func TestCodecRefusesTokensMarkedAsIDOrRefreshTokens(t *testing.T) {
+	ri := newCountingIssuer(t)
+	srv, c := oidcServer(t, codec.OIDCConfig{Issuer: ri.srv.URL, Audience: testClientID})
+	for name, tc := range map[string]struct {
+		claim string
+		value any
+		want  int
+	}{
+		"nonce":          {"nonce", "n0nce", http.StatusUnauthorized},
+		"at_hash":        {"at_hash", "abc", http.StatusUnauthorized},
+		"typ Refresh":    {"typ", "Refresh", http.StatusUnauthorized},
+		"typ ID":         {"typ", "ID", http.StatusUnauthorized},
+		"typ Bearer":     {"typ", "Bearer", http.StatusOK},
+		"no typ (plain)": {"scope", "openid", http.StatusOK},
+	} {
+		tok := ri.token(t, ri.key, func(m jwt.MapClaims) { m[tc.claim] = tc.value })
+		if code, _ := decodeStatus(t, srv, c, "Bearer "+tok); code != tc.want {
+			t.Errorf("%s: status %d, want %d", name, code, tc.want)
+		}
 	}
 }
