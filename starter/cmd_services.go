@@ -107,9 +107,8 @@ CODEC_CORS_ORIGINS (default http://localhost:8233), CODEC_OIDC_ISSUER,
 CODEC_OIDC_DISCOVERY_URL, CODEC_OIDC_AUDIENCE (default TEMPORAL_AUTH_CLIENT_ID),
 CODEC_OIDC_ALLOWED_EMAILS (required with CODEC_OIDC_ISSUER: emails or @domains, or
 any-signed-in-user), CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files) or
-CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token) with
-CODEC_TLS_SELF_SIGNED_DIR (where the self-signed certificate is kept and reused across
-restarts until 14 days before it expires; empty: a new one at each start).`,
+CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token) and
+CODEC_TLS_SELF_SIGNED_DIR (keeps that certificate across restarts until near expiry).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
 	})
