@@ -6,8 +6,10 @@ package codec_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/recoup-dunning/recoup/internal/codec"
+	"github.com/recoup-dunning/recoup/internal/fakes"
 )
 
 // countingIssuer is a provider whose userinfo answer is set by the test (any JSON) and which
@@ -194,4 +197,54 @@ func TestCodecRefusesTokensMarkedAsIDOrRefreshTokens(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", name, code, tc.want)
 		}
 	}
+}
+
+// While the provider cannot be discovered the static token decodes, an access token gets 503
+// (not 401: the user did nothing wrong) and /healthz says the server is degraded; once the
+// provider answers, access tokens are accepted.
+func TestStartOIDCVerifierRefusesAccessTokensWith503UntilDiscovered(t *testing.T) {
+	ri := newCountingIssuer(t)
+	var up atomic.Bool
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		ri.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(gate.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := codec.StartOIDCVerifier(ctx, codec.OIDCConfig{Issuer: ri.srv.URL, DiscoveryURL: gate.URL, Audience: testClientID}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustParse(t, "k1:"+testKey(1))
+	h, err := codec.NewHandler(c, codec.HandlerOptions{Token: testToken, OIDC: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	if code, decoded := decodeStatus(t, srv, c, "Bearer "+testToken); code != http.StatusOK || !decoded {
+		t.Fatalf("static token while the provider is down: %d", code)
+	}
+	access := "Bearer " + ri.token(t, ri.key, nil)
+	if code, _ := decodeStatus(t, srv, c, access); code != http.StatusServiceUnavailable {
+		t.Fatalf("access token while the provider is down: %d, want 503", code)
+	}
+	resp, err := http.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "degraded") {
+		t.Fatalf("/healthz while the provider is down: %d %q, want 200 degraded", resp.StatusCode, body)
+	}
+	up.Store(true)
+	fakes.EventuallyWithin(t, time.Minute, func() bool {
+		code, _ := decodeStatus(t, srv, c, access)
+		return code == http.StatusOK
+	}, "access tokens accepted once the provider answers")
 }
