@@ -210,7 +210,7 @@ func TestComposePassesEveryDocumentedVariable(t *testing.T) {
 	}
 	setByCompose := map[string]bool{"DATABASE_URL": true, "PGPASSWORD": true, "TEMPORAL_ADDRESS": true,
 		"TEMPORAL_NAMESPACE": true, "METRICS_ADDR": true, "INGRESS_ADDR": true, "CODEC_ADDR": true,
-		"CODEC_TLS_SELF_SIGNED": true, "CODEC_OIDC_AUDIENCE": true, "RECOUP_DEV_OIDC_ADDR": true,
+		"CODEC_TLS_SELF_SIGNED": true, "CODEC_TLS_SELF_SIGNED_DIR": true, "CODEC_OIDC_AUDIENCE": true, "RECOUP_DEV_OIDC_ADDR": true,
 		"RECOUP_DEV_OIDC_PUBLIC_URL": true, "RECOUP_DEV_OIDC_CLIENT_ID": true, "RECOUP_DEV_OIDC_CLIENT_SECRET": true,
 		"RECOUP_DEV_OIDC_REDIRECT_URIS": true}
 	for name := range passed {

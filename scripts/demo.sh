@@ -64,7 +64,7 @@ if [[ -n ${RECOUP_CODEC_KEYS:-} ]]; then
   issuer="http://localhost:$oidc_port/oidc"
   password_where="RECOUP_DEV_OIDC_PASSWORD"
   if [[ -z ${RECOUP_DEV_OIDC_PASSWORD:-} ]]; then
-    [[ -s $state/operator-password ]] || (umask 077 && openssl rand -hex 12 >"$state/operator-password")
+    [[ -s $state/operator-password ]] || (umask 077 && openssl rand -hex 16 >"$state/operator-password")
     RECOUP_DEV_OIDC_PASSWORD=$(cat "$state/operator-password")
     password_where="in $state/operator-password"
   fi
@@ -82,7 +82,8 @@ if [[ -n ${RECOUP_CODEC_KEYS:-} ]]; then
   export CODEC_AUTH_TOKEN=${CODEC_AUTH_TOKEN:-$(openssl rand -hex 16)}
   (umask 077 && printf '%s\n' "$CODEC_AUTH_TOKEN" >"$state/codec-token")
   export CODEC_ADDR=${CODEC_ADDR:-127.0.0.1:8081}
-  CODEC_TLS_SELF_SIGNED=true CODEC_OIDC_ISSUER=$issuer CODEC_OIDC_AUDIENCE=temporal-ui \
+  CODEC_TLS_SELF_SIGNED=true CODEC_TLS_SELF_SIGNED_DIR=$state CODEC_OIDC_ISSUER=$issuer CODEC_OIDC_AUDIENCE=temporal-ui \
+    CODEC_OIDC_ALLOWED_EMAILS=operator@localhost \
     CODEC_CORS_ORIGINS=http://localhost:$ui_port "$bin/starter" codec-server >"$state/codec.log" 2>&1 &
   pids+=($!)
   echo "payload encryption on (keys ${RECOUP_CODEC_KEYS%%:*}…); codec server on https://$CODEC_ADDR; sign-in at $issuer"

@@ -105,8 +105,10 @@ their access token, verified against the issuer's keys, audience and expiry).
 Environment: RECOUP_CODEC_KEYS, CODEC_AUTH_TOKEN, CODEC_ADDR (default :8081),
 CODEC_CORS_ORIGINS (default http://localhost:8233), CODEC_OIDC_ISSUER,
 CODEC_OIDC_DISCOVERY_URL, CODEC_OIDC_AUDIENCE (default TEMPORAL_AUTH_CLIENT_ID),
-CODEC_OIDC_ALLOWED_EMAILS, CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files) or
-CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token).`,
+CODEC_OIDC_ALLOWED_EMAILS (required with CODEC_OIDC_ISSUER: emails or @domains, or
+any-signed-in-user), CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files) or
+CODEC_TLS_SELF_SIGNED=true (HTTPS, which the Web UI needs to pass the access token) and
+CODEC_TLS_SELF_SIGNED_DIR (keeps that certificate across restarts until near expiry).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return codecServer(cmd.Context(), a.d, a.stdout) },
 	})
@@ -371,7 +373,9 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	opts := codec.HandlerOptions{Token: d.cfg.CodecToken, Origins: d.cfg.CodecOrigins, Logger: d.cfg.Logger()}
 	auth := "static token"
 	if d.cfg.CodecOIDC.Issuer != "" {
-		v, err := codec.NewOIDCVerifier(ctx, d.cfg.CodecOIDC)
+		// Discovery runs in the background: the static token works while the provider is
+		// down or slow, and access tokens get 503 until it succeeds.
+		v, err := codec.StartOIDCVerifier(ctx, d.cfg.CodecOIDC, d.cfg.Logger())
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -395,7 +399,7 @@ func codecServer(ctx context.Context, d *deps, stdout io.Writer) error {
 	case d.cfg.CodecTLSCert != "":
 		scheme, serve = "https", func() error { return hs.ServeTLS(ln, d.cfg.CodecTLSCert, d.cfg.CodecTLSKey) }
 	case d.cfg.CodecTLSSelfSigned:
-		if hs.TLSConfig, err = codec.SelfSignedTLS([]string{"localhost", "127.0.0.1", "::1", "codec-server"}); err != nil {
+		if hs.TLSConfig, err = codec.SelfSignedTLSIn(d.cfg.CodecTLSSelfSignedDir, []string{"localhost", "127.0.0.1", "::1", "codec-server"}); err != nil {
 			return err
 		}
 		scheme, serve = "https (self-signed)", func() error { return hs.ServeTLS(ln, "", "") }

@@ -114,6 +114,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
 		// Liveness for the container's health check: says nothing about keys or payloads.
+		// While the OpenID provider is not discovered it still answers 200 (the static token
+		// works) but says so.
+		if h.oidc != nil && h.oidc.Pending() != "" {
+			_, _ = w.Write([]byte("degraded: OpenID discovery has not succeeded, access tokens are refused (see the log)\n"))
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 		return
 	}
@@ -132,9 +138,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if !h.authorized(r) {
-		hdr.Set("WWW-Authenticate", `Bearer realm="recoup-codec"`)
-		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+	if status := h.authorized(r); status != http.StatusOK {
+		if status == http.StatusServiceUnavailable {
+			hdr.Set("Retry-After", "30")
+		} else {
+			hdr.Set("WWW-Authenticate", `Bearer realm="recoup-codec"`)
+		}
+		http.Error(w, http.StatusText(status), status)
 		return
 	}
 	if r.Body != nil {
@@ -146,29 +156,33 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authorized checks "Authorization: Bearer <token>" (scheme
 // case-insensitive): the static token, or else an access token the OIDC verifier accepts.
 // Both sides of the static comparison are hashed first so the constant-time comparison
-// does not leak the token length.
-func (h *handler) authorized(r *http.Request) bool {
+// does not leak the token length. It returns 200 when authorized, 401 when not, and 503
+// for a token that is not the static one while the OpenID provider is not discovered yet.
+func (h *handler) authorized(r *http.Request) int {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		h.refused(r, "no bearer token")
-		return false
+		return http.StatusUnauthorized
 	}
 	tok = strings.TrimSpace(tok)
 	if h.hasTok {
 		got := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1 {
-			return true
+			return http.StatusOK
 		}
 	}
 	if h.oidc == nil {
 		h.refused(r, "wrong token")
-		return false
+		return http.StatusUnauthorized
 	}
 	if err := h.oidc.Verify(r.Context(), tok); err != nil {
 		h.refused(r, "access token refused: "+err.Error())
-		return false
+		if errors.Is(err, ErrOIDCPending) {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusUnauthorized
 	}
-	return true
+	return http.StatusOK
 }
 
 func (h *handler) refused(r *http.Request, why string) {

@@ -3,12 +3,16 @@ package codec
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -39,19 +43,35 @@ type OIDCConfig struct {
 	AllowedEmails []string
 	// HTTPClient fetches discovery, keys and userinfo; nil: a client with a 10 s timeout.
 	HTTPClient *http.Client
+	// Now is the key set's clock (when to read the provider's keys again); nil: time.Now.
+	// Tokens' expiry is checked against the real clock.
+	Now func() time.Time
 }
 
 // OIDCVerifier checks access tokens against an OpenID provider's published keys.
 type OIDCVerifier struct {
-	provider *oidc.Provider
-	verifier *oidc.IDTokenVerifier
-	client   *http.Client
-	emails   map[string]bool
-	domains  map[string]bool
+	cfg     OIDCConfig
+	client  *http.Client
+	emails  map[string]bool
+	domains map[string]bool
+	now     func() time.Time
+
+	state   atomic.Pointer[discovered] // nil until discovery succeeded
+	pending atomic.Pointer[string]     // why discovery has not succeeded yet
 
 	mu     sync.Mutex
 	emailc map[[sha256.Size]byte]cachedEmail // userinfo answers, per token until it expires
 }
+
+// discovered is what OpenID discovery found: the provider and its key set.
+type discovered struct {
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+}
+
+// ErrOIDCPending is returned by Verify while the provider has not been discovered yet
+// (StartOIDCVerifier keeps retrying); the handler answers 503.
+var ErrOIDCPending = errors.New("the OpenID provider has not been discovered yet")
 
 type cachedEmail struct {
 	email   string
@@ -62,8 +82,71 @@ type cachedEmail struct {
 const maxCachedEmails = 1024
 
 // NewOIDCVerifier checks cfg and discovers the provider (its discovery document must name
-// cfg.Issuer as its issuer). An error says which setting is wrong.
+// cfg.Issuer as its issuer, also when it is fetched from cfg.DiscoveryURL). An error says
+// which setting is wrong or why discovery failed.
 func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error) {
+	v, err := newOIDCVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.discover(ctx); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// StartOIDCVerifier checks cfg and returns a verifier at once; discovery runs in the
+// background until it succeeds or ctx ends, retrying with a growing pause (up to a minute)
+// and logging each failure as an error (a wrong issuer stays visible in the log). Until
+// then Verify returns ErrOIDCPending and Pending says why.
+func StartOIDCVerifier(ctx context.Context, cfg OIDCConfig, log *slog.Logger) (*OIDCVerifier, error) {
+	v, err := newOIDCVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	why := "OpenID discovery has not finished yet"
+	v.pending.Store(&why)
+	go v.retryDiscovery(ctx, log)
+	return v, nil
+}
+
+func (v *OIDCVerifier) retryDiscovery(ctx context.Context, log *slog.Logger) {
+	pause := 2 * time.Second
+	for {
+		err := v.discover(ctx)
+		if err == nil {
+			if log != nil {
+				log.Info("codec: OpenID provider discovered; accepting access tokens", "issuer", v.cfg.Issuer)
+			}
+			return
+		}
+		why := err.Error()
+		v.pending.Store(&why)
+		if log != nil {
+			log.Error("codec: OpenID discovery failed; access tokens are refused (503) until it succeeds, the static token still works",
+				"issuer", v.cfg.Issuer, "err", err, "retry_in", pause.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Minute)
+	}
+}
+
+// Pending says why access tokens are refused for now ("" once the provider is discovered).
+func (v *OIDCVerifier) Pending() string {
+	if v.state.Load() != nil {
+		return ""
+	}
+	if p := v.pending.Load(); p != nil {
+		return *p
+	}
+	return ErrOIDCPending.Error()
+}
+
+func newOIDCVerifier(cfg OIDCConfig) (*OIDCVerifier, error) {
 	if err := checkIssuerURL(EnvOIDCIssuer, cfg.Issuer); err != nil {
 		return nil, err
 	}
@@ -73,7 +156,7 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 		}
 	}
 	if strings.TrimSpace(cfg.Audience) == "" {
-		return nil, fmt.Errorf("codec: %s is empty; set it to the client id the Web UI signs in with (TEMPORAL_AUTH_CLIENT_ID), the audience of its access tokens", EnvOIDCAudience)
+		return nil, fmt.Errorf("codec: %s is empty; set it to the audience of the provider's access tokens (see README: the Web UI's client id for dev-oidc, an API identifier for most others)", EnvOIDCAudience)
 	}
 	emails, domains, err := parseAllowedEmails(cfg.AllowedEmails)
 	if err != nil {
@@ -83,36 +166,70 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}
-	// The key set keeps this context for later fetches (go-oidc drops its cancellation).
-	kctx := oidc.ClientContext(ctx, hc)
-	discovery := strings.TrimSuffix(cfg.Issuer, "/")
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	cfg.Audience = strings.TrimSpace(cfg.Audience)
+	return &OIDCVerifier{cfg: cfg, client: hc, emails: emails, domains: domains, now: now,
+		emailc: make(map[[sha256.Size]byte]cachedEmail)}, nil
+}
+
+// discover reads the provider's discovery document (from DiscoveryURL when set, else the
+// issuer) and refuses one that names an issuer other than cfg.Issuer.
+func (v *OIDCVerifier) discover(ctx context.Context) error {
+	cfg := v.cfg
+	kctx := oidc.ClientContext(ctx, v.client)
+	from := strings.TrimSuffix(cfg.Issuer, "/")
 	if cfg.DiscoveryURL != "" {
-		discovery = strings.TrimSuffix(cfg.DiscoveryURL, "/")
+		// go-oidc would compare the document's issuer with the discovery URL; the comparison
+		// with CODEC_OIDC_ISSUER is made below instead.
+		from = strings.TrimSuffix(cfg.DiscoveryURL, "/")
 		kctx = oidc.InsecureIssuerURLContext(kctx, cfg.Issuer)
 	}
 	dctx, cancel := context.WithTimeout(kctx, 30*time.Second)
 	defer cancel()
-	p, err := oidc.NewProvider(dctx, discovery)
+	p, err := oidc.NewProvider(dctx, from)
 	if err != nil {
-		return nil, fmt.Errorf("codec: %s %q: OpenID discovery failed: %w", EnvOIDCIssuer, cfg.Issuer, err)
+		return fmt.Errorf("codec: %s %q: OpenID discovery failed: %w", EnvOIDCIssuer, cfg.Issuer, err)
 	}
-	return &OIDCVerifier{
+	var doc struct {
+		Issuer string   `json:"issuer"`
+		JWKS   string   `json:"jwks_uri"`
+		Algs   []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := p.Claims(&doc); err != nil {
+		return fmt.Errorf("codec: %s %q: reading the discovery document: %w", EnvOIDCIssuer, cfg.Issuer, err)
+	}
+	if doc.Issuer != cfg.Issuer {
+		return fmt.Errorf("codec: the discovery document at %s names issuer %q, not %s %q: fix %s or %s (the codec server only trusts the keys of the issuer it is told)",
+			from, doc.Issuer, EnvOIDCIssuer, cfg.Issuer, EnvOIDCIssuer, EnvOIDCDiscoveryURL)
+	}
+	if doc.JWKS == "" {
+		return fmt.Errorf("codec: the discovery document of %q has no jwks_uri", cfg.Issuer)
+	}
+	ks := newKeySet(v.client, doc.JWKS, doc.Algs, v.now)
+	v.state.Store(&discovered{
 		provider: p,
-		verifier: p.Verifier(&oidc.Config{ClientID: strings.TrimSpace(cfg.Audience)}),
-		client:   hc,
-		emails:   emails,
-		domains:  domains,
-		emailc:   make(map[[sha256.Size]byte]cachedEmail),
-	}, nil
+		verifier: oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: doc.Algs}),
+	})
+	return nil
 }
 
 // Verify returns nil when raw is a currently valid access token of the configured issuer
 // and audience for an allowed user, else an error saying why (for the log; it never
-// contains the token).
+// contains the token). Before discovery succeeded it returns ErrOIDCPending.
 func (v *OIDCVerifier) Verify(ctx context.Context, raw string) error {
-	tok, err := v.verifier.Verify(ctx, raw)
+	st := v.state.Load()
+	if st == nil {
+		return fmt.Errorf("%w: %s", ErrOIDCPending, v.Pending())
+	}
+	tok, err := st.verifier.Verify(ctx, raw)
 	if err != nil {
 		return err
+	}
+	if why := notAccessToken(raw, tok); why != "" {
+		return errors.New(why)
 	}
 	if len(v.emails) == 0 && len(v.domains) == 0 {
 		return nil
@@ -129,7 +246,7 @@ func (v *OIDCVerifier) Verify(ctx context.Context, raw string) error {
 	}
 	email := c.Email
 	if email == "" {
-		if email, err = v.userinfoEmail(ctx, raw, tok.Expiry); err != nil {
+		if email, err = v.userinfoEmail(ctx, st.provider, raw, tok.Expiry); err != nil {
 			return err
 		}
 	}
@@ -139,10 +256,48 @@ func (v *OIDCVerifier) Verify(ctx context.Context, raw string) error {
 	return nil
 }
 
+// notAccessToken says why a verified token is not an access token, or "". Providers that
+// mark types (RFC 9068 "typ": "at+jwt" header, as dev-oidc does; Keycloak's "typ" claim) are
+// believed; a token of another explicit type is refused, and so is one carrying an ID
+// token's nonce or at_hash. A refresh token that is a JWT with the same claims as an access
+// token cannot be told apart.
+func notAccessToken(raw string, tok *oidc.IDToken) string {
+	if tok.Nonce != "" || tok.AccessTokenHash != "" {
+		return "the token is an ID token (it carries a nonce or at_hash), not an access token"
+	}
+	head, _, _ := strings.Cut(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return "the token's header is not base64url"
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return "the token's header is not JSON"
+	}
+	switch typ := strings.TrimPrefix(strings.ToLower(h.Typ), "application/"); typ {
+	case "", "jwt", "at+jwt":
+	default:
+		return fmt.Sprintf("the token's type is %q, not an access token (at+jwt)", h.Typ)
+	}
+	// Keycloak marks its tokens with a "typ" claim: Bearer, ID, Refresh (and Logout).
+	var c struct {
+		Typ any `json:"typ"`
+	}
+	if err := tok.Claims(&c); err != nil {
+		return "reading the token's claims: " + err.Error()
+	}
+	if typ, ok := c.Typ.(string); ok && typ != "" && !strings.EqualFold(typ, "Bearer") {
+		return fmt.Sprintf("the token's typ claim is %q, not an access token (Bearer)", typ)
+	}
+	return ""
+}
+
 // userinfoEmail asks the provider's userinfo endpoint for the email of the token's user,
 // remembering the answer until the token expires (the Web UI sends one request per page of
 // payloads).
-func (v *OIDCVerifier) userinfoEmail(ctx context.Context, raw string, exp time.Time) (string, error) {
+func (v *OIDCVerifier) userinfoEmail(ctx context.Context, p *oidc.Provider, raw string, exp time.Time) (string, error) {
 	key := sha256.Sum256([]byte(raw))
 	now := time.Now()
 	v.mu.Lock()
@@ -151,13 +306,18 @@ func (v *OIDCVerifier) userinfoEmail(ctx context.Context, raw string, exp time.T
 		return c.email, nil
 	}
 	v.mu.Unlock()
-	ui, err := v.provider.UserInfo(oidc.ClientContext(ctx, v.client),
+	ui, err := p.UserInfo(oidc.ClientContext(ctx, v.client),
 		oauth2.StaticTokenSource(&oauth2.Token{AccessToken: raw, TokenType: "Bearer"}))
 	if err != nil {
 		return "", fmt.Errorf("the token has no email claim and userinfo failed: %w", err)
 	}
 	if ui.Email == "" {
 		return "", errors.New("neither the token nor userinfo names the user's email")
+	}
+	if !ui.EmailVerified {
+		// An address nobody proved (or a provider that does not say): refused, since the
+		// allow-list by domain would otherwise admit whoever registered it.
+		return "", errors.New("userinfo does not say the user's email is verified (email_verified)")
 	}
 	v.mu.Lock()
 	if len(v.emailc) >= maxCachedEmails {

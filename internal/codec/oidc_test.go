@@ -55,7 +55,7 @@ func newTestIssuer(t *testing.T) *testIssuer {
 			http.Error(w, "no token", http.StatusUnauthorized)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"sub": "u1", "email": ti.userinfoEmail})
+		_ = json.NewEncoder(w).Encode(map[string]any{"sub": "u1", "email": ti.userinfoEmail, "email_verified": true})
 	})
 	ti.srv = httptest.NewServer(mux)
 	t.Cleanup(ti.srv.Close)

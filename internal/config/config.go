@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,10 +102,16 @@ type Config struct {
 	// CODEC_OIDC_*: signed-in Web UI users' access tokens the codec server accepts; Issuer
 	// empty when not configured.
 	CodecOIDC codec.OIDCConfig
+	// CodecOIDCAnyUser: CODEC_OIDC_ALLOWED_EMAILS=any-signed-in-user, the explicit opt-out
+	// of the allow-list (required with CODEC_OIDC_ISSUER otherwise).
+	CodecOIDCAnyUser bool
 	// CODEC_TLS_CERT and CODEC_TLS_KEY (PEM files), or CODEC_TLS_SELF_SIGNED: the codec
 	// server serves HTTPS, which the Web UI needs to pass the signed-in user's token.
 	CodecTLSCert, CodecTLSKey string
 	CodecTLSSelfSigned        bool
+	// CODEC_TLS_SELF_SIGNED_DIR: where the self-signed certificate is kept across restarts
+	// (empty: a new one at each start).
+	CodecTLSSelfSignedDir string
 	// RECOUP_DEV_OIDC_*: `starter dev-oidc`, the development OpenID provider.
 	DevOIDC     devoidc.Config
 	DevOIDCAddr string // RECOUP_DEV_OIDC_ADDR (default :8234)
@@ -339,6 +346,12 @@ func (c *Config) readCodec(e *env) {
 		Audience:      e.get(codec.EnvOIDCAudience, e.get("TEMPORAL_AUTH_CLIENT_ID", "")),
 		AllowedEmails: e.list(codec.EnvOIDCAllowedEmails),
 	}
+	if slices.Contains(c.CodecOIDC.AllowedEmails, AnySignedInUser) {
+		if len(c.CodecOIDC.AllowedEmails) > 1 {
+			e.fail(fmt.Errorf("%s: %s cannot be combined with emails or domains", codec.EnvOIDCAllowedEmails, AnySignedInUser))
+		}
+		c.CodecOIDC.AllowedEmails, c.CodecOIDCAnyUser = nil, true
+	}
 	c.CodecTLSCert, c.CodecTLSKey = e.get("CODEC_TLS_CERT", ""), e.get("CODEC_TLS_KEY", "")
 	switch v := e.get("CODEC_TLS_SELF_SIGNED", "false"); v {
 	case "true", "1":
@@ -347,6 +360,7 @@ func (c *Config) readCodec(e *env) {
 	default:
 		e.fail(fmt.Errorf("CODEC_TLS_SELF_SIGNED: %q is not true or false", v))
 	}
+	c.CodecTLSSelfSignedDir = e.get("CODEC_TLS_SELF_SIGNED_DIR", "")
 	if (c.CodecTLSCert == "") != (c.CodecTLSKey == "") {
 		e.fail(errors.New("CODEC_TLS_CERT and CODEC_TLS_KEY: set both (PEM certificate and key files) or neither"))
 	}
@@ -620,6 +634,10 @@ const (
 	RoleDevOIDC     Role = "dev-oidc"
 )
 
+// AnySignedInUser is the CODEC_OIDC_ALLOWED_EMAILS value that lets every user the OpenID
+// provider signs in decode (the allow-list is otherwise required with CODEC_OIDC_ISSUER).
+const AnySignedInUser = "any-signed-in-user"
+
 // Require reports what the role needs that the configuration lacks. The binaries call it
 // at start-up, and the deployment test calls it with the environment compose gives each
 // service.
@@ -640,12 +658,24 @@ func (c Config) Require(role Role) error {
 		if c.CodecToken == "" && c.CodecOIDC.Issuer == "" {
 			return errors.New("CODEC_AUTH_TOKEN: required by the codec server unless CODEC_OIDC_ISSUER is set (generate one with: openssl rand -hex 32)")
 		}
+		if c.CodecOIDC.Issuer != "" && len(c.CodecOIDC.AllowedEmails) == 0 && !c.CodecOIDCAnyUser {
+			return fmt.Errorf("%s: required with %s: list who may decode (emails or @domains, comma-separated), or set it to %s to let everyone the provider signs in decode customer data",
+				codec.EnvOIDCAllowedEmails, codec.EnvOIDCIssuer, AnySignedInUser)
+		}
 	case RoleWorker:
 		// Only the worker sends SMS: ingress, support commands and jobs run without it.
 		if c.SMSEnabled() && c.Twilio.StatusCallbackURL == "" {
 			return errors.New("RECOUP_PUBLIC_BASE_URL: required by the worker when TWILIO_ACCOUNT_SID is set (or TWILIO_STATUS_CALLBACK_URL): each SMS carries its idempotency key in Twilio's status callback to " + TwilioStatusPath + ", without which a send whose outcome is unknown cannot be settled")
 		}
 	case RoleDevOIDC:
+		// The login form and the client secret are all that stand before decrypted data:
+		// the same rules as every other secret.
+		if err := CheckToken("RECOUP_DEV_OIDC_PASSWORD", c.DevOIDC.Password); c.DevOIDC.Password != "" && err != nil {
+			return err
+		}
+		if err := CheckToken("RECOUP_DEV_OIDC_CLIENT_SECRET", c.DevOIDC.ClientSecret); c.DevOIDC.ClientSecret != "" && err != nil {
+			return err
+		}
 		return c.DevOIDC.Check()
 	case RoleSetup:
 	default:

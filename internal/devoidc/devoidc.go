@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,8 @@ type Config struct {
 	User, Password, Email string
 	// TokenTTL is the access and ID tokens' lifetime (0: one hour).
 	TokenTTL time.Duration
+	// Now is the login throttle's clock; nil: time.Now.
+	Now func() time.Time
 }
 
 // Provider serves the OpenID endpoints under /oidc and /healthz.
@@ -49,8 +52,12 @@ type Provider struct {
 	user     *mockoidc.MockUser
 	userHash [sha256.Size]byte
 	passHash [sha256.Size]byte
-	mu       sync.Mutex // mockoidc's session store is a plain map
+	mu       sync.Mutex // mockoidc's session store is a plain map; also guards refresh
 	srv      *http.Server
+	host     string // PublicURL's host name: the login form answers only under it or loopback
+	now      func() time.Time
+	refresh  map[string]refreshGrant // opaque refresh token -> mockoidc's
+	throttle throttle
 }
 
 // Check says what in cfg keeps the provider from starting, naming the variable.
@@ -96,8 +103,11 @@ func New(cfg Config) (*Provider, error) {
 	}
 	m.ClientID, m.ClientSecret = cfg.ClientID, cfg.ClientSecret
 	m.AccessTTL, m.RefreshTTL = cfg.TokenTTL, 8*time.Hour
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	p := &Provider{
-		m: m, cfg: cfg,
+		m: m, cfg: cfg, host: u.Hostname(), now: cfg.Now, refresh: map[string]refreshGrant{},
 		user: &mockoidc.MockUser{
 			Subject: cfg.User, Email: cfg.Email, EmailVerified: true, PreferredUsername: cfg.User,
 		},
@@ -108,8 +118,8 @@ func New(cfg Config) (*Provider, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc(mockoidc.DiscoveryEndpoint, p.discovery)
 	mux.HandleFunc(mockoidc.AuthorizationEndpoint, p.authorize)
-	mux.Handle(mockoidc.TokenEndpoint, p.locked(basicToForm(m.Token)))
-	mux.Handle(mockoidc.UserinfoEndpoint, p.locked(m.Userinfo))
+	mux.Handle(mockoidc.TokenEndpoint, basicToForm(p.token))
+	mux.Handle(mockoidc.UserinfoEndpoint, p.locked(p.userinfo))
 	mux.Handle(mockoidc.JWKSEndpoint, p.locked(m.JWKS))
 	// mockoidc names its issuer after its server's address: the public one, whichever
 	// address the listener has.
@@ -186,6 +196,11 @@ var authParams = []string{"client_id", "redirect_uri", "response_type", "scope",
 // form, POST checks the operator's credentials and only then lets mockoidc issue a code
 // (for the operator) and redirect back to the client.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
+	if !p.hostAllowed(r.Host) {
+		// DNS rebinding: a page on another name that resolves here must not drive the form.
+		http.Error(w, "this provider answers its login form only at RECOUP_DEV_OIDC_PUBLIC_URL's host or a loopback name", http.StatusMisdirectedRequest)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "malformed authorization request", http.StatusBadRequest)
 		return
@@ -204,16 +219,27 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "redirect_uri is not one of RECOUP_DEV_OIDC_REDIRECT_URIS", http.StatusBadRequest)
 		return
 	}
+	// RFC 7636 4.3: a challenge without a method is "plain" (mockoidc would skip the check).
+	if params.Get("code_challenge") != "" && params.Get("code_challenge_method") == "" {
+		params.Set("code_challenge_method", mockoidc.CodeChallengeMethodPlain)
+	}
 	if r.Method != http.MethodPost {
 		p.loginForm(w, params, "", http.StatusOK)
+		return
+	}
+	if wait := p.throttle.wait(p.now()); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+1)))
+		p.loginForm(w, params, fmt.Sprintf("Too many wrong passwords: try again in %s.", wait.Round(time.Second)), http.StatusTooManyRequests)
 		return
 	}
 	u := sha256.Sum256([]byte(r.PostForm.Get("username")))
 	pw := sha256.Sum256([]byte(r.PostForm.Get("password")))
 	if subtle.ConstantTimeCompare(u[:], p.userHash[:])&subtle.ConstantTimeCompare(pw[:], p.passHash[:]) != 1 {
+		p.throttle.failed(p.now())
 		p.loginForm(w, params, "Wrong user or password.", http.StatusUnauthorized)
 		return
 	}
+	p.throttle.succeeded()
 	// Hand mockoidc a clean GET with the request's parameters only (no password).
 	r2 := r.Clone(r.Context())
 	r2.Method, r2.Body, r2.ContentLength = http.MethodGet, http.NoBody, 0

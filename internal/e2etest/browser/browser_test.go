@@ -25,6 +25,9 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"gopkg.in/yaml.v3"
 
 	"github.com/recoup-dunning/recoup"
@@ -259,6 +262,7 @@ func TestSupportSignsInReadsAnEncryptedRunAndPausesItInTheWebUI(t *testing.T) {
 	const invoice, customer = "inv_browser", "cus_browser"
 	e.Event(workertest.Failed("evt_browser_1", invoice, customer, time.Now().UTC()))
 	e.Eventually("the first message", func() bool { return e.Messages(invoice) == 1 })
+	requireEncryptedHistory(t, e.HostPort(), recoup.WorkflowID(invoice), customer)
 
 	// Without a token the codec decodes nothing.
 	resp, err := cs.Client().Post(cs.URL+"/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
@@ -311,6 +315,38 @@ func TestSupportSignsInReadsAnEncryptedRunAndPausesItInTheWebUI(t *testing.T) {
 		waitText("Update successful"),
 	)
 	e.Eventually("the run is paused", func() bool { return e.State(invoice).Status == recoup.StatusPaused })
+}
+
+// requireEncryptedHistory reads the run's stored history with a client that has no codec
+// and fails unless every payload of its start event is encrypted (the encoding
+// internal/codec sets) and the customer id appears nowhere in it: what the Web UI shows
+// decoded is not stored in plain text.
+func requireEncryptedHistory(t *testing.T, hostPort, wfID, customer string) {
+	t.Helper()
+	plain, err := client.Dial(client.Options{HostPort: hostPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	it := plain.GetWorkflowHistory(ctx, wfID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	ev, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads := ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()
+	if len(payloads) == 0 {
+		t.Fatalf("the run's start event has no input payloads: %v", ev)
+	}
+	for i, p := range payloads {
+		if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != codec.MetadataEncodingEncrypted {
+			t.Errorf("stored input payload %d has encoding %q, want %q", i, enc, codec.MetadataEncodingEncrypted)
+		}
+		if strings.Contains(string(p.GetData()), customer) {
+			t.Errorf("stored input payload %d contains the customer id in plain text", i)
+		}
+	}
 }
 
 // typeJSON puts text into the code editor at sel as if pasted (typing would trip the
