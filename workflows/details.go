@@ -15,10 +15,14 @@ const maxDetailLine = 100
 // detailLines are the run's current details in at most three short lines: its status and
 // step; what will really happen next (nothing for an ended run, no step time for a paused
 // one); and the newest decision or reply.
-func detailLines(st recoup.State) []string {
+func detailLines(st recoup.State) []string { return detailLinesAt(st, time.Time{}) }
+
+// detailLinesAt is detailLines at the run's clock now: the retry advice shows on the second
+// line while its time is ahead (zero now: always).
+func detailLinesAt(st recoup.State, now time.Time) []string {
 	head := fmt.Sprintf("**%s** · step %d of %d", st.Status, st.Step, st.TotalSteps)
 	lines := []string{head}
-	if next := nextLine(st); next != "" {
+	if next := nextLineWithRetry(st, nextLine(st), now); next != "" {
 		lines = append(lines, next)
 	}
 	if last := lastLine(st); last != "" {

@@ -1,0 +1,88 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/retry"
+	"github.com/recoup-dunning/recoup/internal/provider"
+	"github.com/recoup-dunning/recoup/internal/webhook"
+)
+
+// AdviseRetryInput is one failure to advise billing on, with the run's attempts so far.
+type AdviseRetryInput struct {
+	WorkflowID string // the run key
+	InvoiceID  string
+	CustomerID string
+	Failure    recoup.RetryAttempt   // the failure advised on (its event id keys the webhook)
+	Attempts   []recoup.RetryAttempt // every attempt so far, the failure included, oldest first
+	CardBIN    string                // the network is read from it
+	Country    string                // the issuer's country: the payday calendar
+	TimeZone   string                // the customer's IANA zone ("" : UTC)
+	// CardUpdated: the customer updated the card since the failure; RetryAfterCardUpdate:
+	// billing asked to be advised even then.
+	CardUpdated, RetryAfterCardUpdate bool
+	Now                               time.Time // the run's clock when the failure was applied
+}
+
+// AdviseRetryResult is the advice and how billing was told.
+type AdviseRetryResult struct {
+	Advice recoup.RetryAdvice
+}
+
+// AdviseRetry decides the retry advice for one failure (internal/model/retry) and sends it
+// to billing as a signed dunning.retry_advice webhook, id "<run key>/retry-advice/<failure
+// event id>" on every attempt (billing deduplicates by it: one advice per failure). Without
+// a webhook it logs the advice; a 4xx is recorded as "rejected" and not retried.
+func (a *DunningActivities) AdviseRetry(ctx context.Context, in AdviseRetryInput) (AdviseRetryResult, error) {
+	pol := a.RetryPolicy
+	if pol == nil {
+		pol = retry.DefaultPolicy()
+	}
+	class := recoup.DeclineUnknown
+	if a.ClassifyDecline != nil && in.Failure.Code != "" {
+		class = a.ClassifyDecline(in.Failure.Code)
+	}
+	mi := retry.Input{Class: class, Network: retry.NetworkOfBIN(in.CardBIN), Code: in.Failure.Code,
+		TimeZone: in.TimeZone, Country: in.Country, Now: in.Now, CardUpdated: in.CardUpdated, RetryAfterCardUpdate: in.RetryAfterCardUpdate}
+	for _, at := range in.Attempts {
+		mi.Attempts = append(mi.Attempts, retry.Attempt{At: at.At, Code: at.Code})
+	}
+	adv := pol.Advise(mi)
+	out := recoup.RetryAdvice{FailureEventID: in.Failure.EventID, Class: adv.Class, DoNotRetry: adv.DoNotRetry,
+		RetryAt: adv.RetryAt, Reason: adv.Reason, Remaining: adv.Remaining, AdvisedAt: in.Now, Delivery: "logged"}
+	if a.Webhook == nil || !a.Webhook.Enabled() {
+		a.logger(ctx).Info("retry advice not sent: BILLING_WEBHOOK_URL is not set", "invoice_id", in.InvoiceID,
+			"class", string(out.Class), "do_not_retry", out.DoNotRetry, "retry_at", out.RetryAt, "reason", out.Reason)
+		return AdviseRetryResult{Advice: out}, nil
+	}
+	err := a.Webhook.Send(ctx, webhook.Event{ID: in.WorkflowID + "/retry-advice/" + in.Failure.EventID,
+		Type: recoup.WebhookRetryAdvice, Payload: retryAdvicePayload(in, out)}, time.Now())
+	switch {
+	case err != nil && provider.IsPermanent(err):
+		a.Metrics.ProviderError("webhook", err)
+		out.Delivery = "rejected"
+		a.logger(ctx).Warn("billing rejected the retry advice", "invoice_id", in.InvoiceID, "error", err)
+	case err != nil:
+		a.Metrics.ProviderError("webhook", err)
+		return AdviseRetryResult{}, err
+	default:
+		out.Delivery = "sent"
+	}
+	return AdviseRetryResult{Advice: out}, nil
+}
+
+// retryAdvicePayload is the data of dunning.retry_advice (docs/events/README.md).
+func retryAdvicePayload(in AdviseRetryInput, adv recoup.RetryAdvice) map[string]any {
+	p := map[string]any{
+		"workflow_id": in.WorkflowID, "invoice_id": in.InvoiceID, "customer_id": in.CustomerID,
+		"failure_event_id": adv.FailureEventID, "class": string(adv.Class), "do_not_retry": adv.DoNotRetry,
+		"reason": adv.Reason, "remaining_attempts": adv.Remaining, "attempts_so_far": len(in.Attempts),
+		"advised_at": adv.AdvisedAt.UTC().Format(time.RFC3339),
+	}
+	if !adv.DoNotRetry {
+		p["retry_at"] = adv.RetryAt.UTC().Format(time.RFC3339)
+	}
+	return p
+}
