@@ -165,7 +165,8 @@ func TestRetrySimulationAdviceBreaksNoNetworkRule(t *testing.T) {
 	}
 	const seed = 16
 	fixed, advised := simulate(t, n, seed, false), simulate(t, n, seed, true)
-	for name, s := range map[string]simResult{"a_fixed_4_in_14d": fixed, "b_recoup_advice": advised} {
+	for i, s := range []simResult{fixed, advised} {
+		name := []string{"a_fixed_4_in_14d", "b_recoup_advice"}[i]
 		fmt.Printf("retry-sim %s failures=%d recovered=%d (%.1f%%) retries=%d (%.2f per failure) network_violations=%d seed=%d\n",
 			name, s.failures, s.recovered, 100*float64(s.recovered)/float64(s.failures), s.retries,
 			float64(s.retries)/float64(s.failures), s.violations, seed)
