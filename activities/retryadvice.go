@@ -2,10 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/retry"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/provider"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
@@ -19,7 +22,7 @@ type AdviseRetryInput struct {
 	Attempts   []recoup.RetryAttempt // every attempt so far, the failure included, oldest first
 	CardBIN    string                // the network is read from it
 	Country    string                // the issuer's country: the payday calendar
-	TimeZone   string                // the customer's IANA zone ("" : UTC)
+	TimeZone   string                // the customer's IANA zone; "": read from the customer's profile (else UTC)
 	// CardUpdated: the customer updated the card since the failure; RetryAfterCardUpdate:
 	// billing asked to be advised even then.
 	CardUpdated, RetryAfterCardUpdate bool
@@ -43,6 +46,13 @@ func (a *DunningActivities) AdviseRetry(ctx context.Context, in AdviseRetryInput
 	class := recoup.DeclineUnknown
 	if a.ClassifyDecline != nil && in.Failure.Code != "" {
 		class = a.ClassifyDecline(in.Failure.Code)
+	}
+	if in.TimeZone == "" && a.Store != nil {
+		tz, err := a.customerZone(ctx, in.CustomerID)
+		if err != nil {
+			return AdviseRetryResult{}, err
+		}
+		in.TimeZone = tz
 	}
 	mi := retry.Input{Class: class, Network: retry.NetworkOfBIN(in.CardBIN), Code: in.Failure.Code,
 		TimeZone: in.TimeZone, Country: in.Country, Now: in.Now, CardUpdated: in.CardUpdated, RetryAfterCardUpdate: in.RetryAfterCardUpdate}
@@ -71,6 +81,22 @@ func (a *DunningActivities) AdviseRetry(ctx context.Context, in AdviseRetryInput
 		out.Delivery = "sent"
 	}
 	return AdviseRetryResult{Advice: out}, nil
+}
+
+// customerZone is the customer's zone as the allowed hours read it (the profile's zone, else
+// the phone number's or the locale's first); "" (UTC) for a customer Recoup does not know.
+func (a *DunningActivities) customerZone(ctx context.Context, customerID string) (string, error) {
+	c, err := a.Store.GetCustomer(ctx, customerID)
+	if errors.Is(err, postgres.ErrUnknownCustomer) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if z := policy.CustomerZones(policy.ZoneHints{TimeZone: c.TimeZone, Phone: c.Phone, Locale: c.Locale}); len(z.Locs) > 0 {
+		return z.Locs[0].String(), nil
+	}
+	return "", nil
 }
 
 // retryAdvicePayload is the data of dunning.retry_advice (docs/events/README.md).
