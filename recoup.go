@@ -583,6 +583,9 @@ type RetryAdvice struct {
 	Remaining int       `json:"remaining"`
 	AdvisedAt time.Time `json:"advised_at"`
 	Delivery  string    `json:"delivery"` // sent | logged (no webhook configured) | rejected
+	// Executed is what the Stripe executor did at RetryAt (empty when it is not enabled):
+	// "paid", "declined: <code>", "skipped: …" or "failed: …".
+	Executed string `json:"executed,omitempty"`
 }
 
 // RetryState is the run's retry bookkeeping (State.Retry): the attempts so far (the newest

@@ -101,6 +101,8 @@ type DunningActivities struct {
 	// a failure code to its decline class (nil: every code is recoup.DeclineUnknown).
 	RetryPolicy     *retry.Policy
 	ClassifyDecline func(code string) recoup.DeclineClass
+	// Payer, when set (RECOUP_STRIPE_EXECUTOR=1), pays the invoice at the advised time.
+	Payer InvoicePayer
 }
 
 // DefaultReconcileWindow is the reconcile window when none is configured.

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/retry"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/provider"
+	"github.com/recoup-dunning/recoup/internal/stripe"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -29,9 +32,48 @@ type AdviseRetryInput struct {
 	Now                               time.Time // the run's clock when the failure was applied
 }
 
-// AdviseRetryResult is the advice and how billing was told.
+// AdviseRetryResult is the advice and how billing was told. Execute: the Stripe executor is
+// enabled and the advice is a retry, so the run pays the invoice at RetryAt (PayInvoice).
 type AdviseRetryResult struct {
-	Advice recoup.RetryAdvice
+	Advice  recoup.RetryAdvice
+	Execute bool `json:",omitempty"`
+}
+
+// InvoicePayer pays an invoice through the payment provider (internal/stripe.Executor).
+type InvoicePayer interface {
+	Pay(ctx context.Context, invoiceID string, n int) (stripe.PayResult, error)
+}
+
+// PayInvoiceInput is attempt N (the run's N-th advice) to pay the invoice.
+type PayInvoiceInput struct {
+	InvoiceID string
+	N         int
+}
+
+// PayInvoiceResult is the provider's answer; the outcome reaches the run through the
+// provider's webhooks (invoice.paid, invoice.payment_failed) like any other payment.
+type PayInvoiceResult struct {
+	Paid        bool
+	DeclineCode string `json:",omitempty"`
+}
+
+// PayInvoice retries the charge through Stripe with the idempotency key
+// recoup-<invoice>-attempt-<n> (the same on every activity retry). A refusal (4xx other
+// than a decline) is final (recoup.ErrTypeProviderRejected).
+func (a *DunningActivities) PayInvoice(ctx context.Context, in PayInvoiceInput) (PayInvoiceResult, error) {
+	if a.Payer == nil {
+		return PayInvoiceResult{}, temporal.NewNonRetryableApplicationError("the Stripe executor is not enabled (RECOUP_STRIPE_EXECUTOR)", recoup.ErrTypeInvalidInput, nil)
+	}
+	res, err := a.Payer.Pay(ctx, in.InvoiceID, in.N)
+	if err != nil {
+		a.Metrics.ProviderError("stripe", err)
+		if provider.IsPermanent(err) {
+			return PayInvoiceResult{}, temporal.NewNonRetryableApplicationError(err.Error(), recoup.ErrTypeProviderRejected, err)
+		}
+		return PayInvoiceResult{}, err
+	}
+	a.logger(ctx).Info("invoice payment attempted through Stripe", "invoice_id", in.InvoiceID, "attempt", in.N, "paid", res.Paid, "decline_code", res.DeclineCode)
+	return PayInvoiceResult{Paid: res.Paid, DeclineCode: res.DeclineCode}, nil
 }
 
 // AdviseRetry decides the retry advice for one failure (internal/model/retry) and sends it
@@ -65,7 +107,7 @@ func (a *DunningActivities) AdviseRetry(ctx context.Context, in AdviseRetryInput
 	if a.Webhook == nil || !a.Webhook.Enabled() {
 		a.logger(ctx).Info("retry advice not sent: BILLING_WEBHOOK_URL is not set", "invoice_id", in.InvoiceID,
 			"class", string(out.Class), "do_not_retry", out.DoNotRetry, "retry_at", out.RetryAt, "reason", out.Reason)
-		return AdviseRetryResult{Advice: out}, nil
+		return AdviseRetryResult{Advice: out, Execute: a.Payer != nil && !out.DoNotRetry}, nil
 	}
 	err := a.Webhook.Send(ctx, webhook.Event{ID: in.WorkflowID + "/retry-advice/" + in.Failure.EventID,
 		Type: recoup.WebhookRetryAdvice, Payload: retryAdvicePayload(in, out)}, time.Now())
@@ -80,7 +122,7 @@ func (a *DunningActivities) AdviseRetry(ctx context.Context, in AdviseRetryInput
 	default:
 		out.Delivery = "sent"
 	}
-	return AdviseRetryResult{Advice: out}, nil
+	return AdviseRetryResult{Advice: out, Execute: a.Payer != nil && !out.DoNotRetry}, nil
 }
 
 // customerZone is the customer's zone as the allowed hours read it (the profile's zone, else

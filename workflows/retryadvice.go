@@ -50,17 +50,21 @@ func (d *dunning) startRetryAdvice(ctx workflow.Context) {
 				d.state.Retry.Pending = nil
 				return
 			}
-			if !d.advise(ctx, d.state.Retry.Pending[0]) {
+			execute, ok := d.advise(ctx, d.state.Retry.Pending[0])
+			if !ok {
 				return
 			}
 			d.state.Retry.Pending = d.state.Retry.Pending[1:]
+			if execute {
+				d.execute(ctx, d.state.Retry.Advice, d.state.Retry.Advised)
+			}
 		}
 	})
 }
 
-// advise asks AdviseRetry about one failure and records the advice; false when the run
-// ended first.
-func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) bool {
+// advise asks AdviseRetry about one failure and records the advice; ok is false when the
+// run ended first; execute when the Stripe executor is to pay the invoice at the advised time.
+func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) (execute, ok bool) {
 	f := d.in.Failure
 	in := activities.AdviseRetryInput{
 		WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Failure: failure,
@@ -75,7 +79,7 @@ func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) bool
 		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Advise billing on retrying "+failure.EventID), a.AdviseRetry, in)
 	}, &res)
 	if stopped || d.ended() {
-		return false
+		return false, false
 	}
 	if err != nil { // retries ran out (a worker configured with a limit): recorded, not advised
 		d.log.Error("could not advise billing on the retry", "failure_event_id", failure.EventID, "error", err)
@@ -84,7 +88,47 @@ func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) bool
 	d.state.Retry.Advice = &res.Advice
 	d.state.Retry.Advised++
 	d.updateDetails(ctx)
-	return true
+	return res.Execute && err == nil, true
+}
+
+// execute is the Stripe executor: at the advised time it pays the invoice (PayInvoice,
+// idempotency key recoup-<invoice>-attempt-<n>, n the advice's number). A newer failure
+// arriving first supersedes the advice; a run that ended, or is not active (paused, held,
+// waiting for support or approval), pays nothing. The outcome comes back through Stripe's
+// webhooks as any payment does. Only runs whose AdviseRetry answered Execute (the executor
+// enabled on the worker) emit these commands, so recorded runs replay unchanged.
+func (d *dunning) execute(ctx workflow.Context, adv *recoup.RetryAdvice, n int) {
+	wait := adv.RetryAt.Sub(workflow.Now(ctx))
+	if wait > 0 {
+		superseded, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait,
+			TimerOptions: workflow.TimerOptions{Summary: "pay the invoice through Stripe at the advised time (" + humanDuration(wait) + ")"}},
+			func() bool { return d.ended() || d.advicePending() })
+		if err != nil || superseded {
+			adv.Executed = "skipped: a newer failure or the run's end came first"
+			return
+		}
+	}
+	if d.state.Status != recoup.StatusActive {
+		adv.Executed = "skipped: the run is " + string(d.state.Status)
+		return
+	}
+	f := d.in.Failure
+	var res activities.PayInvoiceResult
+	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, fmt.Sprintf("Pay the invoice through Stripe (attempt %d)", n)), a.PayInvoice,
+			activities.PayInvoiceInput{InvoiceID: f.InvoiceID, N: n})
+	}, &res)
+	switch {
+	case stopped:
+		adv.Executed = "skipped: the run ended"
+	case err != nil:
+		adv.Executed = "failed: " + err.Error()
+	case res.Paid:
+		adv.Executed = "paid"
+	default:
+		adv.Executed = "declined: " + res.DeclineCode
+	}
+	d.updateDetails(ctx)
 }
 
 // attemptsUpTo are the attempts up to and including the one with event id id.

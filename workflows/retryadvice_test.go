@@ -11,6 +11,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/stripe"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 	"github.com/recoup-dunning/recoup/workflows"
 )
@@ -77,5 +78,41 @@ func TestAFailureIsAdvisedOnceAndARetryFailedSpendsTheBudget(t *testing.T) {
 	if len(st.Retry.Attempts) != 2 || st.Retry.Advised != 2 || second.FailureEventID != "evt_retry_1" ||
 		second.Class != recoup.DeclineIssuerUnavailable || second.Remaining >= first.Remaining {
 		t.Fatalf("after the retry_failed: %+v (advice %+v), want 2 attempts, 2 advices, less budget than %d", st.Retry, second, first.Remaining)
+	}
+}
+
+// fakePayer records the Stripe executor's attempts.
+type fakePayer struct {
+	mu    sync.Mutex
+	calls []string
+	at    []time.Time
+	now   func() time.Time
+}
+
+func (p *fakePayer) Pay(_ context.Context, invoiceID string, n int) (stripe.PayResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, stripe.AttemptKey(invoiceID, n))
+	p.at = append(p.at, p.now())
+	return stripe.PayResult{DeclineCode: "try_again_later"}, nil
+}
+
+// With the Stripe executor enabled the run pays the invoice once, at the advised time, with
+// the attempt's idempotency key, and records what Stripe answered.
+func TestTheStripeExecutorPaysOnceAtTheAdvisedTime(t *testing.T) {
+	w := newWorld(t)
+	w.input.Failure.FailureCode = "try_again_later"
+	payer := &fakePayer{now: w.env.Now}
+	acts := &activities.DunningActivities{Payer: payer, ClassifyDecline: func(string) recoup.DeclineClass { return recoup.DeclineIssuerUnavailable }}
+	w.env.OnActivity(a.AdviseRetry, mock.Anything, mock.Anything).Return(acts.AdviseRetry)
+	w.env.OnActivity(a.PayInvoice, mock.Anything, mock.Anything).Return(acts.PayInvoice)
+	_, st := w.run()
+	payer.mu.Lock()
+	defer payer.mu.Unlock()
+	if len(payer.calls) != 1 || payer.calls[0] != "recoup-inv_1-attempt-1" || !payer.at[0].Equal(t0.Add(time.Hour)) {
+		t.Fatalf("Stripe attempts %v at %v, want one, recoup-inv_1-attempt-1, at %s", payer.calls, payer.at, t0.Add(time.Hour))
+	}
+	if adv := st.Retry.Advice; adv == nil || adv.Executed != "declined: try_again_later" {
+		t.Fatalf("advice %+v, want the executor's answer recorded", adv)
 	}
 }

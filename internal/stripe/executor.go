@@ -40,7 +40,9 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 
 // AttemptKey is the Idempotency-Key of attempt n on an invoice: the same on every retry of
 // the activity, so Stripe charges an attempt at most once.
-func AttemptKey(invoiceID string, n int) string { return fmt.Sprintf("recoup-%s-attempt-%d", invoiceID, n) }
+func AttemptKey(invoiceID string, n int) string {
+	return fmt.Sprintf("recoup-%s-attempt-%d", invoiceID, n)
+}
 
 // PayResult is what Stripe answered.
 type PayResult struct {
