@@ -35,6 +35,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/stripe"
 	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 	"github.com/recoup-dunning/recoup/prompts"
@@ -213,6 +214,14 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 	}
 	if acts.RetryPolicy, err = loadRetryPolicy(cfg.PromptsDir, logger); err != nil {
 		return nil, nil, err
+	}
+	if cfg.StripeExecutor {
+		ex, err := stripe.NewExecutor(stripe.ExecutorConfig{APIKey: cfg.StripeAPIKey, BaseURL: cfg.StripeAPIBase})
+		if err != nil {
+			return nil, nil, err
+		}
+		acts.Payer = ex
+		logger.Info("Stripe executor enabled: invoices are paid through Stripe at the advised retry time")
 	}
 	for ch, live := range map[recoup.Channel]bool{recoup.ChannelEmail: cfg.EmailEnabled(), recoup.ChannelSMS: cfg.SMSEnabled()} {
 		if live && !acts.HearsEvents[ch] {
