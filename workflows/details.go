@@ -22,10 +22,20 @@ func detailLines(st recoup.State) []string { return detailLinesAt(st, time.Time{
 func detailLinesAt(st recoup.State, now time.Time) []string {
 	head := fmt.Sprintf("**%s** · step %d of %d", st.Status, st.Step, st.TotalSteps)
 	lines := []string{head}
-	if next := nextLineWithRetry(st, nextLine(st), now); next != "" {
+	next, last, retry := nextLine(st), lastLine(st), retryAhead(st, now)
+	switch {
+	case retry == "":
+	case next == "":
+		next = retry
+	case len([]rune(next))+3+len([]rune(retry)) <= maxDetailLine:
+		next += " · " + retry
+	default: // what happens next outranks the last decision
+		last = retry
+	}
+	if next != "" {
 		lines = append(lines, next)
 	}
-	if last := lastLine(st); last != "" {
+	if last != "" {
 		lines = append(lines, last)
 	}
 	for i, l := range lines {

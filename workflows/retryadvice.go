@@ -149,24 +149,18 @@ func retryLine(adv *recoup.RetryAdvice) string {
 	case adv.DoNotRetry:
 		return fmt.Sprintf("Retry: do not retry (%s)", adv.Class)
 	}
-	return fmt.Sprintf("Retry advised at %s (%s, %d left)", when(adv.RetryAt), adv.Class, adv.Remaining)
+	return fmt.Sprintf("Retry advised at %s (%d left)", when(adv.RetryAt), adv.Remaining)
 }
 
-// nextLineWithRetry appends the advice to the line about what happens next, while it is
-// still ahead (the details stay three lines).
-func nextLineWithRetry(st recoup.State, next string, now time.Time) string {
+// retryAhead is the newest advice for the details while the run is open and the advice's
+// time is ahead of now (zero now: always); "" otherwise.
+func retryAhead(st recoup.State, now time.Time) string {
 	if st.Status.Ended() || st.Retry == nil {
-		return next
+		return ""
 	}
 	adv := st.Retry.Advice
 	if adv != nil && !adv.DoNotRetry && !now.IsZero() && adv.RetryAt.Before(now) {
-		return next
+		return ""
 	}
-	if l := retryLine(adv); l != "" {
-		if next == "" {
-			return l
-		}
-		return next + " · " + l
-	}
-	return next
+	return retryLine(adv)
 }

@@ -116,3 +116,32 @@ func TestTheStripeExecutorPaysOnceAtTheAdvisedTime(t *testing.T) {
 		t.Fatalf("advice %+v, want the executor's answer recorded", adv)
 	}
 }
+
+// The details show the retry advice on the "next" line while its time is ahead, a
+// do-not-retry as such, nothing once the run ended; always three lines.
+func TestDetailsShowTheRetryAdviceWhileItIsAhead(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 33, 0, 0, time.UTC)
+	st := recoup.State{Status: recoup.StatusActive, Step: 1, TotalSteps: 3, NextAction: "step 2", NextActionAt: at.Add(72 * time.Hour),
+		NextChannel: recoup.ChannelSMS, Decisions: []recoup.Decision{{Channel: recoup.ChannelEmail, Tone: "friendly", Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}}},
+		Retry: &recoup.RetryState{Advice: &recoup.RetryAdvice{Class: recoup.DeclineInsufficientFunds, RetryAt: at.Add(24 * time.Hour), Remaining: 7}}}
+	lines := workflows.DetailLinesAt(st, at)
+	// Support's channel makes the second line too long for it: the advice takes the third.
+	if len(lines) != 3 || lines[2] != "Retry advised at 2026-12-02 17:33 UTC (7 left)" || strings.Contains(lines[1], "…") {
+		t.Fatalf("details %q: want the advice whole on the third line", lines)
+	}
+	st.NextChannel = ""
+	if lines := workflows.DetailLinesAt(st, at); len(lines) != 3 || !strings.HasSuffix(lines[1], " · Retry advised at 2026-12-02 17:33 UTC (7 left)") {
+		t.Fatalf("details %q: want the advice on the second line", lines)
+	}
+	if lines := workflows.DetailLinesAt(st, at.Add(25*time.Hour)); strings.Contains(strings.Join(lines, " "), "Retry") {
+		t.Fatalf("details %q: an advice in the past is not what happens next", lines)
+	}
+	st.Retry.Advice = &recoup.RetryAdvice{Class: recoup.DeclineDoNotRetry, DoNotRetry: true}
+	if lines := workflows.DetailLinesAt(st, at); !strings.Contains(strings.Join(lines, " "), "Retry: do not retry (do_not_retry)") {
+		t.Fatalf("details %q: want the do-not-retry advice", lines)
+	}
+	st.Status = recoup.StatusRecovered
+	if lines := workflows.DetailLinesAt(st, at); len(lines) > 3 || strings.Contains(strings.Join(lines, " "), "Retry") {
+		t.Fatalf("details %q of an ended run show retry advice", lines)
+	}
+}
