@@ -100,10 +100,10 @@ func (p *Policy) Advise(in Input) Advice {
 		why = "insufficient funds: retry on the next likely payday (" + at.In(zone(in.TimeZone)).Format("Mon 2 Jan 15:04 MST") + ")"
 	default: // issuer_unavailable, generic_soft, unknown
 		n := retriesSince(in)
-		at, why = in.Now.Add(p.spacing(out.Class, n)), fmt.Sprintf("%s: retry %d after %s", out.Class, n+1, p.spacing(out.Class, n))
+		at, why = in.Now.Add(p.spacing(out.Class, n)), fmt.Sprintf("%s: retry %d in %s", out.Class, n+1, short(p.spacing(out.Class, n)))
 	}
-	if max := p.MaxAttempts; max > 0 && len(in.Attempts) >= max {
-		return stop(fmt.Sprintf("Recoup's budget of %d attempts for the invoice is spent", max))
+	if limit := p.MaxAttempts; limit > 0 && len(in.Attempts) >= limit {
+		return stop(fmt.Sprintf("Recoup's budget of %d attempts for the invoice is spent", limit))
 	}
 	at, ok := p.withinBudget(in, at)
 	if !ok {
@@ -203,6 +203,11 @@ func NetworkOfBIN(bin string) string {
 		return "mastercard"
 	}
 	return ""
+}
+
+// short writes a duration as "6h", "10m", "1h30m".
+func short(d time.Duration) string {
+	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
 }
 
 func firstOf(a, b string) string {
