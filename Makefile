@@ -15,7 +15,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: secrets all build temporal ui-server workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies chaos clean
+.PHONY: secrets all build temporal ui-server workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies bench-retry chaos clean
 
 all: build
 
@@ -125,6 +125,13 @@ bench-spike:
 	@SPIKE_SEEDS=$${SPIKE_SEEDS:-100} SPIKE_DAYS=$${SPIKE_DAYS:-300} $(GO) test -count=1 -timeout 120m \
 		-run 'BINSpike|GatewayOutage|NoIncident|Renewal|SingleGateway|StreamDays' -v ./internal/model/spike \
 		| grep -E '^spike-|^(ok|FAIL|---)'
+
+# Retry advice, a simulation (internal/model/retry/sim_test.go): a synthetic population of
+# RETRY_SIM_FAILURES failed renewals (default 20000, seed 16) retried on a fixed 4-in-2-weeks
+# schedule and as Recoup advises: recovered share, retries spent, network-rule violations.
+bench-retry:
+	@RETRY_SIM_FAILURES=$${RETRY_SIM_FAILURES:-20000} $(GO) test -count=1 -run RetrySimulation -v ./internal/model/retry \
+		| grep -E '^retry-sim|^(ok|FAIL|---)'
 
 # The load generator is a measurement tool, not part of the product binary.
 # The replies' rules fallback (no model): accuracy per intent on the labelled replies it was

@@ -556,6 +556,50 @@ const (
 var DeclineClasses = []DeclineClass{DeclineUpdatePaymentMethod, DeclineDoNotRetry, DeclineInsufficientFunds,
 	DeclineAuthenticationRequired, DeclineIssuerUnavailable, DeclineGenericSoft, DeclineUnknown}
 
+// WebhookRetryAdvice is the outbound webhook (Standard Webhooks, to BILLING_WEBHOOK_URL) by
+// which Recoup advises billing when, or whether, to retry a failed charge: one per failure
+// (webhook-id "<run key>/retry-advice/<failure event id>"). See docs/events/README.md.
+const WebhookRetryAdvice = "dunning.retry_advice"
+
+// RetryAttempt is one charge attempt on the invoice's card the run heard of: the failure
+// that started it, a later payment.failed, or billing's retry results. Each counts against
+// the card networks' retry budgets.
+type RetryAttempt struct {
+	EventID   string    `json:"event_id"`
+	At        time.Time `json:"at"`
+	Code      string    `json:"code,omitempty"`
+	Succeeded bool      `json:"succeeded,omitempty"`
+}
+
+// RetryAdvice is what Recoup advised billing after one failure.
+type RetryAdvice struct {
+	FailureEventID string       `json:"failure_event_id"`
+	Class          DeclineClass `json:"class"`
+	DoNotRetry     bool         `json:"do_not_retry"`
+	RetryAt        time.Time    `json:"retry_at,omitzero"`
+	Reason         string       `json:"reason"`
+	// Remaining is how many attempts the network budgets (and Recoup's cap) still allow at
+	// RetryAt, the advised one included.
+	Remaining int       `json:"remaining"`
+	AdvisedAt time.Time `json:"advised_at"`
+	Delivery  string    `json:"delivery"` // sent | logged (no webhook configured) | rejected
+	// Executed is what the Stripe executor did at RetryAt (empty when it is not enabled):
+	// "paid", "declined: <code>", "skipped: …" or "failed: …".
+	Executed string `json:"executed,omitempty"`
+}
+
+// RetryState is the run's retry bookkeeping (State.Retry): the attempts so far (the newest
+// MaxRetryAttempts), the failures not yet advised on, and the newest advice.
+type RetryState struct {
+	Attempts []RetryAttempt `json:"attempts,omitempty"`
+	Pending  []RetryAttempt `json:"pending,omitempty"`
+	Advice   *RetryAdvice   `json:"advice,omitempty"`
+	Advised  int            `json:"advised,omitempty"` // advices given so far
+}
+
+// MaxRetryAttempts bounds RetryState.Attempts (the networks' windows are 30 days).
+const MaxRetryAttempts = 100
+
 // Decision is what DecideStrategy chose for one step, after guardrails.
 type Decision struct {
 	Step      int       `json:"step"`
@@ -653,6 +697,9 @@ type State struct {
 	// while holding it); Approvals how every held message was decided.
 	Approval  *PendingApproval `json:"approval,omitempty"`
 	Approvals []ApprovalRecord `json:"approvals,omitempty"`
+	// Retry is the retry advice given to billing and the attempts it counts (nil: runs
+	// recorded before retry advice).
+	Retry *RetryState `json:"retry,omitempty"`
 }
 
 // MaxReplyRecords bounds State.Replies.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
+	"github.com/recoup-dunning/recoup/internal/model/retry"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/openai"
@@ -96,6 +97,12 @@ type DunningActivities struct {
 	// an event after the window lead to a resend; otherwise an unknown outcome stays
 	// reconcile and is never resent blind. Nil hears none.
 	HearsEvents map[recoup.Channel]bool
+	// RetryPolicy is prompts/retry.yaml (retry.DefaultPolicy when nil); ClassifyDecline maps
+	// a failure code to its decline class (nil: every code is recoup.DeclineUnknown).
+	RetryPolicy     *retry.Policy
+	ClassifyDecline func(code string) recoup.DeclineClass
+	// Payer, when set (RECOUP_STRIPE_EXECUTOR=1), pays the invoice at the advised time.
+	Payer InvoicePayer
 }
 
 // DefaultReconcileWindow is the reconcile window when none is configured.

@@ -513,8 +513,34 @@ func PrintState(w io.Writer, wfID string, s recoup.State, closed *closedOutcome,
 	if !s.PausedUntil.IsZero() && closed == nil {
 		fmt.Fprintf(tw, "paused until\t%s (a reply)\n", s.PausedUntil.Format(time.RFC3339))
 	}
+	if r := retryAdviceLine(s, now); r != "" && closed == nil {
+		fmt.Fprintf(tw, "retry advice\t%s\n", r)
+	}
 	tw.Flush()
 	printRecords(w, s)
+}
+
+// retryAdviceLine is the newest retry advice given to billing (State.Retry), for an open
+// run: when (never a time in the past as if it were ahead), the class, the budget left, how
+// billing was told and why.
+func retryAdviceLine(s recoup.State, now time.Time) string {
+	if s.Retry == nil || s.Retry.Advice == nil || s.Status.Ended() {
+		return ""
+	}
+	adv := s.Retry.Advice
+	what := "do not retry"
+	switch {
+	case adv.DoNotRetry:
+	case adv.RetryAt.After(now):
+		what = fmt.Sprintf("retry at %s (%d attempts left)", adv.RetryAt.Format(time.RFC3339), adv.Remaining)
+	default:
+		what = fmt.Sprintf("was advised for %s, now past", adv.RetryAt.Format(time.RFC3339))
+	}
+	line := fmt.Sprintf("%s · %s · billing %s · %s", what, adv.Class, adv.Delivery, adv.Reason)
+	if adv.Executed != "" {
+		line += " · Stripe: " + adv.Executed
+	}
+	return line
 }
 
 // printClosed writes the true outcome of a run closed outside the workflow.

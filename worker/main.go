@@ -10,12 +10,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -28,12 +30,15 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/closedruns"
 	"github.com/recoup-dunning/recoup/internal/config"
+	"github.com/recoup-dunning/recoup/internal/model/retry"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
+	"github.com/recoup-dunning/recoup/internal/stripe"
 	"github.com/recoup-dunning/recoup/internal/twilio"
 	"github.com/recoup-dunning/recoup/internal/webhook"
+	"github.com/recoup-dunning/recoup/prompts"
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
@@ -207,6 +212,17 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 		PaymentURL: cfg.PaymentURL, UnsubscribeURL: cfg.UnsubscribeURL, ReconcileWindow: cfg.ReconcileWindow,
 		HearsEvents: map[recoup.Channel]bool{recoup.ChannelEmail: cfg.HearsEvents("email"), recoup.ChannelSMS: cfg.HearsEvents("sms")},
 	}
+	if acts.RetryPolicy, err = loadRetryPolicy(cfg.PromptsDir, logger); err != nil {
+		return nil, nil, err
+	}
+	if cfg.StripeExecutor {
+		ex, err := stripe.NewExecutor(stripe.ExecutorConfig{APIKey: cfg.StripeAPIKey, BaseURL: cfg.StripeAPIBase})
+		if err != nil {
+			return nil, nil, err
+		}
+		acts.Payer = ex
+		logger.Info("Stripe executor enabled: invoices are paid through Stripe at the advised retry time")
+	}
 	for ch, live := range map[recoup.Channel]bool{recoup.ChannelEmail: cfg.EmailEnabled(), recoup.ChannelSMS: cfg.SMSEnabled()} {
 		if live && !acts.HearsEvents[ch] {
 			logger.Warn("this deployment cannot receive the provider's delivery events for the channel (SENDGRID_WEBHOOK_PUBLIC_KEY; Twilio callbacks to RECOUP_PUBLIC_BASE_URL): a send whose outcome is unknown stays in reconcile and is never resent",
@@ -245,4 +261,28 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 	errs = append(errs, err)
 	acts.Webhook = hook
 	return acts, errs, nil
+}
+
+// loadRetryPolicy reads retry.yaml from PROMPTS_DIR when it holds one, else the shipped file,
+// and validates it (a bad file stops the worker, naming each field at fault). The decline
+// classifier (ClassifyDecline) is wired where the decline table lives.
+func loadRetryPolicy(dir string, logger *slog.Logger) (*retry.Policy, error) {
+	b, err := prompts.Default.ReadFile("retry.yaml")
+	src := "shipped"
+	if dir != "" {
+		if own, ferr := os.ReadFile(filepath.Join(dir, "retry.yaml")); ferr == nil {
+			b, err, src = own, nil, filepath.Join(dir, "retry.yaml")
+		} else if !errors.Is(ferr, fs.ErrNotExist) {
+			return nil, fmt.Errorf("retry policy: %w", ferr)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("retry policy: %w", err)
+	}
+	p, err := retry.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	logger.Info("retry policy loaded", "source", src)
+	return p, nil
 }

@@ -15,13 +15,27 @@ const maxDetailLine = 100
 // detailLines are the run's current details in at most three short lines: its status and
 // step; what will really happen next (nothing for an ended run, no step time for a paused
 // one); and the newest decision or reply.
-func detailLines(st recoup.State) []string {
+func detailLines(st recoup.State) []string { return detailLinesAt(st, time.Time{}) }
+
+// detailLinesAt is detailLines at the run's clock now: the retry advice shows on the second
+// line while its time is ahead (zero now: always).
+func detailLinesAt(st recoup.State, now time.Time) []string {
 	head := fmt.Sprintf("**%s** · step %d of %d", st.Status, st.Step, st.TotalSteps)
 	lines := []string{head}
-	if next := nextLine(st); next != "" {
+	next, last, retry := nextLine(st), lastLine(st), retryAhead(st, now)
+	switch {
+	case retry == "":
+	case next == "":
+		next = retry
+	case len([]rune(next))+3+len([]rune(retry)) <= maxDetailLine:
+		next += " · " + retry
+	default: // what happens next outranks the last decision
+		last = retry
+	}
+	if next != "" {
 		lines = append(lines, next)
 	}
-	if last := lastLine(st); last != "" {
+	if last != "" {
 		lines = append(lines, last)
 	}
 	for i, l := range lines {

@@ -162,6 +162,7 @@ func (d *dunning) setup(ctx workflow.Context) error {
 		}
 		d.remember(f.EventID)
 		d.failureCode = f.FailureCode
+		d.recordAttempt(recoup.RetryAttempt{EventID: f.EventID, At: d.state.LastApplied, Code: f.FailureCode})
 	}
 	d.settleAnyTime = d.in.Continued != nil || workflow.GetVersion(ctx, ChangeSettleAnyTime, workflow.DefaultVersion, 1) >= 1
 	if err := setQuery(ctx, recoup.QueryStatus, func() (recoup.State, error) { return d.state, nil }); err != nil {
@@ -176,6 +177,7 @@ func (d *dunning) setup(ctx workflow.Context) error {
 	}
 	d.startSignals(ctx)
 	d.startReplies(ctx)
+	d.startRetryAdvice(ctx)
 	d.updateDetails(ctx)
 	return nil
 }
@@ -216,7 +218,7 @@ func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string
 // updateDetails keeps the run's current details (shown in the Web UI, which shows three
 // lines) up to date with detailLines.
 func (d *dunning) updateDetails(ctx workflow.Context) {
-	workflow.SetCurrentDetails(ctx, strings.Join(detailLines(d.state), "\n\n"))
+	workflow.SetCurrentDetails(ctx, strings.Join(detailLinesAt(d.state, workflow.Now(ctx)), "\n\n"))
 }
 
 // decisionLine is a decision in one line, e.g. "Email · friendly · 10% off · decided by LLM".

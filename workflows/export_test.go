@@ -13,3 +13,6 @@ var DetailLines = detailLines
 
 // HumanDuration is how timer summaries write a duration.
 var HumanDuration = humanDuration
+
+// DetailLinesAt is the run's current details at the run's clock now.
+var DetailLinesAt = detailLinesAt

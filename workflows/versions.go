@@ -82,6 +82,12 @@ const (
 	// the decision's search attributes, before the delivery, only for a decision carrying
 	// an approval request.
 	ChangeApprovals = "approvals"
+	// ChangeRetryAdvice (DunningWorkflow, retryadvice.go startRetryAdvice): every failure the
+	// run applies (the first included) is advised on by the AdviseRetry activity, which sends
+	// billing dunning.retry_advice. Runs recorded before it advise nothing. Order: in the
+	// advice goroutine, before the run's first AdviseRetry (at its first failure, i.e. at the
+	// start of a new run, before the first step's wait).
+	ChangeRetryAdvice = "retry-advice"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -97,4 +103,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangeReplies, "DunningWorkflow"},
 	{ChangePauseOrder, "DunningWorkflow"},
 	{ChangeApprovals, "DunningWorkflow"},
+	{ChangeRetryAdvice, "DunningWorkflow"},
 }

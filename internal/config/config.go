@@ -71,6 +71,11 @@ type Config struct {
 	IngressAddr   string   // INGRESS_ADDR, for `starter serve`
 	WebhookSecret []string // WEBHOOK_SECRETS: Standard Webhooks secrets accepted on POST /v1/events
 	StripeSecrets []string // STRIPE_WEBHOOK_SECRETS: Stripe endpoint secrets for POST /v1/stripe
+	// StripeExecutor is RECOUP_STRIPE_EXECUTOR=1: the worker pays an invoice through Stripe
+	// at the time Recoup advised (STRIPE_API_KEY; STRIPE_API_BASE for stripe-mock).
+	StripeExecutor bool
+	StripeAPIKey   string
+	StripeAPIBase  string
 	// PublicBaseURL is RECOUP_PUBLIC_BASE_URL: the address the providers reach `starter
 	// serve` at (behind any proxy), e.g. https://recoup.shop.example. Twilio's status
 	// callbacks are sent to <it>/v1/providers/twilio/status and their signatures verified
@@ -309,6 +314,9 @@ func (c *Config) readServices(e *env) {
 	c.MetricsAddr = e.get("METRICS_ADDR", ":9090")
 	c.WebhookSecret = e.list("WEBHOOK_SECRETS")
 	c.StripeSecrets = e.list("STRIPE_WEBHOOK_SECRETS")
+	c.StripeExecutor = e.boolean("RECOUP_STRIPE_EXECUTOR")
+	c.StripeAPIKey = e.get("STRIPE_API_KEY", "")
+	c.StripeAPIBase = e.urlVar("STRIPE_API_BASE", "")
 	c.SendGridInboundSecret = e.get("SENDGRID_INBOUND_SECRET", "")
 	c.KafkaBrokers = e.list("KAFKA_BROKERS")
 	c.KafkaTopic = e.get("KAFKA_TOPIC", "recoup.events")
@@ -440,6 +448,9 @@ func (c *Config) checkCombinations() []error {
 	errs = append(errs, c.checkSMS()...)
 	if c.ReconcileWindow <= 0 {
 		errs = append(errs, errors.New("RECOUP_RECONCILE_WINDOW: must be a positive duration, e.g. 30m"))
+	}
+	if c.StripeExecutor && c.StripeAPIKey == "" {
+		errs = append(errs, errors.New("STRIPE_API_KEY: required when RECOUP_STRIPE_EXECUTOR=1"))
 	}
 	errs = append(errs, c.checkSecrets()...)
 	if c.Webhook.URL != "" && c.Webhook.Secret == "" {

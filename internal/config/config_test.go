@@ -133,6 +133,7 @@ func TestFromEnvErrorsNameTheVariable(t *testing.T) {
 		{"twilio without from", map[string]string{"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "RECOUP_PUBLIC_BASE_URL": "https://recoup.test"}, "TWILIO_FROM:"},
 		{"reconcile window not positive", map[string]string{"RECOUP_RECONCILE_WINDOW": "0s"}, "RECOUP_RECONCILE_WINDOW:"},
 		{"webhook without secret", map[string]string{"BILLING_WEBHOOK_URL": "https://billing.test/hook"}, "BILLING_WEBHOOK_SECRET:"},
+		{"stripe executor without key", map[string]string{"RECOUP_STRIPE_EXECUTOR": "1"}, "STRIPE_API_KEY:"},
 		{"non-http sendgrid URL", map[string]string{"SENDGRID_BASE_URL": "ftp://sendgrid.test"}, "SENDGRID_BASE_URL:"},
 		{"sendgrid URL without host", map[string]string{"SENDGRID_BASE_URL": "https://"}, "SENDGRID_BASE_URL:"},
 		{"relative openai URL", map[string]string{"OPENAI_BASE_URL": "localhost:8080"}, "OPENAI_BASE_URL:"},

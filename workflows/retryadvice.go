@@ -1,0 +1,166 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+)
+
+// Retry advice. Every failure the run applies (the one that started it, a later
+// payment.failed, a payment.retry_failed) is an attempt on the card and is queued for
+// advice; billing's retry results (failed or succeeded) count against the networks'
+// budgets. The advice goroutine asks AdviseRetry, one failure at a time and in order, which
+// decides the advice and sends billing the dunning.retry_advice webhook (one per failure
+// event id). The state keeps the attempts, the failures not yet advised on, and the newest
+// advice; it carries across continue-as-new with the state.
+
+// recordAttempt adds an attempt to the run's retry bookkeeping; a failure is queued for advice.
+func (d *dunning) recordAttempt(at recoup.RetryAttempt) {
+	r := d.state.Retry
+	if r == nil {
+		r = &recoup.RetryState{}
+		d.state.Retry = r
+	}
+	r.Attempts = append(r.Attempts, at)
+	if n := len(r.Attempts) - recoup.MaxRetryAttempts; n > 0 {
+		r.Attempts = r.Attempts[n:]
+	}
+	if !at.Succeeded {
+		r.Pending = append(r.Pending, at)
+	}
+}
+
+func (d *dunning) advicePending() bool {
+	return d.state.Retry != nil && len(d.state.Retry.Pending) > 0
+}
+
+// startRetryAdvice starts the goroutine that advises billing on each queued failure for as
+// long as the run lives. Runs recorded before ChangeRetryAdvice advise nothing.
+func (d *dunning) startRetryAdvice(ctx workflow.Context) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			if err := workflow.Await(ctx, func() bool { return d.advicePending() || d.ended() }); err != nil || d.ended() {
+				return
+			}
+			if workflow.GetVersion(ctx, ChangeRetryAdvice, workflow.DefaultVersion, 1) < 1 {
+				d.state.Retry.Pending = nil
+				return
+			}
+			execute, ok := d.advise(ctx, d.state.Retry.Pending[0])
+			if !ok {
+				return
+			}
+			d.state.Retry.Pending = d.state.Retry.Pending[1:]
+			if execute {
+				d.execute(ctx, d.state.Retry.Advice, d.state.Retry.Advised)
+			}
+		}
+	})
+}
+
+// advise asks AdviseRetry about one failure and records the advice; ok is false when the
+// run ended first; execute when the Stripe executor is to pay the invoice at the advised time.
+func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) (execute, ok bool) {
+	f := d.in.Failure
+	in := activities.AdviseRetryInput{
+		WorkflowID: d.runKey, InvoiceID: f.InvoiceID, CustomerID: f.CustomerID, Failure: failure,
+		Attempts: attemptsUpTo(d.state.Retry.Attempts, failure.EventID), CardBIN: f.CardBIN,
+		Country: f.IssuerCountry, Now: workflow.Now(ctx),
+	}
+	if f.Customer != nil {
+		in.TimeZone = f.Customer.TimeZone
+	}
+	var res activities.AdviseRetryResult
+	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Advise billing on retrying "+failure.EventID), a.AdviseRetry, in)
+	}, &res)
+	if stopped || d.ended() {
+		return false, false
+	}
+	if err != nil { // retries ran out (a worker configured with a limit): recorded, not advised
+		d.log.Error("could not advise billing on the retry", "failure_event_id", failure.EventID, "error", err)
+		res.Advice = recoup.RetryAdvice{FailureEventID: failure.EventID, Reason: "not advised: " + err.Error(), AdvisedAt: workflow.Now(ctx), Delivery: "failed"}
+	}
+	d.state.Retry.Advice = &res.Advice
+	d.state.Retry.Advised++
+	d.updateDetails(ctx)
+	return res.Execute && err == nil, true
+}
+
+// execute is the Stripe executor: at the advised time it pays the invoice (PayInvoice,
+// idempotency key recoup-<invoice>-attempt-<n>, n the advice's number). A newer failure
+// arriving first supersedes the advice; a run that ended, or is not active (paused, held,
+// waiting for support or approval), pays nothing. The outcome comes back through Stripe's
+// webhooks as any payment does. Only runs whose AdviseRetry answered Execute (the executor
+// enabled on the worker) emit these commands, so recorded runs replay unchanged.
+func (d *dunning) execute(ctx workflow.Context, adv *recoup.RetryAdvice, n int) {
+	wait := adv.RetryAt.Sub(workflow.Now(ctx))
+	if wait > 0 {
+		superseded, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait,
+			TimerOptions: workflow.TimerOptions{Summary: "pay the invoice through Stripe at the advised time (" + humanDuration(wait) + ")"}},
+			func() bool { return d.ended() || d.advicePending() })
+		if err != nil || superseded {
+			adv.Executed = "skipped: a newer failure or the run's end came first"
+			return
+		}
+	}
+	if d.state.Status != recoup.StatusActive {
+		adv.Executed = "skipped: the run is " + string(d.state.Status)
+		return
+	}
+	f := d.in.Failure
+	var res activities.PayInvoiceResult
+	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, fmt.Sprintf("Pay the invoice through Stripe (attempt %d)", n)), a.PayInvoice,
+			activities.PayInvoiceInput{InvoiceID: f.InvoiceID, N: n})
+	}, &res)
+	switch {
+	case stopped:
+		adv.Executed = "skipped: the run ended"
+	case err != nil:
+		adv.Executed = "failed: " + err.Error()
+	case res.Paid:
+		adv.Executed = "paid"
+	default:
+		adv.Executed = "declined: " + res.DeclineCode
+	}
+	d.updateDetails(ctx)
+}
+
+// attemptsUpTo are the attempts up to and including the one with event id id.
+func attemptsUpTo(as []recoup.RetryAttempt, id string) []recoup.RetryAttempt {
+	for i, at := range as {
+		if at.EventID == id {
+			return as[:i+1]
+		}
+	}
+	return as
+}
+
+// retryLine is the newest advice in a few words, for the current details.
+func retryLine(adv *recoup.RetryAdvice) string {
+	switch {
+	case adv == nil || adv.Delivery == "failed":
+		return ""
+	case adv.DoNotRetry:
+		return fmt.Sprintf("Retry: do not retry (%s)", adv.Class)
+	}
+	return fmt.Sprintf("Retry advised at %s (%d left)", when(adv.RetryAt), adv.Remaining)
+}
+
+// retryAhead is the newest advice for the details while the run is open and the advice's
+// time is ahead of now (zero now: always); "" otherwise.
+func retryAhead(st recoup.State, now time.Time) string {
+	if st.Status.Ended() || st.Retry == nil {
+		return ""
+	}
+	adv := st.Retry.Advice
+	if adv != nil && !adv.DoNotRetry && !now.IsZero() && adv.RetryAt.Before(now) {
+		return ""
+	}
+	return retryLine(adv)
+}

@@ -1,0 +1,147 @@
+package workflows_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/stripe"
+	"github.com/recoup-dunning/recoup/internal/webhook"
+	"github.com/recoup-dunning/recoup/workflows"
+)
+
+// adviceHook records the webhooks the real AdviseRetry sends.
+type adviceHook struct {
+	mu     sync.Mutex
+	events []webhook.Event
+}
+
+func (h *adviceHook) Enabled() bool { return true }
+func (h *adviceHook) Send(_ context.Context, e webhook.Event, _ time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, e)
+	return nil
+}
+
+// A failed payment leads to one dunning.retry_advice webhook; billing's retry_failed counts
+// against the budget and is advised on in turn; a redelivered retry_failed changes nothing.
+func TestAFailureIsAdvisedOnceAndARetryFailedSpendsTheBudget(t *testing.T) {
+	w := newWorld(t)
+	w.input.Failure.FailureCode = "insufficient_funds"
+	w.input.Failure.CardBIN = "424242"
+	w.input.Failure.IssuerCountry = "US"
+	w.input.Failure.Customer = &recoup.CustomerSnapshot{TimeZone: "America/New_York"}
+	hook := &adviceHook{}
+	acts := &activities.DunningActivities{Webhook: hook, ClassifyDecline: func(code string) recoup.DeclineClass {
+		return map[string]recoup.DeclineClass{"insufficient_funds": recoup.DeclineInsufficientFunds, "try_again_later": recoup.DeclineIssuerUnavailable}[code]
+	}}
+	w.env.OnActivity(a.AdviseRetry, mock.Anything, mock.Anything).Return(acts.AdviseRetry)
+	retryFailed := recoup.RetryResult{EventID: "evt_retry_1", AttemptID: "att_2", FailureCode: "try_again_later", OccurredAt: t0.Add(day)}
+	w.at(day, recoup.SignalRetryResult, retryFailed)
+	w.at(day+time.Hour, recoup.SignalRetryResult, retryFailed) // redelivered
+	var afterFirst recoup.State
+	w.env.RegisterDelayedCallback(func() {
+		v, err := w.env.QueryWorkflow(recoup.QueryStatus)
+		if err == nil {
+			_ = v.Get(&afterFirst)
+		}
+	}, time.Hour)
+	_, st := w.run()
+
+	if afterFirst.Retry == nil || afterFirst.Retry.Advice == nil {
+		t.Fatalf("no advice in the state an hour after the failure: %+v", afterFirst.Retry)
+	}
+	first := afterFirst.Retry.Advice
+	ny, _ := time.LoadLocation("America/New_York")
+	if first.Class != recoup.DeclineInsufficientFunds || first.DoNotRetry || first.RetryAt.In(ny).Hour() != 9 || first.Delivery != "sent" {
+		t.Fatalf("first advice %+v: want insufficient_funds at 09:00 New York, sent", first)
+	}
+	if got := strings.Join(workflows.DetailLines(afterFirst), "\n"); !strings.Contains(got, "Retry advised at") {
+		t.Errorf("details do not show the advice:\n%s", got)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if len(hook.events) != 2 {
+		t.Fatalf("%d retry-advice webhooks, want 2 (the failure, the retry_failed): %+v", len(hook.events), hook.events)
+	}
+	if e := hook.events[0]; e.Type != recoup.WebhookRetryAdvice || !strings.HasSuffix(e.ID, "/retry-advice/evt_first") {
+		t.Errorf("first webhook %s %s", e.Type, e.ID)
+	}
+	second := st.Retry.Advice
+	if len(st.Retry.Attempts) != 2 || st.Retry.Advised != 2 || second.FailureEventID != "evt_retry_1" ||
+		second.Class != recoup.DeclineIssuerUnavailable || second.Remaining >= first.Remaining {
+		t.Fatalf("after the retry_failed: %+v (advice %+v), want 2 attempts, 2 advices, less budget than %d", st.Retry, second, first.Remaining)
+	}
+}
+
+// fakePayer records the Stripe executor's attempts.
+type fakePayer struct {
+	mu    sync.Mutex
+	calls []string
+	at    []time.Time
+	now   func() time.Time
+}
+
+func (p *fakePayer) Pay(_ context.Context, invoiceID string, n int) (stripe.PayResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, stripe.AttemptKey(invoiceID, n))
+	p.at = append(p.at, p.now())
+	return stripe.PayResult{DeclineCode: "try_again_later"}, nil
+}
+
+// With the Stripe executor enabled the run pays the invoice once, at the advised time, with
+// the attempt's idempotency key, and records what Stripe answered.
+func TestTheStripeExecutorPaysOnceAtTheAdvisedTime(t *testing.T) {
+	w := newWorld(t)
+	w.input.Failure.FailureCode = "try_again_later"
+	payer := &fakePayer{now: w.env.Now}
+	acts := &activities.DunningActivities{Payer: payer, ClassifyDecline: func(string) recoup.DeclineClass { return recoup.DeclineIssuerUnavailable }}
+	w.env.OnActivity(a.AdviseRetry, mock.Anything, mock.Anything).Return(acts.AdviseRetry)
+	w.env.OnActivity(a.PayInvoice, mock.Anything, mock.Anything).Return(acts.PayInvoice)
+	_, st := w.run()
+	payer.mu.Lock()
+	defer payer.mu.Unlock()
+	if len(payer.calls) != 1 || payer.calls[0] != "recoup-inv_1-attempt-1" || !payer.at[0].Equal(t0.Add(time.Hour)) {
+		t.Fatalf("Stripe attempts %v at %v, want one, recoup-inv_1-attempt-1, at %s", payer.calls, payer.at, t0.Add(time.Hour))
+	}
+	if adv := st.Retry.Advice; adv == nil || adv.Executed != "declined: try_again_later" {
+		t.Fatalf("advice %+v, want the executor's answer recorded", adv)
+	}
+}
+
+// The details show the retry advice on the "next" line while its time is ahead, a
+// do-not-retry as such, nothing once the run ended; always three lines.
+func TestDetailsShowTheRetryAdviceWhileItIsAhead(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 33, 0, 0, time.UTC)
+	st := recoup.State{Status: recoup.StatusActive, Step: 1, TotalSteps: 3, NextAction: "step 2", NextActionAt: at.Add(72 * time.Hour),
+		NextChannel: recoup.ChannelSMS, Decisions: []recoup.Decision{{Channel: recoup.ChannelEmail, Tone: "friendly", Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}}},
+		Retry: &recoup.RetryState{Advice: &recoup.RetryAdvice{Class: recoup.DeclineInsufficientFunds, RetryAt: at.Add(24 * time.Hour), Remaining: 7}}}
+	lines := workflows.DetailLinesAt(st, at)
+	// Support's channel makes the second line too long for it: the advice takes the third.
+	if len(lines) != 3 || lines[2] != "Retry advised at 2026-12-02 17:33 UTC (7 left)" || strings.Contains(lines[1], "…") {
+		t.Fatalf("details %q: want the advice whole on the third line", lines)
+	}
+	st.NextChannel = ""
+	if lines := workflows.DetailLinesAt(st, at); len(lines) != 3 || !strings.HasSuffix(lines[1], " · Retry advised at 2026-12-02 17:33 UTC (7 left)") {
+		t.Fatalf("details %q: want the advice on the second line", lines)
+	}
+	if lines := workflows.DetailLinesAt(st, at.Add(25*time.Hour)); strings.Contains(strings.Join(lines, " "), "Retry") {
+		t.Fatalf("details %q: an advice in the past is not what happens next", lines)
+	}
+	st.Retry.Advice = &recoup.RetryAdvice{Class: recoup.DeclineDoNotRetry, DoNotRetry: true}
+	if lines := workflows.DetailLinesAt(st, at); !strings.Contains(strings.Join(lines, " "), "Retry: do not retry (do_not_retry)") {
+		t.Fatalf("details %q: want the do-not-retry advice", lines)
+	}
+	st.Status = recoup.StatusRecovered
+	if lines := workflows.DetailLinesAt(st, at); len(lines) > 3 || strings.Contains(strings.Join(lines, " "), "Retry") {
+		t.Fatalf("details %q of an ended run show retry advice", lines)
+	}
+}
