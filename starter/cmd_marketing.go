@@ -146,8 +146,8 @@ func lintPrompts(dir string, stdout io.Writer) error {
 	if where == "" {
 		where = "the built-in prompts"
 	}
-	fmt.Fprintf(stdout, "%s: no problems (version %s, policy %s, locales %v, variants %v)\n",
-		where, set.Version, set.PolicyVersion, set.Locales(), set.Variants())
+	fmt.Fprintf(stdout, "%s: no problems (version %s, policy %s, declines %s %s, locales %v, variants %v)\n",
+		where, set.Version, set.PolicyVersion, set.Declines.Version, set.Declines.Hash, set.Locales(), set.Variants())
 	fmt.Fprintln(stdout, set.Policy.Approval.Summary())
 	return nil
 }

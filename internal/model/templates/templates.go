@@ -91,6 +91,17 @@ type PromptData struct {
 	Tones                                       []string
 	MaxDiscountPercent, MaxExtensionDays        int
 	SMSMaxChars, EmailMaxChars, SubjectMaxChars int
+	// The failure code's decline class (declines.yaml) and its plan: operators' text, not
+	// the customer's. DeclineLink is declines.LinkPaymentMethod or LinkAuthentication.
+	DeclineClass, DeclineGuidance, DeclineLink string
+	PromiseRetry                               bool
+}
+
+// WithDecline fills the prompt data's decline class and its plan from the set's table.
+func (s *Set) WithDecline(d PromptData, class recoup.DeclineClass) PromptData {
+	p := s.Declines.Plan(class)
+	d.DeclineClass, d.DeclineGuidance, d.DeclineLink, d.PromiseRetry = string(class), strings.TrimSpace(p.Guidance), p.Link, p.PromiseRetry
+	return d
 }
 
 // safePromptData escapes the customer's strings and reduces the locale to a language tag.
