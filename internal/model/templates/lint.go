@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/declines"
 	"github.com/recoup-dunning/recoup/internal/model/segments"
 )
 
@@ -142,10 +143,11 @@ func (s *Set) lint() []Problem {
 		worst := strings.Repeat("a", pol.SMSMaxChars) // the longest message the policy lets through
 		for _, tone := range pol.Tones {
 			for _, inc := range fixtureIncentives {
-				for _, name := range []string{"Ada", ""} {
+				for _, nl := range lintNamesAndLinks {
+					name := nl[0]
 					d := MessageData{FirstName: name, Subject: "Your payment", Message: "Your payment did not go through.",
 						Tone: tone, Incentive: inc, AmountDue: "$49.00", PaymentURL: "https://pay.example/l/inv_1234567890",
-						UnsubscribeURL: "https://pay.example/u/cus_1234567890", Language: loc}
+						UnsubscribeURL: "https://pay.example/u/cus_1234567890", Language: loc, Link: nl[1]}
 					ps = append(ps, s.checkMessages(dir, m, d, worst)...)
 				}
 			}
@@ -312,6 +314,11 @@ func variantFile(v string) string {
 	}
 	return path.Join(VariantsDir, v)
 }
+
+// lintNamesAndLinks: every message is rendered with and without a first name, for each
+// link's wording.
+var lintNamesAndLinks = [][2]string{{"Ada", declines.LinkPaymentMethod}, {"", declines.LinkPaymentMethod},
+	{"Ada", declines.LinkAuthentication}, {"", declines.LinkAuthentication}}
 
 var fixtureIncentives = []Incentive{{}, {Kind: recoup.IncentiveDiscountPercent, Value: 20, Expires: "December 13"},
 	{Kind: recoup.IncentiveExtensionDays, Value: 30}}

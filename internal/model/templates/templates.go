@@ -144,13 +144,16 @@ type Incentive struct {
 
 // MessageData fills the email and SMS templates.
 type MessageData struct {
-	FirstName      string // shown only when GreetingName accepts it
-	Subject        string
-	Message        string
-	Tone           string
-	Incentive      Incentive
-	AmountDue      string
-	PaymentURL     string
+	FirstName  string // shown only when GreetingName accepts it
+	Subject    string
+	Message    string
+	Tone       string
+	Incentive  Incentive
+	AmountDue  string
+	PaymentURL string
+	// Link is what the payment link asks of the customer, from the decline class's plan:
+	// "authentication" (confirm the payment) or anything else (update the payment details).
+	Link           string
 	UnsubscribeURL string
 	Language       string // BCP 47 tag of the customer's locale, e.g. es-ES
 }
