@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
 )
 
@@ -77,5 +78,34 @@ func TestUnknownFailureCodesAreCountedByNamespaceNotByCode(t *testing.T) {
 		if got := value(t, reg, "recoup_decline_codes_unknown_total", map[string]string{"namespace": ns}); got != want {
 			t.Errorf("unknown codes in namespace %s: %v, want %v", ns, got, want)
 		}
+	}
+}
+
+func TestAnEditContradictingTheHeldMessagesDeclineClassIsRefused(t *testing.T) {
+	f := newFixture(t)
+	in := decideInput(f, t)
+	check := func(class recoup.DeclineClass, msg string) []string {
+		t.Helper()
+		held := recoup.Decision{Step: 1, Channel: recoup.ChannelEmail, Tone: "friendly", Subject: "Your payment",
+			Message: "Your bank declined the payment.", Incentive: recoup.Incentive{Kind: recoup.IncentiveNone},
+			DecidedBy: recoup.DecidedByLLM, PromptVersion: "v1", DeclineClass: class}
+		res, err := f.acts.CheckApprovalEdit(context.Background(), activities.CheckEditInput{WorkflowID: wfID, InvoiceID: "inv_1", Step: 1,
+			History: in.History, AmountMinor: 4900, Currency: "USD", Now: now, Held: held, Edit: recoup.ApprovalEdit{By: "bob", Message: msg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Violations) == 0 && res.Decision.DeclineClass != class {
+			t.Errorf("edited decision's class %s, want %s", res.Decision.DeclineClass, class)
+		}
+		return res.Violations
+	}
+	if v := check(recoup.DeclineDoNotRetry, "We will retry the payment tomorrow."); !strings.Contains(strings.Join(v, ";"), "promises no retry") {
+		t.Errorf("violations %q, want the retry promise refused", v)
+	}
+	if v := check(recoup.DeclineAuthenticationRequired, "Please update your card."); !strings.Contains(strings.Join(v, ";"), "asks for card details") {
+		t.Errorf("violations %q, want the card details refused", v)
+	}
+	if v := check(recoup.DeclineInsufficientFunds, "We will retry the payment in a few days."); len(v) != 0 {
+		t.Errorf("insufficient_funds may promise a retry: %q", v)
 	}
 }
