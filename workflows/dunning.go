@@ -234,7 +234,11 @@ func decisionLine(dec recoup.Decision) string {
 	if dec.DecidedBy == recoup.DecidedByLLM {
 		by = "LLM"
 	}
-	return fmt.Sprintf("%s · %s · %s · decided by %s", ch, dec.Tone, inc, by)
+	line := fmt.Sprintf("%s · %s · %s · decided by %s", ch, dec.Tone, inc, by)
+	if dec.DeclineClass != "" {
+		line += " · decline " + string(dec.DeclineClass)
+	}
+	return line
 }
 
 // withSummary returns ctx with activity options carrying a one-line summary for the UI.
