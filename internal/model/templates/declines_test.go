@@ -170,4 +170,3 @@ func TestTheAuthenticationClassesLinkAsksToConfirmThePayment(t *testing.T) {
 		t.Errorf("payment method link:\n%s", text)
 	}
 }
-
