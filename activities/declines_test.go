@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,22 @@ func TestAnEditContradictingTheHeldMessagesDeclineClassIsRefused(t *testing.T) {
 	}
 	if v := check(recoup.DeclineInsufficientFunds, "We will retry the payment in a few days."); len(v) != 0 {
 		t.Errorf("insufficient_funds may promise a retry: %q", v)
+	}
+}
+
+func TestAnUnknownFailureCodeIsLoggedOncePerProcessForOperatorsToAdd(t *testing.T) {
+	f := newFixture(t)
+	var logs strings.Builder
+	f.acts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	code := "stripe:code_nobody_knows_" + strings.ReplaceAll(t.Name(), "/", "_") // unique to this test
+	for step := 1; step <= 3; step++ {
+		in := decideInput(f, t)
+		in.FailureCode, in.Step = code, step
+		if _, err := f.acts.DecideStrategy(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "failure code not in declines.yaml"); n != 1 || !strings.Contains(logs.String(), "namespace=stripe") {
+		t.Errorf("logged %d times, want once with its namespace:\n%s", n, logs.String())
 	}
 }
