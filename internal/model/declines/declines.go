@@ -231,6 +231,9 @@ type Classification struct {
 // up in the default namespace) to its class; a code the table does not know, or an empty
 // one, is DeclineUnknown.
 func (t *Table) Classify(code string) Classification {
+	if t == nil {
+		return Classification{Class: recoup.DeclineUnknown, Namespace: "other"}
+	}
 	ns, c := t.DefaultNamespace, code
 	if i := strings.Index(code, ":"); i >= 0 {
 		ns, c = Normalize(code[:i]), code[i+1:]
@@ -245,8 +248,12 @@ func (t *Table) Classify(code string) Classification {
 	return Classification{Class: recoup.DeclineUnknown, Namespace: ns}
 }
 
-// Plan is the message plan of a class (DeclineUnknown's for a class the table lacks).
+// Plan is the message plan of a class (DeclineUnknown's for a class the table lacks; with
+// no table, a message at once, leading to the payment method, no retry promised).
 func (t *Table) Plan(c recoup.DeclineClass) Plan {
+	if t == nil {
+		return Plan{FirstMessage: FirstAtOnce, Link: LinkPaymentMethod}
+	}
 	if p, ok := t.plans[c]; ok {
 		return p
 	}

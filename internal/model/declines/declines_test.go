@@ -143,3 +143,13 @@ func TestBadTablesAreRefusedNamingTheLineAndKey(t *testing.T) {
 		}
 	}
 }
+
+func TestWithoutATableEveryCodeIsUnknownWithTheSafePlan(t *testing.T) {
+	var tab *declines.Table
+	if c := tab.Classify("stripe:expired_card"); c.Class != recoup.DeclineUnknown || c.Known {
+		t.Errorf("Classify on no table = %+v", c)
+	}
+	if p := tab.Plan(recoup.DeclineDoNotRetry); p.PromiseRetry || p.FirstMessage != declines.FirstAtOnce || p.Link != declines.LinkPaymentMethod {
+		t.Errorf("Plan on no table = %+v", p)
+	}
+}
