@@ -610,6 +610,9 @@ type Decision struct {
 	Message   string    `json:"message"`
 	Rationale string    `json:"rationale"`
 	DecidedBy string    `json:"decided_by"` // DecidedByLLM or DecidedByRules
+	// DeclineClass is the class prompts/declines.yaml gave the failure code this step was
+	// decided for (empty: runs decided before it existed).
+	DeclineClass DeclineClass `json:"decline_class,omitempty"`
 	// DeciderNote says in a line why DecidedBy decided: "no model configured …", "model X
 	// answered within policy", "model X failed: …; the rules decided" (empty: runs decided
 	// before this field existed).

@@ -134,8 +134,10 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 	var r benchResult
 	pol := set.Policy
 	h := in.History
-	// 1. facts
+	// 1. facts, with the failure code's decline class (declinePlan)
+	decline, _ := set.Decline(in.FailureCode, max(in.Failures, 1))
 	facts := policy.Facts{
+		Decline:         decline,
 		Step:            in.Step,
 		Plan:            h.Plan,
 		AllowedChannels: benchAllowedChannels(h, in.Excluded, in.Channel, pol.Channels),
@@ -150,7 +152,7 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 	for i, c := range facts.AllowedChannels {
 		allowed[i] = string(c)
 	}
-	system, user, err := set.Prompt(variant, templates.PromptData{
+	system, user, err := set.Prompt(variant, set.WithDecline(templates.PromptData{
 		Step: in.Step, TotalSteps: in.TotalSteps, Plan: benchCustomerText(h.Plan), TenureDays: h.TenureDays,
 		LifetimeValue: money.Format(h.LifetimeValueMinor, in.Currency, h.Locale), AmountDue: facts.AmountDue,
 		FailureCode: benchCustomerText(in.FailureCode), PaymentsSucceeded: h.PaymentsSucceeded, PaymentsFailed: h.PaymentsFailed,
@@ -158,7 +160,7 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 		AllowedChannels: allowed, Language: benchCustomerText(h.Locale), Tones: pol.Tones,
 		MaxDiscountPercent: caps.MaxDiscountPercent, MaxExtensionDays: caps.MaxExtensionDays,
 		SMSMaxChars: pol.SMSMaxChars, EmailMaxChars: pol.EmailMaxChars, SubjectMaxChars: pol.SubjectMaxChars,
-	})
+	}, decline.Class))
 	if err != nil {
 		return r, err
 	}
@@ -187,7 +189,7 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 	// 8. messages
 	replacer := strings.NewReplacer("{invoice_id}", in.InvoiceID, "{customer_id}", h.CustomerID)
 	msg := templates.MessageData{FirstName: firstName, Subject: r.d.Subject, Message: r.d.Message, Tone: r.d.Tone,
-		AmountDue:  facts.AmountDue,
+		AmountDue: facts.AmountDue, Link: set.Declines.Plan(decline.Class).Link,
 		PaymentURL: replacer.Replace(benchPaymentURL), UnsubscribeURL: replacer.Replace(benchUnsubscribeURL),
 		Language: h.Locale}
 	if k := r.d.Incentive.Kind; k != recoup.IncentiveNone && k != "" {

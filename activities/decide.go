@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
@@ -39,6 +40,10 @@ type DecideInput struct {
 	// Hardship: the customer replied that they cannot pay now; the step offers the plan's
 	// extension (within the yearly budget) instead of whatever else was decided.
 	Hardship bool `json:",omitempty"`
+	// Failures is how many payment failures the run has seen, the first one included (0:
+	// recorded before it existed). A decline class whose plan waits for a failed retry
+	// (issuer_unavailable) sends nothing while it is 1.
+	Failures int `json:",omitempty"`
 }
 
 // DecideStrategy asks the model for channel, tone, incentive and message, enforces the
@@ -58,6 +63,7 @@ func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) 
 	d.PolicyVersion = g.set.PolicyVersion
 	d.Variant = g.variant
 	d.DeciderNote = g.deciderNote()
+	d.DeclineClass = g.facts.Decline.Class
 	// The allowed-hours window at or after now for the chosen channel (see hours.go).
 	c, err := a.Store.GetCustomer(ctx, in.History.CustomerID)
 	if err != nil {
@@ -113,6 +119,8 @@ func (g *decision) deciderNote() string {
 	switch {
 	case g.capped:
 		return "rules: the contact cap allows no message at this step, so no model was asked"
+	case g.facts.Decline.Wait:
+		return fmt.Sprintf("rules: decline class %s sends nothing until a retry of the payment has failed, so no model was asked", g.facts.Decline.Class)
 	case !g.asked && g.model == "" && g.fallback == "":
 		return "rules: no model configured (set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL and OPENAI_MODEL for another OpenAI-compatible endpoint)"
 	case !g.asked:
@@ -148,13 +156,57 @@ func (g *decision) warnRulesDecided() {
 
 func (a *DunningActivities) newDecision(in DecideInput, set *templates.Set) *decision {
 	pol, h := set.Policy, in.History
+	failures := in.Failures
+	if failures == 0 {
+		failures = 1 // recorded before Failures existed: as if only the first failure
+	}
+	decline, _ := set.Decline(in.FailureCode, failures)
 	return &decision{in: in, set: set, pol: pol, variant: pol.VariantFor(h.CustomerID), facts: policy.Facts{
 		Step:            in.Step,
 		Plan:            h.Plan,
 		AllowedChannels: allowedChannels(h, in.Excluded, in.Channel, pol.Channels),
 		AmountDue:       money.Format(in.AmountMinor, in.Currency, h.Locale),
 		Language:        h.Locale,
+		Decline:         decline,
 	}}
+}
+
+// declinePlan classifies the failure code (declines.yaml), counts and logs once a code the
+// table does not know, and keeps a class whose plan says wait (issuer_unavailable before a
+// retry failed) from sending: no channel is allowed, so no model is asked.
+func (a *DunningActivities) declinePlan(_ context.Context, g *decision, name string) error {
+	if c := g.set.Declines.Classify(g.in.FailureCode); !c.Known {
+		a.Metrics.DeclineCodeUnknown(c.Namespace)
+		if g.log != nil && firstUnknownCode(g.in.FailureCode) {
+			g.log.Warn("failure code not in declines.yaml; classed unknown (add it to the table)",
+				"failure_code", customerText(g.in.FailureCode), "namespace", c.Namespace)
+		}
+	}
+	if g.facts.Decline.Wait {
+		g.facts.AllowedChannels = nil
+		g.note(name, "decline class %s: nothing sent until a retry has failed", g.facts.Decline.Class)
+	}
+	return nil
+}
+
+// unknownCodes are the unknown failure codes this process has logged (at most
+// maxUnknownCodes, so that a flood of made-up codes cannot grow it without bound).
+var (
+	unknownCodesMu sync.Mutex
+	unknownCodes   = map[string]bool{}
+)
+
+const maxUnknownCodes = 1000
+
+// firstUnknownCode says whether code is logged for the first time in this process.
+func firstUnknownCode(code string) bool {
+	unknownCodesMu.Lock()
+	defer unknownCodesMu.Unlock()
+	if unknownCodes[code] || len(unknownCodes) >= maxUnknownCodes {
+		return false
+	}
+	unknownCodes[code] = true
+	return true
 }
 
 // guardrail is one named step of a decision.
@@ -167,6 +219,7 @@ type guardrail struct {
 // shares (it reads no history of sends or offers).
 var (
 	decideSteps = []guardrail{
+		{"decline-plan", (*DunningActivities).declinePlan},
 		{"contact-cap", (*DunningActivities).capContacts},
 		{"model-within-policy", (*DunningActivities).askModelWithinPolicy},
 		{"sms-segments", (*DunningActivities).smsWithinSegments},
@@ -177,7 +230,7 @@ var (
 		{"text-matches-incentive", (*DunningActivities).textMatchesIncentive},
 		{"approval", (*DunningActivities).approvalRequest},
 	}
-	previewSteps = []guardrail{decideSteps[1], decideSteps[2], decideSteps[3]}
+	previewSteps = []guardrail{decideSteps[0], decideSteps[2], decideSteps[3], decideSteps[4]}
 )
 
 func (a *DunningActivities) runSteps(ctx context.Context, g *decision, steps []guardrail) error {
@@ -369,7 +422,7 @@ func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Fa
 		allowed[i] = string(c)
 	}
 	h := in.History
-	return set.Prompt(variant, templates.PromptData{
+	return set.Prompt(variant, set.WithDecline(templates.PromptData{
 		Step: in.Step, TotalSteps: in.TotalSteps, Plan: customerText(h.Plan), TenureDays: h.TenureDays,
 		LifetimeValue: money.Format(h.LifetimeValueMinor, in.Currency, h.Locale), AmountDue: f.AmountDue,
 		FailureCode: customerText(in.FailureCode), PaymentsSucceeded: h.PaymentsSucceeded, PaymentsFailed: h.PaymentsFailed,
@@ -377,7 +430,7 @@ func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Fa
 		AllowedChannels: allowed, Language: customerText(h.Locale), Tones: pol.Tones,
 		MaxDiscountPercent: caps.MaxDiscountPercent, MaxExtensionDays: caps.MaxExtensionDays,
 		SMSMaxChars: pol.SMSMaxChars, EmailMaxChars: pol.EmailMaxChars, SubjectMaxChars: pol.SubjectMaxChars,
-	})
+	}, f.Decline.Class))
 }
 
 // askModel returns an LLM decision, or violations explaining why there is none and the

@@ -69,8 +69,8 @@ func PreviewDecision(ctx context.Context, a *DunningActivities, set *templates.S
 		p.ModelDecision, p.ModelRejected = &d, g.violations
 	}
 	msg := templates.MessageData{FirstName: in.FirstName, Subject: p.Final.Subject, Message: p.Final.Message, Tone: p.Final.Tone,
-		Incentive:  messageIncentive(p.Final.Incentive, in.Decide.Now.Add(time.Duration(pol.OfferValidDays)*24*time.Hour), h.Locale),
-		AmountDue:  facts.AmountDue,
+		Incentive: messageIncentive(p.Final.Incentive, in.Decide.Now.Add(time.Duration(pol.OfferValidDays)*24*time.Hour), h.Locale),
+		AmountDue: facts.AmountDue, Link: set.Declines.Plan(facts.Decline.Class).Link,
 		PaymentURL: a.link(a.PaymentURL, in.InvoiceID, in.CustomerID), UnsubscribeURL: a.link(a.UnsubscribeURL, in.InvoiceID, in.CustomerID),
 		Language: h.Locale}
 	if p.EmailSubject, p.EmailText, _, err = set.Email(msg); err != nil {

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -382,6 +383,7 @@ func (a *DunningActivities) render(ch recoup.Channel, c postgres.Customer, in Se
 		Subject:        in.Decision.Subject,
 		Message:        in.Decision.Message,
 		Tone:           in.Decision.Tone,
+		Link:           set.Declines.Plan(cmp.Or(in.Decision.DeclineClass, recoup.DeclineUnknown)).Link,
 		Incentive:      messageIncentive(in.Decision.Incentive, in.OfferExpiresAt, c.Locale),
 		AmountDue:      money.Format(in.AmountMinor, in.Currency, c.Locale),
 		PaymentURL:     a.link(a.PaymentURL, in.InvoiceID, in.CustomerID),

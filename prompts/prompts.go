@@ -8,5 +8,5 @@ import "embed"
 
 // Default is the embedded, shipped prompt set.
 //
-//go:embed *.tmpl policy.yaml guardrails.yaml replies.yaml retry.yaml messages variants
+//go:embed *.tmpl policy.yaml guardrails.yaml replies.yaml retry.yaml declines.yaml messages variants
 var Default embed.FS

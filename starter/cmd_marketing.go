@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -47,35 +48,7 @@ prompts.`,
 	}
 	lint.Flags().StringVar(&lintDir, "dir", "", "prompt directory (default: PROMPTS_DIR or the built-in prompts)")
 	_ = lint.MarkFlagDirname("dir")
-	var o previewOptions
-	preview := &cobra.Command{
-		Use:   "preview --customer ID|FIXTURE [flags]",
-		Short: "Show the exact prompt, both decisions and the messages for a customer",
-		Long: `Show what a step would send a customer: the exact prompt (system and user messages, answer
-schema), the model's decision (with OPENAI_API_KEY) and the rules' decision, which one would be
-sent and why, and the email and SMS rendered. --customer is a customer id from PostgreSQL or a
-fixture: ` + strings.Join(fixtureNames(), ", ") + `.`,
-		Example: "  starter prompts preview --customer lucia-basic-es --step 3 --variant empathetic",
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.customer == "" {
-				return wrongArgs(cmd, "--customer is needed (a customer id or a fixture: "+strings.Join(fixtureNames(), ", ")+")")
-			}
-			if o.step < 1 {
-				return wrongArgs(cmd, fmt.Sprintf("--step must be at least 1, got %d", o.step))
-			}
-			if !cmd.Flags().Changed("dir") {
-				o.dir = a.d.cfg.PromptsDir
-			}
-			return previewPrompt(cmd.Context(), a.d, o, a.stdout)
-		},
-	}
-	preview.Flags().StringVar(&o.customer, "customer", "", "customer id (from PostgreSQL) or fixture name")
-	preview.Flags().IntVar(&o.step, "step", 1, "step of the schedule")
-	preview.Flags().StringVar(&o.variant, "variant", "", "prompt variant (default: the customer's own)")
-	preview.Flags().StringVar(&o.dir, "dir", "", "prompt directory (default: PROMPTS_DIR or the built-in prompts)")
-	_ = preview.MarkFlagDirname("dir")
-	_ = preview.RegisterFlagCompletionFunc("customer", cobra.FixedCompletions(fixtureNames(), cobra.ShellCompDirectiveNoFileComp))
+	preview := previewCommand(a)
 	var replyDir, replyLocale, replyZone string
 	previewReply := &cobra.Command{
 		Use:   "preview-reply [flags] TEXT",
@@ -129,6 +102,42 @@ func fixtureNames() []string {
 	return names
 }
 
+// previewCommand is `starter prompts preview`.
+func previewCommand(a *app) *cobra.Command {
+	var o previewOptions
+	preview := &cobra.Command{
+		Use:   "preview --customer ID|FIXTURE [flags]",
+		Short: "Show the exact prompt, both decisions and the messages for a customer",
+		Long: `Show what a step would send a customer: the exact prompt (system and user messages, answer
+schema), the model's decision (with OPENAI_API_KEY) and the rules' decision, which one would be
+sent and why, and the email and SMS rendered. --customer is a customer id from PostgreSQL or a
+fixture: ` + strings.Join(fixtureNames(), ", ") + `.`,
+		Example: "  starter prompts preview --customer lucia-basic-es --step 3 --variant empathetic\n  starter prompts preview --customer ada-pro-en --failure-code iso8583:43",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.customer == "" {
+				return wrongArgs(cmd, "--customer is needed (a customer id or a fixture: "+strings.Join(fixtureNames(), ", ")+")")
+			}
+			if o.step < 1 {
+				return wrongArgs(cmd, fmt.Sprintf("--step must be at least 1, got %d", o.step))
+			}
+			if !cmd.Flags().Changed("dir") {
+				o.dir = a.d.cfg.PromptsDir
+			}
+			return previewPrompt(cmd.Context(), a.d, o, a.stdout)
+		},
+	}
+	preview.Flags().StringVar(&o.customer, "customer", "", "customer id (from PostgreSQL) or fixture name")
+	preview.Flags().IntVar(&o.step, "step", 1, "step of the schedule")
+	preview.Flags().StringVar(&o.variant, "variant", "", "prompt variant (default: the customer's own)")
+	preview.Flags().StringVar(&o.failureCode, "failure-code", "", "the payment's failure code, bare or namespaced like stripe:expired_card (default: the fixture's, or card_declined)")
+	preview.Flags().IntVar(&o.failures, "failures", 1, "payment failures the run has seen, the first included (2: a retry failed)")
+	preview.Flags().StringVar(&o.dir, "dir", "", "prompt directory (default: PROMPTS_DIR or the built-in prompts)")
+	_ = preview.MarkFlagDirname("dir")
+	_ = preview.RegisterFlagCompletionFunc("customer", cobra.FixedCompletions(fixtureNames(), cobra.ShellCompDirectiveNoFileComp))
+	return preview
+}
+
 // lintPrompts prints every problem of the prompt set in dir ("": the built-in one).
 func lintPrompts(dir string, stdout io.Writer) error {
 	problems := templates.Lint(dir)
@@ -146,8 +155,8 @@ func lintPrompts(dir string, stdout io.Writer) error {
 	if where == "" {
 		where = "the built-in prompts"
 	}
-	fmt.Fprintf(stdout, "%s: no problems (version %s, policy %s, locales %v, variants %v)\n",
-		where, set.Version, set.PolicyVersion, set.Locales(), set.Variants())
+	fmt.Fprintf(stdout, "%s: no problems (version %s, policy %s, declines %s %s, locales %v, variants %v)\n",
+		where, set.Version, set.PolicyVersion, set.Declines.Version, set.Declines.Hash, set.Locales(), set.Variants())
 	fmt.Fprintln(stdout, set.Policy.Approval.Summary())
 	return nil
 }
@@ -155,6 +164,8 @@ func lintPrompts(dir string, stdout io.Writer) error {
 type previewOptions struct {
 	customer, variant, dir string
 	step                   int
+	failureCode            string // "": the fixture's, or card_declined
+	failures               int
 }
 
 // previewPrompt shows what a step would send a customer.
@@ -198,6 +209,7 @@ func previewPrompt(ctx context.Context, d *deps, o previewOptions, stdout io.Wri
 		}
 		in.Decide.AmountMinor, in.Decide.Currency, in.Decide.FailureCode = 4900, "USD", "card_declined"
 	}
+	in.Decide.FailureCode, in.Decide.Failures = cmp.Or(o.failureCode, in.Decide.FailureCode), o.failures
 	p, err := activities.PreviewDecision(ctx, acts, set, in)
 	if err != nil {
 		return err
@@ -205,6 +217,7 @@ func previewPrompt(ctx context.Context, d *deps, o previewOptions, stdout io.Wri
 	section := func(title string) { fmt.Fprintf(stdout, "\n===== %s =====\n", title) }
 	fmt.Fprintf(stdout, "prompt set %s (policy %s), variant %q, step %d, allowed channels %v\n",
 		set.Version, set.PolicyVersion, p.Variant, o.step, p.AllowedChannel)
+	fmt.Fprintf(stdout, "failure code %q: decline class %s (declines.yaml %s)\n", in.Decide.FailureCode, p.RulesDecision.DeclineClass, set.Declines.Version)
 	section("system message")
 	fmt.Fprintln(stdout, p.System)
 	section("user message")

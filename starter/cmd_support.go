@@ -580,6 +580,14 @@ func nextLine(s recoup.State, now time.Time) string {
 	return s.NextAction + " at " + s.NextActionAt.Format(time.RFC3339)
 }
 
+// declineNote names a decision's decline class ("": decided before classes existed).
+func declineNote(c recoup.DeclineClass) string {
+	if c == "" {
+		return ""
+	}
+	return " · decline " + string(c)
+}
+
 // printRecords writes the run's replies, decisions, messages and signals.
 func printRecords(w io.Writer, s recoup.State) {
 	for _, r := range s.Replies {
@@ -587,8 +595,8 @@ func printRecords(w io.Writer, s recoup.State) {
 			r.ReceivedAt.Format(time.RFC3339), r.Text, r.Intent, r.Confidence, r.DecidedBy, r.Action, paren(r.Note))
 	}
 	for _, dec := range s.Decisions {
-		fmt.Fprintf(w, "  decision step %d: %s · %s · incentive %s %d · by %s\n", dec.Step, dec.Channel, dec.Tone,
-			dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy)
+		fmt.Fprintf(w, "  decision step %d: %s · %s · incentive %s %d · by %s%s\n", dec.Step, dec.Channel, dec.Tone,
+			dec.Incentive.Kind, dec.Incentive.Value, dec.DecidedBy, declineNote(dec.DeclineClass))
 		if dec.DeciderNote != "" {
 			fmt.Fprintf(w, "    decider: %s\n", dec.DeciderNote)
 		}

@@ -238,7 +238,11 @@ func decisionLine(dec recoup.Decision) string {
 	case recoup.DecidedBySupport:
 		by = "support"
 	}
-	return fmt.Sprintf("%s · %s · %s · decided by %s", ch, dec.Tone, inc, by)
+	line := fmt.Sprintf("%s · %s · %s · decided by %s", ch, dec.Tone, inc, by)
+	if dec.DeclineClass != "" {
+		line += " · decline " + string(dec.DeclineClass)
+	}
+	return line
 }
 
 // withSummary returns ctx with activity options carrying a one-line summary for the UI.

@@ -532,3 +532,19 @@ func TestSupportUpdates(t *testing.T) {
 		t.Fatalf("actions = %q, want %q", actions, want)
 	}
 }
+
+// A decline class that waits for a failed retry (issuer_unavailable) decides from how many
+// failures the run has seen: the workflow tells DecideStrategy at every step.
+func TestEachStepIsDecidedKnowingHowManyFailuresTheRunHasSeen(t *testing.T) {
+	w := newWorld(t)
+	w.at(time.Hour, recoup.SignalRetryResult, retry("evt_r1", false, t0.Add(time.Hour)))
+	w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	w.run()
+	if len(w.decisions) < 2 || w.decisions[0].Failures != 1 || w.decisions[1].Failures != 2 {
+		var got []int
+		for _, d := range w.decisions {
+			got = append(got, d.Failures)
+		}
+		t.Fatalf("failures seen by the steps' decisions = %v, want [1 2]", got)
+	}
+}

@@ -37,7 +37,7 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
 			Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
 			Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
-			Hardship: d.state.Hardship,
+			Hardship: d.state.Hardship, Failures: d.state.Failures,
 		})
 	}, &dec)
 	if stopped || err != nil || d.state.Status.Ended() {

@@ -40,6 +40,7 @@ type Business struct {
 	sendsReconciled  *prometheus.CounterVec
 	incidents        *prometheus.CounterVec
 	runsHeld         prometheus.Counter
+	declineUnknown   *prometheus.CounterVec
 	detectionLatency prometheus.Histogram
 }
 
@@ -100,6 +101,10 @@ func NewBusiness(r prometheus.Registerer) *Business {
 			Name: "recoup_runs_held_total",
 			Help: "Dunning runs that held their first message because a failure-spike incident matched their failure.",
 		}),
+		declineUnknown: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recoup_decline_codes_unknown_total",
+			Help: "Steps decided for a failure code prompts/declines.yaml does not know (classed unknown), by namespace (the table's, or other); the worker logs each such code once.",
+		}, []string{"namespace"}),
 		detectionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "recoup_incident_detection_latency_seconds",
 			Help:    "Stream time from the start of a spike's first anomalous minute to the incident being flagged.",
@@ -110,7 +115,7 @@ func NewBusiness(r prometheus.Registerer) *Business {
 	b.llmTokens.WithLabelValues("completion")
 	r.MustRegister(b.runsStarted, b.runsEnded, b.messages, b.incentiveOffered, b.incentiveValue,
 		b.llmRequest, b.llmErrors, b.llmFallbacks, b.llmTokens, b.providerErrors, b.sendsReconciled,
-		b.incidents, b.runsHeld, b.detectionLatency)
+		b.incidents, b.runsHeld, b.detectionLatency, b.declineUnknown)
 	return b
 }
 
@@ -185,6 +190,15 @@ func (b *Business) LLMFallback(reason string) {
 		return
 	}
 	b.llmFallbacks.WithLabelValues(orUnknown(reason)).Inc()
+}
+
+// DeclineCodeUnknown counts a step decided for a failure code the decline table does not
+// know; namespace is one of the table's namespaces or "other" (never the code itself).
+func (b *Business) DeclineCodeUnknown(namespace string) {
+	if b == nil {
+		return
+	}
+	b.declineUnknown.WithLabelValues(orUnknown(namespace)).Inc()
 }
 
 // ProviderError counts a failed provider call. The provider is the *provider.Error's when

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	texttemplate "text/template"
 	"unicode"
 
 	"golang.org/x/text/language"
@@ -19,6 +20,7 @@ type Facts struct {
 	AllowedChannels []recoup.Channel // consented, reachable and not opted out
 	AmountDue       string           // formatted for the customer, e.g. "$49.00"
 	Language        string           // the customer's BCP 47 locale, for the rules' translations
+	Decline         DeclineFacts     // the failure's decline class and what its plan allows
 }
 
 // Answer is the model's answer, in the shape of Schema.
@@ -86,6 +88,8 @@ func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
 		// contact data (guardrails.yaml); the templates add the amount, offer and links.
 		v = append(v, p.CheckText("subject", subject, inc, f.AmountDue)...)
 		v = append(v, p.CheckText("message", message, inc, f.AmountDue)...)
+		v = append(v, p.CheckDeclineText("subject", subject, f.Decline)...)
+		v = append(v, p.CheckDeclineText("message", message, f.Decline)...)
 	}
 	if len(v) > 0 {
 		return recoup.Decision{}, v
@@ -94,14 +98,15 @@ func (p *Policy) Check(a Answer, f Facts) (recoup.Decision, []string) {
 		inc = recoup.Incentive{Kind: recoup.IncentiveNone} // nothing is sent, so nothing is offered
 	}
 	return recoup.Decision{
-		Step:      f.Step,
-		Channel:   ch,
-		Tone:      a.Tone,
-		Incentive: inc,
-		Subject:   subject,
-		Message:   message,
-		Rationale: strings.TrimSpace(Sanitize(a.Rationale)),
-		DecidedBy: recoup.DecidedByLLM,
+		Step:         f.Step,
+		Channel:      ch,
+		Tone:         a.Tone,
+		Incentive:    inc,
+		Subject:      subject,
+		Message:      message,
+		Rationale:    strings.TrimSpace(Sanitize(a.Rationale)),
+		DecidedBy:    recoup.DecidedByLLM,
+		DeclineClass: f.Decline.Class,
 	}, nil
 }
 
@@ -136,8 +141,12 @@ func (p *Policy) RulesDecision(f Facts) (recoup.Decision, error) {
 	i = max(i, 0)
 	r := p.Rules[i]
 	d := recoup.Decision{Step: f.Step, Tone: r.Tone, Subject: r.Subject, DecidedBy: recoup.DecidedByRules,
-		Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}}
+		Incentive: recoup.Incentive{Kind: recoup.IncentiveNone}, DeclineClass: f.Decline.Class}
 	switch {
+	case f.Decline.Wait:
+		d.Channel = recoup.ChannelNone
+		d.Rationale = fmt.Sprintf("rules step %d: decline class %s: no message until a retry of the payment has failed", f.Step, f.Decline.Class)
+		return d, nil
 	case slices.Contains(f.AllowedChannels, r.Channel):
 		d.Channel = r.Channel
 	case len(f.AllowedChannels) > 0:
@@ -167,10 +176,39 @@ func (p *Policy) RulesDecision(f Facts) (recoup.Decision, error) {
 		}
 	}
 	var b strings.Builder
-	if err := p.ruleTemplates[i][lang].Execute(&b, map[string]any{"AmountDue": f.AmountDue}); err != nil {
-		return recoup.Decision{}, fmt.Errorf("policy.yaml rules[%d].message: %w", i, err)
+	tmpl, where, err := p.rulesMessage(i, lang, f)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	if err := tmpl.Execute(&b, map[string]any{"AmountDue": f.AmountDue}); err != nil {
+		return recoup.Decision{}, fmt.Errorf("%s: %w", where, err)
 	}
 	d.Message = b.String()
 	d.Rationale = fmt.Sprintf("rules step %d: %s on %s, incentive %s", f.Step, d.Tone, d.Channel, d.Incentive.Kind)
+	if f.Decline.Class != "" {
+		d.Rationale += ", decline class " + string(f.Decline.Class)
+	}
 	return d, nil
+}
+
+// rulesMessage is the message template of rule i in language lang ("": English): the
+// decline class's own message when its plan has one (in the customer's language, else
+// English), else the rule's.
+func (p *Policy) rulesMessage(i int, lang string, f Facts) (*texttemplate.Template, string, error) {
+	msgs := f.Decline.RulesMessages
+	if len(msgs) == 0 {
+		return p.ruleTemplates[i][lang], fmt.Sprintf("policy.yaml rules[%d].message", i), nil
+	}
+	l := "en"
+	if t, err := language.Parse(f.Language); err == nil {
+		if base, _ := t.Base(); msgs[base.String()] != "" {
+			l = base.String()
+		}
+	}
+	where := fmt.Sprintf("declines.yaml classes.%s.messages.%s", f.Decline.Class, l)
+	t, err := texttemplate.New(where).Option("missingkey=error").Parse(msgs[l])
+	if err != nil {
+		return nil, where, fmt.Errorf("%s: %w", where, err)
+	}
+	return t, where, nil
 }

@@ -29,6 +29,10 @@ type Guardrails struct {
 	Threats     Terms `yaml:"threats"`      // never: collections, legal steps, ending the service
 	Currencies  Terms `yaml:"currencies"`   // never: the template shows the amount due
 	NumberWords Terms `yaml:"number_words"` // never: the template shows the figures
+	// RetryPromises: never when the decline class's plan may not promise a retry.
+	RetryPromises Terms `yaml:"retry_promises"`
+	// CardDetails: never when the decline class's plan leads with the authentication link.
+	CardDetails Terms `yaml:"card_details"`
 
 	matchers map[string]*matcher // by category
 }
@@ -52,7 +56,7 @@ func (t *Term) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // GuardrailCategories names the categories in the order guardrails.yaml lists them.
-var GuardrailCategories = []string{"discount", "extension", "promises", "threats", "currencies", "number_words"}
+var GuardrailCategories = []string{"discount", "extension", "promises", "threats", "currencies", "number_words", "retry_promises", "card_details"}
 
 func (g *Guardrails) category(name string) Terms {
 	switch name {
@@ -68,6 +72,10 @@ func (g *Guardrails) category(name string) Terms {
 		return g.Currencies
 	case "number_words":
 		return g.NumberWords
+	case "retry_promises":
+		return g.RetryPromises
+	case "card_details":
+		return g.CardDetails
 	}
 	return nil
 }
@@ -469,3 +477,47 @@ func MixesAlphabets(s string) bool {
 }
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// DeclineFacts are what the decline class's plan (declines.yaml) lets the text say and do.
+type DeclineFacts struct {
+	Class recoup.DeclineClass
+	// NoRetryPromise: the plan may not say the payment will be tried again (retry_promises).
+	NoRetryPromise bool
+	// NoCardDetails: the plan leads with the authentication link; the text may not ask for
+	// card details (card_details).
+	NoCardDetails bool
+	// Wait: the plan sends nothing yet (issuer unavailable and no retry has failed).
+	Wait bool
+	// RulesMessages are the class's own rules messages by language (nil: the step's).
+	RulesMessages map[string]string
+}
+
+// CheckDeclineText checks free text against the decline class's plan: no promise of a
+// retry where none will happen, no talk of card details where the bank only asks the
+// customer to authenticate. It returns the violations, each naming the field and the class.
+func (p *Policy) CheckDeclineText(field, text string, d DeclineFacts) []string {
+	g := p.Guardrails
+	if g == nil || strings.TrimSpace(text) == "" || (!d.NoRetryPromise && !d.NoCardDetails) {
+		return nil
+	}
+	n := deobfuscate(Normalize(text))
+	plain, joined := words(n), words(joinWords(n))
+	match := func(cat string) string {
+		m := g.matchers[cat]
+		if m == nil {
+			return ""
+		}
+		if f := m.find(plain); f != "" {
+			return f
+		}
+		return m.find(joined)
+	}
+	var v []string
+	if m := match("retry_promises"); m != "" && d.NoRetryPromise {
+		v = append(v, fmt.Sprintf("%s says the payment will be tried again (%q) but decline class %s promises no retry", field, m, d.Class))
+	}
+	if m := match("card_details"); m != "" && d.NoCardDetails {
+		v = append(v, fmt.Sprintf("%s asks for card details (%q) but decline class %s needs only the customer's authentication", field, m, d.Class))
+	}
+	return v
+}

@@ -193,7 +193,7 @@ func TestCheckRefusesAnyLinkAddressOrPhoneNumber(t *testing.T) {
 }
 
 func TestParseGuardrailsNamesTheBadEntry(t *testing.T) {
-	base := "discount: {en: [discount]}\nextension: {en: [extend*]}\npromises: {en: [waiv*]}\nthreats: {en: [court]}\ncurrencies: {en: [dollar*]}\nnumber_words: {en: [two]}\n"
+	base := "discount: {en: [discount]}\nextension: {en: [extend*]}\npromises: {en: [waiv*]}\nthreats: {en: [court]}\ncurrencies: {en: [dollar*]}\nnumber_words: {en: [two]}\nretry_promises: {en: [try again]}\ncard_details: {en: [new card]}\n"
 	if _, err := policy.ParseGuardrails([]byte(base)); err != nil {
 		t.Fatalf("ParseGuardrails(valid) = %v", err)
 	}

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/declines"
 	"github.com/recoup-dunning/recoup/internal/model/segments"
 )
 
@@ -141,10 +143,11 @@ func (s *Set) lint() []Problem {
 		worst := strings.Repeat("a", pol.SMSMaxChars) // the longest message the policy lets through
 		for _, tone := range pol.Tones {
 			for _, inc := range fixtureIncentives {
-				for _, name := range []string{"Ada", ""} {
+				for _, nl := range lintNamesAndLinks {
+					name := nl[0]
 					d := MessageData{FirstName: name, Subject: "Your payment", Message: "Your payment did not go through.",
 						Tone: tone, Incentive: inc, AmountDue: "$49.00", PaymentURL: "https://pay.example/l/inv_1234567890",
-						UnsubscribeURL: "https://pay.example/u/cus_1234567890", Language: loc}
+						UnsubscribeURL: "https://pay.example/u/cus_1234567890", Language: loc, Link: nl[1]}
 					ps = append(ps, s.checkMessages(dir, m, d, worst)...)
 				}
 			}
@@ -164,9 +167,10 @@ func (s *Set) lint() []Problem {
 		}
 	}
 	ps = append(ps, s.lintGuardrails()...)
+	ps = append(ps, s.lintDeclines()...)
 	for _, v := range s.Variants() {
 		for _, lang := range []string{"en-US", "es-ES", "de-DE"} {
-			d := fixturePrompt(pol, lang)
+			d := s.WithDecline(fixturePrompt(pol, lang), s.longestGuidance())
 			sys, usr, err := s.Prompt(v, d)
 			if err != nil {
 				ps = append(ps, templateProblem(variantFile(v), err))
@@ -225,12 +229,96 @@ func (s *Set) lintGuardrails() []Problem {
 	return ps
 }
 
+// lintDeclines: for every decline class, the rules' message of every step in every
+// language — the class's own (declines.yaml) or the step's (policy.yaml) — passes the
+// guardrails as if it offered nothing and keeps the class's plan (no retry promised where
+// none will happen, no card details where only authentication is needed), and a class's
+// own message fits the SMS.
+func (s *Set) lintDeclines() []Problem {
+	if s.Declines == nil || s.Policy == nil {
+		return nil
+	}
+	pol, none := s.Policy, recoup.Incentive{Kind: recoup.IncentiveNone}
+	var ps []Problem
+	for _, c := range recoup.DeclineClasses {
+		df := s.DeclineFacts(c, 2) // as after a failed retry: the plan's message is sent
+		langs := []string{""}
+		for l := range df.RulesMessages {
+			langs = append(langs, l)
+		}
+		for i, r := range pol.Rules {
+			if len(df.RulesMessages) == 0 {
+				langs = []string{""}
+				for l := range r.Translations {
+					langs = append(langs, l)
+				}
+			}
+			sort.Strings(langs)
+			for _, l := range langs {
+				f := ruleFacts(i)
+				f.Language, f.Decline = l, df
+				d, err := pol.RulesDecision(f)
+				file, line, field := PolicyFile, 0, fmt.Sprintf("rules[%d].message", i)
+				if len(df.RulesMessages) > 0 {
+					file, line, field = DeclinesFile, s.Declines.Line(c), fmt.Sprintf("classes.%s.messages.%s", c, cmp.Or(l, "en"))
+				} else if l != "" {
+					field = fmt.Sprintf("rules[%d].translations.%s.message", i, l)
+				}
+				if err != nil {
+					ps = append(ps, Problem{File: file, Line: line, Message: err.Error()})
+					continue
+				}
+				v := append(pol.CheckText(field, d.Message, none, f.AmountDue), pol.CheckDeclineText(field, d.Message, df)...)
+				for _, x := range v {
+					ps = append(ps, Problem{File: file, Line: line, Message: x + " (with decline class " + string(c) + ")"})
+				}
+				if len(df.RulesMessages) > 0 {
+					ps = append(ps, s.declineSMSFits(file, line, field, d.Message, l)...)
+				}
+			}
+		}
+	}
+	return dedupe(ps)
+}
+
+// declineSMSFits: a class's own rules message fits MaxSMSSegments in its locale's SMS.
+func (s *Set) declineSMSFits(file string, line int, field, msg, lang string) []Problem {
+	sms, err := s.SMS(MessageData{Message: msg, Incentive: Incentive{Kind: recoup.IncentiveDiscountPercent, Value: 20, Expires: "December 13"},
+		PaymentURL: "https://pay.example/l/inv_1234567890", Language: cmp.Or(lang, DefaultLocale)})
+	if err != nil {
+		return nil // the SMS template's own problem is reported with it
+	}
+	if c := segments.Of(sms); c.Segments > MaxSMSSegments {
+		return []Problem{{File: file, Line: line, Message: fmt.Sprintf("%s: the SMS takes %d segments (%s), more than %d", field, c.Segments, c.Encoding, MaxSMSSegments)}}
+	}
+	return nil
+}
+
+// longestGuidance is the decline class whose guidance is longest (for the token budget).
+func (s *Set) longestGuidance() recoup.DeclineClass {
+	best := recoup.DeclineUnknown
+	if s.Declines == nil {
+		return best
+	}
+	for _, c := range recoup.DeclineClasses {
+		if len(s.Declines.Plan(c).Guidance) > len(s.Declines.Plan(best).Guidance) {
+			best = c
+		}
+	}
+	return best
+}
+
 func variantFile(v string) string {
 	if v == "" {
 		return SystemFile
 	}
 	return path.Join(VariantsDir, v)
 }
+
+// lintNamesAndLinks: every message is rendered with and without a first name, for each
+// link's wording.
+var lintNamesAndLinks = [][2]string{{"Ada", declines.LinkPaymentMethod}, {"", declines.LinkPaymentMethod},
+	{"Ada", declines.LinkAuthentication}, {"", declines.LinkAuthentication}}
 
 var fixtureIncentives = []Incentive{{}, {Kind: recoup.IncentiveDiscountPercent, Value: 20, Expires: "December 13"},
 	{Kind: recoup.IncentiveExtensionDays, Value: 30}}

@@ -21,6 +21,8 @@ import (
 
 	"golang.org/x/text/language"
 
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/declines"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/replies"
 	"github.com/recoup-dunning/recoup/prompts"
@@ -35,13 +37,16 @@ const (
 	// RepliesFile maps a customer's reply intent to what the run does, with the rules
 	// fallback's phrases; ReplyFile is the system prompt that classifies a reply.
 	RepliesFile = "replies.yaml"
-	ReplyFile   = "reply.tmpl"
-	UserFile    = "user.tmpl"
-	MessagesDir = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
-	VariantsDir = "variants" // variants/<name>/{system,user}.tmpl, each optional
-	EmailText   = "email_text.tmpl"
-	EmailHTML   = "email_html.tmpl"
-	SMSFile     = "sms.tmpl"
+	// DeclinesFile maps payment failure codes to decline classes and each class to its
+	// message plan (internal/model/declines).
+	DeclinesFile = declines.File
+	ReplyFile    = "reply.tmpl"
+	UserFile     = "user.tmpl"
+	MessagesDir  = "messages" // messages/<locale>/{email_text,email_html,sms}.tmpl
+	VariantsDir  = "variants" // variants/<name>/{system,user}.tmpl, each optional
+	EmailText    = "email_text.tmpl"
+	EmailHTML    = "email_html.tmpl"
+	SMSFile      = "sms.tmpl"
 	// DefaultLocale's messages must exist; other locales fall back to it.
 	DefaultLocale = "en"
 )
@@ -50,6 +55,7 @@ const (
 type Set struct {
 	Policy        *policy.Policy
 	Replies       *replies.Config // replies.yaml
+	Declines      *declines.Table // declines.yaml
 	Version       string          // first 12 hex digits of the SHA-256 over every file's name and content
 	PolicyVersion string          // the same over policy.yaml and guardrails.yaml alone
 
@@ -85,6 +91,17 @@ type PromptData struct {
 	Tones                                       []string
 	MaxDiscountPercent, MaxExtensionDays        int
 	SMSMaxChars, EmailMaxChars, SubjectMaxChars int
+	// The failure code's decline class (declines.yaml) and its plan: operators' text, not
+	// the customer's. DeclineLink is declines.LinkPaymentMethod or LinkAuthentication.
+	DeclineClass, DeclineGuidance, DeclineLink string
+	PromiseRetry                               bool
+}
+
+// WithDecline fills the prompt data's decline class and its plan from the set's table.
+func (s *Set) WithDecline(d PromptData, class recoup.DeclineClass) PromptData {
+	p := s.Declines.Plan(class)
+	d.DeclineClass, d.DeclineGuidance, d.DeclineLink, d.PromiseRetry = string(class), strings.TrimSpace(p.Guidance), p.Link, p.PromiseRetry
+	return d
 }
 
 // safePromptData escapes the customer's strings and reduces the locale to a language tag.
@@ -127,13 +144,16 @@ type Incentive struct {
 
 // MessageData fills the email and SMS templates.
 type MessageData struct {
-	FirstName      string // shown only when GreetingName accepts it
-	Subject        string
-	Message        string
-	Tone           string
-	Incentive      Incentive
-	AmountDue      string
-	PaymentURL     string
+	FirstName  string // shown only when GreetingName accepts it
+	Subject    string
+	Message    string
+	Tone       string
+	Incentive  Incentive
+	AmountDue  string
+	PaymentURL string
+	// Link is what the payment link asks of the customer, from the decline class's plan:
+	// "authentication" (confirm the payment) or anything else (update the payment details).
+	Link           string
 	UnsubscribeURL string
 	Language       string // BCP 47 tag of the customer's locale, e.g. es-ES
 }
@@ -180,6 +200,7 @@ func parseSet(fsys fs.FS) (*Set, []Problem) {
 	b.checkRequiredFiles()
 	b.parsePolicy()
 	b.parseReplies()
+	b.parseDeclines()
 	b.parseTemplates()
 	b.checkLocalesComplete()
 	b.checkVariantDirectories()
@@ -208,7 +229,7 @@ func (b *setBuilder) readFiles(fsys fs.FS) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile && p != RepliesFile) {
+		if d.IsDir() || (!strings.HasSuffix(p, ".tmpl") && p != PolicyFile && p != GuardrailsFile && p != RepliesFile && p != DeclinesFile) {
 			return nil
 		}
 		data, err := fs.ReadFile(fsys, p)
@@ -220,10 +241,11 @@ func (b *setBuilder) readFiles(fsys fs.FS) error {
 	})
 }
 
-// addShippedReplyFiles adds the shipped replies.yaml and reply.tmpl where the set lacks them:
-// a prompt directory written before replies existed hears replies with the shipped files.
+// addShippedReplyFiles adds the shipped replies.yaml, reply.tmpl and declines.yaml where the
+// set lacks them: a prompt directory written before replies (or the decline taxonomy)
+// existed hears replies and classifies failure codes with the shipped files.
 func (b *setBuilder) addShippedReplyFiles() {
-	for _, f := range []string{RepliesFile, ReplyFile} {
+	for _, f := range []string{RepliesFile, ReplyFile, DeclinesFile} {
 		if _, ok := b.s.files[f]; !ok {
 			if data, err := fs.ReadFile(prompts.Default, f); err == nil {
 				b.s.files[f] = data
@@ -281,6 +303,43 @@ func (b *setBuilder) parseReplies() {
 		b.problem(RepliesFile, err.Error())
 	}
 	b.s.Replies = rc
+}
+
+// parseDeclines parses declines.yaml, each of its problems on its line.
+func (b *setBuilder) parseDeclines() {
+	data, ok := b.s.files[DeclinesFile]
+	if !ok {
+		b.problem(DeclinesFile, "file is missing")
+		return
+	}
+	t, err := declines.Parse(data)
+	var pe *declines.ParseError
+	switch {
+	case errors.As(err, &pe):
+		for _, p := range pe.Problems {
+			b.problems = append(b.problems, Problem{File: DeclinesFile, Line: p.Line, Message: p.Message})
+		}
+	case err != nil:
+		b.problem(DeclinesFile, err.Error())
+	}
+	b.s.Declines = t
+}
+
+// Decline classifies a payment failure code with declines.yaml and says what the class's
+// plan allows at this point of the run: failures is how many payment failures the run has
+// seen (the first one included), so the plan after_failed_retry waits while it is 1.
+func (s *Set) Decline(code string, failures int) (policy.DeclineFacts, declines.Classification) {
+	c := s.Declines.Classify(code)
+	return s.DeclineFacts(c.Class, failures), c
+}
+
+// DeclineFacts are what a decline class's plan allows at this point of the run.
+func (s *Set) DeclineFacts(class recoup.DeclineClass, failures int) policy.DeclineFacts {
+	p := s.Declines.Plan(class)
+	return policy.DeclineFacts{Class: class, NoRetryPromise: !p.PromiseRetry,
+		NoCardDetails: p.Link == declines.LinkAuthentication,
+		Wait:          p.FirstMessage == declines.FirstAfterFailedRetry && failures <= 1,
+		RulesMessages: p.Messages}
 }
 
 // text parses the text template file name; nil when it is absent or does not parse.

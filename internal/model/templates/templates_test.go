@@ -115,7 +115,7 @@ func TestLintReportsFileLineAndProblem(t *testing.T) {
 		want  string
 	}{
 		{"payment link only with a first name", func(m fstest.MapFS) {
-			edit(t, m, "messages/es/email_text.tmpl", "Actualiza tus datos de pago: {{.PaymentURL}}", "{{if .FirstName}}Actualiza tus datos de pago: {{.PaymentURL}}{{end}}")
+			edit(t, m, "messages/es/email_text.tmpl", "{{end}}: {{.PaymentURL}}", "{{end}}{{if .FirstName}}: {{.PaymentURL}}{{end}}")
 		}, "messages/es/email_text.tmpl: must include the payment link"},
 		{"no unsubscribe link", func(m fstest.MapFS) {
 			edit(t, m, "messages/de/email_html.tmpl", `<a href="{{.UnsubscribeURL}}">Zahlungserinnerungen abbestellen</a>`, "")
