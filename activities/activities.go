@@ -98,7 +98,8 @@ type DunningActivities struct {
 	// reconcile and is never resent blind. Nil hears none.
 	HearsEvents map[recoup.Channel]bool
 	// RetryPolicy is prompts/retry.yaml (retry.DefaultPolicy when nil); ClassifyDecline maps
-	// a failure code to its decline class (nil: every code is recoup.DeclineUnknown).
+	// a failure code to its decline class (nil: the prompt set's decline table,
+	// prompts/declines.yaml).
 	RetryPolicy     *retry.Policy
 	ClassifyDecline func(code string) recoup.DeclineClass
 	// Payer, when set (RECOUP_STRIPE_EXECUTOR=1), pays the invoice at the advised time.

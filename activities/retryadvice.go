@@ -85,10 +85,7 @@ func (a *DunningActivities) AdviseRetry(ctx context.Context, in AdviseRetryInput
 	if pol == nil {
 		pol = retry.DefaultPolicy()
 	}
-	class := recoup.DeclineUnknown
-	if a.ClassifyDecline != nil && in.Failure.Code != "" {
-		class = a.ClassifyDecline(in.Failure.Code)
-	}
+	class := a.declineClass(in.Failure.Code)
 	if in.TimeZone == "" && a.Store != nil {
 		tz, err := a.customerZone(ctx, in.CustomerID)
 		if err != nil {
@@ -153,4 +150,18 @@ func retryAdvicePayload(in AdviseRetryInput, adv recoup.RetryAdvice) map[string]
 		p["retry_at"] = adv.RetryAt.UTC().Format(time.RFC3339)
 	}
 	return p
+}
+
+// declineClass is the class of a failure code: ClassifyDecline when set, else the active
+// prompt set's decline table (prompts/declines.yaml); no code is DeclineUnknown.
+func (a *DunningActivities) declineClass(code string) recoup.DeclineClass {
+	switch {
+	case code == "":
+		return recoup.DeclineUnknown
+	case a.ClassifyDecline != nil:
+		return a.ClassifyDecline(code)
+	case a.Prompts != nil:
+		return a.Prompts().Declines.Classify(code).Class
+	}
+	return recoup.DeclineUnknown
 }

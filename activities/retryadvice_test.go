@@ -9,6 +9,7 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
+	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/webhook"
 )
 
@@ -69,5 +70,28 @@ func TestRetryAdviceRejectedByBillingIsRecordedNotRetried(t *testing.T) {
 		Failure: recoup.RetryAttempt{EventID: "evt_1", At: at, Code: "insufficient_funds"}, Attempts: []recoup.RetryAttempt{{EventID: "evt_1", At: at}}, Now: at})
 	if err != nil || res.Advice.Delivery != "rejected" || res.Advice.Class != recoup.DeclineInsufficientFunds {
 		t.Fatalf("advice %+v, %v: want it recorded as rejected", res.Advice, err)
+	}
+}
+
+// Without a classifier of its own, the advice classifies the failure code with the prompt
+// set's decline table (prompts/declines.yaml): the worker's wiring.
+func TestRetryAdviceClassifiesWithTheShippedDeclineTable(t *testing.T) {
+	set, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := &activities.DunningActivities{Base: activities.Base{Prompts: func() *templates.Set { return set }}}
+	at := time.Date(2026, 3, 4, 14, 0, 0, 0, time.UTC)
+	for code, want := range map[string]recoup.DeclineClass{
+		"insufficient_funds": recoup.DeclineInsufficientFunds, "stripe:stolen_card": recoup.DeclineDoNotRetry,
+		"iso8583:91": recoup.DeclineIssuerUnavailable, "no_such_code_anywhere": recoup.DeclineUnknown,
+	} {
+		f := recoup.RetryAttempt{EventID: "evt_" + code, At: at, Code: code}
+		res, err := acts.AdviseRetry(context.Background(), activities.AdviseRetryInput{WorkflowID: "dunning-inv_1", InvoiceID: "inv_1",
+			CustomerID: "cus_1", Failure: f, Attempts: []recoup.RetryAttempt{f}, CardBIN: "424242", Country: "US",
+			TimeZone: "America/New_York", Now: at})
+		if err != nil || res.Advice.Class != want {
+			t.Errorf("%s: advice class %q (%v), want %q", code, res.Advice.Class, err, want)
+		}
 	}
 }

@@ -264,8 +264,8 @@ func newDunningActivities(cfg config.Config, base activities.Base, logger *slog.
 }
 
 // loadRetryPolicy reads retry.yaml from PROMPTS_DIR when it holds one, else the shipped file,
-// and validates it (a bad file stops the worker, naming each field at fault). The decline
-// classifier (ClassifyDecline) is wired where the decline table lives.
+// and validates it (a bad file stops the worker, naming each field at fault). Failure codes
+// are classified by the prompt set's decline table (prompts/declines.yaml).
 func loadRetryPolicy(dir string, logger *slog.Logger) (*retry.Policy, error) {
 	b, err := prompts.Default.ReadFile("retry.yaml")
 	src := "shipped"
