@@ -80,7 +80,7 @@ test: temporal ui-server lint
 	else echo "provider mocks not found at $(PROVIDER_MOCKS): contract tests will be skipped"; fi
 	@set -o pipefail; mocks=(); \
 	if [[ -x "$(PROVIDER_MOCKS)" ]]; then mocks=(SENDGRID_MOCK_URL=http://127.0.0.1:4010 TWILIO_MOCK_URL=http://127.0.0.1:4011 OPENAI_MOCK_URL=http://127.0.0.1:4012); fi; \
-	env "$${mocks[@]}" RECOUP_SPECS_DIR=$${RECOUP_SPECS_DIR:-$(SHARED)/specs} RAPID_CHECKS=$${RAPID_CHECKS:-2000} TEMPORAL_CLI=$(BIN)/temporal $(GO) test -race -count=1 ./... ; status=$$?; \
+	env "$${mocks[@]}" RECOUP_SPECS_DIR=$${RECOUP_SPECS_DIR:-$(SHARED)/specs} RAPID_CHECKS=$${RAPID_CHECKS:-2000} TEMPORAL_CLI=$(BIN)/temporal $(GO) test -race -count=1 -timeout 40m ./... ; status=$$?; \
 	if [[ -x "$(PROVIDER_MOCKS)" ]]; then \
 		if ! "$(PROVIDER_MOCKS)" violations; then echo "provider contract violations (above)"; status=1; else echo "provider mocks: no contract violations"; fi; \
 		"$(PROVIDER_MOCKS)" stop >/dev/null 2>&1 || true; \
