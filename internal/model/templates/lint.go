@@ -171,6 +171,7 @@ func (s *Set) lint() []Problem {
 	for _, v := range s.Variants() {
 		for _, lang := range []string{"en-US", "es-ES", "de-DE"} {
 			d := s.WithDecline(fixturePrompt(pol, lang), s.longestGuidance())
+			d.RetryAdvice = fixtureRetryAdvice
 			sys, usr, err := s.Prompt(v, d)
 			if err != nil {
 				ps = append(ps, templateProblem(variantFile(v), err))
