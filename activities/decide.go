@@ -44,6 +44,9 @@ type DecideInput struct {
 	// recorded before it existed). A decline class whose plan waits for a failed retry
 	// (issuer_unavailable) sends nothing while it is 1.
 	Failures int `json:",omitempty"`
+	// Advice is the run's newest retry advice (State.Retry.Advice; nil: none yet). The
+	// prompt states it, and no text may promise a retry that it does not advise after Now.
+	Advice *recoup.RetryAdvice `json:",omitempty"`
 }
 
 // DecideStrategy asks the model for channel, tone, incentive and message, enforces the
@@ -161,6 +164,7 @@ func (a *DunningActivities) newDecision(in DecideInput, set *templates.Set) *dec
 		failures = 1 // recorded before Failures existed: as if only the first failure
 	}
 	decline, _ := set.Decline(in.FailureCode, failures)
+	decline = decline.WithAdvice(in.Advice, in.Now)
 	return &decision{in: in, set: set, pol: pol, variant: pol.VariantFor(h.CustomerID), facts: policy.Facts{
 		Step:            in.Step,
 		Plan:            h.Plan,
@@ -422,7 +426,7 @@ func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Fa
 		allowed[i] = string(c)
 	}
 	h := in.History
-	return set.Prompt(variant, set.WithDecline(templates.PromptData{
+	d := set.WithDecline(templates.PromptData{
 		Step: in.Step, TotalSteps: in.TotalSteps, Plan: customerText(h.Plan), TenureDays: h.TenureDays,
 		LifetimeValue: money.Format(h.LifetimeValueMinor, in.Currency, h.Locale), AmountDue: f.AmountDue,
 		FailureCode: customerText(in.FailureCode), PaymentsSucceeded: h.PaymentsSucceeded, PaymentsFailed: h.PaymentsFailed,
@@ -430,7 +434,11 @@ func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Fa
 		AllowedChannels: allowed, Language: customerText(h.Locale), Tones: pol.Tones,
 		MaxDiscountPercent: caps.MaxDiscountPercent, MaxExtensionDays: caps.MaxExtensionDays,
 		SMSMaxChars: pol.SMSMaxChars, EmailMaxChars: pol.EmailMaxChars, SubjectMaxChars: pol.SubjectMaxChars,
-	}, f.Decline.Class))
+	}, f.Decline.Class)
+	// The plan and the run's retry advice together say whether a retry may be promised.
+	d.PromiseRetry = !f.Decline.NoRetryPromise
+	d.RetryAdvice = templates.RetryAdviceLine(in.Advice, in.Now, h.TimeZone)
+	return set.Prompt(variant, d)
 }
 
 // askModel returns an LLM decision, or violations explaining why there is none and the

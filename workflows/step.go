@@ -37,7 +37,7 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
 			Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
 			Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
-			Hardship: d.state.Hardship, Failures: d.state.Failures,
+			Hardship: d.state.Hardship, Failures: d.state.Failures, Advice: newestAdvice(d.state.Retry),
 		})
 	}, &dec)
 	if stopped || err != nil || d.state.Status.Ended() {
@@ -332,4 +332,13 @@ func (d *dunning) exclude(ch recoup.Channel) {
 	if !slices.Contains(d.excluded, ch) {
 		d.excluded = append(d.excluded, ch)
 	}
+}
+
+// newestAdvice is a copy of the run's newest retry advice for a decision (nil: none yet).
+func newestAdvice(r *recoup.RetryState) *recoup.RetryAdvice {
+	if r == nil || r.Advice == nil {
+		return nil
+	}
+	adv := *r.Advice
+	return &adv
 }

@@ -188,6 +188,9 @@ func (p *Policy) RulesDecision(f Facts) (recoup.Decision, error) {
 	if f.Decline.Class != "" {
 		d.Rationale += ", decline class " + string(f.Decline.Class)
 	}
+	if f.Decline.NoRetryWhy != "" {
+		d.Rationale += ", " + f.Decline.NoRetryWhy
+	}
 	return d, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -490,6 +491,34 @@ type DeclineFacts struct {
 	Wait bool
 	// RulesMessages are the class's own rules messages by language (nil: the step's).
 	RulesMessages map[string]string
+	// NoRetryWhy: the plan allows a retry promise but the run's retry advice does not (set
+	// by WithAdvice), e.g. "advice: no retry (visa budget spent …)"; "" otherwise.
+	NoRetryWhy string
+}
+
+// WithAdvice narrows the plan by the run's newest retry advice (State.Retry.Advice): the
+// text may promise a retry only when the plan allows it and the advice says billing retries
+// after now. No advice, an advice that failed, DoNotRetry or a RetryAt already past promise
+// none.
+func (d DeclineFacts) WithAdvice(adv *recoup.RetryAdvice, now time.Time) DeclineFacts {
+	if d.NoRetryPromise || RetryAhead(adv, now) {
+		return d
+	}
+	d.NoRetryPromise = true
+	switch {
+	case adv == nil || (!adv.DoNotRetry && adv.RetryAt.IsZero()):
+		d.NoRetryWhy = "advice: no retry advised yet"
+	case adv.DoNotRetry:
+		d.NoRetryWhy = "advice: no retry (" + adv.Reason + ")"
+	default:
+		d.NoRetryWhy = "advice: the advised retry is past"
+	}
+	return d
+}
+
+// RetryAhead says whether the advice has billing retry the payment after now.
+func RetryAhead(adv *recoup.RetryAdvice, now time.Time) bool {
+	return adv != nil && !adv.DoNotRetry && !adv.RetryAt.IsZero() && adv.RetryAt.After(now)
 }
 
 // CheckDeclineText checks free text against the decline class's plan: no promise of a
@@ -514,7 +543,11 @@ func (p *Policy) CheckDeclineText(field, text string, d DeclineFacts) []string {
 	}
 	var v []string
 	if m := match("retry_promises"); m != "" && d.NoRetryPromise {
-		v = append(v, fmt.Sprintf("%s says the payment will be tried again (%q) but decline class %s promises no retry", field, m, d.Class))
+		why := fmt.Sprintf("decline class %s promises no retry", d.Class)
+		if d.NoRetryWhy != "" {
+			why = d.NoRetryWhy
+		}
+		v = append(v, fmt.Sprintf("%s says the payment will be tried again (%q) but %s", field, m, why))
 	}
 	if m := match("card_details"); m != "" && d.NoCardDetails {
 		v = append(v, fmt.Sprintf("%s asks for card details (%q) but decline class %s needs only the customer's authentication", field, m, d.Class))

@@ -54,6 +54,9 @@ func ruleFacts(i int) policy.Facts {
 		AmountDue: "$1,234.56"}
 }
 
+// fixtureRetryAdvice is a long retry-advice line (RetryAdviceLine) for the token budget.
+const fixtureRetryAdvice = "No further automatic retry: Mastercard budget spent (10 a day, 35 in 30 days, and Recoup's own cap)."
+
 func fixturePrompt(pol *policy.Policy, lang string) PromptData {
 	caps := pol.CapsFor("enterprise")
 	return PromptData{Step: 2, TotalSteps: len(pol.ScheduleDays), Plan: "enterprise", TenureDays: 1500,

@@ -171,6 +171,7 @@ func (s *Set) lint() []Problem {
 	for _, v := range s.Variants() {
 		for _, lang := range []string{"en-US", "es-ES", "de-DE"} {
 			d := s.WithDecline(fixturePrompt(pol, lang), s.longestGuidance())
+			d.RetryAdvice = fixtureRetryAdvice
 			sys, usr, err := s.Prompt(v, d)
 			if err != nil {
 				ps = append(ps, templateProblem(variantFile(v), err))
@@ -231,9 +232,9 @@ func (s *Set) lintGuardrails() []Problem {
 
 // lintDeclines: for every decline class, the rules' message of every step in every
 // language — the class's own (declines.yaml) or the step's (policy.yaml) — passes the
-// guardrails as if it offered nothing and keeps the class's plan (no retry promised where
-// none will happen, no card details where only authentication is needed), and a class's
-// own message fits the SMS.
+// guardrails as if it offered nothing and keeps the class's plan (no retry promised: the
+// advice may say none will happen; no card details where only authentication is needed),
+// and a class's own message fits the SMS.
 func (s *Set) lintDeclines() []Problem {
 	if s.Declines == nil || s.Policy == nil {
 		return nil
@@ -242,6 +243,9 @@ func (s *Set) lintDeclines() []Problem {
 	var ps []Problem
 	for _, c := range recoup.DeclineClasses {
 		df := s.DeclineFacts(c, 2) // as after a failed retry: the plan's message is sent
+		// The rules decide whatever the retry advice: no rules message may promise a retry,
+		// since the advice may say none comes (DeclineFacts.WithAdvice).
+		df.NoRetryPromise = true
 		langs := []string{""}
 		for l := range df.RulesMessages {
 			langs = append(langs, l)

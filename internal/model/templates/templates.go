@@ -95,6 +95,32 @@ type PromptData struct {
 	// the customer's. DeclineLink is declines.LinkPaymentMethod or LinkAuthentication.
 	DeclineClass, DeclineGuidance, DeclineLink string
 	PromiseRetry                               bool
+	// RetryAdvice is the run's newest retry advice in one line (RetryAdviceLine): when
+	// billing retries and how many attempts are left, or why it will not.
+	RetryAdvice string
+}
+
+// RetryAdviceLine writes the run's newest retry advice for the prompt: "Billing will retry
+// the payment at <time in the customer's zone> (N attempts left)." when the retry is after
+// now, else "No further automatic retry: <reason>." It names no customer.
+func RetryAdviceLine(adv *recoup.RetryAdvice, now time.Time, timeZone string) string {
+	switch {
+	case adv == nil || (!adv.DoNotRetry && adv.RetryAt.IsZero()):
+		return "No further automatic retry: none advised yet."
+	case !adv.DoNotRetry && adv.RetryAt.After(now):
+		loc, err := time.LoadLocation(timeZone)
+		if err != nil || timeZone == "" || timeZone == "Local" {
+			loc = time.UTC
+		}
+		left := fmt.Sprintf("%d attempts left", adv.Remaining)
+		if adv.Remaining == 1 {
+			left = "1 attempt left"
+		}
+		return fmt.Sprintf("Billing will retry the payment at %s (%s).", adv.RetryAt.In(loc).Format("Mon 2 Jan 2006 15:04 MST"), left)
+	case !adv.DoNotRetry:
+		return "No further automatic retry: the advised retry is past."
+	}
+	return "No further automatic retry: " + strings.TrimSuffix(escapeData(adv.Reason), ".") + "."
 }
 
 // WithDecline fills the prompt data's decline class and its plan from the set's table.
