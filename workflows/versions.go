@@ -88,6 +88,11 @@ const (
 	// advice goroutine, before the run's first AdviseRetry (at its first failure, i.e. at the
 	// start of a new run, before the first step's wait).
 	ChangeRetryAdvice = "retry-advice"
+	// ChangeCardUpdate (DunningWorkflow, retryadvice.go startRetryAdvice): billing's
+	// payment_method.updated with retry_requested is advised on at once (AdviseRetry, webhook
+	// keyed by the update's event id). Runs recorded before it never got the signal. Order: in
+	// the advice goroutine, before the AdviseRetry of the first such update.
+	ChangeCardUpdate = "card-update"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -104,4 +109,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangePauseOrder, "DunningWorkflow"},
 	{ChangeApprovals, "DunningWorkflow"},
 	{ChangeRetryAdvice, "DunningWorkflow"},
+	{ChangeCardUpdate, "DunningWorkflow"},
 }
