@@ -711,6 +711,10 @@ type State struct {
 	// Hardship: the customer said they cannot pay now; the next decision offers the policy's
 	// extension.
 	Hardship bool `json:"hardship,omitempty"`
+	// RetryWait follows a step that sent nothing because the failure's decline class waits
+	// for a retry (first_message: after_failed_retry): "waiting" until a retry fails, then
+	// "failed" until the wait for the next step ends at once (the run acts on it now).
+	RetryWait string `json:"retry_wait,omitempty"`
 	// LastResumed is the occurred_at (clamped) of the newest resume signal received, applied
 	// or refused: a pause signal dated before it is stale (it was superseded by the resume).
 	LastResumed time.Time `json:"last_resumed_at,omitzero"`

@@ -218,3 +218,63 @@ func TestACardUpdateWithARetryRequestIsAdvisedAtOnce(t *testing.T) {
 		t.Errorf("retry state %+v: want 2 advices and the update counted", st.Retry)
 	}
 }
+
+// issuerUnavailableWorld decides like the shipped plan for issuer_unavailable
+// (after_failed_retry): no message while the run has seen only its first failure.
+func issuerUnavailableWorld(t *testing.T) *world {
+	w := newWorld(t)
+	w.input.Failure.FailureCode = "try_again_later"
+	w.decide = func(in activities.DecideInput) recoup.Decision {
+		dec := decision(in, recoup.ChannelEmail, recoup.Incentive{}, 0)
+		if in.Failures <= 1 {
+			dec.Channel = recoup.ChannelNone
+		}
+		dec.DeclineClass = recoup.DeclineIssuerUnavailable
+		return dec
+	}
+	return w
+}
+
+// Step 1 sends nothing (the class waits for a retry); billing's failed retry an hour later
+// ends the wait for step 2 at once: one message, then, not three days later.
+func TestAFailedRetryEndsTheWaitOfAStepThatWaitedForIt(t *testing.T) {
+	w := issuerUnavailableWorld(t)
+	w.at(time.Hour, recoup.SignalRetryResult, recoup.RetryResult{EventID: "evt_retry_1", AttemptID: "att_2", FailureCode: "try_again_later", OccurredAt: t0.Add(time.Hour)})
+	early := w.stateAt(2 * time.Hour)
+	w.env.RegisterDelayedCallback(func() { w.env.CancelWorkflow() }, 4*day) // before step 3
+	w.run()
+
+	if len(w.sends) != 1 || w.sendTimes[0] != time.Hour {
+		t.Fatalf("sends at %v, want one, right after the failed retry (1h)", w.sendTimes)
+	}
+	if len(early.Decisions) != 2 || early.Decisions[0].Channel != recoup.ChannelNone || early.Decisions[1].Step != 2 || early.RetryWait != "" {
+		t.Fatalf("decisions %+v (retry wait %q): want step 1 silent, step 2 decided after the failed retry", early.Decisions, early.RetryWait)
+	}
+}
+
+// Without a failed retry nothing happens before step 2's time, and step 2 (still waiting
+// for a retry) sends nothing either.
+func TestWithoutAFailedRetryTheStepWaitsForItsTime(t *testing.T) {
+	w := issuerUnavailableWorld(t)
+	mid := w.stateAt(2 * day)
+	w.env.RegisterDelayedCallback(func() { w.env.CancelWorkflow() }, 4*day) // before step 3
+	w.run()
+
+	if mid.RetryWait != "waiting" || len(mid.Decisions) != 1 {
+		t.Fatalf("after step 1: retry wait %q, %d decisions; want waiting for a retry, one decision", mid.RetryWait, len(mid.Decisions))
+	}
+	if len(w.sends) != 0 {
+		t.Fatalf("sends at %v, want none", w.sendTimes)
+	}
+	if at := decidedAt(w); len(at) != 2 || !at[0].Equal(t0) || !at[1].Equal(t0.Add(3*day)) {
+		t.Fatalf("decided at %v: want steps 1 and 2 at their times (day 0, day 3)", at)
+	}
+}
+
+func decidedAt(w *world) []time.Time {
+	var out []time.Time
+	for _, in := range w.decisions {
+		out = append(out, in.Now)
+	}
+	return out
+}

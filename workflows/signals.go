@@ -163,6 +163,7 @@ func (d *dunning) onPaymentFailed(ctx workflow.Context, s recoup.PaymentFailed) 
 			d.failureCode = s.FailureCode
 		}
 		r.Note = joinNote(r.Note, "failure "+s.FailureCode)
+		d.onRetryFailure(ctx)
 		d.recordAttempt(recoup.RetryAttempt{EventID: s.EventID, At: clampFuture(s.OccurredAt, workflow.Now(ctx)), Code: s.FailureCode})
 	}
 }
@@ -187,6 +188,7 @@ func (d *dunning) onRetryResult(ctx workflow.Context, s recoup.RetryResult) {
 		d.failureCode = s.FailureCode
 	}
 	r.Note = joinNote(r.Note, "retry "+s.AttemptID+" failed: "+s.FailureCode)
+	d.onRetryFailure(ctx)
 }
 
 // onPaymentMethodUpdated records billing's payment_method.updated for the retry advice
