@@ -59,12 +59,15 @@ const (
 	EventPause  = "dunning.pause"
 	EventResume = "dunning.resume"
 	EventOptOut = "dunning.opt_out"
+	// EventPaymentMethodUpdated: the customer updated the card or completed the
+	// authentication the issuer asked for. retry_requested asks Recoup to advise a retry now.
+	EventPaymentMethodUpdated = "payment_method.updated"
 )
 
 // EventTypes lists every event type accepted from the billing service; each has a JSON
 // Schema, internal/events/schemas/v1/<type>.json.
 var EventTypes = []string{EventPaymentFailed, EventRetrySucceeded, EventRetryFailed, EventRecovered,
-	EventCancel, EventPause, EventResume, EventOptOut, EventPaymentSucceeded}
+	EventCancel, EventPause, EventResume, EventOptOut, EventPaymentSucceeded, EventPaymentMethodUpdated}
 
 // Signal names a dunning run accepts. Each carries the payload type named beside it.
 const (
@@ -77,6 +80,9 @@ const (
 	SignalOptOut        = "opt-out"        // OptOut: stop one channel for the rest of the run
 	SignalReleaseHold   = "release-hold"   // ReleaseHold: the incident holding the run ended or was released
 	SignalReply         = "reply"          // Reply: the customer answered (SMS or email), masked
+	// SignalPaymentMethodUpdated carries PaymentMethodUpdated: the customer updated the card
+	// or authenticated (payment_method.updated).
+	SignalPaymentMethodUpdated = "payment-method-updated"
 )
 
 // Reply is the payload of SignalReply: a customer's free-text answer, recorded in the
@@ -445,6 +451,15 @@ type Recovered struct {
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
+// PaymentMethodUpdated is the payload of SignalPaymentMethodUpdated: the customer updated
+// the card or completed authentication. The run's next retry advice counts it (no retry of
+// the old card unless RetryRequested); with RetryRequested the run advises at once.
+type PaymentMethodUpdated struct {
+	EventID        string    `json:"event_id"`
+	RetryRequested bool      `json:"retry_requested,omitempty"`
+	OccurredAt     time.Time `json:"occurred_at"`
+}
+
 // Cancel is the payload of SignalCancel.
 type Cancel struct {
 	EventID    string    `json:"event_id,omitempty"`
@@ -595,6 +610,9 @@ type RetryState struct {
 	Pending  []RetryAttempt `json:"pending,omitempty"`
 	Advice   *RetryAdvice   `json:"advice,omitempty"`
 	Advised  int            `json:"advised,omitempty"` // advices given so far
+	// CardUpdate is the newest payment_method.updated not yet counted by an advice (the
+	// next advice counts it and clears it).
+	CardUpdate *PaymentMethodUpdated `json:"card_update,omitempty"`
 }
 
 // MaxRetryAttempts bounds RetryState.Attempts (the networks' windows are 30 days).
@@ -693,6 +711,10 @@ type State struct {
 	// Hardship: the customer said they cannot pay now; the next decision offers the policy's
 	// extension.
 	Hardship bool `json:"hardship,omitempty"`
+	// RetryWait follows a step that sent nothing because the failure's decline class waits
+	// for a retry (first_message: after_failed_retry): "waiting" until a retry fails, then
+	// "failed" until the wait for the next step ends at once (the run acts on it now).
+	RetryWait string `json:"retry_wait,omitempty"`
 	// LastResumed is the occurred_at (clamped) of the newest resume signal received, applied
 	// or refused: a pause signal dated before it is stale (it was superseded by the resume).
 	LastResumed time.Time `json:"last_resumed_at,omitzero"`

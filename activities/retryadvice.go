@@ -146,6 +146,9 @@ func retryAdvicePayload(in AdviseRetryInput, adv recoup.RetryAdvice) map[string]
 		"reason": adv.Reason, "remaining_attempts": adv.Remaining, "attempts_so_far": len(in.Attempts),
 		"advised_at": adv.AdvisedAt.UTC().Format(time.RFC3339),
 	}
+	if in.CardUpdated { // advised after a payment_method.updated
+		p["card_updated"], p["retry_requested"] = true, in.RetryAfterCardUpdate
+	}
 	if !adv.DoNotRetry {
 		p["retry_at"] = adv.RetryAt.UTC().Format(time.RFC3339)
 	}

@@ -34,6 +34,40 @@ func (d *dunning) recordAttempt(at recoup.RetryAttempt) {
 	}
 }
 
+// recordCardUpdate keeps billing's payment_method.updated for the next advice, which counts
+// it (CardUpdated: no retry of the old card unless billing asked). With retry_requested it
+// queues a fresh advice at once, keyed by the update's event id (its webhook id), on the
+// newest failure's code.
+func (d *dunning) recordCardUpdate(ctx workflow.Context, s recoup.PaymentMethodUpdated) {
+	r := d.state.Retry
+	if r == nil {
+		r = &recoup.RetryState{}
+		d.state.Retry = r
+	}
+	s.OccurredAt = clampFuture(s.OccurredAt, workflow.Now(ctx))
+	r.CardUpdate = &s
+	if !s.RetryRequested {
+		return
+	}
+	code := d.in.Failure.FailureCode
+	for _, at := range r.Attempts {
+		if !at.Succeeded && at.Code != "" {
+			code = at.Code
+		}
+	}
+	r.Pending = append(r.Pending, recoup.RetryAttempt{EventID: s.EventID, At: s.OccurredAt, Code: code})
+}
+
+// cardUpdateFor is the card update the advice on failure counts, and whether that advice
+// uses it up: a retry-requested update is kept for its own advice.
+func cardUpdateFor(r *recoup.RetryState, failure recoup.RetryAttempt) (cu *recoup.PaymentMethodUpdated, consumed bool) {
+	cu = r.CardUpdate
+	if cu == nil {
+		return nil, false
+	}
+	return cu, !cu.RetryRequested || cu.EventID == failure.EventID
+}
+
 func (d *dunning) advicePending() bool {
 	return d.state.Retry != nil && len(d.state.Retry.Pending) > 0
 }
@@ -49,6 +83,11 @@ func (d *dunning) startRetryAdvice(ctx workflow.Context) {
 			if workflow.GetVersion(ctx, ChangeRetryAdvice, workflow.DefaultVersion, 1) < 1 {
 				d.state.Retry.Pending = nil
 				return
+			}
+			if cu := d.state.Retry.CardUpdate; cu != nil && cu.EventID == d.state.Retry.Pending[0].EventID &&
+				workflow.GetVersion(ctx, ChangeCardUpdate, workflow.DefaultVersion, 1) < 1 {
+				d.state.Retry.Pending = d.state.Retry.Pending[1:]
+				continue
 			}
 			execute, ok := d.advise(ctx, d.state.Retry.Pending[0])
 			if !ok {
@@ -74,6 +113,10 @@ func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) (exe
 	if f.Customer != nil {
 		in.TimeZone = f.Customer.TimeZone
 	}
+	cu, consumed := cardUpdateFor(d.state.Retry, failure)
+	if cu != nil {
+		in.CardUpdated, in.RetryAfterCardUpdate = true, cu.RetryRequested && consumed
+	}
 	var res activities.AdviseRetryResult
 	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
 		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Advise billing on retrying "+failure.EventID), a.AdviseRetry, in)
@@ -87,6 +130,9 @@ func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) (exe
 	}
 	d.state.Retry.Advice = &res.Advice
 	d.state.Retry.Advised++
+	if consumed {
+		d.state.Retry.CardUpdate = nil
+	}
 	d.updateDetails(ctx)
 	return res.Execute && err == nil, true
 }

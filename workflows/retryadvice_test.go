@@ -145,3 +145,136 @@ func TestDetailsShowTheRetryAdviceWhileItIsAhead(t *testing.T) {
 		t.Fatalf("details %q of an ended run show retry advice", lines)
 	}
 }
+
+// cardUpdateWorld is a run whose card failed with expired_card (update_payment_method: no
+// blind retry), advised through the real AdviseRetry.
+func cardUpdateWorld(t *testing.T) (*world, *adviceHook) {
+	w := newWorld(t)
+	w.input.Failure.FailureCode = "expired_card"
+	hook := &adviceHook{}
+	acts := &activities.DunningActivities{Webhook: hook, ClassifyDecline: func(code string) recoup.DeclineClass {
+		return map[string]recoup.DeclineClass{"expired_card": recoup.DeclineUpdatePaymentMethod, "try_again_later": recoup.DeclineIssuerUnavailable}[code]
+	}}
+	w.env.OnActivity(a.AdviseRetry, mock.Anything, mock.Anything).Return(acts.AdviseRetry)
+	return w, hook
+}
+
+// A card update without retry_requested sends no advice of its own; the next advice (after
+// billing's own charge of the new card failed) counts it: do not retry the old card.
+func TestACardUpdateWithoutARetryRequestMakesTheNextAdviceNoRetry(t *testing.T) {
+	w, hook := cardUpdateWorld(t)
+	w.at(day, recoup.SignalPaymentMethodUpdated, recoup.PaymentMethodUpdated{EventID: "evt_card", OccurredAt: t0.Add(day)})
+	w.at(2*day, recoup.SignalRetryResult, recoup.RetryResult{EventID: "evt_retry_1", AttemptID: "att_2", FailureCode: "try_again_later", OccurredAt: t0.Add(2 * day)})
+	afterUpdate := w.stateAt(day + time.Hour)
+	_, st := w.run()
+
+	if afterUpdate.Retry == nil || afterUpdate.Retry.CardUpdate == nil || afterUpdate.Retry.Advised != 1 {
+		t.Fatalf("after the card update: %+v, want it kept for the next advice and no new advice", afterUpdate.Retry)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if len(hook.events) != 2 || !strings.HasSuffix(hook.events[1].ID, "/retry-advice/evt_retry_1") {
+		t.Fatalf("webhooks %+v, want 2: the failure's and the retry_failed's", hook.events)
+	}
+	adv := st.Retry.Advice
+	if !adv.DoNotRetry || adv.FailureEventID != "evt_retry_1" || !strings.Contains(adv.Reason, "card was updated") {
+		t.Fatalf("advice after the card update %+v, want do not retry (the card was updated)", adv)
+	}
+	if p := hook.events[1].Payload.(map[string]any); p["card_updated"] != true || p["retry_requested"] != false {
+		t.Errorf("payload %v, want card_updated and no retry_requested", p)
+	}
+	if st.Retry.CardUpdate != nil {
+		t.Errorf("card update %+v still pending after the advice counted it", st.Retry.CardUpdate)
+	}
+}
+
+// With retry_requested, Recoup advises at once: one webhook keyed by the update's event id
+// (a redelivered update sends no second one), a retry soon on the updated card.
+func TestACardUpdateWithARetryRequestIsAdvisedAtOnce(t *testing.T) {
+	w, hook := cardUpdateWorld(t)
+	upd := recoup.PaymentMethodUpdated{EventID: "evt_card", RetryRequested: true, OccurredAt: t0.Add(day)}
+	w.at(day, recoup.SignalPaymentMethodUpdated, upd)
+	w.at(day+time.Hour, recoup.SignalPaymentMethodUpdated, upd) // redelivered
+	afterUpdate := w.stateAt(day + 2*time.Hour)
+	_, st := w.run()
+
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if len(hook.events) != 2 || !strings.HasSuffix(hook.events[1].ID, "/retry-advice/evt_card") {
+		t.Fatalf("webhooks %+v, want 2: the failure's and one for the card update", hook.events)
+	}
+	first, adv := hook.events[0].Payload.(map[string]any), afterUpdate.Retry.Advice
+	if first["do_not_retry"] != true {
+		t.Errorf("first advice %v: want no blind retry before the customer acted", first)
+	}
+	if adv == nil || adv.DoNotRetry || adv.FailureEventID != "evt_card" || adv.Class != recoup.DeclineUpdatePaymentMethod ||
+		adv.RetryAt.Before(t0.Add(day)) || !strings.Contains(adv.Reason, "the customer acted") {
+		t.Fatalf("advice after the card update %+v, want a retry soon (the customer acted)", adv)
+	}
+	if p := hook.events[1].Payload.(map[string]any); p["card_updated"] != true || p["retry_requested"] != true {
+		t.Errorf("payload %v, want card_updated and retry_requested", p)
+	}
+	if st.Retry.Advised != 2 || st.Retry.CardUpdate != nil {
+		t.Errorf("retry state %+v: want 2 advices and the update counted", st.Retry)
+	}
+}
+
+// issuerUnavailableWorld decides like the shipped plan for issuer_unavailable
+// (after_failed_retry): no message while the run has seen only its first failure.
+func issuerUnavailableWorld(t *testing.T) *world {
+	w := newWorld(t)
+	w.input.Failure.FailureCode = "try_again_later"
+	w.decide = func(in activities.DecideInput) recoup.Decision {
+		dec := decision(in, recoup.ChannelEmail, recoup.Incentive{}, 0)
+		if in.Failures <= 1 {
+			dec.Channel = recoup.ChannelNone
+		}
+		dec.DeclineClass = recoup.DeclineIssuerUnavailable
+		return dec
+	}
+	return w
+}
+
+// Step 1 sends nothing (the class waits for a retry); billing's failed retry an hour later
+// ends the wait for step 2 at once: one message, then, not three days later.
+func TestAFailedRetryEndsTheWaitOfAStepThatWaitedForIt(t *testing.T) {
+	w := issuerUnavailableWorld(t)
+	w.at(time.Hour, recoup.SignalRetryResult, recoup.RetryResult{EventID: "evt_retry_1", AttemptID: "att_2", FailureCode: "try_again_later", OccurredAt: t0.Add(time.Hour)})
+	early := w.stateAt(2 * time.Hour)
+	w.env.RegisterDelayedCallback(func() { w.env.CancelWorkflow() }, 4*day) // before step 3
+	w.run()
+
+	if len(w.sends) != 1 || w.sendTimes[0] != time.Hour {
+		t.Fatalf("sends at %v, want one, right after the failed retry (1h)", w.sendTimes)
+	}
+	if len(early.Decisions) != 2 || early.Decisions[0].Channel != recoup.ChannelNone || early.Decisions[1].Step != 2 || early.RetryWait != "" {
+		t.Fatalf("decisions %+v (retry wait %q): want step 1 silent, step 2 decided after the failed retry", early.Decisions, early.RetryWait)
+	}
+}
+
+// Without a failed retry nothing happens before step 2's time, and step 2 (still waiting
+// for a retry) sends nothing either.
+func TestWithoutAFailedRetryTheStepWaitsForItsTime(t *testing.T) {
+	w := issuerUnavailableWorld(t)
+	mid := w.stateAt(2 * day)
+	w.env.RegisterDelayedCallback(func() { w.env.CancelWorkflow() }, 4*day) // before step 3
+	w.run()
+
+	if mid.RetryWait != "waiting" || len(mid.Decisions) != 1 {
+		t.Fatalf("after step 1: retry wait %q, %d decisions; want waiting for a retry, one decision", mid.RetryWait, len(mid.Decisions))
+	}
+	if len(w.sends) != 0 {
+		t.Fatalf("sends at %v, want none", w.sendTimes)
+	}
+	if at := decidedAt(w); len(at) != 2 || !at[0].Equal(t0) || !at[1].Equal(t0.Add(3*day)) {
+		t.Fatalf("decided at %v: want steps 1 and 2 at their times (day 0, day 3)", at)
+	}
+}
+
+func decidedAt(w *world) []time.Time {
+	var out []time.Time
+	for _, in := range w.decisions {
+		out = append(out, in.Now)
+	}
+	return out
+}

@@ -77,6 +77,7 @@ func (d *dunning) startSignals(ctx workflow.Context) {
 	for _, h := range []supportHandler{sa.approve, sa.reject, sa.edit} {
 		h.listen(ctx, sel)
 	}
+	onSignal(d, ctx, sel, recoup.SignalPaymentMethodUpdated, d.onPaymentMethodUpdated)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel.Select(ctx)
@@ -162,6 +163,7 @@ func (d *dunning) onPaymentFailed(ctx workflow.Context, s recoup.PaymentFailed) 
 			d.failureCode = s.FailureCode
 		}
 		r.Note = joinNote(r.Note, "failure "+s.FailureCode)
+		d.onRetryFailure(ctx)
 		d.recordAttempt(recoup.RetryAttempt{EventID: s.EventID, At: clampFuture(s.OccurredAt, workflow.Now(ctx)), Code: s.FailureCode})
 	}
 }
@@ -186,6 +188,18 @@ func (d *dunning) onRetryResult(ctx workflow.Context, s recoup.RetryResult) {
 		d.failureCode = s.FailureCode
 	}
 	r.Note = joinNote(r.Note, "retry "+s.AttemptID+" failed: "+s.FailureCode)
+	d.onRetryFailure(ctx)
+}
+
+// onPaymentMethodUpdated records billing's payment_method.updated for the retry advice
+// (recordCardUpdate).
+func (d *dunning) onPaymentMethodUpdated(ctx workflow.Context, s recoup.PaymentMethodUpdated) {
+	r := d.receive(ctx, recoup.SignalPaymentMethodUpdated, s.EventID, s.OccurredAt, other)
+	if r == nil {
+		return
+	}
+	d.recordCardUpdate(ctx, s)
+	r.Note = joinNote(r.Note, map[bool]string{false: "payment method updated", true: "payment method updated; billing asks for a retry advice"}[s.RetryRequested])
 }
 
 func (d *dunning) onOptOut(ctx workflow.Context, s recoup.OptOut) {

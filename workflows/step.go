@@ -32,6 +32,7 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 		return err
 	}
 	var dec recoup.Decision
+	failures := d.state.Failures
 	stopped, err = d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
 		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, fmt.Sprintf("Step %d · decide channel, tone and incentive", step)), a.DecideStrategy, activities.DecideInput{
 			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
@@ -48,6 +49,7 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 		d.state.NextChannel = ""
 	}
 	d.state.Decisions = append(d.state.Decisions, dec)
+	d.noteRetryWait(ctx, dec, failures)
 	if changed(ctx, ChangeDecisionSearchAttributes) {
 		d.upsert(ctx, recoup.PromptVersionKey.ValueSet(dec.PromptVersion), recoup.DecidedByKey.ValueSet(dec.DecidedBy))
 	}
@@ -63,6 +65,42 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	}
 	return nil
 }
+
+// noteRetryWait remembers a step that sent nothing because the failure's decline class waits
+// for a retry (no channel, a class, the run's first failure only): a failed retry then
+// ends the wait for the next step at once (onRetryFailure). A failure that arrived while
+// the step was decided counts at once.
+func (d *dunning) noteRetryWait(ctx workflow.Context, dec recoup.Decision, failures int) {
+	if d.state.RetryWait == retryWaiting {
+		d.state.RetryWait = "" // this step was decided: it no longer waits
+	}
+	if dec.Channel != recoup.ChannelNone || dec.DeclineClass == "" || failures > 1 || d.nextStep+1 >= len(d.schedule) {
+		return
+	}
+	d.state.RetryWait = retryWaiting
+	if d.state.Failures > failures {
+		d.onRetryFailure(ctx)
+	}
+}
+
+// onRetryFailure: a retry failed (payment.retry_failed, a later payment.failed) while the run
+// waits for one; the wait for the next step ends at once. Runs recorded before
+// ChangeActOnFailedRetry wait for the step's time.
+func (d *dunning) onRetryFailure(ctx workflow.Context) {
+	if d.state.RetryWait != retryWaiting {
+		return
+	}
+	d.state.RetryWait = ""
+	if workflow.GetVersion(ctx, ChangeActOnFailedRetry, workflow.DefaultVersion, 1) >= 1 {
+		d.state.RetryWait = retryFailed
+	}
+}
+
+// The values of State.RetryWait.
+const (
+	retryWaiting = "waiting"
+	retryFailed  = "failed"
+)
 
 // window is an allowed-hours window; a zero until means no end is known (decisions
 // recorded before windows existed).

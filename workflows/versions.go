@@ -88,6 +88,18 @@ const (
 	// advice goroutine, before the run's first AdviseRetry (at its first failure, i.e. at the
 	// start of a new run, before the first step's wait).
 	ChangeRetryAdvice = "retry-advice"
+	// ChangeCardUpdate (DunningWorkflow, retryadvice.go startRetryAdvice): billing's
+	// payment_method.updated with retry_requested is advised on at once (AdviseRetry, webhook
+	// keyed by the update's event id). Runs recorded before it never got the signal. Order: in
+	// the advice goroutine, before the AdviseRetry of the first such update.
+	ChangeCardUpdate = "card-update"
+	// ChangeActOnFailedRetry (DunningWorkflow, step.go onRetryFailure, wait.go waitUntil): a
+	// step that sent nothing because the decline class waits for a failed retry
+	// (after_failed_retry) is followed at once by the next step when a retry fails (a
+	// payment.retry_failed or later payment.failed), instead of at the step's time. Runs
+	// recorded before it wait for the time. Order: in the signal handler of that failure,
+	// after the run recorded the failure, before the wait's timer is cancelled.
+	ChangeActOnFailedRetry = "act-on-failed-retry"
 )
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
@@ -104,4 +116,6 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangePauseOrder, "DunningWorkflow"},
 	{ChangeApprovals, "DunningWorkflow"},
 	{ChangeRetryAdvice, "DunningWorkflow"},
+	{ChangeCardUpdate, "DunningWorkflow"},
+	{ChangeActOnFailedRetry, "DunningWorkflow"},
 }

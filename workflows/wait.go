@@ -61,6 +61,12 @@ func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what stri
 			continue
 		}
 		now := workflow.Now(ctx)
+		if kind == waitStep && d.state.RetryWait == retryFailed {
+			d.state.RetryWait = "" // a failed retry: act on the step now
+			d.actNowPending = false
+			d.state.NextAction, d.state.NextActionAt = "", time.Time{}
+			return waitDone
+		}
 		if d.actNowPending && kind.actNowEnds() {
 			d.actNowPending = false
 			d.state.NextAction, d.state.NextActionAt = "", time.Time{}
@@ -74,7 +80,8 @@ func (d *dunning) waitUntil(ctx workflow.Context, at func() time.Time, what stri
 		d.updateDetails(ctx)
 		status := d.state.Status
 		if _, err := awaitFor(ctx, t.Sub(now), waitSummary(kind, what, t, t.Sub(now)), func() bool {
-			return d.state.Status != status || d.actNowPending || (canContinue && d.historyLong(ctx))
+			return d.state.Status != status || d.actNowPending || (canContinue && d.historyLong(ctx)) ||
+				(kind == waitStep && d.state.RetryWait == retryFailed)
 		}); err != nil {
 			return waitEnded
 		}

@@ -30,6 +30,7 @@ type call struct {
 	Input      recoup.DunningInput
 	Opts       client.StartWorkflowOptions
 	RunID      string
+	Arg        any // the signal's payload
 }
 
 func (c call) String() string { return c.Kind + " " + c.Signal + " " + c.EventID }
@@ -82,6 +83,8 @@ func describe(arg any) (eventID string, at time.Time) {
 		return v.EventID, v.OccurredAt
 	case recoup.Reply:
 		return v.EventID, v.ReceivedAt
+	case recoup.PaymentMethodUpdated:
+		return v.EventID, v.OccurredAt
 	}
 	panic(fmt.Sprintf("unexpected signal payload %T", arg))
 }
@@ -123,7 +126,7 @@ func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, runID, signal strin
 	if !ok || (runID != "" && runID != running) {
 		return serviceerror.NewNotFound("workflow execution not found or already completed")
 	}
-	c := call{Kind: "signal", WorkflowID: id, Signal: signal, RunID: running}
+	c := call{Kind: "signal", WorkflowID: id, Signal: signal, RunID: running, Arg: arg}
 	c.EventID, c.OccurredAt = describe(arg)
 	f.calls = append(f.calls, c)
 	return nil
@@ -473,5 +476,29 @@ func TestEventsKeptForTheNextRunReachItInOrder(t *testing.T) {
 	want := []string{"start payment-failed evt_f1", "start payment-failed evt_f2", "signal pause evt_p", "signal resume evt_r"}
 	if got := fake.got(); !slices.Equal(got, want) {
 		t.Errorf("Temporal got %q, want %q", got, want)
+	}
+}
+
+// A card update (payment_method.updated) reaches the invoice's open run as a signal, with
+// billing's retry_requested.
+func TestCardUpdateReachesTheInvoicesRun(t *testing.T) {
+	ctx := context.Background()
+	st := fakes.MustStore(t)
+	fake := newFake()
+	in := &eventlog.Ingestor{Store: st, Temporal: fake}
+	if _, err := in.Accept(ctx, ev(recoup.EventPaymentFailed, "evt_f", "inv_1", t0), "test"); err != nil {
+		t.Fatal(err)
+	}
+	upd := fmt.Sprintf(`{"type":"payment_method.updated","event_id":"evt_u","invoice_id":"inv_1","customer_id":"cus_1","retry_requested":true,"occurred_at":%q}`,
+		t0.Add(time.Hour).Format(time.RFC3339))
+	if res, err := in.Accept(ctx, []byte(upd), "test"); err != nil || !res.Delivered {
+		t.Fatalf("card update: %+v, %v; want delivered", res, err)
+	}
+	want := []string{"start payment-failed evt_f", "signal payment-method-updated evt_u"}
+	if got := fake.got(); !slices.Equal(got, want) {
+		t.Fatalf("Temporal got %q, want %q", got, want)
+	}
+	if p, ok := fake.call(1).Arg.(recoup.PaymentMethodUpdated); !ok || !p.RetryRequested || !p.OccurredAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("signal payload = %#v, want retry_requested at %s", fake.call(1).Arg, t0.Add(time.Hour))
 	}
 }

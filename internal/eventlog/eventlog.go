@@ -317,6 +317,9 @@ func signalFor(ev events.Event) (string, any) {
 		return recoup.SignalPause, recoup.Pause{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
 	case recoup.EventResume:
 		return recoup.SignalResume, recoup.Resume{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
+	case recoup.EventPaymentMethodUpdated: // to the invoice's open run, like a pause
+		return recoup.SignalPaymentMethodUpdated, recoup.PaymentMethodUpdated{EventID: ev.EventID,
+			RetryRequested: ev.RetryRequested, OccurredAt: ev.OccurredAt}
 	default: // recoup.EventOptOut
 		return recoup.SignalOptOut, recoup.OptOut{EventID: ev.EventID, Channel: ev.Channel, OccurredAt: ev.OccurredAt}
 	}

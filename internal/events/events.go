@@ -49,7 +49,9 @@ type Event struct {
 	Reason        string
 	Channel       recoup.Channel
 	Customer      *recoup.CustomerSnapshot
-	Raw           []byte // the event as received (compacted JSON)
+	// RetryRequested: a payment_method.updated asking Recoup to advise a retry now.
+	RetryRequested bool
+	Raw            []byte // the event as received (compacted JSON)
 }
 
 // ValidationError lists every problem of an event, each as "field: message".
@@ -198,7 +200,8 @@ func readType(doc map[string]any) (string, string) {
 // snapshot. The leniencies of normalize apply to these names only.
 var (
 	envelopeFields = []string{"type", "event_id", "invoice_id", "occurred_at", "customer_id", "attempt_id",
-		"amount_minor", "currency", "failure_code", "gateway", "card_bin", "issuer_country", "reason", "channel", "customer"}
+		"amount_minor", "currency", "failure_code", "gateway", "card_bin", "issuer_country", "reason", "channel", "customer",
+		"retry_requested"}
 	snapshotFields = []string{"name", "email", "phone", "locale", "time_zone", "plan", "email_consent", "sms_consent"}
 	// trimmedFields ignore surrounding whitespace.
 	trimmedFields = map[string]bool{"type": true, "event_id": true, "invoice_id": true, "customer_id": true,
@@ -279,6 +282,7 @@ func check(typ string, doc map[string]any, ps *problemSet) Event {
 		AttemptID: str("attempt_id"), Currency: strings.ToUpper(str("currency")), FailureCode: str("failure_code"),
 		Reason: str("reason"), Channel: recoup.Channel(str("channel")), Gateway: str("gateway"),
 		CardBIN: str("card_bin"), IssuerCountry: strings.ToUpper(str("issuer_country"))}
+	e.RetryRequested, _ = doc["retry_requested"].(bool)
 	if len(e.CardBIN) > 6 {
 		e.CardBIN = e.CardBIN[:6] // only the first 6 digits are kept
 	}

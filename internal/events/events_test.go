@@ -127,7 +127,8 @@ func TestDecodePaymentFailed(t *testing.T) {
 func equalEvent(a, b events.Event) bool {
 	return a.Type == b.Type && a.EventID == b.EventID && a.InvoiceID == b.InvoiceID && a.CustomerID == b.CustomerID &&
 		a.OccurredAt.Equal(b.OccurredAt) && a.AttemptID == b.AttemptID && a.AmountMinor == b.AmountMinor &&
-		a.Currency == b.Currency && a.FailureCode == b.FailureCode && a.Reason == b.Reason && a.Channel == b.Channel
+		a.Currency == b.Currency && a.FailureCode == b.FailureCode && a.Reason == b.Reason && a.Channel == b.Channel &&
+		a.RetryRequested == b.RetryRequested
 }
 
 func TestDecodeRawIsCompactJSON(t *testing.T) {
@@ -170,6 +171,8 @@ func TestDecodeOtherTypes(t *testing.T) {
 		{`{"type":"dunning.resume",` + base + `}`, events.Event{Type: recoup.EventResume}},
 		{`{"type":"dunning.opt_out",` + base + `,"channel":"sms"}`, events.Event{Type: recoup.EventOptOut, Channel: recoup.ChannelSMS}},
 		{`{"type":"dunning.opt_out",` + base + `,"channel":"email"}`, events.Event{Type: recoup.EventOptOut, Channel: recoup.ChannelEmail}},
+		{`{"type":"payment_method.updated",` + base + `,"retry_requested":true}`, events.Event{Type: recoup.EventPaymentMethodUpdated, RetryRequested: true}},
+		{`{"type":"payment_method.updated",` + base + `,"retry_requested":null}`, events.Event{Type: recoup.EventPaymentMethodUpdated}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want.Type, func(t *testing.T) {
@@ -187,8 +190,8 @@ func TestDecodeOtherTypes(t *testing.T) {
 }
 
 func TestDecodeAcceptsEveryListedType(t *testing.T) {
-	if len(events.Types) != 9 {
-		t.Errorf("Types = %v, want the 9 documented event types", events.Types)
+	if len(events.Types) != 10 {
+		t.Errorf("Types = %v, want the 10 documented event types", events.Types)
 	}
 	for _, typ := range events.Types {
 		m := map[string]any{"type": typ, "event_id": "evt_1", "invoice_id": "inv_1", "occurred_at": "2026-11-29T10:00:00Z",
