@@ -1,0 +1,32 @@
+package workflows_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/activities"
+)
+
+// Review3: support pauses the run for 30 minutes across the advised time. The executor
+// finds the run paused at RetryAt, records "skipped" and never pays after the resume,
+// although billing was told retry_at (and, with the executor on, relies on Recoup to pay).
+func TestReview3APauseAcrossTheAdvisedTimeDefersThePaymentNotDropsIt(t *testing.T) {
+	w := newWorld(t)
+	w.input.Failure.FailureCode = "try_again_later"
+	payer := &fakePayer{now: w.env.Now}
+	acts := &activities.DunningActivities{Payer: payer, ClassifyDecline: func(string) recoup.DeclineClass { return recoup.DeclineIssuerUnavailable }}
+	w.env.OnActivity(a.AdviseRetry, mock.Anything, mock.Anything).Return(acts.AdviseRetry)
+	w.env.OnActivity(a.PayInvoice, mock.Anything, mock.Anything).Return(acts.PayInvoice)
+	w.at(50*time.Minute, recoup.SignalPause, recoup.Pause{EventID: "evt_pause", By: "support", Reason: "check"})
+	w.at(80*time.Minute, recoup.SignalResume, recoup.Resume{EventID: "evt_resume", By: "support"})
+	_, st := w.run()
+	payer.mu.Lock()
+	defer payer.mu.Unlock()
+	if len(payer.calls) != 1 {
+		t.Fatalf("Stripe executor attempts %v after a 30-minute pause over the advised time (t0+1h), want 1 after the resume; advice %+v",
+			payer.calls, st.Retry.Advice)
+	}
+}
