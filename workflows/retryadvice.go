@@ -59,13 +59,32 @@ func (d *dunning) recordCardUpdate(ctx workflow.Context, s recoup.PaymentMethodU
 }
 
 // cardUpdateFor is the card update the advice on failure counts, and whether that advice
-// uses it up: a retry-requested update is kept for its own advice.
+// uses it up: a retry-requested update is kept for its own advice. An update counts only
+// for failures that happened before it (the old card's): a failure after it is the new
+// card's, advised on its own merits, and makes a plain update moot.
 func cardUpdateFor(r *recoup.RetryState, failure recoup.RetryAttempt) (cu *recoup.PaymentMethodUpdated, consumed bool) {
 	cu = r.CardUpdate
 	if cu == nil {
 		return nil, false
 	}
+	if cu.EventID != failure.EventID && failure.At.After(cu.OccurredAt) {
+		return nil, !cu.RetryRequested
+	}
 	return cu, !cu.RetryRequested || cu.EventID == failure.EventID
+}
+
+// executeScheduled marks an advice the Stripe executor is to pay at its time; it carries
+// across continue-as-new in State.Retry, and the next run resumes the wait.
+const executeScheduled = "scheduled"
+
+// executorAttempt is the attempt number in the executor's Idempotency-Key for the run's n-th
+// advice: unique across the invoice's runs (episode e numbers from (e-1)*100000+1), stable
+// across activity retries and continue-as-new (n carries in State.Retry.Advised).
+func (d *dunning) executorAttempt(n int) int {
+	if e := d.in.Episode; e > 1 {
+		return (e-1)*100_000 + n
+	}
+	return n
 }
 
 func (d *dunning) advicePending() bool {
@@ -76,6 +95,9 @@ func (d *dunning) advicePending() bool {
 // long as the run lives. Runs recorded before ChangeRetryAdvice advise nothing.
 func (d *dunning) startRetryAdvice(ctx workflow.Context) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		if r := d.state.Retry; r != nil && r.Advice != nil && r.Advice.Executed == executeScheduled {
+			d.execute(ctx, r.Advice, r.Advised) // carried by continue-as-new: resume the wait
+		}
 		for {
 			if err := workflow.Await(ctx, func() bool { return d.advicePending() || d.ended() }); err != nil || d.ended() {
 				return
@@ -95,6 +117,7 @@ func (d *dunning) startRetryAdvice(ctx workflow.Context) {
 			}
 			d.state.Retry.Pending = d.state.Retry.Pending[1:]
 			if execute {
+				d.state.Retry.Advice.Executed = executeScheduled
 				d.execute(ctx, d.state.Retry.Advice, d.state.Retry.Advised)
 			}
 		}
@@ -138,10 +161,11 @@ func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) (exe
 }
 
 // execute is the Stripe executor: at the advised time it pays the invoice (PayInvoice,
-// idempotency key recoup-<invoice>-attempt-<n>, n the advice's number). A newer failure
-// arriving first supersedes the advice; a run that ended, or is not active (paused, held,
-// waiting for support or approval), pays nothing. The outcome comes back through Stripe's
-// webhooks as any payment does. Only runs whose AdviseRetry answered Execute (the executor
+// idempotency key recoup-<invoice>-attempt-<n>, n the advice's number, see executorAttempt).
+// A newer failure arriving first supersedes the advice, and a run that ends pays nothing; a
+// run not active at the time (paused, held, waiting for support or approval) pays once it is
+// active again. While it waits the advice is "scheduled", which continue-as-new carries. The
+// outcome comes back through Stripe's webhooks as any payment does. Only runs whose AdviseRetry answered Execute (the executor
 // enabled on the worker) emit these commands, so recorded runs replay unchanged.
 func (d *dunning) execute(ctx workflow.Context, adv *recoup.RetryAdvice, n int) {
 	wait := adv.RetryAt.Sub(workflow.Now(ctx))
@@ -154,15 +178,17 @@ func (d *dunning) execute(ctx workflow.Context, adv *recoup.RetryAdvice, n int) 
 			return
 		}
 	}
-	if d.state.Status != recoup.StatusActive {
-		adv.Executed = "skipped: the run is " + string(d.state.Status)
+	if err := workflow.Await(ctx, func() bool {
+		return d.state.Status == recoup.StatusActive || d.ended() || d.advicePending()
+	}); err != nil || d.ended() || d.advicePending() {
+		adv.Executed = "skipped: a newer failure or the run's end came first"
 		return
 	}
 	f := d.in.Failure
 	var res activities.PayInvoiceResult
 	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
 		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, fmt.Sprintf("Pay the invoice through Stripe (attempt %d)", n)), a.PayInvoice,
-			activities.PayInvoiceInput{InvoiceID: f.InvoiceID, N: n})
+			activities.PayInvoiceInput{InvoiceID: f.InvoiceID, N: d.executorAttempt(n)})
 	}, &res)
 	switch {
 	case stopped:

@@ -164,7 +164,8 @@ func cardUpdateWorld(t *testing.T) (*world, *adviceHook) {
 func TestACardUpdateWithoutARetryRequestMakesTheNextAdviceNoRetry(t *testing.T) {
 	w, hook := cardUpdateWorld(t)
 	w.at(day, recoup.SignalPaymentMethodUpdated, recoup.PaymentMethodUpdated{EventID: "evt_card", OccurredAt: t0.Add(day)})
-	w.at(2*day, recoup.SignalRetryResult, recoup.RetryResult{EventID: "evt_retry_1", AttemptID: "att_2", FailureCode: "try_again_later", OccurredAt: t0.Add(2 * day)})
+	// billing's retry of the OLD card (before the update), reported after it: still no retry
+	w.at(2*day, recoup.SignalRetryResult, recoup.RetryResult{EventID: "evt_retry_1", AttemptID: "att_2", FailureCode: "try_again_later", OccurredAt: t0.Add(12 * time.Hour)})
 	afterUpdate := w.stateAt(day + time.Hour)
 	_, st := w.run()
 
@@ -226,7 +227,7 @@ func issuerUnavailableWorld(t *testing.T) *world {
 	w.input.Failure.FailureCode = "try_again_later"
 	w.decide = func(in activities.DecideInput) recoup.Decision {
 		dec := decision(in, recoup.ChannelEmail, recoup.Incentive{}, 0)
-		if in.Failures <= 1 {
+		if in.Step == 1 && in.Failures <= 1 { // as internal/model/templates: the wait applies to step 1 only
 			dec.Channel = recoup.ChannelNone
 		}
 		dec.DeclineClass = recoup.DeclineIssuerUnavailable
@@ -252,8 +253,8 @@ func TestAFailedRetryEndsTheWaitOfAStepThatWaitedForIt(t *testing.T) {
 	}
 }
 
-// Without a failed retry nothing happens before step 2's time, and step 2 (still waiting
-// for a retry) sends nothing either.
+// Without a failed retry nothing happens before step 2's time; step 2 then sends even
+// without a failed retry (the wait for a retry applies to step 1 only).
 func TestWithoutAFailedRetryTheStepWaitsForItsTime(t *testing.T) {
 	w := issuerUnavailableWorld(t)
 	mid := w.stateAt(2 * day)
@@ -263,8 +264,8 @@ func TestWithoutAFailedRetryTheStepWaitsForItsTime(t *testing.T) {
 	if mid.RetryWait != "waiting" || len(mid.Decisions) != 1 {
 		t.Fatalf("after step 1: retry wait %q, %d decisions; want waiting for a retry, one decision", mid.RetryWait, len(mid.Decisions))
 	}
-	if len(w.sends) != 0 {
-		t.Fatalf("sends at %v, want none", w.sendTimes)
+	if len(w.sends) != 1 || w.sendTimes[0] != 3*day {
+		t.Fatalf("sends at %v, want one, step 2's at its time (day 3)", w.sendTimes)
 	}
 	if at := decidedAt(w); len(at) != 2 || !at[0].Equal(t0) || !at[1].Equal(t0.Add(3*day)) {
 		t.Fatalf("decided at %v: want steps 1 and 2 at their times (day 0, day 3)", at)

@@ -9,12 +9,12 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 )
 
-// Review3: the Stripe executor's Idempotency-Key is recoup-<invoice>-attempt-<n>, n the run's
+// the Stripe executor's Idempotency-Key is recoup-<invoice>-attempt-<n>, n the run's
 // advice count, which starts again at 1 in every run. The invoice's second dunning run
 // (episode 2, same invoice, a failure after the first run ended) pays with the key the first
 // run used: within Stripe's 24 h key lifetime Stripe replays the first attempt's stored
 // answer (the old decline) and charges nothing, and the run records that stale decline.
-func TestReview3ASecondRunOfTheInvoiceUsesFreshIdempotencyKeys(t *testing.T) {
+func TestASecondRunOfTheInvoiceUsesFreshIdempotencyKeys(t *testing.T) {
 	keys := map[string]int{}
 	for _, episode := range []int{1, 2} {
 		w := newWorld(t)

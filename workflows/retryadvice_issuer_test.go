@@ -6,11 +6,11 @@ import (
 	"github.com/recoup-dunning/recoup"
 )
 
-// Review3: issuer_unavailable's plan (after_failed_retry) sends nothing while the run has
+// issuer_unavailable's plan (after_failed_retry) sends nothing while the run has
 // seen only its first failure. When billing never retries (no payment.retry_failed ever
 // comes; the executor off, or its payment dropped), every step stays silent and the run
 // ends exhausted: the invoice is written off without the customer ever hearing of it.
-func TestReview3IssuerUnavailableWithoutARetryStillTellsTheCustomerBeforeExhausting(t *testing.T) {
+func TestIssuerUnavailableWithoutARetryStillTellsTheCustomerBeforeExhausting(t *testing.T) {
 	w := issuerUnavailableWorld(t)
 	res, st := w.run()
 	if res.Status == recoup.StatusExhausted && len(w.sends) == 0 {

@@ -10,10 +10,10 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 )
 
-// Review3: support pauses the run for 30 minutes across the advised time. The executor
+// support pauses the run for 30 minutes across the advised time. The executor
 // finds the run paused at RetryAt, records "skipped" and never pays after the resume,
 // although billing was told retry_at (and, with the executor on, relies on Recoup to pay).
-func TestReview3APauseAcrossTheAdvisedTimeDefersThePaymentNotDropsIt(t *testing.T) {
+func TestAPauseAcrossTheAdvisedTimeDefersThePaymentNotDropsIt(t *testing.T) {
 	w := newWorld(t)
 	w.input.Failure.FailureCode = "try_again_later"
 	payer := &fakePayer{now: w.env.Now}

@@ -10,13 +10,13 @@ import (
 	"github.com/recoup-dunning/recoup/activities"
 )
 
-// Review3: the customer replaced the expired card (payment_method.updated, no
+// the customer replaced the expired card (payment_method.updated, no
 // retry_requested); billing charged the new card a day later and it failed with
 // insufficient_funds. The advice on that failure — a failure of the NEW card — still counts
 // the earlier update and says "do not retry: billing charges the new card", so the new card
 // is never retried on payday and the messages may not mention a retry. The update predates
 // the failure; it should not govern it.
-func TestReview3AFailureOfTheNewCardAfterAnUpdateIsAdvisedOnItsOwnMerits(t *testing.T) {
+func TestAFailureOfTheNewCardAfterAnUpdateIsAdvisedOnItsOwnMerits(t *testing.T) {
 	w := newWorld(t)
 	w.input.Failure.FailureCode = "expired_card"
 	w.input.Failure.CardBIN = "424242"

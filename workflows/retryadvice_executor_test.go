@@ -14,11 +14,11 @@ import (
 	"github.com/recoup-dunning/recoup/workflows"
 )
 
-// Review3: the Stripe executor's scheduled payment lives only in the advice goroutine. A
+// the Stripe executor's scheduled payment lives only in the advice goroutine. A
 // run that continues as new while that goroutine waits for RetryAt drops it: the advice was
 // popped from Pending before execute, so the new run never pays. Billing was told (and the
 // customer's message may say) the payment will be retried; nobody retries it.
-func TestReview3ContinueAsNewBeforeTheAdvisedTimeStillPaysTheInvoice(t *testing.T) {
+func TestContinueAsNewBeforeTheAdvisedTimeStillPaysTheInvoice(t *testing.T) {
 	w := newWorld(t)
 	w.input.Failure.FailureCode = "try_again_later"
 	payer := &fakePayer{now: w.env.Now}
