@@ -599,7 +599,8 @@ type RetryAdvice struct {
 	AdvisedAt time.Time `json:"advised_at"`
 	Delivery  string    `json:"delivery"` // sent | logged (no webhook configured) | rejected
 	// Executed is what the Stripe executor did at RetryAt (empty when it is not enabled):
-	// "paid", "declined: <code>", "skipped: …" or "failed: …".
+	// "scheduled" (waiting for RetryAt, or for a paused run to resume; carried across
+	// continue-as-new), "paid", "declined: <code>", "skipped: …" or "failed: …".
 	Executed string `json:"executed,omitempty"`
 }
 
