@@ -10,11 +10,11 @@ import (
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 )
 
-// Review3: Visa category-1 codes ("issuer will never approve") must never be retried,
+// Visa category-1 codes ("issuer will never approve") must never be retried,
 // whatever format billing sends them in. The never-retry list is matched byte for byte
 // against the raw failure code, so a namespaced or lower-case code slips through and the
 // class from declines.yaml (generic_soft / unknown) advises a retry on a Visa card.
-func TestReview3VisaCategory1CodesInOtherFormatsAreNeverRetried(t *testing.T) {
+func TestVisaCategory1CodesInOtherFormatsAreNeverRetried(t *testing.T) {
 	set, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)
