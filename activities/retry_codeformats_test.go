@@ -36,3 +36,24 @@ func TestVisaCategory1CodesInOtherFormatsAreNeverRetried(t *testing.T) {
 		}
 	}
 }
+
+// A Mastercard Merchant Advice Code 03 ("do not try again") that came with the failure
+// (payment.failed advice_code) makes the advice do_not_retry whatever the failure code.
+func TestMastercardAdviceCode03IsNeverRetried(t *testing.T) {
+	set, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := &activities.DunningActivities{Base: activities.Base{Prompts: func() *templates.Set { return set }}}
+	at := time.Date(2026, 3, 4, 14, 0, 0, 0, time.UTC)
+	f := recoup.RetryAttempt{EventID: "evt_1", At: at, Code: "card_declined", AdviceCode: "03"}
+	res, err := acts.AdviseRetry(context.Background(), activities.AdviseRetryInput{WorkflowID: "dunning-inv_1",
+		InvoiceID: "inv_1", CustomerID: "cus_1", Failure: f, Attempts: []recoup.RetryAttempt{f},
+		CardBIN: "555555", Country: "US", TimeZone: "America/New_York", Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Advice.DoNotRetry || res.Execute {
+		t.Errorf("Mastercard MAC 03: advised %s retry at %s (%s); want do_not_retry", res.Advice.Class, res.Advice.RetryAt, res.Advice.Reason)
+	}
+}
