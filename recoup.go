@@ -427,6 +427,7 @@ type PaymentFailed struct {
 	AmountMinor int64             `json:"amount_minor"` // in the currency's minor unit (cents)
 	Currency    string            `json:"currency"`     // ISO 4217, e.g. USD
 	FailureCode string            `json:"failure_code,omitempty"`
+	AdviceCode  string            `json:"advice_code,omitempty"` // network advice code, e.g. Mastercard MAC "03"
 	OccurredAt  time.Time         `json:"occurred_at"`
 	Customer    *CustomerSnapshot `json:"customer,omitempty"`
 	// Payment context, for failure-spike detection (no PII): the gateway that ran the charge,
@@ -442,6 +443,7 @@ type RetryResult struct {
 	AttemptID   string    `json:"attempt_id"`
 	Succeeded   bool      `json:"succeeded"`
 	FailureCode string    `json:"failure_code,omitempty"`
+	AdviceCode  string    `json:"advice_code,omitempty"` // network advice code, e.g. Mastercard MAC "03"
 	OccurredAt  time.Time `json:"occurred_at"`
 }
 
@@ -580,10 +582,12 @@ const WebhookRetryAdvice = "dunning.retry_advice"
 // that started it, a later payment.failed, or billing's retry results. Each counts against
 // the card networks' retry budgets.
 type RetryAttempt struct {
-	EventID   string    `json:"event_id"`
-	At        time.Time `json:"at"`
-	Code      string    `json:"code,omitempty"`
-	Succeeded bool      `json:"succeeded,omitempty"`
+	EventID string    `json:"event_id"`
+	At      time.Time `json:"at"`
+	Code    string    `json:"code,omitempty"`
+	// AdviceCode is the network advice code that came with the failure (Mastercard MAC "03").
+	AdviceCode string `json:"advice_code,omitempty"`
+	Succeeded  bool   `json:"succeeded,omitempty"`
 }
 
 // RetryAdvice is what Recoup advised billing after one failure.

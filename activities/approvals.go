@@ -95,7 +95,7 @@ func (a *DunningActivities) CheckApprovalEdit(ctx context.Context, in CheckEditI
 	g := a.newDecision(DecideInput{WorkflowID: in.WorkflowID, InvoiceID: in.InvoiceID, Step: in.Step, History: in.History,
 		Excluded: in.Excluded, AmountMinor: in.AmountMinor, Currency: in.Currency, Now: in.Now}, a.Prompts())
 	// The edit keeps the held message's decline class: it may not contradict its plan.
-	g.facts.Decline = g.set.DeclineFacts(cmp.Or(in.Held.DeclineClass, recoup.DeclineUnknown), 2)
+	g.facts.Decline = g.set.DeclineFacts(cmp.Or(in.Held.DeclineClass, recoup.DeclineUnknown), in.Step, 2)
 	ans := EditedAnswer(in.Held, in.Edit)
 	if ans.Channel == string(recoup.ChannelNone) {
 		return CheckEditResult{Violations: []string{"channel none sends nothing: to send nothing, reject the message"}}, nil

@@ -135,7 +135,7 @@ func decisionPipeline(set *templates.Set, in activities.DecideInput, firstName, 
 	pol := set.Policy
 	h := in.History
 	// 1. facts, with the failure code's decline class (declinePlan)
-	decline, _ := set.Decline(in.FailureCode, max(in.Failures, 1))
+	decline, _ := set.Decline(in.FailureCode, in.Step, max(in.Failures, 1))
 	facts := policy.Facts{
 		Decline:         decline,
 		Step:            in.Step,

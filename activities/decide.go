@@ -163,7 +163,7 @@ func (a *DunningActivities) newDecision(in DecideInput, set *templates.Set) *dec
 	if failures == 0 {
 		failures = 1 // recorded before Failures existed: as if only the first failure
 	}
-	decline, _ := set.Decline(in.FailureCode, failures)
+	decline, _ := set.Decline(in.FailureCode, in.Step, failures)
 	decline = decline.WithAdvice(in.Advice, in.Now)
 	return &decision{in: in, set: set, pol: pol, variant: pol.VariantFor(h.CustomerID), facts: policy.Facts{
 		Step:            in.Step,

@@ -93,7 +93,7 @@ func (a *DunningActivities) AdviseRetry(ctx context.Context, in AdviseRetryInput
 		}
 		in.TimeZone = tz
 	}
-	mi := retry.Input{Class: class, Network: retry.NetworkOfBIN(in.CardBIN), Code: in.Failure.Code,
+	mi := retry.Input{Class: class, Network: retry.NetworkOfBIN(in.CardBIN), Code: in.Failure.Code, AdviceCode: in.Failure.AdviceCode,
 		TimeZone: in.TimeZone, Country: in.Country, Now: in.Now, CardUpdated: in.CardUpdated, RetryAfterCardUpdate: in.RetryAfterCardUpdate}
 	for _, at := range in.Attempts {
 		mi.Attempts = append(mi.Attempts, retry.Attempt{At: at.At, Code: at.Code})

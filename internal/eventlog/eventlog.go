@@ -300,7 +300,7 @@ func (in *Ingestor) flushDetector() {
 func paymentFailed(ev events.Event) recoup.PaymentFailed {
 	return recoup.PaymentFailed{EventID: ev.EventID, InvoiceID: ev.InvoiceID, CustomerID: ev.CustomerID,
 		AttemptID: ev.AttemptID, AmountMinor: ev.AmountMinor, Currency: ev.Currency,
-		FailureCode: ev.FailureCode, OccurredAt: ev.OccurredAt, Customer: ev.Customer,
+		FailureCode: ev.FailureCode, AdviceCode: ev.AdviceCode, OccurredAt: ev.OccurredAt, Customer: ev.Customer,
 		Gateway: ev.Gateway, CardBIN: ev.CardBIN, IssuerCountry: ev.IssuerCountry}
 }
 
@@ -308,7 +308,8 @@ func signalFor(ev events.Event) (string, any) {
 	switch ev.Type {
 	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
 		return recoup.SignalRetryResult, recoup.RetryResult{EventID: ev.EventID, AttemptID: ev.AttemptID,
-			Succeeded: ev.Type == recoup.EventRetrySucceeded, FailureCode: ev.FailureCode, OccurredAt: ev.OccurredAt}
+			Succeeded: ev.Type == recoup.EventRetrySucceeded, FailureCode: ev.FailureCode, AdviceCode: ev.AdviceCode,
+			OccurredAt: ev.OccurredAt}
 	case recoup.EventRecovered, recoup.EventPaymentSucceeded:
 		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
 	case recoup.EventCancel:

@@ -41,6 +41,7 @@ type Event struct {
 	AmountMinor int64
 	Currency    string
 	FailureCode string
+	AdviceCode  string // a network advice code (Mastercard MAC "03"), payment.failed / payment.retry_failed
 	// Payment context of a payment.failed or payment.succeeded, for failure-spike
 	// detection (no PII).
 	Gateway       string
@@ -200,12 +201,12 @@ func readType(doc map[string]any) (string, string) {
 // snapshot. The leniencies of normalize apply to these names only.
 var (
 	envelopeFields = []string{"type", "event_id", "invoice_id", "occurred_at", "customer_id", "attempt_id",
-		"amount_minor", "currency", "failure_code", "gateway", "card_bin", "issuer_country", "reason", "channel", "customer",
-		"retry_requested"}
+		"amount_minor", "currency", "failure_code", "advice_code", "gateway", "card_bin", "issuer_country", "reason", "channel",
+		"customer", "retry_requested"}
 	snapshotFields = []string{"name", "email", "phone", "locale", "time_zone", "plan", "email_consent", "sms_consent"}
 	// trimmedFields ignore surrounding whitespace.
 	trimmedFields = map[string]bool{"type": true, "event_id": true, "invoice_id": true, "customer_id": true,
-		"attempt_id": true, "currency": true, "failure_code": true, "gateway": true, "card_bin": true,
+		"attempt_id": true, "currency": true, "failure_code": true, "advice_code": true, "gateway": true, "card_bin": true,
 		"issuer_country": true, "reason": true, "channel": true}
 )
 
@@ -280,7 +281,8 @@ func check(typ string, doc map[string]any, ps *problemSet) Event {
 	str := func(f string) string { s, _ := doc[f].(string); return s }
 	e := Event{Type: typ, EventID: str("event_id"), InvoiceID: str("invoice_id"), CustomerID: str("customer_id"),
 		AttemptID: str("attempt_id"), Currency: strings.ToUpper(str("currency")), FailureCode: str("failure_code"),
-		Reason: str("reason"), Channel: recoup.Channel(str("channel")), Gateway: str("gateway"),
+		AdviceCode: str("advice_code"),
+		Reason:     str("reason"), Channel: recoup.Channel(str("channel")), Gateway: str("gateway"),
 		CardBIN: str("card_bin"), IssuerCountry: strings.ToUpper(str("issuer_country"))}
 	e.RetryRequested, _ = doc["retry_requested"].(bool)
 	if len(e.CardBIN) > 6 {

@@ -154,7 +154,7 @@ func (ps *problemSet) empty() bool { return len(ps.byPath) == 0 }
 
 // fieldOrder is the order problems are listed in; other paths follow, alphabetically.
 var fieldOrder = []string{"event", "type", "event_id", "invoice_id", "occurred_at", "customer_id", "attempt_id",
-	"amount_minor", "currency", "failure_code", "gateway", "card_bin", "issuer_country", "reason", "channel", "customer", "customer.name", "customer.email",
+	"amount_minor", "currency", "failure_code", "advice_code", "gateway", "card_bin", "issuer_country", "reason", "channel", "customer", "customer.name", "customer.email",
 	"customer.phone", "customer.locale", "customer.time_zone", "customer.plan", "customer.email_consent",
 	"customer.sms_consent"}
 

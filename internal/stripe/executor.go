@@ -52,7 +52,9 @@ type PayResult struct {
 
 // Pay asks Stripe to pay the invoice with attempt n's idempotency key. A decline (402) is a
 // result, not an error: the attempt happened. Other 4xx are permanent *provider.Error
-// (e.g. the invoice is already paid or void); 5xx and transport errors are retryable.
+// (e.g. the invoice is already paid or void), except 409 idempotency_key_in_use (an earlier
+// request with the same key is still in flight: retrying with the key gets its answer);
+// 5xx and transport errors are retryable.
 func (e *Executor) Pay(ctx context.Context, invoiceID string, n int) (PayResult, error) {
 	params := &stripe.InvoicePayParams{}
 	params.SetIdempotencyKey(AttemptKey(invoiceID, n))
@@ -71,5 +73,9 @@ func (e *Executor) Pay(ctx context.Context, invoiceID string, n int) (PayResult,
 		}
 		return PayResult{DeclineCode: code}, nil
 	}
-	return PayResult{}, provider.FromStatus("stripe", se.HTTPStatusCode, string(se.Code), se.Msg)
+	pe := provider.FromStatus("stripe", se.HTTPStatusCode, string(se.Code), se.Msg)
+	if se.HTTPStatusCode == http.StatusConflict && se.Code == stripe.ErrorCodeIdempotencyKeyInUse {
+		pe.Permanent = false // the first request with this key is still running: ask again
+	}
+	return PayResult{}, pe
 }

@@ -487,7 +487,7 @@ type DeclineFacts struct {
 	// NoCardDetails: the plan leads with the authentication link; the text may not ask for
 	// card details (card_details).
 	NoCardDetails bool
-	// Wait: the plan sends nothing yet (issuer unavailable and no retry has failed).
+	// Wait: the plan sends nothing yet (issuer unavailable, step 1, and no retry has failed).
 	Wait bool
 	// RulesMessages are the class's own rules messages by language (nil: the step's).
 	RulesMessages map[string]string

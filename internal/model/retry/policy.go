@@ -161,10 +161,9 @@ func (p *Policy) Payday(country, tz string, notBefore time.Time) time.Time {
 	y, m := local.Year(), local.Month()
 	for i := 0; i < 3; i++ { // this month, the next, the one after
 		var days []time.Time
-		for _, d := range cal.Days {
-			if d <= daysIn(y, m) {
-				days = append(days, businessDayOnOrBefore(time.Date(y, m, d, p.PaydayHour, 0, 0, 0, loc)))
-			}
+		for _, d := range cal.Days { // a day past the month's end is its last day (31 → 28 Feb)
+			d = min(d, daysIn(y, m))
+			days = append(days, businessDayOnOrBefore(time.Date(y, m, d, p.PaydayHour, 0, 0, 0, loc)))
 		}
 		if cal.LastBusinessDay {
 			days = append(days, businessDayOnOrBefore(time.Date(y, m, daysIn(y, m), p.PaydayHour, 0, 0, 0, loc)))

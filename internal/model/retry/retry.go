@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/model/declines"
 )
 
 // Attempt is one charge attempt on the card for the invoice (the first failure included).
@@ -78,8 +79,11 @@ func (p *Policy) Advise(in Input) Advice {
 		return out
 	}
 	net := p.network(in.Network)
-	if slices.Contains(net.NeverRetryCodes, in.Code) || (in.AdviceCode != "" && slices.Contains(net.NeverRetryAdviceCodes, in.AdviceCode)) {
-		return stop(fmt.Sprintf("%s rules forbid any retry after code %s", net.Name, firstOf(in.AdviceCode, in.Code)))
+	if codeIn(net.NeverRetryAdviceCodes, in.AdviceCode) {
+		return stop(fmt.Sprintf("%s rules forbid any retry after code %s", net.Name, in.AdviceCode))
+	}
+	if codeIn(net.NeverRetryCodes, in.Code) {
+		return stop(fmt.Sprintf("%s rules forbid any retry after code %s", net.Name, in.Code))
 	}
 	if in.CardUpdated && !in.RetryAfterCardUpdate {
 		return stop("the card was updated: billing charges the new card; no retry of the old one")
@@ -210,16 +214,28 @@ func short(d time.Duration) string {
 	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
 }
 
-func firstOf(a, b string) string {
-	if strings.TrimSpace(a) != "" {
-		return a
-	}
-	return b
-}
-
 func zone(name string) *time.Location {
 	if loc, err := time.LoadLocation(name); err == nil && name != "" {
 		return loc
 	}
 	return time.UTC
+}
+
+// codeIn reports whether code is one of codes, compared as network codes: a namespace
+// prefix ("iso8583:", "visa_category:", "stripe:") is dropped and case, spaces, dashes and
+// underscores are folded (declines.Normalize) on both sides, so "ISO8583:12", "iso8583:12"
+// and "12" match, and "r0" matches "R0". An empty code matches nothing.
+func codeIn(codes []string, code string) bool {
+	c := bareCode(code)
+	if c == "" {
+		return false
+	}
+	return slices.ContainsFunc(codes, func(k string) bool { return bareCode(k) == c })
+}
+
+func bareCode(code string) string {
+	if i := strings.LastIndex(code, ":"); i >= 0 {
+		code = code[i+1:]
+	}
+	return declines.Normalize(code)
 }

@@ -16,14 +16,14 @@ func TestARetryPromiseRefusedByTheAdviceSaysWhyAndTheRulesPromiseNone(t *testing
 	for _, lang := range []string{"en", "es", "de"} {
 		for step := 1; step <= len(s.Policy.Rules); step++ {
 			d := rulesFor(t, s, "stripe:insufficient_funds", lang, step, 2)
-			f, _ := s.Decline("stripe:insufficient_funds", 2)
+			f, _ := s.Decline("stripe:insufficient_funds", 2, 2)
 			f = f.WithAdvice(adv, now)
 			if v := s.Policy.CheckDeclineText("message", d.Message, f); len(v) != 0 {
 				t.Errorf("%s step %d: rules message %q promises a retry: %q", lang, step, d.Message, v)
 			}
 		}
 	}
-	f, _ := s.Decline("stripe:insufficient_funds", 2)
+	f, _ := s.Decline("stripe:insufficient_funds", 2, 2)
 	v := s.Policy.CheckDeclineText("message", "We will retry the payment on Friday.", f.WithAdvice(adv, now))
 	if len(v) != 1 || !strings.Contains(v[0], "advice: no retry (Recoup's budget of 8 attempts") {
 		t.Fatalf("violations %q: want the retry promise refused, naming the advice", v)

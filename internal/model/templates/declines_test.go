@@ -13,7 +13,7 @@ import (
 // failures payment failures.
 func rulesFor(t *testing.T, s *templates.Set, code, lang string, step, failures int) recoup.Decision {
 	t.Helper()
-	df, _ := s.Decline(code, failures)
+	df, _ := s.Decline(code, step, failures)
 	d, err := s.Policy.RulesDecision(policy.Facts{Step: step, Plan: "pro", AllowedChannels: []recoup.Channel{recoup.ChannelEmail, recoup.ChannelSMS},
 		AmountDue: "$49.00", Language: lang, Decline: df})
 	if err != nil {
@@ -58,6 +58,11 @@ func TestIssuerUnavailableSendsNothingUntilARetryFailed(t *testing.T) {
 	if !d.Channel.Valid() || d.DeclineClass != recoup.DeclineIssuerUnavailable {
 		t.Errorf("after a failed retry: channel %s, class %s; want a message", d.Channel, d.DeclineClass)
 	}
+	// Billing may never report a retry: the wait is for step 1 only, step 2 sends anyway.
+	d = rulesFor(t, s, "stripe:issuer_not_available", "en", 2, 1)
+	if !d.Channel.Valid() || d.DeclineClass != recoup.DeclineIssuerUnavailable {
+		t.Errorf("step 2, no failed retry: channel %s, class %s (%s); want a message", d.Channel, d.DeclineClass, d.Rationale)
+	}
 }
 
 // answer is a model answer on email with the given message.
@@ -70,7 +75,7 @@ func answer(msg string) policy.Answer {
 func TestModelTextContradictingTheDeclineClassIsRefused(t *testing.T) {
 	s := mustLoad(t)
 	check := func(code, msg string) []string {
-		df, _ := s.Decline(code, 2)
+		df, _ := s.Decline(code, 2, 2)
 		_, v := s.Policy.Check(answer(msg), policy.Facts{Step: 1, Plan: "pro", AllowedChannels: []recoup.Channel{recoup.ChannelEmail},
 			AmountDue: "$49.00", Language: "en", Decline: df})
 		return v

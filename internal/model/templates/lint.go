@@ -242,7 +242,7 @@ func (s *Set) lintDeclines() []Problem {
 	pol, none := s.Policy, recoup.Incentive{Kind: recoup.IncentiveNone}
 	var ps []Problem
 	for _, c := range recoup.DeclineClasses {
-		df := s.DeclineFacts(c, 2) // as after a failed retry: the plan's message is sent
+		df := s.DeclineFacts(c, 2, 2) // as after a failed retry: the plan's message is sent
 		// The rules decide whatever the retry advice: no rules message may promise a retry,
 		// since the advice may say none comes (DeclineFacts.WithAdvice).
 		df.NoRetryPromise = true

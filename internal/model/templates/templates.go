@@ -352,19 +352,22 @@ func (b *setBuilder) parseDeclines() {
 }
 
 // Decline classifies a payment failure code with declines.yaml and says what the class's
-// plan allows at this point of the run: failures is how many payment failures the run has
-// seen (the first one included), so the plan after_failed_retry waits while it is 1.
-func (s *Set) Decline(code string, failures int) (policy.DeclineFacts, declines.Classification) {
+// plan allows at this point of the run: step is the 1-based step being decided and failures
+// how many payment failures the run has seen (the first one included), so the plan
+// after_failed_retry waits at step 1 while failures is 1; from step 2 the run sends even
+// when no retry has failed (billing may never report one).
+func (s *Set) Decline(code string, step, failures int) (policy.DeclineFacts, declines.Classification) {
 	c := s.Declines.Classify(code)
-	return s.DeclineFacts(c.Class, failures), c
+	return s.DeclineFacts(c.Class, step, failures), c
 }
 
-// DeclineFacts are what a decline class's plan allows at this point of the run.
-func (s *Set) DeclineFacts(class recoup.DeclineClass, failures int) policy.DeclineFacts {
+// DeclineFacts are what a decline class's plan allows at step (1-based) after failures
+// payment failures; see Decline.
+func (s *Set) DeclineFacts(class recoup.DeclineClass, step, failures int) policy.DeclineFacts {
 	p := s.Declines.Plan(class)
 	return policy.DeclineFacts{Class: class, NoRetryPromise: !p.PromiseRetry,
 		NoCardDetails: p.Link == declines.LinkAuthentication,
-		Wait:          p.FirstMessage == declines.FirstAfterFailedRetry && failures <= 1,
+		Wait:          p.FirstMessage == declines.FirstAfterFailedRetry && failures <= 1 && step <= 1,
 		RulesMessages: p.Messages}
 }
 

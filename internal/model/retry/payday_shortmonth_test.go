@@ -7,10 +7,10 @@ import (
 	"github.com/recoup-dunning/recoup/internal/model/retry"
 )
 
-// Review3: a calendar paying on the 30th or 31st (validate accepts days 1-31) skips every
+// a calendar paying on the 30th or 31st (validate accepts days 1-31) skips every
 // month too short for it instead of paying on its last day: a failure on 1 Feb 2028 is
 // retried on 31 March (a Friday), two months on, not on 29 Feb (leap year, a Tuesday).
-func TestReview3APaydayOnThe31stFallsOnTheLastDayOfAShortMonth(t *testing.T) {
+func TestAPaydayOnThe31stFallsOnTheLastDayOfAShortMonth(t *testing.T) {
 	p := retry.DefaultPolicy()
 	p.Paydays["BR"] = retry.Calendar{Days: []int{31}}
 	ny, _ := time.LoadLocation("America/New_York")

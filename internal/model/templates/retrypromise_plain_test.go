@@ -8,10 +8,10 @@ import (
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 )
 
-// Review3: for a lost/stolen card (do_not_retry: never retried) the shipped guardrails let
+// for a lost/stolen card (do_not_retry: never retried) the shipped guardrails let
 // plain English promises of another charge through: the retry_promises list has "charge
 // again" / "charge your card again" but not the passive or "again" with other verbs.
-func TestReview3NoRetryPromiseForADoNotRetryCardInPlainEnglish(t *testing.T) {
+func TestNoRetryPromiseForADoNotRetryCardInPlainEnglish(t *testing.T) {
 	set, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)
