@@ -162,7 +162,7 @@ func (d *dunning) setup(ctx workflow.Context) error {
 		}
 		d.remember(f.EventID)
 		d.failureCode = f.FailureCode
-		d.recordAttempt(recoup.RetryAttempt{EventID: f.EventID, At: d.state.LastApplied, Code: f.FailureCode})
+		d.recordAttempt(recoup.RetryAttempt{EventID: f.EventID, At: d.state.LastApplied, Code: f.FailureCode, AdviceCode: f.AdviceCode})
 	}
 	d.settleAnyTime = d.in.Continued != nil || workflow.GetVersion(ctx, ChangeSettleAnyTime, workflow.DefaultVersion, 1) >= 1
 	if err := setQuery(ctx, recoup.QueryStatus, func() (recoup.State, error) { return d.state, nil }); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +72,9 @@ type world struct {
 	down  map[string]time.Duration
 	input recoup.DunningInput
 
+	// mu guards what the activity fakes record: the test environment runs activities in
+	// goroutines of their own, and a run's retry advice runs beside its steps.
+	mu       sync.Mutex
 	windows  []activities.SendWindowInput
 	attempts map[string]int // activity attempts, failed ones included
 
@@ -102,6 +106,8 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 	}
 	start := t0
 	outage := func(name string) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		w.attempts[name]++
 		if left := w.down[name] - env.Now().Sub(start); left > 0 {
 			// The next attempt comes when the outage ends: the test environment caps
@@ -117,7 +123,9 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 			if err := outage("SendWindow"); err != nil {
 				return activities.SendWindowResult{}, err
 			}
+			w.mu.Lock()
 			w.windows = append(w.windows, in)
+			w.mu.Unlock()
 			if w.window != nil {
 				return w.window(in), nil
 			}
@@ -137,7 +145,9 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 		})
 	env.OnActivity(a.CheckHold, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.HoldInput) (activities.HoldResult, error) {
+			w.mu.Lock()
 			w.holdChecks = append(w.holdChecks, in)
+			w.mu.Unlock()
 			if w.hold == nil {
 				return activities.HoldResult{}, nil
 			}
@@ -148,7 +158,9 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 			if err := outage("DecideStrategy"); err != nil {
 				return recoup.Decision{}, err
 			}
+			w.mu.Lock()
 			w.decisions = append(w.decisions, in)
+			w.mu.Unlock()
 			return w.decide(in), nil
 		})
 	env.OnActivity(a.AnnounceOffer, mock.Anything, mock.Anything).Return(
@@ -156,7 +168,9 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 			if err := outage("AnnounceOffer"); err != nil {
 				return activities.OfferResult{}, err
 			}
+			w.mu.Lock()
 			w.offers = append(w.offers, in)
+			w.mu.Unlock()
 			if w.offerErr != nil {
 				return activities.OfferResult{}, w.offerErr
 			}
@@ -166,8 +180,10 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 		if err := outage("Send"); err != nil {
 			return activities.SendResult{}, err
 		}
+		w.mu.Lock()
 		w.sends = append(w.sends, in)
 		w.sendTimes = append(w.sendTimes, env.Now().Sub(start))
+		w.mu.Unlock()
 		if w.sendErr != nil {
 			if err := w.sendErr(in); err != nil {
 				return activities.SendResult{}, err
@@ -196,7 +212,9 @@ func newWorldWith(t *testing.T, configure func(*testsuite.WorkflowTestSuite)) *w
 					return activities.FinishRunResult{}, err
 				}
 			}
+			w.mu.Lock()
 			w.finished = append(w.finished, in)
+			w.mu.Unlock()
 			return activities.FinishRunResult{}, nil
 		})
 	return w

@@ -164,7 +164,7 @@ func (d *dunning) onPaymentFailed(ctx workflow.Context, s recoup.PaymentFailed) 
 		}
 		r.Note = joinNote(r.Note, "failure "+s.FailureCode)
 		d.onRetryFailure(ctx)
-		d.recordAttempt(recoup.RetryAttempt{EventID: s.EventID, At: clampFuture(s.OccurredAt, workflow.Now(ctx)), Code: s.FailureCode})
+		d.recordAttempt(recoup.RetryAttempt{EventID: s.EventID, At: clampFuture(s.OccurredAt, workflow.Now(ctx)), Code: s.FailureCode, AdviceCode: s.AdviceCode})
 	}
 }
 
@@ -177,7 +177,7 @@ func (d *dunning) onRetryResult(ctx workflow.Context, s recoup.RetryResult) {
 	if r == nil {
 		return
 	}
-	d.recordAttempt(recoup.RetryAttempt{EventID: s.EventID, At: clampFuture(s.OccurredAt, workflow.Now(ctx)), Code: s.FailureCode, Succeeded: s.Succeeded})
+	d.recordAttempt(recoup.RetryAttempt{EventID: s.EventID, At: clampFuture(s.OccurredAt, workflow.Now(ctx)), Code: s.FailureCode, AdviceCode: s.AdviceCode, Succeeded: s.Succeeded})
 	if s.Succeeded {
 		r.Note = joinNote(r.Note, "retry "+s.AttemptID+" succeeded")
 		d.setStatus(ctx, recoup.StatusRecovered, "retry "+s.AttemptID+" succeeded")
