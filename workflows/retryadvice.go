@@ -92,7 +92,8 @@ func (d *dunning) advicePending() bool {
 }
 
 // startRetryAdvice starts the goroutine that advises billing on each queued failure for as
-// long as the run lives. Runs recorded before ChangeRetryAdvice advise nothing.
+// long as the run lives. Runs recorded before ChangeRetryAdvice advise nothing (and drop
+// what they queue).
 func (d *dunning) startRetryAdvice(ctx workflow.Context) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		if r := d.state.Retry; r != nil && r.Advice != nil && r.Advice.Executed == executeScheduled {
@@ -103,8 +104,10 @@ func (d *dunning) startRetryAdvice(ctx workflow.Context) {
 				return
 			}
 			if workflow.GetVersion(ctx, ChangeRetryAdvice, workflow.DefaultVersion, 1) < 1 {
+				// A run recorded before retry advice advises nothing; it keeps its queue empty
+				// so that its next run (after continue-as-new) does not advise a backlog at once.
 				d.state.Retry.Pending = nil
-				return
+				continue
 			}
 			if cu := d.state.Retry.CardUpdate; cu != nil && cu.EventID == d.state.Retry.Pending[0].EventID &&
 				workflow.GetVersion(ctx, ChangeCardUpdate, workflow.DefaultVersion, 1) < 1 {

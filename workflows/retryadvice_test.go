@@ -2,12 +2,14 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
@@ -278,4 +280,34 @@ func decidedAt(w *world) []time.Time {
 		out = append(out, in.Now)
 	}
 	return out
+}
+
+// A run recorded before retry advice (no retry-advice marker) advises nothing, and keeps no
+// backlog of failures that a later run (after continue-as-new) would advise all at once.
+func TestARunFromBeforeRetryAdviceKeepsNoBacklog(t *testing.T) {
+	w := newWorld(t)
+	w.env.OnGetVersion(workflows.ChangeRetryAdvice, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	advised := 0
+	w.env.OnActivity(a.AdviseRetry, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.AdviseRetryInput) (activities.AdviseRetryResult, error) {
+			advised++
+			return activities.AdviseRetryResult{}, nil
+		})
+	for i, at := range []time.Duration{day, 2 * day} {
+		w.at(at, recoup.SignalRetryResult, recoup.RetryResult{EventID: fmt.Sprintf("evt_retry_%d", i), AttemptID: fmt.Sprintf("att_%d", i+2), FailureCode: "try_again_later", OccurredAt: t0.Add(at)})
+	}
+	var later recoup.State
+	w.env.RegisterDelayedCallback(func() {
+		if v, err := w.env.QueryWorkflow(recoup.QueryStatus); err == nil {
+			_ = v.Get(&later)
+		}
+	}, 2*day+time.Hour)
+	w.at(3*day+time.Hour, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	w.run()
+	if advised != 0 {
+		t.Errorf("%d advices from a run recorded before retry advice", advised)
+	}
+	if later.Retry != nil && len(later.Retry.Pending) > 0 {
+		t.Errorf("the run keeps %d failures queued for advice: its next run would advise them at once", len(later.Retry.Pending))
+	}
 }
