@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,6 +95,42 @@ func TestSendAfterCrashMidCallDoesNotSendAgain(t *testing.T) {
 	row, _ := f.st.GetSend(context.Background(), in.IdempotencyKey)
 	if row.Status != postgres.SendReconcile {
 		t.Fatalf("send row status = %s, want reconcile", row.Status)
+	}
+}
+
+// A worker cut off from Temporal (not killed) stops heartbeating while its attempt still
+// waits for the provider: the server times the attempt out and a live worker runs the next
+// one at the same time. That attempt finds the reservation and calls nobody; the first
+// attempt's answer then settles the message as sent, and the step's resend check after the
+// reconcile window sends nothing: one message.
+func TestAttemptWhileTheTimedOutOneStillCallsDoesNotSendAgain(t *testing.T) {
+	f := newFixture(t)
+	in := sendInput(1, recoup.ChannelEmail)
+	var second activities.SendResult
+	var secondErr error
+	var once sync.Once
+	f.sg.Always(fakes.Response{Before: func() { // the first attempt's request is at the provider
+		once.Do(func() { second, secondErr = f.acts.SendEmail(context.Background(), in) })
+	}})
+	first, err := f.acts.SendEmail(context.Background(), in)
+	if secondErr != nil || second.Delivery != postgres.SendReconcile {
+		t.Fatalf("concurrent attempt = %+v, %v; want reconcile without calling the provider", second, secondErr)
+	}
+	if err != nil || first.Delivery != postgres.SendSent {
+		t.Fatalf("timed-out attempt = %+v, %v; want sent", first, err)
+	}
+	row, _ := f.st.GetSend(context.Background(), in.IdempotencyKey)
+	if row.Status != postgres.SendSent {
+		t.Fatalf("send row status = %s, want sent (the first attempt's answer settles it)", row.Status)
+	}
+	resend := in
+	resend.Resend = true
+	res, err := f.acts.SendEmail(context.Background(), resend)
+	if err != nil || res.Delivery != postgres.SendSent {
+		t.Fatalf("resend check = %+v, %v; want the message's sent outcome", res, err)
+	}
+	if n := f.sg.Accepted(in.IdempotencyKey); n != 1 || f.sg.RequestCount() != 1 {
+		t.Fatalf("provider got %d requests, accepted %d; want 1 and 1", f.sg.RequestCount(), n)
 	}
 }
 

@@ -28,25 +28,42 @@ var (
 	// length (PostgreSQL, billing's webhook, a provider) delays the run and never fails it
 	// (invariant I7). While they fail, the SDK's activity-failure metrics and the activities'
 	// own error metrics alert; a settle, cancel or pause stops the wait (see stoppable).
+	//
+	// Each has a heartbeat timeout (livenessTimeout): the worker heartbeats every activity
+	// while it runs (activities.KeepAlive), so the next attempt of an activity whose worker
+	// died starts within seconds on a live worker instead of after its start-to-close
+	// timeout, which still bounds an attempt that hangs.
 	dbActivity = workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
+		HeartbeatTimeout:    livenessTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 		},
 	}
 	decideActivity = workflow.ActivityOptions{
 		StartToCloseTimeout: 90 * time.Second,
+		HeartbeatTimeout:    livenessTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 		},
 	}
+	// A send's next attempt after its worker died finds the reservation and marks the
+	// message for reconciliation without calling the provider (activities/send.go).
 	sendActivity = workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
+		HeartbeatTimeout:    livenessTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
 		},
 	}
 )
+
+// livenessTimeout is the heartbeat timeout of the runs' activities: how long after the last
+// heartbeat of a worker that died the server times its attempt out and schedules the next.
+// Changing an activity's options changes no command a workflow emits (replay matches an
+// activity by its id and type only), so it needs no GetVersion; an activity already scheduled
+// keeps the options it was scheduled with.
+const livenessTimeout = 5 * time.Second
 
 // a is used only for typed method values; the worker registers the real struct.
 var a *activities.DunningActivities

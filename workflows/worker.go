@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -46,6 +47,9 @@ func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker
 		MaxConcurrentWorkflowTaskPollers:       t.WorkflowPollers,
 		// On SIGTERM, running activities get this long to finish (a send records its outcome).
 		WorkerStopTimeout: 30 * time.Second,
+		// Heartbeats every activity scheduled with a heartbeat timeout while it runs, also
+		// during the stop timeout: the server re-dispatches only a dead worker's activities.
+		Interceptors: []interceptor.WorkerInterceptor{&activities.KeepAlive{}},
 	}
 	if t.PollerAutoscaling {
 		base.MaxConcurrentWorkflowTaskPollers, base.MaxConcurrentActivityTaskPollers = 0, 0
