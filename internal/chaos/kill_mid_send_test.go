@@ -15,6 +15,11 @@ package chaos_test
 // Kills start once the first worker has made every run's first decision, so that they
 // land on sends rather than on the initial burst of decisions. CHAOS_SEED replays a kill
 // plan; CHAOS_LOG_DIR keeps the workers' output (kill-mid-send-worker.log).
+//
+// Recovery: every activity a kill cut (started on the killed worker, found through
+// Temporal right after the kill) must complete on a later attempt; the time from the start
+// of the worker that replaced the killed one to that completion is reported as a
+// distribution (line kill-recovery), not asserted.
 
 import (
 	"bytes"
@@ -167,13 +172,32 @@ func TestKillMidSend(t *testing.T) {
 	}
 	t.Logf("setup (build, dev server, %d runs started) took %s", kmsRuns, time.Since(began).Round(time.Millisecond))
 
+	starts, pids := map[int]time.Time{}, map[int]int{} // worker index → start; pid → worker index
 	start := func(n int) *kmsWorker {
 		w, err := startKmsWorker(bin, env, n, logFile, &logMu)
 		if err != nil {
 			t.Fatalf("start worker %d: %v", n, err)
 		}
+		starts[n], pids[w.cmd.Process.Pid] = time.Now(), n
 		t.Cleanup(w.kill)
 		return w
+	}
+	// The activities each kill cut, asked of Temporal beside the next worker's start.
+	var cutMu sync.Mutex
+	var cutActs []kmsCutActivity
+	var cutWG sync.WaitGroup
+	noteCut := func(w *kmsWorker, kill int) {
+		cutWG.Add(1)
+		go func() {
+			defer cutWG.Done()
+			c, err := kmsCutBy(ctx, h.Client, invoices, w.cmd.Process.Pid, kill)
+			cutMu.Lock()
+			defer cutMu.Unlock()
+			if err != nil {
+				t.Errorf("activities cut by kill %d: %v", kill, err)
+			}
+			cutActs = append(cutActs, c...)
+		}()
 	}
 
 	// The kill plan: a fixed mix of kill placements in a random order.
@@ -199,10 +223,9 @@ func TestKillMidSend(t *testing.T) {
 	for i, mode := range plan {
 		w := start(i)
 		if i == 0 {
-			// The first worker makes every run's first decision before the kills begin: a
-			// worker killed during DecideStrategy stalls that run for its 90 s start-to-close
-			// timeout, and the initial burst of decisions would put that on the test's
-			// critical path. From here on the kills are placed on sends.
+			// The first worker makes every run's first decision before the kills begin, so
+			// that the kills land on sends rather than on the initial burst of decisions
+			// (a decision a kill cuts is retried after its heartbeat timeout, like a send).
 			fakes.EventuallyWithin(t, 30*time.Second, func() bool {
 				var n int
 				err := h.Store.Pool().QueryRow(ctx, `SELECT count(DISTINCT workflow_id) FROM decisions WHERE step = 1`).Scan(&n)
@@ -233,6 +256,7 @@ func TestKillMidSend(t *testing.T) {
 				t.Fatalf("worker %d exited by itself", i)
 			}
 			w.kill()
+			noteCut(w, i)
 			cuts = append(cuts, cut{mode: mode})
 		default:
 			arm := prov.arm(mode)
@@ -254,6 +278,7 @@ func TestKillMidSend(t *testing.T) {
 				<-time.After(time.Duration(rng.IntN(5000)) * time.Microsecond) // the kill point, not synchronisation
 			}
 			w.kill() // SIGKILL, and the process is reaped
+			noteCut(w, i)
 			if held.release != nil {
 				close(held.release) // answer a dead connection
 			}
@@ -299,6 +324,24 @@ func TestKillMidSend(t *testing.T) {
 			continue
 		}
 		states[inv] = st
+	}
+	// How the activities the kills cut recovered (asserted: every one completed; the times
+	// are reported, not asserted).
+	cutWG.Wait()
+	recoveries, err := kmsRecoveries(ctx, h.Client, cutActs, starts, pids)
+	if err != nil {
+		t.Errorf("recoveries: %v", err)
+	}
+	for i, r := range recoveries {
+		if !r.closed || !r.completed {
+			c := cutActs[i]
+			t.Errorf("%s %s (activity %s) cut by kill %d: closed %v, completed %v; want completed by a later attempt", c.wfID, c.activityType, c.activityID, c.kill, r.closed, r.completed)
+		}
+	}
+	recoveryLine := kmsRecoveryLine(recoveries)
+	t.Log(recoveryLine)
+	if testing.Verbose() {
+		fmt.Println(recoveryLine)
 	}
 	if err := final.terminate(45 * time.Second); err != nil {
 		t.Errorf("worker on SIGTERM: %v", err)
