@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -133,9 +134,14 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	logger.Info("worker polling", "task_queues", []string{recoup.TaskQueue, recoup.EmailTaskQueue, recoup.SMSTaskQueue}, "version", version)
 	<-ctx.Done()
 	logger.Info("shutting down: finishing in-flight tasks")
+	// All at once: no queue keeps taking tasks while another drains, and the process is done
+	// within one WorkerStopTimeout. The activities still running keep heartbeating meanwhile
+	// (activities.KeepAlive): the server re-dispatches none of them unless the process dies.
+	var stopping sync.WaitGroup
 	for _, w := range workers {
-		w.Stop()
+		stopping.Go(w.Stop)
 	}
+	stopping.Wait()
 	return nil
 }
 
