@@ -338,6 +338,12 @@ func TestKillMidSend(t *testing.T) {
 			t.Errorf("%s %s (activity %s) cut by kill %d: closed %v, completed %v; want completed by a later attempt", c.wfID, c.activityType, c.activityID, c.kill, r.closed, r.completed)
 		}
 	}
+	for i, r := range recoveries {
+		c := cutActs[i]
+		t.Logf("cut by kill %d (worker %d started %s after the test began): %s %s activity %s; its completing attempt started %s and completed %s after that worker's start (by it: %v)",
+			c.kill, c.kill+1, starts[c.kill+1].Sub(began).Round(time.Millisecond), c.wfID, c.activityType, c.activityID,
+			r.resumed.Round(time.Millisecond), r.fromNext.Round(time.Millisecond), r.byNext)
+	}
 	recoveryLine := kmsRecoveryLine(recoveries)
 	t.Log(recoveryLine)
 	if testing.Verbose() {

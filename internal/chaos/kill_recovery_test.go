@@ -51,6 +51,7 @@ type kmsRecovery struct {
 	closed    bool
 	completed bool          // closed as completed (not failed, timed out or canceled)
 	fromNext  time.Duration // from the start of the first worker after the kill to its close
+	resumed   time.Duration // from the same start to the start of the attempt that closed it
 	byNext    bool          // the attempt that closed it ran on that first worker (no later kill in between)
 	types     string
 }
@@ -76,6 +77,7 @@ func kmsRecoveries(ctx context.Context, c client.Client, cuts []kmsCutActivity, 
 		r := kmsRecovery{types: cut.activityType}
 		var scheduled int64
 		var startedBy string
+		var startedAt time.Time
 		for _, e := range events {
 			switch e.GetEventType() {
 			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -84,7 +86,7 @@ func kmsRecoveries(ctx context.Context, c client.Client, cuts []kmsCutActivity, 
 				}
 			case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 				if a := e.GetActivityTaskStartedEventAttributes(); scheduled != 0 && a.GetScheduledEventId() == scheduled {
-					startedBy = a.GetIdentity()
+					startedBy, startedAt = a.GetIdentity(), e.GetEventTime().AsTime()
 				}
 			case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED,
 				enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
@@ -94,6 +96,7 @@ func kmsRecoveries(ctx context.Context, c client.Client, cuts []kmsCutActivity, 
 				r.closed = true
 				r.completed = e.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
 				r.fromNext = e.GetEventTime().AsTime().Sub(starts[cut.kill+1])
+				r.resumed = startedAt.Sub(starts[cut.kill+1])
 				var pid int
 				if _, err := fmt.Sscanf(startedBy, "%d@", &pid); err == nil {
 					r.byNext = pids[pid] == cut.kill+1
@@ -137,13 +140,13 @@ func kmsDistribution(ds []time.Duration) string {
 // kmsRecoveryLine summarises the recoveries in the chaos output's format.
 func kmsRecoveryLine(rs []kmsRecovery) string {
 	types := map[string]int{}
-	var all, clean []time.Duration
+	var all, clean, resumed []time.Duration
 	for _, r := range rs {
 		types[r.types]++
 		if !r.closed {
 			continue
 		}
-		all = append(all, r.fromNext)
+		all, resumed = append(all, r.fromNext), append(resumed, r.resumed)
 		if r.byNext {
 			clean = append(clean, r.fromNext)
 		}
@@ -154,6 +157,6 @@ func kmsRecoveryLine(rs []kmsRecovery) string {
 	}
 	sort.Strings(names)
 	return fmt.Sprintf("kill-recovery: %d activities cut (%s); from the start of the worker after the kill to completion: "+
-		"completed by that worker %s; all, including those a later kill cut again %s",
-		len(rs), strings.Join(names, ", "), kmsDistribution(clean), kmsDistribution(all))
+		"all, including those a later kill cut again %s (their next attempt started: %s); those completed by that worker %s",
+		len(rs), strings.Join(names, ", "), kmsDistribution(all), kmsDistribution(resumed), kmsDistribution(clean))
 }
