@@ -340,9 +340,9 @@ func TestKillMidSend(t *testing.T) {
 	}
 	for i, r := range recoveries {
 		c := cutActs[i]
-		t.Logf("cut by kill %d (worker %d started %s after the test began): %s %s activity %s; its completing attempt started %s and completed %s after that worker's start (by it: %v)",
+		t.Logf("cut by kill %d (worker %d started %s after the test began): %s %s activity %s; attempt %d timed out %s, the completing attempt started %s and completed %s after that worker's start (by it: %v)",
 			c.kill, c.kill+1, starts[c.kill+1].Sub(began).Round(time.Millisecond), c.wfID, c.activityType, c.activityID,
-			r.resumed.Round(time.Millisecond), r.fromNext.Round(time.Millisecond), r.byNext)
+			c.attempt, r.timedOut.Round(time.Millisecond), r.resumed.Round(time.Millisecond), r.fromNext.Round(time.Millisecond), r.byNext)
 	}
 	recoveryLine := kmsRecoveryLine(recoveries)
 	t.Log(recoveryLine)

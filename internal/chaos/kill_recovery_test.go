@@ -24,7 +24,14 @@ import (
 type kmsCutActivity struct {
 	wfID, runID, activityID, activityType string
 	kill                                  int // the index of the kill (worker kill+1 started right after it)
+	// lastSign is the cut attempt's last sign of life the server had: its start or its
+	// last heartbeat. The server times the attempt out kmsHeartbeatTimeout after it.
+	lastSign time.Time
+	attempt  int32
 }
+
+// kmsHeartbeatTimeout is the runs' activities' heartbeat timeout (workflows.livenessTimeout).
+const kmsHeartbeatTimeout = 5 * time.Second
 
 // kmsCutBy lists the runs' activities that the worker with pid was running when it was
 // killed (the server still shows them started on it until their heartbeat timeout).
@@ -39,11 +46,19 @@ func kmsCutBy(ctx context.Context, c client.Client, invoices []string, pid, kill
 		for _, p := range d.GetPendingActivities() {
 			if p.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED && strings.HasPrefix(p.GetLastWorkerIdentity(), prefix) {
 				cut = append(cut, kmsCutActivity{wfID: recoup.WorkflowID(inv), runID: d.GetWorkflowExecutionInfo().GetExecution().GetRunId(),
-					activityID: p.GetActivityId(), activityType: p.GetActivityType().GetName(), kill: kill})
+					activityID: p.GetActivityId(), activityType: p.GetActivityType().GetName(), kill: kill,
+					lastSign: kmsLater(p.GetLastStartedTime().AsTime(), p.GetLastHeartbeatTime().AsTime()), attempt: p.GetAttempt()})
 			}
 		}
 	}
 	return cut, nil
+}
+
+func kmsLater(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // kmsRecovery is how a cut activity ended.
@@ -52,6 +67,7 @@ type kmsRecovery struct {
 	completed bool          // closed as completed (not failed, timed out or canceled)
 	fromNext  time.Duration // from the start of the first worker after the kill to its close
 	resumed   time.Duration // from the same start to the start of the attempt that closed it
+	timedOut  time.Duration // from the same start to the server's heartbeat timeout of the cut attempt
 	byNext    bool          // the attempt that closed it ran on that first worker (no later kill in between)
 	types     string
 }
@@ -74,7 +90,7 @@ func kmsRecoveries(ctx context.Context, c client.Client, cuts []kmsCutActivity, 
 			}
 			histories[cut.runID] = events
 		}
-		r := kmsRecovery{types: cut.activityType}
+		r := kmsRecovery{types: cut.activityType, timedOut: cut.lastSign.Add(kmsHeartbeatTimeout).Sub(starts[cut.kill+1])}
 		var scheduled int64
 		var startedBy string
 		var startedAt time.Time
@@ -140,13 +156,13 @@ func kmsDistribution(ds []time.Duration) string {
 // kmsRecoveryLine summarises the recoveries in the chaos output's format.
 func kmsRecoveryLine(rs []kmsRecovery) string {
 	types := map[string]int{}
-	var all, clean, resumed []time.Duration
+	var all, clean, resumed, timedOut []time.Duration
 	for _, r := range rs {
 		types[r.types]++
 		if !r.closed {
 			continue
 		}
-		all, resumed = append(all, r.fromNext), append(resumed, r.resumed)
+		all, resumed, timedOut = append(all, r.fromNext), append(resumed, r.resumed), append(timedOut, r.timedOut)
 		if r.byNext {
 			clean = append(clean, r.fromNext)
 		}
@@ -157,6 +173,6 @@ func kmsRecoveryLine(rs []kmsRecovery) string {
 	}
 	sort.Strings(names)
 	return fmt.Sprintf("kill-recovery: %d activities cut (%s); from the start of the worker after the kill to completion: "+
-		"all, including those a later kill cut again %s (their next attempt started: %s); those completed by that worker %s",
-		len(rs), strings.Join(names, ", "), kmsDistribution(all), kmsDistribution(resumed), kmsDistribution(clean))
+		"all, including those a later kill cut again %s (the cut attempt timed out on its heartbeat: %s; the next attempt started: %s); those completed by that worker %s",
+		len(rs), strings.Join(names, ", "), kmsDistribution(all), kmsDistribution(timedOut), kmsDistribution(resumed), kmsDistribution(clean))
 }
