@@ -30,9 +30,10 @@ const (
 )
 
 // checkEditActivity checks an edit while support waits for the Update's answer: bounded,
-// so that an edit during an outage is refused ("try again") instead of hanging.
+// so that an edit during an outage is refused ("try again") instead of hanging; heartbeated
+// like the run's other activities (livenessTimeout).
 var checkEditActivity = workflow.ActivityOptions{
-	StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 2 * time.Minute,
+	StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 2 * time.Minute, HeartbeatTimeout: livenessTimeout,
 	RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second},
 }
 
