@@ -17,7 +17,7 @@ import (
 // without incentive (sent on timeout), and the bounds an edit must stay within.
 func (a *DunningActivities) approvalRequest(ctx context.Context, g *decision, name string) error {
 	ap := g.pol.Approval
-	if !ap.Enabled || !g.d.Channel.Valid() {
+	if !ap.Enabled || !g.d.Channel.Valid() || g.control() { // the control arm's plain reminders need no person (and no edit may add an incentive)
 		return nil
 	}
 	smsBefore := false

@@ -65,6 +65,7 @@ func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) 
 	d.PromptVersion = g.set.Version
 	d.PolicyVersion = g.set.PolicyVersion
 	d.Variant = g.variant
+	d.Holdout = g.holdout
 	d.DeciderNote = g.deciderNote()
 	d.DeclineClass = g.facts.Decline.Class
 	// The allowed-hours window at or after now for the chosen channel (see hours.go).
@@ -110,8 +111,11 @@ type decision struct {
 	capped     bool            // over the contact cap: this step sends nothing
 	capNote    string          // the rationale of a capped decision
 	withdrawn  bool            // the incentive budget withdrew the decision's incentive
-	log        *slog.Logger    // nil: nothing logged (the preview)
-	Trace      []GuardrailNote
+	// holdout is the run's holdout arm and holdoutTreatment the control arm's treatment
+	// (holdout.go).
+	holdout, holdoutTreatment string
+	log                       *slog.Logger // nil: nothing logged (the preview)
+	Trace                     []GuardrailNote
 }
 
 // deciderNote says in one line which decider ran and why (Decision.DeciderNote).
@@ -120,6 +124,8 @@ func (g *decision) deciderNote() string {
 		return fmt.Sprintf("model %s answered within policy", g.model)
 	}
 	switch {
+	case g.control():
+		return fmt.Sprintf("rules: holdout control arm (%s), so no model was asked", g.holdoutTreatment)
 	case g.capped:
 		return "rules: the contact cap allows no message at this step, so no model was asked"
 	case g.facts.Decline.Wait:
@@ -224,18 +230,31 @@ type guardrail struct {
 var (
 	decideSteps = []guardrail{
 		{"decline-plan", (*DunningActivities).declinePlan},
+		{"holdout-arm", (*DunningActivities).holdoutArm},
 		{"contact-cap", (*DunningActivities).capContacts},
 		{"model-within-policy", (*DunningActivities).askModelWithinPolicy},
 		{"sms-segments", (*DunningActivities).smsWithinSegments},
 		{"rules-fallback", (*DunningActivities).rulesFallback},
 		{"contact-cap-rationale", (*DunningActivities).explainContactCap},
 		{"hardship-extension", (*DunningActivities).hardshipExtension},
+		{"holdout-no-incentive", (*DunningActivities).holdoutNoIncentive},
 		{"incentive-budget", (*DunningActivities).incentiveBudget},
 		{"text-matches-incentive", (*DunningActivities).textMatchesIncentive},
 		{"approval", (*DunningActivities).approvalRequest},
 	}
-	previewSteps = []guardrail{decideSteps[0], decideSteps[2], decideSteps[3], decideSteps[4]}
+	previewSteps = stepsNamed("decline-plan", "model-within-policy", "sms-segments", "rules-fallback")
 )
+
+// stepsNamed returns the steps of decideSteps with these names, in decideSteps' order.
+func stepsNamed(names ...string) []guardrail {
+	var out []guardrail
+	for _, s := range decideSteps {
+		if slices.Contains(names, s.name) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 func (a *DunningActivities) runSteps(ctx context.Context, g *decision, steps []guardrail) error {
 	for _, s := range steps {
@@ -277,6 +296,8 @@ func (a *DunningActivities) capContacts(ctx context.Context, g *decision, name s
 // keeps its answer only if it passes the policy.
 func (a *DunningActivities) askModelWithinPolicy(ctx context.Context, g *decision, name string) error {
 	switch {
+	case a.LLM != nil && g.control():
+		g.note(name, "model not asked: holdout control arm")
 	case a.LLM != nil && len(g.facts.AllowedChannels) > 0:
 		g.model, g.asked = a.LLM.Model(), true
 		g.d, g.violations, g.fallback = a.askModel(ctx, g.set, g.variant, g.in, g.facts)
