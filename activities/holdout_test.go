@@ -44,7 +44,7 @@ func TestControlArmRulesPlainAsksNoModelAndOffersNoIncentive(t *testing.T) {
 		t.Fatalf("PlanRun = %+v, want the control arm under rules_plain", res)
 	}
 	in := decideInput(f, t)
-	in.Hardship = true // treatment would offer the plan's extension
+	in.Hardship = true                    // treatment would offer the plan's extension
 	for _, step := range []int{1, 3, 4} { // steps 3 and 4 of the rules carry an incentive
 		in.Step = step
 		d, err := f.acts.DecideStrategy(context.Background(), in)
