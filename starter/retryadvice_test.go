@@ -41,7 +41,7 @@ func TestStatusShowsTheHoldoutArm(t *testing.T) {
 	s.Decisions[0].Holdout = ""
 	out.Reset()
 	PrintState(&out, "dunning-inv_1", s, nil, now)
-	if strings.Contains(out.String(), "holdout ") {
+	if strings.Contains(out.String(), "holdout  ") {
 		t.Fatalf("status of a run outside the holdout:\n%s", out.String())
 	}
 }
