@@ -158,6 +158,7 @@ func lintPrompts(dir string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s: no problems (version %s, policy %s, declines %s %s, locales %v, variants %v)\n",
 		where, set.Version, set.PolicyVersion, set.Declines.Version, set.Declines.Hash, set.Locales(), set.Variants())
 	fmt.Fprintln(stdout, set.Policy.Approval.Summary())
+	fmt.Fprintln(stdout, set.Policy.Holdout.Summary())
 	return nil
 }
 

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"fmt"
 	"hash/fnv"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -88,4 +90,17 @@ func (p *Policy) validateHoldout(bad *problems) {
 	if h.Experiment != "" && strings.ContainsAny(h.Experiment, "/\\ \x00") {
 		bad.add("holdout.experiment: %q must be a plain name", h.Experiment)
 	}
+}
+
+// Summary says in one line what the holdout does, for `starter prompts lint`.
+func (h Holdout) Summary() string {
+	if !h.On() {
+		return "holdout: off"
+	}
+	name := h.Experiment
+	if name == "" {
+		name = DefaultHoldoutExperiment
+	}
+	return fmt.Sprintf("holdout: %s%% of runs (by invoice, experiment %s) in the control arm: %s",
+		strconv.FormatFloat(h.SharePercent, 'f', -1, 64), name, h.ControlTreatment())
 }

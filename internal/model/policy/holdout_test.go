@@ -89,4 +89,10 @@ func TestParseRefusesABadHoldout(t *testing.T) {
 	if !p.Holdout.On() || p.Holdout.ControlTreatment() != policy.HoldoutNoMessages {
 		t.Fatalf("holdout = %+v", p.Holdout)
 	}
+	if got, want := p.Holdout.Summary(), "holdout: 12.5% of runs (by invoice, experiment holdout) in the control arm: no_messages"; got != want {
+		t.Fatalf("summary %q, want %q", got, want)
+	}
+	if got := defaultPolicy(t).Holdout.Summary(); got != "holdout: off" {
+		t.Fatalf("shipped summary %q", got)
+	}
 }
