@@ -189,6 +189,19 @@ func TestPromptsDiffWithoutModelRechecksRecordedAnswers(t *testing.T) {
 		t.Fatalf("the diff changed the decisions table:\n%s\n%s", before, after)
 	}
 
+	// --limit keeps the newest decisions: the two last decided.
+	out, err = runWithDeps(d, "prompts", "diff", "--since", "30d", "--json", "--limit", "2", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limited promptDiff
+	if err := json.Unmarshal([]byte(out), &limited); err != nil {
+		t.Fatal(err)
+	}
+	if limited.Decisions != 2 || limited.Redecided != 2 || limited.Changed.Channel != 1 || limited.Changed.Incentive != 1 {
+		t.Fatalf("--limit 2: %+v", limited)
+	}
+
 	// The same as a table.
 	text, err := runWithDeps(d, "prompts", "diff", "--since", "30d", dir)
 	if err != nil {

@@ -20,12 +20,12 @@ type RecordedDecision struct {
 	Inputs                            []byte
 }
 
-// RecordedDecisions returns the decisions stored since t, oldest first, at most limit of
+// RecordedDecisions returns the decisions stored since t, newest first, at most limit of
 // them (0: all). It only reads.
 func (s *Store) RecordedDecisions(ctx context.Context, since time.Time, limit int) ([]RecordedDecision, error) {
 	q := `SELECT workflow_id, customer_id, invoice_id, step, channel, tone, incentive_kind, incentive_value,
 			decided_by, prompt_version, policy_version, created_at, inputs::text
-		FROM decisions WHERE created_at >= $1 ORDER BY created_at, workflow_id, step`
+		FROM decisions WHERE created_at >= $1 ORDER BY created_at DESC, workflow_id, step`
 	args := []any{since}
 	if limit > 0 {
 		q += ` LIMIT $2`
