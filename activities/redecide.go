@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/openai"
+	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // RecordedInputsSchema is the version of RecordedInputs' JSON form (decisions.inputs
@@ -75,7 +77,7 @@ type historyReads interface {
 
 // recordingReads reads from store and keeps what it read.
 type recordingReads struct {
-	store   historyReads
+	store   *postgres.Store
 	recent  int
 	since   time.Time
 	offered map[string]int
@@ -108,14 +110,22 @@ func (r recordedReads) OfferedSince(_ context.Context, _, kind string, _ time.Ti
 	return r.rec.Offered[kind], nil
 }
 
-// record is what g was decided from, as JSON (RecordedInputs). It reads the yearly offers of
-// every incentive kind the decision did not read, so that a re-decision choosing another
-// incentive finds its budget.
+// record is what g was decided from, as JSON (RecordedInputs). When the decision did not read
+// the yearly offers of every incentive kind, it reads them all (one query), so that a
+// re-decision choosing another incentive finds its budget.
 func (g *decision) record(ctx context.Context, r *recordingReads) ([]byte, error) {
-	for _, kind := range []string{recoup.IncentiveDiscountPercent, recoup.IncentiveExtensionDays} {
-		if _, ok := r.offered[kind]; !ok {
-			if _, err := r.OfferedSince(ctx, g.in.History.CustomerID, kind, g.in.Now.AddDate(-1, 0, 0)); err != nil {
-				return nil, err
+	kinds := []string{recoup.IncentiveDiscountPercent, recoup.IncentiveExtensionDays}
+	if slices.ContainsFunc(kinds, func(k string) bool { _, ok := r.offered[k]; return !ok }) {
+		all, err := r.store.OfferedByKindSince(ctx, g.in.History.CustomerID, g.in.Now.AddDate(-1, 0, 0))
+		if err != nil {
+			return nil, err
+		}
+		if r.offered == nil {
+			r.offered = map[string]int{}
+		}
+		for _, k := range kinds {
+			if _, ok := r.offered[k]; !ok {
+				r.offered[k] = all[k]
 			}
 		}
 	}

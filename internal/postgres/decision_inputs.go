@@ -54,3 +54,28 @@ func (s *Store) RecordedDecisions(ctx context.Context, since time.Time, limit in
 	}
 	return out, nil
 }
+
+// OfferedByKindSince sums the incentives offered to a customer since t, per kind, in one
+// query (OfferedSince for every kind); a kind never offered is absent.
+func (s *Store) OfferedByKindSince(ctx context.Context, customerID string, t time.Time) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT kind, COALESCE(sum(value), 0) FROM offers WHERE customer_id = $1 AND created_at >= $2 GROUP BY kind`,
+		customerID, t)
+	if err != nil {
+		return nil, fmt.Errorf("sum offered incentives: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, fmt.Errorf("sum offered incentives: %w", err)
+		}
+		out[kind] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sum offered incentives: %w", err)
+	}
+	return out, nil
+}
