@@ -252,39 +252,7 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 				out.ExtensionDays[i] += inc.Value
 			}
 		}
-		if len(re.Violations) > 0 {
-			out.ViolationTotal++
-		}
-		if len(rec.Decided.Violations) > 0 {
-			out.RecordedTotal++
-		}
-		for _, v := range re.Violations {
-			k := violationRule(v)
-			g := rules[k]
-			if g == nil {
-				g = &diffRule{Rule: k}
-				rules[k] = g
-			}
-			g.Count++
-			if len(g.Examples) < diffExamples {
-				g.Examples = append(g.Examples, diffExample{Change: "violation", WorkflowID: row.WorkflowID, Step: row.Step, After: v})
-			}
-		}
-		for _, v := range rec.Decided.Violations {
-			if g := rules[violationRule(v)]; g != nil {
-				g.Recorded++
-			} else {
-				rules[violationRule(v)] = &diffRule{Rule: violationRule(v), Recorded: 1}
-			}
-			if isBudget(v) {
-				out.BudgetWithdraw[0]++
-			}
-		}
-		for _, v := range re.Violations {
-			if isBudget(v) {
-				out.BudgetWithdraw[1]++
-			}
-		}
+		tallyViolations(&out, rules, row, rec.Decided.Violations, re.Violations)
 	}
 	for _, c := range slices.Sorted(maps.Keys(costs)) {
 		v := costs[c]
@@ -303,6 +271,40 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 			DiscountBudgetPerYear: c.DiscountBudgetPerYear, MaxExtensionDays: c.MaxExtensionDays, ExtensionBudgetPerYear: c.ExtensionBudgetPerYear}})
 	}
 	return out, nil
+}
+
+// tallyViolations groups the new decision's violations by rule (with examples) and counts
+// the recorded decision's beside them.
+func tallyViolations(out *promptDiff, rules map[string]*diffRule, row postgres.RecordedDecision, recorded, now []string) {
+	if len(now) > 0 {
+		out.ViolationTotal++
+	}
+	if len(recorded) > 0 {
+		out.RecordedTotal++
+	}
+	rule := func(v string) *diffRule {
+		k := violationRule(v)
+		if rules[k] == nil {
+			rules[k] = &diffRule{Rule: k}
+		}
+		return rules[k]
+	}
+	for _, v := range now {
+		g := rule(v)
+		g.Count++
+		if len(g.Examples) < diffExamples {
+			g.Examples = append(g.Examples, diffExample{Change: "violation", WorkflowID: row.WorkflowID, Step: row.Step, After: v})
+		}
+		if isBudget(v) {
+			out.BudgetWithdraw[1]++
+		}
+	}
+	for _, v := range recorded {
+		rule(v).Recorded++
+		if isBudget(v) {
+			out.BudgetWithdraw[0]++
+		}
+	}
 }
 
 // compare counts what changed between the recorded choice and the new decision.
