@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,6 +130,39 @@ func TestRecordedDecisionIsDecidedAgainWithAnEditedPromptSet(t *testing.T) {
 	if asked.Decider != activities.RedecidedByModel || asked.Decision.DecidedBy != recoup.DecidedByLLM ||
 		asked.Decision.Channel != recoup.ChannelEmail || asked.Decision.Incentive.Value != 5 || len(o.Requests()) != 2 {
 		t.Fatalf("with the model: %+v by %s after %d requests", asked.Decision, asked.Decider, len(o.Requests()))
+	}
+}
+
+// A tighter contact cap is checked against the count the decision recorded: over it, the step
+// sends nothing.
+func TestRedecideChecksTheRecordedContactCount(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.acts.DecideStrategy(context.Background(), decideInput(f, t)); err != nil {
+		t.Fatal(err)
+	}
+	_, rec := recordedInputs(t, f, 1)
+	if rec.RecentSends != 0 || rec.RecentSince.IsZero() {
+		t.Fatalf("recorded contact count %d since %v", rec.RecentSends, rec.RecentSince)
+	}
+	rec.RecentSends = 1 // as if one message had gone out in the window
+	tight := editedPrompts(t, "contact_cap:\n  messages: 2\n  days: 7", "contact_cap:\n  messages: 1\n  days: 3")
+	re, err := activities.Redecider{Set: tight}.Decide(context.Background(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Decision.Channel != recoup.ChannelNone || !strings.Contains(re.Decision.Rationale, "contact cap") {
+		t.Fatalf("over the new cap: %+v", re.Decision)
+	}
+	if same, err := (activities.Redecider{Set: f.acts.Prompts()}).Decide(context.Background(), rec); err != nil || same.Decision.Channel != recoup.ChannelEmail {
+		t.Fatalf("under the shipped cap: %+v, %v", same.Decision, err)
+	}
+}
+
+func TestParseRecordedInputsRefusesWhatItCannotUse(t *testing.T) {
+	for _, in := range []string{`{"schema": 99}`, `{"schema": 1`, `{}`} {
+		if _, err := activities.ParseRecordedInputs([]byte(in)); !errors.Is(err, activities.ErrNotRedecidable) {
+			t.Errorf("%s: error %v", in, err)
+		}
 	}
 }
 
