@@ -12,9 +12,13 @@ import (
 // in the control arm gets the control treatment at every step, whatever the policy says now.
 // Under rules_plain the model is not asked and the rules decide; under no_messages no channel
 // is allowed, so the step sends nothing (like a step over the contact cap). Retry advice and
-// the run's lifecycle do not depend on the arm.
+// the run's lifecycle do not depend on the arm. A re-decision (`starter prompts diff`) uses the
+// arm recorded with the decision's inputs.
 func (a *DunningActivities) holdoutArm(ctx context.Context, g *decision, name string) error {
-	arm, treatment, err := a.Store.RunHoldout(ctx, g.in.WorkflowID)
+	if g.reads == nil { // the preview: no run
+		return nil
+	}
+	arm, treatment, err := g.reads.RunHoldout(ctx, g.in.WorkflowID)
 	if err != nil {
 		return err
 	}

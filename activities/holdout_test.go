@@ -10,6 +10,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
+	"github.com/recoup-dunning/recoup/internal/openai"
 )
 
 // withHoldout makes every run planned from now on fall in the holdout's control arm (share
@@ -117,5 +118,37 @@ func TestHoldoutArmIsKeptForTheRun(t *testing.T) {
 	d, err := g.acts.DecideStrategy(context.Background(), in)
 	if err != nil || d.Incentive.Kind != recoup.IncentiveExtensionDays || d.Holdout != policy.ArmTreatment {
 		t.Fatalf("treatment decision = %+v, %v; want the hardship extension", d, err)
+	}
+}
+
+// A control-arm decision records its arm with its inputs, and `starter prompts diff` decides
+// it again as the control arm: no model asked, no incentive.
+func TestAControlArmDecisionIsDecidedAgainAsTheControlArm(t *testing.T) {
+	f := newFixture(t)
+	o := fakes.NewOpenAI(t, answer("sms", "friendly", "discount_percent", 10, "", "Your card was declined. Updating it takes a minute."))
+	f.useLLM(t, o, 5*time.Second)
+	withHoldout(t, f, 100, policy.HoldoutRulesPlain)
+	planRun(t, f)
+	in := decideInput(f, t)
+	in.Hardship = true
+	if _, err := f.acts.DecideStrategy(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	_, rec := recordedInputs(t, f, 1)
+	if rec.Holdout != policy.ArmControl || rec.HoldoutTreatment != policy.HoldoutRulesPlain {
+		t.Fatalf("recorded arm %q/%q, want control/rules_plain", rec.Holdout, rec.HoldoutTreatment)
+	}
+	c, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-fake", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := activities.Redecider{Set: f.acts.Prompts(), LLM: c}.Decide(context.Background(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Decision.DecidedBy != recoup.DecidedByRules || re.Decision.Incentive.Kind != recoup.IncentiveNone ||
+		re.Decision.Holdout != policy.ArmControl || len(o.Requests()) != 0 {
+		t.Fatalf("re-decided %+v by %s after %d model requests; want the control arm's rules without incentive",
+			re.Decision, re.Decider, len(o.Requests()))
 	}
 }

@@ -20,9 +20,9 @@ import (
 	"github.com/recoup-dunning/recoup/internal/report"
 )
 
-// Marketing: the prompt set (lint, preview) and the recovery report.
+// Marketing: the prompt set (lint, preview, diff) and the recovery report.
 func addMarketingCommands(root *cobra.Command, a *app) {
-	prompts := group(&cobra.Command{Use: "prompts", GroupID: "marketing", Short: "The prompt set: lint, preview"})
+	prompts := group(&cobra.Command{Use: "prompts", GroupID: "marketing", Short: "The prompt set: lint, preview, diff"})
 	var lintDir string
 	lint := &cobra.Command{
 		Use:   "lint [flags] [DIR]",
@@ -70,7 +70,7 @@ replies.yaml decide the action (for a promise, until when the run pauses).`,
 	previewReply.Flags().StringVar(&replyLocale, "locale", "en-US", "the customer's locale")
 	previewReply.Flags().StringVar(&replyZone, "time-zone", "UTC", "the customer's time zone (IANA), for dates")
 	_ = previewReply.MarkFlagDirname("dir")
-	prompts.AddCommand(lint, preview, previewReply)
+	prompts.AddCommand(lint, preview, previewReply, diffCommand(a))
 	root.AddCommand(prompts)
 
 	var days int

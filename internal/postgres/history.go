@@ -214,6 +214,10 @@ type DecisionRow struct {
 	DecidedBy, Model, PromptVersion   string
 	Variant, PolicyVersion            string
 	Violations                        []string
+	// Inputs is what the decision was made from (activities.RecordedInputs as JSON), for
+	// `starter prompts diff`; nil keeps what the row holds (an approval's outcome overwrites
+	// the decision, not what it was decided from).
+	Inputs []byte
 }
 
 // SaveDecision stores the decision of a step; a retried activity overwrites its own row.
@@ -221,20 +225,25 @@ func (s *Store) SaveDecision(ctx context.Context, d DecisionRow) error {
 	if d.Violations == nil {
 		d.Violations = []string{}
 	}
+	var inputs any // SQL NULL unless given
+	if d.Inputs != nil {
+		inputs = string(d.Inputs)
+	}
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO decisions (workflow_id, step, customer_id, invoice_id, channel, tone, incentive_kind,
 			incentive_value, subject, message, rationale, decided_by, model, prompt_version, violations,
-			variant, policy_version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+			variant, policy_version, inputs)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (workflow_id, step) DO UPDATE SET channel = EXCLUDED.channel, tone = EXCLUDED.tone,
 			incentive_kind = EXCLUDED.incentive_kind, incentive_value = EXCLUDED.incentive_value,
 			subject = EXCLUDED.subject, message = EXCLUDED.message, rationale = EXCLUDED.rationale,
 			decided_by = EXCLUDED.decided_by, model = EXCLUDED.model,
 			prompt_version = EXCLUDED.prompt_version, violations = EXCLUDED.violations,
-			variant = EXCLUDED.variant, policy_version = EXCLUDED.policy_version, created_at = now()`,
+			variant = EXCLUDED.variant, policy_version = EXCLUDED.policy_version,
+			inputs = COALESCE(EXCLUDED.inputs, decisions.inputs), created_at = now()`,
 		d.WorkflowID, d.Step, d.CustomerID, d.InvoiceID, d.Channel, d.Tone, d.IncentiveKind,
 		d.IncentiveValue, d.Subject, d.Message, d.Rationale, d.DecidedBy, d.Model, d.PromptVersion, d.Violations,
-		d.Variant, d.PolicyVersion)
+		d.Variant, d.PolicyVersion, inputs)
 	if err != nil {
 		return fmt.Errorf("save decision: %w", err)
 	}
