@@ -2,8 +2,8 @@ package report
 
 import (
 	"context"
-	"encoding/csv"
 	_ "embed"
+	"encoding/csv"
 	"fmt"
 	"html/template"
 	"io"
@@ -109,8 +109,8 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 type pageExperiment struct {
 	experiment.Experiment
 	WeeklySVG, FunnelSVG, SpendSVG template.HTML
-	Attributions          []string
-	Rows                  []armRow
+	Attributions                   []string
+	Rows                           []armRow
 }
 
 // armRow is an arm with its comparison against the first arm (nil for the first).
