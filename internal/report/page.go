@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io"
 	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -159,4 +160,32 @@ func WriteHTML(w io.Writer, p Page) error {
 		Page
 		Experiments []pageExperiment
 	}{p, exps})
+}
+
+// WriteExperimentsTable writes the experiments as an aligned text table: one line per arm,
+// the verdict on the lines of the arms compared with the first.
+func WriteExperimentsTable(w io.Writer, a experiment.Analysis) error {
+	if len(a.Experiments) == 0 {
+		_, err := fmt.Fprintf(w, "no experiment with two arms among the %d runs whose window has closed (%d still in their window)\n",
+			a.Counted, a.Immature)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EXPERIMENT\tSEGMENT\tCURRENCY\tARM\tRUNS\tRECOVERED\tRATE\t95% INTERVAL\tRECOVERED AMOUNT\tPER RUN\tINCENTIVE\tVERDICT")
+	for _, e := range a.Experiments {
+		for i, arm := range e.Arms {
+			v := "(baseline)"
+			if i > 0 {
+				c := e.Comparisons[i-1]
+				v = fmt.Sprintf("%s (%+.1f points, p=%.3g)", c.Verdict, c.Diff*100, c.P)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s–%s\t%s\t%s\t%s\t%s\n", e.Kind, dash(e.Segment), e.Currency,
+				experiment.ArmLabel(arm.Name), arm.Runs, arm.Recovered, experiment.Percent(arm.Rate),
+				experiment.Percent(arm.RateLow), experiment.Percent(arm.RateHigh),
+				experiment.Major(float64(arm.RecoveredMinor), e.Currency), experiment.Major(arm.PerRunMinor, e.Currency),
+				experiment.Major(float64(arm.IncentiveMinor), e.Currency), v)
+		}
+	}
+	fmt.Fprintf(tw, "\n%s.\n", experiment.Method)
+	return tw.Flush()
 }
