@@ -25,13 +25,13 @@ var (
 // expRuns: variant A (rules) recovers one of two, B (llm) one of three within the window.
 var expRuns = []reporttest.Run{
 	{ID: "a1", Variant: "A", DecidedBy: "rules", Plan: "pro", Currency: "USD", Amount: 10000, Outcome: "recovered",
-		Started: expStart, Took: 5 * time.Hour, Sends: []reporttest.Send{{1, "email", time.Hour}}, Discount: 10},
+		Started: expStart, Took: 5 * time.Hour, Sends: []reporttest.Send{{Step: 1, Channel: "email", After: time.Hour}}, Discount: 10},
 	{ID: "a2", Variant: "A", DecidedBy: "rules", Plan: "pro", Currency: "USD", Amount: 5000, Outcome: "exhausted",
-		Started: expStart, Took: 72 * time.Hour, Sends: []reporttest.Send{{1, "email", time.Hour}, {2, "sms", 48 * time.Hour}}},
+		Started: expStart, Took: 72 * time.Hour, Sends: []reporttest.Send{{Step: 1, Channel: "email", After: time.Hour}, {Step: 2, Channel: "sms", After: 48 * time.Hour}}},
 	{ID: "b1", Variant: "B", DecidedBy: "llm", Plan: "basic", Currency: "USD", Amount: 2000, Outcome: "recovered",
 		Started: expStart.Add(24 * time.Hour), Took: time.Hour},
 	{ID: "b2", Variant: "B", DecidedBy: "llm", Plan: "basic", Currency: "USD", Amount: 3000, Outcome: "recovered",
-		Started: expStart, Took: 40 * 24 * time.Hour, Sends: []reporttest.Send{{1, "sms", time.Hour}}},
+		Started: expStart, Took: 40 * 24 * time.Hour, Sends: []reporttest.Send{{Step: 1, Channel: "sms", After: time.Hour}}},
 	{ID: "b3", Variant: "B", DecidedBy: "llm", Plan: "basic", Currency: "USD", Amount: 3000, Started: expStart.Add(48 * time.Hour)},
 }
 
