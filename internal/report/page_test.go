@@ -15,14 +15,14 @@ import (
 )
 
 // pageRuns is a history with a holdout (control recovers 30%, treatment 40%), two prompt
-// variants and model-vs-rules decisions in two segments, in USD and JPY.
+// variants (one named like markup, which the page and its charts must show as text) and model-vs-rules decisions in two segments, in USD and JPY.
 func pageRuns(n int) []experiment.Run {
 	rng := rand.New(rand.NewPCG(42, 1))
 	start := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
 	var runs []experiment.Run
 	for i := range n {
 		r := experiment.Run{WorkflowID: fmt.Sprintf("dunning-inv_%d", i), StartedAt: start.Add(time.Duration(i%60) * 24 * time.Hour),
-			Holdout: []string{"control", "treatment"}[i%2], Variant: []string{"control", "empathetic"}[i/2%2],
+			Holdout: []string{"control", "treatment"}[i%2], Variant: []string{"control", "<script>alert(1)</script>"}[i/2%2],
 			DecidedBy: []string{"rules", "llm"}[i/4%2], Segment: []string{"basic", "pro"}[i/8%2],
 			Currency: []string{"USD", "JPY"}[i/16%2], AmountDueMinor: 4900, MessagesSent: 1 + i%3}
 		p := 0.30
@@ -62,7 +62,7 @@ func TestThePageIsSelfContainedWithChartsAndVerdicts(t *testing.T) {
 	}
 	for _, want := range []string{`data-chart="weekly"><svg`, `data-chart="funnel"><svg`, `data-chart="spend"><svg`,
 		`data-experiment="holdout" data-segment="" data-currency="USD"`, `data-experiment="decided_by" data-segment="pro" data-currency="JPY"`,
-		"two-proportion z-test", "1.234", "33.3%"} {
+		"two-proportion z-test", "1.234", "33.3%", "&lt;script&gt;alert(1)&lt;/script&gt;"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}
