@@ -48,7 +48,8 @@ func Load(ctx context.Context, pool *pgxpool.Pool, now, since time.Time, window 
 var ExperimentCSVHeader = []string{"experiment", "segment", "currency", "arm", "runs", "recovered", "lost",
 	"recovery_rate", "rate_low", "rate_high", "recovered_minor", "recovered_per_run_minor", "per_run_low_minor",
 	"per_run_high_minor", "incentive_minor", "median_hours_to_recovery",
-	"versus", "difference", "difference_low", "difference_high", "z", "p_value", "alpha", "needed_per_arm", "verdict"}
+	"versus", "difference", "difference_low", "difference_high", "z", "p_value", "alpha", "needed_per_arm", "verdict",
+	"per_run_difference_minor", "per_run_difference_low_minor", "per_run_difference_high_minor"}
 
 // WriteExperimentsCSV writes one row per arm of each experiment: its numbers and, for every
 // arm but the first (the control), its comparison with the first. Rates and differences are
@@ -66,11 +67,11 @@ func WriteExperimentsCSV(w io.Writer, a experiment.Analysis) error {
 				strconv.FormatInt(arm.RecoveredMinor, 10), f(arm.PerRunMinor), f(arm.PerRunLow), f(arm.PerRunHigh),
 				strconv.FormatInt(arm.IncentiveMinor, 10), f(arm.MedianHoursToRecover)}
 			if i == 0 {
-				rec = append(rec, "", "", "", "", "", "", "", "", "")
+				rec = append(rec, "", "", "", "", "", "", "", "", "", "", "", "")
 			} else {
 				c := e.Comparisons[i-1]
 				rec = append(rec, c.Base, f(c.Diff), f(c.DiffLow), f(c.DiffHigh), f(c.Z), f(c.P), f(c.Alpha),
-					strconv.Itoa(c.NeededPerArm), c.Verdict)
+					strconv.Itoa(c.NeededPerArm), c.Verdict, f(c.PerRunDiff), f(c.PerRunDiffLow), f(c.PerRunDiffHigh))
 			}
 			if err := cw.Write(rec); err != nil {
 				return err

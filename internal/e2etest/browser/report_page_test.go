@@ -238,7 +238,11 @@ func checkArms(t *testing.T, shown []pageCell, rows []map[string]string) {
 				t.Errorf("%s %s: page %q, CSV %q", key, k, c[k], w)
 			}
 		}
-		for _, k := range []string{"recovered_minor", "recovered_per_run_minor", "incentive_minor"} {
+		keys := []string{"recovered_minor", "recovered_per_run_minor", "incentive_minor"}
+		if r["versus"] != "" {
+			keys = append(keys, "per_run_difference_minor")
+		}
+		for _, k := range keys {
 			if got, w := shownMinor(t, c[k], cur), math.Round(csvFloat(t, r[k])); got != w {
 				t.Errorf("%s %s: page %q (%v minor), CSV %s", key, k, c[k], got, r[k])
 			}

@@ -18,7 +18,7 @@ const (
 
 // Method states the test for the report.
 const Method = "two-proportion z-test, pooled standard error, two-sided; Wilson intervals for rates, " +
-	"Wald (unpooled) interval for the difference, normal-approximation interval for amount per run; " +
+	"Wald (unpooled) interval for the difference, normal-approximation intervals for amount per run and its difference; " +
 	"each arm is compared with the first (control), Bonferroni-corrected for the number of comparisons"
 
 // Config sets the analysis. Zero fields take the defaults.
@@ -66,6 +66,7 @@ type Arm struct {
 	RecoveredMinor          int64   // recovered amount, minor units of the currency
 	// PerRunMinor is RecoveredMinor / Runs with its normal-approximation interval.
 	PerRunMinor, PerRunLow, PerRunHigh float64
+	PerRunSE                           float64 // standard error of PerRunMinor
 	IncentiveMinor                     int64   // incentive spend
 	MedianHoursToRecover               float64 // over the recovered runs (0 when none)
 	Attribution                        map[string]int
@@ -80,7 +81,10 @@ type Comparison struct {
 	Alpha              float64 // the corrected level the p-value is held to
 	Significant        bool
 	Have, NeededPerArm int // runs in the smaller arm; runs needed in each
-	Verdict            string
+	// PerRunDiff is Arm's recovered amount per run minus Base's (minor units), with its
+	// normal-approximation (Welch) interval at the corrected level.
+	PerRunDiff, PerRunDiffLow, PerRunDiffHigh float64
+	Verdict                                   string
 }
 
 // FunnelStep: of an arm's runs, how many were sent a message at Step and how many were
@@ -196,6 +200,7 @@ func armStats(name string, runs []*Run) Arm {
 	a.Rate = float64(a.Recovered) / float64(a.Runs)
 	a.RateLow, a.RateHigh = Wilson(a.Recovered, a.Runs, 1.959963984540054)
 	a.PerRunMinor, a.PerRunLow, a.PerRunHigh = MeanCI(perRun, 1.959963984540054)
+	a.PerRunSE = (a.PerRunHigh - a.PerRunMinor) / 1.959963984540054
 	a.MedianHoursToRecover = median(hours)
 	return a
 }
@@ -209,6 +214,9 @@ func compare(base, arm Arm, comparisons int, cfg Config) Comparison {
 	c.DiffLow, c.DiffHigh = DiffCI(base.Recovered, base.Runs, arm.Recovered, arm.Runs, zc)
 	c.Z, c.P = TwoProportionZ(base.Recovered, base.Runs, arm.Recovered, arm.Runs)
 	c.NeededPerArm = SampleSize(base.Rate, cfg.MDE, c.Alpha, cfg.Power)
+	c.PerRunDiff = arm.PerRunMinor - base.PerRunMinor
+	half := zc * math.Hypot(base.PerRunSE, arm.PerRunSE)
+	c.PerRunDiffLow, c.PerRunDiffHigh = c.PerRunDiff-half, c.PerRunDiff+half
 	c.Significant = c.P < c.Alpha
 	c.Verdict = verdict(c)
 	return c

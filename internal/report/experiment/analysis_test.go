@@ -52,7 +52,7 @@ func holdout(t *testing.T, a experiment.Analysis) experiment.Experiment {
 }
 
 func TestAPlantedTenPointUpliftIsDetected(t *testing.T) {
-	covered := 0
+	covered, amountCovered := 0, 0
 	for seed := range uint64(100) {
 		runs := synth(seed, 2000, map[string]float64{"control": 0.30, "treatment": 0.40}, "USD")
 		c := holdout(t, experiment.Analyze(runs, experiment.Config{})).Comparisons[0]
@@ -62,11 +62,17 @@ func TestAPlantedTenPointUpliftIsDetected(t *testing.T) {
 		if c.DiffLow <= 0.10 && 0.10 <= c.DiffHigh {
 			covered++
 		}
+		if c.PerRunDiffLow <= 490 && 490 <= c.PerRunDiffHigh { // 10 points of 4,900 a run
+			amountCovered++
+		}
 	}
 	// The 95% interval covers the planted 10 points in ~95 of 100 histories; fewer than 85 has
 	// probability below 1e-4 (binomial), so a lower count is a wrong interval, not bad luck.
 	if covered < 85 {
 		t.Errorf("the interval of the difference covered the planted 10 points in %d of 100 histories; want about 95", covered)
+	}
+	if amountCovered < 85 {
+		t.Errorf("the interval of the amount per run covered the planted 490 in %d of 100 histories; want about 95", amountCovered)
 	}
 }
 
@@ -178,6 +184,9 @@ func TestAmountsStayInTheirCurrency(t *testing.T) {
 		if got[k] != w {
 			t.Errorf("%s: recovered/per run/incentive %q, want %q", k, got[k], w)
 		}
+	}
+	if c := a.Experiments[0].Comparisons[0]; a.Experiments[0].Currency != "JPY" || c.PerRunDiff != 3500.5-5000 {
+		t.Errorf("JPY amount per run, treatment minus control: %v, want -1499.5", c.PerRunDiff)
 	}
 	if len(a.Experiments) != 2 {
 		t.Errorf("%d experiments, want one per currency (2)", len(a.Experiments))
