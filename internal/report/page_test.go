@@ -71,3 +71,21 @@ func TestThePageIsSelfContainedWithChartsAndVerdicts(t *testing.T) {
 		t.Errorf("%d charts for %d experiments, want 3 each", n, len(p.Analysis.Experiments))
 	}
 }
+
+func TestAnEmptyPageSaysThereIsNothingYet(t *testing.T) {
+	var b bytes.Buffer
+	now := time.Date(2026, 9, 30, 0, 0, 0, 0, time.UTC)
+	if err := report.WriteHTML(&b, report.Page{Generated: now, Since: now.AddDate(0, 0, -90), Window: report.DefaultWindow}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`id="no-experiments"`, `id="no-rows"`, "No ended runs since 2026-07-02"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the empty page lacks %q", want)
+		}
+	}
+	b.Reset()
+	if err := report.WriteExperimentsTable(&b, experiment.Analysis{Counted: 3, Immature: 2}); err != nil ||
+		!strings.Contains(b.String(), "no experiment with two arms among the 3 runs whose window has closed (2 still in their window)") {
+		t.Errorf("the empty experiments table: %q, %v", b.String(), err)
+	}
+}
