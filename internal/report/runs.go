@@ -11,10 +11,6 @@ import (
 	"github.com/recoup-dunning/recoup/internal/report/experiment"
 )
 
-// DefaultWindow is the attribution window when none is chosen: a run counts as recovered
-// only if the invoice was paid within 28 days of the run's start.
-const DefaultWindow = 28 * 24 * time.Hour
-
 // runsQuery reads one row per run started at or after $1, with its outcome judged within the
 // window $2 (seconds). Attribution: as recorded when the run ended recovered (dunning_runs,
 // migration 00016), or derived now by recoup_run_attribution for a recovered run that has
