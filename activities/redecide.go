@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"slices"
 	"time"
 
@@ -182,6 +183,9 @@ type Redecider struct {
 	Set        *templates.Set
 	LLM        LLM    // nil: check the recorded answers
 	PaymentURL string // for the SMS length check (the link is part of the SMS)
+	// ContactCap overrides the set's contact cap, as RECOUP_CONTACT_CAP does in the worker,
+	// so that a diff run with the worker's environment compares prompts, not settings.
+	ContactCap *policy.ContactCap
 }
 
 // Redecision is what the new prompt set decides for a recorded step.
@@ -209,7 +213,7 @@ var redecideSteps = func() []guardrail {
 
 // Decide decides rec again with r.Set.
 func (r Redecider) Decide(ctx context.Context, rec RecordedInputs) (Redecision, error) {
-	a := &DunningActivities{Base: Base{Prompts: func() *templates.Set { return r.Set }}, PaymentURL: r.PaymentURL}
+	a := &DunningActivities{Base: Base{Prompts: func() *templates.Set { return r.Set }}, PaymentURL: r.PaymentURL, ContactCap: r.ContactCap}
 	out := Redecision{Decider: RedecidedByRules}
 	switch {
 	case r.LLM != nil:

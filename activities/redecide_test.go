@@ -13,6 +13,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/prompts"
@@ -186,5 +187,26 @@ func TestOverwritingADecisionKeepsItsInputs(t *testing.T) {
 	_, after := recordedInputs(t, f, 1)
 	if channel != "none" || after.Decided.Channel != recoup.ChannelEmail || after.Decided.Channel != rec.Decided.Channel || after.Decide.Now != rec.Decide.Now {
 		t.Fatalf("row channel %s; the inputs changed: %+v → %+v", channel, rec.Decided, after.Decided)
+	}
+}
+
+// The worker's RECOUP_CONTACT_CAP override applies to a re-decision too (Redecider.ContactCap),
+// so a diff run with the worker's environment reports prompt changes, not the override: a
+// step the worker sent under a raised cap is not reported as capped by the set's own cap.
+func TestRedecideAppliesTheWorkersContactCapOverride(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.acts.DecideStrategy(context.Background(), decideInput(f, t)); err != nil {
+		t.Fatal(err)
+	}
+	_, rec := recordedInputs(t, f, 1)
+	rec.RecentSends = 5 // over the shipped cap of 2 in 7 days, as under the demo's 1000/7
+	capped, err := activities.Redecider{Set: f.acts.Prompts()}.Decide(context.Background(), rec)
+	if err != nil || capped.Decision.Channel != recoup.ChannelNone {
+		t.Fatalf("without the override: %+v, %v", capped.Decision, err)
+	}
+	raised := activities.Redecider{Set: f.acts.Prompts(), ContactCap: &policy.ContactCap{Messages: 1000, Days: 7}}
+	re, err := raised.Decide(context.Background(), rec)
+	if err != nil || re.Decision.Channel != recoup.ChannelEmail {
+		t.Fatalf("with the worker's override 1000/7: %+v, %v", re.Decision, err)
 	}
 }

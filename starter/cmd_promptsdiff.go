@@ -184,7 +184,7 @@ func diffPrompts(ctx context.Context, d *deps, o diffOptions, stdout io.Writer) 
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	r := activities.Redecider{Set: set, PaymentURL: d.cfg.PaymentURL}
+	r := activities.Redecider{Set: set, PaymentURL: d.cfg.PaymentURL, ContactCap: d.cfg.ContactCap}
 	if d.cfg.LLMEnabled() {
 		if r.LLM, err = openai.New(d.cfg.LLM); err != nil {
 			return err
