@@ -172,9 +172,12 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *postgres.Claim, p pos
 					return d, err
 				}
 			}
-			name, payload := signalFor(ev)
+			name, payload, err := signalFor(ev)
+			if err != nil {
+				return d, err
+			}
 			dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
-			err := in.Temporal.SignalWorkflow(dctx, wfID, "", name, payload)
+			err = in.Temporal.SignalWorkflow(dctx, wfID, "", name, payload)
 			cancel()
 			var notFound *serviceerror.NotFound
 			if errors.As(err, &notFound) {
@@ -304,26 +307,33 @@ func paymentFailed(ev events.Event) recoup.PaymentFailed {
 		Gateway: ev.Gateway, CardBIN: ev.CardBIN, IssuerCountry: ev.IssuerCountry}
 }
 
-func signalFor(ev events.Event) (string, any) {
+func signalFor(ev events.Event) (string, any, error) {
 	switch ev.Type {
+	case recoup.EventPaymentFailed: // a later failure of the invoice, to its open run
+		pf := paymentFailed(ev)
+		pf.Customer = nil // contact data stays in PostgreSQL, out of Temporal's history
+		return recoup.SignalPaymentFailed, pf, nil
 	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
 		return recoup.SignalRetryResult, recoup.RetryResult{EventID: ev.EventID, AttemptID: ev.AttemptID,
 			Succeeded: ev.Type == recoup.EventRetrySucceeded, FailureCode: ev.FailureCode, AdviceCode: ev.AdviceCode,
-			OccurredAt: ev.OccurredAt}
+			OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventRecovered, recoup.EventPaymentSucceeded:
-		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
+		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventCancel:
-		return recoup.SignalCancel, recoup.Cancel{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
+		return recoup.SignalCancel, recoup.Cancel{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventPause:
-		return recoup.SignalPause, recoup.Pause{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
+		return recoup.SignalPause, recoup.Pause{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventResume:
-		return recoup.SignalResume, recoup.Resume{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
+		return recoup.SignalResume, recoup.Resume{EventID: ev.EventID, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventPaymentMethodUpdated: // to the invoice's open run, like a pause
 		return recoup.SignalPaymentMethodUpdated, recoup.PaymentMethodUpdated{EventID: ev.EventID,
-			RetryRequested: ev.RetryRequested, OccurredAt: ev.OccurredAt}
-	default: // recoup.EventOptOut
-		return recoup.SignalOptOut, recoup.OptOut{EventID: ev.EventID, Channel: ev.Channel, OccurredAt: ev.OccurredAt}
+			RetryRequested: ev.RetryRequested, OccurredAt: ev.OccurredAt}, nil
+	case recoup.EventOptOut:
+		return recoup.SignalOptOut, recoup.OptOut{EventID: ev.EventID, Channel: ev.Channel, OccurredAt: ev.OccurredAt}, nil
 	}
+	// Every type the log accepts is routed above; a new type must be added there, never
+	// delivered as some other signal.
+	return "", nil, fmt.Errorf("no signal for event type %q (a type the log accepts must be routed in signalFor)", ev.Type)
 }
 
 // toStore maps an event to what the log records with it.
