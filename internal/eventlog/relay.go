@@ -127,6 +127,10 @@ func (r *Relay) observeBacklog(ctx context.Context) {
 	}
 	r.Metrics.Backlog.Set(float64(n))
 	r.Metrics.BacklogAge.Set(age.Seconds())
+	if n, age, err := r.Ingest.Store.DetectorFeedBacklog(ctx); err == nil {
+		r.Metrics.DetectorBacklog.Set(float64(n))
+		r.Metrics.DetectorBacklogAge.Set(age.Seconds())
+	}
 	if parked, err := r.Ingest.Store.ParkedReplies(ctx); err == nil {
 		r.Metrics.RepliesParked.Set(float64(parked))
 	}
