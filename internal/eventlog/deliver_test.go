@@ -17,6 +17,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -46,6 +47,10 @@ type fakeTemporal struct {
 	runs    int
 	onStart func(call)
 	down    error // when set, SignalWorkflow fails with it (Temporal unreachable)
+	// detector holds the record batches signalled to the spike detector; detectorDown,
+	// when set, fails the next such signal (once).
+	detector     [][]spike.Record
+	detectorDown error
 }
 
 // recordIn records an event from a goroutine other than the test's.
@@ -92,6 +97,13 @@ func describe(arg any) (eventID string, at time.Time) {
 func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, opts client.StartWorkflowOptions,
 	_ any, args ...any) (client.WorkflowRun, error) {
 	if id == recoup.DetectorWorkflowID {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := f.detectorDown; err != nil {
+			f.detectorDown = nil
+			return nil, err
+		}
+		f.detector = append(f.detector, arg.([]spike.Record))
 		return fakeRun{id: id, runID: "detector"}, nil
 	}
 	c := call{Kind: "start", WorkflowID: id, Signal: signal, Opts: opts, Input: args[0].(recoup.DunningInput)}

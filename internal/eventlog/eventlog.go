@@ -23,7 +23,6 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/model/money"
-	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
@@ -40,22 +39,8 @@ type Ingestor struct {
 	// Metrics, when set, counts replies by outcome (NewRelay sets its own when nil).
 	Metrics *observability.IngressMetrics
 
-	feed feeder // batches failure records for the spike detector
+	feed detectorFeed // feeds the spike detector from the log (detectorfeed.go)
 }
-
-// feeder group-commits failure records to the spike detector: one signal carries every
-// record that arrived while the previous signal was in flight, so the detector gets one
-// signal per round trip instead of one per event, and no caller returns before its record
-// is with the detector.
-type feeder struct {
-	mu       sync.Mutex
-	flushing bool
-	pending  []spike.Record
-	waiters  []chan error
-}
-
-// maxBatch bounds one signal's records (a record is about 150 bytes of JSON).
-const maxBatch = 1000
 
 // Result says what happened to an event.
 type Result struct {
@@ -141,12 +126,6 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *postgres.Claim, p pos
 		return d, fmt.Errorf("the recorded event no longer decodes: %w", err)
 	}
 	ev.OccurredAt = p.OccurredAt // as recorded: clamped when it lay in the future
-	if ev.Type == recoup.EventPaymentSucceeded {
-		// Payment volume: the detector judges cohorts by their failure rate with it.
-		if err := in.feedDetector(ctx, ev); err != nil {
-			return d, err
-		}
-	}
 	wfID := recoup.WorkflowID(ev.InvoiceID)
 	// A run that Temporal no longer has is closed, and the event judged again (once).
 	for range 2 {
@@ -167,11 +146,6 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *postgres.Claim, p pos
 			}
 			return d, claim.MarkDelivered(ctx, p.EventID, route.Episode, route.Note)
 		case postgres.RouteSignal:
-			if ev.Type == recoup.EventPaymentFailed {
-				if err := in.feedDetector(ctx, ev); err != nil {
-					return d, err
-				}
-			}
 			name, payload, err := signalFor(ev)
 			if err != nil {
 				return d, err
@@ -201,9 +175,9 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *postgres.Claim, p pos
 // the run.
 func (in *Ingestor) start(ctx context.Context, claim *postgres.Claim, ev events.Event, route postgres.Route) error {
 	wfID := recoup.WorkflowID(ev.InvoiceID)
-	// The detector hears of the failure first, so a failure that opens an incident can hold
-	// its own run.
-	if err := in.feedDetector(ctx, ev); err != nil {
+	// The detector hears of the failure first (it is fed from the log: detectorfeed.go), so
+	// a failure that opens an incident can hold its own run.
+	if err := in.awaitFed(ctx, ev.EventID); err != nil {
 		return err
 	}
 	pf := paymentFailed(ev)
@@ -234,70 +208,6 @@ func (in *Ingestor) start(ctx context.Context, claim *postgres.Claim, ev events.
 		return fmt.Errorf("start %s (run %d): %w", wfID, route.Episode, err)
 	}
 	return claim.Started(ctx, route.Episode, run.GetRunID())
-}
-
-// feedDetector hands the failure-spike detector a compact record of a payment failure (or,
-// for a payment.succeeded, of a success: payment volume)
-// (no PII: gateway, BIN prefix, issuer country, failure code, amount bucket, time),
-// starting the detector if it is not running. It returns once the record's signal was
-// accepted by Temporal.
-func (in *Ingestor) feedDetector(ctx context.Context, ev events.Event) error {
-	rec := spike.Record{EventID: ev.EventID, At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
-		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor), Succeeded: ev.Type == recoup.EventPaymentSucceeded}
-	if rec.Succeeded {
-		rec.Code = ""
-	}
-	done := make(chan error, 1)
-	f := &in.feed
-	f.mu.Lock()
-	f.pending = append(f.pending, rec)
-	f.waiters = append(f.waiters, done)
-	if !f.flushing {
-		f.flushing = true
-		go in.flushDetector()
-	}
-	f.mu.Unlock()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("feed the spike detector: %w", ctx.Err())
-	}
-}
-
-// flushDetector signals the pending records, batch after batch, until none are left.
-func (in *Ingestor) flushDetector() {
-	f := &in.feed
-	for {
-		f.mu.Lock()
-		n := min(len(f.pending), maxBatch)
-		if n == 0 {
-			f.flushing = false
-			f.mu.Unlock()
-			return
-		}
-		batch, waiters := f.pending[:n:n], f.waiters[:n:n]
-		f.pending, f.waiters = f.pending[n:], f.waiters[n:]
-		f.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
-		opts := client.StartWorkflowOptions{
-			ID:                       recoup.DetectorWorkflowID,
-			TaskQueue:                recoup.TaskQueue,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			StaticSummary:            "Failure-spike detector",
-			StaticDetails:            "Watches every payment failure for spikes per gateway, BIN, issuer country and failure code. `starter incidents` lists what it found.",
-		}
-		_, err := in.Temporal.SignalWithStartWorkflow(ctx, recoup.DetectorWorkflowID, recoup.SignalFailures, batch, opts,
-			recoup.DetectorWorkflowType, struct{}{}) // an empty DetectorInput: a fresh detector
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("feed the spike detector: %w", err)
-		}
-		for _, w := range waiters {
-			w <- err
-		}
-	}
 }
 
 func paymentFailed(ev events.Event) recoup.PaymentFailed {
