@@ -15,7 +15,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: secrets all build temporal ui-server workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-replies bench-retry chaos clean
+.PHONY: secrets all build temporal ui-server workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-detector bench-replies bench-retry chaos clean
 
 all: build
 
@@ -125,6 +125,14 @@ bench-spike:
 	@SPIKE_SEEDS=$${SPIKE_SEEDS:-100} SPIKE_DAYS=$${SPIKE_DAYS:-300} $(GO) test -count=1 -timeout 120m \
 		-run 'BINSpike|GatewayOutage|NoIncident|Renewal|SingleGateway|StreamDays' -v ./internal/model/spike \
 		| grep -E '^spike-|^(ok|FAIL|---)'
+
+# The spike detector's ingest path: BENCH_DETECTOR_RATE failures/s (default 500) for
+# BENCH_DETECTOR_SECONDS (default 60) recorded in the event log and fed to the detector by the
+# relay, the worker running it, on a dev server: signal lag p50/p99, backlog, signals/s.
+# BENCH_DETECTOR_RUNS=1 also starts the failures' dunning runs.
+bench-detector: temporal
+	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 30m -run DetectorIngress -v ./internal/benchmarks \
+		| grep -E '^detector-bench|^(ok|FAIL|---)|_test.go'
 
 # Retry advice, a simulation (internal/model/retry/sim_test.go): a synthetic population of
 # RETRY_SIM_FAILURES failed renewals (default 20000, seed 16) retried on a fixed 4-in-2-weeks

@@ -639,13 +639,16 @@ type Decision struct {
 	// DeciderNote says in a line why DecidedBy decided: "no model configured …", "model X
 	// answered within policy", "model X failed: …; the rules decided" (empty: runs decided
 	// before this field existed).
-	DeciderNote   string    `json:"decider_note,omitempty"`
-	Model         string    `json:"model,omitempty"`
-	PromptVersion string    `json:"prompt_version"`
-	PolicyVersion string    `json:"policy_version,omitempty"`
-	Variant       string    `json:"variant,omitempty"`    // prompt A/B variant
-	Violations    []string  `json:"violations,omitempty"` // why the model's answer was not used, if it was not
-	SendAt        time.Time `json:"send_at"`              // earliest allowed send time (quiet hours)
+	DeciderNote   string `json:"decider_note,omitempty"`
+	Model         string `json:"model,omitempty"`
+	PromptVersion string `json:"prompt_version"`
+	PolicyVersion string `json:"policy_version,omitempty"`
+	Variant       string `json:"variant,omitempty"` // prompt A/B variant
+	// Holdout is the run's holdout arm ("control": the control treatment of policy.yaml's
+	// holdout section, no incentive and no model; "treatment"; empty: holdout off).
+	Holdout    string    `json:"holdout,omitempty"`
+	Violations []string  `json:"violations,omitempty"` // why the model's answer was not used, if it was not
+	SendAt     time.Time `json:"send_at"`              // earliest allowed send time (quiet hours)
 	// SendUntil is the end of the allowed-hours window that begins at SendAt; a message not
 	// handed to the provider by then waits for the next window (zero: no limit recorded,
 	// runs decided before this field existed).

@@ -173,6 +173,11 @@ type PlanRunResult struct {
 	Schedule      []time.Duration // offsets of the steps from the run's start
 	FinalWait     time.Duration   // wait for a retry outcome after the last step before exhausting
 	PolicyVersion string
+	// Holdout is the run's holdout arm (policy.ArmControl, policy.ArmTreatment, or "" when
+	// the holdout is off), recorded in dunning_runs; HoldoutTreatment is the control arm's
+	// treatment. DecideStrategy reads the recorded arm, so the workflow needs neither.
+	Holdout          string `json:",omitempty"`
+	HoldoutTreatment string `json:",omitempty"`
 }
 
 // PlanRun records the run in PostgreSQL and returns the follow-up schedule in force.
@@ -190,7 +195,13 @@ func (a *DunningActivities) PlanRun(ctx context.Context, in PlanRunInput) (PlanR
 	if final <= 0 {
 		final = time.Duration(set.Policy.FinalWaitDays) * 24 * time.Hour
 	}
-	return PlanRunResult{Schedule: sched, FinalWait: final, PolicyVersion: set.Version}, nil
+	arm, treatment, err := a.Store.RecordHoldout(ctx, in.WorkflowID, set.Policy.Holdout.ArmFor(in.InvoiceID),
+		set.Policy.Holdout.ControlTreatment())
+	if err != nil {
+		return PlanRunResult{}, err
+	}
+	return PlanRunResult{Schedule: sched, FinalWait: final, PolicyVersion: set.Version,
+		Holdout: arm, HoldoutTreatment: treatment}, nil
 }
 
 // FetchHistoryInput names the customer whose history is needed.

@@ -17,7 +17,7 @@ import (
 // without incentive (sent on timeout), and the bounds an edit must stay within.
 func (a *DunningActivities) approvalRequest(ctx context.Context, g *decision, name string) error {
 	ap := g.pol.Approval
-	if !ap.Enabled || !g.d.Channel.Valid() {
+	if !ap.Enabled || !g.d.Channel.Valid() || g.control() { // the control arm's plain reminders need no person (and no edit may add an incentive)
 		return nil
 	}
 	smsBefore := false
@@ -129,7 +129,7 @@ func (a *DunningActivities) CheckApprovalEdit(ctx context.Context, in CheckEditI
 	}
 	d.SendAt, d.SendUntil = w.NotBefore, w.NotAfter
 	// The decisions table says what the step sends (the recovery report reads it).
-	if err := a.saveDecision(ctx, g.in, d); err != nil {
+	if err := a.saveDecision(ctx, g.in, d, nil); err != nil {
 		return CheckEditResult{}, err
 	}
 	return CheckEditResult{Decision: d}, nil
@@ -171,7 +171,7 @@ func (a *DunningActivities) ReleaseHeldMessage(ctx context.Context, in ReleaseHe
 		d := in.Held
 		d.Approval, d.Channel, d.Incentive = nil, recoup.ChannelNone, recoup.Incentive{Kind: recoup.IncentiveNone}
 		d.Rationale = "held for approval, nothing sent: " + in.Why
-		return ReleaseHeldResult{Decision: d}, a.saveDecision(ctx, g.in, d)
+		return ReleaseHeldResult{Decision: d}, a.saveDecision(ctx, g.in, d, nil)
 	}
 	d := *in.Send
 	d.Approval = nil
@@ -185,7 +185,7 @@ func (a *DunningActivities) ReleaseHeldMessage(ctx context.Context, in ReleaseHe
 			return ReleaseHeldResult{}, err
 		}
 	}
-	return ReleaseHeldResult{Decision: d, Withdrawn: withdrawn}, a.saveDecision(ctx, g.in, d)
+	return ReleaseHeldResult{Decision: d, Withdrawn: withdrawn}, a.saveDecision(ctx, g.in, d, nil)
 }
 
 // withoutIncentive is d after its incentive was withdrawn: its own text if that still

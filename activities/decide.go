@@ -56,6 +56,8 @@ type DecideInput struct {
 func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) (recoup.Decision, error) {
 	g := a.newDecision(in, a.Prompts())
 	g.log = a.logger(ctx)
+	rec := &recordingReads{store: a.Store}
+	g.reads = rec
 	if err := a.runSteps(ctx, g, decideSteps); err != nil {
 		return recoup.Decision{}, err
 	}
@@ -65,6 +67,7 @@ func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) 
 	d.PromptVersion = g.set.Version
 	d.PolicyVersion = g.set.PolicyVersion
 	d.Variant = g.variant
+	d.Holdout = g.holdout
 	d.DeciderNote = g.deciderNote()
 	d.DeclineClass = g.facts.Decline.Class
 	// The allowed-hours window at or after now for the chosen channel (see hours.go).
@@ -77,19 +80,25 @@ func (a *DunningActivities) DecideStrategy(ctx context.Context, in DecideInput) 
 		return recoup.Decision{}, err
 	}
 	d.SendAt, d.SendUntil = w.NotBefore, w.NotAfter
-	if err := a.saveDecision(ctx, in, d); err != nil {
+	inputs, err := g.record(ctx, rec)
+	if err != nil {
+		return recoup.Decision{}, err
+	}
+	if err := a.saveDecision(ctx, in, d, inputs); err != nil {
 		return recoup.Decision{}, err
 	}
 	return d, nil
 }
 
-func (a *DunningActivities) saveDecision(ctx context.Context, in DecideInput, d recoup.Decision) error {
+// saveDecision stores d as the step's decision; inputs (nil: keep what the row has) are what
+// DecideStrategy decided from (RecordedInputs, JSON).
+func (a *DunningActivities) saveDecision(ctx context.Context, in DecideInput, d recoup.Decision, inputs []byte) error {
 	return a.Store.SaveDecision(ctx, postgres.DecisionRow{
 		WorkflowID: in.WorkflowID, CustomerID: in.History.CustomerID, InvoiceID: in.InvoiceID, Step: in.Step,
 		Channel: string(d.Channel), Tone: d.Tone, IncentiveKind: d.Incentive.Kind, IncentiveValue: d.Incentive.Value,
 		Subject: d.Subject, Message: d.Message, Rationale: d.Rationale, DecidedBy: d.DecidedBy,
 		Model: d.Model, PromptVersion: d.PromptVersion, Violations: d.Violations,
-		Variant: d.Variant, PolicyVersion: d.PolicyVersion,
+		Variant: d.Variant, PolicyVersion: d.PolicyVersion, Inputs: inputs,
 	})
 }
 
@@ -98,6 +107,7 @@ func (a *DunningActivities) saveDecision(ctx context.Context, in DecideInput, d 
 type decision struct {
 	in         DecideInput
 	set        *templates.Set
+	reads      historyReads // the customer's sends and offers (nil: the preview reads none)
 	pol        *policy.Policy
 	facts      policy.Facts
 	variant    string
@@ -106,12 +116,16 @@ type decision struct {
 	model      string          // the model asked, if any
 	answer     recoup.Decision // the model's decision as it answered (before any step overruled it)
 	asked      bool            // the model was asked
+	reply      openai.Response // the model's raw reply, when it answered
 	fallback   string          // why the rules decided although a model is configured
 	capped     bool            // over the contact cap: this step sends nothing
 	capNote    string          // the rationale of a capped decision
 	withdrawn  bool            // the incentive budget withdrew the decision's incentive
-	log        *slog.Logger    // nil: nothing logged (the preview)
-	Trace      []GuardrailNote
+	// holdout is the run's holdout arm and holdoutTreatment the control arm's treatment
+	// (holdout.go).
+	holdout, holdoutTreatment string
+	log                       *slog.Logger // nil: nothing logged (the preview)
+	Trace                     []GuardrailNote
 }
 
 // deciderNote says in one line which decider ran and why (Decision.DeciderNote).
@@ -120,6 +134,8 @@ func (g *decision) deciderNote() string {
 		return fmt.Sprintf("model %s answered within policy", g.model)
 	}
 	switch {
+	case g.control():
+		return fmt.Sprintf("rules: holdout control arm (%s), so no model was asked", g.holdoutTreatment)
 	case g.capped:
 		return "rules: the contact cap allows no message at this step, so no model was asked"
 	case g.facts.Decline.Wait:
@@ -224,18 +240,31 @@ type guardrail struct {
 var (
 	decideSteps = []guardrail{
 		{"decline-plan", (*DunningActivities).declinePlan},
+		{"holdout-arm", (*DunningActivities).holdoutArm},
 		{"contact-cap", (*DunningActivities).capContacts},
 		{"model-within-policy", (*DunningActivities).askModelWithinPolicy},
 		{"sms-segments", (*DunningActivities).smsWithinSegments},
 		{"rules-fallback", (*DunningActivities).rulesFallback},
 		{"contact-cap-rationale", (*DunningActivities).explainContactCap},
 		{"hardship-extension", (*DunningActivities).hardshipExtension},
+		{"holdout-no-incentive", (*DunningActivities).holdoutNoIncentive},
 		{"incentive-budget", (*DunningActivities).incentiveBudget},
 		{"text-matches-incentive", (*DunningActivities).textMatchesIncentive},
 		{"approval", (*DunningActivities).approvalRequest},
 	}
-	previewSteps = []guardrail{decideSteps[0], decideSteps[2], decideSteps[3], decideSteps[4]}
+	previewSteps = stepsNamed("decline-plan", "model-within-policy", "sms-segments", "rules-fallback")
 )
+
+// stepsNamed returns the steps of decideSteps with these names, in decideSteps' order.
+func stepsNamed(names ...string) []guardrail {
+	var out []guardrail
+	for _, s := range decideSteps {
+		if slices.Contains(names, s.name) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 func (a *DunningActivities) runSteps(ctx context.Context, g *decision, steps []guardrail) error {
 	for _, s := range steps {
@@ -260,7 +289,7 @@ func (a *DunningActivities) capContacts(ctx context.Context, g *decision, name s
 		due = g.in.Now
 	}
 	since := contactCap.CountFrom(due)
-	recent, err := a.Store.CountSends(ctx, g.in.History.CustomerID, since)
+	recent, err := g.reads.CountSends(ctx, g.in.History.CustomerID, since)
 	if err != nil {
 		return err
 	}
@@ -277,9 +306,11 @@ func (a *DunningActivities) capContacts(ctx context.Context, g *decision, name s
 // keeps its answer only if it passes the policy.
 func (a *DunningActivities) askModelWithinPolicy(ctx context.Context, g *decision, name string) error {
 	switch {
+	case a.LLM != nil && g.control():
+		g.note(name, "model not asked: holdout control arm")
 	case a.LLM != nil && len(g.facts.AllowedChannels) > 0:
 		g.model, g.asked = a.LLM.Model(), true
-		g.d, g.violations, g.fallback = a.askModel(ctx, g.set, g.variant, g.in, g.facts)
+		g.d, g.violations, g.fallback, g.reply = a.askModel(ctx, g.set, g.variant, g.in, g.facts)
 		g.answer = g.d
 		if len(g.violations) > 0 {
 			g.note(name, "model answer refused: %s", strings.Join(g.violations, "; "))
@@ -338,7 +369,7 @@ func (a *DunningActivities) explainContactCap(_ context.Context, g *decision, na
 // incentiveBudget withdraws an incentive that would exceed the yearly budget of the
 // customer's plan, across all runs.
 func (a *DunningActivities) incentiveBudget(ctx context.Context, g *decision, name string) error {
-	withdrawn, err := a.withinBudget(ctx, g.pol, g.in.History, &g.d, &g.violations, g.in.Now)
+	withdrawn, err := withinBudget(ctx, g.reads, g.pol, g.in.History, &g.d, &g.violations, g.in.Now)
 	if err != nil {
 		return err
 	}
@@ -365,7 +396,7 @@ func (a *DunningActivities) textMatchesIncentive(ctx context.Context, g *decisio
 	if g.d, err = g.pol.RulesDecision(g.facts); err != nil {
 		return err
 	}
-	if _, err := a.withinBudget(ctx, g.pol, g.in.History, &g.d, &g.violations, g.in.Now); err != nil {
+	if _, err := withinBudget(ctx, g.reads, g.pol, g.in.History, &g.d, &g.violations, g.in.Now); err != nil {
 		return err
 	}
 	g.fallback = observability.FallbackViolation
@@ -378,10 +409,15 @@ func (a *DunningActivities) textMatchesIncentive(ctx context.Context, g *decisio
 // withinBudget withdraws d's incentive when it would exceed the yearly budget of the
 // customer's plan across all runs, recording why; it says whether it did.
 func (a *DunningActivities) withinBudget(ctx context.Context, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
+	return withinBudget(ctx, a.Store, pol, h, d, violations, now)
+}
+
+// withinBudget is DunningActivities.withinBudget with the offers read from reads.
+func withinBudget(ctx context.Context, reads historyReads, pol *policy.Policy, h CustomerHistory, d *recoup.Decision, violations *[]string, now time.Time) (bool, error) {
 	if d.Incentive.Kind == recoup.IncentiveNone || d.Incentive.Kind == "" {
 		return false, nil
 	}
-	offered, err := a.Store.OfferedSince(ctx, h.CustomerID, d.Incentive.Kind, now.AddDate(-1, 0, 0))
+	offered, err := reads.OfferedSince(ctx, h.CustomerID, d.Incentive.Kind, now.AddDate(-1, 0, 0))
 	if err != nil {
 		return false, err
 	}
@@ -443,11 +479,11 @@ func buildPrompt(set *templates.Set, variant string, in DecideInput, f policy.Fa
 
 // askModel returns an LLM decision, or violations explaining why there is none and the
 // fallback reason (an observability.Fallback* constant).
-func (a *DunningActivities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string) {
+func (a *DunningActivities) askModel(ctx context.Context, set *templates.Set, variant string, in DecideInput, f policy.Facts) (recoup.Decision, []string, string, openai.Response) {
 	pol := set.Policy
 	system, user, err := buildPrompt(set, variant, in, f)
 	if err != nil {
-		return recoup.Decision{}, []string{"prompt template: " + err.Error()}, observability.FallbackError
+		return recoup.Decision{}, []string{"prompt template: " + err.Error()}, observability.FallbackError, openai.Response{}
 	}
 	start := time.Now()
 	resp, err := a.LLM.Complete(ctx, openai.Request{
@@ -456,20 +492,20 @@ func (a *DunningActivities) askModel(ctx context.Context, set *templates.Set, va
 	})
 	a.Metrics.LLMRequest(time.Since(start), resp.PromptTokens, resp.CompletionTokens, err)
 	if err != nil {
-		return recoup.Decision{}, []string{"model call failed: " + err.Error()}, observability.FallbackError
+		return recoup.Decision{}, []string{"model call failed: " + err.Error()}, observability.FallbackError, openai.Response{}
 	}
 	if resp.Refusal != "" {
-		return recoup.Decision{}, []string{"model refused: " + truncate(resp.Refusal, 200)}, observability.FallbackRefusal
+		return recoup.Decision{}, []string{"model refused: " + truncate(resp.Refusal, 200)}, observability.FallbackRefusal, resp
 	}
 	var ans policy.Answer
 	if err := openai.DecodeStrict(resp.Content, &ans); err != nil {
-		return recoup.Decision{}, []string{"model answer is not valid JSON for the schema: " + err.Error()}, observability.FallbackInvalidJSON
+		return recoup.Decision{}, []string{"model answer is not valid JSON for the schema: " + err.Error()}, observability.FallbackInvalidJSON, resp
 	}
 	d, violations := pol.Check(ans, f)
 	if len(violations) > 0 {
-		return recoup.Decision{}, violations, observability.FallbackViolation
+		return recoup.Decision{}, violations, observability.FallbackViolation, resp
 	}
-	return d, nil, ""
+	return d, nil, "", resp
 }
 
 // customerText is data that came from outside (billing, the customer): control characters

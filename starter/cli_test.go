@@ -106,6 +106,7 @@ func TestWrongCommandLinesAreUsageErrorsNamingTheProblem(t *testing.T) {
 		{[]string{"status", "--bogus", "in_1"}, "unknown flag: --bogus"},
 		{[]string{"report", "--days", "0"}, "--days must be at least 1"},
 		{[]string{"report", "--days", "many"}, `invalid argument "many" for "--days"`},
+		{[]string{"report", "--html", "r.html", "--csv"}, "--html writes the whole page"},
 		{[]string{"customers"}, "customers: a subcommand is needed"},
 		{[]string{"customers", "export"}, `customers: unknown subcommand "export"`},
 		{[]string{"customers", "import"}, "customers import: wants FILE"},

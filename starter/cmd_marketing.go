@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -20,9 +22,9 @@ import (
 	"github.com/recoup-dunning/recoup/internal/report"
 )
 
-// Marketing: the prompt set (lint, preview) and the recovery report.
+// Marketing: the prompt set (lint, preview, diff) and the recovery report.
 func addMarketingCommands(root *cobra.Command, a *app) {
-	prompts := group(&cobra.Command{Use: "prompts", GroupID: "marketing", Short: "The prompt set: lint, preview"})
+	prompts := group(&cobra.Command{Use: "prompts", GroupID: "marketing", Short: "The prompt set: lint, preview, diff"})
 	var lintDir string
 	lint := &cobra.Command{
 		Use:   "lint [flags] [DIR]",
@@ -70,28 +72,55 @@ replies.yaml decide the action (for a promise, until when the run pauses).`,
 	previewReply.Flags().StringVar(&replyLocale, "locale", "en-US", "the customer's locale")
 	previewReply.Flags().StringVar(&replyZone, "time-zone", "UTC", "the customer's time zone (IANA), for dates")
 	_ = previewReply.MarkFlagDirname("dir")
-	prompts.AddCommand(lint, preview, previewReply)
+	prompts.AddCommand(lint, preview, previewReply, diffCommand(a))
 	root.AddCommand(prompts)
 
-	var days int
-	var csv bool
-	report := &cobra.Command{
+	root.AddCommand(reportCommand(a))
+}
+
+// reportCommand is `starter report`.
+func reportCommand(a *app) *cobra.Command {
+	var o reportOptions
+	cmd := &cobra.Command{
 		Use:     "report [flags]",
 		GroupID: "marketing",
-		Short:   "Recovery by prompt variant, channel, tone and incentive",
+		Short:   "Recovery by prompt variant, channel, tone and incentive; experiments with verdicts; the page",
 		Long: `Recovery rate, time to recovery and messages per recovery of the runs started in the last
---days days, by prompt variant, channel, tone and incentive.`,
-		Args: noArgs,
+--days days, by prompt variant, channel, tone and incentive.
+
+--experiments: the experiments instead (the holdout, prompt variants, model against rules, also
+per segment), per arm and currency: recovery rate with its 95% interval, recovered amount and
+amount per run, incentive spend, and against the first arm a two-proportion z-test (pooled
+standard error, two-sided, α = 0.05, Bonferroni-corrected), the interval of the difference,
+the minimum sample size for a 5-point difference at 80% power and a verdict. A run counts once
+its 28-day attribution window has closed.
+
+--html FILE: both, with charts, as one self-contained HTML page (no network needed to read
+it); its numbers are those of --csv and --csv --experiments.`,
+		Example: "  starter report --days 30\n  starter report --csv --experiments\n  starter report --html recovery.html",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if days < 1 {
-				return wrongArgs(cmd, fmt.Sprintf("--days must be at least 1, got %d", days))
+			if o.days < 1 {
+				return wrongArgs(cmd, fmt.Sprintf("--days must be at least 1, got %d", o.days))
 			}
-			return printReport(cmd.Context(), a.d, days, csv, a.stdout)
+			if o.html != "" && (o.csv || o.experiments) {
+				return wrongArgs(cmd, "--html writes the whole page; it takes neither --csv nor --experiments")
+			}
+			return printReport(cmd.Context(), a.d, o, a.stdout)
 		},
 	}
-	report.Flags().IntVar(&days, "days", 90, "runs started in the last N days")
-	report.Flags().BoolVar(&csv, "csv", false, "CSV instead of a table")
-	root.AddCommand(report)
+	cmd.Flags().IntVar(&o.days, "days", 90, "runs started in the last N days")
+	cmd.Flags().BoolVar(&o.csv, "csv", false, "CSV instead of a table")
+	cmd.Flags().BoolVar(&o.experiments, "experiments", false, "the experiments with their verdicts instead of the per-dimension rows")
+	cmd.Flags().StringVar(&o.html, "html", "", "write the report page (HTML with charts) to FILE")
+	_ = cmd.MarkFlagFilename("html", "html")
+	return cmd
+}
+
+type reportOptions struct {
+	days             int
+	csv, experiments bool
+	html             string
 }
 
 func fixtureNames() []string {
@@ -158,6 +187,7 @@ func lintPrompts(dir string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s: no problems (version %s, policy %s, declines %s %s, locales %v, variants %v)\n",
 		where, set.Version, set.PolicyVersion, set.Declines.Version, set.Declines.Hash, set.Locales(), set.Variants())
 	fmt.Fprintln(stdout, set.Policy.Approval.Summary())
+	fmt.Fprintln(stdout, set.Policy.Holdout.Summary())
 	return nil
 }
 
@@ -265,19 +295,48 @@ func truncateText(s string, n int) string {
 	return string(r[:n]) + "…"
 }
 
-// printReport prints recovery by variant, channel, tone and incentive.
-func printReport(ctx context.Context, d *deps, days int, csv bool, stdout io.Writer) error {
+// printReport prints recovery by variant, channel, tone and incentive, or the experiments,
+// or writes the page.
+func printReport(ctx context.Context, d *deps, o reportOptions, stdout io.Writer) error {
 	st, err := d.store(ctx)
 	if err != nil {
 		return err
 	}
-	since := time.Now().UTC().AddDate(0, 0, -days)
+	now := time.Now().UTC()
+	since := now.AddDate(0, 0, -o.days)
+	if o.html != "" || o.experiments {
+		p, err := report.Load(ctx, st.Pool(), now, since, report.DefaultWindow)
+		if err != nil {
+			return err
+		}
+		switch {
+		case o.html != "":
+			return writePage(o.html, p, stdout)
+		case o.csv:
+			return report.WriteExperimentsCSV(stdout, p.Analysis)
+		}
+		return report.WriteExperimentsTable(stdout, p.Analysis)
+	}
 	rows, err := report.Build(ctx, st.Pool(), since)
 	if err != nil {
 		return err
 	}
-	if csv {
+	if o.csv {
 		return report.WriteCSV(stdout, rows)
 	}
 	return report.WriteTableSince(stdout, rows, since)
+}
+
+// writePage writes the page to path (whole or not at all) and says where.
+func writePage(path string, p report.Page, stdout io.Writer) error {
+	var b bytes.Buffer
+	if err := report.WriteHTML(&b, p); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return usageError{fmt.Sprintf("--html: %v", err)}
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d experiments, %d runs counted, %d in their window left out)\n",
+		path, len(p.Analysis.Experiments), p.Analysis.Counted, p.Analysis.Immature)
+	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/kafka"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
+	"github.com/recoup-dunning/recoup/internal/report"
 	"github.com/recoup-dunning/recoup/internal/sendgrid"
 	"github.com/recoup-dunning/recoup/internal/twilio"
 )
@@ -263,6 +264,14 @@ func newIngressDeps(ctx context.Context, d *deps, adjust ...func(*client.Options
 	return &ingressDeps{logger: logger, st: st, tc: d.tc, in: in}, nil
 }
 
+// reportRoute names the recovery page in the listening line when it is served.
+func reportRoute(d *deps) string {
+	if d.cfg.ReportToken == "" {
+		return ""
+	}
+	return ", GET " + report.PagePath
+}
+
 // serve runs the HTTP ingress on ln until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) error {
 	reg := observability.NewRegistry()
@@ -296,10 +305,19 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	extra := replies.Handlers()
+	if d.cfg.ReportToken != "" {
+		ro, err := report.ReadOnlyPool(ctx, x.st.Pool())
+		if err != nil {
+			return fmt.Errorf("recovery page: read-only PostgreSQL pool: %w", err)
+		}
+		defer ro.Close()
+		extra["GET "+report.PagePath] = report.Handler(ro, d.cfg.ReportToken, time.Now, x.logger)
+	}
 	srv, err := ingress.New(ingress.Options{
 		Ingest: x.in, Secrets: d.cfg.WebhookSecret, StripeSecrets: d.cfg.StripeSecrets, Relay: relay,
 		SendGrid: sg, Twilio: tw, PublicBaseURL: d.cfg.PublicBaseURL,
-		TwilioInbound: replies.HandleTwilio, Extra: replies.Handlers(),
+		TwilioInbound: replies.HandleTwilio, Extra: extra,
 		Metrics: m, Registry: reg, Logger: x.logger,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -323,7 +341,7 @@ func serve(ctx context.Context, d *deps, ln net.Listener, stdout io.Writer) erro
 	go func() { defer wg.Done(); relay.Run(relayCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "ingress listening on %s (POST /v1/events, POST /v1/stripe, POST /v1/providers/{twilio,sendgrid}/inbound, /healthz, /readyz, /metrics)\n", ln.Addr())
+	fmt.Fprintf(stdout, "ingress listening on %s (POST /v1/events, POST /v1/stripe, POST /v1/providers/{twilio,sendgrid}/inbound, /healthz, /readyz, /metrics%s)\n", ln.Addr(), reportRoute(d))
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

@@ -516,8 +516,27 @@ func PrintState(w io.Writer, wfID string, s recoup.State, closed *closedOutcome,
 	if r := retryAdviceLine(s, now); r != "" && closed == nil {
 		fmt.Fprintf(tw, "retry advice\t%s\n", r)
 	}
+	if h := holdoutLine(s); h != "" {
+		fmt.Fprintf(tw, "holdout\t%s\n", h)
+	}
 	tw.Flush()
 	printRecords(w, s)
+}
+
+// holdoutLine says which arm of the holdout the run is in (policy.yaml's holdout section),
+// from its newest decision: "" when the holdout was off or nothing was decided yet.
+func holdoutLine(s recoup.State) string {
+	if len(s.Decisions) == 0 {
+		return ""
+	}
+	switch d := s.Decisions[len(s.Decisions)-1]; d.Holdout {
+	case "control":
+		return "control arm: the holdout's control treatment (no model, no incentive; see the decider line)"
+	case "":
+		return ""
+	default:
+		return d.Holdout + " arm"
+	}
 }
 
 // retryAdviceLine is the newest retry advice given to billing (State.Retry), for an open

@@ -26,3 +26,22 @@ func TestStatusShowsTheRetryAdvice(t *testing.T) {
 		t.Fatalf("status after the advised time:\n%s", out.String())
 	}
 }
+
+// Support sees a run's holdout arm in `starter status`.
+func TestStatusShowsTheHoldoutArm(t *testing.T) {
+	now := time.Date(2026, 3, 4, 14, 0, 0, 0, time.UTC)
+	s := recoup.State{InvoiceID: "inv_1", Status: recoup.StatusActive, Decisions: []recoup.Decision{{Step: 1,
+		Channel: recoup.ChannelNone, DecidedBy: recoup.DecidedByRules, Holdout: "control",
+		DeciderNote: "rules: holdout control arm (no_messages), so no model was asked"}}}
+	var out bytes.Buffer
+	PrintState(&out, "dunning-inv_1", s, nil, now)
+	if !strings.Contains(out.String(), "holdout  control arm") || !strings.Contains(out.String(), "holdout control arm (no_messages)") {
+		t.Fatalf("status:\n%s", out.String())
+	}
+	s.Decisions[0].Holdout = ""
+	out.Reset()
+	PrintState(&out, "dunning-inv_1", s, nil, now)
+	if strings.Contains(out.String(), "holdout  ") {
+		t.Fatalf("status of a run outside the holdout:\n%s", out.String())
+	}
+}

@@ -49,6 +49,9 @@ type DetectorInput struct {
 	// Alerts not delivered and Releases not done yet when the detector continued as new.
 	Alerts   []PendingAlert   `json:"alerts,omitempty"`
 	Releases []spike.Incident `json:"releases,omitempty"`
+	// Received is how many failure records the detector's earlier runs received (since it
+	// last started fresh).
+	Received int `json:"received,omitempty"`
 }
 
 // PendingAlert is an alert the detector is still trying to deliver, since Since.
@@ -63,11 +66,12 @@ type DetectorStatus struct {
 	Cohorts    int            `json:"cohorts"`
 	Bucket     time.Time      `json:"bucket,omitzero"` // start of the current minute of stream time
 	Late       int            `json:"late"`            // records too old to count
-	Records    int            `json:"records"`
-	Duplicates int            `json:"duplicates"` // records whose event was counted already
-	Alerting   int            `json:"alerting"`   // alerts not delivered yet
-	Releasing  int            `json:"releasing"`  // incidents whose held runs are not all released yet
-	Config     ConfigView     `json:"config"`     // durations as strings ("1m0s")
+	Records    int            `json:"records"`         // failure records received by this run
+	Received   int            `json:"received"`        // and by its predecessors (since it started fresh)
+	Duplicates int            `json:"duplicates"`      // records whose event was counted already
+	Alerting   int            `json:"alerting"`        // alerts not delivered yet
+	Releasing  int            `json:"releasing"`       // incidents whose held runs are not all released yet
+	Config     ConfigView     `json:"config"`          // durations as strings ("1m0s")
 	// Mode is how cohorts are judged now (spike.Detector.Mode): counts, rates or shares.
 	Mode string `json:"mode"`
 }
@@ -287,7 +291,7 @@ func (d *detector) continueAsNew(ctx workflow.Context) (done bool, err error) {
 	}); err != nil {
 		return true, err
 	}
-	next := DetectorInput{State: d.det.S, MaxHistory: d.in.MaxHistory, Releases: d.releases}
+	next := DetectorInput{State: d.det.S, MaxHistory: d.in.MaxHistory, Releases: d.releases, Received: d.in.Received + d.records}
 	for _, p := range d.alerts {
 		next.Alerts = append(next.Alerts, *p)
 	}
@@ -307,7 +311,7 @@ func (d *detector) status() (DetectorStatus, error) {
 		return DetectorStatus{}, errStarting
 	}
 	return DetectorStatus{Incidents: incidentViews(d.det.S.Incidents), Cohorts: len(d.det.S.Cohorts), Bucket: d.det.S.Bucket, Late: d.det.S.Late,
-		Records: d.records, Duplicates: d.det.S.Duplicates, Alerting: len(d.alerts), Releasing: len(d.releases),
+		Records: d.records, Received: d.in.Received + d.records, Duplicates: d.det.S.Duplicates, Alerting: len(d.alerts), Releasing: len(d.releases),
 		Config: configView(d.det.S.Config), Mode: d.det.Mode(d.det.S.Bucket)}, nil
 }
 

@@ -334,4 +334,8 @@ func TestDetectorCountsRedeliveredEventsOnce(t *testing.T) {
 	if next.State == nil || next.State.Seen.Len() != 8 || next.State.Duplicates != 16 {
 		t.Fatalf("continue-as-new carries %+v, want the 8 event ids seen", next.State)
 	}
+	// Every record received counts in Received (duplicates too), across continue-as-new.
+	if st.Received != 90+24 || next.Received != 90+24 {
+		t.Errorf("received %d at 31m, %d carried across continue-as-new; want 114 (90 + 3×8)", st.Received, next.Received)
+	}
 }

@@ -107,6 +107,9 @@ type Config struct {
 	// CODEC_OIDC_*: signed-in Web UI users' access tokens the codec server accepts; Issuer
 	// empty when not configured.
 	CodecOIDC codec.OIDCConfig
+	// ReportToken is RECOUP_REPORT_TOKEN: the bearer token of the recovery page the ingress
+	// serves at GET /reports/recovery; empty: the page is not served (404).
+	ReportToken string
 	// CodecOIDCAnyUser: CODEC_OIDC_ALLOWED_EMAILS=any-signed-in-user, the explicit opt-out
 	// of the allow-list (required with CODEC_OIDC_ISSUER otherwise).
 	CodecOIDCAnyUser bool
@@ -344,6 +347,7 @@ func (c *Config) readCodec(e *env) {
 	}
 	c.CodecAddr = e.get("CODEC_ADDR", ":8081")
 	c.CodecToken = e.get("CODEC_AUTH_TOKEN", "")
+	c.ReportToken = e.get("RECOUP_REPORT_TOKEN", "")
 	c.CodecOrigins = e.list("CODEC_CORS_ORIGINS")
 	if len(c.CodecOrigins) == 0 {
 		c.CodecOrigins = []string{"http://localhost:8233"}
@@ -514,6 +518,9 @@ func (c Config) checkSecrets() []error {
 	}
 	if c.CodecToken != "" {
 		add(CheckToken("CODEC_AUTH_TOKEN", c.CodecToken))
+	}
+	if c.ReportToken != "" {
+		add(CheckToken("RECOUP_REPORT_TOKEN", c.ReportToken))
 	}
 	for _, cred := range []struct{ name, v string }{{"OPENAI_API_KEY", c.LLM.APIKey},
 		{"SENDGRID_API_KEY", c.SendGrid.APIKey}, {"TWILIO_AUTH_TOKEN", c.Twilio.AuthToken},

@@ -98,6 +98,8 @@ func TestExampleOrPlaceholderSecretRefusedAtStartup(t *testing.T) {
 		{"STRIPE_WEBHOOK_SECRETS", "whsec_" + strings.Repeat("ab", 16), "not random"},
 		{"CODEC_AUTH_TOKEN", "change-me-change-me-change-me", "placeholder"},
 		{"CODEC_AUTH_TOKEN", strings.Repeat("x", 40), "not random"},
+		{"RECOUP_REPORT_TOKEN", "hunter2", "fewer than 24"},
+		{"RECOUP_REPORT_TOKEN", strings.Repeat("x", 40), "not random"},
 		{"RECOUP_CODEC_KEYS", "k1:" + b64(make([]byte, 32)), "not random"},
 		{"OPENAI_API_KEY", "your-api-key", "placeholder"},
 		{"SENDGRID_API_KEY", "SG.<key>", "placeholder"},

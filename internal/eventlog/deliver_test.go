@@ -17,6 +17,7 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/eventlog"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
@@ -46,6 +47,10 @@ type fakeTemporal struct {
 	runs    int
 	onStart func(call)
 	down    error // when set, SignalWorkflow fails with it (Temporal unreachable)
+	// detector holds the record batches signalled to the spike detector; detectorDown,
+	// when set, fails the next such signal (once).
+	detector     [][]spike.Record
+	detectorDown error
 }
 
 // recordIn records an event from a goroutine other than the test's.
@@ -92,6 +97,13 @@ func describe(arg any) (eventID string, at time.Time) {
 func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, opts client.StartWorkflowOptions,
 	_ any, args ...any) (client.WorkflowRun, error) {
 	if id == recoup.DetectorWorkflowID {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := f.detectorDown; err != nil {
+			f.detectorDown = nil
+			return nil, err
+		}
+		f.detector = append(f.detector, arg.([]spike.Record))
 		return fakeRun{id: id, runID: "detector"}, nil
 	}
 	c := call{Kind: "start", WorkflowID: id, Signal: signal, Opts: opts, Input: args[0].(recoup.DunningInput)}
@@ -500,5 +512,30 @@ func TestCardUpdateReachesTheInvoicesRun(t *testing.T) {
 	}
 	if p, ok := fake.call(1).Arg.(recoup.PaymentMethodUpdated); !ok || !p.RetryRequested || !p.OccurredAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("signal payload = %#v, want retry_requested at %s", fake.call(1).Arg, t0.Add(time.Hour))
+	}
+}
+
+// A later payment.failed for an invoice whose run is open (billing's own retry failed and it
+// reports a failure rather than payment.retry_failed) reaches the run as a failure, without
+// the customer's contact data: it was delivered as an opt-out of no channel, which the run
+// ignored, so the failure was never advised on nor brought the next step forward.
+func TestALaterFailureReachesTheOpenRunAsAFailure(t *testing.T) {
+	ctx := context.Background()
+	st := fakes.MustStore(t)
+	fake := newFake()
+	in := &eventlog.Ingestor{Store: st, Temporal: fake}
+	if _, err := in.Accept(ctx, ev(recoup.EventPaymentFailed, "evt_f1", "inv_1", t0), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := in.Accept(ctx, ev(recoup.EventPaymentFailed, "evt_f2", "inv_1", t0.Add(time.Hour)), "test"); err != nil || !res.Delivered {
+		t.Fatalf("second failure: %+v, %v; want delivered", res, err)
+	}
+	want := []string{"start payment-failed evt_f1", "signal payment-failed evt_f2"}
+	if got := fake.got(); !slices.Equal(got, want) {
+		t.Fatalf("Temporal got %q, want %q", got, want)
+	}
+	pf, ok := fake.call(1).Arg.(recoup.PaymentFailed)
+	if !ok || pf.Customer != nil || !pf.OccurredAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("signal payload = %#v, want the failure at %s without contact data", fake.call(1).Arg, t0.Add(time.Hour))
 	}
 }

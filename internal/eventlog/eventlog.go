@@ -23,7 +23,6 @@ import (
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/events"
 	"github.com/recoup-dunning/recoup/internal/model/money"
-	"github.com/recoup-dunning/recoup/internal/model/spike"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
@@ -40,22 +39,8 @@ type Ingestor struct {
 	// Metrics, when set, counts replies by outcome (NewRelay sets its own when nil).
 	Metrics *observability.IngressMetrics
 
-	feed feeder // batches failure records for the spike detector
+	feed detectorFeed // feeds the spike detector from the log (detectorfeed.go)
 }
-
-// feeder group-commits failure records to the spike detector: one signal carries every
-// record that arrived while the previous signal was in flight, so the detector gets one
-// signal per round trip instead of one per event, and no caller returns before its record
-// is with the detector.
-type feeder struct {
-	mu       sync.Mutex
-	flushing bool
-	pending  []spike.Record
-	waiters  []chan error
-}
-
-// maxBatch bounds one signal's records (a record is about 150 bytes of JSON).
-const maxBatch = 1000
 
 // Result says what happened to an event.
 type Result struct {
@@ -141,12 +126,6 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *postgres.Claim, p pos
 		return d, fmt.Errorf("the recorded event no longer decodes: %w", err)
 	}
 	ev.OccurredAt = p.OccurredAt // as recorded: clamped when it lay in the future
-	if ev.Type == recoup.EventPaymentSucceeded {
-		// Payment volume: the detector judges cohorts by their failure rate with it.
-		if err := in.feedDetector(ctx, ev); err != nil {
-			return d, err
-		}
-	}
 	wfID := recoup.WorkflowID(ev.InvoiceID)
 	// A run that Temporal no longer has is closed, and the event judged again (once).
 	for range 2 {
@@ -167,14 +146,12 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *postgres.Claim, p pos
 			}
 			return d, claim.MarkDelivered(ctx, p.EventID, route.Episode, route.Note)
 		case postgres.RouteSignal:
-			if ev.Type == recoup.EventPaymentFailed {
-				if err := in.feedDetector(ctx, ev); err != nil {
-					return d, err
-				}
+			name, payload, err := signalFor(ev)
+			if err != nil {
+				return d, err
 			}
-			name, payload := signalFor(ev)
 			dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
-			err := in.Temporal.SignalWorkflow(dctx, wfID, "", name, payload)
+			err = in.Temporal.SignalWorkflow(dctx, wfID, "", name, payload)
 			cancel()
 			var notFound *serviceerror.NotFound
 			if errors.As(err, &notFound) {
@@ -198,9 +175,9 @@ func (in *Ingestor) deliverOne(ctx context.Context, claim *postgres.Claim, p pos
 // the run.
 func (in *Ingestor) start(ctx context.Context, claim *postgres.Claim, ev events.Event, route postgres.Route) error {
 	wfID := recoup.WorkflowID(ev.InvoiceID)
-	// The detector hears of the failure first, so a failure that opens an incident can hold
-	// its own run.
-	if err := in.feedDetector(ctx, ev); err != nil {
+	// The detector hears of the failure first (it is fed from the log: detectorfeed.go), so
+	// a failure that opens an incident can hold its own run.
+	if err := in.awaitFed(ctx, ev.EventID); err != nil {
 		return err
 	}
 	pf := paymentFailed(ev)
@@ -233,70 +210,6 @@ func (in *Ingestor) start(ctx context.Context, claim *postgres.Claim, ev events.
 	return claim.Started(ctx, route.Episode, run.GetRunID())
 }
 
-// feedDetector hands the failure-spike detector a compact record of a payment failure (or,
-// for a payment.succeeded, of a success: payment volume)
-// (no PII: gateway, BIN prefix, issuer country, failure code, amount bucket, time),
-// starting the detector if it is not running. It returns once the record's signal was
-// accepted by Temporal.
-func (in *Ingestor) feedDetector(ctx context.Context, ev events.Event) error {
-	rec := spike.Record{EventID: ev.EventID, At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
-		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor), Succeeded: ev.Type == recoup.EventPaymentSucceeded}
-	if rec.Succeeded {
-		rec.Code = ""
-	}
-	done := make(chan error, 1)
-	f := &in.feed
-	f.mu.Lock()
-	f.pending = append(f.pending, rec)
-	f.waiters = append(f.waiters, done)
-	if !f.flushing {
-		f.flushing = true
-		go in.flushDetector()
-	}
-	f.mu.Unlock()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("feed the spike detector: %w", ctx.Err())
-	}
-}
-
-// flushDetector signals the pending records, batch after batch, until none are left.
-func (in *Ingestor) flushDetector() {
-	f := &in.feed
-	for {
-		f.mu.Lock()
-		n := min(len(f.pending), maxBatch)
-		if n == 0 {
-			f.flushing = false
-			f.mu.Unlock()
-			return
-		}
-		batch, waiters := f.pending[:n:n], f.waiters[:n:n]
-		f.pending, f.waiters = f.pending[n:], f.waiters[n:]
-		f.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
-		opts := client.StartWorkflowOptions{
-			ID:                       recoup.DetectorWorkflowID,
-			TaskQueue:                recoup.TaskQueue,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			StaticSummary:            "Failure-spike detector",
-			StaticDetails:            "Watches every payment failure for spikes per gateway, BIN, issuer country and failure code. `starter incidents` lists what it found.",
-		}
-		_, err := in.Temporal.SignalWithStartWorkflow(ctx, recoup.DetectorWorkflowID, recoup.SignalFailures, batch, opts,
-			recoup.DetectorWorkflowType, struct{}{}) // an empty DetectorInput: a fresh detector
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("feed the spike detector: %w", err)
-		}
-		for _, w := range waiters {
-			w <- err
-		}
-	}
-}
-
 func paymentFailed(ev events.Event) recoup.PaymentFailed {
 	return recoup.PaymentFailed{EventID: ev.EventID, InvoiceID: ev.InvoiceID, CustomerID: ev.CustomerID,
 		AttemptID: ev.AttemptID, AmountMinor: ev.AmountMinor, Currency: ev.Currency,
@@ -304,26 +217,33 @@ func paymentFailed(ev events.Event) recoup.PaymentFailed {
 		Gateway: ev.Gateway, CardBIN: ev.CardBIN, IssuerCountry: ev.IssuerCountry}
 }
 
-func signalFor(ev events.Event) (string, any) {
+func signalFor(ev events.Event) (string, any, error) {
 	switch ev.Type {
+	case recoup.EventPaymentFailed: // a later failure of the invoice, to its open run
+		pf := paymentFailed(ev)
+		pf.Customer = nil // contact data stays in PostgreSQL, out of Temporal's history
+		return recoup.SignalPaymentFailed, pf, nil
 	case recoup.EventRetrySucceeded, recoup.EventRetryFailed:
 		return recoup.SignalRetryResult, recoup.RetryResult{EventID: ev.EventID, AttemptID: ev.AttemptID,
 			Succeeded: ev.Type == recoup.EventRetrySucceeded, FailureCode: ev.FailureCode, AdviceCode: ev.AdviceCode,
-			OccurredAt: ev.OccurredAt}
+			OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventRecovered, recoup.EventPaymentSucceeded:
-		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
+		return recoup.SignalRecovered, recoup.Recovered{EventID: ev.EventID, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventCancel:
-		return recoup.SignalCancel, recoup.Cancel{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
+		return recoup.SignalCancel, recoup.Cancel{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventPause:
-		return recoup.SignalPause, recoup.Pause{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}
+		return recoup.SignalPause, recoup.Pause{EventID: ev.EventID, Reason: ev.Reason, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventResume:
-		return recoup.SignalResume, recoup.Resume{EventID: ev.EventID, OccurredAt: ev.OccurredAt}
+		return recoup.SignalResume, recoup.Resume{EventID: ev.EventID, OccurredAt: ev.OccurredAt}, nil
 	case recoup.EventPaymentMethodUpdated: // to the invoice's open run, like a pause
 		return recoup.SignalPaymentMethodUpdated, recoup.PaymentMethodUpdated{EventID: ev.EventID,
-			RetryRequested: ev.RetryRequested, OccurredAt: ev.OccurredAt}
-	default: // recoup.EventOptOut
-		return recoup.SignalOptOut, recoup.OptOut{EventID: ev.EventID, Channel: ev.Channel, OccurredAt: ev.OccurredAt}
+			RetryRequested: ev.RetryRequested, OccurredAt: ev.OccurredAt}, nil
+	case recoup.EventOptOut:
+		return recoup.SignalOptOut, recoup.OptOut{EventID: ev.EventID, Channel: ev.Channel, OccurredAt: ev.OccurredAt}, nil
 	}
+	// Every type the log accepts is routed above; a new type must be added there, never
+	// delivered as some other signal.
+	return "", nil, fmt.Errorf("no signal for event type %q (a type the log accepts must be routed in signalFor)", ev.Type)
 }
 
 // toStore maps an event to what the log records with it.

@@ -20,6 +20,11 @@ type Relay struct {
 	Logger   *slog.Logger
 	Interval time.Duration // default 1s
 	Batch    int           // events read per round, default 500
+	// FeedInterval is the shortest time between two rounds of the detector feed (default
+	// 200ms): the detector gets at most 1/FeedInterval signals a second from it.
+	FeedInterval time.Duration
+	// NoRunDelivery runs the detector feed alone (benchmarks of the detector path).
+	NoRunDelivery bool
 
 	nudge chan struct{}
 }
@@ -35,16 +40,24 @@ func NewRelay(in *Ingestor, m *observability.IngressMetrics, logger *slog.Logger
 	return &Relay{Ingest: in, Metrics: m, Logger: logger, Interval: time.Second, Batch: 500, nudge: make(chan struct{}, 1)}
 }
 
-// Nudge asks for a delivery round now.
+// Nudge asks for a delivery round now (and a detector feed round).
 func (r *Relay) Nudge() {
+	r.Ingest.NudgeDetectorFeed()
 	select {
 	case r.nudge <- struct{}{}:
 	default:
 	}
 }
 
-// Run delivers until ctx ends.
+// Run delivers, and feeds the spike detector (Ingestor.RunDetectorFeed), until ctx ends.
 func (r *Relay) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { defer close(done); r.Ingest.RunDetectorFeed(ctx, r.FeedInterval) }()
+	defer func() { <-done }()
+	if r.NoRunDelivery {
+		<-ctx.Done()
+		return
+	}
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
 	var lastErr string
@@ -114,6 +127,10 @@ func (r *Relay) observeBacklog(ctx context.Context) {
 	}
 	r.Metrics.Backlog.Set(float64(n))
 	r.Metrics.BacklogAge.Set(age.Seconds())
+	if n, age, err := r.Ingest.Store.DetectorFeedBacklog(ctx); err == nil {
+		r.Metrics.DetectorBacklog.Set(float64(n))
+		r.Metrics.DetectorBacklogAge.Set(age.Seconds())
+	}
 	if parked, err := r.Ingest.Store.ParkedReplies(ctx); err == nil {
 		r.Metrics.RepliesParked.Set(float64(parked))
 	}

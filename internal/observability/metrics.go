@@ -27,6 +27,10 @@ type IngressMetrics struct {
 	// Backlog is the number of accepted events not yet delivered; BacklogAge the age of the oldest.
 	Backlog    prometheus.Gauge
 	BacklogAge prometheus.Gauge
+	// DetectorBacklog is the number of recorded failures and successes the spike detector
+	// has not been fed yet; DetectorBacklogAge the age of the oldest.
+	DetectorBacklog    prometheus.Gauge
+	DetectorBacklogAge prometheus.Gauge
 	// Clamped counts events by source whose occurred_at lay further in the future than the
 	// allowed clock skew and was recorded as received + skew.
 	Clamped *prometheus.CounterVec
@@ -65,6 +69,14 @@ func NewIngressMetrics(r prometheus.Registerer) *IngressMetrics {
 			Name: "recoup_event_backlog_oldest_seconds",
 			Help: "Age of the oldest accepted event not yet delivered.",
 		}),
+		DetectorBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recoup_detector_feed_backlog",
+			Help: "Recorded payment failures and successes not yet fed to the failure-spike detector.",
+		}),
+		DetectorBacklogAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recoup_detector_feed_backlog_oldest_seconds",
+			Help: "Age of the oldest recorded payment failure or success not yet fed to the detector.",
+		}),
 		Clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recoup_events_clock_clamped_total",
 			Help: "Events whose occurred_at lay in the future beyond RECOUP_MAX_CLOCK_SKEW, recorded as received + skew, by source.",
@@ -78,6 +90,6 @@ func NewIngressMetrics(r prometheus.Registerer) *IngressMetrics {
 			Help: "Replies of matched customers waiting for a run of theirs to open.",
 		}),
 	}
-	r.MustRegister(m.Received, m.Deliveries, m.DeliveryLag, m.Backlog, m.BacklogAge, m.Clamped, m.Replies, m.RepliesParked)
+	r.MustRegister(m.Received, m.Deliveries, m.DeliveryLag, m.Backlog, m.BacklogAge, m.DetectorBacklog, m.DetectorBacklogAge, m.Clamped, m.Replies, m.RepliesParked)
 	return m
 }

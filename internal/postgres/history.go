@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -115,6 +116,43 @@ func (s *Store) StartRun(ctx context.Context, runKey, invoiceID, customerID stri
 	})
 }
 
+// RecordHoldout records the run's holdout arm ("control", "treatment" or "" when the holdout
+// is off) and, for the control arm, its treatment, unless an arm was recorded before: the
+// first recorded arm stays, so that a policy edit never moves a running run to the other
+// arm. It returns the arm and treatment in force. The run must have been started (StartRun).
+func (s *Store) RecordHoldout(ctx context.Context, runKey, arm, treatment string) (string, string, error) {
+	if arm != "control" {
+		treatment = ""
+	}
+	var gotArm, gotTreatment string
+	err := s.pool.QueryRow(ctx, `
+		UPDATE dunning_runs SET holdout = $2, holdout_treatment = $3
+		 WHERE workflow_id = $1 AND holdout = ''
+		RETURNING holdout, holdout_treatment`, runKey, arm, treatment).Scan(&gotArm, &gotTreatment)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = s.pool.QueryRow(ctx, `SELECT holdout, holdout_treatment FROM dunning_runs WHERE workflow_id = $1`,
+			runKey).Scan(&gotArm, &gotTreatment)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("record the run's holdout arm: %w", err)
+	}
+	return gotArm, gotTreatment, nil
+}
+
+// RunHoldout returns the run's recorded holdout arm and, for the control arm, its treatment
+// ("", "" for a run not recorded or recorded while the holdout was off).
+func (s *Store) RunHoldout(ctx context.Context, runKey string) (arm, treatment string, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT holdout, holdout_treatment FROM dunning_runs WHERE workflow_id = $1`,
+		runKey).Scan(&arm, &treatment)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("read the run's holdout arm: %w", err)
+	}
+	return arm, treatment, nil
+}
+
 // FinishRun records a run's outcome (idempotent: the first outcome stays) and closes the
 // run's episode of the invoice at endedAt: from then on, only a payment failure that occurs
 // after endedAt starts another run for the invoice. runKey is as for StartRun.
@@ -141,6 +179,17 @@ func (s *Store) FinishRun(ctx context.Context, runKey, invoiceID, customerID, ou
 			runKey, invoiceID, customerID, outcome, reason, steps, endedAt); err != nil {
 			return fmt.Errorf("record run outcome: %w", err)
 		}
+		if outcome == "recovered" {
+			// How it was recovered, while the run's sends and the settling event are at hand
+			// (migration 00016, recoup_run_attribution). The first attribution stays.
+			if _, err := tx.Exec(ctx, `
+				UPDATE dunning_runs d
+				   SET (attribution, recovered_at, attributed_step, attributed_channel) =
+				       (SELECT * FROM recoup_run_attribution(d.workflow_id))
+				 WHERE d.workflow_id = $1 AND d.outcome = 'recovered' AND d.attribution = ''`, runKey); err != nil {
+				return fmt.Errorf("record how the run was recovered: %w", err)
+			}
+		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO invoice_runs (invoice_id, episode, run_key, status, opened_at, closed_at, close_note)
 			VALUES ($1, $2, $3, 'closed', $4, $4, $5)
@@ -165,6 +214,10 @@ type DecisionRow struct {
 	DecidedBy, Model, PromptVersion   string
 	Variant, PolicyVersion            string
 	Violations                        []string
+	// Inputs is what the decision was made from (activities.RecordedInputs as JSON), for
+	// `starter prompts diff`; nil keeps what the row holds (an approval's outcome overwrites
+	// the decision, not what it was decided from).
+	Inputs []byte
 }
 
 // SaveDecision stores the decision of a step; a retried activity overwrites its own row.
@@ -172,20 +225,25 @@ func (s *Store) SaveDecision(ctx context.Context, d DecisionRow) error {
 	if d.Violations == nil {
 		d.Violations = []string{}
 	}
+	var inputs any // SQL NULL unless given
+	if d.Inputs != nil {
+		inputs = string(d.Inputs)
+	}
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO decisions (workflow_id, step, customer_id, invoice_id, channel, tone, incentive_kind,
 			incentive_value, subject, message, rationale, decided_by, model, prompt_version, violations,
-			variant, policy_version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+			variant, policy_version, inputs)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (workflow_id, step) DO UPDATE SET channel = EXCLUDED.channel, tone = EXCLUDED.tone,
 			incentive_kind = EXCLUDED.incentive_kind, incentive_value = EXCLUDED.incentive_value,
 			subject = EXCLUDED.subject, message = EXCLUDED.message, rationale = EXCLUDED.rationale,
 			decided_by = EXCLUDED.decided_by, model = EXCLUDED.model,
 			prompt_version = EXCLUDED.prompt_version, violations = EXCLUDED.violations,
-			variant = EXCLUDED.variant, policy_version = EXCLUDED.policy_version, created_at = now()`,
+			variant = EXCLUDED.variant, policy_version = EXCLUDED.policy_version,
+			inputs = COALESCE(EXCLUDED.inputs, decisions.inputs), created_at = now()`,
 		d.WorkflowID, d.Step, d.CustomerID, d.InvoiceID, d.Channel, d.Tone, d.IncentiveKind,
 		d.IncentiveValue, d.Subject, d.Message, d.Rationale, d.DecidedBy, d.Model, d.PromptVersion, d.Violations,
-		d.Variant, d.PolicyVersion)
+		d.Variant, d.PolicyVersion, inputs)
 	if err != nil {
 		return fmt.Errorf("save decision: %w", err)
 	}

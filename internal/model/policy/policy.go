@@ -43,6 +43,9 @@ type Policy struct {
 	Spike spike.Config `yaml:"spike"`
 	// Approval says which messages wait for a human before they are sent (approval.go).
 	Approval Approval `yaml:"approval"`
+	// Holdout is the share of runs that gets the control treatment (holdout.go); off when
+	// absent.
+	Holdout Holdout `yaml:"holdout"`
 	// Guardrails are the word lists of guardrails.yaml (ParseGuardrails); without them
 	// Check refuses every text.
 	Guardrails *Guardrails `yaml:"-"`
@@ -186,6 +189,7 @@ func (p *Policy) validate() error {
 	p.validatePlans(&bad)
 	p.validateRules(&bad)
 	p.validateApproval(&bad)
+	p.validateHoldout(&bad)
 	if err := p.Spike.Validate(); err != nil {
 		bad = append(bad, err)
 	}

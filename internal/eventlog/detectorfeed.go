@@ -1,0 +1,188 @@
+package eventlog
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/recoup-dunning/recoup"
+	"github.com/recoup-dunning/recoup/internal/events"
+	"github.com/recoup-dunning/recoup/internal/model/spike"
+	"github.com/recoup-dunning/recoup/internal/postgres"
+)
+
+// The failure-spike detector is fed from the event log, apart from the delivery of events
+// to dunning runs: a feed round reads the payment.failed and payment.succeeded events the
+// detector has not heard of (oldest received first, at most maxBatch), signals them to the
+// detector as one batch and marks them fed (postgres.Store.FeedDetector). RunDetectorFeed
+// runs rounds as events arrive, at most one every FeedInterval, so the detector gets a
+// bounded number of signals a second whatever the failure rate, and its lag does not
+// depend on how fast runs are started. A run is started only once the detector heard of
+// the failure that opens it (awaitFed): a failure that opens an incident can hold its own
+// run.
+
+// maxBatch bounds one signal's records (a record is about 150 bytes of JSON).
+const maxBatch = 1000
+
+// detectorFeed serialises this process's feed rounds (other processes: an advisory lock).
+type detectorFeed struct {
+	once   sync.Once
+	turn   chan struct{} // held during a round
+	nudge  chan struct{}
+	rounds atomic.Int64 // rounds completed in this process
+}
+
+func (f *detectorFeed) init() {
+	f.once.Do(func() {
+		f.turn = make(chan struct{}, 1)
+		f.nudge = make(chan struct{}, 1)
+	})
+}
+
+// NudgeDetectorFeed asks RunDetectorFeed for a round (no later than its FeedInterval).
+func (in *Ingestor) NudgeDetectorFeed() {
+	in.feed.init()
+	select {
+	case in.feed.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// FeedDetector signals the detector every recorded failure and success it has not heard
+// of, a batch at a time, until none is left. It returns how many it fed; busy is true when
+// another process was feeding (this one fed nothing more).
+func (in *Ingestor) FeedDetector(ctx context.Context) (fed int, busy bool, err error) {
+	f := &in.feed
+	f.init()
+	select {
+	case f.turn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, false, fmt.Errorf("feed the spike detector: %w", ctx.Err())
+	}
+	defer func() { f.rounds.Add(1); <-f.turn }()
+	for {
+		n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector)
+		fed += n
+		if err != nil || !ok || n < maxBatch {
+			return fed, !ok, err
+		}
+	}
+}
+
+// RunDetectorFeed feeds the detector until ctx ends: when nudged (an event was accepted)
+// and every second in any case (events recorded by other processes, or whose feed failed),
+// at most one round every interval (default 200ms).
+func (in *Ingestor) RunDetectorFeed(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
+	in.feed.init()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastErr string
+	for {
+		start := time.Now()
+		_, _, err := in.FeedDetector(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && err.Error() != lastErr:
+			in.log().Warn("detector feed failed; the events stay in the log and are fed again", "error", err)
+			lastErr = err.Error()
+		case err == nil && lastErr != "":
+			in.log().Info("detector feed resumed")
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-in.feed.nudge:
+		case <-t.C:
+		}
+		if wait := interval - time.Since(start); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// awaitFed returns once the detector heard of the recorded event (feeding it when no feed
+// round has), or fails when it could not within deliveryTimeout.
+func (in *Ingestor) awaitFed(ctx context.Context, eventID string) error {
+	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	defer cancel()
+	f := &in.feed
+	f.init()
+	for {
+		round := f.rounds.Load()
+		fed, err := in.Store.DetectorFed(ctx, eventID)
+		if err != nil || fed {
+			return err
+		}
+		if f.rounds.Load() != round {
+			continue // a round ended meanwhile: look again
+		}
+		_, busy, err := in.FeedDetector(ctx)
+		if err != nil {
+			return err
+		}
+		if busy { // another process feeds: give it a moment
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("feed the spike detector: another process holds the feed: %w", ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// signalDetector hands the detector compact records of events (no PII: gateway, BIN
+// prefix, issuer country, failure code, amount bucket, time), starting it if it is not
+// running.
+func (in *Ingestor) signalDetector(evs []postgres.FeedEvent) error {
+	batch := make([]spike.Record, 0, len(evs))
+	for _, e := range evs {
+		ev, err := events.Decode(e.Body)
+		if err != nil { // recorded events decoded when accepted; nothing to count
+			in.log().Error("a recorded event no longer decodes; the detector does not count it", "event_id", e.EventID, "error", err)
+			continue
+		}
+		ev.OccurredAt = e.OccurredAt // as recorded: clamped when it lay in the future
+		batch = append(batch, detectorRecord(ev))
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	opts := client.StartWorkflowOptions{
+		ID:                       recoup.DetectorWorkflowID,
+		TaskQueue:                recoup.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            "Failure-spike detector",
+		StaticDetails:            "Watches every payment failure for spikes per gateway, BIN, issuer country and failure code. `starter incidents` lists what it found.",
+	}
+	_, err := in.Temporal.SignalWithStartWorkflow(ctx, recoup.DetectorWorkflowID, recoup.SignalFailures, batch, opts,
+		recoup.DetectorWorkflowType, struct{}{}) // an empty DetectorInput: a fresh detector
+	return err
+}
+
+// detectorRecord is the detector's record of a payment failure (or, for a
+// payment.succeeded, of a success: payment volume).
+func detectorRecord(ev events.Event) spike.Record {
+	rec := spike.Record{EventID: ev.EventID, At: ev.OccurredAt, Gateway: ev.Gateway, BIN: ev.CardBIN, Country: ev.IssuerCountry,
+		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor), Succeeded: ev.Type == recoup.EventPaymentSucceeded}
+	if rec.Succeeded {
+		rec.Code = ""
+	}
+	return rec
+}
