@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,11 +11,10 @@ import (
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 )
 
-// review18: the control arm (rules_plain) is "the rules' plain reminders, no model". A
-// customer answering a plain reminder has the reply classified by the model, and the
-// model's intent drives the run (a promise pauses it until the promised date): a model
-// decision that treatment-only behaviour leaks into the control arm through replies.
-func TestReview18ControlArmRepliesAreNotClassifiedByTheModel(t *testing.T) {
+// The control arm (rules_plain) is "the rules' plain reminders, no model": a customer
+// answering a plain reminder has the reply classified by the rules of replies.yaml, never by
+// the model, so no model decision (a promise pausing the run) leaks into the control arm.
+func TestControlArmRepliesAreClassifiedByTheRulesOnly(t *testing.T) {
 	f := newFixture(t)
 	o := fakes.NewOpenAI(t, `{"intent":"promise_to_pay","confidence":0.92,"promised_date":"2026-12-15"}`)
 	f.useLLM(t, o, 5*time.Second)
@@ -28,5 +28,8 @@ func TestReview18ControlArmRepliesAreNotClassifiedByTheModel(t *testing.T) {
 	}
 	if n := len(o.Requests()); n != 0 || res.DecidedBy == recoup.DecidedByLLM {
 		t.Errorf("control-arm reply: %d model request(s), decided by %s, action %s until %s", n, res.DecidedBy, res.Action, res.PauseUntil)
+	}
+	if !strings.Contains(res.Note, "holdout control arm: classified by the rules") {
+		t.Errorf("note %q does not say why the model was not asked", res.Note)
 	}
 }
