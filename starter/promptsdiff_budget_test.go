@@ -4,24 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
 	"github.com/recoup-dunning/recoup/internal/openai"
 	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
-// review18: one pro customer (10% max discount, 20% a year) had three steps decided last
-// month without any incentive. The edited prompts make the model offer 10% at every step:
-// re-decided together, the third 10% exceeds the plan's yearly 20% and would be withdrawn.
-// The diff re-decides each step against the offers recorded under the OLD prompts (0), so
-// it reports all three discounts granted, no budget withdrawal, and 50% more cost than
-// billing would ever be told of.
-func TestReview18PromptsDiffBudgetCompoundsAcrossTheMonthsDecisions(t *testing.T) {
+// One pro customer (10% max discount, 20% a year) had three steps decided last month without
+// any incentive. Asked again (--ask-model), the model offers 10% at every step: re-decided in
+// turn, the first two discounts use up the plan's yearly 20% and the third is withdrawn by
+// the budget, as it would have been had the new prompts been live.
+func TestPromptsDiffYearlyBudgetCountsTheNewDecisionsOffers(t *testing.T) {
 	st := fakes.MustStore(t)
 	ctx := context.Background()
 	set, err := templates.Load("")
@@ -55,7 +56,7 @@ func TestReview18PromptsDiffBudgetCompoundsAcrossTheMonthsDecisions(t *testing.T
 	}
 	o.SetReply(modelAnswer("email", "friendly", "discount_percent", 10))
 	d := &deps{st: st, cfg: config.Config{LLM: llmCfg}}
-	out, err := runWithDeps(d, "prompts", "diff", "--since", "30d", "--json", promptDir(t))
+	out, err := runWithDeps(d, "prompts", "diff", "--since", "30d", "--json", "--ask-model", promptDir(t))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -72,14 +73,25 @@ func TestReview18PromptsDiffBudgetCompoundsAcrossTheMonthsDecisions(t *testing.T
 	}
 }
 
-// review18: the edit under preview turns the holdout on (100%, no_messages: Recoup sends
-// nothing). The diff re-decides with the arm recorded under the OLD policy (off), so it
-// reports that no decision changes: marketing previews "no effect" for a change that
-// silences every new run.
-func TestReview18PromptsDiffShowsWhatAHoldoutEditDoes(t *testing.T) {
+// The edit under preview turns the holdout on (50%, the most a policy may hold out, with
+// no_messages: Recoup sends nothing to the control arm). Each run is re-decided in the arm
+// the new policy assigns its invoice, as for a new run: every run changes arm (from off),
+// and the control arm's steps change channel to none.
+func TestPromptsDiffShowsWhatAHoldoutEditDoes(t *testing.T) {
 	st := fakes.MustStore(t)
 	seedDecisions(t, st)
-	dir := promptDir(t, "  share_percent: 0\n  treatment: rules_plain", "  share_percent: 100\n  treatment: no_messages")
+	dir := promptDir(t, "  share_percent: 0\n  treatment: rules_plain", "  share_percent: 50\n  treatment: no_messages")
+	set, err := templates.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arms := map[string]int{}
+	for _, inv := range []string{"inv_a", "inv_b", "inv_c"} {
+		arms[set.Policy.Holdout.ArmFor(inv)]++
+	}
+	if arms[policy.ArmControl] == 0 || arms[policy.ArmTreatment] == 0 {
+		t.Fatalf("the seeded invoices fall in one arm (%v): the test shows nothing", arms)
+	}
 	out, err := runWithDeps(&deps{st: st}, "prompts", "diff", "--since", "30d", "--json", dir)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -88,7 +100,15 @@ func TestReview18PromptsDiffShowsWhatAHoldoutEditDoes(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Redecided != 3 || got.Changed.Channel != 3 {
-		t.Errorf("holdout 100%% no_messages: %d re-decided, %d change channel (to none); want 3 of 3: %+v", got.Redecided, got.Changed.Channel, got.Changed)
+	c := got.Changed
+	if got.Redecided != 3 || c.Channel != arms[policy.ArmControl] || c.Arm != 3 ||
+		c.Arms["off → control"] != arms[policy.ArmControl] || c.Arms["off → treatment"] != arms[policy.ArmTreatment] {
+		t.Errorf("holdout 50%% no_messages, arms %v: %d re-decided, changes %+v; want every run to change arm and the control arm's to send nothing",
+			arms, got.Redecided, c)
+	}
+	for move := range c.Channels {
+		if !strings.HasSuffix(move, " → "+string(recoup.ChannelNone)) {
+			t.Errorf("channel moves %v: want only moves to %q (the control arm sends nothing)", c.Channels, recoup.ChannelNone)
+		}
 	}
 }
