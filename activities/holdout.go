@@ -13,7 +13,7 @@ import (
 // Under rules_plain the model is not asked and the rules decide; under no_messages no channel
 // is allowed, so the step sends nothing (like a step over the contact cap). Retry advice and
 // the run's lifecycle do not depend on the arm. A re-decision (`starter prompts diff`) uses the
-// arm recorded with the decision's inputs.
+// arm the new policy's holdout assigns the invoice (Redecider.Decide).
 func (a *DunningActivities) holdoutArm(ctx context.Context, g *decision, name string) error {
 	if g.reads == nil { // the preview: no run
 		return nil

@@ -121,8 +121,10 @@ func TestHoldoutArmIsKeptForTheRun(t *testing.T) {
 	}
 }
 
-// A control-arm decision records its arm with its inputs, and `starter prompts diff` decides
-// it again as the control arm: no model asked, no incentive.
+// A control-arm decision records its arm with its inputs. `starter prompts diff` decides it
+// again in the arm the new policy's holdout assigns the invoice, as PlanRun would for a new
+// run: still held out, the control arm (no model asked, no incentive); with the holdout
+// turned off, in no arm (the model asked).
 func TestAControlArmDecisionIsDecidedAgainAsTheControlArm(t *testing.T) {
 	f := newFixture(t)
 	o := fakes.NewOpenAI(t, answer("sms", "friendly", "discount_percent", 10, "", "Your card was declined. Updating it takes a minute."))
@@ -150,5 +152,14 @@ func TestAControlArmDecisionIsDecidedAgainAsTheControlArm(t *testing.T) {
 		re.Decision.Holdout != policy.ArmControl || len(o.Requests()) != 0 {
 		t.Fatalf("re-decided %+v by %s after %d model requests; want the control arm's rules without incentive",
 			re.Decision, re.Decider, len(o.Requests()))
+	}
+	withHoldout(t, f, 0, policy.HoldoutRulesPlain)
+	off, err := activities.Redecider{Set: f.acts.Prompts(), LLM: c}.Decide(context.Background(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Decision.Holdout != "" || off.Decider != activities.RedecidedByModel || len(o.Requests()) != 1 {
+		t.Fatalf("holdout off: re-decided %+v by %s after %d model requests; want the model asked, no arm",
+			off.Decision, off.Decider, len(o.Requests()))
 	}
 }

@@ -211,8 +211,16 @@ var redecideSteps = func() []guardrail {
 	return out
 }()
 
-// Decide decides rec again with r.Set.
+// Decide decides rec again with r.Set. The run's holdout arm is the one r.Set's holdout
+// assigns the invoice, as PlanRun would for a new run (not the arm recorded under the old
+// policy), so that a holdout edit shows what it does; Redecision.Decision.Holdout is the arm.
+// The yearly offers the budget reads are rec.Offered: a caller re-deciding a customer's
+// decisions in turn sets them to what the new decisions offered before (`prompts diff`).
 func (r Redecider) Decide(ctx context.Context, rec RecordedInputs) (Redecision, error) {
+	rec.Holdout, rec.HoldoutTreatment = "", ""
+	if h := r.Set.Policy.Holdout; h.On() {
+		rec.Holdout, rec.HoldoutTreatment = h.ArmFor(rec.Decide.InvoiceID), h.ControlTreatment()
+	}
 	a := &DunningActivities{Base: Base{Prompts: func() *templates.Set { return r.Set }}, PaymentURL: r.PaymentURL, ContactCap: r.ContactCap}
 	out := Redecision{Decider: RedecidedByRules}
 	switch {

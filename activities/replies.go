@@ -67,14 +67,24 @@ func replySchema() json.RawMessage {
 // ClassifyReply classifies a customer's reply into one intent (the model under a strict
 // JSON schema when one is configured, otherwise, or when its answer is unusable, the rules
 // of replies.yaml) and decides in code what the run does (the mapping of replies.yaml,
-// min_confidence, max_promise_days). The model never writes to the customer here.
+// min_confidence, max_promise_days). The model never writes to the customer here. A run in
+// the holdout's control arm (dunning_runs.holdout) gets no model: its replies are classified
+// by the rules alone, so no treatment-only behaviour reaches the control arm.
 func (a *DunningActivities) ClassifyReply(ctx context.Context, in ClassifyReplyInput) (ClassifyReplyResult, error) {
 	set := a.Prompts()
 	if set.Replies == nil {
 		return ClassifyReplyResult{}, temporal.NewNonRetryableApplicationError("the prompt set has no replies.yaml", recoup.ErrTypeInvalidInput, nil)
 	}
 	loc, lang, zoneNote := time.UTC, in.Reply.Locale, "the customer is unknown: dates read in UTC"
+	useModel := a.LLM != nil
 	if a.Store != nil {
+		if useModel {
+			arm, _, err := a.Store.RunHoldout(ctx, in.WorkflowID)
+			if err != nil {
+				return ClassifyReplyResult{}, err
+			}
+			useModel = arm != policy.ArmControl
+		}
 		c, err := a.Store.GetCustomer(ctx, in.CustomerID)
 		switch {
 		case err == nil:
@@ -84,12 +94,15 @@ func (a *DunningActivities) ClassifyReply(ctx context.Context, in ClassifyReplyI
 			return ClassifyReplyResult{}, err
 		}
 	}
-	res := a.classify(ctx, set, in.Reply, lang, loc)
+	res := a.classify(ctx, set, in.Reply, lang, loc, useModel)
 	res.PromptVersion = set.Version
 	decideReplyAction(set.Replies, &res, in.Reply.ReceivedAt, loc)
 	boundPromiseChain(set.Replies, &res, in.PausedSince)
 	if zoneNote != "" && res.PromisedOn != "" {
 		res.Note = joinReplyNote(res.Note, zoneNote)
+	}
+	if a.LLM != nil && !useModel {
+		res.Note = joinReplyNote(res.Note, "holdout control arm: classified by the rules, no model asked")
 	}
 	a.logger(ctx).Info("reply classified", "intent", string(res.Intent), "confidence", res.Confidence,
 		"decided_by", res.DecidedBy, "action", string(res.Action), "reply_event_id", in.Reply.EventID)
@@ -131,11 +144,12 @@ func joinReplyNote(a, b string) string {
 	return a + "; " + b
 }
 
-// classify asks the model, then the rules when the model is absent or its answer unusable.
-func (a *DunningActivities) classify(ctx context.Context, set *templates.Set, r recoup.Reply, lang string, loc *time.Location) ClassifyReplyResult {
+// classify asks the model (when useModel), then the rules when the model is not to be
+// asked, absent or its answer unusable.
+func (a *DunningActivities) classify(ctx context.Context, set *templates.Set, r recoup.Reply, lang string, loc *time.Location, useModel bool) ClassifyReplyResult {
 	now := r.ReceivedAt.In(loc)
 	var violations []string
-	if a.LLM != nil {
+	if useModel && a.LLM != nil {
 		cl, err := a.askReplyModel(ctx, set, r.Text, lang, now)
 		if err == nil {
 			if cl.Intent == recoup.IntentPromiseToPay && cl.PromisedOn == "" {
@@ -273,7 +287,7 @@ func PreviewReply(ctx context.Context, a *DunningActivities, r recoup.Reply, loc
 	if set.Replies == nil {
 		return ClassifyReplyResult{}, errors.New("the prompt set has no replies.yaml")
 	}
-	res := a.classify(ctx, set, r, locale, loc)
+	res := a.classify(ctx, set, r, locale, loc, true)
 	res.PromptVersion = set.Version
 	decideReplyAction(set.Replies, &res, r.ReceivedAt, loc)
 	return res, nil

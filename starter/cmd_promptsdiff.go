@@ -34,34 +34,52 @@ func diffCommand(a *app) *cobra.Command {
 		Use:   "diff --since 30d [flags] DIR",
 		Short: "Re-decide the recorded decisions with the prompt set in DIR, offline: what would change",
 		Long: `Decide again, offline, every decision recorded since --since with the prompt set in DIR, and
-show how many would change channel, tone or incentive (with examples), the incentive cost
-before and after per currency against the plans' budgets, every guardrail violation the new
-prompt set provokes (grouped by rule), and the decisions that cannot be re-decided. DIR is
-linted first; a problem stops the diff.
+show how many would change channel, tone or incentive (with examples), how many runs would
+change holdout arm, the incentive cost before and after per currency against the plans'
+budgets, every guardrail violation the new prompt set provokes (grouped by rule), and the
+decisions that cannot be re-decided. DIR is linted first; a problem stops the diff.
 
-The rules decide again always. With a model configured (OPENAI_API_KEY, or OPENAI_BASE_URL
-and OPENAI_MODEL, as for the worker) the model is asked again with the new prompts; without
-one, each recorded model answer is checked against the new guardrails and policy instead.
-Nothing is sent, no decision is written and billing is not called.`,
-		Example: "  starter prompts diff --since 30d ./my-prompts\n  starter prompts diff --since 72h --json ./my-prompts",
+Each customer's decisions are re-decided oldest first, and the yearly incentive budgets count
+what the customer was offered before the period plus what the new decisions offered before,
+so a budget bites as it would have. Each run is in the holdout arm the new policy assigns
+its invoice, as for a new run.
+
+By default no model is called: the rules decide again, and each recorded model answer is
+checked against the new guardrails and policy. --ask-model asks the configured model
+(OPENAI_API_KEY, or OPENAI_BASE_URL and OPENAI_MODEL, as for the worker) again with the new
+prompts, once per re-decided decision: it says first how many calls it will make, and
+--limit defaults to 200 then. Nothing is sent, no decision is written and billing is not
+called.`,
+		Example: "  starter prompts diff --since 30d ./my-prompts\n  starter prompts diff --since 72h --json ./my-prompts\n  starter prompts diff --since 7d --ask-model --limit 100 ./my-prompts",
 		Args:    exactArgs(1, "the prompt set's DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := parseSince(since)
 			if err != nil {
 				return wrongArgs(cmd, "--since: "+err.Error())
 			}
+			if o.askModel && !cmd.Flags().Changed("limit") {
+				o.limit = askModelLimit
+			}
 			if o.limit < 1 {
 				return wrongArgs(cmd, fmt.Sprintf("--limit must be at least 1, got %d", o.limit))
 			}
 			o.dir, o.since = args[0], time.Now().UTC().Add(-d)
-			return diffPrompts(cmd.Context(), a.d, o, a.stdout)
+			return diffPrompts(cmd.Context(), a.d, o, a.stdout, a.stderr)
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "30d", "decisions recorded in this last span: a Go duration (72h) or days (30d)")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the diff as JSON")
-	cmd.Flags().IntVar(&o.limit, "limit", 10000, "at most this many decisions, the newest")
+	cmd.Flags().IntVar(&o.limit, "limit", offlineLimit, fmt.Sprintf("at most this many decisions, the newest (default %d with --ask-model)", askModelLimit))
+	cmd.Flags().BoolVar(&o.askModel, "ask-model", false, "ask the configured model again with the new prompts (one call per re-decided decision) instead of re-checking its recorded answers")
 	return cmd
 }
+
+// The default --limit: offline, and with --ask-model (each decision is a call to the
+// production model, billed and rate-limited).
+const (
+	offlineLimit  = 10000
+	askModelLimit = 200
+)
 
 var daysRe = regexp.MustCompile(`^(\d+)d(.*)$`)
 
@@ -90,10 +108,11 @@ func parseSince(s string) (time.Duration, error) {
 }
 
 type diffOptions struct {
-	dir    string
-	since  time.Time
-	limit  int
-	asJSON bool
+	dir      string
+	since    time.Time
+	limit    int
+	asJSON   bool
+	askModel bool
 }
 
 // The examples shown per kind of change and per violation rule.
@@ -105,12 +124,13 @@ type promptDiff struct {
 	PromptVersion  string         `json:"prompt_version"`
 	PolicyVersion  string         `json:"policy_version"`
 	Since          time.Time      `json:"since"`
-	Mode           string         `json:"mode"` // "model" or "recorded answers"
+	Mode           string         `json:"mode"` // "model" (--ask-model) or "recorded answer"
 	ModeNote       string         `json:"mode_note"`
-	Decisions      int            `json:"decisions"`       // read
-	Redecided      int            `json:"redecided"`       // decided again
-	RedecidedBy    map[string]int `json:"redecided_by"`    // activities.RedecidedBy* → count
-	NotRedecidable map[string]int `json:"not_redecidable"` // reason → count
+	ModelCalls     int            `json:"model_calls_at_most"` // with --ask-model: one per re-decidable decision
+	Decisions      int            `json:"decisions"`           // read
+	Redecided      int            `json:"redecided"`           // decided again
+	RedecidedBy    map[string]int `json:"redecided_by"`        // activities.RedecidedBy* → count
+	NotRedecidable map[string]int `json:"not_redecidable"`     // reason → count
 	Changed        diffChanges    `json:"changed"`
 	Examples       []diffExample  `json:"examples"`
 	Cost           []diffCost     `json:"incentive_cost"`
@@ -126,8 +146,12 @@ type diffChanges struct {
 	Channel   int            `json:"channel"`
 	Tone      int            `json:"tone"`
 	Incentive int            `json:"incentive"`
-	Any       int            `json:"any"`
+	Any       int            `json:"any"`           // channel, tone or incentive
 	Channels  map[string]int `json:"channel_moves"` // "email → sms" → count
+	// Arm counts the decisions whose run the new policy's holdout puts in another arm than
+	// the one recorded (Arms: "off → control" → count); not part of Any.
+	Arm  int            `json:"arm"`
+	Arms map[string]int `json:"arm_moves"`
 }
 
 type diffExample struct {
@@ -170,7 +194,7 @@ type diffRule struct {
 
 // diffPrompts re-decides the recorded decisions with the prompt set in o.dir and prints what
 // would change. It writes nothing.
-func diffPrompts(ctx context.Context, d *deps, o diffOptions, stdout io.Writer) error {
+func diffPrompts(ctx context.Context, d *deps, o diffOptions, stdout, stderr io.Writer) error {
 	if fi, err := os.Stat(o.dir); err != nil || !fi.IsDir() {
 		return usageError{fmt.Sprintf("prompts diff: %q is not a prompt directory (it does not exist or is not a directory)", o.dir)}
 	}
@@ -185,7 +209,10 @@ func diffPrompts(ctx context.Context, d *deps, o diffOptions, stdout io.Writer) 
 		return usageError{err.Error()}
 	}
 	r := activities.Redecider{Set: set, PaymentURL: d.cfg.PaymentURL, ContactCap: d.cfg.ContactCap}
-	if d.cfg.LLMEnabled() {
+	if o.askModel {
+		if !d.cfg.LLMEnabled() {
+			return usageError{"prompts diff: --ask-model needs a model configured (OPENAI_API_KEY, or OPENAI_BASE_URL and OPENAI_MODEL); without it the recorded answers are re-checked"}
+		}
 		if r.LLM, err = openai.New(d.cfg.LLM); err != nil {
 			return err
 		}
@@ -198,9 +225,22 @@ func diffPrompts(ctx context.Context, d *deps, o diffOptions, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	out, err := buildDiff(ctx, r, set, rows)
+	calls := 0
+	for _, row := range rows {
+		if row.Inputs != nil {
+			calls++
+		}
+	}
+	if r.LLM != nil {
+		fmt.Fprintf(stderr, "prompts diff: asking model %s again: at most %d calls (one per re-decidable decision of %d read; --limit %d)\n",
+			r.LLM.Model(), calls, len(rows), o.limit)
+	}
+	out, err := buildDiff(ctx, r, set, rows, d.cfg.LLMEnabled())
 	if err != nil {
 		return err
+	}
+	if r.LLM != nil {
+		out.ModelCalls = calls
 	}
 	out.PromptDir, out.Since = o.dir, o.since
 	if o.asJSON {
@@ -215,16 +255,27 @@ func diffPrompts(ctx context.Context, d *deps, o diffOptions, stdout io.Writer) 
 // The reason a decision recorded before migration 00017 cannot be re-decided.
 const notRecorded = "recorded before inputs were kept"
 
-// buildDiff decides rows again with r and compares.
-func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, rows []postgres.RecordedDecision) (promptDiff, error) {
+// buildDiff decides rows again with r and compares. Rows are re-decided oldest first: each
+// customer's yearly budgets count what was offered before the period (recorded with the
+// customer's first decision in it) plus what the new decisions offered since, not what was
+// offered under the old prompts. modelConfigured only words the mode note.
+func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, rows []postgres.RecordedDecision, modelConfigured bool) (promptDiff, error) {
 	out := promptDiff{PromptVersion: set.Version, PolicyVersion: set.PolicyVersion, Decisions: len(rows),
-		RedecidedBy: map[string]int{}, NotRedecidable: map[string]int{}, Changed: diffChanges{Channels: map[string]int{}}}
-	out.Mode, out.ModeNote = activities.RedecidedByRecorded, "no model configured: each recorded model answer is checked against the new guardrails and policy (set OPENAI_API_KEY to ask the model again); the rules decide the rest"
-	if r.LLM != nil {
-		out.Mode, out.ModeNote = activities.RedecidedByModel, fmt.Sprintf("model %s asked again with the new prompts; the rules decide when its answer is refused", r.LLM.Model())
+		RedecidedBy: map[string]int{}, NotRedecidable: map[string]int{}, Changed: diffChanges{Channels: map[string]int{}, Arms: map[string]int{}}}
+	out.Mode = activities.RedecidedByRecorded
+	switch {
+	case r.LLM != nil:
+		out.Mode, out.ModeNote = activities.RedecidedByModel, fmt.Sprintf("model %s asked again with the new prompts (--ask-model); the rules decide when its answer is refused", r.LLM.Model())
+	case modelConfigured:
+		out.ModeNote = "offline, no model call: each recorded model answer is checked against the new guardrails and policy (--ask-model asks the model again); the rules decide the rest"
+	default:
+		out.ModeNote = "no model configured: each recorded model answer is checked against the new guardrails and policy (set OPENAI_API_KEY and pass --ask-model to ask the model again); the rules decide the rest"
 	}
 	costs := map[string]*diffCost{}
 	rules := map[string]*diffRule{}
+	budgets := map[string]*offerTally{} // by customer
+	rows = slices.Clone(rows)           // newest first: oldest first
+	slices.SortStableFunc(rows, func(a, b postgres.RecordedDecision) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	for _, row := range rows {
 		if row.Inputs == nil {
 			out.NotRedecidable[notRecorded]++
@@ -235,7 +286,15 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 			out.NotRedecidable[strings.TrimPrefix(err.Error(), activities.ErrNotRedecidable.Error()+": ")]++
 			continue
 		}
+		b := budgets[row.CustomerID]
+		if b == nil {
+			b = &offerTally{before: rec.Offered, given: map[string]int{}}
+			budgets[row.CustomerID] = b
+		}
+		asRecorded := rec
+		rec.Offered = b.offered()
 		re, err := r.Decide(ctx, rec)
+		rec = asRecorded
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return out, err
@@ -243,6 +302,7 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 			out.NotRedecidable["the new prompt set could not decide it: "+err.Error()]++
 			continue
 		}
+		b.add(re.Decision)
 		out.Redecided++
 		out.RedecidedBy[re.Decider]++
 		compare(&out, row, rec, re.Decision)
@@ -271,6 +331,33 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 			DiscountBudgetPerYear: c.DiscountBudgetPerYear, MaxExtensionDays: c.MaxExtensionDays, ExtensionBudgetPerYear: c.ExtensionBudgetPerYear}})
 	}
 	return out, nil
+}
+
+// offerTally is what a customer's yearly incentive budget reads during a diff: what was
+// offered in the year before the customer's first decision in the period, plus what the new
+// decisions have offered since.
+type offerTally struct {
+	before map[string]int
+	given  map[string]int
+}
+
+func (t *offerTally) offered() map[string]int {
+	out := maps.Clone(t.before)
+	if out == nil {
+		out = map[string]int{}
+	}
+	for k, v := range t.given {
+		out[k] += v
+	}
+	return out
+}
+
+// add counts the incentive d offers (a step that sends nothing offers nothing).
+func (t *offerTally) add(d recoup.Decision) {
+	if d.Channel.Valid() && d.Incentive.Value > 0 &&
+		(d.Incentive.Kind == recoup.IncentiveDiscountPercent || d.Incentive.Kind == recoup.IncentiveExtensionDays) {
+		t.given[d.Incentive.Kind] += d.Incentive.Value
+	}
 }
 
 // tallyViolations groups the new decision's violations by rule (with examples) and counts
@@ -339,6 +426,27 @@ func compare(out *promptDiff, row postgres.RecordedDecision, rec activities.Reco
 	if changed {
 		out.Changed.Any++
 	}
+	if rec.Holdout != d.Holdout {
+		out.Changed.Arm++
+		out.Changed.Arms[fmt.Sprintf("%s → %s", armText(rec.Holdout), armText(d.Holdout))]++
+		n := 0
+		for _, e := range out.Examples {
+			if e.Change == "arm" {
+				n++
+			}
+		}
+		if n < diffExamples {
+			out.Examples = append(out.Examples, diffExample{Change: "arm", WorkflowID: row.WorkflowID, Step: row.Step, Before: armText(rec.Holdout), After: armText(d.Holdout)})
+		}
+	}
+}
+
+// armText names a holdout arm, "off" for none.
+func armText(arm string) string {
+	if arm == "" {
+		return "off"
+	}
+	return arm
 }
 
 func incentiveText(i recoup.Incentive) string {
@@ -392,6 +500,9 @@ func writeDiff(w io.Writer, o promptDiff) {
 	fmt.Fprintf(w, "prompt set %s: version %s (policy %s); decisions recorded since %s\n",
 		o.PromptDir, o.PromptVersion, o.PolicyVersion, o.Since.Format(time.RFC3339))
 	fmt.Fprintf(w, "mode: %s\n", o.ModeNote)
+	if o.Mode == activities.RedecidedByModel {
+		fmt.Fprintf(w, "model calls: at most %d\n", o.ModelCalls)
+	}
 	var by []string
 	for _, k := range slices.Sorted(maps.Keys(o.RedecidedBy)) {
 		by = append(by, fmt.Sprintf("%s %d", k, o.RedecidedBy[k]))
@@ -413,6 +524,15 @@ func writeDiff(w io.Writer, o promptDiff) {
 		fmt.Fprintf(w, " (%s)", strings.Join(moves, ", "))
 	}
 	fmt.Fprintf(w, "\n  tone       %d\n  incentive  %d\n  any        %d of %d\n", o.Changed.Tone, o.Changed.Incentive, o.Changed.Any, o.Redecided)
+	var arms []string
+	for _, k := range slices.Sorted(maps.Keys(o.Changed.Arms)) {
+		arms = append(arms, fmt.Sprintf("%s: %d", k, o.Changed.Arms[k]))
+	}
+	fmt.Fprintf(w, "  holdout arm %d", o.Changed.Arm)
+	if len(arms) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(arms, ", "))
+	}
+	fmt.Fprintln(w, " (the arm the new policy's holdout assigns each invoice)")
 	for _, e := range o.Examples {
 		fmt.Fprintf(w, "  e.g. %-9s %s step %d: %s → %s\n", e.Change, e.WorkflowID, e.Step, e.Before, e.After)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -226,9 +227,11 @@ func TestPromptsDiffWithoutModelRechecksRecordedAnswers(t *testing.T) {
 	}
 }
 
-// With a model configured, it is asked again with the new prompts for every decision whose
-// step allows a channel.
-func TestPromptsDiffAsksTheConfiguredModel(t *testing.T) {
+// With a model configured, the diff stays offline unless told otherwise: no model call, the
+// recorded answers are re-checked. With --ask-model the model is asked again with the new
+// prompts for every decision whose step allows a channel, after a line saying how many calls
+// it will make at most.
+func TestPromptsDiffAsksTheConfiguredModelOnlyWhenTold(t *testing.T) {
 	st := fakes.MustStore(t)
 	o := seedDecisions(t, st)
 	asked := len(o.Requests())
@@ -238,12 +241,32 @@ func TestPromptsDiffAsksTheConfiguredModel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	var got promptDiff
-	if err := json.Unmarshal([]byte(out), &got); err != nil {
+	var offline promptDiff
+	if err := json.Unmarshal([]byte(out), &offline); err != nil {
 		t.Fatal(err)
 	}
-	if got.Mode != activities.RedecidedByModel || got.RedecidedBy[activities.RedecidedByModel] != 3 || len(o.Requests())-asked != 3 {
-		t.Fatalf("mode %q, by %v, %d requests", got.Mode, got.RedecidedBy, len(o.Requests())-asked)
+	if offline.Mode != activities.RedecidedByRecorded || offline.ModelCalls != 0 || len(o.Requests()) != asked ||
+		offline.Changed.Any != 0 || !strings.Contains(offline.ModeNote, "offline, no model call") {
+		t.Fatalf("without --ask-model: mode %q (%s), %d model requests, changes %+v; want the recorded answers re-checked, no call",
+			offline.Mode, offline.ModeNote, len(o.Requests())-asked, offline.Changed)
+	}
+
+	var stderr bytes.Buffer
+	var stdout strings.Builder
+	err = execute(context.Background(), &app{getenv: unreachable, stdout: &stdout, stderr: &stderr, d: d},
+		[]string{"prompts", "diff", "--since", "30d", "--json", "--ask-model", promptDir(t)})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if want := "prompts diff: asking model gpt-fake again: at most 3 calls (one per re-decidable decision of 4 read; --limit 200)"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
+	}
+	var got promptDiff
+	if err := json.Unmarshal([]byte(stdout.String()), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Mode != activities.RedecidedByModel || got.RedecidedBy[activities.RedecidedByModel] != 3 || len(o.Requests())-asked != 3 || got.ModelCalls != 3 {
+		t.Fatalf("mode %q, by %v, %d requests (%d announced)", got.Mode, got.RedecidedBy, len(o.Requests())-asked, got.ModelCalls)
 	}
 	// Every decision becomes a firm email without incentive: a (sms, friendly, 10%), b
 	// (email, helpful, 5%), c (sms, helpful).
@@ -269,6 +292,7 @@ func TestPromptsDiffRefusesBadInput(t *testing.T) {
 		{[]string{"prompts", "diff", "--limit", "0", promptDir(t)}, "--limit must be at least 1"},
 		{[]string{"prompts", "diff"}, "DIR"},
 		{[]string{"prompts", "diff", broken}, "problems in the prompt set"},
+		{[]string{"prompts", "diff", "--ask-model", promptDir(t)}, "--ask-model needs a model configured"},
 	} {
 		out, err := runWithDeps(d, c.args...)
 		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), c.want) {

@@ -27,6 +27,11 @@ const (
 // names none.
 const DefaultHoldoutExperiment = "holdout"
 
+// MaxHoldoutSharePercent is the largest holdout share a policy may set. A larger share leaves
+// too few runs in the treatment arm to compare against, and at 100% every run is held out:
+// with no_messages Recoup would silently stop dunning altogether (a typo of 100 for 10).
+const MaxHoldoutSharePercent = 50
+
 // holdoutBuckets is the resolution of SharePercent: 0.01 percentage points.
 const holdoutBuckets = 10000
 
@@ -37,7 +42,8 @@ type Holdout struct {
 	// Experiment is hashed with the invoice id (default "holdout"); renaming it reshuffles
 	// which invoices are held out.
 	Experiment string `yaml:"experiment"`
-	// SharePercent is the share of runs in the control arm, 0 to 100, at most two decimals.
+	// SharePercent is the share of runs in the control arm, 0 to MaxHoldoutSharePercent (50),
+	// at most two decimals.
 	SharePercent float64 `yaml:"share_percent"`
 	// Treatment is what the control arm gets: rules_plain (default) or no_messages.
 	Treatment string `yaml:"treatment"`
@@ -76,8 +82,9 @@ func (h Holdout) ArmFor(invoiceID string) string {
 // validateHoldout checks the holdout section.
 func (p *Policy) validateHoldout(bad *problems) {
 	h := p.Holdout
-	if math.IsNaN(h.SharePercent) || h.SharePercent < 0 || h.SharePercent > 100 {
-		bad.add("holdout.share_percent: %v must be between 0 and 100 (0 turns the holdout off)", h.SharePercent)
+	if math.IsNaN(h.SharePercent) || h.SharePercent < 0 || h.SharePercent > MaxHoldoutSharePercent {
+		bad.add("holdout.share_percent: %v must be between 0 and %d (0 turns the holdout off; above %d%% too few runs get Recoup's treatment to compare against, and at 100%% every run is held out)",
+			h.SharePercent, MaxHoldoutSharePercent, MaxHoldoutSharePercent)
 	} else if s := h.SharePercent * 100; math.Abs(s-math.Round(s)) > 1e-6 {
 		bad.add("holdout.share_percent: %v has more than two decimals", h.SharePercent)
 	}

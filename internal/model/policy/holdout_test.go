@@ -67,8 +67,8 @@ func TestParseRefusesABadHoldout(t *testing.T) {
 		holdout map[string]any
 		want    string
 	}{
-		{map[string]any{"share_percent": -1}, "holdout.share_percent: -1 must be between 0 and 100"},
-		{map[string]any{"share_percent": 101}, "holdout.share_percent: 101 must be between 0 and 100"},
+		{map[string]any{"share_percent": -1}, "holdout.share_percent: -1 must be between 0 and 50"},
+		{map[string]any{"share_percent": 50.01}, "holdout.share_percent: 50.01 must be between 0 and 50"},
 		{map[string]any{"share_percent": 1.234}, "holdout.share_percent: 1.234 has more than two decimals"},
 		{map[string]any{"share_percent": 5, "treatment": "silence"}, `holdout.treatment: "silence" must be rules_plain`},
 		{map[string]any{"share_percent": 5, "experiment": "a b"}, `holdout.experiment: "a b" must be a plain name`},
