@@ -82,6 +82,7 @@ func TestWeeklyLooksAtEqualArmsStayWithinTheStatedErrorRate(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("equal arms called different at some weekly look in %d of %d experiments", falseCalls, seeds)
 	if rate := float64(falseCalls) / seeds; rate > 0.075 {
 		t.Errorf("equal arms called different at some weekly look in %d of %d experiments (%.0f%%); the page states α = 5%%",
 			falseCalls, seeds, rate*100)
