@@ -82,14 +82,19 @@ type Arm struct {
 // Comparison is an arm against the baseline.
 type Comparison struct {
 	Base, Arm          string
-	Diff               float64 // Arm's rate minus Base's (a fraction)
-	DiffLow, DiffHigh  float64 // its interval at the corrected level
-	Z, P               float64
-	Alpha              float64 // the corrected level the p-value is held to
-	Significant        bool
-	Have, NeededPerArm int // runs in the smaller arm; runs needed in each
-	// PerRunDiff is Arm's recovered amount per run minus Base's (minor units), with its
-	// normal-approximation (Welch) interval at the corrected level.
+	// Diff is Arm's recovery rate minus Base's (a fraction) within start weeks: the
+	// Mantel–Haenszel common difference, which can differ from the pooled rates' difference.
+	Diff              float64
+	DiffLow, DiffHigh float64 // its always-valid confidence sequence at the corrected level
+	Z                 float64 // Diff over its standard error (Sato)
+	P                 float64 // the mSPRT's always-valid p-value
+	Alpha             float64 // the corrected level the p-value is held to
+	Significant       bool
+	// Have is the smaller arm's runs in the weeks both arms ran; NeededPerArm the runs at
+	// which one look detects the minimum effect with the configured power.
+	Have, NeededPerArm int
+	// PerRunDiff is Arm's recovered amount per run minus Base's (minor units) within start
+	// weeks, with its always-valid confidence sequence at the corrected level.
 	PerRunDiff, PerRunDiffLow, PerRunDiffHigh float64
 	Verdict                                   string
 }
