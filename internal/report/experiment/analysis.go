@@ -81,7 +81,7 @@ type Arm struct {
 
 // Comparison is an arm against the baseline.
 type Comparison struct {
-	Base, Arm          string
+	Base, Arm string
 	// Diff is Arm's recovery rate minus Base's (a fraction) within start weeks: the
 	// Mantel–Haenszel common difference, which can differ from the pooled rates' difference.
 	Diff              float64
