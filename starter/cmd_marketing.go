@@ -90,9 +90,10 @@ func reportCommand(a *app) *cobra.Command {
 
 --experiments: the experiments instead (the holdout, prompt variants, model against rules, also
 per segment), per arm and currency: recovery rate with its 95% interval, recovered amount and
-amount per run, incentive spend, and against the first arm a two-proportion z-test (pooled
-standard error, two-sided, α = 0.05, Bonferroni-corrected), the interval of the difference,
-the minimum sample size for a 5-point difference at 80% power and a verdict. A run counts once
+amount per run, incentive spend, and against the first arm, within weeks of start
+(Mantel–Haenszel), an always-valid sequential test (mSPRT, α = 0.05, Bonferroni-corrected:
+valid however often the report is looked at), its confidence sequence for the difference, the
+minimum sample size for a 5-point difference at 80% power and a verdict. A run counts once
 its 28-day attribution window has closed.
 
 --html FILE: both, with charts, as one self-contained HTML page (no network needed to read

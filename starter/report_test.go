@@ -56,7 +56,7 @@ func TestReportWritesThePageAndTheExperiments(t *testing.T) {
 		t.Errorf("report --csv --experiments:\n%s(%v)", out, err)
 	}
 	out, err = runWithDeps(&deps{st: st}, "report", "--experiments")
-	if err != nil || !strings.Contains(out, "two-proportion z-test") || !strings.Contains(out, "10000") {
+	if err != nil || !strings.Contains(out, "mixture sequential probability ratio test") || !strings.Contains(out, "10000") {
 		t.Errorf("report --experiments:\n%s(%v)", out, err)
 	}
 }

@@ -87,9 +87,9 @@ func TestTheExperimentsCSVIsThePagesNumbers(t *testing.T) {
 	}
 	want := []string{
 		"variant,,USD,A,2,1,1,0.5,9000,1000,",
-		"variant,,USD,B,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 1565 needed)",
+		"variant,,USD,B,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 3027 needed)",
 		"decided_by,,USD,rules,2,1,1,0.5,9000,1000,",
-		"decided_by,,USD,llm,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 1565 needed)",
+		"decided_by,,USD,llm,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 3027 needed)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("experiments CSV (experiment..rate, recovered, incentive, verdict):\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -62,7 +62,7 @@ func TestThePageIsSelfContainedWithChartsAndVerdicts(t *testing.T) {
 	}
 	for _, want := range []string{`data-chart="weekly"><svg`, `data-chart="funnel"><svg`, `data-chart="spend"><svg`,
 		`data-experiment="holdout" data-segment="" data-currency="USD"`, `data-experiment="decided_by" data-segment="pro" data-currency="JPY"`,
-		"two-proportion z-test", "1.234", "33.3%", "&lt;script&gt;alert(1)&lt;/script&gt;"} {
+		"mixture sequential probability ratio test", "1.234", "33.3%", "&lt;script&gt;alert(1)&lt;/script&gt;"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}

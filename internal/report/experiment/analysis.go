@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -17,9 +18,15 @@ const (
 )
 
 // Method states the test for the report.
-const Method = "two-proportion z-test, pooled standard error, two-sided; Wilson intervals for rates, " +
-	"Wald (unpooled) interval for the difference, normal-approximation intervals for amount per run and its difference; " +
-	"each arm is compared with the first (control), Bonferroni-corrected for the number of comparisons"
+const Method = "each arm is compared with the first (control) within strata of the week its runs started " +
+	"(Monday, UTC), so that a change of the holdout share or of recovery over time does not make equal arms look different: " +
+	"the Mantel–Haenszel common difference of recovery rates (Sato's variance) and the stratified difference of amount per run; " +
+	"these are tested with an always-valid mixture sequential probability ratio test (mSPRT, Johari, Pekelis and Walsh 2017; " +
+	"normal mixing distribution with a scale of the minimum detectable effect), so the page may be read at every look, " +
+	"weekly or daily, without raising the error rate above α; the intervals of the differences are the matching " +
+	"always-valid confidence sequences, and the p-values always-valid p-values; Bonferroni-corrected for the number of " +
+	"comparisons; the minimum sample size is where one look has the stated power at that effect. " +
+	"Per-arm rates and amounts are pooled over weeks, with 95% Wilson and normal-approximation intervals"
 
 // Config sets the analysis. Zero fields take the defaults.
 type Config struct {
@@ -74,15 +81,20 @@ type Arm struct {
 
 // Comparison is an arm against the baseline.
 type Comparison struct {
-	Base, Arm          string
-	Diff               float64 // Arm's rate minus Base's (a fraction)
-	DiffLow, DiffHigh  float64 // its interval at the corrected level
-	Z, P               float64
-	Alpha              float64 // the corrected level the p-value is held to
-	Significant        bool
-	Have, NeededPerArm int // runs in the smaller arm; runs needed in each
-	// PerRunDiff is Arm's recovered amount per run minus Base's (minor units), with its
-	// normal-approximation (Welch) interval at the corrected level.
+	Base, Arm string
+	// Diff is Arm's recovery rate minus Base's (a fraction) within start weeks: the
+	// Mantel–Haenszel common difference, which can differ from the pooled rates' difference.
+	Diff              float64
+	DiffLow, DiffHigh float64 // its always-valid confidence sequence at the corrected level
+	Z                 float64 // Diff over its standard error (Sato)
+	P                 float64 // the mSPRT's always-valid p-value
+	Alpha             float64 // the corrected level the p-value is held to
+	Significant       bool
+	// Have is the smaller arm's runs in the weeks both arms ran; NeededPerArm the runs at
+	// which one look detects the minimum effect with the configured power.
+	Have, NeededPerArm int
+	// PerRunDiff is Arm's recovered amount per run minus Base's (minor units) within start
+	// weeks, with its always-valid confidence sequence at the corrected level.
 	PerRunDiff, PerRunDiffLow, PerRunDiffHigh float64
 	Verdict                                   string
 }
@@ -108,17 +120,20 @@ func Analyze(runs []Run, cfg Config) Analysis {
 	cfg = cfg.withDefaults()
 	a := Analysis{Config: cfg}
 	counted := make([]*Run, 0, len(runs)) // pointers: a Run is large, and is grouped several times
+	cutoff := cfg.Now.Add(-cfg.Window)    // a run started after it is still inside its window
 	for i := range runs {
-		if cfg.Window > 0 && runs[i].StartedAt.Add(cfg.Window).After(cfg.Now) {
+		if cfg.Window > 0 && runs[i].StartedAt.After(cutoff) {
 			a.Immature++
 			continue
 		}
 		counted = append(counted, &runs[i])
 	}
 	a.Counted = len(counted)
-	treated := slices.DeleteFunc(slices.Clone(counted), func(r *Run) bool { return r.Holdout == "control" })
+	treated := slices.DeleteFunc(slices.Clone(counted), func(r *Run) bool { return IsControl(r.Holdout) })
 	a.add(KindHoldout, "", counted, func(r *Run) (string, bool) { return r.Holdout, r.Holdout != "" })
-	a.add(KindVariant, "", treated, func(r *Run) (string, bool) { return r.Variant, true })
+	// Runs without a variant were not in the variant experiment (they ran before it, or
+	// recorded none): they are not an arm.
+	a.add(KindVariant, "", treated, func(r *Run) (string, bool) { return r.Variant, r.Variant != "" })
 	llmRules := func(r *Run) (string, bool) { return r.DecidedBy, r.DecidedBy == "llm" || r.DecidedBy == "rules" }
 	a.add(KindDecidedBy, "", treated, llmRules)
 	segs := map[string]bool{}
@@ -137,41 +152,67 @@ func Analyze(runs []Run, cfg Config) Analysis {
 // add adds one experiment per currency over the runs arm assigns (ok false: not in it); an
 // experiment needs two arms.
 func (a *Analysis) add(kind, segment string, runs []*Run, arm func(*Run) (string, bool)) {
-	byCur := map[string]map[string][]*Run{}
+	type key struct{ cur, arm string }
+	by := map[key][]*Run{}
 	for _, r := range runs {
 		name, ok := arm(r)
 		if !ok {
 			continue
 		}
-		if byCur[r.Currency] == nil {
-			byCur[r.Currency] = map[string][]*Run{}
+		k := key{r.Currency, name}
+		by[k] = append(by[k], r)
+	}
+	byCur := map[string]map[string][]*Run{}
+	for k, rs := range by {
+		if byCur[k.cur] == nil {
+			byCur[k.cur] = map[string][]*Run{}
 		}
-		byCur[r.Currency][name] = append(byCur[r.Currency][name], r)
+		byCur[k.cur][k.arm] = rs
 	}
 	for _, cur := range sortedKeys(byCur) {
 		arms := byCur[cur]
-		if len(arms) < 2 {
+		names := sortedKeys(arms)
+		// The holdout: each control treatment is its own experiment against the other arms.
+		var controls []string
+		if kind == KindHoldout {
+			controls = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !IsControl(n) })
+		}
+		if len(controls) == 0 {
+			a.addArms(kind, segment, cur, arms, baseline(kind, names), names)
 			continue
 		}
-		names := sortedKeys(arms)
-		base := baseline(kind, names)
-		names = append([]string{base}, slices.DeleteFunc(names, func(n string) bool { return n == base })...)
-		e := Experiment{Kind: kind, Segment: segment, Currency: cur}
-		for _, n := range names {
-			e.Arms = append(e.Arms, armStats(n, arms[n]))
-			e.Funnel = append(e.Funnel, funnel(n, arms[n])...)
-			e.Weeks = append(e.Weeks, weeks(n, arms[n])...)
+		others := slices.DeleteFunc(slices.Clone(names), IsControl)
+		for _, c := range controls {
+			a.addArms(kind, segment, cur, arms, c, append([]string{c}, others...))
 		}
-		for _, arm := range e.Arms[1:] {
-			e.Comparisons = append(e.Comparisons, compare(e.Arms[0], arm, len(e.Arms)-1, a.Config))
-		}
-		a.Experiments = append(a.Experiments, e)
 	}
 }
 
+// addArms adds the experiment of the named arms against base; it needs two arms.
+func (a *Analysis) addArms(kind, segment, cur string, arms map[string][]*Run, base string, names []string) {
+	if len(names) < 2 {
+		return
+	}
+	names = append([]string{base}, slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == base })...)
+	e := Experiment{Kind: kind, Segment: segment, Currency: cur}
+	for _, n := range names {
+		e.Arms = append(e.Arms, armStats(n, arms[n]))
+		e.Funnel = append(e.Funnel, funnel(n, arms[n])...)
+		e.Weeks = append(e.Weeks, weeks(n, arms[n])...)
+	}
+	for i, arm := range e.Arms[1:] {
+		e.Comparisons = append(e.Comparisons,
+			compare(e.Arms[0], arm, arms[base], arms[names[i+1]], len(e.Arms)-1, a.Config))
+	}
+	a.Experiments = append(a.Experiments, e)
+}
+
+// IsControl says whether a holdout arm is a control arm ("control", "control:<treatment>").
+func IsControl(holdout string) bool { return strings.HasPrefix(holdout, "control") }
+
 // baseline picks the arm the others are compared with.
 func baseline(kind string, names []string) string {
-	for _, b := range map[string][]string{KindHoldout: {"control"}, KindVariant: {"control", ""}, KindDecidedBy: {"rules"}}[kind] {
+	for _, b := range map[string][]string{KindHoldout: {"control"}, KindVariant: {"control"}, KindDecidedBy: {"rules"}}[kind] {
 		if slices.Contains(names, b) {
 			return b
 		}
@@ -205,25 +246,99 @@ func armStats(name string, runs []*Run) Arm {
 	return a
 }
 
-// compare tests arm against base; comparisons is the number of arms compared with base
-// (the Bonferroni divisor).
-func compare(base, arm Arm, comparisons int, cfg Config) Comparison {
-	c := Comparison{Base: base.Name, Arm: arm.Name, Diff: arm.Rate - base.Rate,
-		Alpha: cfg.Alpha / float64(comparisons), Have: min(base.Runs, arm.Runs)}
-	zc := zQuantile(1 - c.Alpha/2)
-	c.DiffLow, c.DiffHigh = DiffCI(base.Recovered, base.Runs, arm.Recovered, arm.Runs, zc)
-	c.Z, c.P = TwoProportionZ(base.Recovered, base.Runs, arm.Recovered, arm.Runs)
-	c.NeededPerArm = SampleSize(base.Rate, cfg.MDE, c.Alpha, cfg.Power)
-	c.PerRunDiff = arm.PerRunMinor - base.PerRunMinor
-	half := zc * math.Hypot(base.PerRunSE, arm.PerRunSE)
-	c.PerRunDiffLow, c.PerRunDiffHigh = c.PerRunDiff-half, c.PerRunDiff+half
+// compare tests arm against base within strata of the start week; comparisons is the number
+// of arms compared with base (the Bonferroni divisor).
+func compare(base, arm Arm, baseRuns, armRuns []*Run, comparisons int, cfg Config) Comparison {
+	c := Comparison{Base: base.Name, Arm: arm.Name, Alpha: cfg.Alpha / float64(comparisons)}
+	type cell struct {
+		n, k int
+		sum  float64 // recovered amount
+	}
+	type stratum [2]cell // base, arm
+	by := map[int64]*stratum{}
+	for side, runs := range [2][]*Run{baseRuns, armRuns} {
+		for _, r := range runs {
+			wk := week(r.StartedAt)
+			s := by[wk]
+			if s == nil {
+				s = &stratum{}
+				by[wk] = s
+			}
+			s[side].n++
+			if r.Recovered {
+				s[side].k++
+				s[side].sum += float64(r.RecoveredAmountMinor)
+			}
+		}
+	}
+	strata := make([]Stratum, 0, len(by))
+	// Amount per run: the difference of means within each stratum, weighted as the
+	// Mantel–Haenszel difference is; its variance takes each arm's variance over all its runs
+	// (robust in sparse strata, and conservative when the weeks differ).
+	s0, s1 := sq(base.PerRunSE)*float64(base.Runs), sq(arm.PerRunSE)*float64(arm.Runs)
+	var have0, have1 int
+	var w, amt, amtVar float64
+	for _, s := range by {
+		strata = append(strata, Stratum{N0: s[0].n, K0: s[0].k, N1: s[1].n, K1: s[1].k})
+		if s[0].n == 0 || s[1].n == 0 {
+			continue
+		}
+		have0, have1 = have0+s[0].n, have1+s[1].n
+		n0, n1 := float64(s[0].n), float64(s[1].n)
+		wk := n0 * n1 / (n0 + n1)
+		w += wk
+		amt += wk * (s[1].sum/n1 - s[0].sum/n0)
+		amtVar += wk * wk * (s0/n0 + s1/n1)
+	}
+	// Runs in weeks where both arms ran: only those are compared.
+	c.Have = min(have0, have1)
+	var v float64
+	c.Diff, v = MantelHaenszelRD(strata)
+	if v > 0 {
+		c.Z = c.Diff / math.Sqrt(v)
+	}
+	tau := cfg.MDE
+	c.P = AlwaysValidP(c.Diff, v, tau)
+	c.DiffLow, c.DiffHigh = ConfidenceSequence(c.Diff, v, tau, c.Alpha)
+	c.DiffLow, c.DiffHigh = math.Max(-1, c.DiffLow), math.Min(1, c.DiffHigh)
+	if w > 0 {
+		c.PerRunDiff, amtVar = amt/w, amtVar/(w*w)
+	}
+	// The amount's mixing scale: the minimum detectable effect on the rate, in money (of the
+	// mean amount due).
+	amtTau := cfg.MDE * meanDue(baseRuns, armRuns)
+	if amtTau <= 0 {
+		amtTau = math.Sqrt(max(s0, s1))
+	}
+	c.PerRunDiffLow, c.PerRunDiffHigh = c.PerRunDiff, c.PerRunDiff
+	if amtTau > 0 {
+		c.PerRunDiffLow, c.PerRunDiffHigh = ConfidenceSequence(c.PerRunDiff, amtVar, amtTau, c.Alpha)
+	}
+	c.NeededPerArm = SequentialSampleSize(base.Rate, cfg.MDE, c.Alpha, cfg.Power, tau)
 	c.Significant = c.P < c.Alpha
 	c.Verdict = verdict(c)
 	return c
 }
 
+func sq(x float64) float64 { return x * x }
+
+func meanDue(runs ...[]*Run) float64 {
+	var sum float64
+	n := 0
+	for _, rs := range runs {
+		for _, r := range rs {
+			sum += float64(r.AmountDueMinor)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
 // verdict says the comparison in words. Below the minimum sample size it says so whatever the
-// test says (a fixed-horizon test: looking early inflates the error rate).
+// test says (the size at which a look has the stated power).
 func verdict(c Comparison) string {
 	switch {
 	case c.Have < c.NeededPerArm:
@@ -237,9 +352,9 @@ func verdict(c Comparison) string {
 	}
 }
 
-// pointsRange renders an interval of a positive difference in points ("4–9"); the test's
-// pooled error can call a difference significant whose unpooled interval just touches 0, so
-// the low end is at least 0.
+// pointsRange renders an interval of a positive difference in points ("4–9"). The confidence
+// sequence excludes 0 exactly when the test rejects; the low end is held at 0 or more all the
+// same, against rounding.
 func pointsRange(lo, hi float64) string {
 	return fmt.Sprintf("%.0f–%.0f", math.Max(lo, 0)*100, hi*100)
 }
@@ -269,14 +384,13 @@ func funnel(arm string, runs []*Run) []FunnelStep {
 }
 
 func weeks(arm string, runs []*Run) []Week {
-	by := map[time.Time]*Week{}
+	by := map[int64]*Week{}
 	for _, r := range runs {
-		d := r.StartedAt.UTC().Truncate(24 * time.Hour)
-		start := d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
-		w := by[start]
+		wk := week(r.StartedAt)
+		w := by[wk]
 		if w == nil {
-			w = &Week{Arm: arm, Start: start}
-			by[start] = w
+			w = &Week{Arm: arm, Start: weekStart(wk)}
+			by[wk] = w
 		}
 		w.Runs++
 		if r.Recovered {
@@ -290,6 +404,21 @@ func weeks(arm string, runs []*Run) []Week {
 	slices.SortFunc(out, func(a, b Week) int { return a.Start.Compare(b.Start) })
 	return out
 }
+
+// week numbers t's week (Monday to Sunday, UTC): weeks since the one of 1970-01-05, a Monday.
+// It is integer arithmetic (the analysis computes it for every run, at every look).
+func week(t time.Time) int64 {
+	const monday, length = 4 * 86400, 7 * 86400 // 1970-01-05 00:00 UTC; seconds in a week
+	s := t.Unix() - monday
+	w := s / length
+	if s%length < 0 {
+		w--
+	}
+	return w
+}
+
+// weekStart is the Monday 00:00 UTC that begins week w.
+func weekStart(w int64) time.Time { return time.Unix(w*7*86400+4*86400, 0).UTC() }
 
 func median(xs []float64) float64 {
 	if len(xs) == 0 {

@@ -24,10 +24,33 @@ type Run struct {
 	InvoiceID  string
 	StartedAt  time.Time
 
-	// Arms: the holdout arm ("control" or "treatment"; "" for runs started before the
-	// holdout existed), the prompt variant ("" when none), who made the first decision
-	// ("llm", "rules", or "" when no decision was made), and a segment (the plan, or "" when
-	// unknown) for per-segment comparisons.
+	// Arms.
+	//
+	// Holdout is the run's holdout arm: "treatment", "control" or "control:<treatment>" (the
+	// control treatment of policy.yaml's holdout section, e.g. "control:no_messages"), or ""
+	// for runs started while the holdout was off. Every value that starts with "control" is a
+	// control arm; different control treatments are different arms (each compared with the
+	// treatment arm in its own experiment), never pooled.
+	//
+	// Variant is the prompt variant ("" when none: runs before the variant experiment, or whose
+	// steps recorded none). Runs without a variant are not in the variant experiment.
+	//
+	// DecidedBy places the run in the model-against-rules comparison. It is taken from the
+	// run's first decision at which the model was asked and answered (a reply or a refusal
+	// recorded in decisions.inputs: model_answer or model_refusal; or decided_by 'llm'):
+	//   "llm"   the model's answer was used (decisions.decided_by = 'llm');
+	//   "rules" the model answered but its answer was not used (it refused, broke the schema
+	//           or the policy), so the rules decided;
+	//   ""      the model was never asked and answered in the run: holdout control, no
+	//           reachable channel, over the contact cap, a decline class that waits, no model
+	//           configured, the model call failed (outage), or a decision recorded before
+	//           decisions.inputs existed with decided_by 'rules' (unknown).
+	// Runs with "" are not in the comparison: a run the model was never asked is not a run
+	// the rules won, and those runs (unreachable, capped, waiting) recover least. The
+	// comparison is observational (not randomised): the rules arm is the runs whose model
+	// answer was refused, which may differ from the others.
+	//
+	// Segment is the plan ("" when unknown) for per-segment comparisons.
 	Holdout   string
 	Variant   string
 	DecidedBy string

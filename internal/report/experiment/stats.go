@@ -89,3 +89,114 @@ func MeanCI(xs []float64, z float64) (mean, lo, hi float64) {
 	half := z * math.Sqrt(ss/(n-1)/n)
 	return mean, mean - half, mean + half
 }
+
+// Stratum is one stratum of a stratified comparison: n0 runs of the base arm of which k0
+// recovered, n1 of the compared arm of which k1.
+type Stratum struct{ N0, K0, N1, K1 int }
+
+// MantelHaenszelRD is the Mantel–Haenszel common risk difference p1 − p0 over the strata,
+// weights n0·n1/(n0+n1), with Sato's (1989) variance estimator, which holds both for few
+// large strata and for many sparse ones. Strata missing an arm carry no weight; with no
+// weight at all the difference is 0 and its variance 0.
+func MantelHaenszelRD(strata []Stratum) (rd, variance float64) {
+	var num, w, sp, sq float64
+	for _, s := range strata {
+		if s.N0 == 0 || s.N1 == 0 {
+			continue
+		}
+		n0, n1, k0, k1 := float64(s.N0), float64(s.N1), float64(s.K0), float64(s.K1)
+		n := n0 + n1
+		num += (k1*n0 - k0*n1) / n
+		w += n0 * n1 / n
+		sp += (n1*n1*k0 - n0*n0*k1 + n1*n0*(n0-n1)/2) / (n * n)
+		sq += (k1*(n0-k0) + k0*(n1-k1)) / (2 * n)
+	}
+	if w == 0 {
+		return 0, 0
+	}
+	rd = num / w
+	return rd, math.Max(0, (rd*sp+sq)/(w*w))
+}
+
+// The always-valid test is the mixture sequential probability ratio test (mSPRT; Johari,
+// Pekelis and Walsh, "Always valid inference", 2017) for a difference estimated as normal
+// with variance v, against a normal mixing distribution N(0, tau²) of the true difference:
+//
+//	Λ = sqrt(v/(v+tau²)) · exp(d²·tau² / (2v(v+tau²)))
+//
+// Under no difference Λ is a martingale, so by Ville's inequality the chance that it ever
+// reaches 1/α, at any number of looks at any times, is at most α.
+
+// MixtureLR is the mSPRT's likelihood ratio Λ for estimate d with variance v (> 0).
+func MixtureLR(d, v, tau float64) float64 {
+	t2 := tau * tau
+	return math.Sqrt(v/(v+t2)) * math.Exp(d*d*t2/(2*v*(v+t2)))
+}
+
+// AlwaysValidP is the mSPRT's always-valid p-value min(1, 1/Λ): rejecting whenever it is
+// below α, at whatever looks, errs with probability at most α. Without variance it is 1.
+func AlwaysValidP(d, v, tau float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	return math.Min(1, 1/MixtureLR(d, v, tau))
+}
+
+// ConfidenceSequence is the always-valid (1−α) interval of the difference: the values d0
+// the mSPRT of d − d0 does not reject, d ± sqrt(v(v+tau²)/tau² · (2 ln(1/α) + ln((v+tau²)/v))).
+// It covers the true difference at every look at once with probability at least 1−α, and
+// excludes 0 exactly when AlwaysValidP < α. Without variance it is [d, d].
+func ConfidenceSequence(d, v, tau, alpha float64) (lo, hi float64) {
+	half := csHalfWidth(v, tau, alpha)
+	return d - half, d + half
+}
+
+func csHalfWidth(v, tau, alpha float64) float64 {
+	if v <= 0 {
+		return 0
+	}
+	t2 := tau * tau
+	return math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
+}
+
+// SequentialSampleSize is the runs needed in each of two equal arms for a look with the
+// mSPRT at level alpha (mixing scale tau) to detect a difference of mde from a baseline rate
+// with the given power: the least n with mde − h(n) ≥ z_power·sqrt(v(n)), h(n) the
+// confidence sequence's half-width and v(n) = (p1(1−p1) + p2(1−p2))/n. It is larger than the
+// fixed-horizon SampleSize: the price of looking as often as one likes.
+func SequentialSampleSize(baseline, mde, alpha, power, tau float64) int {
+	p1 := math.Min(math.Max(baseline, 0), 1)
+	p2 := p1 + mde
+	if p2 > 1 {
+		p2 = p1 - mde
+	}
+	if mde <= 0 || p2 < 0 || tau <= 0 {
+		return math.MaxInt32
+	}
+	varOne := p1*(1-p1) + p2*(1-p2)
+	if varOne == 0 {
+		return 1
+	}
+	zb := zQuantile(power)
+	ok := func(n int) bool {
+		v := varOne / float64(n)
+		return mde-csHalfWidth(v, tau, alpha) >= zb*math.Sqrt(v)
+	}
+	hi := 1
+	for !ok(hi) {
+		if hi > math.MaxInt32/2 {
+			return math.MaxInt32
+		}
+		hi *= 2
+	}
+	lo := hi / 2 // !ok(lo) unless lo == 0
+	for lo+1 < hi {
+		mid := (lo + hi) / 2
+		if ok(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
