@@ -10,7 +10,7 @@ import (
 	"github.com/recoup-dunning/recoup/internal/report/experiment"
 )
 
-// review18 (hostile review of issue 18): attribution precedence.
+// Attribution precedence: which payment, which message, which click.
 
 // recordedAttribution reads what FinishRun recorded for the run.
 func recordedAttribution(t *testing.T, f attrFixture, id string) (attr string, step int, ch string) {
@@ -26,7 +26,7 @@ func recordedAttribution(t *testing.T, f attrFixture, id string) (attr string, s
 // (started_at = workflow.Now when the late payment.failed arrived) sent its first email
 // before the payment event arrived. The payment happened before any message: crediting the
 // email inflates the treatment's message attribution and its time to recover.
-func TestReview18PaymentBeforeTheRunStartedIsNotCreditedToALaterMessage(t *testing.T) {
+func TestPaymentBeforeTheRunStartedIsNotCreditedToALaterMessage(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
 	ctx := context.Background()
@@ -49,7 +49,7 @@ func TestReview18PaymentBeforeTheRunStartedIsNotCreditedToALaterMessage(t *testi
 // charged it: the retry is how the money moved, the click is why. Crediting billing_retry
 // (step 0, no channel) hides every click-driven card update from the variant and channel
 // comparisons.
-func TestReview18BillingRetryAfterAClickIsCreditedToTheClick(t *testing.T) {
+func TestBillingRetryAfterAClickIsCreditedToTheClick(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
 	ctx := context.Background()
@@ -72,7 +72,7 @@ func TestReview18BillingRetryAfterAClickIsCreditedToTheClick(t *testing.T) {
 // A send's created_at is when it was reserved (sends.go ReserveSend, clock_timestamp at the
 // claim), not when it went out: with the provider down, the email reserved at 1 h went out at
 // 5 h, after the customer paid at 3 h. The message did not cause the payment.
-func TestReview18MessageReservedBeforeButSentAfterThePaymentIsNotCredited(t *testing.T) {
+func TestMessageReservedBeforeButSentAfterThePaymentIsNotCredited(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
 	ctx := context.Background()
@@ -96,7 +96,7 @@ func TestReview18MessageReservedBeforeButSentAfterThePaymentIsNotCredited(t *tes
 // 2 h 01, the email provider's batched click webhook arrived at 2 h 03. FinishRun froze the
 // attribution before the click was known, and the report reads the frozen row: the fastest
 // click-to-pay path, the one after_click exists to measure, is reported as after_message.
-func TestReview18AClickReportedAfterTheRunEndedIsStillCredited(t *testing.T) {
+func TestAClickReportedAfterTheRunEndedIsStillCredited(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
 	ctx := context.Background()

@@ -10,13 +10,13 @@ import (
 	"github.com/recoup-dunning/recoup/internal/report/reporttest"
 )
 
-// review18: the page shows, under the experiments, the "By variant, channel, tone and
+// the page shows, under the experiments, the "By variant, channel, tone and
 // incentive" table (Build), which counts only ENDED runs, with no window and with the
 // holdout's control runs mixed in. Variant B launched last week: its recovered runs have
 // ended, its unrecovered ones are still open, so B shows 100% next to A's 50% although both
 // recover half their runs. The experiments section (windowed) says "not enough data"; the
 // table a reader sees first in the CSV and at the bottom of the page says B doubles recovery.
-func TestReview18DimensionTableDoesNotFavourTheYoungestVariant(t *testing.T) {
+func TestDimensionTableDoesNotFavourTheYoungestVariant(t *testing.T) {
 	st := fakes.MustStore(t)
 	var runs []reporttest.Run
 	for i := 0; i < 10; i++ {

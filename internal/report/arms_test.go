@@ -9,12 +9,12 @@ import (
 	"github.com/recoup-dunning/recoup/internal/report/experiment"
 )
 
-// review18: "LLM vs rules" takes the first decision's decided_by. The model is not asked when
+// "LLM vs rules" used to take the first decision's decided_by. The model is not asked when
 // the customer has no reachable channel, is over the contact cap, or the decline says wait:
 // those runs are "rules" whatever the model would have done, and they are the runs least
 // likely to recover. The rules arm is not a comparable group; a run whose first decision
 // sent nothing must not be counted as the rules' treatment.
-func TestReview18RunsTheModelWasNeverAskedAreNotTheRulesArm(t *testing.T) {
+func TestRunsTheModelWasNeverAskedAreNotTheRulesArm(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
 	f.run("llm", "recovered", "paid another way", 0, 2*d)
@@ -44,10 +44,10 @@ func TestReview18RunsTheModelWasNeverAskedAreNotTheRulesArm(t *testing.T) {
 	}
 }
 
-// review18: marketing switched holdout.treatment from rules_plain to no_messages. The two
+// marketing switched holdout.treatment from rules_plain to no_messages. The two
 // control treatments are different experiments (plain reminders vs silence), but dunning_runs'
 // holdout_treatment is not read: both are pooled into one "control" arm.
-func TestReview18ControlTreatmentsAreNotPooled(t *testing.T) {
+func TestControlTreatmentsAreNotPooled(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
 	for _, r := range []struct{ id, arm, treatment, outcome string }{
@@ -65,6 +65,13 @@ func TestReview18ControlTreatmentsAreNotPooled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	arms := map[string]string{}
+	for _, r := range runs {
+		arms[r.WorkflowID] = r.Holdout
+	}
+	if arms["plain"] != "control:rules_plain" || arms["silent"] != "control:no_messages" || arms["full"] != "treatment" {
+		t.Errorf("holdout arms = %v; want control:rules_plain, control:no_messages, treatment", arms)
+	}
 	a := experiment.Analyze(runs, experiment.Config{Now: since.AddDate(1, 0, 0), Window: report.DefaultWindow})
 	for _, e := range a.Experiments {
 		for _, arm := range e.Arms {
@@ -75,11 +82,11 @@ func TestReview18ControlTreatmentsAreNotPooled(t *testing.T) {
 	}
 }
 
-// review18: run 1 of inv_re ended recovered on day 2; on day 5 billing reported the invoice
+// run 1 of inv_re ended recovered on day 2; on day 5 billing reported the invoice
 // failed again (the payment was reversed) and run 2 (episode 2) began, exhausted on day 20.
 // Within one 28-day window the invoice is counted twice, once recovered: the report shows a
 // 50% recovery for an invoice that was never paid.
-func TestReview18ARecoveryUndoneWithinTheWindowIsNotARecovery(t *testing.T) {
+func TestARecoveryUndoneWithinTheWindowIsNotARecovery(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
 	f.exec(`INSERT INTO invoices (invoice_id, customer_id, amount_minor, currency, status, first_failed_at, updated_at)
@@ -100,6 +107,9 @@ func TestReview18ARecoveryUndoneWithinTheWindowIsNotARecovery(t *testing.T) {
 		if r.Recovered {
 			recovered++
 		}
+	}
+	if len(runs) != 1 {
+		t.Errorf("one invoice within one window counted as %d runs", len(runs))
 	}
 	if recovered != 0 {
 		t.Errorf("invoice paid, reversed 3 days later and never recovered: %d of %d runs counted recovered", recovered, len(runs))
