@@ -24,10 +24,14 @@ type Run struct {
 	InvoiceID  string
 	StartedAt  time.Time
 
-	// Arms: the holdout arm ("control" or "treatment"; "" for runs started before the
-	// holdout existed), the prompt variant ("" when none), who made the first decision
-	// ("llm", "rules", or "" when no decision was made), and a segment (the plan, or "" when
-	// unknown) for per-segment comparisons.
+	// Arms: the holdout arm — "treatment", or the control arm named by its control
+	// treatment: "control:rules_plain" or "control:no_messages" ("control" alone for a
+	// control run recorded without a treatment); a run is in the control arm exactly when
+	// Holdout is "control" or starts with "control:"; "" for runs started while the holdout
+	// was off or before it existed — the prompt variant ("" when none), who made the first
+	// decision ("llm", "rules", or "" when no decision was made or the first decision sent
+	// nothing, so the model was not asked), and a segment (the plan, or "" when unknown) for
+	// per-segment comparisons. internal/report.ExperimentRuns fills them.
 	Holdout   string
 	Variant   string
 	DecidedBy string
