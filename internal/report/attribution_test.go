@@ -119,3 +119,47 @@ func TestAClickReportedAfterTheRunEndedIsStillCredited(t *testing.T) {
 		t.Errorf("clicked 1 min before paying, click webhook late: attribution %q; want after_click", got[0].Attribution)
 	}
 }
+
+// The report reads the same: the payment made before the late run started is before_message
+// and took no time (not a negative one).
+func TestPaymentBeforeTheRunStartedTakesNoTimeToRecover(t *testing.T) {
+	st := fakes.MustStore(t)
+	f := attrFixture{fixture{t, st.Pool()}}
+	f.run("early", "recovered", "paid another way", 0, h)
+	f.exec(`INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, body)
+		VALUES ('evt_early_failed', 'payment.failed', 'http', 'inv_early', 'cus', $1, '{}')`, since.Add(-h))
+	f.event("early", "payment.recovered", "http", -h/2)
+	f.sent("early", 1, "email", h/4)
+	got, err := report.ExperimentRuns(context.Background(), st.Pool(), since, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[0].Recovered || got[0].Attribution != experiment.AttributionBeforeMessage ||
+		got[0].TimeToRecover != 0 || got[0].MessagesSent != 0 {
+		t.Errorf("paid 30 min before the late run started: %+v; want recovered before_message, 0 time, 0 messages", got)
+	}
+}
+
+// The invoice's second episode (it failed again after the first run ended recovered) is
+// credited to its own payment, not to the first episode's.
+func TestASecondEpisodeIsCreditedToItsOwnPayment(t *testing.T) {
+	st := fakes.MustStore(t)
+	f := attrFixture{fixture{t, st.Pool()}}
+	f.run("ep1", "recovered", "paid another way", 0, d)
+	f.event("ep1", "payment.recovered", "http", d)
+	f.exec(`INSERT INTO dunning_runs (workflow_id, invoice_id, customer_id, outcome, reason, steps, started_at, ended_at)
+		VALUES ('ep2', 'inv_ep1', 'cus', 'recovered', 'paid another way', 1, $1, $2)`, since.Add(40*d), since.Add(45*d))
+	f.sent("ep2", 1, "email", 41*d)
+	f.exec(`INSERT INTO events (event_id, type, source, invoice_id, customer_id, occurred_at, body)
+		VALUES ('evt_ep2_paid', 'payment.recovered', 'http', 'inv_ep1', 'cus', $1, '{}')`, since.Add(44*d))
+	got, err := report.ExperimentRuns(context.Background(), st.Pool(), since, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("two episodes 40 days apart: %d runs, want 2", len(got))
+	}
+	if r := got[1]; r.WorkflowID != "ep2" || r.Attribution != experiment.AttributionAfterMessage || r.TimeToRecover != 4*d {
+		t.Errorf("second episode: %+v; want after_message, paid 4 days after its start", r)
+	}
+}
