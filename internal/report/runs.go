@@ -97,9 +97,9 @@ func holdoutArm(arm, treatment string) string {
 // invoice's last episode started in it was paid within it, Lost when that episode ended
 // exhausted, canceled (a canceled subscription or support's cancel), failed, or was closed
 // outside the workflow within it, and neither otherwise (still open at the window's end, or
-// recovered later). Attribution, time to recover, recovered amount and messages before the
-// recovery are set for recovered runs only; incentive cost and messages add up over the
-// folded episodes. docs/PACKAGES.md (internal/report) says how each field is derived.
+// recovered later). Attribution, time to recover, recovered amount, incentive cost and
+// messages before the recovery are set for recovered runs only (messages in total
+// otherwise); incentive cost and messages add up over the folded episodes. docs/PACKAGES.md (internal/report) says how each field is derived.
 func ExperimentRuns(ctx context.Context, pool *pgxpool.Pool, since time.Time, window time.Duration) ([]experiment.Run, error) {
 	if window <= 0 {
 		window = DefaultWindow
