@@ -86,7 +86,9 @@ func reportCommand(a *app) *cobra.Command {
 		GroupID: "marketing",
 		Short:   "Recovery by prompt variant, channel, tone and incentive; experiments with verdicts; the page",
 		Long: `Recovery rate, time to recovery and messages per recovery of the runs started in the last
---days days, by prompt variant, channel, tone and incentive.
+--days days, by prompt variant, channel, tone and incentive: the runs whose 28-day attribution
+window has closed (a run still open then counts as not recovered, one paid later too), the
+holdout's control runs left out.
 
 --experiments: the experiments instead (the holdout, prompt variants, model against rules, also
 per segment), per arm and currency: recovery rate with its 95% interval, recovered amount and
@@ -318,7 +320,7 @@ func printReport(ctx context.Context, d *deps, o reportOptions, stdout io.Writer
 		}
 		return report.WriteExperimentsTable(stdout, p.Analysis)
 	}
-	rows, err := report.Build(ctx, st.Pool(), since)
+	rows, err := report.BuildWindow(ctx, st.Pool(), now, since, report.DefaultWindow)
 	if err != nil {
 		return err
 	}

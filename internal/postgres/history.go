@@ -180,8 +180,10 @@ func (s *Store) FinishRun(ctx context.Context, runKey, invoiceID, customerID, ou
 			return fmt.Errorf("record run outcome: %w", err)
 		}
 		if outcome == "recovered" {
-			// How it was recovered, while the run's sends and the settling event are at hand
-			// (migration 00016, recoup_run_attribution). The first attribution stays.
+			// How it was recovered, as known at the run's end (migration 00016,
+			// recoup_run_attribution): a snapshot. The report derives it again when it reads
+			// the runs, so provider and billing events that arrive later still count. The
+			// first snapshot stays.
 			if _, err := tx.Exec(ctx, `
 				UPDATE dunning_runs d
 				   SET (attribution, recovered_at, attributed_step, attributed_channel) =

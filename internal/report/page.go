@@ -32,7 +32,7 @@ const DefaultWindow = 28 * 24 * time.Hour
 
 // Load reads the runs started at or after since and analyses them with the window at now.
 func Load(ctx context.Context, pool *pgxpool.Pool, now, since time.Time, window time.Duration) (Page, error) {
-	rows, err := Build(ctx, pool, since)
+	rows, err := BuildWindow(ctx, pool, now, since, window)
 	if err != nil {
 		return Page{}, err
 	}

@@ -78,7 +78,7 @@ func TestAnEmptyPageSaysThereIsNothingYet(t *testing.T) {
 	if err := report.WriteHTML(&b, report.Page{Generated: now, Since: now.AddDate(0, 0, -90), Window: report.DefaultWindow}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`id="no-experiments"`, `id="no-rows"`, "No ended runs since 2026-07-02"} {
+	for _, want := range []string{`id="no-experiments"`, `id="no-rows"`, "No run whose window has closed since 2026-07-02"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the empty page lacks %q", want)
 		}

@@ -35,12 +35,13 @@ type Row struct {
 	Value     string // as stored in the decisions ("" for decisions made before variants)
 	Currency  string // the invoices' ISO 4217 code
 
-	Runs      int // ended runs counted under Value
+	Runs      int // runs counted under Value (window closed, control arm out: BuildWindow)
 	Recovered int // of which recovered
 	// RecoveryRate is Recovered / Runs, a fraction in [0, 1].
 	RecoveryRate float64
-	// MedianHoursToRecovery is the median of ended_at - started_at over the recovered runs,
-	// in hours (0 when none recovered).
+	// MedianHoursToRecovery is the median of the payment time - started_at over the
+	// recovered runs, in hours (0 when none recovered; a payment made before the run started
+	// counts 0).
 	MedianHoursToRecovery float64
 	// MessagesPerRecovery is the number of messages sent (sends with status "sent" or
 	// "logged") in the recovered runs divided by the recovered runs (0 when none recovered).
@@ -56,8 +57,9 @@ type Row struct {
 const query = `
 WITH run AS (
     SELECT r.workflow_id,
-           r.outcome = 'recovered' AS recovered,
-           (EXTRACT(EPOCH FROM r.ended_at - r.started_at) / 3600)::float8 AS hours,
+           r.outcome = 'recovered' AND COALESCE(a.o_recovered_at, r.ended_at) <= r.started_at + make_interval(secs => $3)
+               AS recovered,
+           (GREATEST(EXTRACT(EPOCH FROM COALESCE(a.o_recovered_at, r.ended_at) - r.started_at), 0) / 3600)::float8 AS hours,
            upper(COALESCE(i.currency, '')) AS currency,
            (SELECT count(*) FROM sends s
              WHERE s.workflow_id = r.workflow_id AND s.status IN ('sent', 'logged')) AS messages,
@@ -65,7 +67,9 @@ WITH run AS (
              WHERE o.workflow_id = r.workflow_id AND o.kind = 'discount_percent'), 0) AS cost
       FROM dunning_runs r
       LEFT JOIN invoices i ON i.invoice_id = r.invoice_id
-     WHERE r.outcome IS NOT NULL AND r.started_at >= $1
+      LEFT JOIN LATERAL recoup_run_attribution(r.workflow_id) a ON r.outcome = 'recovered'
+     WHERE r.started_at >= $1 AND r.started_at + make_interval(secs => $3) <= $2
+       AND r.holdout <> 'control'
 ),
 dec AS (
     SELECT d.* FROM decisions d WHERE d.workflow_id IN (SELECT workflow_id FROM run)
@@ -88,11 +92,24 @@ SELECT a.dimension, a.value, run.currency,
  ORDER BY array_position(ARRAY['variant', 'channel', 'tone', 'incentive'], a.dimension),
           a.value, run.currency`
 
-// Build computes the report over the runs that ended and started at or after since. The rows
-// come ordered by dimension (variant, channel, tone, incentive), value and currency; no
-// ended run gives no rows.
+// Build computes the report at the present time with DefaultWindow: BuildWindow(ctx, pool,
+// time.Now(), since, DefaultWindow).
 func Build(ctx context.Context, pool *pgxpool.Pool, since time.Time) ([]Row, error) {
-	rows, err := pool.Query(ctx, query, since)
+	return BuildWindow(ctx, pool, time.Now(), since, DefaultWindow)
+}
+
+// BuildWindow computes the report over the runs started at or after since whose attribution
+// window has closed by now (started at least window before now), as the experiments count
+// them: a run counts whether it ended or not, and is recovered when the invoice was paid
+// within window of its start (recoup_run_attribution's payment time; the run's end when no
+// payment event is found). The holdout's control runs are left out: they are not Recoup's
+// treatment. The rows come ordered by dimension (variant, channel, tone, incentive), value and
+// currency; no such run gives no rows.
+func BuildWindow(ctx context.Context, pool *pgxpool.Pool, now, since time.Time, window time.Duration) ([]Row, error) {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	rows, err := pool.Query(ctx, query, since, now, window.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("recovery report: %w", err)
 	}
@@ -123,15 +140,16 @@ func Build(ctx context.Context, pool *pgxpool.Pool, since time.Time) ([]Row, err
 
 // WriteTable writes rows as an aligned text table (recovery rate as a percentage with one
 // decimal, incentive cost in major units of its currency). An empty value or currency shows
-// as "-". With no rows it writes a single "no ended runs" line; WriteTableSince names the
-// since time in it.
+// as "-". With no rows it writes a single "no runs whose window has closed" line;
+// WriteTableSince names the since time in it.
 func WriteTable(w io.Writer, rows []Row) error {
-	return writeTable(w, rows, "no ended runs since the start of the report period")
+	return writeTable(w, rows, "no runs whose window has closed since the start of the report period")
 }
 
-// WriteTableSince is WriteTable whose "no ended runs since …" line names since.
+// WriteTableSince is WriteTable whose "no runs whose window has closed since …" line names
+// since.
 func WriteTableSince(w io.Writer, rows []Row, since time.Time) error {
-	return writeTable(w, rows, "no ended runs since "+since.UTC().Format(time.RFC3339))
+	return writeTable(w, rows, "no runs whose window has closed since "+since.UTC().Format(time.RFC3339))
 }
 
 func writeTable(w io.Writer, rows []Row, empty string) error {

@@ -82,7 +82,11 @@ func (f fixture) offer(wf string, step int, kind string, value int) {
 //	r5   30000 EUR     recovered  6      B sms friendly disc10                                   1    3000
 //	r6    1000 USD     canceled   1      B email friendly none                                   0    0
 //	old  USD           recovered         A ... started before since: excluded
-//	open USD           (open)            B ...: excluded
+//	open USD           (open)            B sms friendly none: its window has closed, counted
+//	                                     as not recovered
+//	ctl  USD           recovered  1      A email friendly none, holdout control arm: excluded
+//	slow USD           recovered  29 d   C email friendly none: paid after the 28-day window,
+//	                                     counted as not recovered
 //	nodec USD          recovered         no decisions: in no row
 func seed(t *testing.T, pool *pgxpool.Pool) {
 	f := fixture{t, pool}
@@ -140,6 +144,15 @@ func seed(t *testing.T, pool *pgxpool.Pool) {
 	f.decision("open", 1, "B", "sms", "friendly", "none", 0)
 	f.send("open", 1, "sms", "sent")
 
+	f.run("ctl", "inv7", "recovered", since.Add(h), h)
+	f.decision("ctl", 1, "A", "email", "friendly", "none", 0)
+	f.send("ctl", 1, "email", "sent")
+	f.exec(`UPDATE dunning_runs SET holdout = 'control', holdout_treatment = 'rules_plain' WHERE workflow_id = 'ctl'`)
+
+	f.run("slow", "inv7", "recovered", since.Add(h), 29*24*h)
+	f.decision("slow", 1, "C", "email", "friendly", "none", 0)
+	f.send("slow", 1, "email", "sent")
+
 	f.run("nodec", "inv7", "recovered", since.Add(h), h)
 }
 
@@ -156,21 +169,22 @@ func row(dim report.Dimension, value, cur string, runs, rec int, median float64,
 var want = []report.Row{
 	row(report.Variant, "A", "USD", 3, 2, 3.25, 4, 1500),
 	row(report.Variant, "B", "EUR", 1, 1, 6, 1, 3000),
-	row(report.Variant, "B", "USD", 2, 1, 9, 1, 400),
+	row(report.Variant, "B", "USD", 3, 1, 9, 1, 400),
+	row(report.Variant, "C", "USD", 1, 0, 0, 0, 0),
 
-	row(report.Channel, "email", "USD", 4, 3, 4.5, 5, 1900),
+	row(report.Channel, "email", "USD", 5, 3, 4.5, 5, 1900),
 	row(report.Channel, "sms", "EUR", 1, 1, 6, 1, 3000),
-	row(report.Channel, "sms", "USD", 2, 1, 2, 3, 1500),
+	row(report.Channel, "sms", "USD", 3, 1, 2, 3, 1500),
 
 	row(report.Tone, "firm", "USD", 2, 1, 2, 3, 1500),
 	row(report.Tone, "friendly", "EUR", 1, 1, 6, 1, 3000),
-	row(report.Tone, "friendly", "USD", 4, 3, 4.5, 5, 1900),
+	row(report.Tone, "friendly", "USD", 6, 3, 4.5, 5, 1900),
 	row(report.Tone, "urgent", "USD", 1, 1, 9, 1, 400),
 
 	row(report.Incentive, "discount_percent", "EUR", 1, 1, 6, 1, 3000),
 	row(report.Incentive, "discount_percent", "USD", 3, 2, 5.5, 4, 1900),
 	row(report.Incentive, "extension_days", "USD", 1, 1, 4.5, 1, 0),
-	row(report.Incentive, "none", "USD", 3, 2, 5.5, 4, 1900),
+	row(report.Incentive, "none", "USD", 5, 2, 5.5, 4, 1900),
 }
 
 func TestBuild(t *testing.T) {
@@ -228,9 +242,9 @@ func TestWriteTable(t *testing.T) {
 	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "DIMENSION VALUE CURRENCY RUNS RECOVERED RATE MEDIAN HOURS MSGS/RECOVERY INCENTIVE COST" {
 		t.Errorf("header = %q", lines[0])
 	}
-	// Channel email USD: 4 runs, 3 recovered, 75.0%, median 4.5 h, 5/3 messages, 19.00 USD.
-	if f := strings.Join(strings.Fields(lines[4]), " "); f != "channel email USD 4 3 75.0% 4.5 1.67 19.00" {
-		t.Errorf("line 4 = %q", f)
+	// Channel email USD: 5 runs, 3 recovered, 60.0%, median 4.5 h, 5/3 messages, 19.00 USD.
+	if f := strings.Join(strings.Fields(lines[5]), " "); f != "channel email USD 5 3 60.0% 4.5 1.67 19.00" {
+		t.Errorf("line 5 = %q", f)
 	}
 	// 3.25 h prints as 3.2 (fmt rounds the exact binary value half to even).
 	if f := strings.Join(strings.Fields(lines[1]), " "); f != "variant A USD 3 2 66.7% 3.2 2.00 15.00" {
@@ -330,14 +344,14 @@ func TestEmptyDatabase(t *testing.T) {
 	if err := report.WriteTableSince(&b, rows, since); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.String(); got != "no ended runs since 2026-03-01T00:00:00Z\n" {
+	if got := b.String(); got != "no runs whose window has closed since 2026-03-01T00:00:00Z\n" {
 		t.Errorf("table = %q", got)
 	}
 	b.Reset()
 	if err := report.WriteTable(&b, nil); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), "no ended runs since ") {
+	if !strings.HasPrefix(b.String(), "no runs whose window has closed since ") {
 		t.Errorf("table = %q", b.String())
 	}
 	b.Reset()

@@ -40,8 +40,8 @@ func (f attrFixture) event(id, typ, source string, at time.Duration) {
 // sent records the run's message of a step, sent at since + at.
 func (f attrFixture) sent(id string, step int, channel string, at time.Duration) {
 	f.t.Helper()
-	f.exec(`INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, created_at)
-		VALUES ($1, $2, $3, $4, 'cus', $5, 'sent', $6)`,
+	f.exec(`INSERT INTO sends (idempotency_key, workflow_id, step, channel, customer_id, invoice_id, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, 'cus', $5, 'sent', $6, $6)`,
 		fmt.Sprintf("%s/%d/%s", id, step, channel), id, step, channel, "inv_"+id, since.Add(at))
 }
 
@@ -158,7 +158,7 @@ func TestExperimentRunsAttributesEachRecovery(t *testing.T) {
 	edited := rec("edited", 5*d, 7*d, experiment.AttributionSupport, 1, "email", 1)
 	edited.DecidedBy = "support"
 	control := rec("control", 12*d, 13*d, experiment.AttributionBeforeMessage, 0, "", 0)
-	control.Holdout, control.Segment = "control", "pro"
+	control.Holdout, control.Segment = "control:no_messages", "pro"
 	want := []experiment.Run{
 		rec("before", 0, h, experiment.AttributionBeforeMessage, 0, "", 0),
 		rec("retry", d, 3*d, experiment.AttributionBillingRetry, 0, "", 1),
@@ -223,8 +223,9 @@ func TestExperimentRunsWindowCutOff(t *testing.T) {
 	}
 }
 
-// A run that ends recovered through FinishRun has its attribution recorded then; the loader
-// reads what was recorded, not what later rows would derive.
+// A run that ends recovered through FinishRun has its attribution recorded then, as a
+// snapshot; the loader derives it again, so a click webhook that arrives after the run ended
+// is credited in the report while the snapshot keeps what was known at the end.
 func TestFinishRunRecordsTheAttribution(t *testing.T) {
 	st := fakes.MustStore(t)
 	f := attrFixture{fixture{t, st.Pool()}}
@@ -249,12 +250,15 @@ func TestFinishRunRecordsTheAttribution(t *testing.T) {
 	if attr != experiment.AttributionAfterMessage || step != 1 || ch != "email" || !at.Equal(since.Add(2*d)) {
 		t.Fatalf("recorded %s step %d %s at %s; want after_message step 1 email at day 2", attr, step, ch, at)
 	}
-	f.clicked("rec", 1, "email", d) // arrives after the run ended: the record stands
+	f.clicked("rec", 1, "email", d) // arrives after the run ended: the report credits it
 	got, err := report.ExperimentRuns(ctx, st.Pool(), since, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Attribution != experiment.AttributionAfterMessage || got[0].TimeToRecover != 2*d ||
+	if attr, _, _ := recordedAttribution(t, f, "rec"); attr != experiment.AttributionAfterMessage {
+		t.Errorf("the snapshot recorded at the run's end changed to %s", attr)
+	}
+	if len(got) != 1 || got[0].Attribution != experiment.AttributionAfterClick || got[0].TimeToRecover != 2*d ||
 		got[0].Currency != "EUR" || got[0].RecoveredAmountMinor != 5000 {
 		t.Fatalf("runs = %+v", got)
 	}
