@@ -115,3 +115,37 @@ func TestARecoveryUndoneWithinTheWindowIsNotARecovery(t *testing.T) {
 		t.Errorf("invoice paid, reversed 3 days later and never recovered: %d of %d runs counted recovered", recovered, len(runs))
 	}
 }
+
+// A run is placed in the model-against-rules comparison by its first decision at which the
+// model was asked and answered: "rules" when its answer was refused and the rules decided,
+// "llm" when it was used — even if an earlier step sent nothing without asking it — and out
+// of the comparison when the model was never asked (no model configured: no answer recorded).
+func TestTheComparisonTakesTheFirstDecisionTheModelAnswered(t *testing.T) {
+	st := fakes.MustStore(t)
+	f := attrFixture{fixture{t, st.Pool()}}
+	for _, id := range []string{"refused", "later-llm", "no-model"} {
+		f.run(id, "exhausted", "", 0, 20*d)
+	}
+	f.decision("refused", 1, "", "email", "friendly", "none", 0)
+	f.exec(`UPDATE decisions SET decided_by = 'rules', inputs = '{"schema": 1, "model_refusal": "no"}' WHERE workflow_id = 'refused'`)
+	f.decision("later-llm", 1, "", "none", "friendly", "none", 0)
+	f.decision("later-llm", 2, "", "email", "firm", "none", 0)
+	f.exec(`UPDATE decisions SET decided_by = CASE step WHEN 1 THEN 'rules' ELSE 'llm' END, inputs = '{"schema": 1}' WHERE workflow_id = 'later-llm'`)
+	f.decision("no-model", 1, "", "email", "friendly", "none", 0)
+	f.exec(`UPDATE decisions SET decided_by = 'rules', inputs = '{"schema": 1}' WHERE workflow_id = 'no-model'`)
+
+	runs, err := report.ExperimentRuns(context.Background(), st.Pool(), since, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range runs {
+		got[r.WorkflowID] = r.DecidedBy
+	}
+	want := map[string]string{"refused": "rules", "later-llm": "llm", "no-model": ""}
+	for id, w := range want {
+		if g, ok := got[id]; !ok || g != w {
+			t.Errorf("run %s: DecidedBy %q (found %v), want %q", id, g, ok, w)
+		}
+	}
+}

@@ -28,7 +28,7 @@ WITH run AS (
            COALESCE(i.amount_minor, 0) AS amount,
            COALESCE(c.plan, '') AS segment,
            COALESCE(fd.variant, '') AS variant,
-           CASE WHEN fd.channel = 'none' THEN '' ELSE COALESCE(fd.decided_by, '') END AS decided_by,
+           COALESCE(md.decided_by, '') AS decided_by,
            CASE WHEN r.outcome = 'recovered' THEN COALESCE(a.o_recovered_at, r.ended_at) END AS recovered_at,
            COALESCE(a.o_attribution, '') AS attribution,
            COALESCE(a.o_step, 0) AS step,
@@ -46,6 +46,14 @@ WITH run AS (
       LEFT JOIN LATERAL (
           SELECT d.variant, d.decided_by, d.channel FROM decisions d
            WHERE d.workflow_id = r.workflow_id ORDER BY d.step LIMIT 1) fd ON true
+      -- The first decision at which the model was asked and answered (experiment.Run.DecidedBy):
+      -- 'llm' when its answer was used, 'rules' when it answered and was refused.
+      LEFT JOIN LATERAL (
+          SELECT d.decided_by FROM decisions d
+           WHERE d.workflow_id = r.workflow_id
+             AND (d.decided_by = 'llm' OR (d.decided_by = 'rules' AND d.inputs IS NOT NULL
+                  AND (COALESCE(d.inputs->>'model_answer', '') <> '' OR COALESCE(d.inputs->>'model_refusal', '') <> '')))
+           ORDER BY d.step LIMIT 1) md ON true
       LEFT JOIN LATERAL recoup_run_attribution(r.workflow_id) a ON r.outcome = 'recovered'
      WHERE r.started_at >= $1
 ),

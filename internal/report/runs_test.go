@@ -154,9 +154,9 @@ func TestExperimentRunsAttributesEachRecovery(t *testing.T) {
 	message := rec("message", 2*d, 6*d, experiment.AttributionAfterMessage, 2, "sms", 2)
 	message.Variant, message.DecidedBy, message.IncentiveCostMinor, message.RecoveredAmountMinor = "A", "llm", 1000, 9000
 	click := rec("click", 3*d, 7*d, experiment.AttributionAfterClick, 1, "email", 2)
-	click.DecidedBy = "rules"
+	// DecidedBy is the first decision the model answered: the rules' and support's decisions
+	// below recorded no model answer, so these runs are out of the model-vs-rules comparison.
 	edited := rec("edited", 5*d, 7*d, experiment.AttributionSupport, 1, "email", 1)
-	edited.DecidedBy = "support"
 	control := rec("control", 12*d, 13*d, experiment.AttributionBeforeMessage, 0, "", 0)
 	control.Holdout, control.Segment = "control:no_messages", "pro"
 	want := []experiment.Run{

@@ -17,6 +17,10 @@ type Run struct {
 	ID        string // workflow id; the invoice and customer ids derive from it
 	Variant   string
 	DecidedBy string // "llm" or "rules"; "" writes no decision
+	// ModelNotAsked writes a rules decision the model was never asked about (no model answer
+	// in its inputs: no model configured, contact cap …); otherwise a "rules" decision records
+	// the model's refusal, as when the rules decided because the model's answer was refused.
+	ModelNotAsked bool
 	Plan      string // the customer's plan (the segment)
 	Currency  string
 	Amount    int64
@@ -58,9 +62,9 @@ func Write(tb testing.TB, pool *pgxpool.Pool, runs ...Run) {
 		}
 		if r.DecidedBy != "" {
 			exec(`INSERT INTO decisions (workflow_id, step, customer_id, invoice_id, channel, tone, incentive_kind,
-					incentive_value, message, rationale, decided_by, prompt_version, variant, policy_version, created_at)
-				VALUES ($1, 1, $2, $3, 'email', 'friendly', 'none', 0, 'msg', 'why', $4, 'v1', $5, 'p1', $6)`,
-				r.ID, cus, inv, r.DecidedBy, r.Variant, r.Started)
+					incentive_value, message, rationale, decided_by, prompt_version, variant, policy_version, created_at, inputs)
+				VALUES ($1, 1, $2, $3, 'email', 'friendly', 'none', 0, 'msg', 'why', $4, 'v1', $5, 'p1', $6, $7::jsonb)`,
+				r.ID, cus, inv, r.DecidedBy, r.Variant, r.Started, seedInputs(r))
 		}
 		for _, s := range r.Sends {
 			at := r.Started.Add(s.After)
@@ -73,5 +77,18 @@ func Write(tb testing.TB, pool *pgxpool.Pool, runs ...Run) {
 				VALUES ($1, $2, $3, $4, 'discount_percent', $5, $6, $7)`, r.ID+"/offer", r.ID, inv, cus, r.Discount,
 				r.Started.AddDate(0, 1, 0), r.Started)
 		}
+	}
+}
+
+// seedInputs is the decision's recorded inputs as far as the report reads them: whether the
+// model answered (model_answer) or refused (model_refusal).
+func seedInputs(r Run) string {
+	switch {
+	case r.DecidedBy == "llm":
+		return `{"schema": 1, "model": "seed", "model_answer": "{}"}`
+	case r.ModelNotAsked:
+		return `{"schema": 1}`
+	default:
+		return `{"schema": 1, "model": "seed", "model_refusal": "refused in the seed"}`
 	}
 }
