@@ -21,14 +21,14 @@ type Run struct {
 	// in its inputs: no model configured, contact cap …); otherwise a "rules" decision records
 	// the model's refusal, as when the rules decided because the model's answer was refused.
 	ModelNotAsked bool
-	Plan      string // the customer's plan (the segment)
-	Currency  string
-	Amount    int64
-	Outcome   string // "recovered", "exhausted", "canceled", "failed"; "" leaves the run open
-	Started   time.Time
-	Took      time.Duration // ended_at - started_at
-	Sends     []Send
-	Discount  int // a discount_percent offer of this value (0: none)
+	Plan          string // the customer's plan (the segment)
+	Currency      string
+	Amount        int64
+	Outcome       string // "recovered", "exhausted", "canceled", "failed"; "" leaves the run open
+	Started       time.Time
+	Took          time.Duration // ended_at - started_at
+	Sends         []Send
+	Discount      int // a discount_percent offer of this value (0: none)
 }
 
 // Send is a message sent (status "sent") at Step, After the run's start.
