@@ -6,7 +6,25 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/worker"
 )
+
+// HeartbeatThrottle is the longest the SDK may hold back a heartbeat on a worker that runs
+// KeepAlive (worker.Options.MaxHeartbeatThrottleInterval). Left to the SDK it is 0.8 × the
+// heartbeat timeout (4 s of the runs' 5 s), counted from when the previous heartbeat call
+// returned: a frontend answering a second or two late would time out a live worker's send,
+// which the SDK then cancels mid-call (outcome unknown: reconcile). Every 2 s leaves the
+// timeout 3 s of margin. Not shorter: the SDK gives a heartbeat call as long as the throttle
+// (at least 1 s), and cancels the activity when one takes longer.
+const HeartbeatThrottle = 2 * time.Second
+
+// WithKeepAlive returns o with the KeepAlive interceptor and HeartbeatThrottle: the options
+// every worker running the runs' activities uses.
+func WithKeepAlive(o worker.Options) worker.Options {
+	o.Interceptors = append(append([]interceptor.WorkerInterceptor(nil), o.Interceptors...), &KeepAlive{})
+	o.MaxHeartbeatThrottleInterval = HeartbeatThrottle
+	return o
+}
 
 // KeepAlive is a worker interceptor that heartbeats every regular activity scheduled with a
 // heartbeat timeout for as long as it runs (the provider call of a send, a model call, a
@@ -16,8 +34,8 @@ import (
 // progresses: the start-to-close timeout still bounds a call that hangs.
 //
 // It costs nothing for a short activity: the first heartbeat goes a quarter of the heartbeat
-// timeout after the attempt started, and the SDK sends at most one every 0.8 × the timeout
-// after that. Local activities, and activities scheduled without a heartbeat timeout (by a
+// timeout after the attempt started, and the SDK sends at most one every 2 s after that
+// (HeartbeatThrottle; workers are built with WithKeepAlive). Local activities, and activities scheduled without a heartbeat timeout (by a
 // run recorded before their options had one), are not heartbeated.
 //
 // A new attempt may start while the one before it still runs (a worker cut off from the

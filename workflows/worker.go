@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -40,17 +39,17 @@ func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker
 	if t.StickyCacheSize > 0 {
 		worker.SetStickyWorkflowCacheSize(t.StickyCacheSize)
 	}
-	base := worker.Options{
+	base := activities.WithKeepAlive(worker.Options{
 		MaxConcurrentActivityExecutionSize:     t.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: t.MaxConcurrentWorkflowTasks,
 		MaxConcurrentActivityTaskPollers:       t.ActivityPollers,
 		MaxConcurrentWorkflowTaskPollers:       t.WorkflowPollers,
 		// On SIGTERM, running activities get this long to finish (a send records its outcome).
 		WorkerStopTimeout: 30 * time.Second,
-		// Heartbeats every activity scheduled with a heartbeat timeout while it runs, also
-		// during the stop timeout: the server re-dispatches only a dead worker's activities.
-		Interceptors: []interceptor.WorkerInterceptor{&activities.KeepAlive{}},
-	}
+		// WithKeepAlive: every activity scheduled with a heartbeat timeout is heartbeated while
+		// it runs, also during the stop timeout, so that the server re-dispatches a dead
+		// worker's activities and never a live one's.
+	})
 	if t.PollerAutoscaling {
 		base.MaxConcurrentWorkflowTaskPollers, base.MaxConcurrentActivityTaskPollers = 0, 0
 		base.WorkflowTaskPollerBehavior = worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{MaximumNumberOfPollers: t.WorkflowPollers})
