@@ -114,32 +114,41 @@ func (in *Ingestor) RunDetectorFeed(ctx context.Context, interval time.Duration)
 	}
 }
 
-// awaitFed returns once the detector heard of the recorded event (feeding it when no feed
-// round has), or fails when it could not within deliveryTimeout.
+// awaitFed returns once the detector heard of the recorded event, or fails when it could
+// not within deliveryTimeout. It feeds a batch at a time itself when no round of this
+// process is running, and looks at its event after each batch: a run waits for its own
+// failure, never for the rest of a backlog (newer events, successes) to drain.
 func (in *Ingestor) awaitFed(ctx context.Context, eventID string) error {
 	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
 	f := &in.feed
 	f.init()
 	for {
-		round := f.rounds.Load()
 		fed, err := in.Store.DetectorFed(ctx, eventID)
 		if err != nil || fed {
 			return err
 		}
-		if f.rounds.Load() != round {
-			continue // a round ended meanwhile: look again
-		}
-		_, busy, err := in.FeedDetector(ctx)
-		if err != nil {
-			return err
-		}
-		if busy { // another process feeds: give it a moment
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("feed the spike detector: another process holds the feed: %w", ctx.Err())
-			case <-time.After(50 * time.Millisecond):
+		select {
+		case f.turn <- struct{}{}:
+			n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector)
+			f.rounds.Add(1)
+			<-f.turn
+			if err != nil {
+				return err
 			}
+			if ok && n > 0 {
+				continue // a batch went out: look again
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("feed the spike detector: %w", ctx.Err())
+		default: // a round of this process is running
+		}
+		// Another round (this process's or, holding the advisory lock, another's) feeds:
+		// give it a moment and look again.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("feed the spike detector: event %s not fed yet: %w", eventID, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
