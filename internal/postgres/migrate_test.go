@@ -20,34 +20,8 @@ import (
 // opt-outs recorded before consent was stored withdraw it, and the runs it knows become the
 // invoices' first runs.
 func TestMigrationRepairsAnExistingLog(t *testing.T) {
-	fakes.RequireServices(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, fakes.DatabaseURL())
-	if err != nil {
-		t.Fatalf("PostgreSQL is required for this test: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	st, err := postgres.Open(ctx, fakes.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	db := stdlib.OpenDBFromPool(st.Pool())
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
+	st := storeMigratedTo(t, 4)
 	future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, q := range []struct {
 		sql  string
@@ -94,6 +68,66 @@ func TestMigrationRepairsAnExistingLog(t *testing.T) {
 		runs, err := st.InvoiceRuns(ctx, inv)
 		if err != nil || len(runs) != 1 || runs[0].Open != open || runs[0].RunKey != "dunning-"+inv || runs[0].Episode != 1 {
 			t.Errorf("runs of %s = %+v, %v; want run 1, open %v", inv, runs, err, open)
+		}
+	}
+}
+
+// storeMigratedTo opens a store on a fresh schema migrated up to version (not further).
+func storeMigratedTo(t *testing.T, version int64) *postgres.Store {
+	t.Helper()
+	fakes.RequireServices(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, fakes.DatabaseURL())
+	if err != nil {
+		t.Fatalf("PostgreSQL is required for this test: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	st, err := postgres.Open(ctx, fakes.DatabaseURL(), postgres.Options{Schema: schema, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	db := stdlib.OpenDBFromPool(st.Pool())
+	t.Cleanup(func() { _ = db.Close() })
+	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Migration 00018 treats the failures and successes delivered before it as fed to the
+// detector (the old relay fed them on delivery) without rewriting the log, and leaves the
+// undelivered ones, and everything recorded after it, to the feed.
+func TestMigrationLeavesOnlyUndeliveredEventsToFeed(t *testing.T) {
+	ctx := context.Background()
+	st := storeMigratedTo(t, 17)
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO events (event_id, type, source, invoice_id, occurred_at, body, delivered_at)
+		VALUES ('evt_delivered', 'payment.failed', 'test', 'inv_1', now(), '{}', now()),
+		       ('evt_volume', 'payment.succeeded', 'test', 'inv_2', now(), '{}', now()),
+		       ('evt_pending', 'payment.failed', 'test', 'inv_3', now(), '{}', NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO events (event_id, type, source, invoice_id, occurred_at, body)
+		VALUES ('evt_new', 'payment.failed', 'test', 'inv_4', now(), '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"evt_delivered": true, "evt_volume": true, "evt_pending": false, "evt_new": false} {
+		if fed, err := st.DetectorFed(ctx, id); err != nil || fed != want {
+			t.Errorf("%s: fed %v (%v), want %v", id, fed, err, want)
 		}
 	}
 }
