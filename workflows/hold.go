@@ -28,7 +28,7 @@ func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
 // version 2 a local activity); ok is false when the run predates the change or the check
 // failed.
 func (d *dunning) checkHold(ctx workflow.Context, wfID string) (res activities.HoldResult, ok bool) {
-	v := workflow.GetVersion(ctx, ChangeSpikeHold, workflow.DefaultVersion, 2)
+	v := version(ctx, ChangeSpikeHold, 2)
 	if v < 1 {
 		return res, false
 	}

@@ -17,6 +17,7 @@ import (
 // offer and sends. It returns an error only when the step could not be carried out.
 func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time) error {
 	f := d.in.Failure
+	defer d.flushUpsert(ctx) // the step's DunningStep, when nothing set it yet (lean-run)
 	if step == 1 {
 		d.holdIfIncident(ctx, d.wfID)
 		if d.state.Status.Ended() {
@@ -34,12 +35,19 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	var dec recoup.Decision
 	failures := d.state.Failures
 	stopped, err = d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, fmt.Sprintf("Step %d · decide channel, tone and incentive", step)), a.DecideStrategy, activities.DecideInput{
+		in := activities.DecideInput{
 			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
 			Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
 			Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
 			Hardship: d.state.Hardship, Failures: d.state.Failures, Advice: newestAdvice(d.state.Retry),
-		})
+		}
+		summary := fmt.Sprintf("Step %d · decide channel, tone and incentive", step)
+		if d.lean { // in the same workflow task as the step's reads: no round trip of its own
+			opts := decideLocalActivity
+			opts.Summary = summary
+			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.DecideStrategy, in)
+		}
+		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, summary), a.DecideStrategy, in)
 	}, &dec)
 	if stopped || err != nil || d.state.Status.Ended() {
 		return err
@@ -91,7 +99,7 @@ func (d *dunning) onRetryFailure(ctx workflow.Context) {
 		return
 	}
 	d.state.RetryWait = ""
-	if workflow.GetVersion(ctx, ChangeActOnFailedRetry, workflow.DefaultVersion, 1) >= 1 {
+	if version(ctx, ChangeActOnFailedRetry, 1) >= 1 {
 		d.state.RetryWait = retryFailed
 	}
 }
@@ -275,7 +283,7 @@ func (d *dunning) awaitEvidence(ctx workflow.Context, dl *delivery, res activiti
 	if res.Delivery != recoup.DeliveryReconcile || res.ReconcileAt.IsZero() || dl.in.Resend {
 		return false
 	}
-	if workflow.GetVersion(ctx, ChangeReconcileResend, workflow.DefaultVersion, 1) < 1 {
+	if version(ctx, ChangeReconcileResend, 1) < 1 {
 		return false
 	}
 	what := fmt.Sprintf("wait for the provider's evidence of step %d", dl.step)
