@@ -95,15 +95,15 @@ type dunning struct {
 	settleAnyTime bool
 	// lean: the run takes "lean-run" (fewer billable Actions; localreads.go); deferred are
 	// search attributes kept for its next upsert.
-	lean     bool
-	deferred []temporal.SearchAttributeUpdate
-	seen          map[string]bool  // event ids of signals already received
-	seenOrder     []string         // the same ids, oldest first (bounded by maxSeen)
-	excluded      []recoup.Channel // opted out or undeliverable for the rest of the run
-	failureCode   string           // of the newest applied failure
-	pausedAt      time.Time        // when the current pause began
-	pausedFor     time.Duration    // total time paused so far: later steps move back by it
-	waiting       waitKind         // what the run waits for right now
+	lean        bool
+	deferred    []temporal.SearchAttributeUpdate
+	seen        map[string]bool  // event ids of signals already received
+	seenOrder   []string         // the same ids, oldest first (bounded by maxSeen)
+	excluded    []recoup.Channel // opted out or undeliverable for the rest of the run
+	failureCode string           // of the newest applied failure
+	pausedAt    time.Time        // when the current pause began
+	pausedFor   time.Duration    // total time paused so far: later steps move back by it
+	waiting     waitKind         // what the run waits for right now
 	// actNowPending ends the current wait (support's act-now); set only while waiting.
 	actNowPending bool
 	holdReleased  bool // the detector (or support) released the failure-spike hold
