@@ -95,8 +95,11 @@ type dunning struct {
 	settleAnyTime bool
 	// lean: the run takes "lean-run" (fewer billable Actions; localreads.go); deferred are
 	// search attributes kept for its next upsert.
-	lean        bool
-	deferred    []temporal.SearchAttributeUpdate
+	lean     bool
+	deferred []temporal.SearchAttributeUpdate
+	// expected: LastChannel was set with the step's decision (expectChannel); the value
+	// before it, until the step's send is recorded.
+	expected    *string
 	seen        map[string]bool  // event ids of signals already received
 	seenOrder   []string         // the same ids, oldest first (bounded by maxSeen)
 	excluded    []recoup.Channel // opted out or undeliverable for the rest of the run
@@ -232,6 +235,12 @@ func (d *dunning) flushUpsert(ctx workflow.Context) {
 }
 
 func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string) {
+	d.changeStatus(ctx, s, reason, false)
+}
+
+// changeStatus sets the run's status; with later, its search attribute goes in the run's
+// next upsert (deferUpsert), for a status the run changes just before it upserts anyway.
+func (d *dunning) changeStatus(ctx workflow.Context, s recoup.Status, reason string, later bool) {
 	if d.state.Status == s || d.state.Status.Ended() {
 		return
 	}
@@ -240,7 +249,11 @@ func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string
 	if s.Ended() {
 		d.state.NextAction, d.state.NextActionAt = "", time.Time{}
 	}
-	d.upsert(ctx, recoup.DunningStatusKey.ValueSet(string(s)))
+	if later {
+		d.deferUpsert(recoup.DunningStatusKey.ValueSet(string(s)))
+	} else {
+		d.upsert(ctx, recoup.DunningStatusKey.ValueSet(string(s)))
+	}
 	d.log.Info("dunning status changed", "status", string(s), "reason", reason)
 	d.updateDetails(ctx)
 }

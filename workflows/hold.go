@@ -81,7 +81,8 @@ func (d *dunning) hold(ctx workflow.Context, res activities.HoldResult) {
 	d.state.Hold = nil
 	d.state.NextAction, d.state.NextActionAt = "", time.Time{}
 	if d.state.Status == recoup.StatusHeld {
-		d.setStatus(ctx, recoup.StatusActive, "")
+		// lean-run: set with the step's decision that follows at once (runStep flushes it)
+		d.changeStatus(ctx, recoup.StatusActive, "", d.lean)
 	}
 	d.updateDetails(ctx)
 	d.log.Info("hold ended", "incident", res.IncidentID, "held_for", held.String())

@@ -59,7 +59,11 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	d.state.Decisions = append(d.state.Decisions, dec)
 	d.noteRetryWait(ctx, dec, failures)
 	if changed(ctx, ChangeDecisionSearchAttributes) {
-		d.upsert(ctx, recoup.PromptVersionKey.ValueSet(dec.PromptVersion), recoup.DecidedByKey.ValueSet(dec.DecidedBy))
+		sa := []temporal.SearchAttributeUpdate{recoup.PromptVersionKey.ValueSet(dec.PromptVersion), recoup.DecidedByKey.ValueSet(dec.DecidedBy)}
+		if d.lean && dec.Channel.Valid() && dec.Approval == nil {
+			sa = append(sa, d.expectChannel(ctx, dec.Channel))
+		}
+		d.upsert(ctx, sa...)
 	}
 	d.updateDetails(ctx)
 	d.log.Info("decided", "step", step, "channel", string(dec.Channel), "tone", dec.Tone,
@@ -71,7 +75,30 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	if dec, ok := d.awaitApproval(ctx, step, dec); ok && !d.state.Status.Ended() {
 		d.deliver(ctx, step, dec)
 	}
+	d.unexpectChannel()
 	return nil
+}
+
+// expectChannel (lean-run) is LastChannel set with the step's decision, in its upsert, to
+// the channel its message goes by: recordSend then needs no upsert of its own. Should no send
+// be recorded (the run ended, the channel became unavailable), unexpectChannel sets the
+// previous value back.
+func (d *dunning) expectChannel(ctx workflow.Context, ch recoup.Channel) temporal.SearchAttributeUpdate {
+	prev, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(recoup.LastChannelKey)
+	d.expected = &prev
+	return recoup.LastChannelKey.ValueSet(string(ch))
+}
+
+func (d *dunning) unexpectChannel() {
+	if d.expected == nil {
+		return
+	}
+	if prev := *d.expected; prev == "" {
+		d.deferUpsert(recoup.LastChannelKey.ValueUnset())
+	} else {
+		d.deferUpsert(recoup.LastChannelKey.ValueSet(prev))
+	}
+	d.expected = nil
 }
 
 // noteRetryWait remembers a step that sent nothing because the failure's decline class waits
@@ -321,7 +348,10 @@ func (d *dunning) recordSend(ctx workflow.Context, dl *delivery, res activities.
 		}
 	}
 	d.state.Messages = append(d.state.Messages, rec)
-	d.upsert(ctx, recoup.LastChannelKey.ValueSet(string(ch)))
+	if cur, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(recoup.LastChannelKey); !d.lean || cur != string(ch) {
+		d.upsert(ctx, recoup.LastChannelKey.ValueSet(string(ch)))
+	}
+	d.expected = nil // LastChannel is the recorded send's
 	d.updateDetails(ctx)
 }
 
