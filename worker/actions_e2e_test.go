@@ -33,7 +33,8 @@ var goldenActions = map[string]int{
 // paused, resumed and canceled after the first message; held by a failure-spike incident,
 // released, then recovered), counts each run's billable Actions from its history, and the
 // same scenarios of the same-shape baseline (actions_baseline_test.go). It fails when a run
-// costs more than goldenActions or no less than its baseline.
+// costs more than goldenActions or no less than its baseline. With RECOUP_RECORD_HISTORIES=1
+// it writes the four runs' histories to workflows/testdata/lean_*.json for the replay tests.
 func TestBillableActionsPerRun(t *testing.T) {
 	recoupCounts := map[string]actions.Count{}
 	baseCounts := map[string]actions.Count{}
@@ -67,6 +68,7 @@ func TestBillableActionsPerRun(t *testing.T) {
 		t.Fatalf("held scenario ended %+v", res)
 	}
 	recoupCounts["held by an incident"] = runActions(t, h, recoup.WorkflowID("inv_act_h"))
+	h.Record("inv_act_h", "lean_held_released")
 	b.start("h", baselineIn{Steps: []time.Duration{0, time.Hour}, FinalWait: time.Hour, Held: true})
 	h.Eventually("baseline held", func() bool { return b.state("h").Status == "held" })
 	b.signal("h", recoup.SignalReleaseHold)
@@ -83,6 +85,7 @@ func TestBillableActionsPerRun(t *testing.T) {
 		t.Fatalf("recovered scenario ended %+v", res)
 	}
 	recoupCounts["recovered at step 1"] = runActions(t, h, recoup.WorkflowID("inv_act_r"))
+	h.Record("inv_act_r", "lean_recovered")
 	b.start("r", baselineIn{Steps: []time.Duration{0, time.Hour}, FinalWait: time.Hour})
 	b.waitSent("r", 1)
 	b.signal("r", recoup.SignalRetryResult)
@@ -101,6 +104,7 @@ func TestBillableActionsPerRun(t *testing.T) {
 		t.Fatalf("paused scenario ended %+v", res)
 	}
 	recoupCounts["paused and resumed"] = runActions(t, h, recoup.WorkflowID("inv_act_p"))
+	h.Record("inv_act_p", "lean_paused_canceled")
 	b.start("p", baselineIn{Steps: []time.Duration{0, time.Hour}, FinalWait: time.Hour})
 	b.waitSent("p", 1)
 	b.signal("p", recoup.SignalPause)
@@ -120,6 +124,7 @@ func TestBillableActionsPerRun(t *testing.T) {
 		t.Fatalf("exhausted scenario ended %+v", res)
 	}
 	recoupCounts["exhausted (3 steps)"] = runActions(t, x, recoup.WorkflowID("inv_act_x"))
+	x.Record("inv_act_x", "lean_exhausted")
 	offers := map[int]bool{}
 	for i, d := range x.State("inv_act_x").Decisions {
 		offers[i+1] = d.Incentive.Kind != "" && d.Incentive.Kind != recoup.IncentiveNone
