@@ -211,7 +211,7 @@ func startedWithAttributes(ctx workflow.Context) bool {
 }
 
 // upsert sets search attributes in one command, together with any the run deferred
-// (deferUpsert).
+// (deferUpsert); of two values of one key the later wins (the SDK applies them in order).
 func (d *dunning) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
 	if len(d.deferred) > 0 {
 		updates = append(d.deferred, updates...)
