@@ -35,19 +35,7 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	var dec recoup.Decision
 	failures := d.state.Failures
 	stopped, err = d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
-		in := activities.DecideInput{
-			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
-			Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
-			Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
-			Hardship: d.state.Hardship, Failures: d.state.Failures, Advice: newestAdvice(d.state.Retry),
-		}
-		summary := fmt.Sprintf("Step %d · decide channel, tone and incentive", step)
-		if d.lean { // in the same workflow task as the step's reads: no round trip of its own
-			opts := decideLocalActivity
-			opts.Summary = summary
-			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.DecideStrategy, in)
-		}
-		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, summary), a.DecideStrategy, in)
+		return d.decide(ctx, step, scheduledAt, hist)
 	}, &dec)
 	if stopped || err != nil || d.state.Status.Ended() {
 		return err
@@ -77,6 +65,25 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	}
 	d.unexpectChannel()
 	return nil
+}
+
+// decide starts the step's DecideStrategy: a local activity for runs with "lean-run" (in the
+// same workflow task as the step's reads: no round trip of its own), an activity before it.
+func (d *dunning) decide(ctx workflow.Context, step int, scheduledAt time.Time, hist activities.CustomerHistory) workflow.Future {
+	f := d.in.Failure
+	in := activities.DecideInput{
+		WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
+		Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
+		Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
+		Hardship: d.state.Hardship, Failures: d.state.Failures, Advice: newestAdvice(d.state.Retry),
+	}
+	summary := fmt.Sprintf("Step %d · decide channel, tone and incentive", step)
+	if d.lean {
+		opts := decideLocalActivity
+		opts.Summary = summary
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.DecideStrategy, in)
+	}
+	return workflow.ExecuteActivity(withSummary(ctx, decideActivity, summary), a.DecideStrategy, in)
 }
 
 // expectChannel (lean-run) is LastChannel set with the step's decision, in its upsert, to
