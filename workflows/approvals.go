@@ -60,7 +60,7 @@ func countApproval(ctx workflow.Context, outcome string) {
 // before ChangeApprovals never held a message.
 func (d *dunning) awaitApproval(ctx workflow.Context, step int, dec recoup.Decision) (recoup.Decision, bool) {
 	req := dec.Approval
-	if req == nil || workflow.GetVersion(ctx, ChangeApprovals, workflow.DefaultVersion, 1) < 1 {
+	if req == nil || version(ctx, ChangeApprovals, 1) < 1 {
 		return dec, true
 	}
 	since := workflow.Now(ctx)

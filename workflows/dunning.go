@@ -110,13 +110,20 @@ type dunning struct {
 	// settleAnyTime: a settling event (recovered, retry success, cancel) applies whatever
 	// its occurred_at; only failures can be stale (change "settle-any-time").
 	settleAnyTime bool
-	seen          map[string]bool  // event ids of signals already received
-	seenOrder     []string         // the same ids, oldest first (bounded by maxSeen)
-	excluded      []recoup.Channel // opted out or undeliverable for the rest of the run
-	failureCode   string           // of the newest applied failure
-	pausedAt      time.Time        // when the current pause began
-	pausedFor     time.Duration    // total time paused so far: later steps move back by it
-	waiting       waitKind         // what the run waits for right now
+	// lean: the run takes "lean-run" (fewer billable Actions; localreads.go); deferred are
+	// search attributes kept for its next upsert.
+	lean     bool
+	deferred []temporal.SearchAttributeUpdate
+	// expected: LastChannel was set with the step's decision (expectChannel); the value
+	// before it, until the step's send is recorded.
+	expected    *string
+	seen        map[string]bool  // event ids of signals already received
+	seenOrder   []string         // the same ids, oldest first (bounded by maxSeen)
+	excluded    []recoup.Channel // opted out or undeliverable for the rest of the run
+	failureCode string           // of the newest applied failure
+	pausedAt    time.Time        // when the current pause began
+	pausedFor   time.Duration    // total time paused so far: later steps move back by it
+	waiting     waitKind         // what the run waits for right now
 	// actNowPending ends the current wait (support's act-now); set only while waiting.
 	actNowPending bool
 	holdReleased  bool // the detector (or support) released the failure-spike hold
@@ -181,14 +188,15 @@ func (d *dunning) setup(ctx workflow.Context) error {
 		d.failureCode = f.FailureCode
 		d.recordAttempt(recoup.RetryAttempt{EventID: f.EventID, At: d.state.LastApplied, Code: f.FailureCode, AdviceCode: f.AdviceCode})
 	}
-	d.settleAnyTime = d.in.Continued != nil || workflow.GetVersion(ctx, ChangeSettleAnyTime, workflow.DefaultVersion, 1) >= 1
+	d.lean = leanRun(ctx) // before any other command
+	d.settleAnyTime = d.in.Continued != nil || version(ctx, ChangeSettleAnyTime, 1) >= 1
 	if err := setQuery(ctx, recoup.QueryStatus, func() (recoup.State, error) { return d.state, nil }); err != nil {
 		return err
 	}
 	if err := d.registerUpdates(ctx); err != nil {
 		return err
 	}
-	if d.in.Continued == nil {
+	if d.in.Continued == nil && !(d.lean && startedWithAttributes(ctx)) {
 		d.upsert(ctx, recoup.CustomerIDKey.ValueSet(f.CustomerID), recoup.InvoiceIDKey.ValueSet(f.InvoiceID),
 			recoup.DunningStatusKey.ValueSet(string(d.state.Status)), recoup.DunningStepKey.ValueSet(0))
 	}
@@ -212,13 +220,44 @@ func (d *dunning) remember(id string) {
 	}
 }
 
+// startedWithAttributes reports whether the run was started with its search attributes (the
+// ingest's SignalWithStart sets them; a start without them gets them from setup's upsert).
+func startedWithAttributes(ctx workflow.Context) bool {
+	_, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(recoup.InvoiceIDKey)
+	return ok
+}
+
+// upsert sets search attributes in one command, together with any the run deferred
+// (deferUpsert); of two values of one key the later wins (the SDK applies them in order).
 func (d *dunning) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
+	if len(d.deferred) > 0 {
+		updates = append(d.deferred, updates...)
+		d.deferred = nil
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		d.log.Warn("could not update search attributes", "error", err)
 	}
 }
 
+// deferUpsert keeps search attributes for the run's next upsert (one command, one billable
+// Action, instead of two); flushUpsert sets them now if no upsert took them yet.
+func (d *dunning) deferUpsert(updates ...temporal.SearchAttributeUpdate) {
+	d.deferred = append(d.deferred, updates...)
+}
+
+func (d *dunning) flushUpsert(ctx workflow.Context) {
+	if len(d.deferred) > 0 {
+		d.upsert(ctx)
+	}
+}
+
 func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string) {
+	d.changeStatus(ctx, s, reason, false)
+}
+
+// changeStatus sets the run's status; with later, its search attribute goes in the run's
+// next upsert (deferUpsert), for a status the run changes just before it upserts anyway.
+func (d *dunning) changeStatus(ctx workflow.Context, s recoup.Status, reason string, later bool) {
 	if d.state.Status == s || d.state.Status.Ended() {
 		return
 	}
@@ -227,7 +266,11 @@ func (d *dunning) setStatus(ctx workflow.Context, s recoup.Status, reason string
 	if s.Ended() {
 		d.state.NextAction, d.state.NextActionAt = "", time.Time{}
 	}
-	d.upsert(ctx, recoup.DunningStatusKey.ValueSet(string(s)))
+	if later {
+		d.deferUpsert(recoup.DunningStatusKey.ValueSet(string(s)))
+	} else {
+		d.upsert(ctx, recoup.DunningStatusKey.ValueSet(string(s)))
+	}
 	d.log.Info("dunning status changed", "status", string(s), "reason", reason)
 	d.updateDetails(ctx)
 }
@@ -320,7 +363,12 @@ func (d *dunning) scheduledStep(ctx workflow.Context) (res recoup.DunningResult,
 		return res, true, err
 	}
 	d.state.Step = step
-	d.upsert(ctx, recoup.DunningStepKey.ValueSet(int64(step)))
+	if d.lean {
+		// Set with the step's decision or the run's next status change (runStep flushes it).
+		d.deferUpsert(recoup.DunningStepKey.ValueSet(int64(step)))
+	} else {
+		d.upsert(ctx, recoup.DunningStepKey.ValueSet(int64(step)))
+	}
 	return d.carryOut(ctx, step, stepAt)
 }
 

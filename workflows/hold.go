@@ -28,7 +28,7 @@ func (d *dunning) holdIfIncident(ctx workflow.Context, wfID string) {
 // version 2 a local activity); ok is false when the run predates the change or the check
 // failed.
 func (d *dunning) checkHold(ctx workflow.Context, wfID string) (res activities.HoldResult, ok bool) {
-	v := workflow.GetVersion(ctx, ChangeSpikeHold, workflow.DefaultVersion, 2)
+	v := version(ctx, ChangeSpikeHold, 2)
 	if v < 1 {
 		return res, false
 	}
@@ -81,7 +81,8 @@ func (d *dunning) hold(ctx workflow.Context, res activities.HoldResult) {
 	d.state.Hold = nil
 	d.state.NextAction, d.state.NextActionAt = "", time.Time{}
 	if d.state.Status == recoup.StatusHeld {
-		d.setStatus(ctx, recoup.StatusActive, "")
+		// lean-run: set with the step's decision that follows at once (runStep flushes it)
+		d.changeStatus(ctx, recoup.StatusActive, "", d.lean)
 	}
 	d.updateDetails(ctx)
 	d.log.Info("hold ended", "incident", res.IncidentID, "held_for", held.String())

@@ -50,7 +50,7 @@ func (d *dunning) startReplies(ctx workflow.Context) {
 func (d *dunning) handleReply(ctx workflow.Context, r recoup.Reply) {
 	rec := recoup.ReplyRecord{EventID: r.EventID, Channel: r.Channel, Text: r.Text, ReceivedAt: r.ReceivedAt}
 	defer func() { d.addReply(ctx, rec) }()
-	if workflow.GetVersion(ctx, ChangeReplies, workflow.DefaultVersion, 1) < 1 {
+	if version(ctx, ChangeReplies, 1) < 1 {
 		rec.Note = "recorded only: the run predates reply handling"
 		return
 	}

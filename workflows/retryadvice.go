@@ -103,14 +103,14 @@ func (d *dunning) startRetryAdvice(ctx workflow.Context) {
 			if err := workflow.Await(ctx, func() bool { return d.advicePending() || d.ended() }); err != nil || d.ended() {
 				return
 			}
-			if workflow.GetVersion(ctx, ChangeRetryAdvice, workflow.DefaultVersion, 1) < 1 {
+			if version(ctx, ChangeRetryAdvice, 1) < 1 {
 				// A run recorded before retry advice advises nothing; it keeps its queue empty
 				// so that its next run (after continue-as-new) does not advise a backlog at once.
 				d.state.Retry.Pending = nil
 				continue
 			}
 			if cu := d.state.Retry.CardUpdate; cu != nil && cu.EventID == d.state.Retry.Pending[0].EventID &&
-				workflow.GetVersion(ctx, ChangeCardUpdate, workflow.DefaultVersion, 1) < 1 {
+				version(ctx, ChangeCardUpdate, 1) < 1 {
 				d.state.Retry.Pending = d.state.Retry.Pending[1:]
 				continue
 			}
@@ -145,7 +145,13 @@ func (d *dunning) advise(ctx workflow.Context, failure recoup.RetryAttempt) (exe
 	}
 	var res activities.AdviseRetryResult
 	stopped, err := d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, "Advise billing on retrying "+failure.EventID), a.AdviseRetry, in)
+		summary := "Advise billing on retrying " + failure.EventID
+		if d.lean { // bounded calls (PostgreSQL, billing's webhook), keyed by the failure's event id
+			opts := dbLocalActivity
+			opts.Summary = summary
+			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.AdviseRetry, in)
+		}
+		return workflow.ExecuteActivity(withSummary(ctx, dbActivity, summary), a.AdviseRetry, in)
 	}, &res)
 	if stopped || d.ended() {
 		return false, false

@@ -286,6 +286,7 @@ func decidedAt(w *world) []time.Time {
 // backlog of failures that a later run (after continue-as-new) would advise all at once.
 func TestARunFromBeforeRetryAdviceKeepsNoBacklog(t *testing.T) {
 	w := newWorld(t)
+	w.env.OnGetVersion(workflows.ChangeLeanRun, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion) // recorded before it too
 	w.env.OnGetVersion(workflows.ChangeRetryAdvice, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	advised := 0
 	w.env.OnActivity(a.AdviseRetry, mock.Anything, mock.Anything).Return(

@@ -135,7 +135,7 @@ func (d *dunning) receive(ctx workflow.Context, name, eventID string, occurredAt
 	case kind == failure && !occurredAt.IsZero() && ordered.Before(d.state.LastApplied):
 		r.Note = "stale: older than the newest applied failure"
 	case kind == pausing && !occurredAt.IsZero() && ordered.Before(d.state.LastResumed) &&
-		workflow.GetVersion(ctx, ChangePauseOrder, workflow.DefaultVersion, 1) >= 1:
+		version(ctx, ChangePauseOrder, 1) >= 1:
 		r.Note = "stale: dated before a resume already received"
 	default:
 		d.remember(eventID)

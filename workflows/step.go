@@ -17,6 +17,7 @@ import (
 // offer and sends. It returns an error only when the step could not be carried out.
 func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time) error {
 	f := d.in.Failure
+	defer d.flushUpsert(ctx) // the step's DunningStep, when nothing set it yet (lean-run)
 	if step == 1 {
 		d.holdIfIncident(ctx, d.wfID)
 		if d.state.Status.Ended() {
@@ -34,12 +35,7 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	var dec recoup.Decision
 	failures := d.state.Failures
 	stopped, err = d.stoppable(ctx, d.ended, func(ctx workflow.Context) workflow.Future {
-		return workflow.ExecuteActivity(withSummary(ctx, decideActivity, fmt.Sprintf("Step %d · decide channel, tone and incentive", step)), a.DecideStrategy, activities.DecideInput{
-			WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
-			Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
-			Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
-			Hardship: d.state.Hardship, Failures: d.state.Failures, Advice: newestAdvice(d.state.Retry),
-		})
+		return d.decide(ctx, step, scheduledAt, hist)
 	}, &dec)
 	if stopped || err != nil || d.state.Status.Ended() {
 		return err
@@ -51,7 +47,11 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	d.state.Decisions = append(d.state.Decisions, dec)
 	d.noteRetryWait(ctx, dec, failures)
 	if changed(ctx, ChangeDecisionSearchAttributes) {
-		d.upsert(ctx, recoup.PromptVersionKey.ValueSet(dec.PromptVersion), recoup.DecidedByKey.ValueSet(dec.DecidedBy))
+		sa := []temporal.SearchAttributeUpdate{recoup.PromptVersionKey.ValueSet(dec.PromptVersion), recoup.DecidedByKey.ValueSet(dec.DecidedBy)}
+		if d.lean && dec.Channel.Valid() && dec.Approval == nil {
+			sa = append(sa, d.expectChannel(ctx, dec.Channel))
+		}
+		d.upsert(ctx, sa...)
 	}
 	d.updateDetails(ctx)
 	d.log.Info("decided", "step", step, "channel", string(dec.Channel), "tone", dec.Tone,
@@ -63,7 +63,49 @@ func (d *dunning) runStep(ctx workflow.Context, step int, scheduledAt time.Time)
 	if dec, ok := d.awaitApproval(ctx, step, dec); ok && !d.state.Status.Ended() {
 		d.deliver(ctx, step, dec)
 	}
+	d.unexpectChannel()
 	return nil
+}
+
+// decide starts the step's DecideStrategy: a local activity for runs with "lean-run" (in the
+// same workflow task as the step's reads: no round trip of its own), an activity before it.
+func (d *dunning) decide(ctx workflow.Context, step int, scheduledAt time.Time, hist activities.CustomerHistory) workflow.Future {
+	f := d.in.Failure
+	in := activities.DecideInput{
+		WorkflowID: d.runKey, InvoiceID: f.InvoiceID, Step: step, TotalSteps: d.state.TotalSteps, History: hist,
+		Excluded: slices.Clone(d.excluded), FailureCode: d.failureCode, AmountMinor: f.AmountMinor,
+		Currency: f.Currency, Now: workflow.Now(ctx), ScheduledAt: scheduledAt, Channel: d.state.NextChannel,
+		Hardship: d.state.Hardship, Failures: d.state.Failures, Advice: newestAdvice(d.state.Retry),
+	}
+	summary := fmt.Sprintf("Step %d · decide channel, tone and incentive", step)
+	if d.lean {
+		opts := decideLocalActivity
+		opts.Summary = summary
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), a.DecideStrategy, in)
+	}
+	return workflow.ExecuteActivity(withSummary(ctx, decideActivity, summary), a.DecideStrategy, in)
+}
+
+// expectChannel (lean-run) is LastChannel set with the step's decision, in its upsert, to
+// the channel its message goes by: recordSend then needs no upsert of its own. Should no send
+// be recorded (the run ended, the channel became unavailable), unexpectChannel sets the
+// previous value back.
+func (d *dunning) expectChannel(ctx workflow.Context, ch recoup.Channel) temporal.SearchAttributeUpdate {
+	prev, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(recoup.LastChannelKey)
+	d.expected = &prev
+	return recoup.LastChannelKey.ValueSet(string(ch))
+}
+
+func (d *dunning) unexpectChannel() {
+	if d.expected == nil {
+		return
+	}
+	if prev := *d.expected; prev == "" {
+		d.deferUpsert(recoup.LastChannelKey.ValueUnset())
+	} else {
+		d.deferUpsert(recoup.LastChannelKey.ValueSet(prev))
+	}
+	d.expected = nil
 }
 
 // noteRetryWait remembers a step that sent nothing because the failure's decline class waits
@@ -91,7 +133,7 @@ func (d *dunning) onRetryFailure(ctx workflow.Context) {
 		return
 	}
 	d.state.RetryWait = ""
-	if workflow.GetVersion(ctx, ChangeActOnFailedRetry, workflow.DefaultVersion, 1) >= 1 {
+	if version(ctx, ChangeActOnFailedRetry, 1) >= 1 {
 		d.state.RetryWait = retryFailed
 	}
 }
@@ -275,7 +317,7 @@ func (d *dunning) awaitEvidence(ctx workflow.Context, dl *delivery, res activiti
 	if res.Delivery != recoup.DeliveryReconcile || res.ReconcileAt.IsZero() || dl.in.Resend {
 		return false
 	}
-	if workflow.GetVersion(ctx, ChangeReconcileResend, workflow.DefaultVersion, 1) < 1 {
+	if version(ctx, ChangeReconcileResend, 1) < 1 {
 		return false
 	}
 	what := fmt.Sprintf("wait for the provider's evidence of step %d", dl.step)
@@ -313,7 +355,10 @@ func (d *dunning) recordSend(ctx workflow.Context, dl *delivery, res activities.
 		}
 	}
 	d.state.Messages = append(d.state.Messages, rec)
-	d.upsert(ctx, recoup.LastChannelKey.ValueSet(string(ch)))
+	if cur, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(recoup.LastChannelKey); !d.lean || cur != string(ch) {
+		d.upsert(ctx, recoup.LastChannelKey.ValueSet(string(ch)))
+	}
+	d.expected = nil // LastChannel is the recorded send's
 	d.updateDetails(ctx)
 }
 

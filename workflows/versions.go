@@ -1,5 +1,7 @@
 package workflows
 
+import "go.temporal.io/sdk/workflow"
+
 // The ledger of every workflow.GetVersion change id of both workflows (per workflow, oldest
 // first): the single place where a change id is declared. A workflow passes only these
 // constants to GetVersion (versions_test.go fails otherwise). A run records the version of each change
@@ -100,7 +102,26 @@ const (
 	// recorded before it wait for the time. Order: in the signal handler of that failure,
 	// after the run recorded the failure, before the wait's timer is cancelled.
 	ChangeActOnFailedRetry = "act-on-failed-retry"
+	// ChangeLeanRun (DunningWorkflow, localreads.go leanRun): fewer billable Actions and less
+	// server work per run. A run with it takes every earlier DunningWorkflow change at the
+	// version leanImplies names without their GetVersion calls (no marker and no
+	// TemporalChangeVersion upsert each); DecideStrategy and AdviseRetry run as local
+	// activities; a run started with its search attributes (the ingest's SignalWithStart)
+	// does not upsert them again in setup; and a step's DunningStep goes in the same upsert
+	// as the step's decision (PromptVersion, DecidedBy) or its next status change. Order: in
+	// setup, before any other command (before ChangeSettleAnyTime), for every run (continued
+	// runs included).
+	ChangeLeanRun = "lean-run"
 )
+
+// leanImplies is the version a run with ChangeLeanRun takes of each change before it,
+// without asking GetVersion (see version). Frozen: a later version of one of these changes
+// needs a change id of its own, or runs recorded with lean-run would replay the new code.
+var leanImplies = map[string]workflow.Version{
+	ChangeDecisionSearchAttributes: 1, ChangeSendsTaskQueue: 1, ChangeLocalDBReads: 1, ChangeSpikeHold: 2,
+	ChangeSettleAnyTime: 1, ChangeReconcileResend: 1, ChangeReplies: 1, ChangePauseOrder: 1,
+	ChangeApprovals: 1, ChangeRetryAdvice: 1, ChangeCardUpdate: 1, ChangeActOnFailedRetry: 1,
+}
 
 // ledger lists every change id above, oldest first, with the workflow it belongs to.
 var ledger = []struct{ ID, Workflow string }{
@@ -118,4 +139,5 @@ var ledger = []struct{ ID, Workflow string }{
 	{ChangeRetryAdvice, "DunningWorkflow"},
 	{ChangeCardUpdate, "DunningWorkflow"},
 	{ChangeActOnFailedRetry, "DunningWorkflow"},
+	{ChangeLeanRun, "DunningWorkflow"},
 }
