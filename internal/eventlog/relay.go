@@ -21,7 +21,8 @@ type Relay struct {
 	Interval time.Duration // default 1s
 	Batch    int           // events read per round, default 500
 	// FeedInterval is the shortest time between two rounds of the detector feed (default
-	// 200ms): the detector gets at most 1/FeedInterval signals a second from it.
+	// 200ms). A round sends one signal per 1,000 unfed events (failures and successes)
+	// until none is left: 1/FeedInterval signals a second below 1,000 events a round.
 	FeedInterval time.Duration
 	// NoRunDelivery runs the detector feed alone (benchmarks of the detector path).
 	NoRunDelivery bool
