@@ -95,8 +95,10 @@ per segment), per arm and currency: recovery rate with its 95% interval, recover
 amount per run, incentive spend, and against the first arm, within weeks of start
 (Mantel–Haenszel), an always-valid sequential test (mSPRT, α = 0.05, Bonferroni-corrected:
 valid however often the report is looked at), its confidence sequence for the difference, the
-minimum sample size for a 5-point difference at 80% power and a verdict. A run counts once
-its 28-day attribution window has closed.
+minimum sample size for a 5-point difference at 80% power and a verdict. Each experiment is
+analysed over all its runs since its first, whatever --days says (the test keeps α only over
+one growing sample, not a sliding window). A run counts once its 28-day attribution window
+has closed.
 
 --html FILE: both, with charts, as one self-contained HTML page (no network needed to read
 it); its numbers are those of --csv and --csv --experiments.`,
@@ -112,7 +114,7 @@ it); its numbers are those of --csv and --csv --experiments.`,
 			return printReport(cmd.Context(), a.d, o, a.stdout)
 		},
 	}
-	cmd.Flags().IntVar(&o.days, "days", 90, "runs started in the last N days")
+	cmd.Flags().IntVar(&o.days, "days", 90, "the per-dimension rows: runs started in the last N days (the experiments read all their runs)")
 	cmd.Flags().BoolVar(&o.csv, "csv", false, "CSV instead of a table")
 	cmd.Flags().BoolVar(&o.experiments, "experiments", false, "the experiments with their verdicts instead of the per-dimension rows")
 	cmd.Flags().StringVar(&o.html, "html", "", "write the report page (HTML with charts) to FILE")

@@ -120,17 +120,23 @@ const diffExamples = 3
 
 // promptDiff is the outcome of `starter prompts diff` (its --json form).
 type promptDiff struct {
-	PromptDir      string         `json:"prompt_dir"`
-	PromptVersion  string         `json:"prompt_version"`
-	PolicyVersion  string         `json:"policy_version"`
-	Since          time.Time      `json:"since"`
-	Mode           string         `json:"mode"` // "model" (--ask-model) or "recorded answer"
-	ModeNote       string         `json:"mode_note"`
-	ModelCalls     int            `json:"model_calls_at_most"` // with --ask-model: one per re-decidable decision
-	Decisions      int            `json:"decisions"`           // read
-	Redecided      int            `json:"redecided"`           // decided again
-	RedecidedBy    map[string]int `json:"redecided_by"`        // activities.RedecidedBy* → count
-	NotRedecidable map[string]int `json:"not_redecidable"`     // reason → count
+	PromptDir     string    `json:"prompt_dir"`
+	PromptVersion string    `json:"prompt_version"`
+	PolicyVersion string    `json:"policy_version"`
+	Since         time.Time `json:"since"`
+	Mode          string    `json:"mode"` // "model" (--ask-model) or "recorded answer"
+	ModeNote      string    `json:"mode_note"`
+	ModelCalls    int       `json:"model_calls_at_most"` // with --ask-model: one per re-decidable decision
+	Decisions     int       `json:"decisions"`           // read
+	// When --limit cut the period: the decisions in it, how many older ones were left out,
+	// and when the oldest one read was recorded.
+	InPeriod       int            `json:"decisions_in_period"`
+	Limit          int            `json:"limit"`
+	LeftOut        int            `json:"left_out_by_limit"`
+	ReadFrom       *time.Time     `json:"read_from,omitempty"`
+	Redecided      int            `json:"redecided"`       // decided again
+	RedecidedBy    map[string]int `json:"redecided_by"`    // activities.RedecidedBy* → count
+	NotRedecidable map[string]int `json:"not_redecidable"` // reason → count
 	Changed        diffChanges    `json:"changed"`
 	Examples       []diffExample  `json:"examples"`
 	Cost           []diffCost     `json:"incentive_cost"`
@@ -242,7 +248,17 @@ func diffPrompts(ctx context.Context, d *deps, o diffOptions, stdout, stderr io.
 	if r.LLM != nil {
 		out.ModelCalls = calls
 	}
-	out.PromptDir, out.Since = o.dir, o.since
+	out.PromptDir, out.Since, out.InPeriod, out.Limit = o.dir, o.since, len(rows), o.limit
+	if len(rows) == o.limit {
+		// The limit may have cut the period: say how much of it was read.
+		if out.InPeriod, err = st.CountRecordedDecisions(ctx, o.since); err != nil {
+			return err
+		}
+		if out.LeftOut = max(0, out.InPeriod-len(rows)); out.LeftOut > 0 {
+			oldest := rows[len(rows)-1].CreatedAt.UTC() // newest first
+			out.ReadFrom = &oldest
+		}
+	}
 	if o.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -272,6 +288,7 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 		out.ModeNote = "no model configured: each recorded model answer is checked against the new guardrails and policy (set OPENAI_API_KEY and pass --ask-model to ask the model again); the rules decide the rest"
 	}
 	costs := map[string]*diffCost{}
+	runCostsBy := map[string]*runCost{} // by workflow
 	rules := map[string]*diffRule{}
 	budgets := map[string]*offerTally{} // by customer
 	rows = slices.Clone(rows)           // newest first: oldest first
@@ -306,7 +323,7 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 		out.Redecided++
 		out.RedecidedBy[re.Decider]++
 		compare(&out, row, rec, re.Decision)
-		addCost(costs, rec, re.Decision)
+		addCost(costs, runCostsBy, row.WorkflowID, rec, re.Decision)
 		for i, inc := range []recoup.Incentive{rec.Decided.Incentive, re.Decision.Incentive} {
 			if inc.Kind == recoup.IncentiveExtensionDays {
 				out.ExtensionDays[i] += inc.Value
@@ -314,6 +331,7 @@ func buildDiff(ctx context.Context, r activities.Redecider, set *templates.Set, 
 		}
 		tallyViolations(&out, rules, row, rec.Decided.Violations, re.Violations)
 	}
+	runCosts(costs, runCostsBy)
 	for _, c := range slices.Sorted(maps.Keys(costs)) {
 		v := costs[c]
 		v.BeforeText, v.AfterText = money.Format(v.BeforeMinor, c, "en-US"), money.Format(v.AfterMinor, c, "en-US")
@@ -456,8 +474,16 @@ func incentiveText(i recoup.Incentive) string {
 	return fmt.Sprintf("%s %d", i.Kind, i.Value)
 }
 
-// addCost adds the decision's discount (a percentage of the amount due) before and after.
-func addCost(costs map[string]*diffCost, rec activities.RecordedInputs, d recoup.Decision) {
+// runCost is what one run's re-decided steps offered: its largest discount before and after.
+type runCost struct {
+	cur           string
+	amountMinor   int64
+	before, after int // percent
+}
+
+// addCost counts the decision's discount (a percentage of the amount due) before and after,
+// and keeps the run's largest: a run costs once, as the report counts it (runCosts).
+func addCost(costs map[string]*diffCost, runs map[string]*runCost, workflowID string, rec activities.RecordedInputs, d recoup.Decision) {
 	cur := strings.ToUpper(rec.Decide.Currency)
 	c := costs[cur]
 	if c == nil {
@@ -465,20 +491,32 @@ func addCost(costs map[string]*diffCost, rec activities.RecordedInputs, d recoup
 		costs[cur] = c
 	}
 	c.Decisions++
-	discount := func(i recoup.Incentive) int64 {
-		if i.Kind != recoup.IncentiveDiscountPercent {
-			return 0
-		}
-		return (rec.Decide.AmountMinor*int64(i.Value) + 50) / 100
+	r := runs[workflowID]
+	if r == nil {
+		r = &runCost{cur: cur}
+		runs[workflowID] = r
 	}
-	if rec.Decided.Incentive.Kind == recoup.IncentiveDiscountPercent {
+	r.amountMinor = max(r.amountMinor, rec.Decide.AmountMinor)
+	if i := rec.Decided.Incentive; i.Kind == recoup.IncentiveDiscountPercent {
 		c.Before++
+		r.before = max(r.before, i.Value)
 	}
-	if d.Incentive.Kind == recoup.IncentiveDiscountPercent {
+	if i := d.Incentive; i.Kind == recoup.IncentiveDiscountPercent {
 		c.After++
+		r.after = max(r.after, i.Value)
 	}
-	c.BeforeMinor += discount(rec.Decided.Incentive)
-	c.AfterMinor += discount(d.Incentive)
+}
+
+// runCosts adds each run's cost to its currency's: the amount due × the run's largest
+// discount / 100, rounded down — the report's incentive cost (report.ExperimentRuns), so that
+// an unchanged prompt set costs in the diff what it costs on the page however often a run
+// repeated an offer.
+func runCosts(costs map[string]*diffCost, runs map[string]*runCost) {
+	for _, r := range runs {
+		c := costs[r.cur]
+		c.BeforeMinor += r.amountMinor * int64(r.before) / 100
+		c.AfterMinor += r.amountMinor * int64(r.after) / 100
+	}
 }
 
 var (
@@ -499,6 +537,11 @@ func isBudget(v string) bool {
 func writeDiff(w io.Writer, o promptDiff) {
 	fmt.Fprintf(w, "prompt set %s: version %s (policy %s); decisions recorded since %s\n",
 		o.PromptDir, o.PromptVersion, o.PolicyVersion, o.Since.Format(time.RFC3339))
+	if o.LeftOut > 0 {
+		fmt.Fprintf(w, "--limit %d left out the %d oldest of the period's %d decisions: the ones read start at %s, not %s; "+
+			"yearly budgets count what the left-out decisions offered as recorded (raise --limit or shorten --since)\n",
+			o.Limit, o.LeftOut, o.InPeriod, o.ReadFrom.Format(time.RFC3339), o.Since.Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "mode: %s\n", o.ModeNote)
 	if o.Mode == activities.RedecidedByModel {
 		fmt.Fprintf(w, "model calls: at most %d\n", o.ModelCalls)

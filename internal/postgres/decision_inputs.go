@@ -55,6 +55,16 @@ func (s *Store) RecordedDecisions(ctx context.Context, since time.Time, limit in
 	return out, nil
 }
 
+// CountRecordedDecisions counts the decisions stored since t (what RecordedDecisions reads
+// without a limit). It only reads.
+func (s *Store) CountRecordedDecisions(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM decisions WHERE created_at >= $1`, since).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count recorded decisions: %w", err)
+	}
+	return n, nil
+}
+
 // OfferedByKindSince sums the incentives offered to a customer since t, per kind, in one
 // query (OfferedSince for every kind); a kind never offered is absent.
 func (s *Store) OfferedByKindSince(ctx context.Context, customerID string, t time.Time) (map[string]int, error) {

@@ -85,11 +85,12 @@ func TestTheExperimentsCSVIsThePagesNumbers(t *testing.T) {
 	for _, r := range recs[1:] {
 		got = append(got, strings.Join(append(r[:8:8], r[10], r[14], r[24]), ","))
 	}
+	// 2 runs of A against 3 of B: the smaller arm needs 2,525 with the larger half as large again (3,027 each when equal).
 	want := []string{
 		"variant,,USD,A,2,1,1,0.5,9000,1000,",
-		"variant,,USD,B,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 3027 needed)",
+		"variant,,USD,B,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 2525 needed)",
 		"decided_by,,USD,rules,2,1,1,0.5,9000,1000,",
-		"decided_by,,USD,llm,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 3027 needed)",
+		"decided_by,,USD,llm,3,1,0,0.3333333333333333,2000,0,not enough data (2 of 2525 needed)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("experiments CSV (experiment..rate, recovered, incentive, verdict):\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

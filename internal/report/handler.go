@@ -17,8 +17,8 @@ import (
 // PagePath is where the ingress serves the page (with RECOUP_REPORT_TOKEN set).
 const PagePath = "/reports/recovery"
 
-// Handler serves the page (GET; ?days=N for the runs started in the last N days, default
-// 90) to a request carrying "Authorization: Bearer <token>" (scheme case-insensitive); any
+// Handler serves the page (GET; ?days=N: the per-dimension rows over the runs started in the
+// last N days, default 90; the experiments over all their runs, see Load) to a request carrying "Authorization: Bearer <token>" (scheme case-insensitive); any
 // other request gets 401 and reads nothing. As the codec server does, both tokens are
 // hashed before a constant-time comparison, so that neither content nor length leaks. pool
 // should be read-only (ReadOnlyPool): the page only reads.

@@ -30,13 +30,18 @@ type Page struct {
 // of its start, so that arms compare like for like.
 const DefaultWindow = 28 * 24 * time.Hour
 
-// Load reads the runs started at or after since and analyses them with the window at now.
+// Load reads the per-dimension rows of the runs started at or after since, and the
+// experiments over all their runs, with the window at now. The experiments are not bounded
+// by since: each is analysed over every run since its first, one growing sample, for which
+// alone the always-valid test keeps its error rate however often the page is read (a sliding
+// window of the last N days, looked at weekly, calls equal arms different about twice as
+// often as α allows per year of looks).
 func Load(ctx context.Context, pool *pgxpool.Pool, now, since time.Time, window time.Duration) (Page, error) {
 	rows, err := BuildWindow(ctx, pool, now, since, window)
 	if err != nil {
 		return Page{}, err
 	}
-	runs, err := ExperimentRuns(ctx, pool, since, window)
+	runs, err := ExperimentRuns(ctx, pool, time.Time{}, window)
 	if err != nil {
 		return Page{}, err
 	}

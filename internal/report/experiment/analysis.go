@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -90,8 +91,10 @@ type Comparison struct {
 	P                 float64 // the mSPRT's always-valid p-value
 	Alpha             float64 // the corrected level the p-value is held to
 	Significant       bool
-	// Have is the smaller arm's runs in the weeks both arms ran; NeededPerArm the runs at
-	// which one look detects the minimum effect with the configured power.
+	// Have is the smaller arm's runs in the weeks both arms ran; NeededPerArm the smaller
+	// arm's runs at which one look detects the minimum effect with the configured power, the
+	// arms keeping the ratio of their sizes (a 10% holdout's control needs fewer runs, and
+	// its treatment arm many more, than each of two equal arms).
 	Have, NeededPerArm int
 	// PerRunDiff is Arm's recovered amount per run minus Base's (minor units) within start
 	// weeks, with its always-valid confidence sequence at the corrected level.
@@ -314,7 +317,11 @@ func compare(base, arm Arm, baseRuns, armRuns []*Run, comparisons int, cfg Confi
 	if amtTau > 0 {
 		c.PerRunDiffLow, c.PerRunDiffHigh = ConfidenceSequence(c.PerRunDiff, amtVar, amtTau, c.Alpha)
 	}
-	c.NeededPerArm = SequentialSampleSize(base.Rate, cfg.MDE, c.Alpha, cfg.Power, tau)
+	ratio := 1.0 // the compared arm's runs per base run, in the weeks both ran
+	if have0 > 0 && have1 > 0 {
+		ratio = float64(have1) / float64(have0)
+	}
+	c.NeededPerArm = SequentialSampleSizeRatio(base.Rate, cfg.MDE, c.Alpha, cfg.Power, tau, ratio)
 	c.Significant = c.P < c.Alpha
 	c.Verdict = verdict(c)
 	return c
@@ -337,11 +344,13 @@ func meanDue(runs ...[]*Run) float64 {
 	return sum / float64(n)
 }
 
-// verdict says the comparison in words. Below the minimum sample size it says so whatever the
-// test says (the size at which a look has the stated power).
+// verdict says the comparison in words. A significant result is valid at any number of runs
+// (the test is always valid), so it is given whatever the sample size; a result that is not
+// significant below the minimum sample size (where a look has the stated power) says that
+// there is not enough data yet, rather than that there is no difference.
 func verdict(c Comparison) string {
 	switch {
-	case c.Have < c.NeededPerArm:
+	case !c.Significant && c.Have < c.NeededPerArm:
 		return fmt.Sprintf("not enough data (%d of %d needed)", c.Have, c.NeededPerArm)
 	case !c.Significant:
 		return "no significant difference"
@@ -353,10 +362,16 @@ func verdict(c Comparison) string {
 }
 
 // pointsRange renders an interval of a positive difference in points ("4–9"). The confidence
-// sequence excludes 0 exactly when the test rejects; the low end is held at 0 or more all the
-// same, against rounding.
+// sequence excludes 0 exactly when the test rejects, so the low end of a significant result
+// is above 0: when it rounds to 0 it is shown with the digits that keep it above 0 ("0.1–8"),
+// never as "better by 0".
 func pointsRange(lo, hi float64) string {
-	return fmt.Sprintf("%.0f–%.0f", math.Max(lo, 0)*100, hi*100)
+	low := math.Max(lo, 0) * 100
+	s := fmt.Sprintf("%.0f", low)
+	for prec := 1; low > 0 && prec <= 6 && strings.Trim(s, "0.") == ""; prec++ {
+		s = strconv.FormatFloat(low, 'f', prec, 64)
+	}
+	return fmt.Sprintf("%s–%.0f", s, hi*100)
 }
 
 // ArmLabel is how an arm is shown: "(none)" for runs without a variant.

@@ -140,10 +140,15 @@ func TestTwoArmsAgainstControlKeepTheFamilyWiseRate(t *testing.T) {
 }
 
 func TestTooFewRunsSayNotEnoughData(t *testing.T) {
-	// Even a 30-point difference is not judged on 40 runs an arm.
-	runs := synth(3, 40, map[string]float64{"control": 0.30, "treatment": 0.60}, "USD")
+	// A 10-point difference on 40 runs an arm is not significant: that is too few runs to
+	// tell, not evidence of no difference. (A significant result is given at any size: the
+	// test is always valid.)
+	runs := synth(3, 40, map[string]float64{"control": 0.30, "treatment": 0.40}, "USD")
 	e := holdout(t, experiment.Analyze(runs, experiment.Config{}))
 	c := e.Comparisons[0]
+	if c.Significant {
+		t.Fatalf("40 runs an arm, 30%% against 40%%: p = %g, significant", c.P)
+	}
 	need := experiment.SequentialSampleSize(e.Arms[0].Rate, 0.05, 0.05, 0.8, 0.05)
 	if want := fmt.Sprintf("not enough data (40 of %d needed)", need); c.Verdict != want {
 		t.Errorf("verdict %q, want %q", c.Verdict, want)

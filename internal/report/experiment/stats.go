@@ -115,7 +115,25 @@ func MantelHaenszelRD(strata []Stratum) (rd, variance float64) {
 		return 0, 0
 	}
 	rd = num / w
-	return rd, math.Max(0, (rd*sp+sq)/(w*w))
+	variance = math.Max(0, (rd*sp+sq)/(w*w))
+	if variance == 0 && rd != 0 {
+		// Sato's estimate vanishes when every stratum's arms are all-or-none apart (none
+		// recovered in one arm, all in the other), which would make the plainest difference
+		// untestable: take the same-weighted variance of the within-stratum differences with
+		// each rate shrunk by one recovery and one loss, (k+1)/(n+2) (Agresti and Caffo 2000),
+		// which is positive and shrinks as the strata grow.
+		for _, s := range strata {
+			if s.N0 == 0 || s.N1 == 0 {
+				continue
+			}
+			n0, n1 := float64(s.N0), float64(s.N1)
+			p0, p1 := (float64(s.K0)+1)/(n0+2), (float64(s.K1)+1)/(n1+2)
+			wk := n0 * n1 / (n0 + n1)
+			variance += wk * wk * (p0*(1-p0)/n0 + p1*(1-p1)/n1)
+		}
+		variance /= w * w
+	}
+	return rd, variance
 }
 
 // The always-valid test is the mixture sequential probability ratio test (mSPRT; Johari,
@@ -165,6 +183,17 @@ func csHalfWidth(v, tau, alpha float64) float64 {
 // confidence sequence's half-width and v(n) = (p1(1−p1) + p2(1−p2))/n. It is larger than the
 // fixed-horizon SampleSize: the price of looking as often as one likes.
 func SequentialSampleSize(baseline, mde, alpha, power, tau float64) int {
+	return SequentialSampleSizeRatio(baseline, mde, alpha, power, tau, 1)
+}
+
+// SequentialSampleSizeRatio is SequentialSampleSize for arms of unequal size: the compared
+// arm has ratio times the base arm's runs (a 10% holdout's control against the treatment:
+// 9). It is the runs needed in the smaller arm, the larger having ratio (or 1/ratio) times
+// as many; with ratio 1 it is SequentialSampleSize. A ratio that is not positive counts as 1.
+func SequentialSampleSizeRatio(baseline, mde, alpha, power, tau, ratio float64) int {
+	if !(ratio > 0) || math.IsInf(ratio, 0) {
+		ratio = 1
+	}
 	p1 := math.Min(math.Max(baseline, 0), 1)
 	p2 := p1 + mde
 	if p2 > 1 {
@@ -173,7 +202,12 @@ func SequentialSampleSize(baseline, mde, alpha, power, tau float64) int {
 	if mde <= 0 || p2 < 0 || tau <= 0 {
 		return math.MaxInt32
 	}
-	varOne := p1*(1-p1) + p2*(1-p2)
+	// v(n) for n runs in the smaller arm: each arm's variance over its own runs.
+	var0, var1 := p1*(1-p1), p2*(1-p2) // base, compared
+	varOne := var0 + var1/ratio
+	if ratio < 1 {
+		varOne = var0*ratio + var1
+	}
 	if varOne == 0 {
 		return 1
 	}
