@@ -111,7 +111,8 @@ bench-first-touch: temporal
 		| grep -E '^first-touch|^(ok|FAIL|---)'
 
 # N runs (BENCH_PARKED_RUNS, default 10000) parked after their first message, the real worker
-# binary in its own process (WORKER_STICKY_CACHE_SIZE, default 1000 here): worker and dev
+# binary in its own process, configured as shipped (its sticky cache sized from its memory;
+# WORKER_STICKY_CACHE_SIZE or RECOUP_WORKER_MEMORY pass through when given): worker and dev
 # server memory, PostgreSQL rows and sizes, then a payment.retry_succeeded to every run.
 bench-parked: temporal
 	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 120m -run ParkedScale -v ./internal/benchmarks \
