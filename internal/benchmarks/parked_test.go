@@ -89,28 +89,7 @@ func TestParkedScale(t *testing.T) {
 	if d := os.Getenv("BENCH_LOG_DIR"); d != "" {
 		logPath = filepath.Join(d, "parked-worker.log")
 	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the worker: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(40 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	workerPID := cmd.Process.Pid
+	workerPID, exited := startWorkerProcess(t, bin, env, logPath)
 	parkedPoll(t, exited, time.Minute, "the worker polling", func() bool {
 		resp, err := h.Client.DescribeTaskQueue(ctx, recoup.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
 		return err == nil && len(resp.Pollers) > 0
@@ -362,4 +341,33 @@ func parkedCacheChoice() string {
 	}
 	c := memlimit.StickyCache(k)
 	return fmt.Sprintf("the worker sizes it: %d runs for %s, %s", c.Size, memlimit.Format(c.Memory), c.Source)
+}
+
+// startWorkerProcess starts the worker binary bin with env (and nothing else of this
+// process's environment), its output to logPath; the test's cleanup stops it with SIGINT
+// (killing it after 40 s). exited closes when it exits.
+func startWorkerProcess(t *testing.T, bin string, env []string, logPath string) (pid int, exited <-chan struct{}) {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logFile.Close() })
+	cmd := exec.Command(bin)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the worker: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(40 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd.Process.Pid, done
 }
