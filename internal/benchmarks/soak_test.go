@@ -154,7 +154,7 @@ func TestSoak(t *testing.T) {
 			select {
 			case <-genDone:
 				generating = false
-				report("failures stopped after %s: %d payment.failed, %d payment.retry_succeeded accepted, %d accept errors (left to the relay)",
+				report("the load stopped after %s (the last recoveries come 2.5 min after the last failure): %d payment.failed, %d payment.retry_succeeded accepted, %d accepts left to the relay",
 					parkedRound(time.Since(start)), gen.failed.Load(), gen.recovered.Load(), gen.errors.Load())
 			default:
 			}
