@@ -108,7 +108,11 @@ func TestSoak(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	workerPID, exited := startWorkerProcess(t, bin, env, filepath.Join(out, "soak-worker.log"))
+	logPath := filepath.Join(dir, "worker.log")
+	if d := os.Getenv("BENCH_LOG_DIR"); d != "" {
+		logPath = filepath.Join(d, "soak-worker.log")
+	}
+	workerPID, exited := startWorkerProcess(t, bin, env, logPath)
 	parkedPoll(t, exited, time.Minute, "the worker polling", func() bool {
 		resp, err := h.Client.DescribeTaskQueue(ctx, recoup.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
 		return err == nil && len(resp.Pollers) > 0
