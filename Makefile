@@ -15,7 +15,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 SHARED ?= $(CURDIR)/../shared
 PROVIDER_MOCKS := $(SHARED)/tools/provider-mocks
 
-.PHONY: secrets all build temporal ui-server workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-detector bench-replies bench-retry chaos clean
+.PHONY: secrets all build temporal ui-server workflowcheck test unit lint simulate demo bench bench-ingress bench-first-touch bench-parked bench-decision bench-server bench-spike bench-detector bench-replies bench-retry soak chaos clean
 
 all: build
 
@@ -111,11 +111,26 @@ bench-first-touch: temporal
 		| grep -E '^first-touch|^(ok|FAIL|---)'
 
 # N runs (BENCH_PARKED_RUNS, default 10000) parked after their first message, the real worker
-# binary in its own process (WORKER_STICKY_CACHE_SIZE, default 1000 here): worker and dev
+# binary in its own process, configured as shipped (its sticky cache sized from its memory;
+# WORKER_STICKY_CACHE_SIZE or RECOUP_WORKER_MEMORY pass through when given): worker and dev
 # server memory, PostgreSQL rows and sizes, then a payment.retry_succeeded to every run.
 bench-parked: temporal
 	@RECOUP_BENCH=1 TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 120m -run ParkedScale -v ./internal/benchmarks \
 		| grep --line-buffered -E '^parked:|^(ok|FAIL|---)|_test.go'
+
+# A soak: the worker binary with its shipped defaults at a steady event rate for SOAK_DURATION
+# (default 1h; SOAK_RATE payment.failed a second, default 2; half recover, half exhaust a
+# schedule of minutes), sampled every SOAK_SAMPLE (default 15s): worker RSS and Go heap, dev
+# server RSS, open runs, event-log and task-queue backlogs, PostgreSQL's size. Writes
+# docs/soak/soak.csv (SOAK_OUT) and draws docs/soak/soak.svg (internal/benchmarks/soakplot,
+# gonum/plot; not part of the product binaries). Not part of `make bench`: it takes an hour.
+soak: temporal
+	@set -o pipefail; out=$${SOAK_OUT:-$(CURDIR)/docs/soak}; \
+	RECOUP_BENCH=1 SOAK_OUT=$$out TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./internal/benchmarks \
+		| grep --line-buffered -E '^soak:|^(ok|FAIL|---)|_test.go'; status=$$?; \
+	$(GO) run ./internal/benchmarks/soakplot -in $$out/soak.csv -out $$out/soak.svg \
+		-title "make soak, commit $$(git rev-parse --short HEAD), SOAK_RATE=$${SOAK_RATE:-2}/s, $$(date -u +%F)" && echo "soak: plot $$out/soak.svg"; \
+	exit $$status
 
 # Failure-spike detection on synthetic streams: detection delay of injected spikes and the
 # false-positive rate on 24 h of steady traffic, over SPIKE_SEEDS seeds (default 100).

@@ -123,6 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	defer hs.Close()
+	fitMemory(&cfg, logger)
 	workers := workflows.NewWorkers(c, acts, workflows.Tuning(cfg.Tuning))
 	for _, w := range workers {
 		if err := w.Start(); err != nil {

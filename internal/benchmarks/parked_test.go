@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,14 +23,15 @@ import (
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/fakes"
+	"github.com/recoup-dunning/recoup/internal/memlimit"
 	"github.com/recoup-dunning/recoup/worker/workertest"
 )
 
 // TestParkedScale: N runs (BENCH_PARKED_RUNS, default 10,000) each send their first message
 // and then park, their second step 30 days away. The real worker binary runs as a separate
-// process (so that its memory is its own), with WORKER_STICKY_CACHE_SIZE (default here
-// 1000) bounding the runs it keeps in memory. With every run parked it reports the
-// worker's and the dev server's memory (VmRSS, and VmHWM for the peak, from /proc) and
+// process (so that its memory is its own), configured as shipped: it sizes its sticky
+// cache itself (internal/memlimit) unless WORKER_STICKY_CACHE_SIZE or RECOUP_WORKER_MEMORY
+// is given. With every run parked it reports the worker's and the dev server's memory (VmRSS, and VmHWM for the peak, from /proc) and
 // PostgreSQL's rows and sizes per table; then it sends every run a payment.retry_succeeded
 // through the ingest path and reports the signals per second and the time until every run
 // has recorded its recovery.
@@ -41,10 +43,7 @@ func TestParkedScale(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_PARKED_RUNS")); err == nil && v > 0 {
 		n = v
 	}
-	cache := "1000"
-	if v := os.Getenv("WORKER_STICKY_CACHE_SIZE"); v != "" {
-		cache = v
-	}
+	cache := os.Getenv("WORKER_STICKY_CACHE_SIZE") // unset: the worker sizes it (the shipped default)
 	ctx := context.Background()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "worker")
@@ -80,10 +79,9 @@ func TestParkedScale(t *testing.T) {
 		"OPENAI_API_KEY=sk-bench", "OPENAI_BASE_URL=" + model.BaseURL(), "OPENAI_MODEL=fixed",
 		"RECOUP_SCHEDULE=0s,720h", "RECOUP_IGNORE_QUIET_HOURS=true", "RECOUP_CONTACT_CAP=100/7",
 		"METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "LOG_FORMAT=text",
-		"WORKER_STICKY_CACHE_SIZE=" + cache,
 	}
-	for _, kv := range os.Environ() { // other worker tuning passes through
-		if strings.HasPrefix(kv, "WORKER_") && !strings.HasPrefix(kv, "WORKER_STICKY_CACHE_SIZE=") {
+	for _, kv := range os.Environ() { // worker tuning and RECOUP_WORKER_MEMORY pass through
+		if strings.HasPrefix(kv, "WORKER_") || strings.HasPrefix(kv, "RECOUP_WORKER_MEMORY=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
 			env = append(env, kv)
 		}
 	}
@@ -91,28 +89,7 @@ func TestParkedScale(t *testing.T) {
 	if d := os.Getenv("BENCH_LOG_DIR"); d != "" {
 		logPath = filepath.Join(d, "parked-worker.log")
 	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the worker: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(40 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	workerPID := cmd.Process.Pid
+	workerPID, exited := startWorkerProcess(t, bin, env, logPath)
 	parkedPoll(t, exited, time.Minute, "the worker polling", func() bool {
 		resp, err := h.Client.DescribeTaskQueue(ctx, recoup.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
 		return err == nil && len(resp.Pollers) > 0
@@ -145,6 +122,9 @@ func TestParkedScale(t *testing.T) {
 	}
 	report := func(format string, args ...any) { // printed at once: a long run keeps what it measured
 		fmt.Println("parked: " + fmt.Sprintf(format, args...))
+	}
+	if cache == "" {
+		cache = "unset (" + parkedCacheChoice() + ")"
 	}
 	report("%d runs, WORKER_STICKY_CACHE_SIZE=%s, %d CPUs, load average %s", n, cache, runtime.NumCPU(), parkedLoad())
 	report("first touch: %d events accepted in %s; every first message sent after %s (%.1f runs/s); every run parked after %s",
@@ -349,3 +329,45 @@ func parkedSize(b int64) string {
 }
 
 func parkedRound(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+
+// parkedCacheChoice is how the worker sizes its sticky cache here (worker/memory.go, from the
+// same inputs: RECOUP_WORKER_MEMORY, this machine's cgroup limit, GOMEMLIMIT); the worker
+// logs it at info level, which the benchmark's LOG_LEVEL=warn leaves out.
+func parkedCacheChoice() string {
+	k := memlimit.Known{GoMemLimit: debug.SetMemoryLimit(-1)}
+	k.Cgroup, _ = memlimit.ReadCgroup("/sys/fs/cgroup")
+	if v := os.Getenv("RECOUP_WORKER_MEMORY"); v != "" {
+		k.Setting, _ = memlimit.ParseSize(v)
+	}
+	c := memlimit.StickyCache(k)
+	return fmt.Sprintf("the worker sizes it: %d runs for %s, %s", c.Size, memlimit.Format(c.Memory), c.Source)
+}
+
+// startWorkerProcess starts the worker binary bin with env (and nothing else of this
+// process's environment), its output to logPath; the test's cleanup stops it with SIGINT
+// (killing it after 40 s). exited closes when it exits.
+func startWorkerProcess(t *testing.T, bin string, env []string, logPath string) (pid int, exited <-chan struct{}) {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logFile.Close() })
+	cmd := exec.Command(bin)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the worker: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(40 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd.Process.Pid, done
+}

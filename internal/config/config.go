@@ -23,6 +23,7 @@ import (
 
 	"github.com/recoup-dunning/recoup/internal/codec"
 	"github.com/recoup-dunning/recoup/internal/devoidc"
+	"github.com/recoup-dunning/recoup/internal/memlimit"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/observability"
 	"github.com/recoup-dunning/recoup/internal/openai"
@@ -99,6 +100,10 @@ type Config struct {
 	MetricsAddr     string   // METRICS_ADDR: the worker's /metrics and /healthz
 
 	Tuning Tuning // WORKER_* and *_SENDS_PER_SECOND
+	// WorkerMemory is RECOUP_WORKER_MEMORY (bytes; 0 when unset): the memory one worker
+	// process may use, which sizes its sticky cache unless WORKER_STICKY_CACHE_SIZE is set
+	// (internal/memlimit). Unset, the worker reads its container's limit.
+	WorkerMemory int64
 
 	Codec        *codec.Codec // RECOUP_CODEC_KEYS: payload encryption, nil when unset
 	CodecAddr    string       // CODEC_ADDR, for `starter codec-server`
@@ -168,6 +173,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	tuning, err := TuningFromEnv(getenv)
 	e.errs = append(e.errs, err)
 	c.Tuning = tuning
+	if v := e.get("RECOUP_WORKER_MEMORY", ""); v != "" {
+		m, err := memlimit.ParseSize(v)
+		if err != nil {
+			e.fail(fmt.Errorf("RECOUP_WORKER_MEMORY: %w", err))
+		}
+		c.WorkerMemory = m
+	}
 	c.readCodec(e)
 	c.readOverrides(e)
 	c.readLogging(e)

@@ -223,7 +223,7 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	env := map[string]string{"WORKER_MAX_CONCURRENT_ACTIVITIES": "50", "EMAIL_SENDS_PER_SECOND": "10", "SMS_SENDS_PER_SECOND": "0.5",
-		"WORKER_STICKY_CACHE_SIZE": "2000", "WORKER_POLLER_AUTOSCALING": "true"}
+		"WORKER_STICKY_CACHE_SIZE": "2000", "WORKER_POLLER_AUTOSCALING": "true", "RECOUP_WORKER_MEMORY": "512M"}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -239,13 +239,15 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		t.Fatal("an API key must turn TLS on")
 	}
 	if cfg.Tuning.MaxConcurrentActivities != 50 || cfg.Tuning.EmailsPerSecond != 10 || cfg.Tuning.SMSPerSecond != 0.5 ||
-		cfg.Tuning.StickyCacheSize != 2000 || !cfg.Tuning.PollerAutoscaling {
-		t.Fatalf("tuning = %+v", cfg.Tuning)
+		cfg.Tuning.StickyCacheSize != 2000 || !cfg.Tuning.PollerAutoscaling || cfg.WorkerMemory != 512<<20 {
+		t.Fatalf("tuning = %+v, worker memory %d", cfg.Tuning, cfg.WorkerMemory)
 	}
-	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2", "WORKER_STICKY_CACHE_SIZE": "none", "WORKER_POLLER_AUTOSCALING": "maybe"}
+	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2", "WORKER_STICKY_CACHE_SIZE": "none", "WORKER_POLLER_AUTOSCALING": "maybe",
+		"RECOUP_WORKER_MEMORY": "lots"}
 	_, err = config.FromEnv(func(k string) string { return env[k] })
 	if err == nil || !strings.Contains(err.Error(), "SMS_SENDS_PER_SECOND") || !strings.Contains(err.Error(), "WORKER_ACTIVITY_POLLERS") ||
-		!strings.Contains(err.Error(), "WORKER_STICKY_CACHE_SIZE") || !strings.Contains(err.Error(), "WORKER_POLLER_AUTOSCALING") {
+		!strings.Contains(err.Error(), "WORKER_STICKY_CACHE_SIZE") || !strings.Contains(err.Error(), "WORKER_POLLER_AUTOSCALING") ||
+		!strings.Contains(err.Error(), "RECOUP_WORKER_MEMORY") {
 		t.Fatalf("error = %v, want every variable named", err)
 	}
 }
