@@ -108,8 +108,8 @@ func holdoutArm(arm, treatment string) string {
 // the window from the last such run. A run is Recovered when, at the window's end, the
 // invoice's last episode started in it was paid within it, Lost when that episode ended
 // exhausted, canceled (a canceled subscription or support's cancel), failed, or was closed
-// outside the workflow within it (not by a Temporal reset: the run goes on), and neither otherwise (still open at the window's end, or
-// recovered later). Attribution, time to recover, recovered amount, incentive cost and
+// outside the workflow within it (not by a Temporal reset: the run goes on), and neither
+// otherwise (still open at the window's end, or recovered later). Attribution, time to recover, recovered amount, incentive cost and
 // messages before the recovery are set for recovered runs only (messages in total
 // otherwise); incentive cost and messages add up over the folded episodes. docs/PACKAGES.md (internal/report) says how each field is derived.
 func ExperimentRuns(ctx context.Context, pool *pgxpool.Pool, since time.Time, window time.Duration) ([]experiment.Run, error) {
