@@ -18,7 +18,8 @@ import (
 // not read here. recovered_at and lost_at are when it happened, whatever the window: the
 // window is applied by ExperimentRuns, per invoice. A run Temporal closed outside the
 // workflow (run_outcomes: terminated, timed out, …) has no outcome in dunning_runs; it is lost
-// at its close. A message counts from when it went out (the send's updated_at when it was
+// at its close, unless a reset closed it (the workflow goes on in the new run, which is the
+// same dunning run). A message counts from when it went out (the send's updated_at when it was
 // marked sent or logged, or the first provider event on it if earlier), not from when it was
 // reserved.
 const runsQuery = `
@@ -37,7 +38,10 @@ WITH run AS (
                 WHEN r.outcome IS NULL THEN (
                     SELECT min(o.closed_at) FROM run_outcomes o
                      WHERE o.invoice_id = r.invoice_id AND o.closed_at >= r.started_at
-                       AND o.outcome <> 'completed')
+                       AND o.outcome <> 'completed'
+                       -- a reset terminates the run it replaces as the server's resetter;
+                       -- the workflow goes on in the new run (internal/closedruns)
+                       AND o.closed_by <> 'history-resetter')
            END AS lost_at,
            r.ended_at
       FROM dunning_runs r
@@ -56,13 +60,6 @@ WITH run AS (
            ORDER BY d.step LIMIT 1) md ON true
       LEFT JOIN LATERAL recoup_run_attribution(r.workflow_id) a ON r.outcome = 'recovered'
      WHERE r.started_at >= $1
-),
-sent AS (
-    SELECT s.workflow_id,
-           LEAST(s.updated_at, (SELECT min(pe.occurred_at) FROM provider_events pe
-                                 WHERE pe.idempotency_key = s.idempotency_key)) AS at
-      FROM sends s
-     WHERE s.workflow_id IN (SELECT workflow_id FROM run) AND s.status IN ('sent', 'logged')
 )
 SELECT run.workflow_id, run.invoice_id, run.started_at, run.holdout, run.holdout_treatment, run.variant,
        run.decided_by, run.segment, run.currency, run.amount,
@@ -73,10 +70,17 @@ SELECT run.workflow_id, run.invoice_id, run.started_at, run.holdout, run.holdout
                     AND p.occurred_at <= COALESCE(run.ended_at, 'infinity')), 0) AS paid,
        COALESCE((SELECT run.amount * max(o.value) / 100 FROM offers o
                   WHERE o.workflow_id = run.workflow_id AND o.kind = 'discount_percent'), 0) AS cost,
-       (SELECT count(*) FROM sent WHERE sent.workflow_id = run.workflow_id) AS messages,
-       (SELECT count(*) FROM sent WHERE sent.workflow_id = run.workflow_id
-           AND sent.at <= run.recovered_at) AS messages_before
+       m.messages, m.messages_before
   FROM run
+  -- The run's own messages, read by index (sends_workflow, provider_events_key): nothing is
+  -- scanned once per run.
+  CROSS JOIN LATERAL (
+      SELECT count(*) AS messages,
+             count(*) FILTER (WHERE LEAST(s.updated_at, (SELECT min(pe.occurred_at) FROM provider_events pe
+                                                          WHERE pe.idempotency_key = s.idempotency_key))
+                                    <= run.recovered_at) AS messages_before
+        FROM sends s
+       WHERE s.workflow_id = run.workflow_id AND s.status IN ('sent', 'logged')) m
  ORDER BY run.started_at, run.workflow_id`
 
 // Holdout arm names as ExperimentRuns reports them (experiment.Run.Holdout).
@@ -104,8 +108,8 @@ func holdoutArm(arm, treatment string) string {
 // the window from the last such run. A run is Recovered when, at the window's end, the
 // invoice's last episode started in it was paid within it, Lost when that episode ended
 // exhausted, canceled (a canceled subscription or support's cancel), failed, or was closed
-// outside the workflow within it, and neither otherwise (still open at the window's end, or
-// recovered later). Attribution, time to recover, recovered amount, incentive cost and
+// outside the workflow within it (not by a Temporal reset: the run goes on), and neither
+// otherwise (still open at the window's end, or recovered later). Attribution, time to recover, recovered amount, incentive cost and
 // messages before the recovery are set for recovered runs only (messages in total
 // otherwise); incentive cost and messages add up over the folded episodes. docs/PACKAGES.md (internal/report) says how each field is derived.
 func ExperimentRuns(ctx context.Context, pool *pgxpool.Pool, since time.Time, window time.Duration) ([]experiment.Run, error) {

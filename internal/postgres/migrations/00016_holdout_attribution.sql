@@ -21,6 +21,18 @@ ALTER TABLE dunning_runs ADD COLUMN attribution text NOT NULL DEFAULT ''
 ALTER TABLE dunning_runs ADD COLUMN attributed_step int NOT NULL DEFAULT 0;
 ALTER TABLE dunning_runs ADD COLUMN attributed_channel text NOT NULL DEFAULT '';
 
+-- The report (internal/report) reads every run of its period with the lookups below, one run
+-- at a time; without these indexes each lookup scans its whole table, and the report is
+-- quadratic in the number of runs (BENCHMARKS.md, "Recovery report on 100k runs"):
+--   dunning_runs by start (the period) and by invoice (the invoice's previous run),
+--   sends by run (a run's messages), offers by run (its discount), payment_attempts by
+--   invoice (the amount paid).
+CREATE INDEX dunning_runs_started ON dunning_runs (started_at);
+CREATE INDEX dunning_runs_invoice ON dunning_runs (invoice_id, started_at);
+CREATE INDEX sends_workflow ON sends (workflow_id, step);
+CREATE INDEX offers_workflow ON offers (workflow_id);
+CREATE INDEX payment_attempts_invoice ON payment_attempts (invoice_id, occurred_at);
+
 -- recoup_run_attribution derives a recovered run's attribution from what PostgreSQL holds:
 --   the episode: the invoice's payment failure the run answers, which may have occurred well
 --     before the run started when billing's webhook was relayed late. It begins at the later
@@ -128,6 +140,11 @@ UPDATE dunning_runs d
 
 -- +goose Down
 DROP FUNCTION recoup_run_attribution(text);
+DROP INDEX payment_attempts_invoice;
+DROP INDEX offers_workflow;
+DROP INDEX sends_workflow;
+DROP INDEX dunning_runs_invoice;
+DROP INDEX dunning_runs_started;
 ALTER TABLE dunning_runs DROP COLUMN attributed_channel;
 ALTER TABLE dunning_runs DROP COLUMN attributed_step;
 ALTER TABLE dunning_runs DROP COLUMN attribution;
