@@ -118,13 +118,21 @@ func (in *Ingestor) RunDetectorFeed(ctx context.Context, interval time.Duration)
 // not within deliveryTimeout. It feeds a batch at a time itself when no round of this
 // process is running, and looks at its event after each batch: a run waits for its own
 // failure, never for the rest of a backlog (newer events, successes) to drain.
-func (in *Ingestor) awaitFed(ctx context.Context, eventID string) error {
+//
+// With a claim (the caller holds one), it asks on the claim's connection: deliveries holding
+// every connection of the pool must not each wait for another to ask. Accept feeds before it
+// claims, so that its delivery finds the event fed.
+func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID string) error {
 	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
 	f := &in.feed
 	f.init()
+	fedYet := in.Store.DetectorFed
+	if claim != nil {
+		fedYet = claim.DetectorFed
+	}
 	for {
-		fed, err := in.Store.DetectorFed(ctx, eventID)
+		fed, err := fedYet(ctx, eventID)
 		if err != nil || fed {
 			return err
 		}

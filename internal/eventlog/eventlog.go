@@ -102,7 +102,15 @@ func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Resu
 	// Bounded: when Temporal is unreachable the event stays recorded for the relay.
 	dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
-	claim, _, err := in.Store.ClaimInvoice(dctx, ev.InvoiceID, true)
+	// A failure's run starts only once the detector heard of it: feed it before claiming the
+	// invoice (a claim holds a connection, which the feed would then compete for).
+	if ev.Type == recoup.EventPaymentFailed {
+		err = in.awaitFed(dctx, nil, ev.EventID)
+	}
+	var claim *postgres.Claim
+	if err == nil {
+		claim, _, err = in.Store.ClaimInvoice(dctx, ev.InvoiceID, true)
+	}
 	if err == nil {
 		_, err = in.deliverClaimed(dctx, claim, nil)
 		claim.Release()
@@ -177,7 +185,7 @@ func (in *Ingestor) start(ctx context.Context, claim *postgres.Claim, ev events.
 	wfID := recoup.WorkflowID(ev.InvoiceID)
 	// The detector hears of the failure first (it is fed from the log: detectorfeed.go), so
 	// a failure that opens an incident can hold its own run.
-	if err := in.awaitFed(ctx, ev.EventID); err != nil {
+	if err := in.awaitFed(ctx, claim, ev.EventID); err != nil {
 		return err
 	}
 	pf := paymentFailed(ev)

@@ -76,8 +76,21 @@ func (s *Store) FeedDetector(ctx context.Context, limit int, send func([]FeedEve
 
 // DetectorFed reports whether the detector was fed the event (false for an unknown event).
 func (s *Store) DetectorFed(ctx context.Context, eventID string) (bool, error) {
+	return detectorFed(ctx, s.pool, eventID)
+}
+
+// DetectorFed is Store.DetectorFed on the claim's own connection: a delivery that holds a
+// claim asks without a second connection, so deliveries holding every connection of the
+// pool cannot wait on each other for one.
+func (c *Claim) DetectorFed(ctx context.Context, eventID string) (bool, error) {
+	return detectorFed(ctx, c.conn, eventID)
+}
+
+func detectorFed(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, eventID string) (bool, error) {
 	var fed bool
-	err := s.pool.QueryRow(ctx, `SELECT detector_fed_at IS NOT NULL FROM events WHERE event_id = $1`, eventID).Scan(&fed)
+	err := q.QueryRow(ctx, `SELECT detector_fed_at IS NOT NULL FROM events WHERE event_id = $1`, eventID).Scan(&fed)
 	if err != nil && !IsNotFound(err) {
 		return false, fmt.Errorf("read whether the detector heard of event %s: %w", eventID, err)
 	}
