@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -31,10 +30,9 @@ const maxBatch = 1000
 
 // detectorFeed serialises this process's feed rounds (other processes: an advisory lock).
 type detectorFeed struct {
-	once   sync.Once
-	turn   chan struct{} // held during a round
-	nudge  chan struct{}
-	rounds atomic.Int64 // rounds completed in this process
+	once  sync.Once
+	turn  chan struct{} // held during a round
+	nudge chan struct{}
 }
 
 func (f *detectorFeed) init() {
@@ -64,7 +62,7 @@ func (in *Ingestor) FeedDetector(ctx context.Context) (fed int, busy bool, err e
 	case <-ctx.Done():
 		return 0, false, fmt.Errorf("feed the spike detector: %w", ctx.Err())
 	}
-	defer func() { f.rounds.Add(1); <-f.turn }()
+	defer func() { <-f.turn }()
 	for {
 		n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector)
 		fed += n
@@ -139,7 +137,6 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 		select {
 		case f.turn <- struct{}{}:
 			n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector)
-			f.rounds.Add(1)
 			<-f.turn
 			if err != nil {
 				return err
