@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
@@ -14,8 +13,6 @@ import (
 	"github.com/recoup-dunning/recoup/internal/fakes"
 	"github.com/recoup-dunning/recoup/internal/model/policy"
 	"github.com/recoup-dunning/recoup/internal/model/templates"
-	"github.com/recoup-dunning/recoup/internal/openai"
-	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // One pro customer (10% max discount, 20% a year) had three steps decided last month without
@@ -25,24 +22,8 @@ import (
 func TestPromptsDiffYearlyBudgetCountsTheNewDecisionsOffers(t *testing.T) {
 	st := fakes.MustStore(t)
 	ctx := context.Background()
-	set, err := templates.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := fakes.NewOpenAI(t, modelAnswer("email", "friendly", "none", 0))
-	llmCfg := openai.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-fake", Timeout: 5 * time.Second}
-	llm, err := openai.New(llmCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	acts := &activities.DunningActivities{Base: activities.Base{Store: st, Prompts: func() *templates.Set { return set }},
-		PaymentURL: "https://pay.example/{invoice_id}", Clock: func() time.Time { return now }, LLM: llm}
-	yes := true
-	if _, err := st.UpsertCustomer(ctx, postgres.Customer{CustomerID: "cus_p", Email: "p@example.com", Locale: "en-US",
-		TimeZone: "UTC", Plan: "pro", EmailConsentSet: &yes, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	w := newModelWorld(t, st, modelAnswer("email", "friendly", "none", 0), "cus_p")
+	acts, o, now := w.acts, w.openai, w.now
 	for i := 1; i <= 3; i++ {
 		h, err := acts.FetchCustomerHistory(ctx, activities.FetchHistoryInput{CustomerID: "cus_p", Now: now})
 		if err != nil {
@@ -55,7 +36,7 @@ func TestPromptsDiffYearlyBudgetCountsTheNewDecisionsOffers(t *testing.T) {
 		}
 	}
 	o.SetReply(modelAnswer("email", "friendly", "discount_percent", 10))
-	d := &deps{st: st, cfg: config.Config{LLM: llmCfg}}
+	d := &deps{st: st, cfg: config.Config{LLM: w.llmCfg}}
 	out, err := runWithDeps(d, "prompts", "diff", "--since", "30d", "--json", "--ask-model", promptDir(t))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)

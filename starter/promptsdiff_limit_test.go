@@ -5,13 +5,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
-	"github.com/recoup-dunning/recoup/internal/model/templates"
-	"github.com/recoup-dunning/recoup/internal/openai"
-	"github.com/recoup-dunning/recoup/internal/postgres"
 )
 
 // One run offers the same 10% discount at step 1 and again at step 2 (the pro plan's yearly
@@ -21,23 +17,8 @@ import (
 func TestPromptsDiffCostsARepeatedOfferOnceAsTheReportDoes(t *testing.T) {
 	st := fakes.MustStore(t)
 	ctx := context.Background()
-	set, err := templates.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := fakes.NewOpenAI(t, modelAnswer("email", "friendly", "discount_percent", 10))
-	llm, err := openai.New(openai.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-fake", Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	acts := &activities.DunningActivities{Base: activities.Base{Store: st, Prompts: func() *templates.Set { return set }},
-		PaymentURL: "https://pay.example/{invoice_id}", Clock: func() time.Time { return now }, LLM: llm}
-	yes := true
-	if _, err := st.UpsertCustomer(ctx, postgres.Customer{CustomerID: "cus_r", Name: "Ada", Email: "r@example.com",
-		Locale: "en-US", TimeZone: "UTC", Plan: "pro", EmailConsentSet: &yes, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	w := newModelWorld(t, st, modelAnswer("email", "friendly", "discount_percent", 10), "cus_r")
+	acts, now := w.acts, w.now
 	for step := 1; step <= 2; step++ {
 		h, err := acts.FetchCustomerHistory(ctx, activities.FetchHistoryInput{CustomerID: "cus_r", Now: now})
 		if err != nil {

@@ -313,3 +313,36 @@ func TestParseSince(t *testing.T) {
 		}
 	}
 }
+
+// modelWorld is the decision activities with the shipped prompt set and a fake OpenAI that
+// answers answer, clocked at now, with one pro customer id (email only) who can be decided
+// for: what the diff tests record decisions through.
+type modelWorld struct {
+	acts   *activities.DunningActivities
+	openai *fakes.OpenAI
+	llmCfg openai.Config
+	now    time.Time
+}
+
+func newModelWorld(t *testing.T, st *postgres.Store, answer, customerID string) modelWorld {
+	t.Helper()
+	set, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := fakes.NewOpenAI(t, answer)
+	cfg := openai.Config{APIKey: "sk-test", BaseURL: o.BaseURL(), Model: "gpt-fake", Timeout: 5 * time.Second}
+	llm, err := openai.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	acts := &activities.DunningActivities{Base: activities.Base{Store: st, Prompts: func() *templates.Set { return set }},
+		PaymentURL: "https://pay.example/{invoice_id}", Clock: func() time.Time { return now }, LLM: llm}
+	yes := true
+	if _, err := st.UpsertCustomer(context.Background(), postgres.Customer{CustomerID: customerID, Email: customerID + "@example.com",
+		Locale: "en-US", TimeZone: "UTC", Plan: "pro", EmailConsentSet: &yes, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	return modelWorld{acts: acts, openai: o, llmCfg: cfg, now: now}
+}
