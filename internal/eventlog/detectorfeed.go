@@ -25,8 +25,12 @@ import (
 // the failure that opens it (awaitFed): a failure that opens an incident can hold its own
 // run.
 
-// maxBatch bounds one signal's records (a record is about 150 bytes of JSON).
+// maxBatch bounds one signal's records (a record is about 150 bytes of JSON, at most about
+// 400 with maxCodeLen: 0.4 MB a signal, under Temporal's 2 MB payload limit).
 const maxBatch = 1000
+
+// maxCodeLen bounds a record's failure code.
+const maxCodeLen = 128
 
 // detectorFeed serialises this process's feed rounds (other processes: an advisory lock).
 type detectorFeed struct {
@@ -117,17 +121,17 @@ func (in *Ingestor) RunDetectorFeed(ctx context.Context, interval time.Duration)
 // process is running, and looks at its event after each batch: a run waits for its own
 // failure, never for the rest of a backlog (newer events, successes) to drain.
 //
-// With a claim (the caller holds one), it asks on the claim's connection: deliveries holding
-// every connection of the pool must not each wait for another to ask. Accept feeds before it
+// With a claim (the caller holds one), it asks and feeds on the claim's connection:
+// deliveries holding every connection of the pool must not each wait for another. Accept feeds before it
 // claims, so that its delivery finds the event fed.
 func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID string) error {
 	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
 	f := &in.feed
 	f.init()
-	fedYet := in.Store.DetectorFed
+	fedYet, feed := in.Store.DetectorFed, in.Store.FeedDetector
 	if claim != nil {
-		fedYet = claim.DetectorFed
+		fedYet, feed = claim.DetectorFed, claim.FeedDetector
 	}
 	for {
 		fed, err := fedYet(ctx, eventID)
@@ -136,7 +140,7 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 		}
 		select {
 		case f.turn <- struct{}{}:
-			n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector)
+			n, ok, err := feed(ctx, maxBatch, in.signalDetector)
 			<-f.turn
 			if err != nil {
 				return err
@@ -197,6 +201,12 @@ func detectorRecord(ev events.Event) spike.Record {
 		Code: ev.FailureCode, AmountBucket: spike.AmountBucket(ev.AmountMinor), Succeeded: ev.Type == recoup.EventPaymentSucceeded}
 	if rec.Succeeded {
 		rec.Code = ""
+	}
+	// A code is at most 128 characters (the events' schema); an event recorded before that
+	// limit could carry more, and a batch of such records could exceed what one signal may
+	// carry, stopping the feed (and every run start behind it) for good.
+	if len(rec.Code) > maxCodeLen {
+		rec.Code = rec.Code[:maxCodeLen]
 	}
 	return rec
 }

@@ -79,3 +79,24 @@ func TestWithdrawnCurrencyRefusedInEventsCurrentAccepted(t *testing.T) {
 		}
 	}
 }
+
+// A failure or advice code is at most 128 characters, in every event type that carries one:
+// the detector is fed batches of codes, and a batch of 250 KB codes exceeded what one signal
+// to Temporal may carry, stopping the feed and every run start behind it.
+func TestLongCodesAreRefusedWithTheField(t *testing.T) {
+	long := strings.Repeat("c", 129)
+	for _, tc := range []struct{ typ, field string }{
+		{"payment.failed", "failure_code"}, {"payment.failed", "advice_code"},
+		{"payment.retry_failed", "failure_code"}, {"payment.retry_failed", "advice_code"},
+	} {
+		body := `{"type":"` + tc.typ + `","event_id":"e1","invoice_id":"i1","customer_id":"c1","attempt_id":"a1","amount_minor":1,"currency":"USD","occurred_at":"2026-11-29T10:00:00Z","` + tc.field + `":"` + long + `"}`
+		_, err := Decode([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s with a %d-character %s: error %v, want one naming the field", tc.typ, len(long), tc.field, err)
+		}
+		ok := strings.Replace(body, long, strings.Repeat("c", 128), 1)
+		if _, err := Decode([]byte(ok)); err != nil {
+			t.Errorf("%s with a 128-character %s refused: %v", tc.typ, tc.field, err)
+		}
+	}
+}

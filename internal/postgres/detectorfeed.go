@@ -37,7 +37,19 @@ type FeedEvent struct {
 // marks them fed once send returned nil (nothing is marked when it fails). ok is false when
 // another feeder holds the feed (nothing was read).
 func (s *Store) FeedDetector(ctx context.Context, limit int, send func([]FeedEvent) error) (n int, ok bool, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return feedDetector(ctx, s.pool, limit, send)
+}
+
+// FeedDetector is Store.FeedDetector on the claim's own connection: a delivery holding a
+// claim feeds without a second connection (see Claim.DetectorFed).
+func (c *Claim) FeedDetector(ctx context.Context, limit int, send func([]FeedEvent) error) (n int, ok bool, err error) {
+	return feedDetector(ctx, c.conn, limit, send)
+}
+
+func feedDetector(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, limit int, send func([]FeedEvent) error) (n int, ok bool, err error) {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`, detectorFeedLock).Scan(&ok); err != nil || !ok {
 			return err
 		}
