@@ -66,7 +66,9 @@ LANGUAGE sql STABLE AS $$
                    AND p.started_at < d.started_at) AS prev_end,
                (SELECT max(f.occurred_at) FROM events f
                  WHERE f.invoice_id = d.invoice_id AND f.type = 'payment.failed'
-                   AND f.occurred_at <= d.started_at) AS failed_at
+                   -- billing's clock may run ahead of Temporal's by up to the accepted skew
+                   -- (postgres.DefaultMaxClockSkew, 5 minutes): the run's own failure counts
+                   AND f.occurred_at <= d.started_at + interval '5 minutes') AS failed_at
           FROM dunning_runs d WHERE d.workflow_id = p_run_key AND d.outcome = 'recovered'
     ),
     settle AS (
