@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/recoup-dunning/recoup"
@@ -277,5 +278,28 @@ func TestEditLimitsAreTheModelAnswersChecks(t *testing.T) {
 	v := policy.CheckChoice(limits, activities.EditedAnswer(held, recoup.ApprovalEdit{Channel: "fax"}))
 	if len(v) != 1 || !strings.Contains(v[0], `channel "fax"`) {
 		t.Fatalf("violations = %q", v)
+	}
+}
+
+// An approved message whose incentive billing then refuses goes without it, and the
+// approval record says so: support reads what the customer got, not what was approved.
+// (The simulation found the record still naming the refused incentive.)
+func TestAnApprovedOfferBillingRefusesIsRecordedAsSentWithoutIt(t *testing.T) {
+	w := newWorld(t)
+	heldAtStep1(w, recoup.ApprovalOnTimeoutSkip)
+	w.offerErr = temporal.NewNonRetryableApplicationError("webhook: HTTP 410", recoup.ErrTypeWebhookRejected, nil)
+	w.update(time.Hour, recoup.UpdateApprove, recoup.Approval{By: "alice", Reason: "checked the account"})
+	w.at(4*day, recoup.SignalCancel, recoup.Cancel{EventID: "evt_c", Reason: "test over"})
+	_, st := w.run()
+
+	if len(w.offers) != 1 || len(w.sends) == 0 || w.sends[0].Decision.Incentive.Kind != recoup.IncentiveNone {
+		t.Fatalf("offers %d, sends %+v: want the refused offer, then step 1 sent without it", len(w.offers), w.sends)
+	}
+	if len(st.Approvals) != 1 || st.Approvals[0].Sent == nil {
+		t.Fatalf("approvals = %+v, want one with what was sent", st.Approvals)
+	}
+	rec := st.Approvals[0]
+	if rec.Sent.Incentive.Kind != recoup.IncentiveNone || !strings.Contains(rec.Reason, "billing refused the offer") {
+		t.Fatalf("approval record sent %+v, reason %q: want no incentive and the refusal named", rec.Sent.Incentive, rec.Reason)
 	}
 }

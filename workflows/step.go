@@ -268,10 +268,28 @@ func (d *dunning) announceOffer(ctx workflow.Context, dl *delivery) {
 		// Billing refused the offer, so the message must not promise it.
 		d.log.Warn("offer could not be announced; sending without the incentive", "step", dl.step, "error", err)
 		dl.in.Decision.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+		d.offerWithdrawn(dl.step, err)
 		return
 	}
 	dl.in.OfferExpiresAt = offer.ExpiresAt
 	d.state.Offers = append(d.state.Offers, dec.Incentive)
+}
+
+// offerWithdrawn corrects the approval record of a held step whose approved (or edited, or
+// fallback) decision promised the incentive billing then refused: support reads what the
+// customer got, not what was approved (INVARIANTS.md I13).
+func (d *dunning) offerWithdrawn(step int, err error) {
+	for i := len(d.state.Approvals) - 1; i >= 0; i-- {
+		rec := &d.state.Approvals[i]
+		if rec.Step != step || rec.Sent == nil {
+			continue
+		}
+		sent := *rec.Sent
+		sent.Incentive = recoup.Incentive{Kind: recoup.IncentiveNone}
+		rec.Sent = &sent
+		rec.Reason += " (incentive withdrawn: billing refused the offer: " + err.Error() + ")"
+		return
+	}
 }
 
 // send hands the message to the provider on its channel's task queue and records how it
