@@ -11,6 +11,8 @@ package benchmarks
 //	BENCH_SERVER_PID        the server's process, for the CPU split (a dev server started by
 //	                        the test is found by itself)
 //	BENCH_SERVER_PPROF      the server's pprof address (global.pprof.port), for its profile
+//	BENCH_BASELINE_AUTOSCALE=1  the in-process baseline worker scales its pollers, as
+//	                        Recoup's worker does by default (else the SDK's 2 fixed pollers)
 //	BENCH_PROFILE_DIR       write CPU profiles of each phase there: the server, every worker
 //	                        process (RECOUP_PPROF=1) and this process (ingest and fakes)
 //	BENCH_PROFILE_SECONDS   length of each profile, from the start of the phase (default 30)
@@ -292,7 +294,14 @@ func (s *benchSetup) baselineWorkers() func() {
 		s.startBaselineWorkers()
 		return func() {}
 	}
-	bw := worker.New(s.h.Client, baselineQueue, worker.Options{})
+	// The obvious way keeps the SDK's defaults; BENCH_BASELINE_AUTOSCALE=1 gives the
+	// baseline the poller autoscaling Recoup's worker ships with, to compare like for like.
+	var bo worker.Options
+	if os.Getenv("BENCH_BASELINE_AUTOSCALE") == "1" {
+		bo.WorkflowTaskPollerBehavior = worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})
+		bo.ActivityTaskPollerBehavior = worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})
+	}
+	bw := worker.New(s.h.Client, baselineQueue, bo)
 	bw.RegisterWorkflow(Baseline)
 	bw.RegisterActivity(Noop)
 	if err := bw.Start(); err != nil {

@@ -68,6 +68,9 @@ func TestFirstTouchThroughput(t *testing.T) {
 		a.Dunning.LLM = c
 	}})
 	defer setup.baselineWorkers()() // in this process, or in BENCH_WORKERS processes (external_test.go)
+	// The ingest runs in the ingress process, with its own pool, as deployed (not on the
+	// harness's 8-connection test pool, which the worker's activities use).
+	h.Ingest.Store = fakes.StoreBeside(t, h.Store)
 
 	ctx := context.Background()
 	endPhase := setup.phase("firsttouch") // CPU split and profiles (external_test.go)

@@ -144,7 +144,9 @@ type Tuning struct {
 	// run evicted from the cache is replayed from its history on its next task.
 	StickyCacheSize int
 	// PollerAutoscaling lets the SDK scale the number of pollers on the server's feedback
-	// (WORKER_POLLER_AUTOSCALING=true); WORKER_*_POLLERS are then the maximums.
+	// (the default; WORKER_POLLER_AUTOSCALING=false keeps a fixed number, the SDK's 2 or
+	// WORKER_*_POLLERS); WORKER_*_POLLERS are then the maximums. A first touch is bound by
+	// the latency of its round trips, which two fixed pollers serialise (BENCHMARKS.md).
 	PollerAutoscaling bool
 }
 
@@ -579,6 +581,7 @@ func TuningFromEnv(getenv func(string) string) (Tuning, error) {
 		EmailsPerSecond:            rateVar("EMAIL_SENDS_PER_SECOND"),
 		SMSPerSecond:               rateVar("SMS_SENDS_PER_SECOND"),
 		StickyCacheSize:            intVar("WORKER_STICKY_CACHE_SIZE"),
+		PollerAutoscaling:          true,
 	}
 	if v := strings.TrimSpace(getenv("WORKER_POLLER_AUTOSCALING")); v != "" {
 		b, err := strconv.ParseBool(v)

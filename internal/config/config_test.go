@@ -242,6 +242,13 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		cfg.Tuning.StickyCacheSize != 2000 || !cfg.Tuning.PollerAutoscaling || cfg.WorkerMemory != 512<<20 {
 		t.Fatalf("tuning = %+v, worker memory %d", cfg.Tuning, cfg.WorkerMemory)
 	}
+	// Pollers scale by default; false keeps the fixed number.
+	for v, want := range map[string]bool{"": true, "false": false, "true": true} {
+		cfg, err := config.FromEnv(func(k string) string { return map[string]string{"WORKER_POLLER_AUTOSCALING": v}[k] })
+		if err != nil || cfg.Tuning.PollerAutoscaling != want {
+			t.Fatalf("WORKER_POLLER_AUTOSCALING=%q: autoscaling %v (%v), want %v", v, cfg.Tuning.PollerAutoscaling, err, want)
+		}
+	}
 	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2", "WORKER_STICKY_CACHE_SIZE": "none", "WORKER_POLLER_AUTOSCALING": "maybe",
 		"RECOUP_WORKER_MEMORY": "lots"}
 	_, err = config.FromEnv(func(k string) string { return env[k] })

@@ -37,13 +37,34 @@ type detectorFeed struct {
 	once  sync.Once
 	turn  chan struct{} // held during a round
 	nudge chan struct{}
+
+	mu    sync.Mutex
+	ended chan struct{} // closed when the running round ends (then replaced)
 }
 
 func (f *detectorFeed) init() {
 	f.once.Do(func() {
 		f.turn = make(chan struct{}, 1)
 		f.nudge = make(chan struct{}, 1)
+		f.ended = make(chan struct{})
 	})
+}
+
+// roundEnd is closed when the round running now (or the next one) ends: a delivery waiting
+// for its event to be fed by this process's round wakes then, not on a poll.
+func (f *detectorFeed) roundEnd() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ended
+}
+
+// release ends a round: the turn is free and its waiters wake.
+func (f *detectorFeed) release() {
+	<-f.turn
+	f.mu.Lock()
+	close(f.ended)
+	f.ended = make(chan struct{})
+	f.mu.Unlock()
 }
 
 // NudgeDetectorFeed asks RunDetectorFeed for a round (no later than its FeedInterval).
@@ -66,7 +87,7 @@ func (in *Ingestor) FeedDetector(ctx context.Context) (fed int, busy bool, err e
 	case <-ctx.Done():
 		return 0, false, fmt.Errorf("feed the spike detector: %w", ctx.Err())
 	}
-	defer func() { <-f.turn }()
+	defer f.release()
 	for {
 		n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector)
 		fed += n
@@ -134,6 +155,8 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 		fedYet, feed = claim.DetectorFed, claim.FeedDetector
 	}
 	for {
+		// Taken before looking: a round that ends after the look wakes this wait.
+		ended := f.roundEnd()
 		fed, err := fedYet(ctx, eventID)
 		if err != nil || fed {
 			return err
@@ -141,24 +164,42 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 		select {
 		case f.turn <- struct{}{}:
 			n, ok, err := feed(ctx, maxBatch, in.signalDetector)
-			<-f.turn
+			f.release()
 			if err != nil {
 				return err
 			}
 			if ok && n > 0 {
 				continue // a batch went out: look again
 			}
+			// Another process holds the advisory lock and feeds: give it a moment.
+			if err := pause(ctx, otherFeederPoll, eventID); err != nil {
+				return err
+			}
+			continue
 		case <-ctx.Done():
 			return fmt.Errorf("feed the spike detector: %w", ctx.Err())
 		default: // a round of this process is running
 		}
-		// Another round (this process's or, holding the advisory lock, another's) feeds:
-		// give it a moment and look again.
+		// This process's round feeds (a batch it may have read before the event was
+		// recorded): look again when it ends.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("feed the spike detector: event %s not fed yet: %w", eventID, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		case <-ended:
 		}
+	}
+}
+
+// otherFeederPoll is how often a delivery looks again while another process's round feeds
+// (it gets no word of that round's end).
+const otherFeederPoll = 50 * time.Millisecond
+
+func pause(ctx context.Context, d time.Duration, eventID string) error {
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("feed the spike detector: event %s not fed yet: %w", eventID, ctx.Err())
+	case <-time.After(d):
+		return nil
 	}
 }
 

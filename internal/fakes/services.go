@@ -76,6 +76,20 @@ func MustStore(tb testing.TB) *postgres.Store {
 	return st
 }
 
+// StoreBeside opens another pool on st's schema, sized as a process of Recoup sizes its own
+// (postgres.Open's default): for a test that runs the ingress and the worker in one
+// process, each with its own pool as deployed.
+func StoreBeside(tb testing.TB, st *postgres.Store) *postgres.Store {
+	tb.Helper()
+	schema := st.Pool().Config().ConnConfig.RuntimeParams["search_path"]
+	other, err := postgres.Open(context.Background(), DatabaseURL(), postgres.Options{Schema: schema})
+	if err != nil {
+		tb.Fatalf("open a second store on %s: %v", schema, err)
+	}
+	tb.Cleanup(other.Close)
+	return other
+}
+
 // RepoRoot is the repository's top directory.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
