@@ -89,7 +89,7 @@ func (in *Ingestor) FeedDetector(ctx context.Context) (fed int, busy bool, err e
 	}
 	defer f.release()
 	for {
-		n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector)
+		n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector(ctx))
 		fed += n
 		if err != nil || !ok || n < maxBatch {
 			return fed, !ok, err
@@ -163,7 +163,7 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 		}
 		select {
 		case f.turn <- struct{}{}:
-			n, ok, err := feed(ctx, maxBatch, in.signalDetector)
+			n, ok, err := feed(ctx, maxBatch, in.signalDetector(ctx))
 			f.release()
 			if err != nil {
 				return err
@@ -206,7 +206,13 @@ func pause(ctx context.Context, d time.Duration, eventID string) error {
 // signalDetector hands the detector compact records of events (no PII: gateway, BIN
 // prefix, issuer country, failure code, amount bucket, time), starting it if it is not
 // running.
-func (in *Ingestor) signalDetector(evs []postgres.FeedEvent) error {
+// The signal is bounded by the caller's context (a delivery's, or the feed loop's, which
+// ends on shutdown) and by deliveryTimeout.
+func (in *Ingestor) signalDetector(ctx context.Context) func(evs []postgres.FeedEvent) error {
+	return func(evs []postgres.FeedEvent) error { return in.signalDetectorBatch(ctx, evs) }
+}
+
+func (in *Ingestor) signalDetectorBatch(ctx context.Context, evs []postgres.FeedEvent) error {
 	batch := make([]spike.Record, 0, len(evs))
 	for _, e := range evs {
 		ev, err := events.Decode(e.Body)
@@ -220,7 +226,7 @@ func (in *Ingestor) signalDetector(evs []postgres.FeedEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
 	opts := client.StartWorkflowOptions{
 		ID:                       recoup.DetectorWorkflowID,
