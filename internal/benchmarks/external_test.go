@@ -13,6 +13,8 @@ package benchmarks
 //	BENCH_SERVER_PPROF      the server's pprof address (global.pprof.port), for its profile
 //	BENCH_BASELINE_AUTOSCALE=1  the in-process baseline worker scales its pollers, as
 //	                        Recoup's worker does by default (else the SDK's 2 fixed pollers)
+//	BENCH_BASELINE_LIKE_RECOUP=1  that, and the baseline's client does not gzip, as
+//	                        Recoup's does not by default (else the SDK's gzip)
 //	BENCH_PROFILE_DIR       write CPU profiles of each phase there: the server, every worker
 //	                        process (RECOUP_PPROF=1) and this process (ingest and fakes)
 //	BENCH_PROFILE_SECONDS   length of each profile, from the start of the phase (default 30)
@@ -69,6 +71,7 @@ type benchSetup struct {
 	runs       int // workflows per phase (BENCH_RUNS), for the CPU per run
 
 	mu    sync.Mutex
+	bc    client.Client // the baseline's (baselineClient)
 	procs []*benchProc // running worker processes (Recoup's, then the baseline's)
 }
 
@@ -294,20 +297,46 @@ func (s *benchSetup) baselineWorkers() func() {
 		s.startBaselineWorkers()
 		return func() {}
 	}
-	// The obvious way keeps the SDK's defaults; BENCH_BASELINE_AUTOSCALE=1 gives the
-	// baseline the poller autoscaling Recoup's worker ships with, to compare like for like.
+	// The obvious way keeps the SDK's defaults; BENCH_BASELINE_AUTOSCALE=1 (or
+	// BENCH_BASELINE_LIKE_RECOUP=1) gives the baseline the poller autoscaling Recoup's worker
+	// ships with, to compare like for like.
 	var bo worker.Options
-	if os.Getenv("BENCH_BASELINE_AUTOSCALE") == "1" {
+	if os.Getenv("BENCH_BASELINE_AUTOSCALE") == "1" || likeRecoup() {
 		bo.WorkflowTaskPollerBehavior = worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})
 		bo.ActivityTaskPollerBehavior = worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})
 	}
-	bw := worker.New(s.h.Client, baselineQueue, bo)
+	bw := worker.New(s.baselineClient(), baselineQueue, bo)
 	bw.RegisterWorkflow(Baseline)
 	bw.RegisterActivity(Noop)
 	if err := bw.Start(); err != nil {
 		s.t.Fatal(err)
 	}
 	return bw.Stop
+}
+
+// likeRecoup is BENCH_BASELINE_LIKE_RECOUP=1: the baseline connects and polls as Recoup's
+// worker ships (no gzip, autoscaling pollers) instead of with the SDK's defaults.
+func likeRecoup() bool { return os.Getenv("BENCH_BASELINE_LIKE_RECOUP") == "1" }
+
+// baselineClient is the baseline's client, for its starts and its in-process worker: the
+// SDK's defaults (gzip), as written the obvious way, or Recoup's connection (likeRecoup).
+func (s *benchSetup) baselineClient() client.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bc != nil {
+		return s.bc
+	}
+	o := client.Options{HostPort: s.h.HostPort(), Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	if likeRecoup() {
+		o.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
+	c, err := client.Dial(o)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(c.Close)
+	s.bc = c
+	return c
 }
 
 // TestBaselineWorkerProcess is the baseline's worker as a process of its own, started by

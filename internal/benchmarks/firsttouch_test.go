@@ -117,6 +117,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 	}
 
 	// Baseline: start all N (as the events above started all N runs), then wait for all.
+	bc := setup.baselineClient() // the SDK's defaults, as the baseline's worker
 	endPhase = setup.phase("baseline")
 	start = time.Now()
 	runs := make(chan int)
@@ -127,7 +128,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 		go func() {
 			defer bwg.Done()
 			for i := range runs {
-				run, err := h.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("baseline-%d", i), TaskQueue: baselineQueue}, Baseline, i)
+				run, err := bc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("baseline-%d", i), TaskQueue: baselineQueue}, Baseline, i)
 				if err != nil {
 					t.Errorf("baseline %d: %v", i, err)
 				}

@@ -64,6 +64,10 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string // json | text
 
+	// GrpcCompression is TEMPORAL_GRPC_COMPRESSION: "none" (default) or "gzip", how the
+	// Temporal client compresses its requests (and so the server its answers).
+	GrpcCompression string
+
 	// Delivery is RECOUP_DELIVERY: DeliveryLive (the default) sends through the providers
 	// whose credentials are set; DeliveryLog ignores them (sandbox: every message is
 	// rendered, stored and logged, never sent; an ALERT_EMAIL is logged too).
@@ -278,6 +282,7 @@ func readConfig(e *env) Config {
 
 		SendGridWebhookKey: e.get("SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
 		LogFormat:          e.get("LOG_FORMAT", "json"),
+		GrpcCompression:    e.get("TEMPORAL_GRPC_COMPRESSION", "none"),
 	}
 }
 
@@ -439,6 +444,24 @@ func (c *Config) readLogging(e *env) {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		e.fail(fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat))
 	}
+	if _, err := GrpcCompression(c.GrpcCompression); err != nil {
+		e.fail(err)
+	}
+}
+
+// GrpcCompression maps TEMPORAL_GRPC_COMPRESSION to the client's setting. "none" (the
+// default, also for ""): gzip cost a first touch about a tenth of the worker's and the
+// server's CPU (BENCHMARKS.md), for payloads that are small, and ciphertext (which does not
+// compress) when RECOUP_CODEC_KEYS is set. "gzip" is the SDK's own default, for a link where
+// bytes cost more than CPU.
+func GrpcCompression(v string) (client.GrpcCompression, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "none":
+		return &client.GrpcCompressionNone{}, nil
+	case "gzip":
+		return &client.GrpcCompressionGzip{}, nil
+	}
+	return nil, fmt.Errorf("TEMPORAL_GRPC_COMPRESSION: %q is not none or gzip", v)
 }
 
 // readDelivery reads RECOUP_DELIVERY; log mode drops the provider credentials.
@@ -609,6 +632,9 @@ func (c Config) TemporalOptions(logger *slog.Logger) (client.Options, error) {
 		return client.Options{}, fmt.Errorf("TEMPORAL_* configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
+	if opts.ConnectionOptions.GrpcCompression, err = GrpcCompression(c.GrpcCompression); err != nil {
+		return client.Options{}, err
+	}
 	if c.Codec != nil {
 		opts.DataConverter = codec.DataConverter(c.Codec)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/recoup-dunning/recoup/internal/config"
 	"github.com/recoup-dunning/recoup/internal/openai"
 )
@@ -242,6 +244,19 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		cfg.Tuning.StickyCacheSize != 2000 || !cfg.Tuning.PollerAutoscaling || cfg.WorkerMemory != 512<<20 {
 		t.Fatalf("tuning = %+v, worker memory %d", cfg.Tuning, cfg.WorkerMemory)
 	}
+	// The client does not gzip by default; TEMPORAL_GRPC_COMPRESSION=gzip restores the SDK's.
+	if _, ok := opts.ConnectionOptions.GrpcCompression.(*client.GrpcCompressionNone); !ok {
+		t.Fatalf("default gRPC compression = %T, want none", opts.ConnectionOptions.GrpcCompression)
+	}
+	gz, err := config.FromEnv(func(k string) string { return map[string]string{"TEMPORAL_GRPC_COMPRESSION": "gzip"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts, err := gz.TemporalOptions(slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	} else if _, ok := opts.ConnectionOptions.GrpcCompression.(*client.GrpcCompressionGzip); !ok {
+		t.Fatalf("TEMPORAL_GRPC_COMPRESSION=gzip gave %T", opts.ConnectionOptions.GrpcCompression)
+	}
 	// Pollers scale by default; false keeps the fixed number.
 	for v, want := range map[string]bool{"": true, "false": false, "true": true} {
 		cfg, err := config.FromEnv(func(k string) string { return map[string]string{"WORKER_POLLER_AUTOSCALING": v}[k] })
@@ -250,9 +265,9 @@ func TestTemporalCloudAndTuning(t *testing.T) {
 		}
 	}
 	env = map[string]string{"SMS_SENDS_PER_SECOND": "fast", "WORKER_ACTIVITY_POLLERS": "-2", "WORKER_STICKY_CACHE_SIZE": "none", "WORKER_POLLER_AUTOSCALING": "maybe",
-		"RECOUP_WORKER_MEMORY": "lots"}
+		"RECOUP_WORKER_MEMORY": "lots", "TEMPORAL_GRPC_COMPRESSION": "zstd"}
 	_, err = config.FromEnv(func(k string) string { return env[k] })
-	if err == nil || !strings.Contains(err.Error(), "SMS_SENDS_PER_SECOND") || !strings.Contains(err.Error(), "WORKER_ACTIVITY_POLLERS") ||
+	if err == nil || !strings.Contains(err.Error(), `TEMPORAL_GRPC_COMPRESSION: "zstd" is not none or gzip`) || !strings.Contains(err.Error(), "SMS_SENDS_PER_SECOND") || !strings.Contains(err.Error(), "WORKER_ACTIVITY_POLLERS") ||
 		!strings.Contains(err.Error(), "WORKER_STICKY_CACHE_SIZE") || !strings.Contains(err.Error(), "WORKER_POLLER_AUTOSCALING") ||
 		!strings.Contains(err.Error(), "RECOUP_WORKER_MEMORY") {
 		t.Fatalf("error = %v, want every variable named", err)

@@ -40,6 +40,38 @@ type detectorFeed struct {
 
 	mu    sync.Mutex
 	ended chan struct{} // closed when the running round ends (then replaced)
+	// The events this process's rounds fed (committed), newest fedMemory at least: a
+	// delivery finds its event there without asking the database.
+	fed, fedBefore map[string]struct{}
+}
+
+// fedMemory is how many fed event ids a process remembers at least (twice that at most:
+// about 100 bytes each).
+const fedMemory = 4096
+
+// remember records events a round of this process fed (its transaction committed).
+func (f *detectorFeed) remember(ids []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if len(f.fed) >= fedMemory {
+			f.fedBefore, f.fed = f.fed, nil
+		}
+		if f.fed == nil {
+			f.fed = make(map[string]struct{}, fedMemory)
+		}
+		f.fed[id] = struct{}{}
+	}
+}
+
+// fedHere reports whether a round of this process fed the event (lately); false says
+// nothing: another process, or a round long ago, may have.
+func (f *detectorFeed) fedHere(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, a := f.fed[id]
+	_, b := f.fedBefore[id]
+	return a || b
 }
 
 func (f *detectorFeed) init() {
@@ -89,7 +121,7 @@ func (in *Ingestor) FeedDetector(ctx context.Context) (fed int, busy bool, err e
 	}
 	defer f.release()
 	for {
-		n, ok, err := in.Store.FeedDetector(ctx, maxBatch, in.signalDetector(ctx))
+		n, ok, err := in.feedRound(ctx, in.Store.FeedDetector)
 		fed += n
 		if err != nil || !ok || n < maxBatch {
 			return fed, !ok, err
@@ -145,7 +177,7 @@ func (in *Ingestor) RunDetectorFeed(ctx context.Context, interval time.Duration)
 // With a claim (the caller holds one), it asks and feeds on the claim's connection:
 // deliveries holding every connection of the pool must not each wait for another. Accept feeds before it
 // claims, so that its delivery finds the event fed.
-func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID string) error {
+func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID string, justRecorded bool) error {
 	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 	defer cancel()
 	f := &in.feed
@@ -154,16 +186,23 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 	if claim != nil {
 		fedYet, feed = claim.DetectorFed, claim.FeedDetector
 	}
-	for {
+	for look := 0; ; look++ {
 		// Taken before looking: a round that ends after the look wakes this wait.
 		ended := f.roundEnd()
-		fed, err := fedYet(ctx, eventID)
-		if err != nil || fed {
-			return err
+		if f.fedHere(eventID) {
+			return nil
+		}
+		// An event this call just recorded is not fed yet (but by a round that read it
+		// after its commit, which the waits below settle): the first look skips asking.
+		if look > 0 || !justRecorded {
+			fed, err := fedYet(ctx, eventID)
+			if err != nil || fed {
+				return err
+			}
 		}
 		select {
 		case f.turn <- struct{}{}:
-			n, ok, err := feed(ctx, maxBatch, in.signalDetector(ctx))
+			n, ok, err := in.feedRound(ctx, feed)
 			f.release()
 			if err != nil {
 				return err
@@ -190,6 +229,23 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 	}
 }
 
+// feedRound runs one feed round with feed (on the pool or on a claim's connection) and
+// remembers what it fed once it committed.
+func (in *Ingestor) feedRound(ctx context.Context, feed func(context.Context, int, func([]postgres.FeedEvent) error) (int, bool, error)) (int, bool, error) {
+	var ids []string
+	n, ok, err := feed(ctx, maxBatch, func(evs []postgres.FeedEvent) error {
+		ids = ids[:0]
+		for _, e := range evs {
+			ids = append(ids, e.EventID)
+		}
+		return in.signalDetectorBatch(ctx, evs)
+	})
+	if err == nil && n > 0 {
+		in.feed.remember(ids)
+	}
+	return n, ok, err
+}
+
 // otherFeederPoll is how often a delivery looks again while another process's round feeds
 // (it gets no word of that round's end).
 const otherFeederPoll = 50 * time.Millisecond
@@ -203,15 +259,11 @@ func pause(ctx context.Context, d time.Duration, eventID string) error {
 	}
 }
 
-// signalDetector hands the detector compact records of events (no PII: gateway, BIN
+// signalDetectorBatch hands the detector compact records of events (no PII: gateway, BIN
 // prefix, issuer country, failure code, amount bucket, time), starting it if it is not
 // running.
 // The signal is bounded by the caller's context (a delivery's, or the feed loop's, which
 // ends on shutdown) and by deliveryTimeout.
-func (in *Ingestor) signalDetector(ctx context.Context) func(evs []postgres.FeedEvent) error {
-	return func(evs []postgres.FeedEvent) error { return in.signalDetectorBatch(ctx, evs) }
-}
-
 func (in *Ingestor) signalDetectorBatch(ctx context.Context, evs []postgres.FeedEvent) error {
 	batch := make([]spike.Record, 0, len(evs))
 	for _, e := range evs {

@@ -105,16 +105,26 @@ func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Resu
 	// A failure's run starts only once the detector heard of it: feed it before claiming the
 	// invoice (a claim holds a connection, which the feed would then compete for).
 	if ev.Type == recoup.EventPaymentFailed {
-		err = in.awaitFed(dctx, nil, ev.EventID)
+		err = in.awaitFed(dctx, nil, ev.EventID, true)
 	}
 	var claim *postgres.Claim
+	var mine *Delivery // this event's delivery, when this call made it
 	if err == nil {
 		claim, _, err = in.Store.ClaimInvoice(dctx, ev.InvoiceID, true)
 	}
 	if err == nil {
-		_, err = in.deliverClaimed(dctx, claim, nil)
+		_, err = in.deliverClaimed(dctx, claim, func(d Delivery) {
+			if d.EventID == ev.EventID && d.Err == nil {
+				mine = &d
+			}
+		})
 		claim.Release()
 	}
+	if mine != nil { // delivered (or parked) under the claim just now, as recorded
+		res.Delivered, res.Parked, res.Note = !mine.Parked, mine.Parked, mine.Note
+		return res, nil
+	}
+	// Delivered by another (the relay, or a retry of this request), failed, or not reached.
 	d, derr := in.Store.EventDelivery(context.WithoutCancel(ctx), ev.EventID)
 	if derr != nil {
 		return res, errors.Join(err, derr)
@@ -185,7 +195,7 @@ func (in *Ingestor) start(ctx context.Context, claim *postgres.Claim, ev events.
 	wfID := recoup.WorkflowID(ev.InvoiceID)
 	// The detector hears of the failure first (it is fed from the log: detectorfeed.go), so
 	// a failure that opens an incident can hold its own run.
-	if err := in.awaitFed(ctx, claim, ev.EventID); err != nil {
+	if err := in.awaitFed(ctx, claim, ev.EventID, false); err != nil {
 		return err
 	}
 	pf := paymentFailed(ev)

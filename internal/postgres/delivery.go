@@ -217,17 +217,16 @@ func (c *Claim) Route(ctx context.Context, ev UndeliveredEvent) (Route, error) {
 		if err := lockInvoice(ctx, tx, c.InvoiceID); err != nil {
 			return err
 		}
-		latest, err := scanEpisode(tx.QueryRow(ctx, `SELECT `+episodeColumns+` FROM invoice_runs
-			WHERE invoice_id = $1 ORDER BY episode DESC LIMIT 1`, c.InvoiceID))
-		if err != nil {
-			return err
-		}
 		if ev.Type != recoup.EventPaymentFailed {
+			latest, err := scanEpisode(tx.QueryRow(ctx, `SELECT `+episodeColumns+` FROM invoice_runs
+				WHERE invoice_id = $1 ORDER BY episode DESC LIMIT 1`, c.InvoiceID))
+			if err != nil {
+				return err
+			}
 			r = routeOther(ev, latest, c.InvoiceID)
 			return nil
 		}
-		opened, err := scanEpisode(tx.QueryRow(ctx, `SELECT `+episodeColumns+` FROM invoice_runs
-			WHERE invoice_id = $1 AND opened_by = $2`, c.InvoiceID, ev.EventID))
+		latest, opened, err := latestAndOpened(ctx, tx, c.InvoiceID, ev.EventID)
 		if err != nil {
 			return err
 		}
@@ -284,6 +283,30 @@ func (c *Claim) Route(ctx context.Context, ev UndeliveredEvent) (Route, error) {
 	return r, err
 }
 
+// latestAndOpened reads, in one query, the invoice's latest episode and the episode the
+// failure eventID opened (nil when none; the same row when it is the latest).
+func latestAndOpened(ctx context.Context, tx pgx.Tx, invoiceID, eventID string) (latest, opened *episodeRow, err error) {
+	rows, err := tx.Query(ctx, `SELECT `+episodeColumns+` FROM invoice_runs
+		WHERE invoice_id = $1 AND (opened_by = $2 OR episode = (SELECT max(episode) FROM invoice_runs WHERE invoice_id = $1))
+		ORDER BY episode`, invoiceID, eventID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the invoice's runs: %w", err)
+	}
+	eps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*episodeRow, error) { return scanEpisode(r) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the invoice's runs: %w", err)
+	}
+	for _, e := range eps {
+		if e.openedBy != nil && *e.openedBy == eventID {
+			opened = e
+		}
+	}
+	if len(eps) > 0 {
+		latest = eps[len(eps)-1] // the highest episode
+	}
+	return latest, opened, nil
+}
+
 func routeOther(ev UndeliveredEvent, latest *episodeRow, invoiceID string) Route {
 	switch {
 	case ev.Type == recoup.EventPaymentSucceeded && (latest == nil || latest.status != "open"):
@@ -315,18 +338,24 @@ func (c *Claim) Started(ctx context.Context, episode int, runID string) error {
 		if err := lockInvoice(ctx, tx, c.InvoiceID); err != nil {
 			return err
 		}
-		var earlier int
-		err := tx.QueryRow(ctx, `SELECT episode FROM invoice_runs WHERE invoice_id = $1 AND episode < $2 AND run_id = $3`,
-			c.InvoiceID, episode, runID).Scan(&earlier)
-		if err == nil {
-			return fmt.Errorf("%w (run %d)", ErrPreviousRunRunning, earlier)
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		// Recorded unless an earlier episode has that run id (asked only then: a start
+		// that joined an earlier run is rare).
+		tag, err := tx.Exec(ctx, `UPDATE invoice_runs SET run_id = $3 WHERE invoice_id = $1 AND episode = $2
+			AND NOT EXISTS (SELECT 1 FROM invoice_runs WHERE invoice_id = $1 AND episode < $2 AND run_id = $3)`,
+			c.InvoiceID, episode, runID)
+		if err != nil {
 			return fmt.Errorf("record the run's start: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE invoice_runs SET run_id = $3 WHERE invoice_id = $1 AND episode = $2`,
-			c.InvoiceID, episode, runID); err != nil {
-			return fmt.Errorf("record the run's start: %w", err)
+		if tag.RowsAffected() == 0 {
+			var earlier int
+			err := tx.QueryRow(ctx, `SELECT episode FROM invoice_runs WHERE invoice_id = $1 AND episode < $2 AND run_id = $3`,
+				c.InvoiceID, episode, runID).Scan(&earlier)
+			if err == nil {
+				return fmt.Errorf("%w (run %d)", ErrPreviousRunRunning, earlier)
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("record the run's start: %w", err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `
 			UPDATE events SET parked_at = NULL, next_attempt_at = now()

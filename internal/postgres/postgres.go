@@ -49,6 +49,9 @@ type Options struct {
 	// 0: DefaultMaxClockSkew). Later times are clamped to now + MaxClockSkew, so that one
 	// future-dated event or snapshot cannot outrank every later one for good.
 	MaxClockSkew time.Duration
+	// Tracer, when set, observes every statement the pool's connections run (tests count
+	// the round trips an operation costs).
+	Tracer pgx.QueryTracer
 }
 
 // Open connects to databaseURL and checks the connection.
@@ -66,6 +69,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		// The relay holds one connection per invoice it is delivering (its delivery lock),
 		// so pgx's default of 4 on a small machine would leave the ingress none.
 		cfg.MaxConns = max(cfg.MaxConns, 10)
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	if opts.MaxClockSkew < 0 {
 		return nil, fmt.Errorf("RECOUP_MAX_CLOCK_SKEW: %v is negative", opts.MaxClockSkew)

@@ -126,7 +126,9 @@ func Start(t testing.TB, o Options) *Harness {
 	if o.Configure != nil {
 		o.Configure(h.Acts)
 	}
-	h.Client, err = client.NewLazyClient(client.Options{HostPort: h.hostPort, Logger: quietLogger{}, DataConverter: o.DataConverter})
+	// As the shipped configuration connects (config.GrpcCompression's default).
+	h.Client, err = client.NewLazyClient(client.Options{HostPort: h.hostPort, Logger: quietLogger{}, DataConverter: o.DataConverter,
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
