@@ -72,7 +72,7 @@ type benchSetup struct {
 
 	mu    sync.Mutex
 	bc    client.Client // the baseline's (baselineClient)
-	procs []*benchProc // running worker processes (Recoup's, then the baseline's)
+	procs []*benchProc  // running worker processes (Recoup's, then the baseline's)
 }
 
 type benchProc struct {
