@@ -82,123 +82,23 @@ func (m kmsMode) String() string {
 }
 
 func TestKillMidSend(t *testing.T) {
-	if os.Getenv("RECOUP_CHAOS") != "1" {
-		t.Skip("a chaos scenario: run it with `make chaos` (RECOUP_CHAOS=1)")
-	}
+	chaosOnly(t)
 	began := time.Now()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CHAOS_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CHAOS_SEED=%q: %v", v, err)
-		}
-		seed = s
-	}
+	seed := kmsSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
 	t.Logf("seed %d (set CHAOS_SEED to replay the same kill plan)", seed)
-
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "worker")
-	built, buildDone := make(chan error, 1), make(chan struct{})
-	go func() { defer close(buildDone); built <- fakes.BuildWorker(bin) }()
-	t.Cleanup(func() { <-buildDone }) // before the temporary directory is removed
-
-	// Dev server (the pinned CLI, with Recoup's search attributes), a migrated schema, and
-	// the ingest path; no in-process worker.
-	h := workertest.Start(t, workertest.Options{NoWorker: true})
+	r := newKmsRig(t, seed, "kill-mid-send-worker.log", "EMAIL_SENDS_PER_SECOND="+kmsSendsPerSec, "SENDGRID_TIMEOUT=2s")
+	h, prov := r.h, r.prov
 	ctx := context.Background()
-	var schema string
-	if err := h.Store.Pool().QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		t.Fatalf("current schema: %v", err)
-	}
-	dbURL, err := fakes.WithSearchPath(fakes.DatabaseURL(), schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov := newKmsProvider(t)
-	prov.events = newKmsEvents(h.Store, seed)
-	prov.events.traffic()
-	t.Cleanup(prov.events.wait) // before the store closes
-	fake := httptest.NewServer(prov)
-	t.Cleanup(fake.Close)
-	t.Cleanup(prov.releaseAll) // before fake.Close, which waits for held handlers
-
-	home := filepath.Join(dir, "home") // no stray Temporal profile from the real $HOME
-	if err := os.Mkdir(home, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + dir,
-		"DATABASE_URL=" + dbURL,
-		"TEMPORAL_ADDRESS=" + h.HostPort(), "TEMPORAL_NAMESPACE=default",
-		"SENDGRID_API_KEY=SG.chaos", "SENDGRID_BASE_URL=" + fake.URL, "SENDGRID_TIMEOUT=2s",
-		"EMAIL_FROM=billing@shop.example", "EMAIL_SENDS_PER_SECOND=" + kmsSendsPerSec,
-		"RECOUP_SCHEDULE=0s,2s", "RECOUP_FINAL_WAIT=1s", "RECOUP_IGNORE_QUIET_HOURS=true",
-		"RECOUP_CONTACT_CAP=100/7", "METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text",
-		"RECOUP_RECONCILE_WINDOW=" + kmsReconcileWindow.String(),
-		// The deployment hears SendGrid's events (kmsEvents records them as the verified
-		// webhook would): only then may a send no event named be resent after the window.
-		// The worker only checks that the key is set; serve verifies with it.
-		"SENDGRID_WEBHOOK_PUBLIC_KEY=chaos-events-are-recorded-directly",
-	}
-	logPath := filepath.Join(dir, "worker.log")
-	if d := os.Getenv("CHAOS_LOG_DIR"); d != "" { // keep the workers' output after the test
-		logPath = filepath.Join(d, "kill-mid-send-worker.log")
-	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		logFile.Close()
-		if t.Failed() {
-			kmsTail(t, logPath, 60)
-		}
-	})
-	var logMu sync.Mutex // the workers' output, one after the other, in one file
 
 	// The runs: every customer consents to email only, so both steps go to the provider.
 	invoices := make([]string, kmsRuns)
 	for i := range kmsRuns {
 		invoices[i] = fmt.Sprintf("inv_kms_%02d", i)
-		ev := workertest.Failed(fmt.Sprintf("evt_kms_%02d", i), invoices[i], fmt.Sprintf("cus_kms_%02d", i), time.Now().UTC())
-		ev["customer"].(map[string]any)["sms_consent"] = false
-		if res := h.Event(ev); !res.Delivered {
-			t.Fatalf("event for %s not delivered: %+v", invoices[i], res)
-		}
+		r.startRun(invoices[i], fmt.Sprintf("evt_kms_%02d", i), fmt.Sprintf("cus_kms_%02d", i), nil)
 	}
-	if err := <-built; err != nil {
-		t.Fatalf("build the worker: %v", err)
-	}
+	r.waitBuilt()
 	t.Logf("setup (build, dev server, %d runs started) took %s", kmsRuns, time.Since(began).Round(time.Millisecond))
-
-	starts, pids := map[int]time.Time{}, map[int]int{} // worker index → start; pid → worker index
-	start := func(n int) *kmsWorker {
-		w, err := startKmsWorker(bin, env, n, logFile, &logMu)
-		if err != nil {
-			t.Fatalf("start worker %d: %v", n, err)
-		}
-		starts[n], pids[w.cmd.Process.Pid] = time.Now(), n
-		t.Cleanup(w.kill)
-		return w
-	}
-	// The activities each kill cut, asked of Temporal beside the next worker's start.
-	var cutMu sync.Mutex
-	var cutActs []kmsCutActivity
-	var cutWG sync.WaitGroup
-	noteCut := func(w *kmsWorker, kill int) {
-		cutWG.Add(1)
-		go func() {
-			defer cutWG.Done()
-			c, err := kmsCutBy(ctx, h.Client, invoices, w.cmd.Process.Pid, kill)
-			cutMu.Lock()
-			defer cutMu.Unlock()
-			if err != nil {
-				t.Errorf("activities cut by kill %d: %v", kill, err)
-			}
-			cutActs = append(cutActs, c...)
-		}()
-	}
 
 	// The kill plan: a fixed mix of kill placements in a random order.
 	var plan []kmsMode
@@ -213,15 +113,11 @@ func TestKillMidSend(t *testing.T) {
 	sort.Slice(plan, func(i, j int) bool { return plan[i] < plan[j] })
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 
-	type cut struct {
-		key  string
-		mode kmsMode
-	}
-	var cuts []cut
+	var cuts []kmsCut
 	idle := 0 // kills with no send to cut within kmsWaitForSend
 	killPhase := time.Now()
 	for i, mode := range plan {
-		w := start(i)
+		w := r.start(i)
 		if i == 0 {
 			// The first worker makes every run's first decision before the kills begin, so
 			// that the kills land on sends rather than on the initial burst of decisions
@@ -256,8 +152,8 @@ func TestKillMidSend(t *testing.T) {
 				t.Fatalf("worker %d exited by itself", i)
 			}
 			w.kill()
-			noteCut(w, i)
-			cuts = append(cuts, cut{mode: mode})
+			r.noteCut(w, i, invoices)
+			cuts = append(cuts, kmsCut{mode: mode})
 		default:
 			arm := prov.arm(mode)
 			var held kmsHeld
@@ -278,71 +174,33 @@ func TestKillMidSend(t *testing.T) {
 				<-time.After(time.Duration(rng.IntN(5000)) * time.Microsecond) // the kill point, not synchronisation
 			}
 			w.kill() // SIGKILL, and the process is reaped
-			noteCut(w, i)
+			r.noteCut(w, i, invoices)
 			if held.release != nil {
 				close(held.release) // answer a dead connection
 			}
 			if ok {
-				cuts = append(cuts, cut{key: held.key, mode: mode})
+				cuts = append(cuts, kmsCut{key: held.key, mode: mode})
 			} else {
 				idle++
-				cuts = append(cuts, cut{mode: mode})
+				cuts = append(cuts, kmsCut{mode: mode})
 			}
 		}
 	}
 	t.Logf("%d kills in %s (%d found no send to cut within %s)", len(plan), time.Since(killPhase).Round(time.Millisecond), idle, kmsWaitForSend)
 
 	// The last restart: the worker runs until every run has ended.
-	final := start(len(plan))
+	final := r.start(len(plan))
 	lastKill := time.Now()
-	waitCtx, cancel := context.WithTimeout(ctx, kmsFinishWithin)
-	defer cancel()
-	lost := 0
-	results := map[string]recoup.DunningResult{}
-	for _, inv := range invoices {
-		var res recoup.DunningResult
-		if err := h.Client.GetWorkflow(waitCtx, recoup.WorkflowID(inv), "").Get(waitCtx, &res); err != nil {
-			lost++
-			t.Errorf("run %s did not finish within %s of the last restart: %v", inv, kmsFinishWithin, err)
-			continue
-		}
-		results[inv] = res
-	}
+	results, states, lost := r.awaitRuns(invoices, kmsFinishWithin)
 	t.Logf("%d of %d runs ended, the last %s after the last restart", len(results), kmsRuns, time.Since(lastKill).Round(time.Millisecond))
-	// What each run recorded about its messages (queried while a worker is up to answer).
-	states := map[string]recoup.State{}
-	for inv := range results {
-		qctx, qcancel := context.WithTimeout(ctx, 20*time.Second)
-		v, err := h.Client.QueryWorkflow(qctx, recoup.WorkflowID(inv), "", recoup.QueryStatus)
-		var st recoup.State
-		if err == nil {
-			err = v.Get(&st)
-		}
-		qcancel()
-		if err != nil {
-			t.Errorf("query %s: %v", inv, err)
-			continue
-		}
-		states[inv] = st
-	}
 	// How the activities the kills cut recovered (asserted: every one completed; the times
 	// are reported, not asserted).
-	cutWG.Wait()
-	recoveries, err := kmsRecoveries(ctx, h.Client, cutActs, starts, pids)
-	if err != nil {
-		t.Errorf("recoveries: %v", err)
-	}
-	for i, r := range recoveries {
-		if !r.closed || !r.completed {
-			c := cutActs[i]
-			t.Errorf("%s %s (activity %s) cut by kill %d: closed %v, completed %v; want completed by a later attempt", c.wfID, c.activityType, c.activityID, c.kill, r.closed, r.completed)
-		}
-	}
-	for i, r := range recoveries {
+	cutActs, recoveries := r.recoveries()
+	for i, rec := range recoveries {
 		c := cutActs[i]
 		t.Logf("cut by kill %d (worker %d started %s after the test began): %s %s activity %s; attempt %d timed out %s, the completing attempt started %s and completed %s after that worker's start (by it: %v)",
-			c.kill, c.kill+1, starts[c.kill+1].Sub(began).Round(time.Millisecond), c.wfID, c.activityType, c.activityID,
-			c.attempt, r.timedOut.Round(time.Millisecond), r.resumed.Round(time.Millisecond), r.fromNext.Round(time.Millisecond), r.byNext)
+			c.kill, c.kill+1, r.starts[c.kill+1].Sub(began).Round(time.Millisecond), c.wfID, c.activityType, c.activityID,
+			c.attempt, rec.timedOut.Round(time.Millisecond), rec.resumed.Round(time.Millisecond), rec.fromNext.Round(time.Millisecond), rec.byNext)
 	}
 	recoveryLine := kmsRecoveryLine(recoveries)
 	t.Log(recoveryLine)
@@ -353,22 +211,285 @@ func TestKillMidSend(t *testing.T) {
 		t.Errorf("worker on SIGTERM: %v", err)
 	}
 
-	// What the provider accepted, and what PostgreSQL says about every send.
-	prov.events.wait()
-	accepted := prov.snapshot()
-	rows, err := h.Store.Pool().Query(ctx, `SELECT idempotency_key, status, provider_message_id, error, evidence FROM sends WHERE workflow_id <> $1 ORDER BY idempotency_key`, kmsTraffic)
+	s := r.checkSends(invoices, results, states, cuts)
+	line := fmt.Sprintf("kill-mid-send: %d kills, %d steps, %d duplicates, %d lost, %d reconcile left; %d settled by evidence, %d resent once; events %s",
+		len(plan), len(s.steps), s.duplicates, lost+s.lostSteps, s.reconcile, s.byEvidence, s.superseded, prov.events.summary())
+	t.Log(line)
+	if testing.Verbose() {
+		fmt.Println(line)
+	}
+	var perMode []string
+	for _, mode := range []kmsMode{kmsAfterAccept, kmsBeforeAccept, kmsAfterAnswer} {
+		perMode = append(perMode, s.perMode(cuts, mode))
+	}
+	random := 0
+	for _, c := range cuts {
+		if c.mode == kmsRandom {
+			random++
+		}
+	}
+	perMode = append(perMode, fmt.Sprintf("%d %s", random, kmsRandom))
+	t.Logf("kills: %s, %d with no send in reach; sends: %d accepted by the provider, %d sent (%d by evidence), %d superseded; %d runs exhausted; total %s",
+		strings.Join(perMode, ", "), idle, len(s.accepted), s.sent, s.byEvidence, s.superseded, s.exhausted, time.Since(began).Round(time.Millisecond))
+	if lost != 0 || !s.clean() {
+		t.Error(line)
+	}
+}
+
+// kmsSeed is CHAOS_SEED, or a new seed.
+func kmsSeed(t *testing.T) uint64 {
+	t.Helper()
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SEED=%q: %v", v, err)
+		}
+		return s
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// kmsRig is what the worker-kill scenarios share: the real worker binary (built while the
+// dev server starts), a dev server without an in-process worker and the schema the workers
+// use, the SendGrid endpoint (kmsProvider) with its events, the workers' environment and
+// output, and the workers started and the activities each kill cut.
+type kmsRig struct {
+	t       *testing.T
+	h       *workertest.Harness
+	prov    *kmsProvider
+	bin     string
+	env     []string
+	built   chan error
+	logFile *os.File
+	logMu   sync.Mutex        // the workers' output, one after the other, in one file
+	starts  map[int]time.Time // worker index → its start
+	pids    map[int]int       // pid → worker index
+
+	// The activities each kill cut, asked of Temporal beside the next worker's start.
+	cutMu   sync.Mutex
+	cutActs []kmsCutActivity
+	cutWG   sync.WaitGroup
+}
+
+// newKmsRig sets the scenario up; env is added to the workers' common environment (a later
+// value of a variable wins). CHAOS_LOG_DIR keeps the workers' output in logName.
+func newKmsRig(t *testing.T, seed uint64, logName string, env ...string) *kmsRig {
+	t.Helper()
+	dir := t.TempDir()
+	r := &kmsRig{t: t, bin: filepath.Join(dir, "worker"), built: make(chan error, 1), starts: map[int]time.Time{}, pids: map[int]int{}}
+	buildDone := make(chan struct{})
+	go func() { defer close(buildDone); r.built <- fakes.BuildWorker(r.bin) }()
+	t.Cleanup(func() { <-buildDone }) // before the temporary directory is removed
+
+	// Dev server (the pinned CLI, with Recoup's search attributes), a migrated schema, and
+	// the ingest path; no in-process worker.
+	r.h = workertest.Start(t, workertest.Options{NoWorker: true})
+	var schema string
+	if err := r.h.Store.Pool().QueryRow(context.Background(), `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatalf("current schema: %v", err)
+	}
+	dbURL, err := fakes.WithSearchPath(fakes.DatabaseURL(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	type sendRow struct{ status, providerID, err, evidence string }
-	sends := map[string]sendRow{}
+	r.prov = newKmsProvider(t)
+	r.prov.events = newKmsEvents(r.h.Store, seed)
+	r.prov.events.traffic()
+	t.Cleanup(r.prov.events.wait) // before the store closes
+	fake := httptest.NewServer(r.prov)
+	t.Cleanup(fake.Close)
+	t.Cleanup(r.prov.releaseAll) // before fake.Close, which waits for held handlers
+
+	home := filepath.Join(dir, "home") // no stray Temporal profile from the real $HOME
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.env = append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + dir,
+		"DATABASE_URL=" + dbURL,
+		"TEMPORAL_ADDRESS=" + r.h.HostPort(), "TEMPORAL_NAMESPACE=default",
+		"SENDGRID_API_KEY=SG.chaos", "SENDGRID_BASE_URL=" + fake.URL,
+		"EMAIL_FROM=billing@shop.example",
+		"RECOUP_SCHEDULE=0s,2s", "RECOUP_FINAL_WAIT=1s", "RECOUP_IGNORE_QUIET_HOURS=true",
+		"RECOUP_CONTACT_CAP=100/7", "METRICS_ADDR=127.0.0.1:0", "LOG_FORMAT=text",
+		"RECOUP_RECONCILE_WINDOW=" + kmsReconcileWindow.String(),
+		// The deployment hears SendGrid's events (kmsEvents records them as the verified
+		// webhook would): only then may a send no event named be resent after the window.
+		// The worker only checks that the key is set; serve verifies with it.
+		"SENDGRID_WEBHOOK_PUBLIC_KEY=chaos-events-are-recorded-directly",
+	}, env...)
+	logPath := filepath.Join(dir, "worker.log")
+	if d := os.Getenv("CHAOS_LOG_DIR"); d != "" { // keep the workers' output after the test
+		logPath = filepath.Join(d, logName)
+	}
+	r.logFile, err = os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.logFile.Close()
+		if t.Failed() {
+			kmsTail(t, logPath, 60)
+		}
+	})
+	return r
+}
+
+// startRun delivers a payment failure for invoice; its customer consents to email only, so
+// every step goes to the provider. set, when not nil, changes the event first.
+func (r *kmsRig) startRun(invoice, eventID, customer string, set func(ev map[string]any)) {
+	r.t.Helper()
+	ev := workertest.Failed(eventID, invoice, customer, time.Now().UTC())
+	ev["customer"].(map[string]any)["sms_consent"] = false
+	if set != nil {
+		set(ev)
+	}
+	if res := r.h.Event(ev); !res.Delivered {
+		r.t.Fatalf("event for %s not delivered: %+v", invoice, res)
+	}
+}
+
+// waitBuilt waits for the worker binary.
+func (r *kmsRig) waitBuilt() {
+	r.t.Helper()
+	if err := <-r.built; err != nil {
+		r.t.Fatalf("build the worker: %v", err)
+	}
+}
+
+// start starts worker n (stopped at the end of the test).
+func (r *kmsRig) start(n int) *kmsWorker {
+	r.t.Helper()
+	w, err := startKmsWorker(r.bin, r.env, n, r.logFile, &r.logMu)
+	if err != nil {
+		r.t.Fatalf("start worker %d: %v", n, err)
+	}
+	r.starts[n], r.pids[w.cmd.Process.Pid] = time.Now(), n
+	r.t.Cleanup(w.kill)
+	return w
+}
+
+// noteCut asks Temporal, beside the next worker's start, which of the runs' activities the
+// killed worker w was running (kill is the kill's index: worker kill+1 replaced it).
+func (r *kmsRig) noteCut(w *kmsWorker, kill int, invoices []string) {
+	r.cutWG.Add(1)
+	go func() {
+		defer r.cutWG.Done()
+		c, err := kmsCutBy(context.Background(), r.h.Client, invoices, w.cmd.Process.Pid, kill)
+		r.cutMu.Lock()
+		defer r.cutMu.Unlock()
+		if err != nil {
+			r.t.Errorf("activities cut by kill %d: %v", kill, err)
+		}
+		r.cutActs = append(r.cutActs, c...)
+	}()
+}
+
+// awaitRuns waits up to within for every run to end, then queries what each ended one
+// recorded (while a worker is up to answer); lost counts the runs that did not end.
+func (r *kmsRig) awaitRuns(invoices []string, within time.Duration) (results map[string]recoup.DunningResult, states map[string]recoup.State, lost int) {
+	r.t.Helper()
+	ctx := context.Background()
+	waitCtx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	results, states = map[string]recoup.DunningResult{}, map[string]recoup.State{}
+	for _, inv := range invoices {
+		var res recoup.DunningResult
+		if err := r.h.Client.GetWorkflow(waitCtx, recoup.WorkflowID(inv), "").Get(waitCtx, &res); err != nil {
+			lost++
+			r.t.Errorf("run %s did not finish within %s of the last restart: %v", inv, within, err)
+			continue
+		}
+		results[inv] = res
+	}
+	for inv := range results {
+		qctx, qcancel := context.WithTimeout(ctx, 20*time.Second)
+		v, err := r.h.Client.QueryWorkflow(qctx, recoup.WorkflowID(inv), "", recoup.QueryStatus)
+		var st recoup.State
+		if err == nil {
+			err = v.Get(&st)
+		}
+		qcancel()
+		if err != nil {
+			r.t.Errorf("query %s: %v", inv, err)
+			continue
+		}
+		states[inv] = st
+	}
+	return results, states, lost
+}
+
+// recoveries reads how the activities the kills cut recovered; every one must have
+// completed on a later attempt (asserted; the times are reported, not asserted).
+func (r *kmsRig) recoveries() ([]kmsCutActivity, []kmsRecovery) {
+	r.t.Helper()
+	r.cutWG.Wait()
+	recoveries, err := kmsRecoveries(context.Background(), r.h.Client, r.cutActs, r.starts, r.pids)
+	if err != nil {
+		r.t.Errorf("recoveries: %v", err)
+	}
+	for i, rec := range recoveries {
+		if !rec.closed || !rec.completed {
+			c := r.cutActs[i]
+			r.t.Errorf("%s %s (activity %s) cut by kill %d: closed %v, completed %v; want completed by a later attempt", c.wfID, c.activityType, c.activityID, c.kill, rec.closed, rec.completed)
+		}
+	}
+	return r.cutActs, recoveries
+}
+
+// kmsCut is a send a kill was placed at (key "" when none was in reach).
+type kmsCut struct {
+	key  string
+	mode kmsMode
+}
+
+// kmsSends is what the provider accepted and what PostgreSQL says about every send.
+type kmsSends struct {
+	accepted map[string]int        // by the provider, per key
+	rows     map[string]kmsSendRow // the sends table, per key
+	steps    map[string]int        // per step (the key and its resend key): acceptances
+
+	duplicates, lostSteps, reconcile, superseded, byEvidence, sent, exhausted int
+}
+
+type kmsSendRow struct{ status, providerID, err, evidence string }
+
+// clean reports whether every step was accepted exactly once and none is left to reconcile.
+func (s kmsSends) clean() bool { return s.duplicates == 0 && s.lostSteps == 0 && s.reconcile == 0 }
+
+// perMode summarises how the sends cut in mode ended.
+func (s kmsSends) perMode(cuts []kmsCut, mode kmsMode) string {
+	n, outcomes := 0, map[string]int{}
+	for _, c := range cuts {
+		if c.mode == mode && c.key != "" {
+			n++
+			outcomes[s.rows[c.key].status]++
+		}
+	}
+	return fmt.Sprintf("%d %s (%d sent, %d superseded and resent)", n, mode, outcomes[postgres.SendSent], outcomes[postgres.SendSuperseded])
+}
+
+// checkSends stops the provider's events, then holds what the provider accepted against
+// the sends table, each run's result and recorded messages, and each cut send's outcome
+// (its mode's): every step accepted exactly once, each run exhausted after 2 steps. The
+// last worker must have stopped (the rows are final).
+func (r *kmsRig) checkSends(invoices []string, results map[string]recoup.DunningResult, states map[string]recoup.State, cuts []kmsCut) kmsSends {
+	t := r.t
+	t.Helper()
+	ctx := context.Background()
+	r.prov.events.wait()
+	s := kmsSends{accepted: r.prov.snapshot(), rows: map[string]kmsSendRow{}, steps: map[string]int{}}
+	rows, err := r.h.Store.Pool().Query(ctx, `SELECT idempotency_key, status, provider_message_id, error, evidence FROM sends WHERE workflow_id <> $1 ORDER BY idempotency_key`, kmsTraffic)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for rows.Next() {
 		var k string
-		var r sendRow
-		if err := rows.Scan(&k, &r.status, &r.providerID, &r.err, &r.evidence); err != nil {
+		var row kmsSendRow
+		if err := rows.Scan(&k, &row.status, &row.providerID, &row.err, &row.evidence); err != nil {
 			t.Fatal(err)
 		}
-		sends[k] = r
+		s.rows[k] = row
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -376,49 +497,46 @@ func TestKillMidSend(t *testing.T) {
 	}
 
 	// Per step (the key and its resend key): accepted exactly once.
-	duplicates, reconcile, superseded, byEvidence, sent := 0, 0, 0, 0, 0
-	steps := map[string]int{}
-	for k, n := range accepted {
-		steps[strings.TrimSuffix(k, "/resend")] += n
-		if r, ok := sends[k]; !ok || r.status != postgres.SendSent {
-			t.Errorf("key %s was accepted by the provider but its send row is %+v (found %v), want sent", k, r, ok)
+	for k, n := range s.accepted {
+		s.steps[strings.TrimSuffix(k, "/resend")] += n
+		if row, ok := s.rows[k]; !ok || row.status != postgres.SendSent {
+			t.Errorf("key %s was accepted by the provider but its send row is %+v (found %v), want sent", k, row, ok)
 		}
 	}
-	for k, r := range sends {
-		switch r.status {
+	for k, row := range s.rows {
+		switch row.status {
 		case postgres.SendSent:
-			sent++
-			if r.evidence != "" {
-				byEvidence++
+			s.sent++
+			if row.evidence != "" {
+				s.byEvidence++
 			}
-			if accepted[k] != 1 {
-				t.Errorf("send %s is 'sent' but the provider accepted it %d times", k, accepted[k])
+			if s.accepted[k] != 1 {
+				t.Errorf("send %s is 'sent' but the provider accepted it %d times", k, s.accepted[k])
 			}
 		case postgres.SendSuperseded:
-			superseded++
-			if accepted[k] != 0 {
+			s.superseded++
+			if s.accepted[k] != 0 {
 				t.Errorf("send %s was superseded (resent) although the provider accepted it", k)
 			}
 		case postgres.SendReconcile:
-			reconcile++
-			t.Errorf("send %s is still 'reconcile' after the window (%s)", k, r.err)
+			s.reconcile++
+			t.Errorf("send %s is still 'reconcile' after the window (%s)", k, row.err)
 		default:
-			t.Errorf("send %s ended %q (%s), want sent or superseded", k, r.status, r.err)
+			t.Errorf("send %s ended %q (%s), want sent or superseded", k, row.status, row.err)
 		}
 		if !strings.HasSuffix(k, "/resend") {
-			if _, ok := steps[k]; !ok {
-				steps[k] = 0
+			if _, ok := s.steps[k]; !ok {
+				s.steps[k] = 0
 			}
 		}
 	}
-	lostSteps := 0
-	for k, n := range steps {
+	for k, n := range s.steps {
 		switch {
 		case n > 1:
-			duplicates++
+			s.duplicates++
 			t.Errorf("step %s was accepted %d times (key and resend key)", k, n)
 		case n == 0:
-			lostSteps++
+			s.lostSteps++
 			t.Errorf("step %s was never accepted: lost", k)
 		}
 	}
@@ -427,22 +545,25 @@ func TestKillMidSend(t *testing.T) {
 		if c.key == "" {
 			continue
 		}
-		r := sends[c.key]
+		row := s.rows[c.key]
 		switch c.mode {
 		case kmsAfterAccept:
 			afterAccept++
-			if r.status != postgres.SendSent || r.evidence == "" {
-				t.Errorf("send %s was cut %s but is %+v, want sent by evidence", c.key, c.mode, r)
+			if row.status != postgres.SendSent || row.evidence == "" {
+				t.Errorf("send %s was cut %s but is %+v, want sent by evidence", c.key, c.mode, row)
 			}
 		case kmsBeforeAccept:
-			if r.status != postgres.SendSuperseded && r.status != postgres.SendSent {
-				t.Errorf("send %s was cut %s but is %q, want superseded (resent) or sent", c.key, c.mode, r.status)
+			if row.status != postgres.SendSuperseded && row.status != postgres.SendSent {
+				t.Errorf("send %s was cut %s but is %q, want superseded (resent) or sent", c.key, c.mode, row.status)
 			}
 		case kmsAfterAnswer:
-			if r.status != postgres.SendSent {
-				t.Errorf("send %s was cut %s but is %q, want sent", c.key, c.mode, r.status)
+			if row.status != postgres.SendSent {
+				t.Errorf("send %s was cut %s but is %q, want sent", c.key, c.mode, row.status)
 			}
 		}
+	}
+	if s.byEvidence < afterAccept {
+		t.Errorf("%d sends settled by evidence, want at least the %d cut after the provider accepted them", s.byEvidence, afterAccept)
 	}
 	for _, inv := range invoices {
 		res, ok := results[inv]
@@ -464,51 +585,18 @@ func TestKillMidSend(t *testing.T) {
 			t.Errorf("run %s recorded messages for %d steps, want 2: %+v", inv, len(last), st.Messages)
 		}
 		for _, m := range last {
-			if r, ok := sends[m.IdempotencyKey]; !ok || r.status != m.Delivery {
-				t.Errorf("run %s step %d: the run recorded delivery %q (%s), the sends table %q", inv, m.Step, m.Delivery, m.Error, r.status)
+			if row, ok := s.rows[m.IdempotencyKey]; !ok || row.status != m.Delivery {
+				t.Errorf("run %s step %d: the run recorded delivery %q (%s), the sends table %q", inv, m.Step, m.Delivery, m.Error, row.status)
 			}
 		}
 	}
-	var exhausted int
-	if err := h.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM dunning_runs WHERE outcome = 'exhausted'`).Scan(&exhausted); err != nil {
+	if err := r.h.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM dunning_runs WHERE outcome = 'exhausted'`).Scan(&s.exhausted); err != nil {
 		t.Fatal(err)
 	}
-	if exhausted != kmsRuns {
-		t.Errorf("dunning_runs records %d exhausted runs, want %d", exhausted, kmsRuns)
+	if s.exhausted != len(invoices) {
+		t.Errorf("dunning_runs records %d exhausted runs, want %d", s.exhausted, len(invoices))
 	}
-
-	line := fmt.Sprintf("kill-mid-send: %d kills, %d steps, %d duplicates, %d lost, %d reconcile left; %d settled by evidence, %d resent once; events %s",
-		len(plan), len(steps), duplicates, lost+lostSteps, reconcile, byEvidence, superseded, prov.events.summary())
-	t.Log(line)
-	if testing.Verbose() {
-		fmt.Println(line)
-	}
-	var perMode []string
-	for _, mode := range []kmsMode{kmsAfterAccept, kmsBeforeAccept, kmsAfterAnswer} {
-		n, outcomes := 0, map[string]int{}
-		for _, c := range cuts {
-			if c.mode == mode && c.key != "" {
-				n++
-				outcomes[sends[c.key].status]++
-			}
-		}
-		perMode = append(perMode, fmt.Sprintf("%d %s (%d sent, %d superseded and resent)", n, mode, outcomes[postgres.SendSent], outcomes[postgres.SendSuperseded]))
-	}
-	random := 0
-	for _, c := range cuts {
-		if c.mode == kmsRandom {
-			random++
-		}
-	}
-	perMode = append(perMode, fmt.Sprintf("%d %s", random, kmsRandom))
-	t.Logf("kills: %s, %d with no send in reach; sends: %d accepted by the provider, %d sent (%d by evidence), %d superseded; %d runs exhausted; total %s",
-		strings.Join(perMode, ", "), idle, len(accepted), sent, byEvidence, superseded, exhausted, time.Since(began).Round(time.Millisecond))
-	if byEvidence < afterAccept {
-		t.Errorf("%d sends settled by evidence, want at least the %d cut after the provider accepted them", byEvidence, afterAccept)
-	}
-	if duplicates != 0 || lost != 0 || lostSteps != 0 || reconcile != 0 {
-		t.Error(line)
-	}
+	return s
 }
 
 // kmsTail logs the last n lines of the workers' output.
@@ -637,7 +725,7 @@ func (l *kmsLines) line(s string) {
 // contract by fakes.CheckSendGrid) that counts accepted messages per
 // personalizations[0].custom_args.idempotency_key. Armed, it holds the next request — before
 // or after accepting it, or reports it once answered — so that the test can kill the
-// worker at that point of the send.
+// worker at that point of the send; hold does the same for the first request of given keys.
 type kmsProvider struct {
 	tb       testing.TB
 	events   *kmsEvents // reports what it accepted, as SendGrid's Event Webhook would
@@ -646,6 +734,7 @@ type kmsProvider struct {
 	count    int
 	changed  chan struct{} // closed and replaced on every acceptance
 	armed    *kmsArm
+	planned  map[string]*kmsArm // per key (hold), taken by the key's first request
 	holds    []chan struct{}
 }
 
@@ -670,8 +759,12 @@ func (p *kmsProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.mu.Lock()
-	arm := p.armed
-	p.armed = nil
+	arm, ok := p.planned[key]
+	if ok {
+		delete(p.planned, key)
+	} else {
+		arm, p.armed = p.armed, nil
+	}
 	var release chan struct{}
 	if arm != nil && arm.mode != kmsAfterAnswer {
 		release = make(chan struct{})
@@ -714,6 +807,21 @@ func (p *kmsProvider) arm(mode kmsMode) *kmsArm {
 	p.mu.Lock()
 	p.armed = a
 	p.mu.Unlock()
+	return a
+}
+
+// hold makes the first request of each key a cut point of the given mode (kmsBeforeAccept
+// or kmsAfterAccept), whatever is armed; the returned arm receives each request it holds.
+func (p *kmsProvider) hold(mode kmsMode, keys ...string) *kmsArm {
+	a := &kmsArm{mode: mode, held: make(chan kmsHeld, len(keys))}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.planned == nil {
+		p.planned = map[string]*kmsArm{}
+	}
+	for _, k := range keys {
+		p.planned[k] = a
+	}
 	return a
 }
 
