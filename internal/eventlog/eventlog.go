@@ -104,8 +104,9 @@ func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Resu
 	defer cancel()
 	// A failure's run starts only once the detector heard of it: feed it before claiming the
 	// invoice (a claim holds a connection, which the feed would then compete for).
+	// A duplicate was recorded earlier, and may have been fed since: it is asked about.
 	if ev.Type == recoup.EventPaymentFailed {
-		err = in.awaitFed(dctx, nil, ev.EventID, true)
+		err = in.awaitFed(dctx, nil, ev.EventID, !res.Duplicate)
 	}
 	var claim *postgres.Claim
 	var mine *Delivery // this event's delivery, when this call made it
