@@ -3,6 +3,7 @@ package eventlog_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -537,5 +538,33 @@ func TestALaterFailureReachesTheOpenRunAsAFailure(t *testing.T) {
 	pf, ok := fake.call(1).Arg.(recoup.PaymentFailed)
 	if !ok || pf.Customer != nil || !pf.OccurredAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("signal payload = %#v, want the failure at %s without contact data", fake.call(1).Arg, t0.Add(time.Hour))
+	}
+}
+
+// Accept reports what the log records of its event. A pause dated before a failure recorded
+// earlier (not delivered yet) is parked (no run), the failure then starts the run under the
+// same claim, which releases the pause, and the pause's signal fails (Temporal unreachable):
+// the log holds it undelivered, to be tried again. Accept answered "parked", without error,
+// from the first of its two deliveries.
+func TestAcceptReportsAnEventReleasedAndThenNotDeliveredAsNotDelivered(t *testing.T) {
+	ctx := context.Background()
+	st := fakes.MustStore(t)
+	fake := newFake()
+	in := &eventlog.Ingestor{Store: st, Temporal: fake}
+	mustRecord(t, in, ev(recoup.EventPaymentFailed, "evt_f", "inv_1", t0)) // its relay round not yet run
+	fake.down = errors.New("temporal unreachable")                         // for signals
+	res, err := in.Accept(ctx, ev("dunning.pause", "evt_p", "inv_1", t0.Add(-time.Minute), "reason", "disputed"), "test")
+	d, derr := st.EventDelivery(ctx, "evt_p")
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	if got := fake.got(); !slices.Equal(got, []string{"start payment-failed evt_f"}) {
+		t.Fatalf("Temporal got %q, want the run started with evt_f", got)
+	}
+	if d.Parked || d.Delivered || d.Error == "" {
+		t.Fatalf("the pause's delivery as recorded = %+v, want released, not delivered, with its error", d)
+	}
+	if res.Parked || res.Delivered || err == nil {
+		t.Errorf("Accept answered %+v, %v; the log records the pause released and not delivered (%s)", res, err, d.Error)
 	}
 }

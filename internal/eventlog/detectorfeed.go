@@ -38,8 +38,11 @@ type detectorFeed struct {
 	turn  chan struct{} // held during a round
 	nudge chan struct{}
 
-	mu    sync.Mutex
-	ended chan struct{} // closed when the running round ends (then replaced)
+	mu sync.Mutex
+	// ended is closed when the running round ends or commits a batch (then replaced): a
+	// round that drains a backlog holds the turn for every batch, and a delivery whose
+	// event an early batch fed must not wait for the rest.
+	ended chan struct{}
 	// The events this process's rounds fed (committed), newest fedMemory at least: a
 	// delivery finds its event there without asking the database.
 	fed, fedBefore map[string]struct{}
@@ -49,7 +52,8 @@ type detectorFeed struct {
 // about 100 bytes each).
 const fedMemory = 4096
 
-// remember records events a round of this process fed (its transaction committed).
+// remember records events a round of this process fed (its transaction committed) and
+// wakes the deliveries waiting for them.
 func (f *detectorFeed) remember(ids []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -62,6 +66,13 @@ func (f *detectorFeed) remember(ids []string) {
 		}
 		f.fed[id] = struct{}{}
 	}
+	f.wakeLocked()
+}
+
+// wakeLocked wakes the deliveries waiting on roundEnd (f.mu held).
+func (f *detectorFeed) wakeLocked() {
+	close(f.ended)
+	f.ended = make(chan struct{})
 }
 
 // fedHere reports whether a round of this process fed the event (lately); false says
@@ -82,8 +93,9 @@ func (f *detectorFeed) init() {
 	})
 }
 
-// roundEnd is closed when the round running now (or the next one) ends: a delivery waiting
-// for its event to be fed by this process's round wakes then, not on a poll.
+// roundEnd is closed when the round running now (or the next one) ends or commits a batch:
+// a delivery waiting for its event to be fed by this process's round wakes then, not on a
+// poll.
 func (f *detectorFeed) roundEnd() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -94,8 +106,7 @@ func (f *detectorFeed) roundEnd() <-chan struct{} {
 func (f *detectorFeed) release() {
 	<-f.turn
 	f.mu.Lock()
-	close(f.ended)
-	f.ended = make(chan struct{})
+	f.wakeLocked()
 	f.mu.Unlock()
 }
 
@@ -220,7 +231,7 @@ func (in *Ingestor) awaitFed(ctx context.Context, claim *postgres.Claim, eventID
 		default: // a round of this process is running
 		}
 		// This process's round feeds (a batch it may have read before the event was
-		// recorded): look again when it ends.
+		// recorded): look again when it ends or commits a batch.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("feed the spike detector: event %s not fed yet: %w", eventID, ctx.Err())

@@ -104,23 +104,30 @@ func (in *Ingestor) Accept(ctx context.Context, raw []byte, source string) (Resu
 	defer cancel()
 	// A failure's run starts only once the detector heard of it: feed it before claiming the
 	// invoice (a claim holds a connection, which the feed would then compete for).
+	// A duplicate was recorded earlier, and may have been fed since: it is asked about.
 	if ev.Type == recoup.EventPaymentFailed {
-		err = in.awaitFed(dctx, nil, ev.EventID, true)
+		err = in.awaitFed(dctx, nil, ev.EventID, !res.Duplicate)
 	}
 	var claim *postgres.Claim
 	var mine *Delivery // this event's delivery, when this call made it
+	var after bool     // another delivery followed it under the claim
 	if err == nil {
 		claim, _, err = in.Store.ClaimInvoice(dctx, ev.InvoiceID, true)
 	}
 	if err == nil {
 		_, err = in.deliverClaimed(dctx, claim, func(d Delivery) {
 			if d.EventID == ev.EventID && d.Err == nil {
-				mine = &d
+				mine, after = &d, false
+				return
 			}
+			after = true
 		})
 		claim.Release()
 	}
-	if mine != nil { // delivered (or parked) under the claim just now, as recorded
+	// Delivered under the claim just now, as recorded (a delivered event stays delivered), or
+	// parked with nothing after it: a later event's start releases the parked ones, and the
+	// event's next delivery under the claim may then fail or not be reached.
+	if mine != nil && (!mine.Parked || !after) {
 		res.Delivered, res.Parked, res.Note = !mine.Parked, mine.Parked, mine.Note
 		return res, nil
 	}

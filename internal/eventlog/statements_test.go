@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -61,5 +62,46 @@ func TestAcceptingAFailureCostsAtMostItsStatements(t *testing.T) {
 	}
 	if got := fake.got(); len(got) != 12 {
 		t.Fatalf("runs started: %v, want 12", got)
+	}
+}
+
+// feedRounds counts the detector feed rounds a store's connections begin (each takes the
+// feed's advisory lock).
+type feedRounds struct{ n atomic.Int64 }
+
+func (c *feedRounds) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "pg_try_advisory_xact_lock") {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (c *feedRounds) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Billing sending a failure again (its first request timed out before the run started) is
+// a duplicate that another process's feed already fed: Accept asks whether it was fed and
+// starts its run, without a feed round of its own. It used to take the duplicate for an
+// event it had just recorded, skip asking, run a round that found nothing and pause 50 ms.
+func TestAcceptingADuplicateOfAFedFailureRunsNoFeedRound(t *testing.T) {
+	st := fakes.MustStore(t)
+	var rounds feedRounds
+	counted, err := postgres.Open(context.Background(), fakes.DatabaseURL(),
+		postgres.Options{Schema: st.Pool().Config().ConnConfig.RuntimeParams["search_path"], Tracer: &rounds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(counted.Close)
+	fake := newFake()
+	raw, _ := json.Marshal(workertest.Failed("evt_1", "inv_1", "cus_1", t0))
+	other := &eventlog.Ingestor{Store: st, Temporal: fake} // the process that got the first request
+	mustRecord(t, other, raw)
+	feed(t, other)
+	in := &eventlog.Ingestor{Store: counted, Temporal: fake}
+	res, err := in.Accept(context.Background(), raw, "test")
+	if err != nil || !res.Duplicate || !res.Delivered {
+		t.Fatalf("the failure again: %+v, %v; want a duplicate, delivered", res, err)
+	}
+	if n := rounds.n.Load(); n != 0 {
+		t.Errorf("accepting a duplicate of a fed failure ran %d feed rounds, want none", n)
 	}
 }
