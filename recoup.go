@@ -179,6 +179,9 @@ type Hold struct {
 const (
 	DetectorWorkflowID   = "recoup-spike-detector"
 	DetectorWorkflowType = "SpikeDetectorWorkflow"
+	// DetectorTaskQueue is the detector's own task queue (its workflow and activities), so
+	// that its workflow tasks never wait behind a backlog of dunning runs' on TaskQueue.
+	DetectorTaskQueue = "recoup-detector"
 	SignalFailures       = "failures"        // []spike.Record (internal)
 	QueryIncidents       = "incidents"       // the detector's incidents
 	UpdateIncident       = "incident-action" // IncidentAction

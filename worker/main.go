@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	// Runs closed outside the workflow (Terminate, reset, a run timeout): their true outcome.
 	go (&closedruns.Reconciler{Temporal: c, Store: st, Logger: logger}).Run(ctx, closedruns.Every)
-	logger.Info("worker polling", "task_queues", []string{recoup.TaskQueue, recoup.EmailTaskQueue, recoup.SMSTaskQueue}, "version", version)
+	logger.Info("worker polling", "task_queues", []string{recoup.TaskQueue, recoup.DetectorTaskQueue, recoup.EmailTaskQueue, recoup.SMSTaskQueue}, "version", version)
 	<-ctx.Done()
 	logger.Info("shutting down: finishing in-flight tasks")
 	// All at once: no queue keeps taking tasks while another drains, and the process is done

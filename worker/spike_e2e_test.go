@@ -57,6 +57,12 @@ func TestSpikeHoldsRunsUntilReleased(t *testing.T) {
 		t.Fatalf("the incident lists %d held runs", held[inc.ID])
 	}
 
+	// The detector runs on its own task queue, not behind the runs on the dunning queue.
+	if d, err := h.Client.DescribeWorkflowExecution(ctx, recoup.DetectorWorkflowID, ""); err != nil ||
+		d.GetExecutionConfig().GetTaskQueue().GetName() != recoup.DetectorTaskQueue {
+		t.Fatalf("the detector's task queue: %q (%v), want %q", d.GetExecutionConfig().GetTaskQueue().GetName(), err, recoup.DetectorTaskQueue)
+	}
+
 	// An operator's action on an unknown incident is refused; the release sends once.
 	bad, err := h.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: recoup.DetectorWorkflowID,
 		UpdateName: recoup.UpdateIncident, WaitForStage: client.WorkflowUpdateStageCompleted,

@@ -295,7 +295,9 @@ func (d *detector) continueAsNew(ctx workflow.Context) (done bool, err error) {
 	for _, p := range d.alerts {
 		next.Alerts = append(next.Alerts, *p)
 	}
-	return true, workflow.NewContinueAsNewError(ctx, SpikeDetectorWorkflow, next)
+	// On the detector's own task queue: a detector started on TaskQueue (before it had one)
+	// moves there at its next continue-as-new.
+	return true, workflow.NewContinueAsNewError(workflow.WithWorkflowTaskQueue(ctx, recoup.DetectorTaskQueue), SpikeDetectorWorkflow, next)
 }
 
 func (d *detector) registerHandlers(ctx workflow.Context) error {

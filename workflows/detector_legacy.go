@@ -184,5 +184,6 @@ func (d *legacy) continueAsNew(ctx workflow.Context) (done bool, err error) {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && !d.recording.IsLocked() }); err != nil {
 		return true, err
 	}
-	return true, workflow.NewContinueAsNewError(ctx, SpikeDetectorWorkflow, DetectorInput{State: d.det.S, MaxHistory: d.in.MaxHistory})
+	return true, workflow.NewContinueAsNewError(workflow.WithWorkflowTaskQueue(ctx, recoup.DetectorTaskQueue), SpikeDetectorWorkflow,
+		DetectorInput{State: d.det.S, MaxHistory: d.in.MaxHistory})
 }

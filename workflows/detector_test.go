@@ -145,6 +145,10 @@ func (w *detectorWorld) run(maxHistory int) workflows.DetectorInput {
 	if err := w.env.GetWorkflowError(); !errors.As(err, &can) {
 		w.t.Fatalf("workflow ended with %v, want continue-as-new once its history grew", err)
 	}
+	// On its own task queue, also when this run was started on the dunning runs' queue.
+	if can.TaskQueueName != recoup.DetectorTaskQueue {
+		w.t.Fatalf("the detector continues as new on task queue %q, want %q", can.TaskQueueName, recoup.DetectorTaskQueue)
+	}
 	var next workflows.DetectorInput
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 		w.t.Fatal(err)

@@ -30,7 +30,7 @@ type Tuning struct {
 }
 
 // NewWorkers creates the workers of one process: the dunning task queue with both workflows
-// and their activities, and one worker per send queue (the dunning activities) whose
+// and their activities, the detector's own queue, and one worker per send queue (the dunning activities) whose
 // activities-per-second limit the server enforces across all replicas.
 //
 // A non-zero t.StickyCacheSize sets the SDK's process-wide workflow cache size, which must
@@ -57,10 +57,16 @@ func NewWorkers(c client.Client, acts *activities.Activities, t Tuning) []worker
 	}
 	main := worker.New(c, recoup.TaskQueue, base)
 	main.RegisterWorkflowWithOptions(DunningWorkflow, workflow.RegisterOptions{Name: recoup.WorkflowType})
+	// A detector started before it had a queue of its own runs here until it continues as new.
 	main.RegisterWorkflowWithOptions(SpikeDetectorWorkflow, workflow.RegisterOptions{Name: recoup.DetectorWorkflowType})
 	main.RegisterActivity(acts.Dunning)
 	main.RegisterActivity(acts.Detector)
-	workers := []worker.Worker{main}
+	// The detector's own queue: its tasks are taken by pollers of their own, not behind the
+	// runs' (a burst of failures starts thousands of runs while the detector must keep up).
+	det := worker.New(c, recoup.DetectorTaskQueue, base)
+	det.RegisterWorkflowWithOptions(SpikeDetectorWorkflow, workflow.RegisterOptions{Name: recoup.DetectorWorkflowType})
+	det.RegisterActivity(acts.Detector)
+	workers := []worker.Worker{main, det}
 	for _, q := range []struct {
 		name string
 		rate float64

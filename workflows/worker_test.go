@@ -23,8 +23,8 @@ func TestNewWorkersAcceptsTuning(t *testing.T) {
 		{PollerAutoscaling: true},
 		{PollerAutoscaling: true, WorkflowPollers: 8, ActivityPollers: 16, EmailsPerSecond: 10},
 	} {
-		if ws := workflows.NewWorkers(c, &activities.Activities{Dunning: &activities.DunningActivities{}, Detector: &activities.DetectorActivities{}}, tune); len(ws) != 3 {
-			t.Fatalf("%+v: %d workers, want 3", tune, len(ws))
+		if ws := workflows.NewWorkers(c, &activities.Activities{Dunning: &activities.DunningActivities{}, Detector: &activities.DetectorActivities{}}, tune); len(ws) != 4 {
+			t.Fatalf("%+v: %d workers, want 4 (dunning, detector, email, sms)", tune, len(ws))
 		}
 	}
 }

@@ -293,7 +293,7 @@ func (in *Ingestor) signalDetectorBatch(ctx context.Context, evs []postgres.Feed
 	defer cancel()
 	opts := client.StartWorkflowOptions{
 		ID:                       recoup.DetectorWorkflowID,
-		TaskQueue:                recoup.TaskQueue,
+		TaskQueue:                recoup.DetectorTaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            "Failure-spike detector",
