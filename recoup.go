@@ -182,9 +182,9 @@ const (
 	// DetectorTaskQueue is the detector's own task queue (its workflow and activities), so
 	// that its workflow tasks never wait behind a backlog of dunning runs' on TaskQueue.
 	DetectorTaskQueue = "recoup-detector"
-	SignalFailures       = "failures"        // []spike.Record (internal)
-	QueryIncidents       = "incidents"       // the detector's incidents
-	UpdateIncident       = "incident-action" // IncidentAction
+	SignalFailures    = "failures"        // []spike.Record (internal)
+	QueryIncidents    = "incidents"       // the detector's incidents
+	UpdateIncident    = "incident-action" // IncidentAction
 )
 
 // IncidentAction is an operator's action on an incident (UpdateIncident).
