@@ -38,6 +38,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
+	"google.golang.org/grpc"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/internal/fakes"
@@ -70,9 +72,11 @@ type benchSetup struct {
 	dir        string
 	runs       int // workflows per phase (BENCH_RUNS), for the CPU per run
 
-	mu    sync.Mutex
-	bc    client.Client // the baseline's (baselineClient)
-	procs []*benchProc  // running worker processes (Recoup's, then the baseline's)
+	mu sync.Mutex
+	bc client.Client // the baseline's (baselineClient)
+
+	baselineCalls callCounter  // the baseline client's gRPC calls
+	procs         []*benchProc // running worker processes (Recoup's, then the baseline's)
 }
 
 type benchProc struct {
@@ -314,6 +318,45 @@ func (s *benchSetup) baselineWorkers() func() {
 	return bw.Stop
 }
 
+// callCounter counts a client's gRPC calls to the Temporal server by method: what the server
+// serves per workflow, whatever the machine.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	c.mu.Lock()
+	if c.calls == nil {
+		c.calls = map[string]int{}
+	}
+	c.calls[method[strings.LastIndex(method, "/")+1:]]++
+	c.mu.Unlock()
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+func (c *callCounter) reset() {
+	c.mu.Lock()
+	c.calls = nil
+	c.mu.Unlock()
+}
+
+// report prints the calls made since the last report, per workflow of the phase (the
+// in-process worker's and the phase's starts; worker processes are not counted), and resets.
+func (c *callCounter) report(phase string, runs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := make([]string, 0, len(c.calls))
+	total := 0
+	for name, n := range c.calls {
+		names = append(names, fmt.Sprintf("%s %d", name, n))
+		total += n
+	}
+	sort.Strings(names)
+	fmt.Printf("first-touch-calls: %s phase, %.1f gRPC calls per workflow (%d runs): %s\n", phase, float64(total)/float64(max(runs, 1)), runs, strings.Join(names, ", "))
+	c.calls = nil
+}
+
 // likeRecoup is BENCH_BASELINE_LIKE_RECOUP=1: the baseline connects and polls as Recoup's
 // worker ships (no gzip, autoscaling pollers) instead of with the SDK's defaults.
 func likeRecoup() bool { return os.Getenv("BENCH_BASELINE_LIKE_RECOUP") == "1" }
@@ -327,6 +370,7 @@ func (s *benchSetup) baselineClient() client.Client {
 		return s.bc
 	}
 	o := client.Options{HostPort: s.h.HostPort(), Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	o.ConnectionOptions.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(s.baselineCalls.intercept)}
 	if likeRecoup() {
 		o.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
 	}

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/grpc"
 
 	"github.com/recoup-dunning/recoup/activities"
 	"github.com/recoup-dunning/recoup/internal/fakes"
@@ -60,19 +61,25 @@ func TestFirstTouchThroughput(t *testing.T) {
 		n = v
 	}
 	model := fixedModel(t)
-	h, setup := startFirstTouch(t, model.BaseURL(), workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour}, Configure: func(a *activities.Activities) {
-		c, err := openai.New(openai.Config{APIKey: "sk-bench", BaseURL: model.BaseURL(), Model: "fixed"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.Dunning.LLM = c
-	}})
+	calls := &callCounter{} // the harness client's: the ingest's and the in-process worker's
+	h, setup := startFirstTouch(t, model.BaseURL(), workertest.Options{Schedule: []time.Duration{0, 24 * time.Hour},
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any,
+			cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return calls.intercept(ctx, method, req, reply, cc, invoker, opts...)
+		})}, Configure: func(a *activities.Activities) {
+			c, err := openai.New(openai.Config{APIKey: "sk-bench", BaseURL: model.BaseURL(), Model: "fixed"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Dunning.LLM = c
+		}})
 	defer setup.baselineWorkers()() // in this process, or in BENCH_WORKERS processes (external_test.go)
 	// The ingest runs in the ingress process, with its own pool, as deployed (not on the
 	// harness's 8-connection test pool, which the worker's activities use).
 	h.Ingest.Store = fakes.StoreBeside(t, h.Store)
 
 	ctx := context.Background()
+	calls.reset()                         // what the harness did before the phase
 	endPhase := setup.phase("firsttouch") // CPU split and profiles (external_test.go)
 	start := time.Now()
 	ids := make(chan int)
@@ -112,12 +119,14 @@ func TestFirstTouchThroughput(t *testing.T) {
 	}
 	recoup := time.Since(start)
 	endPhase()
+	calls.report("firsttouch", n)
 	if got := h.Mail.AcceptedTotal(); got != n {
 		t.Fatalf("the provider accepted %d messages, want exactly %d", got, n)
 	}
 
 	// Baseline: start all N (as the events above started all N runs), then wait for all.
 	bc := setup.baselineClient() // the SDK's defaults, as the baseline's worker
+	setup.baselineCalls.reset()  // its worker's polls during Recoup's phase
 	endPhase = setup.phase("baseline")
 	start = time.Now()
 	runs := make(chan int)
@@ -151,6 +160,7 @@ func TestFirstTouchThroughput(t *testing.T) {
 	}
 	baseline := time.Since(start)
 	endPhase()
+	setup.baselineCalls.report("baseline", n)
 
 	rRate, bRate := float64(n)/recoup.Seconds(), float64(n)/baseline.Seconds()
 	line := fmt.Sprintf("first-touch: %d runs; Recoup %.1f runs/s (%s; events accepted in %s), baseline %.1f wf/s (%s), ratio %.2f",

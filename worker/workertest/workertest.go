@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
+	"google.golang.org/grpc"
 
 	"github.com/recoup-dunning/recoup"
 	"github.com/recoup-dunning/recoup/activities"
@@ -63,6 +64,8 @@ type Options struct {
 	// HostPort, when set, is an existing Temporal server's frontend (namespace "default",
 	// Recoup's search attributes registered): no dev server is started.
 	HostPort string
+	// DialOptions are added to the client's connection (the benchmarks count its calls).
+	DialOptions []grpc.DialOption
 }
 
 // Harness is a running end-to-end environment.
@@ -128,7 +131,7 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	// As the shipped configuration connects (config.GrpcCompression's default).
 	h.Client, err = client.NewLazyClient(client.Options{HostPort: h.hostPort, Logger: quietLogger{}, DataConverter: o.DataConverter,
-		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}})
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}, DialOptions: o.DialOptions}})
 	if err != nil {
 		t.Fatal(err)
 	}
