@@ -450,9 +450,10 @@ func (c *Config) readLogging(e *env) {
 }
 
 // GrpcCompression maps TEMPORAL_GRPC_COMPRESSION to the client's setting. "none" (the
-// default, also for ""): gzip cost a first touch about a tenth of the worker's and the
-// server's CPU (BENCHMARKS.md), for payloads that are small, and ciphertext (which does not
-// compress) when RECOUP_CODEC_KEYS is set. "gzip" is the SDK's own default, for a link where
+// default, also for ""): gzip was 5% of the worker's CPU in a profile of the first-touch
+// benchmark, and costs the server decompressing every request and compressing every answer
+// (BENCHMARKS.md), for payloads that are small, and ciphertext (which does not compress)
+// when RECOUP_CODEC_KEYS is set. "gzip" is the SDK's own default, for a link where
 // bytes cost more than CPU.
 func GrpcCompression(v string) (client.GrpcCompression, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {

@@ -37,12 +37,7 @@ func TestAcceptingAFailureCostsAtMostItsStatements(t *testing.T) {
 	const newCustomer, knownCustomer = 42, 34
 	st := fakes.MustStore(t)
 	var count statementCounter
-	counted, err := postgres.Open(context.Background(), fakes.DatabaseURL(),
-		postgres.Options{Schema: st.Pool().Config().ConnConfig.RuntimeParams["search_path"], Tracer: &count})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(counted.Close)
+	counted := fakes.StoreBesideWith(t, st, postgres.Options{Tracer: &count})
 	fake := newFake()
 	in := &eventlog.Ingestor{Store: counted, Temporal: fake}
 	for i := range 12 {
@@ -85,12 +80,7 @@ func (c *feedRounds) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEnd
 func TestAcceptingADuplicateOfAFedFailureRunsNoFeedRound(t *testing.T) {
 	st := fakes.MustStore(t)
 	var rounds feedRounds
-	counted, err := postgres.Open(context.Background(), fakes.DatabaseURL(),
-		postgres.Options{Schema: st.Pool().Config().ConnConfig.RuntimeParams["search_path"], Tracer: &rounds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(counted.Close)
+	counted := fakes.StoreBesideWith(t, st, postgres.Options{Tracer: &rounds})
 	fake := newFake()
 	raw, _ := json.Marshal(workertest.Failed("evt_1", "inv_1", "cus_1", t0))
 	other := &eventlog.Ingestor{Store: st, Temporal: fake} // the process that got the first request

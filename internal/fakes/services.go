@@ -81,8 +81,16 @@ func MustStore(tb testing.TB) *postgres.Store {
 // process, each with its own pool as deployed.
 func StoreBeside(tb testing.TB, st *postgres.Store) *postgres.Store {
 	tb.Helper()
+	return StoreBesideWith(tb, st, postgres.Options{})
+}
+
+// StoreBesideWith is StoreBeside with options (a tracer that counts statements, a pool size);
+// the schema is always st's.
+func StoreBesideWith(tb testing.TB, st *postgres.Store, opts postgres.Options) *postgres.Store {
+	tb.Helper()
 	schema := st.Pool().Config().ConnConfig.RuntimeParams["search_path"]
-	other, err := postgres.Open(context.Background(), DatabaseURL(), postgres.Options{Schema: schema})
+	opts.Schema = schema
+	other, err := postgres.Open(context.Background(), DatabaseURL(), opts)
 	if err != nil {
 		tb.Fatalf("open a second store on %s: %v", schema, err)
 	}
